@@ -1,0 +1,54 @@
+# The commands in README.md. Everything runs inside .venv, created on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format migrate seed worker beat serve messages bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)  ## The portal on its embedded default, with demo data, at http://127.0.0.1:8000
+	@mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: $(STAMP) lint  ## Lint, migrations check and the whole test suite
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/djlint templates --lint --quiet
+	./scripts/check-deploy.sh
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+messages: $(STAMP)  ## Refresh and compile the translations
+	$(BIN)/python manage.py makemessages -l pt_BR --ignore=.venv --ignore=var --no-obsolete
+	$(BIN)/python manage.py compilemessages --ignore=.venv
+
+worker: $(STAMP)
+	$(BIN)/celery -A portal worker --loglevel=INFO
+
+beat: $(STAMP)
+	$(BIN)/celery -A portal beat --loglevel=INFO --schedule var/celerybeat-schedule
+
+serve: $(STAMP)  ## gunicorn, for the full stack
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	$(BIN)/gunicorn portal.wsgi --bind 0.0.0.0:8000 --workers 3
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_get_a_key.py
+
+clean:
+	rm -rf $(VENV) var/portal.sqlite3 var/emails var/staticfiles

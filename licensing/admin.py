@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+from import_export import fields, resources
+from import_export.admin import ImportExportMixin
+from import_export.widgets import ForeignKeyWidget
+
+from .codes import CodeFormatError, canonical_code
+from .models import License, Product, ProductVersion, SerialNumber, SupportRegistration
+from .services import LicensingError, serials_create
+
+
+class ProductVersionInline(admin.TabularInline):
+    model = ProductVersion
+    extra = 0
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["sku", "name", "family", "node_locked", "license_model"]
+    list_filter = ["family", "node_locked", "license_model"]
+    search_fields = ["sku", "name", "family"]
+    readonly_fields = ["created_at"]
+    inlines = [ProductVersionInline]
+
+
+class GenerateSerialsForm(forms.Form):
+    count = forms.IntegerField(label=_("How many serial numbers"), min_value=1, max_value=10_000)
+    kind = forms.ChoiceField(label=_("Kind"), choices=SerialNumber.Kind.choices)
+    quantity = forms.IntegerField(label=_("Quantity per serial"), min_value=1, initial=1)
+    maintenance_months = forms.IntegerField(label=_("Maintenance months"), min_value=0, initial=12)
+    expires_on = forms.DateField(
+        label=_("Redeem before"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+@admin.register(ProductVersion)
+class ProductVersionAdmin(admin.ModelAdmin):
+    list_display = ["product", "version", "released_on"]
+    list_filter = ["product"]
+    search_fields = ["product__sku", "product__name", "version"]
+    list_select_related = ["product"]
+    actions = ["generate_serials"]
+
+    @admin.action(description=_("Generate N serial numbers"))
+    def generate_serials(self, request: HttpRequest, queryset: QuerySet[ProductVersion]) -> Any:
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one version."), messages.ERROR)
+            return None
+        version = queryset.get()
+        if "apply" in request.POST:
+            form = GenerateSerialsForm(request.POST)
+            if form.is_valid():
+                try:
+                    serials = serials_create(
+                        version=version,
+                        created_by=request.user,  # type: ignore[arg-type]
+                        **form.cleaned_data,
+                    )
+                except LicensingError as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+                    return None
+                return _serial_codes_response(serials, version)
+        else:
+            form = GenerateSerialsForm()
+        return render(
+            request,
+            "admin/licensing/generate_serials.html",
+            {
+                **self.admin_site.each_context(request),
+                "form": form,
+                "version": version,
+                "queryset": queryset,
+                "title": _("Generate serial numbers"),
+            },
+        )
+
+
+def _serial_codes_response(serials: list[SerialNumber], version: ProductVersion) -> HttpResponse:
+    response = HttpResponse(
+        "code,product,version,kind,quantity,maintenance_months,expires_on\n"
+        + "".join(
+            f"{s.code},{version.product.sku},{version.version},{s.kind},{s.quantity},"
+            f"{s.maintenance_months},{s.expires_on or ''}\n"
+            for s in serials
+        ),
+        content_type="text/csv",
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="serials-{version.product.sku}-{version.version}.csv"'
+    )
+    return response
+
+
+class VersionWidget(ForeignKeyWidget):
+    """Finds the version from the `product` SKU and `version` columns of the same row."""
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Any:
+        try:
+            return ProductVersion.objects.get(product__sku=row["product"], version=value)
+        except ProductVersion.DoesNotExist as exc:
+            raise ValueError(
+                f"Unknown product version {row.get('product')} {value}: create it first."
+            ) from exc
+
+
+class SerialNumberResource(resources.ModelResource):
+    product = fields.Field(attribute="version__product__sku", column_name="product", readonly=True)
+    version = fields.Field(
+        attribute="version", column_name="version", widget=VersionWidget(ProductVersion, "version")
+    )
+
+    class Meta:
+        model = SerialNumber
+        import_id_fields = ["code"]
+        fields = [
+            "code",
+            "product",
+            "version",
+            "kind",
+            "quantity",
+            "maintenance_months",
+            "expires_on",
+            "printed_key",
+            "status",
+        ]
+        skip_unchanged = True
+
+    def before_import_row(self, row: Any, **kwargs: Any) -> None:
+        # Generated codes are checked and stored grouped; legacy codes are kept as they are.
+        try:
+            row["code"] = canonical_code(str(row.get("code") or ""))
+        except CodeFormatError as exc:
+            raise ValueError(
+                f"Serial number {row.get('code')!r} is not valid ({exc.reason})."
+            ) from exc
+        row.setdefault("status", SerialNumber.Status.OPEN)
+        if not row.get("status"):
+            row["status"] = SerialNumber.Status.OPEN
+
+
+@admin.register(SerialNumber)
+class SerialNumberAdmin(ImportExportMixin, admin.ModelAdmin):
+    resource_classes = [SerialNumberResource]
+    list_display = [
+        "code",
+        "version",
+        "kind",
+        "quantity",
+        "maintenance_months",
+        "status",
+        "redeemed_by",
+        "redeemed_at",
+        "expires_on",
+    ]
+    list_filter = ["status", "kind", "version__product"]
+    search_fields = [
+        "code",
+        "redeemed_by__name",
+        "redeemed_by__account_number",
+        "version__product__sku",
+    ]
+    list_select_related = ["version__product", "redeemed_by"]
+    readonly_fields = ["status", "redeemed_by", "redeemed_at", "license", "created_at"]
+    raw_id_fields = ["version"]
+    actions = ["void_serials"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return [*self.readonly_fields, "code", "version", "kind", "quantity"]
+        return self.readonly_fields
+
+    @admin.action(description=_("Void the selected open serial numbers"))
+    def void_serials(self, request: HttpRequest, queryset: QuerySet[SerialNumber]) -> None:
+        from portal.services import audit_record
+
+        codes = list(
+            queryset.filter(status=SerialNumber.Status.OPEN).values_list("code", flat=True)
+        )
+        count = SerialNumber.objects.filter(code__in=codes, status="open").update(status="void")
+        audit_record(
+            action="serials.voided",
+            actor=request.user,  # type: ignore[arg-type]
+            details={"codes": codes},
+        )
+        self.message_user(request, _("%(count)d serial numbers voided.") % {"count": count})
+
+
+@admin.register(License)
+class LicenseAdmin(admin.ModelAdmin):
+    list_display = [
+        "key",
+        "owner",
+        "version",
+        "quantity",
+        "maintenance_end",
+        "status",
+        "source",
+        "issued_at",
+    ]
+    list_filter = ["status", "source", "version__product"]
+    search_fields = ["key", "owner__name", "owner__account_number", "source_ref", "host_id"]
+    list_select_related = ["owner", "version__product"]
+    date_hierarchy = "issued_at"
+
+    # Licenses are minted by licensing.services.license_issue only; admin reads them.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SupportRegistration)
+class SupportRegistrationAdmin(admin.ModelAdmin):
+    list_display = ["company", "organization", "technical_email", "country", "created_at"]
+    search_fields = ["company", "technical_email", "primary_email", "organization__name"]
+    list_select_related = ["organization"]
+    readonly_fields = ["created_at", "updated_at"]

@@ -1,0 +1,100 @@
+"""Codes people type: license keys, serial numbers and voucher codes.
+
+All use Crockford's base32 alphabet (no I, L, O, U), upper case, in dash-separated groups of five.
+Serial numbers and voucher codes end with a check character (Luhn mod 32 over the same alphabet),
+so a typo is caught before any lookup; license keys carry no check character.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
+# Crockford's decoding rules: letters easily misread for digits are read as those digits.
+_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_SEPARATORS = re.compile(r"[\s\-_.]+")
+
+KEY_LENGTH = 25  # 125 bits
+CODE_BODY_LENGTH = 24  # 120 bits, plus one check character
+GROUP = 5
+
+
+def _random_chars(count: int) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(count))
+
+
+def group(chars: str) -> str:
+    """Splits characters into dash-separated groups of five."""
+    return "-".join(chars[i : i + GROUP] for i in range(0, len(chars), GROUP))
+
+
+def compact(raw: str) -> str:
+    """Upper-cases and strips separators: the form input is compared in."""
+    return _SEPARATORS.sub("", raw or "").upper()
+
+
+def check_character(body: str) -> str:
+    """Luhn mod 32: catches every single-character error and most adjacent swaps."""
+    factor = 2
+    total = 0
+    n = len(ALPHABET)
+    for ch in reversed(body):
+        addend = factor * _VALUE[ch]
+        factor = 1 if factor == 2 else 2
+        total += addend // n + addend % n
+    return ALPHABET[(n - total % n) % n]
+
+
+def generate_license_key() -> str:
+    """A new license key: 125 random bits, five groups of five."""
+    return group(_random_chars(KEY_LENGTH))
+
+
+def generate_code() -> str:
+    """A new serial number or voucher code: 120 random bits and a check character."""
+    body = _random_chars(CODE_BODY_LENGTH)
+    return group(body + check_character(body))
+
+
+def is_base32(chars: str) -> bool:
+    return bool(chars) and all(ch in _VALUE for ch in chars)
+
+
+def canonical_key(raw: str) -> str:
+    """The stored form of a typed license key; legacy keys keep their dashes, lose whitespace."""
+    chars = compact(raw).translate(_CONFUSABLE)
+    if len(chars) == KEY_LENGTH and is_base32(chars):
+        return group(chars)
+    return "".join((raw or "").split()).upper()
+
+
+class CodeFormatError(ValueError):
+    """A typed serial or voucher code that cannot be right, whatever is in the database."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "empty", "malformed" or "check"
+
+
+_LEGACY = re.compile(r"^[A-Z0-9]{6,40}$")
+
+
+def canonical_code(raw: str) -> str:
+    """The stored form of a typed serial number or voucher code.
+
+    Generated codes (25 base32 characters) must pass the check character; imported legacy
+    serials in other formats are accepted as they are, upper-cased and without separators.
+    """
+    chars = compact(raw)
+    if not chars:
+        raise CodeFormatError("empty")
+    decoded = chars.translate(_CONFUSABLE)
+    if len(decoded) == CODE_BODY_LENGTH + 1 and is_base32(decoded):
+        if check_character(decoded[:-1]) != decoded[-1]:
+            raise CodeFormatError("check")
+        return group(decoded)
+    if not _LEGACY.match(chars):
+        raise CodeFormatError("malformed")
+    return chars

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import Organization
+from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+from portal.services import audit_record
+
+from .codes import CodeFormatError
+from .models import License, SerialNumber, SupportRegistration
+from .services import SerialAlreadyRedeemed, SerialError, serial_check
+
+
+class SerialForm(forms.Form):
+    serial = forms.CharField(
+        label=_("Serial number"),
+        max_length=80,
+        help_text=_("As printed on your license certificate, for example 7K3QD-M2XJ9-…"),
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )
+
+    def __init__(
+        self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.organization = organization
+        self.serial: SerialNumber | None = None
+        self.already_redeemed: License | None = None
+
+    def clean_serial(self) -> str:
+        raw = self.cleaned_data["serial"]
+        budget = failed_attempts_budget(self.request)
+        if budget.exhausted:
+            raise forms.ValidationError(
+                _(
+                    "Too many serial numbers were not recognised. For your security, try again in "
+                    "%(minutes)s minutes, or contact customer care."
+                ),
+                code="rate_limited",
+                params={"minutes": budget.minutes_left},
+            )
+        try:
+            self.serial = serial_check(
+                code=raw, organization=self.organization, today=timezone.localdate()
+            )
+        except CodeFormatError as exc:
+            self._failed()
+            raise forms.ValidationError(CODE_FORMAT_MESSAGES[exc.reason], code=exc.reason) from exc
+        except SerialAlreadyRedeemed as exc:
+            self.already_redeemed = exc.license
+            raise forms.ValidationError(
+                _("Your organization already redeemed this serial number: it is license %(key)s."),
+                code="redeemed",
+                params={"key": exc.license.key},
+            ) from exc
+        except SerialError as exc:
+            self._failed()
+            raise forms.ValidationError(str(exc), code="refused") from exc
+        return self.serial.code
+
+    def _failed(self) -> None:
+        budget = failed_attempt_record(self.request)
+        if budget.exhausted:
+            audit_record(
+                action="serial.rate_limited",
+                actor=self.request.user,  # type: ignore[arg-type]
+                organization=self.organization,
+                details={"ip": self.request.META.get("REMOTE_ADDR", "")},
+            )
+
+
+CODE_FORMAT_MESSAGES = {
+    "empty": _("Enter the serial number printed on your license certificate."),
+    "malformed": _(
+        "This does not look like a serial number: use only the letters and digits printed on "
+        "your license certificate."
+    ),
+    "check": _(
+        "This serial number is not valid: check the serial number for typos (0 and O, 1 and I, "
+        "8 and B look alike)."
+    ),
+}
+
+
+class RegistrationForm(forms.ModelForm):
+    """Product registration and support contacts; the target license and host ID when needed."""
+
+    target_license = forms.ChoiceField(label=_("License"), required=True)
+    host_id = forms.CharField(
+        label=_("Host ID"),
+        max_length=200,
+        help_text=_("The identifier of the machine this node-locked license is bound to."),
+        error_messages={"required": _("Enter the host ID of the machine.")},
+    )
+
+    class Meta:
+        model = SupportRegistration
+        fields = [
+            "company",
+            "address",
+            "country",
+            "primary_name",
+            "primary_email",
+            "primary_phone",
+            "technical_name",
+            "technical_email",
+            "technical_phone",
+        ]
+        widgets = {"address": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(
+        self,
+        *args: Any,
+        serial: SerialNumber | None,
+        targets: list[License] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        kind = serial.kind if serial else SerialNumber.Kind.NEW
+        if kind == SerialNumber.Kind.NEW or not targets:
+            del self.fields["target_license"]
+        else:
+            self.fields["target_license"].label = (
+                _("License to upgrade")
+                if kind == SerialNumber.Kind.UPGRADE
+                else _("License to renew")
+            )
+            self.fields["target_license"].choices = [
+                (
+                    str(lic.pk),
+                    f"{lic.version} × {lic.quantity} — {lic.key} "
+                    f"({_('maintenance until')} {lic.maintenance_end:%Y-%m-%d})",
+                )
+                for lic in targets
+            ]
+            if len(targets) == 1:
+                self.fields["target_license"].initial = str(targets[0].pk)
+        needs_host = (
+            serial is not None
+            and serial.version.product.node_locked
+            and kind != SerialNumber.Kind.RENEWAL
+        )
+        if not needs_host:
+            del self.fields["host_id"]
+
+    def clean_host_id(self) -> str:
+        host_id = " ".join(self.cleaned_data["host_id"].split())
+        if not host_id:
+            raise forms.ValidationError(_("Enter the host ID of the machine."))
+        return host_id
+
+    def registration_data(self) -> dict[str, str]:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class ConfirmForm(forms.Form):
+    """The confirmation step has no fields: what is confirmed comes from the server."""

@@ -1,0 +1,113 @@
+"""Create or show the portal's Ed25519 license-signing key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+
+from licensing.signing import (
+    create_signing_key,
+    get_public_key,
+    key_id,
+    load_signing_key,
+    public_key_hex,
+    public_key_pem,
+)
+
+
+class Command(BaseCommand):
+    help = _("Create the license-signing key, or show its public half.")
+    # Pure key/crypto work: it must run even while URLs or other apps are misconfigured.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare the command-line arguments."""
+        parser.add_argument(
+            "action",
+            choices=["create", "show"],
+            help=_("create: generate a new key file; show: print the public key."),
+        )
+        parser.add_argument(
+            "--path",
+            help=_("Key file to use. Defaults to settings.LICENSE_SIGNING_KEY_FILE."),
+        )
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            dest="if_missing",
+            help=_("With create: do nothing (and succeed) if the key file already exists."),
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Dispatch to the chosen action."""
+        path = Path(options["path"] or settings.LICENSE_SIGNING_KEY_FILE).expanduser()
+        if options["action"] == "create":
+            self._create(path, if_missing=options["if_missing"])
+        else:
+            self._show(path if options["path"] else None)
+
+    def _create(self, path: Path, *, if_missing: bool) -> None:
+        try:
+            key = create_signing_key(path)
+        except FileExistsError:
+            if not if_missing:
+                # Overwriting would make every license already issued fail verification.
+                raise CommandError(
+                    _(
+                        "The signing key %(path)s already exists; refusing to replace it because "
+                        "licenses signed with it would stop verifying. Use --if-missing to accept "
+                        "an existing key."
+                    )
+                    % {"path": path}
+                ) from None
+            existing = self._load(path)
+            self.stdout.write(
+                _("Signing key %(path)s already exists (key id %(key_id)s).")
+                % {"path": path, "key_id": key_id(existing.public_key())}
+            )
+            return
+        except OSError as err:
+            raise CommandError(
+                _("Cannot create the signing key %(path)s: %(reason)s.")
+                % {"path": path, "reason": err.strerror or err}
+            ) from None
+        self.stdout.write(
+            _(
+                "Created signing key %(path)s (key id %(key_id)s). Back it up: licenses it signs "
+                "can only be verified with its public key."
+            )
+            % {"path": path, "key_id": key_id(key.public_key())}
+        )
+
+    def _show(self, path: Path | None) -> None:
+        if path:
+            public_key = self._load(path).public_key()
+        else:
+            try:
+                public_key = get_public_key()
+            except ImproperlyConfigured as err:
+                raise CommandError(str(err)) from None
+        self.stdout.write(_("Key id: %(key_id)s") % {"key_id": key_id(public_key)})
+        self.stdout.write(_("Public key (hex): %(hex)s") % {"hex": public_key_hex(public_key)})
+        self.stdout.write(_("Public key (PEM):"))
+        self.stdout.write(public_key_pem(public_key).rstrip("\n"))
+
+    def _load(self, path: Path) -> Ed25519PrivateKey:
+        try:
+            return load_signing_key(path)
+        except OSError as err:
+            raise CommandError(
+                _("Cannot read the signing key %(path)s: %(reason)s.")
+                % {"path": path, "reason": err.strerror or err}
+            ) from None
+        except ValueError as err:
+            raise CommandError(
+                _("%(path)s is not a usable signing key: %(reason)s")
+                % {"path": path, "reason": err}
+            ) from None

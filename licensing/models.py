@@ -1,0 +1,270 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import Organization
+
+from .codes import generate_code
+
+
+class Product(models.Model):
+    class LicenseModel(models.TextChoices):
+        PERPETUAL = "perpetual", _("Perpetual")
+        SUBSCRIPTION = "subscription", _("Subscription")
+
+    sku = models.CharField(_("SKU"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    family = models.CharField(_("product family"), max_length=100, blank=True)
+    node_locked = models.BooleanField(
+        _("node-locked"), default=False, help_text=_("Licenses are bound to one host ID.")
+    )
+    license_model = models.CharField(
+        _("license model"),
+        max_length=16,
+        choices=LicenseModel.choices,
+        default=LicenseModel.PERPETUAL,
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sku})"
+
+
+class ProductVersion(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(_("version"), max_length=40)
+    released_on = models.DateField(_("released on"), default=date.today)
+
+    class Meta:
+        verbose_name = _("product version")
+        verbose_name_plural = _("product versions")
+        ordering = ["product__name", "-released_on"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "version"], name="licensing_productversion_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.name} {self.version}"
+
+
+def add_months(start: date, months: int) -> date:
+    """The same day `months` later, clamped to the month's last day (Jan 31 + 1 → Feb 28)."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    for day in (start.day, 30, 29, 28):
+        try:
+            return start.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+class SerialNumber(models.Model):
+    class Kind(models.TextChoices):
+        NEW = "new", _("New purchase")
+        UPGRADE = "upgrade", _("Upgrade")
+        RENEWAL = "renewal", _("Maintenance renewal")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Not redeemed")
+        REDEEMED = "redeemed", _("Redeemed")
+        VOID = "void", _("Void")
+
+    code = models.CharField(_("serial number"), max_length=64, unique=True, default=generate_code)
+    version = models.ForeignKey(
+        ProductVersion,
+        on_delete=models.PROTECT,
+        related_name="serials",
+        verbose_name=_("product version"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.NEW)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    maintenance_months = models.PositiveSmallIntegerField(_("maintenance months"), default=12)
+    expires_on = models.DateField(
+        _("redeem before"), null=True, blank=True, help_text=_("Empty: never expires.")
+    )
+    printed_key = models.CharField(
+        _("printed license key"),
+        max_length=64,
+        blank=True,
+        help_text=_("The key printed on the certificate, if any: redeeming returns this key."),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default="open")
+    redeemed_by = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="redeemed_serials",
+        verbose_name=_("redeemed by"),
+    )
+    redeemed_at = models.DateTimeField(_("redeemed at"), null=True, blank=True)
+    license = models.ForeignKey(
+        "License",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="serials",
+        verbose_name=_("license"),
+        help_text=_("The license this serial created or renewed."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("serial number")
+        verbose_name_plural = _("serial numbers")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="licensing_serialnumber_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(status="redeemed", redeemed_by__isnull=False, license__isnull=False)
+                    | ~models.Q(status="redeemed")
+                ),
+                name="licensing_serialnumber_redeemed_has_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def product(self) -> Product:
+        return self.version.product
+
+    def is_expired(self, *, today: date) -> bool:
+        return self.expires_on is not None and self.expires_on < today
+
+
+class SupportRegistration(models.Model):
+    """Who the vendor supports for a license: the company and its two contacts."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="registrations"
+    )
+    company = models.CharField(_("company"), max_length=200)
+    address = models.TextField(_("address"))
+    country = models.CharField(_("country"), max_length=100)
+    primary_name = models.CharField(_("primary contact name"), max_length=200)
+    primary_email = models.EmailField(_("primary contact email"))
+    primary_phone = models.CharField(_("primary contact phone"), max_length=40)
+    technical_name = models.CharField(_("technical contact name"), max_length=200)
+    technical_email = models.EmailField(_("technical contact email"))
+    technical_phone = models.CharField(_("technical contact phone"), max_length=40)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("support registration")
+        verbose_name_plural = _("support registrations")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.company} ({self.technical_email})"
+
+
+class License(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        SUPERSEDED = "superseded", _("Superseded")
+        REVOKED = "revoked", _("Revoked")
+
+    class Source(models.TextChoices):
+        SERIAL = "serial", _("Serial number")
+        UPGRADE = "upgrade", _("Version upgrade")
+        VOUCHER = "voucher", _("Voucher")
+        EF_DRAWDOWN = "ef_drawdown", _("Enterprise Flexible drawdown")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.CharField(_("license key"), max_length=64, unique=True)
+    owner = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="licenses", verbose_name=_("owner")
+    )
+    version = models.ForeignKey(
+        ProductVersion,
+        on_delete=models.PROTECT,
+        related_name="licenses",
+        verbose_name=_("product version"),
+    )
+    quantity = models.PositiveIntegerField(_("quantity"))
+    maintenance_start = models.DateField(_("maintenance start"))
+    maintenance_end = models.DateField(_("maintenance end"))
+    host_id = models.CharField(_("host ID"), max_length=200, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    # What the source was (a serial code, an upgrade line, a voucher code…), as text so that this
+    # app never imports the apps built on top of it.
+    source_ref = models.CharField(_("source reference"), max_length=100, blank=True)
+    supersedes = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="superseded_by",
+        verbose_name=_("supersedes"),
+    )
+    registration = models.ForeignKey(
+        SupportRegistration,
+        on_delete=models.PROTECT,
+        related_name="licenses",
+        verbose_name=_("support registration"),
+    )
+    issued_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("issued by"),
+    )
+    # A reissued file (renewal, rehost) replaces the previous one: files carry this timestamp,
+    # and only the file with the latest one is current.
+    file_issued_at = models.DateTimeField(_("license file issued at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("license")
+        verbose_name_plural = _("licenses")
+        ordering = ["-issued_at"]
+        indexes = [models.Index(fields=["owner", "status", "maintenance_end"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(maintenance_end__gte=models.F("maintenance_start")),
+                name="licensing_license_maintenance_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} × {self.quantity} ({self.key})"
+
+    @property
+    def product(self) -> Product:
+        return self.version.product
+
+    def maintenance_state(self, *, today: date) -> str:
+        if self.maintenance_end < today:
+            return "expired"
+        if self.maintenance_end <= today + timedelta(days=90):
+            return "expiring"
+        return "active"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.version.product.sku}-{self.key[-5:]}.lic".lower()

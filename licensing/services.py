@@ -1,0 +1,431 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.emails import Attachment, queue_email
+from portal.models import Organization, User
+from portal.services import audit_record
+
+from .codes import canonical_code, canonical_key, generate_license_key
+from .licensefile import build_license_file
+from .models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
+from .signing import get_signing_key, key_id
+
+LICENSE_FILE_MIMETYPE = "application/x-license-file"
+
+
+class LicensingError(Exception):
+    """An illegal licensing state change; the message tells the user what to do."""
+
+
+class SerialError(LicensingError):
+    """A serial number that cannot be redeemed by this organization."""
+
+
+class SerialAlreadyRedeemed(LicensingError):
+    """The organization already redeemed this serial: its result is `license`."""
+
+    def __init__(self, license: License) -> None:
+        super().__init__(_("Your organization already redeemed this serial number."))
+        self.license = license
+
+
+@dataclass(frozen=True)
+class IssueSource:
+    """What a new license is for and where it comes from; callers derive it from their source."""
+
+    kind: str  # a License.Source value
+    ref: str
+    version: ProductVersion
+    quantity: int
+    maintenance_start: date
+    maintenance_end: date
+    host_id: str = ""
+    preset_key: str = ""  # a key printed on the purchase certificate, reused instead of minted
+    supersedes: License | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# License files and the license email
+
+
+def license_payload(license: License) -> dict[str, Any]:
+    """The plaintext of a license file, in Keygen's JSON:API shape."""
+    product = license.version.product
+    return {
+        "data": {
+            "type": "licenses",
+            "id": str(license.pk),
+            "attributes": {
+                "key": license.key,
+                "name": f"{product.name} {license.version.version}",
+                "status": license.status.upper(),
+                "expiry": None,
+                "maxMachines": license.quantity,
+                "metadata": {
+                    "product": product.sku,
+                    "productName": product.name,
+                    "version": license.version.version,
+                    "quantity": license.quantity,
+                    "hostId": license.host_id or None,
+                    "maintenanceStart": license.maintenance_start.isoformat(),
+                    "maintenanceExpiry": license.maintenance_end.isoformat(),
+                    "account": license.owner.account_number,
+                    "accountName": license.owner.name,
+                },
+            },
+        },
+        "meta": {
+            "issued": license.file_issued_at.isoformat().replace("+00:00", "Z"),
+            "expiry": None,
+            "ttl": None,
+            "keyId": key_id(),
+        },
+    }
+
+
+def license_file_text(license: License) -> str:
+    """A freshly signed license file for the license's current state."""
+    return build_license_file(
+        payload=license_payload(license), license_key=license.key, signing_key=get_signing_key()
+    )
+
+
+def license_email_recipients(license: License, acting_user: User | None) -> list[str]:
+    recipients = [license.registration.technical_email]
+    if acting_user is not None and acting_user.is_authenticated:
+        recipients.append(acting_user.email)
+    return sorted({address.lower() for address in recipients})
+
+
+def license_email_queue(*, license: License, acting_user: User | None, event: str) -> None:
+    """Queues the license email (key, dates, file attached) for after the commit."""
+    queue_email(
+        template=f"license_{event}",
+        to=license_email_recipients(license, acting_user),
+        context={"license": license, "product": license.version.product},
+        attachments=[
+            Attachment(
+                license.file_name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE
+            )
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The one mint
+
+
+@transaction.atomic
+def license_issue(
+    *,
+    source: IssueSource,
+    owner: Organization,
+    registration: SupportRegistration,
+    acting_user: User | None,
+    acting_for: Organization | None = None,
+) -> License:
+    """Creates a license: key, audit event and email with its signed file, in one transaction.
+
+    Every License row in the system is created here.
+    """
+    if source.quantity <= 0:
+        raise LicensingError(_("A license needs a quantity of at least 1."))
+    now = timezone.now()
+    for _attempt in range(3):
+        key = canonical_key(source.preset_key) if source.preset_key else generate_license_key()
+        try:
+            # A savepoint, so that a key collision leaves the outer transaction usable.
+            with transaction.atomic():
+                license = License.objects.create(
+                    key=key,
+                    owner=owner,
+                    version=source.version,
+                    quantity=source.quantity,
+                    maintenance_start=source.maintenance_start,
+                    maintenance_end=source.maintenance_end,
+                    host_id=source.host_id,
+                    source=source.kind,
+                    source_ref=source.ref,
+                    supersedes=source.supersedes,
+                    registration=registration,
+                    issued_at=now,
+                    issued_by=acting_user,
+                    file_issued_at=now,
+                )
+            break
+        except IntegrityError as exc:
+            if source.preset_key:
+                raise LicensingError(
+                    _("The license key printed on this certificate is already registered.")
+                ) from exc
+    else:  # pragma: no cover - 125 random bits colliding three times in a row
+        raise LicensingError(_("Could not generate a unique license key. Please try again."))
+
+    if source.supersedes is not None:
+        License.objects.filter(pk=source.supersedes.pk).update(status=License.Status.SUPERSEDED)
+        audit_record(
+            action="license.superseded",
+            actor=acting_user,
+            organization=owner,
+            acting_for=acting_for,
+            obj=source.supersedes,
+            details={"by": str(license.pk), "key": source.supersedes.key},
+        )
+    audit_record(
+        action="license.issued",
+        actor=acting_user,
+        organization=owner,
+        acting_for=acting_for,
+        obj=license,
+        details={
+            "key": license.key,
+            "source": source.kind,
+            "source_ref": source.ref,
+            "product": source.version.product.sku,
+            "version": source.version.version,
+            "quantity": source.quantity,
+            "maintenance_end": source.maintenance_end.isoformat(),
+        },
+    )
+    license_email_queue(license=license, acting_user=acting_user, event="issued")
+    return license
+
+
+# ---------------------------------------------------------------------------------------------
+# Serial numbers
+
+
+def serial_check(*, code: str, organization: Organization, today: date) -> SerialNumber:
+    """Finds a serial the organization may redeem, or raises SerialError saying why not."""
+    serial = (
+        SerialNumber.objects.select_related("version__product", "license")
+        .filter(code=canonical_code(code))
+        .first()
+    )
+    # Unknown, void and redeemed-by-someone-else read the same, so codes cannot be probed.
+    unknown = _(
+        "We could not find this serial number. Check it against your license certificate; "
+        "if it is right, contact customer care."
+    )
+    if serial is None or serial.status == SerialNumber.Status.VOID:
+        raise SerialError(unknown)
+    if serial.status == SerialNumber.Status.REDEEMED:
+        if serial.redeemed_by_id == organization.pk and serial.license is not None:
+            raise SerialAlreadyRedeemed(serial.license)
+        raise SerialError(unknown)
+    if serial.is_expired(today=today):
+        raise SerialError(
+            _("This serial number expired on %(date)s and can no longer be redeemed.")
+            % {"date": serial.expires_on}
+        )
+    needs_target = serial.kind != SerialNumber.Kind.NEW
+    if needs_target and not target_licenses(serial=serial, organization=organization).exists():
+        if serial.kind == SerialNumber.Kind.UPGRADE:
+            message = _(
+                "This upgrade serial number applies to a %(product)s license, and your "
+                "organization has no active one. Redeem the original purchase first."
+            )
+        else:
+            message = _(
+                "This renewal serial number extends the maintenance of a %(product)s "
+                "license, and your organization has no active one."
+            )
+        raise SerialError(message % {"product": serial.version.product.name})
+    return serial
+
+
+def target_licenses(*, serial: SerialNumber, organization: Organization) -> QuerySet[License]:
+    """The organization's licenses an upgrade or renewal serial can apply to."""
+    licenses = License.objects.filter(
+        owner=organization,
+        status=License.Status.ACTIVE,
+        version__product_id=serial.version.product_id,
+    ).select_related("version__product")
+    if serial.kind == SerialNumber.Kind.UPGRADE:
+        licenses = licenses.exclude(version_id=serial.version_id)
+    return licenses.order_by("-issued_at")
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    license: License
+    renewed: bool
+
+
+@transaction.atomic
+def serial_redeem(
+    *,
+    code: str,
+    organization: Organization,
+    registration: dict[str, str],
+    acting_user: User,
+    target_license_id: str | None = None,
+    host_id: str = "",
+) -> RedeemResult:
+    """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names."""
+    today = timezone.localdate()
+    serial_check(code=code, organization=organization, today=today)
+    # The row lock serialises concurrent redemptions of one serial: the second waits here, then
+    # sees the first one's committed status and is refused (or shown the first one's result).
+    serial = (
+        SerialNumber.objects.select_for_update()
+        .select_related("version__product")
+        .get(code=canonical_code(code))
+    )
+    if serial.status != SerialNumber.Status.OPEN:
+        serial_check(code=code, organization=organization, today=today)  # raises with the reason
+        raise SerialError(_("This serial number can no longer be redeemed."))
+
+    product = serial.version.product
+    target: License | None = None
+    if serial.kind != SerialNumber.Kind.NEW:
+        target = (
+            target_licenses(serial=serial, organization=organization)
+            .select_for_update(of=("self",))
+            .filter(pk=target_license_id)
+            .first()
+            if target_license_id
+            else None
+        )
+        if target is None:
+            raise SerialError(
+                _("Choose which of your %(product)s licenses this serial applies to.")
+                % {"product": product.name}
+            )
+    if product.node_locked and serial.kind != SerialNumber.Kind.RENEWAL and not host_id.strip():
+        raise SerialError(
+            _("%(product)s is node-locked: enter the host ID of the machine.")
+            % {"product": product.name}
+        )
+
+    support = SupportRegistration.objects.create(organization=organization, **registration)
+    if serial.kind == SerialNumber.Kind.RENEWAL:
+        assert target is not None
+        license = license_renew(
+            license=target,
+            months=serial.maintenance_months,
+            registration=support,
+            acting_user=acting_user,
+            reference=serial.code,
+        )
+        renewed = True
+    else:
+        license = license_issue(
+            source=IssueSource(
+                kind=License.Source.SERIAL,
+                ref=serial.code,
+                version=serial.version,
+                quantity=serial.quantity,
+                maintenance_start=today,
+                maintenance_end=add_months(today, serial.maintenance_months),
+                host_id=host_id.strip() if product.node_locked else "",
+                preset_key=serial.printed_key,
+                supersedes=target,
+            ),
+            owner=organization,
+            registration=support,
+            acting_user=acting_user,
+        )
+        renewed = False
+    serial.status = SerialNumber.Status.REDEEMED
+    serial.redeemed_by = organization
+    serial.redeemed_at = timezone.now()
+    serial.license = license
+    serial.save(update_fields=["status", "redeemed_by", "redeemed_at", "license"])
+    audit_record(
+        action="serial.redeemed",
+        actor=acting_user,
+        organization=organization,
+        obj=serial,
+        details={"code": serial.code, "kind": serial.kind, "license": str(license.pk)},
+    )
+    return RedeemResult(license=license, renewed=renewed)
+
+
+@transaction.atomic
+def license_renew(
+    *,
+    license: License,
+    months: int,
+    registration: SupportRegistration | None,
+    acting_user: User | None,
+    reference: str,
+) -> License:
+    """Extends maintenance by `months` from its end (or today, if lapsed) and reissues the file."""
+    locked = License.objects.select_for_update().get(pk=license.pk)
+    if locked.status != License.Status.ACTIVE:
+        raise LicensingError(_("Only active licenses can be renewed."))
+    today = timezone.localdate()
+    old_end = locked.maintenance_end
+    locked.maintenance_end = add_months(max(old_end, today), months)
+    locked.file_issued_at = timezone.now()
+    fields = ["maintenance_end", "file_issued_at"]
+    if registration is not None:
+        locked.registration = registration
+        fields.append("registration")
+    locked.save(update_fields=fields)
+    audit_record(
+        action="license.renewed",
+        actor=acting_user,
+        organization=locked.owner,
+        obj=locked,
+        details={
+            "from": old_end.isoformat(),
+            "to": locked.maintenance_end.isoformat(),
+            "reference": reference,
+        },
+    )
+    license_email_queue(license=locked, acting_user=acting_user, event="renewed")
+    return locked
+
+
+@transaction.atomic
+def serials_create(
+    *,
+    version: ProductVersion,
+    count: int,
+    kind: str = SerialNumber.Kind.NEW,
+    quantity: int = 1,
+    maintenance_months: int = 12,
+    expires_on: date | None = None,
+    created_by: User | None = None,
+) -> list[SerialNumber]:
+    """Generates `count` new serial numbers for a product version."""
+    if not 1 <= count <= 100_000:
+        raise LicensingError(_("Generate between 1 and 100,000 serial numbers at a time."))
+    if quantity < 1:
+        raise LicensingError(_("A serial number needs a quantity of at least 1."))
+    serials = SerialNumber.objects.bulk_create(
+        [
+            SerialNumber(
+                version=version,
+                kind=kind,
+                quantity=quantity,
+                maintenance_months=maintenance_months,
+                expires_on=expires_on,
+            )
+            for _ in range(count)
+        ],
+        batch_size=1000,
+    )
+    audit_record(
+        action="serials.created",
+        actor=created_by,
+        details={
+            "product": version.product.sku,
+            "version": version.version,
+            "kind": kind,
+            "count": count,
+            "quantity": quantity,
+            "maintenance_months": maintenance_months,
+        },
+    )
+    return serials

@@ -1,0 +1,158 @@
+"""The portal's Ed25519 signing key: the one secret every issued license file depends on."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+# Keyed by the resolved path so a test (or a deployment) that points the setting elsewhere gets
+# that file's key, never one cached from another path.
+_KEY_CACHE: dict[str, Ed25519PrivateKey] = {}
+_KEY_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(path: Path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _publish_no_clobber(tmp_name: str, path: Path) -> None:
+    """Move the finished temp file to `path`, raising FileExistsError if `path` already exists."""
+    try:
+        # A hard link is an atomic create-if-absent: unlike os.replace it can never overwrite a key
+        # another process published a moment ago, which would orphan every license it signed.
+        os.link(tmp_name, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        # Filesystems without hard links: check-then-replace is the best we can do there.
+        if path.exists():
+            raise FileExistsError(f"{path} already exists") from None
+        os.replace(tmp_name, path)
+
+
+def create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Generate a new Ed25519 key and write it to `path` as unencrypted PKCS8 PEM (mode 0600)."""
+    path = Path(path).expanduser()
+    if path.exists():
+        raise FileExistsError(f"{path} already exists; refusing to overwrite a signing key.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+    # Same directory as the target so the final link/rename never crosses filesystems.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp_name, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish_no_clobber(tmp_name, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    with _KEY_CACHE_LOCK:
+        _KEY_CACHE.pop(_cache_key(path), None)
+    return key
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Read an Ed25519 private key from a PEM file (uncached)."""
+    data = Path(path).expanduser().read_bytes()
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key.")
+    return key
+
+
+def get_signing_key() -> Ed25519PrivateKey:
+    """Return the portal's signing key, creating it on first use outside production."""
+    path = Path(settings.LICENSE_SIGNING_KEY_FILE).expanduser()
+    cache_key = _cache_key(path)
+    with _KEY_CACHE_LOCK:
+        cached = _KEY_CACHE.get(cache_key)
+    if cached is not None:
+        return cached
+    if path.exists():
+        key = load_signing_key(path)
+    elif settings.PRODUCTION:
+        # A silently generated key in production would issue licenses nobody can verify later.
+        raise ImproperlyConfigured(
+            f"LICENSE_SIGNING_KEY_FILE ({path}) does not exist. Create the Ed25519 signing key "
+            "with `manage.py signing_key create --path FILE`, back it up, and restart."
+        )
+    else:
+        try:
+            key = create_signing_key(path)
+        except FileExistsError:
+            # Another process (a second worker starting up) created it first; use theirs.
+            key = load_signing_key(path)
+    with _KEY_CACHE_LOCK:
+        _KEY_CACHE[cache_key] = key
+    return key
+
+
+def get_public_key() -> Ed25519PublicKey:
+    """Return the public half of the portal's signing key."""
+    return get_signing_key().public_key()
+
+
+def _raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(
+        encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw
+    )
+
+
+def public_key_pem(public_key: Ed25519PublicKey | None = None) -> str:
+    """Return the (portal's) public key as SubjectPublicKeyInfo PEM text."""
+    public_key = public_key or get_public_key()
+    return public_key.public_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PublicFormat.SubjectPublicKeyInfo,
+    ).decode("ascii")
+
+
+def public_key_hex(public_key: Ed25519PublicKey | None = None) -> str:
+    """Return the (portal's) raw 32-byte public key as lowercase hex, the form Keygen SDKs take."""
+    return _raw_public_bytes(public_key or get_public_key()).hex()
+
+
+def key_id(public_key: Ed25519PublicKey | None = None) -> str:
+    """Return a stable 16-hex-character ID for a public key (default: the portal's)."""
+    raw = _raw_public_bytes(public_key or get_public_key())
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_public_key(data: str | bytes) -> Ed25519PublicKey:
+    """Load an Ed25519 public key from PEM text or a 64-character hex string."""
+    text = data.decode("ascii", errors="replace") if isinstance(data, bytes) else data
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(text.encode("ascii", errors="replace"))
+        except (ValueError, UnsupportedAlgorithm) as err:
+            raise ValueError(f"The PEM public key cannot be read: {err}") from err
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("The PEM public key is not an Ed25519 key.")
+        return key
+    if len(text) == 64:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            pass
+        else:
+            return Ed25519PublicKey.from_public_bytes(raw)
+    raise ValueError("Not an Ed25519 public key: expected PEM text or 64 hexadecimal characters.")

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET
+
+from portal.http import PortalRequest, organization_required
+
+from .selectors import license_for
+from .services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
+from .signing import get_public_key, key_id, public_key_hex, public_key_pem
+
+
+@organization_required
+def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
+    license = license_for(actor=request.user, organization=request.organization, pk=pk)
+    return render(
+        request,
+        "licensing/get_a_key_result.html",
+        {
+            "license": license,
+            "recipients": license_email_recipients(license, license.issued_by),
+            "maintenance_state": license.maintenance_state(today=timezone.localdate()),
+        },
+    )
+
+
+@require_GET
+@organization_required
+def license_file_download(request: PortalRequest, pk: str) -> HttpResponse:
+    license = license_for(actor=request.user, organization=request.organization, pk=pk)
+    response = HttpResponse(license_file_text(license), content_type=LICENSE_FILE_MIMETYPE)
+    response["Content-Disposition"] = f'attachment; filename="{license.file_name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def signing_key_page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "licensing/signing_key.html",
+        {
+            "key_id": key_id(),
+            "public_key_hex": public_key_hex(),
+            "public_key_pem": public_key_pem(),
+        },
+    )
+
+
+@require_GET
+@cache_control(public=True, max_age=3600)
+def signing_key_well_known(request: HttpRequest) -> JsonResponse:
+    public_key = get_public_key()
+    return JsonResponse(
+        {
+            "keys": [
+                {
+                    "kid": key_id(public_key),
+                    "alg": "aes-256-gcm+ed25519",
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "hex": public_key_hex(),
+                    "pem": public_key_pem(),
+                }
+            ]
+        }
+    )

@@ -1,0 +1,104 @@
+"""One helper renders every email from its subject/text/HTML template trio and queues it.
+
+The message is written to the outbox in the caller's transaction and handed to Celery only after
+commit, so an email never announces something that was rolled back, and a broker that is down
+when the transaction commits delays the email instead of losing it (the periodic relay resends).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from .models import OutboundEmail
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mimetype: str = "application/octet-stream"
+
+
+def render_email(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
+    """Renders emails/<template>_{subject.txt,body.txt,body.html}."""
+    context = {"site_url": settings.PORTAL_SITE_URL, **context}
+    subject = render_to_string(f"emails/{template}_subject.txt", context)
+    subject = settings.EMAIL_SUBJECT_PREFIX + " ".join(subject.split())
+    text = render_to_string(f"emails/{template}_body.txt", context)
+    html = render_to_string(f"emails/{template}_body.html", context)
+    return subject, text, html
+
+
+def queue_email(
+    *,
+    template: str,
+    to: list[str],
+    context: dict[str, Any],
+    attachments: list[Attachment] | None = None,
+    language: str | None = None,
+) -> OutboundEmail:
+    """Renders an email into the outbox and sends it after the current transaction commits."""
+    with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
+        subject, text, html = render_email(template, context)
+    return queue_email_rendered(
+        template=template, to=to, subject=subject, text=text, html=html, attachments=attachments
+    )
+
+
+def queue_email_rendered(
+    *,
+    template: str,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str = "",
+    attachments: list[Attachment] | None = None,
+) -> OutboundEmail:
+    """Writes an already rendered email to the outbox and sends it after commit."""
+    recipients = sorted({address.strip().lower() for address in to if address and address.strip()})
+    email = OutboundEmail.objects.create(
+        template=template,
+        to=recipients,
+        subject=subject[:300],
+        body_text=text,
+        body_html=html,
+        attachments=[
+            {
+                "filename": a.filename,
+                "content": base64.b64encode(a.content).decode("ascii"),
+                "mimetype": a.mimetype,
+            }
+            for a in attachments or []
+        ],
+    )
+    from .tasks import send_outbound_email
+
+    transaction.on_commit(lambda: send_outbound_email.delay(str(email.pk)))
+    return email
+
+
+def deliver(email: OutboundEmail) -> None:
+    """Sends one outbox message through the configured backend and marks it sent."""
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body_text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=email.to,
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    for item in email.attachments:
+        message.attach(item["filename"], base64.b64decode(item["content"]), item["mimetype"])
+    message.send()
+    email.status = OutboundEmail.Status.SENT
+    email.sent_at = timezone.now()
+    email.attempts += 1
+    email.save(update_fields=["status", "sent_at", "attempts"])

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+application = get_wsgi_application()
+
+# Production refuses to serve without its signing key rather than fail on the first license.
+from django.conf import settings  # noqa: E402
+
+if settings.PRODUCTION:
+    from licensing.signing import get_signing_key
+
+    get_signing_key()

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from licensing.signing import create_signing_key
+from portal.celery import app as celery_app
+
+
+@pytest.fixture(scope="session")
+def signing_key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "license-signing-key.pem"
+    create_signing_key(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    settings.LICENSE_SIGNING_KEY_FILE = signing_key_path
+    settings.PORTAL_SITE_URL = "http://testserver"
+    # Tasks run in-process unless a test starts a real worker (tests/portal/test_worker.py).
+    celery_app.conf.task_always_eager = True
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def postgres_only() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs PostgreSQL row locks: set DATABASE_URL=postgres://… (CI does)",
+    )
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI provides PostgreSQL, Redis and Chromium: a skip there means a missing service, a failure.
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and session.exitstatus == 0:
+        reporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped; every service must be present.", red=True
+        )
+        session.exitstatus = 1

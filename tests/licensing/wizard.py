@@ -1,0 +1,44 @@
+"""Drives the Get-a-key wizard through Django's test client, step by step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.test import Client
+from django.urls import reverse
+
+from tests.licensing.factories import REGISTRATION
+
+PREFIX = "get_a_key_wizard"
+
+
+def post_step(client: Client, step: str, data: dict[str, Any] | None = None) -> Any:
+    payload = {f"{PREFIX}-current_step": step}
+    for name, value in (data or {}).items():
+        payload[f"{step}-{name}"] = value
+    return client.post(reverse("get-a-key"), payload)
+
+
+def walk(
+    client: Client,
+    code: str,
+    *,
+    registration: dict[str, Any] | None = None,
+    confirm: bool = True,
+) -> Any:
+    """Steps 1-3; returns the last response (the redirect to the result after Confirm)."""
+    client.get(reverse("get-a-key"))
+    response = post_step(client, "serial", {"serial": code})
+    assert response.status_code == 200, response
+    assert response.context["wizard"]["steps"].current == "registration", _errors(response)
+    response = post_step(client, "registration", {**REGISTRATION, **(registration or {})})
+    assert response.status_code == 200
+    assert response.context["wizard"]["steps"].current == "confirm", _errors(response)
+    if not confirm:
+        return response
+    return post_step(client, "confirm")
+
+
+def _errors(response: Any) -> Any:
+    form = response.context["wizard"]["form"]
+    return form.errors
