@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.forms import SignupForm
+from allauth.core import context as allauth_context
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -30,7 +31,8 @@ class PortalSignupForm(SignupForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.invited = bool(self.request and self.request.session.get("portal:invitation"))
+        request = allauth_context.request
+        self.invited = bool(request is not None and request.session.get("portal:invitation"))
         if self.invited:
             del self.fields["organization_name"]
 

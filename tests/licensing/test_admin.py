@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.urls import reverse
+
+from licensing.models import SerialNumber
+from portal.models import AuditEvent
+from tests.licensing.factories import ProductVersionFactory, SerialNumberFactory
+from tests.licensing.wizard import walk
+from tests.portal.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):  # type: ignore[no-untyped-def]
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "portal/user",
+        "portal/organization",
+        "portal/invitation",
+        "portal/auditevent",
+        "portal/outboundemail",
+        "licensing/product",
+        "licensing/productversion",
+        "licensing/serialnumber",
+        "licensing/license",
+        "licensing/supportregistration",
+    ],
+)
+def test_admin_changelists_and_forms_load(staff_client, model) -> None:  # type: ignore[no-untyped-def]
+    app, name = model.split("/")
+    MembershipFactory()
+    SerialNumberFactory()
+    assert staff_client.get(reverse(f"admin:{app}_{name}_changelist")).status_code == 200
+    assert staff_client.get(reverse(f"admin:{app}_{name}_changelist") + "?q=x").status_code == 200
+
+
+def test_admin_detail_pages_load(staff_client, client) -> None:  # type: ignore[no-untyped-def]
+    member = MembershipFactory()
+    serial = SerialNumberFactory()
+    other = client.__class__()
+    other.force_login(member.user)
+    walk(other, serial.code)
+    from licensing.models import License
+
+    license = License.objects.get()
+    for url in [
+        reverse("admin:licensing_license_change", args=[license.pk]),
+        reverse("admin:licensing_serialnumber_change", args=[serial.pk]),
+        reverse("admin:portal_auditevent_change", args=[AuditEvent.objects.first().pk]),
+        reverse("admin:licensing_serialnumber_add"),
+        reverse("admin:licensing_product_add"),
+    ]:
+        assert staff_client.get(url).status_code == 200, url
+
+
+def test_audit_log_is_read_only(staff_client) -> None:  # type: ignore[no-untyped-def]
+    assert staff_client.get(reverse("admin:portal_auditevent_add")).status_code == 403
+
+
+def test_generate_serials_action(staff_client) -> None:  # type: ignore[no-untyped-def]
+    version = ProductVersionFactory()
+    url = reverse("admin:licensing_productversion_changelist")
+    form = staff_client.post(url, {"action": "generate_serials", "_selected_action": [version.pk]})
+    assert form.status_code == 200 and b"How many serial numbers" in form.content
+    response = staff_client.post(
+        url,
+        {
+            "action": "generate_serials",
+            "_selected_action": [version.pk],
+            "apply": "1",
+            "count": "12",
+            "kind": "new",
+            "quantity": "5",
+            "maintenance_months": "12",
+        },
+    )
+    assert response["Content-Type"] == "text/csv"
+    lines = response.content.decode().strip().splitlines()
+    assert len(lines) == 13
+    assert SerialNumber.objects.filter(version=version, quantity=5).count() == 12
+
+
+def test_void_action(staff_client) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory()
+    staff_client.post(
+        reverse("admin:licensing_serialnumber_changelist"),
+        {"action": "void_serials", "_selected_action": [serial.pk]},
+    )
+    serial.refresh_from_db()
+    assert serial.status == SerialNumber.Status.VOID
+
+
+def test_csv_import_of_serials(staff_client) -> None:  # type: ignore[no-untyped-def]
+    version = ProductVersionFactory(product__sku="WSS-GW", version="7.2")
+    good = SerialNumberFactory.build().code
+    csv = (
+        "code,product,version,kind,quantity,maintenance_months,expires_on,printed_key\n"
+        f"{good.lower()},WSS-GW,7.2,new,10,12,,\n"
+        "LEGACY-000123,WSS-GW,7.2,new,1,12,2027-01-31,\n"
+    )
+    url = reverse("admin:licensing_serialnumber_import")
+    page = staff_client.get(url)
+    assert page.status_code == 200
+    upload = io.BytesIO(csv.encode())
+    upload.name = "serials.csv"
+    response = staff_client.post(url, {"import_file": upload, "format": "0", "resource": "0"})
+    assert response.status_code == 200
+    confirm = response.context["confirm_form"]
+    assert confirm is not None, response.content.decode()[:2000]
+    staff_client.post(reverse("admin:licensing_serialnumber_process_import"), confirm.initial)
+    assert SerialNumber.objects.filter(code=good, version=version, quantity=10).exists()
+    assert SerialNumber.objects.filter(code="LEGACY000123").exists()

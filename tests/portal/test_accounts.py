@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from portal.models import AuditEvent, Invitation, Membership, Organization, User
+from portal.services import PortalError, invitation_create, membership_update
+from tests.portal.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SIGNUP = {
+    "full_name": "Marina Silva",
+    "email": "marina@acme.example",
+    "password1": "a-long-and-unusual-passphrase",
+    "password2": "a-long-and-unusual-passphrase",
+    "organization_name": "Acme Manufacturing",
+}
+
+
+def test_signup_creates_the_organization_with_the_user_as_admin(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(reverse("account_signup"), SIGNUP)
+    assert response.status_code == 302
+    user = User.objects.get(email="marina@acme.example")
+    membership = Membership.objects.get(user=user)
+    assert membership.role == Membership.Role.ADMIN
+    assert membership.organization.name == "Acme Manufacturing"
+    assert re.fullmatch(r"\d{8}", membership.organization.account_number)
+    assert user.full_name == "Marina Silva"
+    assert client.get(reverse("dashboard")).status_code == 200
+    assert AuditEvent.objects.filter(action="organization.created").exists()
+
+
+def test_signup_without_organization_name_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(reverse("account_signup"), {**SIGNUP, "organization_name": " "})
+    assert response.status_code == 200
+    assert "Enter your organization" in response.content.decode()
+    assert not User.objects.exists()
+
+
+def test_login_with_email_lands_on_dashboard(client) -> None:  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    response = client.post(
+        reverse("account_login"), {"login": membership.user.email, "password": PASSWORD}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+
+
+def test_user_without_organization_is_asked_to_create_one(client) -> None:  # type: ignore[no-untyped-def]
+    user = UserFactory()
+    client.force_login(user)
+    response = client.get(reverse("dashboard"))
+    assert response["Location"] == reverse("organization-create")
+    response = client.post(reverse("organization-create"), {"name": "Solo Co", "country": "BR"})
+    assert response["Location"] == reverse("dashboard")
+    assert Membership.objects.get(user=user).role == Membership.Role.ADMIN
+
+
+def _invite(client, admin, email="new@acme.example", role="member"):  # type: ignore[no-untyped-def]
+    client.force_login(admin.user)
+    return client.post(reverse("members"), {"email": email, "role": role})
+
+
+def test_invitation_by_email_then_signup_joins_the_organization(
+    client, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    admin = MembershipFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _invite(client, admin)
+    assert response.status_code == 302
+    (email,) = mail.outbox
+    assert email.to == ["new@acme.example"]
+    assert admin.organization.name in email.subject
+    link = re.search(r"http://testserver(/invitations/[\w-]+/)", email.body).group(1)
+
+    client.logout()
+    landing = client.get(link)
+    assert landing.status_code == 200 and admin.organization.name in landing.content.decode()
+    signup_page = client.get(reverse("account_signup"))
+    assert "organization_name" not in signup_page.content.decode()
+    data = {k: v for k, v in SIGNUP.items() if k != "organization_name"}
+    response = client.post(reverse("account_signup"), {**data, "email": "new@acme.example"})
+    assert response.status_code == 302
+    assert response["Location"] == link
+    response = client.post(link)
+    assert response["Location"] == reverse("dashboard")
+    user = User.objects.get(email="new@acme.example")
+    assert list(Membership.objects.filter(user=user).values_list("organization", "role")) == [
+        (admin.organization_id, "member")
+    ]
+    assert Organization.objects.count() == 1
+    assert Invitation.objects.get().accepted_at is not None
+
+
+def test_invitation_for_another_address_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+    admin = MembershipFactory()
+    invitation = invitation_create(
+        organization=admin.organization,
+        email="someone@acme.example",
+        role="member",
+        invited_by=admin.user,
+    )
+    intruder = MembershipFactory()
+    client.force_login(intruder.user)
+    response = client.post(reverse("invitation", args=[invitation.token]), follow=True)
+    assert "This invitation was sent to someone@acme.example" in response.content.decode()
+    assert not Membership.objects.filter(
+        user=intruder.user, organization=admin.organization
+    ).exists()
+
+
+def test_unknown_invitation_token_is_404(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get(reverse("invitation", args=["nope"])).status_code == 404
+
+
+def test_members_cannot_invite(client) -> None:  # type: ignore[no-untyped-def]
+    member = MembershipFactory(role=Membership.Role.MEMBER)
+    response = _invite(client, member)
+    assert response.status_code == 404
+    assert not Invitation.objects.exists()
+
+
+def test_inviting_an_existing_member_says_so(client) -> None:  # type: ignore[no-untyped-def]
+    admin = MembershipFactory()
+    response = _invite(client, admin, email=admin.user.email)
+    assert "already a member" in response.content.decode()
+
+
+def test_bad_invitation_email_is_a_form_error(client) -> None:  # type: ignore[no-untyped-def]
+    admin = MembershipFactory()
+    response = _invite(client, admin, email="not-an-email")
+    assert response.status_code == 200
+    assert "Enter a valid email address" in response.content.decode()
+    assert not Invitation.objects.exists()
+
+
+def test_last_admin_cannot_leave_or_be_demoted() -> None:
+    admin = MembershipFactory()
+    with pytest.raises(PortalError, match="at least one administrator"):
+        membership_update(membership=admin, actor=admin.user, role=Membership.Role.MEMBER)
+    with pytest.raises(PortalError):
+        membership_update(membership=admin, actor=admin.user, remove=True)
+    second = MembershipFactory(organization=admin.organization)
+    membership_update(membership=admin, actor=second.user, role=Membership.Role.MEMBER)
+    admin.refresh_from_db()
+    assert admin.role == Membership.Role.MEMBER
+
+
+def test_admin_changes_role_and_removes_member(client) -> None:  # type: ignore[no-untyped-def]
+    admin = MembershipFactory()
+    member = MembershipFactory(organization=admin.organization, role="member")
+    client.force_login(admin.user)
+    client.post(reverse("member-update", args=[member.pk]), {"role": "admin"})
+    member.refresh_from_db()
+    assert member.role == "admin"
+    client.post(reverse("member-update", args=[member.pk]), {"remove": "1", "role": "admin"})
+    assert not Membership.objects.filter(pk=member.pk).exists()
+    assert AuditEvent.objects.filter(action="membership.removed").exists()
+
+
+def test_members_of_other_organizations_are_out_of_reach(client) -> None:  # type: ignore[no-untyped-def]
+    admin = MembershipFactory()
+    stranger = MembershipFactory()
+    client.force_login(admin.user)
+    response = client.post(reverse("member-update", args=[stranger.pk]), {"remove": "1"})
+    assert response.status_code == 404
+    assert Membership.objects.filter(pk=stranger.pk).exists()
+
+
+def test_switching_organization(client) -> None:  # type: ignore[no-untyped-def]
+    user = UserFactory()
+    first = MembershipFactory(user=user, organization=OrganizationFactory(name="Alpha"))
+    second = MembershipFactory(user=user, organization=OrganizationFactory(name="Beta"))
+    client.force_login(user)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Working in Alpha" in page
+    client.post(reverse("organization-switch"), {"organization": second.organization_id})
+    assert "Working in Beta" in client.get(reverse("dashboard")).content.decode()
+    # An organization the user does not belong to is refused and nothing changes.
+    other = OrganizationFactory(name="Gamma")
+    client.post(reverse("organization-switch"), {"organization": other.pk})
+    assert "Working in Beta" in client.get(reverse("dashboard")).content.decode()
+    assert first.organization.name == "Alpha"
+
+
+def test_switch_ignores_offsite_next(client) -> None:  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    client.force_login(membership.user)
+    response = client.post(
+        reverse("organization-switch"),
+        {"organization": membership.organization_id, "next": "https://evil.example/"},
+    )
+    assert response["Location"] == reverse("dashboard")
+
+
+def test_password_reset_email_goes_through_the_outbox(
+    client, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("account_reset_password"), {"email": membership.user.email})
+    (email,) = mail.outbox
+    assert email.to == [membership.user.email]
+    assert "/accounts/password/reset/key/" in email.body
+
+
+def test_two_factor_setup_page(client) -> None:  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    client.force_login(membership.user)
+    assert client.get("/accounts/2fa/").status_code == 200
+    response = client.get("/accounts/2fa/totp/activate/")
+    assert response.status_code in (200, 302)
+
+
+def test_anonymous_pages(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/").status_code == 200
+    assert client.get(reverse("dashboard"))["Location"].startswith("/accounts/login/")
+    assert client.get(reverse("signing-key")).status_code == 200
+    keys = client.get("/.well-known/license-signing-key").json()["keys"]
+    assert len(keys[0]["hex"]) == 64 and "BEGIN PUBLIC KEY" in keys[0]["pem"]
