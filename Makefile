@@ -34,7 +34,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 messages: $(STAMP)  ## Refresh and compile the translations
-	$(BIN)/python manage.py makemessages -l pt_BR --ignore=.venv --ignore=var --no-obsolete
+	$(BIN)/python manage.py makemessages -l pt_BR --ignore=.venv --ignore=var --ignore=tests --ignore=bench --no-obsolete
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 worker: $(STAMP)

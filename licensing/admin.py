@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from import_export import fields, resources
 from import_export.admin import ImportExportMixin
 from import_export.widgets import ForeignKeyWidget
@@ -190,7 +191,11 @@ class SerialNumberAdmin(ImportExportMixin, admin.ModelAdmin):
             actor=request.user,  # type: ignore[arg-type]
             details={"codes": codes},
         )
-        self.message_user(request, _("%(count)d serial numbers voided.") % {"count": count})
+        self.message_user(
+            request,
+            ngettext("%(count)d serial number voided.", "%(count)d serial numbers voided.", count)
+            % {"count": count},
+        )
 
 
 @admin.register(License)
