@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format migrate seed worker beat serve messages bench clean
+.PHONY: run test lint check-deploy format worker beat serve messages bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -27,7 +27,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/djlint templates --lint --quiet
-	./scripts/check-deploy.sh
+	$(MAKE) --no-print-directory check-deploy
+
+# `manage.py check --deploy` in production mode, with a throwaway secret and signing key.
+check-deploy: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  PORTAL_VAR_DIR="$$tmp" $(BIN)/python manage.py signing_key create --path "$$tmp/key.pem" >/dev/null && \
+	  DJANGO_PRODUCTION=true DJANGO_DEBUG=false LICENSE_SIGNING_KEY_FILE="$$tmp/key.pem" \
+	  DJANGO_SECRET_KEY="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+	  DJANGO_ALLOWED_HOSTS=licensing.example.com PORTAL_VAR_DIR="$$tmp" \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -17,7 +17,7 @@ from django.utils import translation
 
 pytestmark = pytest.mark.django_db
 
-LC_MESSAGES = Path(settings.BASE_DIR) / "locale" / "pt_BR" / "LC_MESSAGES"
+LC_MESSAGES = Path(settings.LOCALE_PATHS[0]) / "pt_BR" / "LC_MESSAGES"
 PO_FILE = LC_MESSAGES / "django.po"
 MO_FILE = LC_MESSAGES / "django.mo"
 
