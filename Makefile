@@ -26,6 +26,7 @@ test: $(STAMP) lint  ## Lint, migrations check and the whole test suite
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy portal licensing upgrades vouchers fileconnect enterprise_flex
 	$(BIN)/djlint templates --lint --quiet
 	$(MAKE) --no-print-directory check-deploy
 

@@ -37,7 +37,7 @@ class SerialForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.request = request
         self.organization = organization
-        self.serial: SerialNumber | None = None
+        self.serial_number: SerialNumber | None = None
         self.already_redeemed: License | None = None
 
     def clean_serial(self) -> str:
@@ -53,7 +53,7 @@ class SerialForm(forms.Form):
                 params={"minutes": budget.minutes_left},
             )
         try:
-            self.serial = serial_check(
+            self.serial_number = serial_check(
                 code=raw, organization=self.organization, today=timezone.localdate()
             )
         except CodeFormatError as exc:
@@ -69,7 +69,7 @@ class SerialForm(forms.Form):
         except SerialError as exc:
             self._failed()
             raise forms.ValidationError(str(exc), code="refused") from exc
-        return self.serial.code
+        return self.serial_number.code
 
     def _failed(self) -> None:
         budget = failed_attempt_record(self.request)
@@ -138,7 +138,7 @@ class RegistrationForm(forms.ModelForm):
                 if kind == SerialNumber.Kind.UPGRADE
                 else _("License to renew")
             )
-            self.fields["target_license"].choices = [
+            self.fields["target_license"].choices = [  # type: ignore[attr-defined]
                 (
                     str(lic.pk),
                     f"{lic.version} × {lic.quantity} — {lic.key} "

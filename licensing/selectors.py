@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
@@ -18,7 +20,7 @@ def licenses_visible_to(*, actor: User, organization: Organization) -> QuerySet[
     )
 
 
-def license_for(*, actor: User, organization: Organization, pk: object) -> License:
+def license_for(*, actor: User, organization: Organization, pk: UUID | str) -> License:
     """One visible license, or 404 (never a hint that it exists elsewhere)."""
     try:
         return licenses_visible_to(actor=actor, organization=organization).get(pk=pk)

@@ -30,8 +30,8 @@ class Attachment:
 def render_email(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """Renders emails/<template>_{subject.txt,body.txt,body.html}."""
     context = {"site_url": settings.PORTAL_SITE_URL, **context}
-    subject = render_to_string(f"emails/{template}_subject.txt", context)
-    subject = settings.EMAIL_SUBJECT_PREFIX + " ".join(subject.split())
+    subject_lines = render_to_string(f"emails/{template}_subject.txt", context)
+    subject = settings.EMAIL_SUBJECT_PREFIX + " ".join(subject_lines.split())
     text = render_to_string(f"emails/{template}_body.txt", context)
     html = render_to_string(f"emails/{template}_body.html", context)
     return subject, text, html
