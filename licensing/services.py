@@ -131,10 +131,12 @@ def license_issue(
     registration: SupportRegistration,
     acting_user: User | None,
     acting_for: Organization | None = None,
+    notify: bool = True,
 ) -> License:
     """Creates a license: key, audit event and email with its signed file, in one transaction.
 
-    Every License row in the system is created here.
+    Every License row in the system is created here. Callers that issue many licenses at once
+    pass notify=False and send one email listing them all.
     """
     if source.quantity <= 0:
         raise LicensingError(_("A license needs a quantity of at least 1."))
@@ -195,7 +197,8 @@ def license_issue(
             "maintenance_end": source.maintenance_end.isoformat(),
         },
     )
-    license_email_queue(license=license, acting_user=acting_user, event="issued")
+    if notify:
+        license_email_queue(license=license, acting_user=acting_user, event="issued")
     return license
 
 
