@@ -12,8 +12,14 @@ from portal.ratelimit import failed_attempt_record, failed_attempts_budget
 from portal.services import audit_record
 
 from .codes import CodeFormatError
-from .models import License, SerialNumber, SupportRegistration
-from .services import SerialAlreadyRedeemed, SerialError, serial_check
+from .models import CustomField, License, LicenseShare, SerialNumber, SupportRegistration
+from .services import (
+    SerialAlreadyRedeemed,
+    SerialError,
+    custom_value_clean,
+    normalize_share_email,
+    serial_check,
+)
 
 
 class SerialForm(forms.Form):
@@ -168,3 +174,138 @@ class RegistrationForm(forms.ModelForm):
 
 class ConfirmForm(forms.Form):
     """The confirmation step has no fields: what is confirmed comes from the server."""
+
+
+class ShareForm(forms.Form):
+    email = forms.CharField(
+        label=_("Share with (email address)"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": _("Enter the email address of the person to share with.")},
+    )
+    access = forms.ChoiceField(
+        label=_("Access"),
+        choices=LicenseShare.Access.choices,
+        initial=LicenseShare.Access.READ,
+        help_text=_(
+            "Read-only: see the license and download its file. Manage: also renew, "
+            "rehost and edit its data."
+        ),
+    )
+
+    def clean_email(self) -> str:
+        return normalize_share_email(self.cleaned_data["email"])
+
+
+class RehostForm(forms.Form):
+    host_id = forms.CharField(
+        label=_("New host ID"),
+        max_length=200,
+        error_messages={"required": _("Enter the host ID of the new machine.")},
+    )
+
+
+class RenewForm(forms.Form):
+    serial = forms.CharField(
+        label=_("Renewal serial number"),
+        max_length=80,
+        error_messages={"required": _("Enter the renewal serial number from your certificate.")},
+    )
+
+
+class SupportRegistrationForm(forms.ModelForm):
+    class Meta:
+        model = SupportRegistration
+        fields = RegistrationForm.Meta.fields
+        widgets = {"address": forms.Textarea(attrs={"rows": 3})}
+
+
+class CustomFieldForm(forms.ModelForm):
+    class Meta:
+        model = CustomField
+        fields = ["name", "field_type", "required", "choices", "position"]
+        widgets = {"choices": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        clash = CustomField.objects.filter(organization=self.organization, name__iexact=name)
+        if self.instance.pk:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError(
+                _("There is already a field called %(name)s.") % {"name": name}
+            )
+        if name.lower() in ("key", "license key"):
+            raise forms.ValidationError(_("“key” is reserved for the license key column."))
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("field_type") == CustomField.Type.CHOICE:
+            options = [
+                line.strip() for line in (cleaned.get("choices") or "").splitlines() if line.strip()
+            ]
+            if len(options) < 2:
+                self.add_error("choices", _("List at least two options, one per line."))
+        return cleaned
+
+
+class CustomValuesForm(forms.Form):
+    """One input per custom field of the owner organization, validated by the field's type."""
+
+    def __init__(
+        self,
+        *args: Any,
+        custom_fields: list[CustomField],
+        initial_values: dict[int, str] | None = None,
+        bulk: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.custom_fields = custom_fields
+        self.bulk = bulk
+        for custom_field in custom_fields:
+            name = f"cf_{custom_field.pk}"
+            if custom_field.field_type == CustomField.Type.CHOICE:
+                formfield: forms.Field = forms.ChoiceField(
+                    choices=[("", "—"), *[(c, c) for c in custom_field.choice_list]]
+                )
+            elif custom_field.field_type == CustomField.Type.DATE:
+                formfield = forms.CharField(widget=forms.DateInput(attrs={"type": "date"}))
+            elif custom_field.field_type == CustomField.Type.NUMBER:
+                formfield = forms.CharField(widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+            else:
+                formfield = forms.CharField(max_length=500)
+            formfield.label = custom_field.name
+            # In bulk an empty input means "leave as is", so nothing is required there.
+            formfield.required = False
+            if bulk:
+                formfield.help_text = _("Leave empty to keep each license's value.")
+            self.fields[name] = formfield
+            if initial_values and custom_field.pk in initial_values:
+                self.initial[name] = initial_values[custom_field.pk]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self.values: dict[int, str] = {}
+        for custom_field in self.custom_fields:
+            name = f"cf_{custom_field.pk}"
+            raw = cleaned.get(name, "")
+            if self.bulk and not (raw or "").strip():
+                continue
+            try:
+                self.values[custom_field.pk] = custom_value_clean(custom_field, raw)
+            except forms.ValidationError as exc:
+                self.add_error(name, exc)
+        return cleaned
+
+
+class CsvUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_("Columns: key, then one column per custom field (its name as header)."),
+    )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import date, timedelta
 
@@ -29,6 +30,11 @@ class Product(models.Model):
         max_length=16,
         choices=LicenseModel.choices,
         default=LicenseModel.PERPETUAL,
+    )
+    rehost_limit = models.PositiveSmallIntegerField(
+        _("rehosts per 12 months"),
+        default=3,
+        help_text=_("How many times a node-locked license may move to a new host in 12 months."),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
@@ -268,3 +274,154 @@ class License(models.Model):
     @property
     def file_name(self) -> str:
         return f"{self.version.product.sku}-{self.key[-5:]}.lic".lower()
+
+
+class RetiredKey(models.Model):
+    """A key a license no longer answers to (rehosted): kept so the old key reads as revoked."""
+
+    key = models.CharField(_("license key"), max_length=64, unique=True)
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="retired_keys")
+    host_id = models.CharField(_("host ID"), max_length=200, blank=True)
+    retired_at = models.DateTimeField(_("retired at"), default=timezone.now)
+    reason = models.CharField(_("reason"), max_length=32, default="rehost")
+
+    class Meta:
+        verbose_name = _("retired license key")
+        verbose_name_plural = _("retired license keys")
+        ordering = ["-retired_at"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def generate_share_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class LicenseShare(models.Model):
+    """A license shared by its owner organization with one person, by email address."""
+
+    class Access(models.TextChoices):
+        READ = "read", _("Read-only")
+        MANAGE = "manage", _("Manage")
+
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="shares")
+    email = models.EmailField(_("email address"))
+    # Set when the address belongs to an account: at once for existing users, or when the
+    # recipient follows the emailed link after signing up with that address.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="license_shares",
+    )
+    access = models.CharField(_("access"), max_length=8, choices=Access.choices, default="read")
+    token = models.CharField(max_length=64, unique=True, default=generate_share_token)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("shared at"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("license share")
+        verbose_name_plural = _("license shares")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "email"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="licensing_licenseshare_one_active_per_email",
+            )
+        ]
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.license.key} → {self.email} ({self.access})"
+
+
+class CustomField(models.Model):
+    """A field an organization defines to keep its own data on each of its licenses."""
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        CHOICE = "choice", _("Choice")
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="custom_fields"
+    )
+    name = models.CharField(_("name"), max_length=60)
+    field_type = models.CharField(_("type"), max_length=8, choices=Type.choices, default="text")
+    required = models.BooleanField(_("required"), default=False)
+    choices = models.TextField(
+        _("choices"), blank=True, help_text=_("For choice fields: one option per line.")
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="licensing_customfield_unique_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def sort_column(self) -> str:
+        return f"cf_{self.pk}"
+
+    @property
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+
+class CustomFieldValue(models.Model):
+    # Values are stored as text in a canonical form (numbers as decimals, dates as ISO), so one
+    # indexed column serves filtering and search whatever the type.
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="custom_values")
+    field = models.ForeignKey(CustomField, on_delete=models.CASCADE, related_name="values")
+    value = models.CharField(_("value"), max_length=500)
+
+    class Meta:
+        verbose_name = _("custom field value")
+        verbose_name_plural = _("custom field values")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "field"], name="licensing_customfieldvalue_one_per_license"
+            )
+        ]
+        indexes = [models.Index(fields=["field", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.field.name}={self.value}"
+
+
+class MaintenanceReminder(models.Model):
+    """One reminder sent: a license, the threshold it crossed and the maintenance end it was for."""
+
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="reminders")
+    days_before = models.PositiveSmallIntegerField()
+    maintenance_end = models.DateField()
+    email = models.EmailField()
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("maintenance reminder")
+        verbose_name_plural = _("maintenance reminders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "days_before", "maintenance_end", "email"],
+                name="licensing_maintenancereminder_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.license_id} {self.days_before}d → {self.email}"

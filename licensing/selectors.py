@@ -1,26 +1,68 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
-from portal.models import Membership, Organization, User
+from portal.models import AuditEvent, Membership, Organization, User
 
-from .models import License, SupportRegistration
+from .models import CustomField, License, LicenseShare, SupportRegistration
 
 
-def licenses_visible_to(*, actor: User, organization: Organization) -> QuerySet[License]:
-    """Licenses the actor may see while acting in `organization` (its members see its licenses)."""
-    if not Membership.objects.filter(user=actor, organization=organization).exists():
+@dataclass(frozen=True)
+class LicenseAccess:
+    """What the actor may do with one license."""
+
+    level: str  # "admin" / "member" of the owner organization, or a share's "manage" / "read"
+
+    @property
+    def is_owner(self) -> bool:
+        return self.level in ("admin", "member")
+
+    @property
+    def can_manage(self) -> bool:
+        return self.level in ("admin", "member", "manage")
+
+    @property
+    def can_share(self) -> bool:
+        return self.level == "admin"
+
+
+def _active_shares(actor: User) -> QuerySet[LicenseShare]:
+    return LicenseShare.objects.filter(license=OuterRef("pk"), user=actor, revoked_at__isnull=True)
+
+
+def licenses_visible_to(*, actor: User, organization: Organization | None) -> QuerySet[License]:
+    """Licenses the actor may see: its acting organization's, and those shared with it.
+
+    Rows carry `shared_access` (the share's level, or None) for `access_of`.
+    """
+    if not actor.is_authenticated:
         return License.objects.none()
-    return License.objects.filter(owner=organization).select_related(
-        "version__product", "owner", "registration"
+    visible = Q(Exists(_active_shares(actor)))
+    if (
+        organization is not None
+        and Membership.objects.filter(user=actor, organization=organization).exists()
+    ):
+        visible |= Q(owner=organization)
+    return (
+        License.objects.filter(visible)
+        .annotate(shared_access=Subquery(_active_shares(actor).values("access")[:1]))
+        .select_related("version__product", "owner", "registration")
     )
 
 
-def license_for(*, actor: User, organization: Organization, pk: UUID | str) -> License:
+def access_of(license: License, *, membership: Membership | None) -> LicenseAccess:
+    """The actor's access to a license loaded through licenses_visible_to."""
+    if membership is not None and license.owner_id == membership.organization_id:
+        return LicenseAccess(membership.role)
+    return LicenseAccess(getattr(license, "shared_access", None) or "read")
+
+
+def license_for(*, actor: User, organization: Organization | None, pk: UUID | str) -> License:
     """One visible license, or 404 (never a hint that it exists elsewhere)."""
     try:
         return licenses_visible_to(actor=actor, organization=organization).get(pk=pk)
@@ -35,3 +77,22 @@ def latest_registration(*, organization: Organization) -> SupportRegistration | 
         .order_by("-created_at")
         .first()
     )
+
+
+def custom_fields_of(organization: Organization | None) -> list[CustomField]:
+    """The organization's custom fields in display order."""
+    if organization is None:
+        return []
+    return list(CustomField.objects.filter(organization=organization))
+
+
+def license_history(license: License) -> QuerySet[AuditEvent]:
+    """Audit events about a license, newest first."""
+    return AuditEvent.objects.filter(
+        object_type="licensing.license", object_id=str(license.pk)
+    ).order_by("-created_at")
+
+
+def license_shares(license: License) -> QuerySet[LicenseShare]:
+    """Active shares of a license."""
+    return license.shares.filter(revoked_at__isnull=True).select_related("user", "created_by")

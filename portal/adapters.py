@@ -12,6 +12,10 @@ class AccountAdapter(DefaultAccountAdapter):
         token = request.session.get("portal:invitation")
         if token:
             return f"/invitations/{token}/"
+        # Licenses shared with an address that had no account yet (licensing.views.shares).
+        share_token = request.session.get("licensing:share-token")
+        if share_token:
+            return f"/licenses/shared/{share_token}/"
         return super().get_login_redirect_url(request)
 
     def get_signup_redirect_url(self, request: HttpRequest) -> str:

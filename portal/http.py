@@ -5,7 +5,8 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
 from .models import Membership, Organization, User
@@ -23,7 +24,7 @@ class PortalRequest(AuthenticatedHttpRequest):
     organization: Organization
 
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def organization_required(view: View) -> View:
@@ -31,7 +32,7 @@ def organization_required(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         membership = acting_membership(request)
         if membership is None:
             return redirect("organization-create")

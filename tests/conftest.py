@@ -23,6 +23,8 @@ def signing_key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  # type: ignore[no-untyped-def]
     settings.LICENSE_SIGNING_KEY_FILE = signing_key_path
     settings.PORTAL_SITE_URL = "http://testserver"
+    # Real hashing costs ~0.3 s per user; tests create hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tasks run in-process unless a test starts a real worker (tests/portal/test_worker.py).
     celery_app.conf.task_always_eager = True
     cache.clear()

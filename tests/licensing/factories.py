@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import factory
 
@@ -63,3 +63,42 @@ REGISTRATION = {
     "technical_email": "tiago@acme.example",
     "technical_phone": "+55 11 5555-0101",
 }
+
+
+class LicenseFactory(factory.django.DjangoModelFactory):
+    """Licenses are minted by license_issue only, so the factory goes through it too."""
+
+    class Meta:
+        model = "licensing.License"
+
+    version = factory.SubFactory(ProductVersionFactory)
+    owner = factory.SubFactory(OrganizationFactory)
+    quantity = 10
+    maintenance_start = factory.LazyFunction(lambda: date.today() - timedelta(days=100))
+    maintenance_end = factory.LazyFunction(lambda: date.today() + timedelta(days=265))
+    host_id = ""
+    registration = factory.SubFactory(
+        SupportRegistrationFactory, organization=factory.SelfAttribute("..owner")
+    )
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from licensing.services import IssueSource, license_issue
+
+        version = kwargs.pop("version")
+        source = IssueSource(
+            kind=kwargs.pop("source", "serial"),
+            ref=kwargs.pop("source_ref", "TEST"),
+            version=version,
+            quantity=kwargs.pop("quantity"),
+            maintenance_start=kwargs.pop("maintenance_start"),
+            maintenance_end=kwargs.pop("maintenance_end"),
+            host_id=kwargs.pop("host_id"),
+        )
+        return license_issue(
+            source=source,
+            owner=kwargs.pop("owner"),
+            registration=kwargs.pop("registration"),
+            acting_user=kwargs.pop("acting_user", None),
+            notify=False,
+        )

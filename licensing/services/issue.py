@@ -13,10 +13,10 @@ from portal.emails import Attachment, queue_email
 from portal.models import Organization, User
 from portal.services import audit_record
 
-from .codes import canonical_code, canonical_key, generate_license_key
-from .licensefile import build_license_file
-from .models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
-from .signing import get_signing_key, key_id
+from ..codes import canonical_code, canonical_key, generate_license_key
+from ..licensefile import build_license_file
+from ..models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
+from ..signing import get_signing_key, key_id
 
 LICENSE_FILE_MIMETYPE = "application/x-license-file"
 
@@ -268,7 +268,7 @@ def serial_redeem(
     *,
     code: str,
     organization: Organization,
-    registration: dict[str, str],
+    registration: dict[str, str] | None,
     acting_user: User,
     target_license_id: str | None = None,
     host_id: str = "",
@@ -309,7 +309,14 @@ def serial_redeem(
             % {"product": product.name}
         )
 
-    support = SupportRegistration.objects.create(organization=organization, **registration)
+    # A renewal applied from the license's page keeps the license's registration.
+    if registration is None and serial.kind != SerialNumber.Kind.RENEWAL:
+        raise SerialError(_("Enter the product registration and support contacts."))
+    support = (
+        SupportRegistration.objects.create(organization=organization, **registration)
+        if registration is not None
+        else None
+    )
     if serial.kind == SerialNumber.Kind.RENEWAL:
         assert target is not None
         license = license_renew(
@@ -321,6 +328,7 @@ def serial_redeem(
         )
         renewed = True
     else:
+        assert support is not None
         license = license_issue(
             source=IssueSource(
                 kind=License.Source.SERIAL,

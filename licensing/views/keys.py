@@ -8,9 +8,9 @@ from django.views.decorators.http import require_GET
 
 from portal.http import PortalRequest, organization_required
 
-from .selectors import license_for
-from .services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
-from .signing import get_public_key, key_id, public_key_hex, public_key_pem
+from ..selectors import license_for
+from ..services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
+from ..signing import get_public_key, key_id, public_key_hex, public_key_pem
 
 
 @organization_required

@@ -1,0 +1,182 @@
+"""The "My licenses" list: filters, free-text search and sorting, all carried in the URL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .codes import compact
+from .models import CustomField, CustomFieldValue, License, Product, ProductVersion
+
+MAINTENANCE_CHOICES = [
+    ("active", _("Active")),
+    ("expiring", _("Expiring within 90 days")),
+    ("expired", _("Expired")),
+]
+
+SORTS: dict[str, str] = {
+    "product": "version__product__name",
+    "version": "version__version",
+    "quantity": "quantity",
+    "key": "key",
+    "host": "host_id",
+    "maintenance": "maintenance_end",
+    "status": "status",
+    "owner": "owner__name",
+    "issued": "issued_at",
+}
+DEFAULT_SORT = "-issued"
+
+
+def _custom_value(custom_field: CustomField) -> Subquery:
+    return Subquery(
+        CustomFieldValue.objects.filter(license=OuterRef("pk"), field=custom_field).values("value")[
+            :1
+        ]
+    )
+
+
+class LicenseFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label=_("Search"),
+        method="filter_search",
+        help_text=_("Key, serial number, host ID, contact or custom value."),
+    )
+    product = django_filters.ModelChoiceFilter(
+        label=_("Product"), field_name="version__product", queryset=Product.objects.none()
+    )
+    version = django_filters.ModelChoiceFilter(
+        label=_("Version"), field_name="version", queryset=ProductVersion.objects.none()
+    )
+    status = django_filters.ChoiceFilter(label=_("Status"), choices=License.Status.choices)
+    maintenance = django_filters.ChoiceFilter(
+        label=_("Maintenance"), choices=MAINTENANCE_CHOICES, method="filter_maintenance"
+    )
+    expiring_before = django_filters.DateFilter(
+        label=_("Maintenance ends on or before"),
+        field_name="maintenance_end",
+        lookup_expr="lte",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    sort = django_filters.CharFilter(method="filter_sort", widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, custom_fields: list[CustomField], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.custom_fields = custom_fields
+        visible_versions = self.queryset.values("version_id")
+        self.filters["version"].queryset = ProductVersion.objects.filter(
+            pk__in=visible_versions
+        ).select_related("product")
+        self.filters["product"].queryset = Product.objects.filter(
+            versions__in=visible_versions
+        ).distinct()
+        for custom_field in custom_fields:
+            self.filters[f"cf_{custom_field.pk}"] = self._custom_filter(custom_field)
+
+    def _custom_filter(self, custom_field: CustomField) -> django_filters.Filter:
+        label = custom_field.name
+        method = self._make_custom_method(custom_field)
+        if custom_field.field_type == CustomField.Type.CHOICE:
+            return django_filters.ChoiceFilter(
+                label=label,
+                method=method,
+                choices=[(c, c) for c in custom_field.choice_list],
+            )
+        if custom_field.field_type == CustomField.Type.DATE:
+            return django_filters.DateFilter(
+                label=label, method=method, widget=forms.DateInput(attrs={"type": "date"})
+            )
+        if custom_field.field_type == CustomField.Type.NUMBER:
+            return django_filters.NumberFilter(label=label, method=method)
+        return django_filters.CharFilter(label=label, method=method)
+
+    @staticmethod
+    def _make_custom_method(custom_field: CustomField) -> Any:
+        def method(queryset: QuerySet[License], name: str, value: Any) -> QuerySet[License]:
+            if value in (None, ""):
+                return queryset
+            values = CustomFieldValue.objects.filter(license=OuterRef("pk"), field=custom_field)
+            if custom_field.field_type == CustomField.Type.TEXT:
+                values = values.filter(value__icontains=str(value).strip())
+            elif custom_field.field_type == CustomField.Type.NUMBER:
+                values = values.filter(value=format(value.normalize(), "f"))
+            elif custom_field.field_type == CustomField.Type.DATE:
+                values = values.filter(value=value.isoformat())
+            else:
+                values = values.filter(value=value)
+            return queryset.filter(Exists(values))
+
+        return method
+
+    def filter_search(
+        self, queryset: QuerySet[License], name: str, value: str
+    ) -> QuerySet[License]:
+        text = value.strip()
+        if not text:
+            return queryset
+        bare = compact(text)
+        condition = (
+            Q(key__icontains=text)
+            | Q(source_ref__icontains=text)
+            | Q(host_id__icontains=text)
+            | Q(registration__company__icontains=text)
+            | Q(registration__primary_name__icontains=text)
+            | Q(registration__primary_email__icontains=text)
+            | Q(registration__technical_name__icontains=text)
+            | Q(registration__technical_email__icontains=text)
+            | Q(
+                Exists(
+                    CustomFieldValue.objects.filter(license=OuterRef("pk"), value__icontains=text)
+                )
+            )
+        )
+        if len(bare) >= 5 and bare.isalnum():
+            # A key or serial typed without its dashes still matches.
+            grouped = "-".join(bare[i : i + 5] for i in range(0, len(bare), 5))
+            condition |= Q(key__icontains=grouped) | Q(source_ref__icontains=grouped)
+        return queryset.filter(condition)
+
+    def filter_maintenance(
+        self, queryset: QuerySet[License], name: str, value: str
+    ) -> QuerySet[License]:
+        today = timezone.localdate()
+        soon = today + timedelta(days=90)
+        if value == "expired":
+            return queryset.filter(maintenance_end__lt=today)
+        if value == "expiring":
+            return queryset.filter(maintenance_end__gte=today, maintenance_end__lte=soon)
+        if value == "active":
+            return queryset.filter(maintenance_end__gt=soon)
+        return queryset
+
+    def filter_sort(self, queryset: QuerySet[License], name: str, value: str) -> QuerySet[License]:
+        return queryset  # applied last, in sorted_queryset, so that it follows every filter
+
+    def sort_key(self) -> str:
+        value = (self.form.cleaned_data.get("sort") if self.form.is_valid() else "") or ""
+        bare = value.lstrip("-")
+        custom_ids = {f"cf_{f.pk}" for f in self.custom_fields}
+        if bare in SORTS or bare in custom_ids:
+            return value
+        return DEFAULT_SORT
+
+    def sorted_queryset(self) -> QuerySet[License]:
+        """The filtered licenses in the requested order (a stable one: ties by id)."""
+        queryset = self.qs
+        sort = self.sort_key()
+        descending = sort.startswith("-")
+        bare = sort.lstrip("-")
+        if bare.startswith("cf_"):
+            custom_field = next(f for f in self.custom_fields if f"cf_{f.pk}" == bare)
+            queryset = queryset.annotate(sort_value=_custom_value(custom_field))
+            column = "sort_value"
+        else:
+            column = SORTS[bare]
+        prefix = "-" if descending else ""
+        return queryset.order_by(f"{prefix}{column}", f"{prefix}pk")

@@ -1,0 +1,495 @@
+"""Manage my licenses: sharing, custom data, support registration, rehost, renewal, resend."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.emails import queue_email
+from portal.models import Membership, Organization, User
+from portal.services import audit_record
+
+from ..codes import canonical_key, generate_license_key
+from ..models import (
+    CustomField,
+    CustomFieldValue,
+    License,
+    LicenseShare,
+    RetiredKey,
+    SerialNumber,
+    SupportRegistration,
+)
+from .issue import LicensingError, license_email_queue, serial_check, serial_redeem
+
+REGISTRATION_FIELDS = [
+    "company",
+    "address",
+    "country",
+    "primary_name",
+    "primary_email",
+    "primary_phone",
+    "technical_name",
+    "technical_email",
+    "technical_phone",
+]
+
+
+def _require_owner_admin(actor: User, license: License) -> None:
+    if not Membership.objects.filter(
+        user=actor, organization_id=license.owner_id, role=Membership.Role.ADMIN
+    ).exists():
+        raise LicensingError(
+            _("Only administrators of the organization that owns a license can share it.")
+        )
+
+
+def _audit_license(
+    action: str, *, license: License, actor: User | None, details: dict[str, Any] | None = None
+) -> None:
+    audit_record(
+        action=action, actor=actor, organization=license.owner, obj=license, details=details or {}
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Resend, support registration
+
+
+@transaction.atomic
+def license_email_again(*, license: License, actor: User) -> list[str]:
+    """Emails the key and a fresh license file again to the technical contact (and the actor)."""
+    license_email_queue(license=license, acting_user=actor, event="issued")
+    recipients = sorted({license.registration.technical_email.lower(), actor.email.lower()})
+    _audit_license("license.emailed", license=license, actor=actor, details={"to": recipients})
+    return recipients
+
+
+@transaction.atomic
+def registration_update(
+    *, license: License, actor: User, data: dict[str, str]
+) -> SupportRegistration:
+    """Edits the support registration of a license in place; the audit event lists the changes."""
+    registration = SupportRegistration.objects.select_for_update().get(pk=license.registration_id)
+    changes = {
+        name: {"from": getattr(registration, name), "to": data[name]}
+        for name in REGISTRATION_FIELDS
+        if name in data and getattr(registration, name) != data[name]
+    }
+    if not changes:
+        return registration
+    for name, change in changes.items():
+        setattr(registration, name, change["to"])
+    registration.save()
+    _audit_license(
+        "license.registration_changed", license=license, actor=actor, details={"changes": changes}
+    )
+    return registration
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharing
+
+
+@dataclass
+class ShareResult:
+    created: list[LicenseShare] = field(default_factory=list)
+    updated: list[LicenseShare] = field(default_factory=list)
+
+
+def normalize_share_email(raw: str) -> str:
+    """A share recipient's address, or ValidationError with what to fix."""
+    email = (raw or "").strip().lower()
+    if not email:
+        raise ValidationError(_("Enter the email address of the person to share with."))
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ValidationError(
+            _("“%(email)s” is not an email address. Enter one address, like name@example.com.")
+            % {"email": raw.strip()}
+        ) from exc
+    return email
+
+
+@transaction.atomic
+def license_share(*, licenses: list[License], email: str, access: str, actor: User) -> ShareResult:
+    """Shares licenses with one person; an existing account sees them at once, others by link."""
+    email = normalize_share_email(email)
+    if access not in LicenseShare.Access.values:
+        raise LicensingError(_("Choose read-only or manage access."))
+    if not licenses:
+        raise LicensingError(_("Select at least one license to share."))
+    if email == actor.email.lower():
+        raise LicensingError(_("You cannot share a license with yourself."))
+    recipient = User.objects.filter(email__iexact=email).first()
+    result = ShareResult()
+    for license in licenses:
+        _require_owner_admin(actor, license)
+        share = (
+            LicenseShare.objects.select_for_update()
+            .filter(license=license, email=email, revoked_at__isnull=True)
+            .first()
+        )
+        if share is None:
+            share = LicenseShare.objects.create(
+                license=license, email=email, access=access, user=recipient, created_by=actor
+            )
+            result.created.append(share)
+        elif share.access != access:
+            share.access = access
+            share.save(update_fields=["access"])
+            result.updated.append(share)
+        else:
+            continue
+        _audit_license(
+            "license.shared",
+            license=license,
+            actor=actor,
+            details={"email": email, "access": access},
+        )
+    shares = result.created + result.updated
+    if shares:
+        queue_email(
+            template="license_shared",
+            to=[email],
+            context={
+                "shares": shares,
+                "organization": licenses[0].owner,
+                "sharer": actor,
+                "has_account": recipient is not None,
+                "token": shares[0].token,
+            },
+        )
+    return result
+
+
+@transaction.atomic
+def share_revoke(*, share: LicenseShare, actor: User) -> None:
+    """Ends a share; the recipient loses access on their next request."""
+    _require_owner_admin(actor, share.license)
+    updated = LicenseShare.objects.filter(pk=share.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if updated:
+        _audit_license(
+            "license.share_revoked",
+            license=share.license,
+            actor=actor,
+            details={"email": share.email},
+        )
+
+
+@transaction.atomic
+def share_accept(*, token: str, user: User) -> int:
+    """Binds the shares sent to the user's address to their account, from an emailed link."""
+    share = LicenseShare.objects.filter(token=token, revoked_at__isnull=True).first()
+    if share is None:
+        raise LicensingError(_("This link is no longer valid: the share was withdrawn."))
+    if share.email.lower() != user.email.lower():
+        raise LicensingError(
+            _("These licenses were shared with %(email)s. Log in with that address to see them.")
+            % {"email": share.email}
+        )
+    return LicenseShare.objects.filter(
+        email=share.email, user__isnull=True, revoked_at__isnull=True
+    ).update(user=user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Custom data
+
+
+def custom_value_clean(custom_field: CustomField, raw: Any) -> str:
+    """The stored text of a value for a field, or ValidationError saying what to type."""
+    text = "" if raw is None else str(raw).strip()
+    if not text:
+        if custom_field.required:
+            raise ValidationError(_("%(field)s is required.") % {"field": custom_field.name})
+        return ""
+    if custom_field.field_type == CustomField.Type.NUMBER:
+        try:
+            number = Decimal(text.replace(",", "."))
+        except InvalidOperation as exc:
+            raise ValidationError(
+                _("%(field)s must be a number, like 42 or 3.5; “%(value)s” is not.")
+                % {"field": custom_field.name, "value": text}
+            ) from exc
+        if not number.is_finite():
+            raise ValidationError(_("%(field)s must be a number.") % {"field": custom_field.name})
+        return format(number.normalize(), "f")
+    if custom_field.field_type == CustomField.Type.DATE:
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError as exc:
+            raise ValidationError(
+                _("%(field)s must be a date written YYYY-MM-DD; “%(value)s” is not.")
+                % {"field": custom_field.name, "value": text}
+            ) from exc
+    if custom_field.field_type == CustomField.Type.CHOICE:
+        options = custom_field.choice_list
+        match = next((o for o in options if o.lower() == text.lower()), None)
+        if match is None:
+            raise ValidationError(
+                _("%(field)s must be one of: %(options)s.")
+                % {"field": custom_field.name, "options": ", ".join(options)}
+            )
+        return match
+    if len(text) > 500:
+        raise ValidationError(
+            _("%(field)s is limited to 500 characters.") % {"field": custom_field.name}
+        )
+    return text
+
+
+@transaction.atomic
+def custom_values_set(
+    *,
+    licenses: list[License],
+    values: dict[int, str],
+    actor: User,
+    fields: list[CustomField] | None = None,
+) -> int:
+    """Writes cleaned custom values on licenses; empty means remove. Returns licenses changed."""
+    if fields is None:
+        owner_ids = {license.owner_id for license in licenses}
+        fields = list(CustomField.objects.filter(organization_id__in=owner_ids))
+    by_id = {f.pk: f for f in fields}
+    existing = {
+        (v.license_id, v.field_id): v
+        for v in CustomFieldValue.objects.filter(license__in=licenses, field_id__in=values)
+    }
+    changed = 0
+    for license in licenses:
+        changes: dict[str, dict[str, str]] = {}
+        for field_id, new in values.items():
+            custom_field = by_id.get(field_id)
+            if custom_field is None or custom_field.organization_id != license.owner_id:
+                continue
+            current = existing.get((license.pk, field_id))
+            old = current.value if current else ""
+            if old == new:
+                continue
+            if new:
+                CustomFieldValue.objects.update_or_create(
+                    license=license, field=custom_field, defaults={"value": new}
+                )
+            elif current is not None:
+                current.delete()
+            changes[custom_field.name] = {"from": old, "to": new}
+        if changes:
+            changed += 1
+            _audit_license(
+                "license.custom_data_changed",
+                license=license,
+                actor=actor,
+                details={"changes": changes},
+            )
+    return changed
+
+
+@dataclass
+class CsvRow:
+    line: int
+    key: str
+    license_id: str = ""
+    changes: dict[str, dict[str, str]] = field(default_factory=dict)
+    values: dict[int, str] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass
+class CsvPreview:
+    rows: list[CsvRow]
+    error: str = ""
+
+    @property
+    def changing(self) -> list[CsvRow]:
+        return [row for row in self.rows if not row.error and row.changes]
+
+    @property
+    def refused(self) -> list[CsvRow]:
+        return [row for row in self.rows if row.error]
+
+
+MAX_CSV_BYTES = 2 * 1024 * 1024
+
+
+def custom_values_csv_preview(
+    *, content: bytes, licenses: Any, fields: list[CustomField]
+) -> CsvPreview:
+    """Reads a CSV of key + custom field columns and says what each row would change. No writes.
+
+    `licenses` is the queryset of licenses the actor may manage.
+    """
+    if len(content) > MAX_CSV_BYTES:
+        return CsvPreview([], _("The file is larger than 2 MB. Split it into smaller files."))
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return CsvPreview(
+            [], _("The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again.")
+        )
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error:
+        header = []
+    by_name = {f.name.lower(): f for f in fields}
+    key_column = next((h for h in header if h.lower() in ("key", "license key")), None)
+    unknown = [h for h in header if h != key_column and h.lower() not in by_name]
+    if key_column is None or unknown or len(header) < 2:
+        expected = ", ".join(["key", *[f.name for f in fields]])
+        problem = (
+            _("unknown columns: %(columns)s") % {"columns": ", ".join(unknown)}
+            if unknown
+            else _("a “key” column and at least one custom field column are needed")
+        )
+        return CsvPreview(
+            [],
+            _("The CSV's columns are not right (%(problem)s). Use a header row with: %(expected)s.")
+            % {"problem": problem, "expected": expected},
+        )
+    raw_rows = []
+    try:
+        for line, record in enumerate(reader, start=2):
+            raw_rows.append((line, {(k or "").strip(): v for k, v in record.items()}))
+            if len(raw_rows) > 10_000:
+                return CsvPreview([], _("Upload at most 10,000 rows at a time."))
+    except csv.Error as exc:
+        return CsvPreview([], _("The file is not a valid CSV: %(error)s.") % {"error": exc})
+    keys = {canonical_key(record.get(key_column) or "") for _line, record in raw_rows}
+    found = {lic.key: lic for lic in licenses.filter(key__in=keys)}
+    current = {
+        (v.license_id, v.field_id): v.value
+        for v in CustomFieldValue.objects.filter(license__in=list(found.values()), field__in=fields)
+    }
+    rows: list[CsvRow] = []
+    seen: set[str] = set()
+    for line, record in raw_rows:
+        key = canonical_key(record.get(key_column) or "")
+        row = CsvRow(line=line, key=key)
+        rows.append(row)
+        license = found.get(key)
+        if license is None:
+            row.error = _("No license with this key that you can manage.")
+            continue
+        if key in seen:
+            row.error = _("This key appears more than once in the file.")
+            continue
+        seen.add(key)
+        row.license_id = str(license.pk)
+        errors = []
+        for column, raw in record.items():
+            if column == key_column or column is None:
+                continue
+            custom_field = by_name[column.lower()]
+            try:
+                value = custom_value_clean(custom_field, raw)
+            except ValidationError as exc:
+                errors.append(" ".join(exc.messages))
+                continue
+            row.values[custom_field.pk] = value
+            old = current.get((license.pk, custom_field.pk), "")
+            if old != value:
+                row.changes[custom_field.name] = {"from": old, "to": value}
+        if errors:
+            row.error = " ".join(errors)
+            row.changes = {}
+    return CsvPreview(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rehost and renewal
+
+
+@transaction.atomic
+def license_rehost(*, license: License, host_id: str, actor: User) -> License:
+    """Moves a node-locked license to a new host: new key and file, the old key is revoked."""
+    locked = (
+        License.objects.select_for_update().select_related("version__product").get(pk=license.pk)
+    )
+    product = locked.version.product
+    new_host = " ".join((host_id or "").split())
+    if not product.node_locked:
+        raise LicensingError(
+            _("%(product)s is not node-locked: its licenses are not bound to a host.")
+            % {"product": product.name}
+        )
+    if locked.status != License.Status.ACTIVE:
+        raise LicensingError(_("Only active licenses can be rehosted."))
+    if not new_host:
+        raise LicensingError(_("Enter the host ID of the new machine."))
+    if new_host.lower() == locked.host_id.lower():
+        raise LicensingError(
+            _("The license is already bound to %(host)s. Enter the host ID of the new machine.")
+            % {"host": new_host}
+        )
+    since = timezone.now() - timedelta(days=365)
+    used = RetiredKey.objects.filter(license=locked, reason="rehost", retired_at__gte=since).count()
+    if used >= product.rehost_limit:
+        raise LicensingError(
+            _(
+                "This license was rehosted %(count)d times in the last 12 months, the most "
+                "%(product)s allows. Contact customer care to move it again."
+            )
+            % {"count": used, "product": product.name}
+        )
+    old_key, old_host = locked.key, locked.host_id
+    RetiredKey.objects.create(key=old_key, license=locked, host_id=old_host, reason="rehost")
+    locked.key = generate_license_key()
+    locked.host_id = new_host
+    locked.file_issued_at = timezone.now()
+    locked.save(update_fields=["key", "host_id", "file_issued_at"])
+    _audit_license(
+        "license.rehosted",
+        license=locked,
+        actor=actor,
+        details={"from_host": old_host, "to_host": new_host, "old_key": old_key, "key": locked.key},
+    )
+    license_email_queue(license=locked, acting_user=actor, event="rehosted")
+    return locked
+
+
+def rehosts_left(license: License) -> int:
+    """How many more rehosts the license may have in the current 12 months."""
+    since = timezone.now() - timedelta(days=365)
+    used = license.retired_keys.filter(reason="rehost", retired_at__gte=since).count()
+    return max(0, license.version.product.rehost_limit - used)
+
+
+@transaction.atomic
+def license_renew_with_serial(
+    *, license: License, code: str, organization: Organization, actor: User
+) -> License:
+    """Applies a renewal serial to one license (the Get-a-key renewal path, from its page)."""
+    serial = serial_check(code=code, organization=organization, today=timezone.localdate())
+    if serial.kind != SerialNumber.Kind.RENEWAL:
+        raise LicensingError(
+            _(
+                "This is not a maintenance renewal serial number. Use “Get a "
+                "license key” for new purchases and upgrades."
+            )
+        )
+    if serial.version.product_id != license.version.product_id:
+        raise LicensingError(
+            _("This renewal serial number is for %(product)s, not for this license.")
+            % {"product": serial.version.product.name}
+        )
+    result = serial_redeem(
+        code=code,
+        organization=organization,
+        registration=None,
+        acting_user=actor,
+        target_license_id=str(license.pk),
+    )
+    return result.license

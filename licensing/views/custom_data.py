@@ -1,0 +1,199 @@
+"""Custom data: the organization's fields (settings), bulk edit and CSV upload with preview."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from portal.http import PortalRequest, organization_required
+from portal.services import audit_record
+
+from ..forms import CsvUploadForm, CustomFieldForm, CustomValuesForm
+from ..models import CustomField, License
+from ..selectors import custom_fields_of, licenses_visible_to
+from ..services import custom_values_csv_preview, custom_values_set
+
+SESSION_CSV_PREVIEW = "licensing:custom-csv-preview"
+
+
+def _require_admin(request: PortalRequest) -> None:
+    if not request.membership.is_admin:
+        raise PermissionDenied(_("Only your organization's administrators can change its fields."))
+
+
+@organization_required
+def custom_fields_settings(request: PortalRequest) -> HttpResponse:
+    fields = custom_fields_of(request.organization)
+    form = CustomFieldForm(request.POST or None, organization=request.organization)
+    if request.method == "POST":
+        _require_admin(request)
+        if form.is_valid():
+            with transaction.atomic():
+                custom_field = form.save(commit=False)
+                custom_field.organization = request.organization
+                custom_field.save()
+                audit_record(
+                    action="custom_field.created",
+                    actor=request.user,
+                    organization=request.organization,
+                    obj=custom_field,
+                    details={"name": custom_field.name, "type": custom_field.field_type},
+                )
+            messages.success(request, _("Field %(name)s added.") % {"name": custom_field.name})
+            return redirect("custom-fields")
+    return render(request, "licensing/custom_fields.html", {"fields": fields, "form": form})
+
+
+@organization_required
+def custom_field_edit(request: PortalRequest, pk: int) -> HttpResponse:
+    _require_admin(request)
+    custom_field = get_object_or_404(CustomField, pk=pk, organization=request.organization)
+    if request.method == "POST" and "delete" in request.POST:
+        with transaction.atomic():
+            audit_record(
+                action="custom_field.deleted",
+                actor=request.user,
+                organization=request.organization,
+                obj=custom_field,
+                details={"name": custom_field.name},
+            )
+            custom_field.delete()
+        messages.success(request, _("Field %(name)s deleted.") % {"name": custom_field.name})
+        return redirect("custom-fields")
+    form = CustomFieldForm(
+        request.POST or None, instance=custom_field, organization=request.organization
+    )
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            form.save()
+            audit_record(
+                action="custom_field.changed",
+                actor=request.user,
+                organization=request.organization,
+                obj=custom_field,
+                details={"name": custom_field.name, "type": custom_field.field_type},
+            )
+        messages.success(request, _("Field saved."))
+        return redirect("custom-fields")
+    return render(
+        request, "licensing/custom_field_edit.html", {"form": form, "custom_field": custom_field}
+    )
+
+
+def _selection(request: PortalRequest) -> list[License]:
+    try:
+        ids = [str(UUID(value)) for value in request.POST.getlist("licenses")]
+    except ValueError as exc:
+        raise Http404 from exc
+    # Custom data belongs to the acting organization's own licenses.
+    return list(
+        licenses_visible_to(actor=request.user, organization=request.organization).filter(
+            pk__in=ids, owner=request.organization
+        )
+    )
+
+
+@require_POST
+@organization_required
+def custom_values_bulk(request: PortalRequest) -> HttpResponse:
+    licenses = _selection(request)
+    if not licenses:
+        messages.error(request, _("Select at least one of your organization's licenses."))
+        return redirect("license-list")
+    fields = custom_fields_of(request.organization)
+    if not fields:
+        messages.info(
+            request,
+            _(
+                "Your organization has no custom fields yet. An administrator "
+                "can add them under Custom fields."
+            ),
+        )
+        return redirect("license-list")
+    form = CustomValuesForm(
+        request.POST if "apply" in request.POST else None, custom_fields=fields, bulk=True
+    )
+    if "apply" in request.POST and form.is_valid():
+        changed = custom_values_set(
+            licenses=licenses, values=form.values, actor=request.user, fields=fields
+        )
+        messages.success(
+            request,
+            ngettext(
+                "Custom data changed on %(count)d license.",
+                "Custom data changed on %(count)d licenses.",
+                changed,
+            )
+            % {"count": changed},
+        )
+        return redirect("license-list")
+    return render(
+        request, "licensing/custom_values_bulk.html", {"form": form, "licenses": licenses}
+    )
+
+
+@organization_required
+def custom_values_csv(request: PortalRequest) -> HttpResponse:
+    fields = custom_fields_of(request.organization)
+    manageable = licenses_visible_to(actor=request.user, organization=request.organization).filter(
+        owner=request.organization
+    )
+    form = CsvUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and "confirm" in request.POST:
+        stored = request.session.pop(SESSION_CSV_PREVIEW, None)
+        if not stored:
+            messages.error(request, _("The preview expired. Upload the file again."))
+            return redirect("custom-values-csv")
+        rows = stored["rows"]
+        by_id = {str(lic.pk): lic for lic in manageable.filter(pk__in=[r["license"] for r in rows])}
+        changed = 0
+        with transaction.atomic():
+            for row in rows:
+                license = by_id.get(row["license"])
+                if license is not None:
+                    values = {int(k): v for k, v in row["values"].items()}
+                    changed += custom_values_set(
+                        licenses=[license], values=values, actor=request.user, fields=fields
+                    )
+        messages.success(
+            request,
+            ngettext(
+                "Custom data changed on %(count)d license.",
+                "Custom data changed on %(count)d licenses.",
+                changed,
+            )
+            % {"count": changed},
+        )
+        return redirect("license-list")
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        preview = custom_values_csv_preview(
+            content=upload.read(), licenses=manageable, fields=fields
+        )
+        if preview.error:
+            form.add_error("file", preview.error)
+            preview = None
+        else:
+            request.session[SESSION_CSV_PREVIEW] = {
+                "rows": [
+                    {
+                        "license": row.license_id,
+                        "values": {str(k): v for k, v in row.values.items()},
+                    }
+                    for row in preview.changing
+                ]
+            }
+    return render(
+        request,
+        "licensing/custom_values_csv.html",
+        {"form": form, "preview": preview, "fields": fields},
+    )

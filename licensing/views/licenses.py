@@ -1,0 +1,395 @@
+"""Manage my licenses: the list, its export, one license's page and its actions."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import xlsxwriter
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, QuerySet
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from portal.http import PortalRequest, organization_required
+
+from ..filters import SORTS, LicenseFilter
+from ..forms import (
+    CustomValuesForm,
+    RehostForm,
+    RenewForm,
+    ShareForm,
+    SupportRegistrationForm,
+)
+from ..models import CustomField, CustomFieldValue, License
+from ..selectors import (
+    LicenseAccess,
+    access_of,
+    custom_fields_of,
+    license_for,
+    license_history,
+    license_shares,
+    licenses_visible_to,
+)
+from ..services import (
+    LicensingError,
+    custom_values_set,
+    license_email_again,
+    license_rehost,
+    license_renew_with_serial,
+    registration_update,
+    rehosts_left,
+)
+
+PAGE_SIZE = 50
+
+
+def _filtered(request: PortalRequest) -> tuple[LicenseFilter, list[CustomField]]:
+    custom_fields = custom_fields_of(request.organization)
+    base = licenses_visible_to(actor=request.user, organization=request.organization)
+    return (
+        LicenseFilter(request.GET or None, queryset=base, custom_fields=custom_fields),
+        custom_fields,
+    )
+
+
+def _with_custom_values(queryset: QuerySet[License]) -> QuerySet[License]:
+    return queryset.prefetch_related(
+        Prefetch(
+            "custom_values",
+            queryset=CustomFieldValue.objects.only("license_id", "field_id", "value"),
+        )
+    )
+
+
+@organization_required
+def license_list(request: PortalRequest) -> HttpResponse:
+    license_filter, custom_fields = _filtered(request)
+    paginator = Paginator(_with_custom_values(license_filter.sorted_queryset()), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    rows = []
+    for license in page.object_list:
+        values = {v.field_id: v.value for v in license.custom_values.all()}
+        rows.append(
+            {
+                "license": license,
+                "access": access_of(license, membership=request.membership),
+                "maintenance_state": license.maintenance_state(today=today),
+                "custom": [values.get(f.pk, "") for f in custom_fields],
+            }
+        )
+    query = request.GET.copy()
+    query.pop("page", None)
+    sort_query = query.copy()
+    sort_query.pop("sort", None)
+    return render(
+        request,
+        "licensing/license_list.html",
+        {
+            "filter": license_filter,
+            "page": page,
+            "rows": rows,
+            "custom_fields": custom_fields,
+            "sort": license_filter.sort_key(),
+            "sortable": list(SORTS),
+            "query": query.urlencode(),
+            "sort_query": sort_query.urlencode(),
+            "is_admin": request.membership.is_admin,
+        },
+    )
+
+
+EXPORT_HEADER = [
+    "key",
+    "product",
+    "sku",
+    "version",
+    "quantity",
+    "host_id",
+    "status",
+    "maintenance_start",
+    "maintenance_end",
+    "owner",
+    "account",
+    "source",
+    "source_ref",
+    "company",
+    "technical_contact",
+    "technical_email",
+    "issued_at",
+]
+
+
+def _export_rows(
+    request: PortalRequest,
+) -> tuple[list[str], Iterator[list[Any]]]:
+    license_filter, custom_fields = _filtered(request)
+    queryset = _with_custom_values(license_filter.sorted_queryset())
+    header = EXPORT_HEADER + [f.name for f in custom_fields]
+
+    def rows() -> Iterator[list[Any]]:
+        # iterator(chunk_size) with prefetch keeps memory flat: 2,000 licenses at a time.
+        for license in queryset.iterator(chunk_size=2000):
+            values = {v.field_id: v.value for v in license.custom_values.all()}
+            registration = license.registration
+            yield [
+                license.key,
+                license.version.product.name,
+                license.version.product.sku,
+                license.version.version,
+                license.quantity,
+                license.host_id,
+                license.status,
+                license.maintenance_start,
+                license.maintenance_end,
+                license.owner.name,
+                license.owner.account_number,
+                license.source,
+                license.source_ref,
+                registration.company,
+                registration.technical_name,
+                registration.technical_email,
+                license.issued_at.isoformat(timespec="seconds"),
+                *[values.get(f.pk, "") for f in custom_fields],
+            ]
+
+    return header, rows()
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_safe(value: Any) -> Any:
+    # Spreadsheet apps run cells that start with these as formulas (CSV injection).
+    risky = isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r")
+    if risky and not (value[:1] == "-" and value[1:2].isdigit()):
+        return "'" + value
+    return value
+
+
+@organization_required
+def license_export(request: PortalRequest, fmt: str) -> HttpResponseBase:
+    header, rows = _export_rows(request)
+    stamp = timezone.localdate().isoformat()
+    if fmt == "csv":
+        writer = csv.writer(_Echo())
+        stream = (writer.writerow([_csv_safe(v) for v in row]) for row in _chain([header], rows))
+        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="licenses-{stamp}.csv"'
+        return response
+    if fmt != "xlsx":
+        raise Http404
+    # constant_memory writes each row to disk as it goes; the file is then streamed from disk.
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by FileResponse
+    workbook = xlsxwriter.Workbook(
+        spool,
+        {
+            "constant_memory": True,
+            "in_memory": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
+    sheet = workbook.add_worksheet(_("Licenses")[:31])
+    bold = workbook.add_format({"bold": True})
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    sheet.write_row(0, 0, header, bold)
+    for index, row in enumerate(rows, start=1):
+        for column, value in enumerate(row):
+            if isinstance(value, date):
+                sheet.write_datetime(index, column, value, date_format)
+            else:
+                sheet.write(index, column, value)
+    workbook.close()
+    spool.seek(0)
+    return FileResponse(
+        spool,
+        as_attachment=True,
+        filename=f"licenses-{stamp}.xlsx",
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+
+
+def _chain(first: list[list[Any]], rest: Iterator[list[Any]]) -> Iterator[list[Any]]:
+    yield from first
+    yield from rest
+
+
+def _license_and_access(request: PortalRequest, pk: UUID) -> tuple[License, LicenseAccess]:
+    license = license_for(actor=request.user, organization=request.organization, pk=pk)
+    return license, access_of(license, membership=request.membership)
+
+
+def _require_manage(access: LicenseAccess) -> None:
+    if not access.can_manage:
+        raise PermissionDenied(_("Your access to this license is read-only."))
+
+
+@organization_required
+def license_detail(request: PortalRequest, pk: UUID) -> HttpResponse:
+    license, access = _license_and_access(request, pk)
+    owner_fields = list(CustomField.objects.filter(organization_id=license.owner_id))
+    values = {v.field_id: v.value for v in license.custom_values.all()}
+    custom_form = CustomValuesForm(custom_fields=owner_fields, initial_values=values)
+    return render(
+        request,
+        "licensing/license_detail.html",
+        {
+            **_detail_context(request, license, access),
+            "custom_form": custom_form,
+            "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
+        },
+    )
+
+
+def _detail_context(
+    request: PortalRequest, license: License, access: LicenseAccess
+) -> dict[str, Any]:
+    product = license.version.product
+    return {
+        "license": license,
+        "access": access,
+        "product": product,
+        "maintenance_state": license.maintenance_state(today=timezone.localdate()),
+        "history": license_history(license).select_related("actor")[:100],
+        "shares": license_shares(license) if access.can_share else [],
+        "share_form": ShareForm(),
+        "renew_form": RenewForm(),
+        "rehost_form": RehostForm(),
+        "rehosts_left": rehosts_left(license) if product.node_locked else None,
+        "superseded_by": license.superseded_by.select_related("version").first(),
+        "retired_keys": license.retired_keys.all()[:20],
+    }
+
+
+@require_POST
+@organization_required
+def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
+    license, access = _license_and_access(request, pk)
+    _require_manage(access)
+    owner_fields = list(CustomField.objects.filter(organization_id=license.owner_id))
+    form = CustomValuesForm(request.POST, custom_fields=owner_fields)
+    if form.is_valid():
+        if custom_values_set(
+            licenses=[license], values=form.values, actor=request.user, fields=owner_fields
+        ):
+            messages.success(request, _("Custom data saved."))
+        else:
+            messages.info(request, _("Nothing changed."))
+        return redirect("license-detail", pk=license.pk)
+    values = {v.field_id: v.value for v in license.custom_values.all()}
+    messages.error(request, _("Some values are not valid: see below."))
+    return render(
+        request,
+        "licensing/license_detail.html",
+        {
+            **_detail_context(request, license, access),
+            "custom_form": form,
+            "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
+        },
+        status=400,
+    )
+
+
+@require_POST
+@organization_required
+def license_email_view(request: PortalRequest, pk: UUID) -> HttpResponse:
+    license, access = _license_and_access(request, pk)
+    _require_manage(access)
+    recipients = license_email_again(license=license, actor=request.user)
+    messages.success(
+        request,
+        _("The key and license file were emailed to %(to)s.") % {"to": ", ".join(recipients)},
+    )
+    return redirect("license-detail", pk=license.pk)
+
+
+@organization_required
+def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
+    license, access = _license_and_access(request, pk)
+    _require_manage(access)
+    form = SupportRegistrationForm(request.POST or None, instance=license.registration)
+    if request.method == "POST" and form.is_valid():
+        # The service writes; the form only validated (its instance is not saved here).
+        data = {name: form.cleaned_data[name] for name in SupportRegistrationForm.Meta.fields}
+        license.registration.refresh_from_db()
+        registration_update(license=license, actor=request.user, data=data)
+        messages.success(request, _("Support registration updated."))
+        return redirect("license-detail", pk=license.pk)
+    return render(request, "licensing/registration_edit.html", {"license": license, "form": form})
+
+
+@require_POST
+@organization_required
+def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
+    from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+
+    from ..codes import CodeFormatError
+    from ..forms import CODE_FORMAT_MESSAGES
+
+    license, access = _license_and_access(request, pk)
+    _require_manage(access)
+    form = RenewForm(request.POST)
+    budget = failed_attempts_budget(request)
+    if budget.exhausted:
+        messages.error(
+            request,
+            _("Too many serial numbers were not recognised. Try again in %(minutes)s minutes.")
+            % {"minutes": budget.minutes_left},
+        )
+    elif form.is_valid():
+        try:
+            license_renew_with_serial(
+                license=license,
+                code=form.cleaned_data["serial"],
+                organization=license.owner,
+                actor=request.user,
+            )
+        except CodeFormatError as exc:
+            failed_attempt_record(request)
+            messages.error(request, CODE_FORMAT_MESSAGES[exc.reason])
+        except LicensingError as exc:
+            failed_attempt_record(request)
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, _("Maintenance renewed. A new license file was issued."))
+    else:
+        messages.error(request, " ".join(str(e) for e in form.errors.get("serial", [])))
+    return redirect("license-detail", pk=license.pk)
+
+
+@require_POST
+@organization_required
+def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
+    license, access = _license_and_access(request, pk)
+    _require_manage(access)
+    form = RehostForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for e in form.errors.get("host_id", [])))
+        return redirect("license-detail", pk=license.pk)
+    try:
+        license = license_rehost(
+            license=license, host_id=form.cleaned_data["host_id"], actor=request.user
+        )
+    except LicensingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _("The license now runs on %(host)s with a new key. The old key is revoked.")
+            % {"host": license.host_id},
+        )
+    return redirect("license-detail", pk=license.pk)

@@ -1,0 +1,131 @@
+"""Sharing licenses with people, from a license's page or a selection on the list."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from portal.http import PortalRequest, organization_required
+
+from ..forms import ShareForm
+from ..models import License, LicenseShare
+from ..selectors import licenses_visible_to
+from ..services import LicensingError, license_share, share_accept, share_revoke
+
+SESSION_SHARE_TOKEN = "licensing:share-token"  # noqa: S105 - a session key, not a secret
+
+
+def _owned_selection(request: PortalRequest) -> list[License]:
+    ids = request.POST.getlist("licenses")
+    try:
+        ids = [str(UUID(value)) for value in ids]
+    except ValueError as exc:
+        raise Http404 from exc
+    return list(
+        licenses_visible_to(actor=request.user, organization=request.organization).filter(
+            pk__in=ids, owner=request.organization
+        )
+    )
+
+
+@require_POST
+@organization_required
+def share_create(request: PortalRequest) -> HttpResponse:
+    licenses = _owned_selection(request)
+    back = request.POST.get("back") or "license-list"
+    if len(licenses) == 1 and back == "license-detail":
+        target = redirect("license-detail", pk=licenses[0].pk)
+    else:
+        target = redirect("license-list")
+    if not request.membership.is_admin:
+        messages.error(request, _("Only your organization's administrators can share licenses."))
+        return target
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(str(e) for e in errors))
+        return target
+    try:
+        result = license_share(licenses=licenses, actor=request.user, **form.cleaned_data)
+    except LicensingError as exc:
+        messages.error(request, str(exc))
+        return target
+    count = len(result.created) + len(result.updated)
+    if count:
+        messages.success(
+            request,
+            ngettext(
+                "Shared %(count)d license with %(email)s.",
+                "Shared %(count)d licenses with %(email)s.",
+                count,
+            )
+            % {"count": count, "email": form.cleaned_data["email"]},
+        )
+    else:
+        messages.info(
+            request,
+            _("Already shared with %(email)s with that access.")
+            % {"email": form.cleaned_data["email"]},
+        )
+    return target
+
+
+@require_POST
+@organization_required
+def share_revoke_view(request: PortalRequest, pk: int) -> HttpResponse:
+    share = get_object_or_404(
+        LicenseShare.objects.select_related("license__owner"),
+        pk=pk,
+        license__owner=request.organization,
+        revoked_at__isnull=True,
+    )
+    if not request.membership.is_admin:
+        raise Http404
+    share_revoke(share=share, actor=request.user)
+    messages.success(
+        request, _("%(email)s no longer has access to this license.") % {"email": share.email}
+    )
+    return redirect("license-detail", pk=share.license_id)
+
+
+def share_landing(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link for someone without an account: sign up or log in, then see them."""
+    share = (
+        LicenseShare.objects.filter(token=token, revoked_at__isnull=True)
+        .select_related("license__owner")
+        .first()
+    )
+    if share is None:
+        return render(request, "licensing/share_invalid.html", status=404)
+    if not request.user.is_authenticated:
+        request.session[SESSION_SHARE_TOKEN] = token
+        return render(request, "licensing/share_landing.html", {"share": share})
+    return _accept(request, token)
+
+
+@login_required
+def _accept(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        count = share_accept(token=token, user=request.user)  # type: ignore[arg-type]
+    except LicensingError as exc:
+        messages.error(request, str(exc))
+        return redirect("home")
+    request.session.pop(SESSION_SHARE_TOKEN, None)
+    if count:
+        messages.success(
+            request,
+            ngettext(
+                "%(count)d shared license was added to your list.",
+                "%(count)d shared licenses were added to your list.",
+                count,
+            )
+            % {"count": count},
+        )
+    return redirect("license-list")

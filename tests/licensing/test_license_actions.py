@@ -1,0 +1,512 @@
+"""One license: sharing, custom data, registration, resend, renewal, rehost and certificate."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from licensing.codes import generate_code
+from licensing.models import (
+    CustomField,
+    CustomFieldValue,
+    License,
+    LicenseShare,
+    RetiredKey,
+    add_months,
+)
+from portal.models import AuditEvent, User
+from tests.licensing.factories import (
+    LicenseFactory,
+    ProductFactory,
+    ProductVersionFactory,
+    SerialNumberFactory,
+)
+from tests.portal.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin(client):  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    client.force_login(membership.user)
+    return membership
+
+
+@pytest.fixture
+def license(admin):  # type: ignore[no-untyped-def]
+    return LicenseFactory(owner=admin.organization)
+
+
+def _detail(license) -> str:  # type: ignore[no-untyped-def]
+    return reverse("license-detail", kwargs={"pk": license.pk})
+
+
+def _messages(response) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(str(m) for m in response.context["messages"]) if response.context else ""
+
+
+# -- sharing -----------------------------------------------------------------------------------
+
+
+def test_share_with_existing_user(
+    client, admin, license, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    recipient = MembershipFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("license-share"),
+            {
+                "licenses": [license.pk],
+                "email": recipient.user.email.upper(),
+                "access": "read",
+                "back": "license-detail",
+            },
+            follow=True,
+        )
+    assert "Shared 1 license with" in _messages(response)
+    share = LicenseShare.objects.get()
+    assert share.user == recipient.user and share.access == "read"
+    assert mail.outbox[0].to == [recipient.user.email]
+    client.force_login(recipient.user)
+    page = client.get(reverse("license-list")).content.decode()
+    assert license.key in page and f"shared by {admin.organization.name}" in page
+    assert client.get(_detail(license)).status_code == 200
+    assert AuditEvent.objects.filter(action="license.shared").exists()
+
+
+def test_share_with_someone_without_an_account(
+    client, admin, license, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("license-share"),
+            {"licenses": [license.pk], "email": "newbie@partner.example", "access": "manage"},
+        )
+    (email,) = mail.outbox
+    link = re.search(r"http://testserver(/licenses/shared/[\w-]+/)", email.body).group(1)
+    client.logout()
+    assert "Create an account" in client.get(link).content.decode()
+    response = client.post(
+        reverse("account_signup"),
+        {
+            "full_name": "New Bie",
+            "email": "newbie@partner.example",
+            "password1": "a-long-and-unusual-passphrase",
+            "password2": "a-long-and-unusual-passphrase",
+            "organization_name": "Partner Co",
+        },
+    )
+    assert response["Location"] == link
+    response = client.get(link, follow=True)
+    assert license.key in response.content.decode()
+    assert LicenseShare.objects.get().user == User.objects.get(email="newbie@partner.example")
+
+
+def test_share_link_for_another_address_is_refused(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    share = LicenseShare.objects.create(license=license, email="someone@else.example")
+    intruder = MembershipFactory()
+    client.force_login(intruder.user)
+    response = client.get(reverse("share-landing", args=[share.token]), follow=True)
+    assert "shared with someone@else.example" in _messages(response)
+    assert LicenseShare.objects.get().user is None
+
+
+@pytest.mark.parametrize(
+    "email", ["", "not-an-email", "a@b", "two@x.example, three@y.example", "<script>@x.example"]
+)
+def test_bad_share_emails(client, admin, license, email) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        reverse("license-share"),
+        {"licenses": [license.pk], "email": email, "access": "read"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "email address" in _messages(response)
+    assert not LicenseShare.objects.exists()
+
+
+def test_sharing_with_yourself_or_bad_access(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        reverse("license-share"),
+        {"licenses": [license.pk], "email": admin.user.email, "access": "read"},
+        follow=True,
+    )
+    assert "yourself" in _messages(response)
+    response = client.post(
+        reverse("license-share"),
+        {"licenses": [license.pk], "email": "x@y.example", "access": "owner"},
+        follow=True,
+    )
+    assert "Select a valid choice" in _messages(response)
+    assert not LicenseShare.objects.exists()
+
+
+def test_members_cannot_share(client, license) -> None:  # type: ignore[no-untyped-def]
+    member = MembershipFactory(organization=license.owner, role="member")
+    client.force_login(member.user)
+    response = client.post(
+        reverse("license-share"),
+        {"licenses": [license.pk], "email": "x@y.example", "access": "read"},
+        follow=True,
+    )
+    assert "administrators" in _messages(response)
+    assert not LicenseShare.objects.exists()
+
+
+def test_bulk_share_and_revoke(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    second = LicenseFactory(owner=admin.organization)
+    foreign = LicenseFactory()
+    client.post(
+        reverse("license-share"),
+        {
+            "licenses": [license.pk, second.pk, foreign.pk],
+            "email": "team@customer.example",
+            "access": "read",
+        },
+    )
+    assert set(LicenseShare.objects.values_list("license_id", flat=True)) == {license.pk, second.pk}
+    share = LicenseShare.objects.get(license=license)
+    client.post(reverse("share-revoke", args=[share.pk]))
+    share.refresh_from_db()
+    assert share.revoked_at is not None
+    assert AuditEvent.objects.filter(action="license.share_revoked").exists()
+
+
+# -- custom data -------------------------------------------------------------------------------
+
+
+def test_admin_defines_fields_members_cannot(client, admin) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        reverse("custom-fields"),
+        {"name": "Site", "field_type": "choice", "choices": "Lisbon", "position": 0},
+    )
+    assert "at least two options" in response.content.decode()
+    client.post(
+        reverse("custom-fields"),
+        {"name": "Site", "field_type": "choice", "choices": "Lisbon\nPorto", "position": 0},
+    )
+    assert CustomField.objects.get().choice_list == ["Lisbon", "Porto"]
+    duplicate = client.post(
+        reverse("custom-fields"), {"name": "site", "field_type": "text", "position": 0}
+    )
+    assert "already a field called" in duplicate.content.decode()
+    member = MembershipFactory(organization=admin.organization, role="member")
+    client.force_login(member.user)
+    assert (
+        client.post(
+            reverse("custom-fields"), {"name": "X", "field_type": "text", "position": 0}
+        ).status_code
+        == 403
+    )
+
+
+@pytest.mark.parametrize(
+    ("field_type", "raw", "stored", "error"),
+    [
+        ("number", "3,50", "3.5", None),
+        ("number", "abc", None, "must be a number"),
+        ("number", "NaN", None, "must be a number"),
+        ("date", "2027-02-28", "2027-02-28", None),
+        ("date", "28/02/2027", None, "YYYY-MM-DD"),
+        ("text", "Rack 4", "Rack 4", None),
+    ],
+)
+def test_custom_values_are_validated_by_type(
+    client, admin, license, field_type, raw, stored, error
+) -> None:  # type: ignore[no-untyped-def]
+    field = CustomField.objects.create(
+        organization=admin.organization, name="F", field_type=field_type
+    )
+    response = client.post(
+        reverse("license-custom-values", kwargs={"pk": license.pk}), {f"cf_{field.pk}": raw}
+    )
+    value = CustomFieldValue.objects.filter(license=license, field=field).first()
+    if error:
+        assert response.status_code == 400 and error in response.content.decode()
+        assert value is None
+    else:
+        assert value.value == stored
+        assert AuditEvent.objects.filter(action="license.custom_data_changed").exists()
+
+
+def test_required_field(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    field = CustomField.objects.create(organization=admin.organization, name="PO", required=True)
+    response = client.post(
+        reverse("license-custom-values", kwargs={"pk": license.pk}), {f"cf_{field.pk}": "  "}
+    )
+    assert response.status_code == 400 and "PO is required" in response.content.decode()
+
+
+def test_bulk_custom_values(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    other = LicenseFactory(owner=admin.organization)
+    field = CustomField.objects.create(organization=admin.organization, name="Team")
+    keep = CustomField.objects.create(organization=admin.organization, name="Keep")
+    CustomFieldValue.objects.create(license=other, field=keep, value="untouched")
+    form = client.post(reverse("custom-values-bulk"), {"licenses": [license.pk, other.pk]})
+    assert form.status_code == 200
+    client.post(
+        reverse("custom-values-bulk"),
+        {
+            "licenses": [license.pk, other.pk],
+            "apply": "1",
+            f"cf_{field.pk}": "Ops",
+            f"cf_{keep.pk}": "",
+        },
+    )
+    assert set(CustomFieldValue.objects.filter(field=field).values_list("value", flat=True)) == {
+        "Ops"
+    }
+    assert CustomFieldValue.objects.get(field=keep).value == "untouched"
+
+
+def _upload(client, content: str, **extra):  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(
+        reverse("custom-values-csv"),
+        {"file": SimpleUploadedFile("data.csv", content.encode(), "text/csv"), **extra},
+    )
+
+
+def test_csv_upload_preview_then_apply(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    second = LicenseFactory(owner=admin.organization)
+    foreign = LicenseFactory()
+    CustomField.objects.create(
+        organization=admin.organization, name="Seats used", field_type="number"
+    )
+    CustomField.objects.create(organization=admin.organization, name="Site")
+    content = (
+        "key,Seats used,Site\n"
+        f"{license.key.lower()},12,Lisbon\n"
+        f"{second.key},twelve,Porto\n"
+        f"{foreign.key},1,X\n"
+        "NOPE,1,Y\n"
+    )
+    response = _upload(client, content)
+    preview = response.context["preview"]
+    assert [r.line for r in preview.changing] == [2]
+    refused = {r.line: r.error for r in preview.refused}
+    assert "must be a number" in refused[3]
+    assert "No license with this key" in refused[4] and "No license" in refused[5]
+    assert not CustomFieldValue.objects.exists()  # nothing written by the preview
+    client.post(reverse("custom-values-csv"), {"confirm": "1"})
+    assert dict(CustomFieldValue.objects.values_list("field__name", "value")) == {
+        "Seats used": "12",
+        "Site": "Lisbon",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("serial,Site\nX,Y\n", "columns are not right"),
+        ("key,Colour\nX,Y\n", "unknown columns: Colour"),
+        ("key\nX\n", "columns are not right"),
+        ("\x00\x01binary", "columns are not right"),
+    ],
+)
+def test_csv_with_wrong_columns(client, admin, license, content, message) -> None:  # type: ignore[no-untyped-def]
+    CustomField.objects.create(organization=admin.organization, name="Site")
+    response = _upload(client, content)
+    assert message in response.content.decode()
+    assert response.context["preview"] is None
+
+
+def test_csv_not_utf8(client, admin) -> None:  # type: ignore[no-untyped-def]
+    CustomField.objects.create(organization=admin.organization, name="Site")
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(
+        reverse("custom-values-csv"),
+        {"file": SimpleUploadedFile("x.csv", "key,Site\nA,Ã\n".encode("utf-16"), "text/csv")},
+    )
+    assert "not UTF-8" in response.content.decode()
+
+
+# -- registration, resend ----------------------------------------------------------------------
+
+
+def test_edit_support_registration(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    registration = license.registration
+    data = {
+        name: getattr(registration, name)
+        for name in (
+            "company",
+            "address",
+            "country",
+            "primary_name",
+            "primary_email",
+            "primary_phone",
+            "technical_name",
+            "technical_email",
+            "technical_phone",
+        )
+    }
+    bad = client.post(
+        reverse("license-registration", kwargs={"pk": license.pk}),
+        {**data, "technical_email": "nope"},
+    )
+    assert bad.status_code == 200 and "Enter a valid email address" in bad.content.decode()
+    client.post(
+        reverse("license-registration", kwargs={"pk": license.pk}),
+        {**data, "technical_email": "new-tech@customer.example"},
+    )
+    registration.refresh_from_db()
+    assert registration.technical_email == "new-tech@customer.example"
+    event = AuditEvent.objects.get(action="license.registration_changed")
+    assert event.details["changes"]["technical_email"]["to"] == "new-tech@customer.example"
+
+
+def test_email_again(client, admin, license, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("license-email", kwargs={"pk": license.pk}))
+    (email,) = mail.outbox
+    assert license.registration.technical_email in email.to
+    assert license.key in email.body and email.attachments
+
+
+# -- renewal -----------------------------------------------------------------------------------
+
+
+def test_renew_from_the_license_page(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory(version=license.version, kind="renewal", maintenance_months=12)
+    old_end, old_file = license.maintenance_end, license.file_issued_at
+    response = client.post(
+        reverse("license-renew", kwargs={"pk": license.pk}), {"serial": serial.code}, follow=True
+    )
+    assert "Maintenance renewed" in _messages(response)
+    license.refresh_from_db()
+    assert license.maintenance_end == add_months(old_end, 12)
+    assert license.file_issued_at > old_file
+    assert license.registration_id is not None
+
+
+def test_renew_with_wrong_serials(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("license-renew", kwargs={"pk": license.pk})
+    new_purchase = SerialNumberFactory(version=license.version)
+    other_product = SerialNumberFactory(kind="renewal")
+    cases = [
+        (new_purchase.code, "not a maintenance renewal serial"),
+        (other_product.code, "has no active one"),
+        (generate_code(), "could not find"),
+        ("ABC$", "does not look like a serial"),
+        ("", "Enter the renewal serial number"),
+    ]
+    end = license.maintenance_end
+    for code, message in cases:
+        response = client.post(url, {"serial": code}, follow=True)
+        assert message in _messages(response), code
+    license.refresh_from_db()
+    assert license.maintenance_end == end
+
+
+# -- rehost ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def node_locked(admin):  # type: ignore[no-untyped-def]
+    version = ProductVersionFactory(product=ProductFactory(node_locked=True, rehost_limit=2))
+    return LicenseFactory(owner=admin.organization, version=version, host_id="HOST-A")
+
+
+def test_rehost_issues_a_new_key_and_revokes_the_old(
+    client, admin, node_locked, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    old_key = node_locked.key
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("license-rehost", kwargs={"pk": node_locked.pk}), {"host_id": "  HOST-B  "}
+        )
+    node_locked.refresh_from_db()
+    assert node_locked.host_id == "HOST-B" and node_locked.key != old_key
+    assert RetiredKey.objects.get().key == old_key
+    assert License.objects.count() == 1  # same license, new key
+    assert "HOST-B" in mail.outbox[0].subject and node_locked.key in mail.outbox[0].body
+    event = AuditEvent.objects.get(action="license.rehosted")
+    assert event.details["old_key"] == old_key
+    page = client.get(_detail(node_locked)).content.decode()
+    assert old_key in page  # listed as revoked
+
+
+@pytest.mark.parametrize(
+    ("host", "message"), [("", "Enter the host ID"), ("host-a", "already bound")]
+)
+def test_rehost_bad_input(client, admin, node_locked, host, message) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        reverse("license-rehost", kwargs={"pk": node_locked.pk}), {"host_id": host}, follow=True
+    )
+    assert message in _messages(response)
+    assert not RetiredKey.objects.exists()
+
+
+def test_rehost_limit(client, admin, node_locked) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("license-rehost", kwargs={"pk": node_locked.pk})
+    client.post(url, {"host_id": "B"})
+    client.post(url, {"host_id": "C"})
+    response = client.post(url, {"host_id": "D"}, follow=True)
+    assert "Contact customer care" in _messages(response)
+    node_locked.refresh_from_db()
+    assert node_locked.host_id == "C"
+    # Moves older than 12 months no longer count.
+    RetiredKey.objects.update(retired_at=timezone.now() - timedelta(days=400))
+    client.post(url, {"host_id": "D"})
+    node_locked.refresh_from_db()
+    assert node_locked.host_id == "D"
+
+
+def test_floating_license_cannot_be_rehosted(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        reverse("license-rehost", kwargs={"pk": license.pk}), {"host_id": "X"}, follow=True
+    )
+    assert "not node-locked" in _messages(response)
+
+
+# -- detail, certificate -----------------------------------------------------------------------
+
+
+def test_detail_shows_source_registration_custom_data_and_history(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    field = CustomField.objects.create(organization=admin.organization, name="Cost center")
+    CustomFieldValue.objects.create(license=license, field=field, value="CC-1")
+    LicenseShare.objects.create(license=license, email="viewer@x.example")
+    page = client.get(_detail(license)).content.decode()
+    for text in (
+        license.key,
+        license.registration.company,
+        "Cost center",
+        "CC-1",
+        "viewer@x.example",
+        "Serial number",
+        "Issued: 10",
+    ):
+        assert text in page, text
+
+
+def test_detail_query_count(client, admin, license, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(5):
+        LicenseShare.objects.create(license=license, email=f"{_}@x.example")
+    with django_assert_max_num_queries(16):
+        assert client.get(_detail(license)).status_code == 200
+
+
+def test_certificate_html_and_pdf(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    page = client.get(reverse("license-certificate", kwargs={"pk": license.pk}))
+    content = page.content.decode()
+    assert license.key in content and "<svg" in content and "License certificate" in content
+    pdf = client.get(reverse("license-certificate-pdf", kwargs={"pk": license.pk}))
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+
+
+def test_read_only_recipient_sees_no_manage_forms(client, license) -> None:  # type: ignore[no-untyped-def]
+    reader = UserFactory()
+    MembershipFactory(user=reader)
+    LicenseShare.objects.create(license=license, email=reader.email, user=reader)
+    client.force_login(reader)
+    page = client.get(_detail(license)).content.decode()
+    assert "Renew maintenance" not in page and "Email key again" not in page
+    assert "Read-only" in page

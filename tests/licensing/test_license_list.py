@@ -1,0 +1,191 @@
+"""My licenses: filters, search, sorting, pagination, export and the query bound."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from datetime import date, timedelta
+
+import pytest
+from django.urls import reverse
+
+from licensing.models import CustomField, CustomFieldValue, LicenseShare, SerialNumber
+from tests.licensing.factories import (
+    LicenseFactory,
+    ProductFactory,
+    ProductVersionFactory,
+    SerialNumberFactory,
+    SupportRegistrationFactory,
+)
+from tests.licensing.wizard import walk
+from tests.portal.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+TODAY = date.today()
+
+
+@pytest.fixture
+def admin(client):  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    client.force_login(membership.user)
+    return membership
+
+
+def _keys(response) -> set[str]:  # type: ignore[no-untyped-def]
+    return {row["license"].key for row in response.context["rows"]}
+
+
+def test_rows_show_masked_key_badges_and_owner(client, admin) -> None:  # type: ignore[no-untyped-def]
+    license = LicenseFactory(owner=admin.organization, maintenance_end=TODAY + timedelta(days=30))
+    page = client.get(reverse("license-list")).content.decode()
+    last = license.key.split("-")[-1]
+    assert f"•••••-•••••-•••••-•••••-{last}" in page
+    assert license.key in page  # one click away, inside <details>
+    assert "expiring soon" in page
+    assert license.version.product.name in page and admin.organization.name in page
+
+
+def test_filters(client, admin) -> None:  # type: ignore[no-untyped-def]
+    org = admin.organization
+    alpha = ProductVersionFactory(product=ProductFactory(name="Alpha Shield"), version="1.0")
+    beta = ProductVersionFactory(product=ProductFactory(name="Beta Gateway"), version="2.0")
+    expired = LicenseFactory(owner=org, version=alpha, maintenance_end=TODAY - timedelta(days=1))
+    expiring = LicenseFactory(owner=org, version=alpha, maintenance_end=TODAY + timedelta(days=20))
+    active = LicenseFactory(owner=org, version=beta, maintenance_end=TODAY + timedelta(days=400))
+    url = reverse("license-list")
+    assert _keys(client.get(url, {"product": alpha.product_id})) == {expired.key, expiring.key}
+    assert _keys(client.get(url, {"version": beta.pk})) == {active.key}
+    assert _keys(client.get(url, {"maintenance": "expired"})) == {expired.key}
+    assert _keys(client.get(url, {"maintenance": "expiring"})) == {expiring.key}
+    assert _keys(client.get(url, {"maintenance": "active"})) == {active.key}
+    before = (TODAY + timedelta(days=21)).isoformat()
+    assert _keys(client.get(url, {"expiring_before": before})) == {expired.key, expiring.key}
+    assert _keys(client.get(url, {"status": "superseded"})) == set()
+
+
+def test_bad_filter_values_do_not_500(client, admin) -> None:  # type: ignore[no-untyped-def]
+    LicenseFactory(owner=admin.organization)
+    url = reverse("license-list")
+    for params in (
+        {"product": "abc"},
+        {"expiring_before": "31/31/2026"},
+        {"status": "nope"},
+        {"sort": "password"},
+        {"page": "999"},
+        {"maintenance": "x"},
+    ):
+        response = client.get(url, params)
+        assert response.status_code == 200, params
+
+
+def test_search_over_key_serial_host_contacts_and_custom_values(client, admin) -> None:  # type: ignore[no-untyped-def]
+    org = admin.organization
+    by_contact = LicenseFactory(
+        owner=org,
+        registration=SupportRegistrationFactory(
+            organization=org, technical_email="zelda@hyrule.example"
+        ),
+    )
+    by_host = LicenseFactory(owner=org, host_id="LAB-SERVER-42")
+    by_custom = LicenseFactory(owner=org)
+    field = CustomField.objects.create(organization=org, name="Cost center")
+    CustomFieldValue.objects.create(license=by_custom, field=field, value="CC-9001")
+    serial = SerialNumberFactory()
+    walk(client, serial.code)
+    by_serial = SerialNumber.objects.get(pk=serial.pk).license
+    url = reverse("license-list")
+    assert _keys(client.get(url, {"q": "zelda@"})) == {by_contact.key}
+    assert _keys(client.get(url, {"q": "server-42"})) == {by_host.key}
+    assert _keys(client.get(url, {"q": "cc-9001"})) == {by_custom.key}
+    assert _keys(client.get(url, {"q": serial.code.lower().replace("-", "")})) == {by_serial.key}
+    assert _keys(client.get(url, {"q": by_host.key[-11:]})) == {by_host.key}
+
+
+def test_custom_field_filter_and_column(client, admin) -> None:  # type: ignore[no-untyped-def]
+    org = admin.organization
+    site = CustomField.objects.create(
+        organization=org, name="Site", field_type="choice", choices="Lisbon\nPorto"
+    )
+    lisbon, porto = LicenseFactory(owner=org), LicenseFactory(owner=org)
+    CustomFieldValue.objects.create(license=lisbon, field=site, value="Lisbon")
+    CustomFieldValue.objects.create(license=porto, field=site, value="Porto")
+    response = client.get(reverse("license-list"), {f"cf_{site.pk}": "Porto"})
+    assert _keys(response) == {porto.key}
+    assert "<th" in response.content.decode() and "Site" in response.content.decode()
+    ordered = client.get(reverse("license-list"), {"sort": f"-cf_{site.pk}"})
+    assert [r["license"].key for r in ordered.context["rows"]] == [porto.key, lisbon.key]
+
+
+def test_sorting_and_pagination(client, admin) -> None:  # type: ignore[no-untyped-def]
+    for quantity in (5, 1, 9):
+        LicenseFactory(owner=admin.organization, quantity=quantity)
+    rows = client.get(reverse("license-list"), {"sort": "quantity"}).context["rows"]
+    assert [r["license"].quantity for r in rows] == [1, 5, 9]
+    rows = client.get(reverse("license-list"), {"sort": "-quantity"}).context["rows"]
+    assert [r["license"].quantity for r in rows] == [9, 5, 1]
+    for _ in range(50):
+        LicenseFactory(owner=admin.organization)
+    page2 = client.get(reverse("license-list"), {"page": 2, "sort": "quantity"})
+    assert len(page2.context["rows"]) == 3
+    assert "sort=quantity" in page2.content.decode()  # filter state stays in the URL
+
+
+def test_shared_licenses_are_marked(client, admin) -> None:  # type: ignore[no-untyped-def]
+    other = MembershipFactory()
+    theirs = LicenseFactory(owner=other.organization)
+    LicenseShare.objects.create(license=theirs, email=admin.user.email, user=admin.user)
+    LicenseFactory(owner=MembershipFactory().organization)  # never visible
+    response = client.get(reverse("license-list"))
+    assert _keys(response) == {theirs.key}
+    assert f"shared by {other.organization.name}" in response.content.decode()
+
+
+@pytest.mark.parametrize("count", [10, 1000])
+def test_query_count_does_not_grow_with_licenses(  # type: ignore[no-untyped-def]
+    client, admin, django_assert_max_num_queries, count
+) -> None:
+    org = admin.organization
+    version = ProductVersionFactory()
+    registration = SupportRegistrationFactory(organization=org)
+    field = CustomField.objects.create(organization=org, name="PO")
+    licenses = [
+        LicenseFactory(owner=org, version=version, registration=registration) for _ in range(count)
+    ]
+    CustomFieldValue.objects.bulk_create(
+        [CustomFieldValue(license=lic, field=field, value="PO-1") for lic in licenses]
+    )
+    with django_assert_max_num_queries(14):
+        response = client.get(reverse("license-list"), {"q": "PO", "sort": "-maintenance"})
+    assert response.status_code == 200
+    assert response.context["page"].paginator.count == count
+
+
+def test_csv_export_streams_filtered_rows_with_custom_columns(client, admin) -> None:  # type: ignore[no-untyped-def]
+    org = admin.organization
+    field = CustomField.objects.create(organization=org, name="Owner team")
+    keep = LicenseFactory(owner=org, quantity=7)
+    LicenseFactory(owner=org, quantity=3)
+    CustomFieldValue.objects.create(license=keep, field=field, value="=cmd|' /C calc'!A0")
+    response = client.get(reverse("license-export", args=["csv"]), {"q": keep.key})
+    assert response.streaming
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][-1] == "Owner team" and rows[0][0] == "key"
+    assert len(rows) == 2 and rows[1][0] == keep.key and rows[1][4] == "7"
+    assert rows[1][-1].startswith("'=")  # neutralised for spreadsheets
+
+
+def test_xlsx_export(client, admin) -> None:  # type: ignore[no-untyped-def]
+    license = LicenseFactory(owner=admin.organization)
+    response = client.get(reverse("license-export", args=["xlsx"]))
+    content = b"".join(response.streaming_content)
+    with zipfile.ZipFile(io.BytesIO(content)) as workbook:
+        sheet = workbook.read("xl/worksheets/sheet1.xml").decode()
+        strings = (
+            workbook.read("xl/sharedStrings.xml").decode()
+            if ("xl/sharedStrings.xml" in workbook.namelist())
+            else ""
+        )
+    assert license.key in sheet + strings
+    assert client.get(reverse("license-export", args=["pdf"])).status_code == 404
