@@ -40,7 +40,10 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "test-results" / "e2e"
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+# Package scope: launched once for all browser tests, and stopped after the last of them. While
+# sync Playwright runs, this thread has a running asyncio loop, so every later test in the
+# session would see it (Django's async-unsafe guard, asgiref's AsyncToSync refusing to run).
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
     if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
         pytest.skip("Chromium not installed: apt-get install chromium")
@@ -51,7 +54,7 @@ def playwright_driver() -> Iterator[Playwright]:
         driver.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium_browser(playwright_driver: Playwright) -> Iterator[Browser]:
     browser = playwright_driver.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -15,6 +15,7 @@ from licensing.codes import ALPHABET
 from licensing.licensefile import verify_license_file
 from licensing.models import License, SerialNumber
 from licensing.signing import get_public_key
+from portal.models import Membership
 from tests.e2e.conftest import PHONE, NewContext
 from tests.licensing.factories import SerialNumberFactory
 from tests.portal.factories import PASSWORD, MembershipFactory
@@ -27,6 +28,18 @@ PHONES = {
     "Primary contact phone": "+55 11 5555-0100",
     "Technical contact phone": "+55 11 5555-0101",
 }
+
+
+# -- data, typed for the checker (factory-boy's stubs return the factory type) ---------------
+
+
+def new_serial(quantity: int) -> SerialNumber:
+    return cast(SerialNumber, SerialNumberFactory(quantity=quantity))
+
+
+def new_member() -> Membership:
+    """A user (password PASSWORD) who administers a new organization."""
+    return cast(Membership, MembershipFactory())
 
 
 # -- steps a user takes ----------------------------------------------------------------------
@@ -120,7 +133,7 @@ def test_sign_up_and_get_a_key(
     live_server: Any, web_page: Page, tmp_path: Path, results_dir: Path
 ) -> None:
     page = web_page
-    serial = SerialNumberFactory(quantity=5)
+    serial = new_serial(5)
 
     open_page(page, f"{live_server.url}/accounts/signup/")
     page.get_by_label("Your name").fill("Ana Compradora")
@@ -144,8 +157,8 @@ def test_serial_with_a_typo_is_refused_then_the_right_one_accepted(
     live_server: Any, web_page: Page
 ) -> None:
     page = web_page
-    membership = MembershipFactory()
-    serial = SerialNumberFactory(quantity=5)
+    membership = new_member()
+    serial = new_serial(5)
 
     log_in(page, live_server.url, membership.user.email)
     page.get_by_role("main").get_by_role("link", name="Get a license key").click()
@@ -165,11 +178,13 @@ def test_serial_with_a_typo_is_refused_then_the_right_one_accepted(
     assert serial.status == SerialNumber.Status.OPEN
 
 
-def test_phone_without_javascript_gets_a_key(live_server: Any, open_context: NewContext) -> None:
+def test_phone_without_javascript_gets_a_key(
+    live_server: Any, open_context: NewContext, results_dir: Path
+) -> None:
     context = open_context(viewport=PHONE, java_script_enabled=False, is_mobile=True)
     page = context.new_page()
-    membership = MembershipFactory()
-    serial = SerialNumberFactory(quantity=3)
+    membership = new_member()
+    serial = new_serial(3)
 
     log_in(page, live_server.url, membership.user.email)
     page.get_by_role("main").get_by_role("link", name="Get a license key").click()
@@ -189,6 +204,7 @@ def test_phone_without_javascript_gets_a_key(live_server: Any, open_context: New
         "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
     assert widths[0] <= widths[1], f"horizontal scrollbar on a phone: {widths}"
+    phone.screenshot(path=str(results_dir / "get-a-key-result-phone.png"), full_page=True)
 
 
 def test_language_switcher_sets_the_page_language(live_server: Any, web_page: Page) -> None:
