@@ -249,7 +249,12 @@ class License(models.Model):
         verbose_name = _("license")
         verbose_name_plural = _("licenses")
         ordering = ["-issued_at"]
-        indexes = [models.Index(fields=["owner", "status", "maintenance_end"])]
+        indexes = [
+            models.Index(fields=["owner", "status", "maintenance_end"]),
+            models.Index(fields=["owner", "-issued_at"]),
+            models.Index(fields=["owner", "maintenance_end"]),
+            models.Index(fields=["owner", "version"]),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(maintenance_end__gte=models.F("maintenance_start")),

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -214,6 +215,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # Relays any email whose on-commit enqueue was lost (broker down, worker crash).
     "relay-outbox": {"task": "portal.tasks.relay_outbox", "schedule": 60.0},
+    # Daily maintenance-ending digests; a missed day is caught up by the next run.
+    "maintenance-reminders": {
+        "task": "licensing.tasks.send_maintenance_reminders",
+        "schedule": crontab(hour=6, minute=0),
+    },
 }
 
 PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES = int(os.environ.get("PORTAL_SERIAL_ATTEMPTS", "10"))

@@ -38,10 +38,12 @@ from .manage import (
     share_accept,
     share_revoke,
 )
+from .reminders import THRESHOLDS, maintenance_reminders_send
 
 __all__ = [
     "LICENSE_FILE_MIMETYPE",
     "REGISTRATION_FIELDS",
+    "THRESHOLDS",
     "CsvPreview",
     "CsvRow",
     "IssueSource",
@@ -63,6 +65,7 @@ __all__ = [
     "license_renew",
     "license_renew_with_serial",
     "license_share",
+    "maintenance_reminders_send",
     "normalize_share_email",
     "registration_update",
     "rehosts_left",
