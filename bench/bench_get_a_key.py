@@ -37,9 +37,15 @@ from licensing.signing import get_public_key, get_signing_key  # noqa: E402
 from portal.models import Membership, Organization, User  # noqa: E402
 
 REGISTRATION = {
-    "company": "Bench Co", "address": "1 Bench Street", "country": "Brazil",
-    "primary_name": "P", "primary_email": "p@bench.example", "primary_phone": "1",
-    "technical_name": "T", "technical_email": "t@bench.example", "technical_phone": "2",
+    "company": "Bench Co",
+    "address": "1 Bench Street",
+    "country": "Brazil",
+    "primary_name": "P",
+    "primary_email": "p@bench.example",
+    "primary_phone": "1",
+    "technical_name": "T",
+    "technical_email": "t@bench.example",
+    "technical_phone": "2",
 }
 
 
@@ -61,16 +67,22 @@ def main(redemptions: int = 200) -> None:
         reset_queries()
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
-            serial_redeem(code=serial.code, organization=organization,
-                          registration=REGISTRATION, acting_user=user)
+            serial_redeem(
+                code=serial.code,
+                organization=organization,
+                registration=REGISTRATION,
+                acting_user=user,
+            )
             durations.append(time.perf_counter() - started)
         queries.append(len(captured))
 
     key, payload = "ABCDE-FGHJK-MNPQR-STVWX-YZ012", {"data": {"id": "x", "attributes": {}}}
     signing_key, public_key = get_signing_key(), get_public_key()
     started = time.perf_counter()
-    files = [build_license_file(payload=payload, license_key=key, signing_key=signing_key)
-             for _ in range(2000)]
+    files = [
+        build_license_file(payload=payload, license_key=key, signing_key=signing_key)
+        for _ in range(2000)
+    ]
     sign_rate = 2000 / (time.perf_counter() - started)
     started = time.perf_counter()
     for text in files:
