@@ -98,3 +98,29 @@ def canonical_code(raw: str) -> str:
     if not _LEGACY.match(chars):
         raise CodeFormatError("malformed")
     return chars
+
+
+# Upgrade notification IDs are read over the phone: shorter (75 bits, still unguessable behind
+# the failed-attempt limit) and in groups of four.
+SHORT_BODY_LENGTH = 15
+SHORT_GROUP = 4
+
+
+def generate_short_code() -> str:
+    """A new notification ID: 75 random bits and a check character, XXXX-XXXX-XXXX-XXXX."""
+    body = _random_chars(SHORT_BODY_LENGTH)
+    chars = body + check_character(body)
+    return "-".join(chars[i : i + SHORT_GROUP] for i in range(0, len(chars), SHORT_GROUP))
+
+
+def canonical_short_code(raw: str) -> str:
+    """The stored form of a typed notification ID, or CodeFormatError saying what is wrong."""
+    chars = compact(raw)
+    if not chars:
+        raise CodeFormatError("empty")
+    decoded = chars.translate(_CONFUSABLE)
+    if len(decoded) != SHORT_BODY_LENGTH + 1 or not is_base32(decoded):
+        raise CodeFormatError("malformed")
+    if check_character(decoded[:-1]) != decoded[-1]:
+        raise CodeFormatError("check")
+    return "-".join(decoded[i : i + SHORT_GROUP] for i in range(0, len(decoded), SHORT_GROUP))

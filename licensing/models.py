@@ -51,6 +51,14 @@ class ProductVersion(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="versions")
     version = models.CharField(_("version"), max_length=40)
     released_on = models.DateField(_("released on"), default=date.today)
+    published_at = models.DateTimeField(
+        _("published at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When staff published it: licensed customers with current maintenance "
+                    "were notified of the upgrade."),
+    )
 
     class Meta:
         verbose_name = _("product version")

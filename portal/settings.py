@@ -215,6 +215,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # Relays any email whose on-commit enqueue was lost (broker down, worker crash).
     "relay-outbox": {"task": "portal.tasks.relay_outbox", "schedule": 60.0},
+    # Licenses renewed after a version was published become eligible for its upgrade.
+    "upgrade-eligibility": {
+        "task": "upgrades.tasks.refresh_upgrade_eligibility",
+        "schedule": crontab(hour=5, minute=30),
+    },
     # Daily maintenance-ending digests; a missed day is caught up by the next run.
     "maintenance-reminders": {
         "task": "licensing.tasks.send_maintenance_reminders",

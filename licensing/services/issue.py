@@ -50,6 +50,9 @@ class IssueSource:
     host_id: str = ""
     preset_key: str = ""  # a key printed on the purchase certificate, reused instead of minted
     supersedes: License | None = None
+    # A paid upgrade replaces the whole license; a version upgrade of part of its quantity
+    # leaves it active, and its caller retires it when nothing is left.
+    retire_superseded: bool = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +174,7 @@ def license_issue(
     else:  # pragma: no cover - 125 random bits colliding three times in a row
         raise LicensingError(_("Could not generate a unique license key. Please try again."))
 
-    if source.supersedes is not None:
+    if source.supersedes is not None and source.retire_superseded:
         License.objects.filter(pk=source.supersedes.pk).update(status=License.Status.SUPERSEDED)
         audit_record(
             action="license.superseded",

@@ -33,7 +33,7 @@ from ..forms import (
     ShareForm,
     SupportRegistrationForm,
 )
-from ..models import CustomField, CustomFieldValue, License
+from ..models import CustomField, CustomFieldValue, License, ProductVersion
 from ..selectors import (
     LicenseAccess,
     access_of,
@@ -291,6 +291,13 @@ def _detail_context(
         "rehosts_left": rehosts_left(license) if product.node_locked else None,
         "superseded_by": license.superseded_by.select_related("version").first(),
         "retired_keys": license.retired_keys.all()[:20],
+        "newer_version": ProductVersion.objects.filter(
+            product=product,
+            published_at__isnull=False,
+            released_on__gt=license.version.released_on,
+        )
+        .order_by("-released_on")
+        .first(),
     }
 
 

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from licensing.models import License
+from portal.models import AuditEvent
+from tests.licensing.factories import ProductVersionFactory, SupportRegistrationFactory
+from tests.portal.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.upgrades.factories import RELEASE, catalog, licensed
+from upgrades.models import UpgradeLine, UpgradeNotice, UpgradeNotification
+from upgrades.services import notifications_create, upgrade_notices_send, version_publish
+
+pytestmark = pytest.mark.django_db
+TODAY = timezone.localdate()
+
+
+def test_eligibility_rules() -> None:
+    old, new = catalog()
+    org = OrganizationFactory()
+    on_the_day = licensed(org, old, end=RELEASE)
+    current = licensed(org, old, end=RELEASE + timedelta(days=1), quantity=3)
+    lapsed = licensed(org, old, end=RELEASE - timedelta(days=1))
+    already_new = licensed(org, new)
+    other_product = licensed(org, ProductVersionFactory(released_on=old.released_on))
+    revoked = licensed(org, old)
+    License.objects.filter(pk=revoked.pk).update(status="revoked")
+    later = ProductVersionFactory(
+        product=old.product, version="16.0", released_on=RELEASE + timedelta(days=5)
+    )
+    licensed(org, later)  # newer than the published version: not an upgrade
+
+    created = notifications_create(version=new, today=TODAY)
+    assert (created.notifications, created.lines) == (1, 2)
+    lines = {line.source_license_id: line for line in UpgradeLine.objects.all()}
+    assert set(lines) == {on_the_day.pk, current.pk}
+    assert lines[current.pk].eligible_quantity == lines[current.pk].remaining_quantity == 3
+    for excluded in (lapsed, already_new, other_product, revoked):
+        assert excluded.pk not in lines
+    notification = UpgradeNotification.objects.get()
+    assert notification.organization == org and notification.target_version == new
+    assert notification.expires_on == TODAY + timedelta(days=365)
+    assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", notification.code)
+
+
+def test_one_notification_per_organization_with_several_lines() -> None:
+    old, new = catalog()
+    first, second = OrganizationFactory(), OrganizationFactory()
+    for _ in range(3):
+        licensed(first, old)
+    licensed(second, old)
+    created = notifications_create(version=new, today=TODAY)
+    assert (created.notifications, created.lines) == (2, 4)
+    assert UpgradeNotification.objects.get(organization=first).lines.count() == 3
+
+
+def test_running_again_creates_nothing_new_until_a_license_becomes_eligible() -> None:
+    old, new = catalog()
+    org = OrganizationFactory()
+    licensed(org, old)
+    lapsed = licensed(org, old, end=RELEASE - timedelta(days=30))
+    notifications_create(version=new, today=TODAY)
+    assert notifications_create(version=new, today=TODAY) == type(
+        notifications_create(version=new, today=TODAY)
+    )(0, 0)
+    License.objects.filter(pk=lapsed.pk).update(maintenance_end=TODAY + timedelta(days=365))
+    created = notifications_create(version=new, today=TODAY)
+    assert (created.notifications, created.lines) == (0, 1)
+    assert UpgradeNotification.objects.count() == 1 and UpgradeLine.objects.count() == 2
+
+
+def test_query_count_does_not_grow_with_licenses(django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    orgs = [OrganizationFactory() for _ in range(5)]
+    for index in range(60):
+        licensed(orgs[index % 5], old)
+    with django_assert_max_num_queries(6):
+        created = notifications_create(version=new, today=TODAY)
+    assert created.lines == 60
+
+
+def test_notices_one_per_organization_and_contact_and_never_twice(
+    django_capture_on_commit_callbacks,
+) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    org = OrganizationFactory()
+    ops = SupportRegistrationFactory(organization=org, technical_email="ops@acme.example")
+    sec = SupportRegistrationFactory(organization=org, technical_email="SEC@acme.example")
+    a = licensed(org, old, registration=ops)
+    licensed(org, old, registration=ops)
+    licensed(org, old, registration=sec)
+    notifications_create(version=new, today=TODAY)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upgrade_notices_send(version=new) == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["ops@acme.example", "sec@acme.example"]
+    ops_mail = next(m for m in mail.outbox if m.to == ["ops@acme.example"])
+    notification = UpgradeNotification.objects.get()
+    assert notification.code in ops_mail.body and a.key in ops_mail.body
+    assert f"/upgrades/?notification={notification.code}" in ops_mail.body
+    assert "Endpoint Shield 15.0" in ops_mail.subject
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upgrade_notices_send(version=new) == 0
+    assert len(mail.outbox) == 2 and UpgradeNotice.objects.count() == 2
+
+
+def test_publish_is_idempotent_and_runs_the_task(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    licensed(OrganizationFactory(), old)
+    staff = UserFactory(is_staff=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert version_publish(version=new, actor=staff) is True
+    assert UpgradeLine.objects.count() == 1 and len(mail.outbox) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert version_publish(version=new, actor=staff) is False
+    assert UpgradeLine.objects.count() == 1 and len(mail.outbox) == 1
+    new.refresh_from_db()
+    assert new.published_at is not None
+    assert AuditEvent.objects.filter(action="version.published").count() == 1
+
+
+def test_admin_action(client, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    licensed(OrganizationFactory(), old)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = reverse("admin:licensing_productversion_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            url, {"action": "publish_and_notify", "_selected_action": [new.pk]}, follow=True
+        )
+    assert "1 version published" in response.content.decode()
+    assert UpgradeNotification.objects.count() == 1
+    response = client.post(
+        url, {"action": "publish_and_notify", "_selected_action": [new.pk]}, follow=True
+    )
+    assert "already published" in response.content.decode()
+    for name in ("upgradenotification", "upgraderedemption", "upgradenotice"):
+        assert client.get(reverse(f"admin:upgrades_{name}_changelist")).status_code == 200
+    notification = UpgradeNotification.objects.get()
+    assert (
+        client.get(
+            reverse("admin:upgrades_upgradenotification_change", args=[notification.pk])
+        ).status_code
+        == 200
+    )
+
+
+def test_license_page_says_renewing_would_make_it_eligible(client) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    member = MembershipFactory()
+    lapsed = licensed(member.organization, old, end=RELEASE - timedelta(days=1))
+    current = licensed(member.organization, old)
+    version_publish(version=new, actor=None)
+    client.force_login(member.user)
+    page = client.get(reverse("license-detail", kwargs={"pk": lapsed.pk})).content.decode()
+    assert "not eligible for the free upgrade" in page and "Renew maintenance" in page
+    page = client.get(reverse("license-detail", kwargs={"pk": current.pk})).content.decode()
+    assert "is available for this license at no cost" in page

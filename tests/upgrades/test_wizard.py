@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from licensing.codes import generate_short_code
+from licensing.models import License
+from portal.models import AuditEvent
+from tests.licensing.factories import REGISTRATION
+from tests.portal.factories import MembershipFactory
+from tests.upgrades.factories import RELEASE, catalog, licensed
+from upgrades.models import UpgradeLine, UpgradeNotification, UpgradeRedemption
+from upgrades.services import notifications_create
+
+pytestmark = pytest.mark.django_db
+PREFIX = "upgrade_wizard"
+
+
+@pytest.fixture
+def setup(client):  # type: ignore[no-untyped-def]
+    member = MembershipFactory()
+    client.force_login(member.user)
+    old, new = catalog()
+    source = licensed(member.organization, old, quantity=10, host_id="")
+    notifications_create(version=new, today=timezone.localdate())
+    notification = UpgradeNotification.objects.get()
+    return {
+        "member": member,
+        "old": old,
+        "new": new,
+        "source": source,
+        "notification": notification,
+        "line": UpgradeLine.objects.get(),
+    }
+
+
+def step(client, name: str, data: dict | None = None):  # type: ignore[no-untyped-def]
+    payload = {f"{PREFIX}-current_step": name}
+    payload.update({f"{name}-{k}": v for k, v in (data or {}).items()})
+    return client.post(reverse("upgrade"), payload)
+
+
+def current(response) -> str:  # type: ignore[no-untyped-def]
+    return response.context["wizard"]["steps"].current
+
+
+def errors(response) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(" ".join(v) for v in response.context["wizard"]["form"].errors.values())
+
+
+def walk(client, s, quantity=4, registration=None, confirm=True):  # type: ignore[no-untyped-def]
+    client.get(reverse("upgrade"))
+    response = step(client, "notification", {"notification_id": s["notification"].code.lower()})
+    assert current(response) == "line", errors(response)
+    response = step(client, "line", {"line": s["line"].pk})
+    assert current(response) == "quantity", errors(response)
+    response = step(client, "quantity", {"quantity": quantity})
+    assert current(response) == "registration", errors(response)
+    response = step(client, "registration", {**REGISTRATION, **(registration or {})})
+    assert current(response) == "confirm", errors(response)
+    return step(client, "confirm") if confirm else response
+
+
+def test_upgrade_end_to_end(client, setup, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = walk(
+            client, setup, quantity=4, registration={"technical_email": "new-tech@acme.example"}
+        )
+    new_license = License.objects.get(source="upgrade")
+    assert response["Location"] == reverse("get-a-key-result", kwargs={"pk": new_license.pk})
+    source = setup["source"]
+    source.refresh_from_db()
+    assert new_license.version == setup["new"] and new_license.quantity == 4
+    assert new_license.maintenance_end == source.maintenance_end
+    assert new_license.supersedes == source and new_license.source_ref == setup["notification"].code
+    assert source.quantity == 6 and source.status == "active"
+    line = UpgradeLine.objects.get()
+    assert line.remaining_quantity == 6 and line.eligible_quantity == 10
+    # The registration was edited in place, not duplicated.
+    assert new_license.registration_id == source.registration_id
+    assert source.registration.technical_email == "new-tech@acme.example"
+    assert AuditEvent.objects.filter(action="license.registration_changed").exists()
+    (email,) = mail.outbox
+    assert new_license.key in email.body and "new-tech@acme.example" in email.to
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_upgrading_everything_supersedes_the_source(client, setup) -> None:  # type: ignore[no-untyped-def]
+    walk(client, setup, quantity=10)
+    setup["source"].refresh_from_db()
+    assert setup["source"].quantity == 0 and setup["source"].status == "superseded"
+    # The notification is used up: its ID is refused now.
+    client.get(reverse("upgrade"))
+    response = step(client, "notification", {"notification_id": setup["notification"].code})
+    assert "no open upgrade notification" in errors(response)
+
+
+def test_registration_is_prefilled_from_the_source_license(client, setup) -> None:  # type: ignore[no-untyped-def]
+    walk(client, setup, confirm=False)
+    client.get(reverse("upgrade"))
+    step(client, "notification", {"notification_id": setup["notification"].code})
+    step(client, "line", {"line": setup["line"].pk})
+    response = step(client, "quantity", {"quantity": 1})
+    initial = response.context["wizard"]["form"].initial
+    assert initial["technical_email"] == setup["source"].registration.technical_email
+
+
+def test_refusals_read_the_same(client, setup) -> None:  # type: ignore[no-untyped-def]
+    other = MembershipFactory()
+    old, new = setup["old"], setup["new"]
+    licensed(other.organization, old)
+    notifications_create(version=new, today=timezone.localdate())
+    foreign = UpgradeNotification.objects.get(organization=other.organization)
+    expired = setup["notification"]
+    client.get(reverse("upgrade"))
+    messages = set()
+    for code in (generate_short_code(), foreign.code):
+        messages.add(errors(step(client, "notification", {"notification_id": code})))
+    UpgradeNotification.objects.filter(pk=expired.pk).update(
+        expires_on=timezone.localdate() - timedelta(days=1)
+    )
+    messages.add(errors(step(client, "notification", {"notification_id": expired.code})))
+    assert len(messages) == 1 and "no open upgrade notification" in messages.pop()
+
+
+@pytest.mark.parametrize("raw", ["", "ABCD", "A" * 50, "ABCD-EFGH-JKMN-PQRX"])
+def test_bad_notification_ids(client, setup, raw) -> None:  # type: ignore[no-untyped-def]
+    client.get(reverse("upgrade"))
+    response = step(client, "notification", {"notification_id": raw})
+    assert current(response) == "notification" and errors(response)
+
+
+def test_failed_ids_share_the_serial_rate_limit(client, setup) -> None:  # type: ignore[no-untyped-def]
+    client.get(reverse("upgrade"))
+    for _ in range(10):
+        step(client, "notification", {"notification_id": generate_short_code()})
+    response = step(client, "notification", {"notification_id": setup["notification"].code})
+    assert "Too many codes were not recognised" in errors(response)
+    # …and the Get-a-key wizard is blocked too: one budget.
+    client.get(reverse("get-a-key"))
+    response = client.post(
+        reverse("get-a-key"), {"get_a_key_wizard-current_step": "serial", "serial-serial": "X" * 25}
+    )
+    assert "Too many" in str(response.context["wizard"]["form"].errors)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "message"),
+    [
+        ("0", "greater than or equal to 1"),
+        ("-3", "greater than or equal to 1"),
+        ("11", "Only 10 can be upgraded"),
+        ("abc", "whole number"),
+        ("99999999999999999999999", "Only 10 can be upgraded"),
+        ("", "how many"),
+    ],
+)
+def test_bad_quantities(client, setup, quantity, message) -> None:  # type: ignore[no-untyped-def]
+    client.get(reverse("upgrade"))
+    step(client, "notification", {"notification_id": setup["notification"].code})
+    step(client, "line", {"line": setup["line"].pk})
+    response = step(client, "quantity", {"quantity": quantity})
+    assert current(response) == "quantity" and message in errors(response)
+    assert UpgradeLine.objects.get().remaining_quantity == 10
+
+
+def test_line_of_another_notification_is_refused(client, setup) -> None:  # type: ignore[no-untyped-def]
+    other = MembershipFactory()
+    licensed(other.organization, setup["old"])
+    notifications_create(version=setup["new"], today=timezone.localdate())
+    foreign_line = UpgradeLine.objects.exclude(pk=setup["line"].pk).get()
+    client.get(reverse("upgrade"))
+    step(client, "notification", {"notification_id": setup["notification"].code})
+    response = step(client, "line", {"line": foreign_line.pk})
+    assert current(response) == "line" and "valid choice" in errors(response)
+
+
+def test_confirm_twice_gives_one_license(client, setup) -> None:  # type: ignore[no-untyped-def]
+    first = walk(client, setup, quantity=2)
+    second = step(client, "confirm")
+    assert second.status_code == 302 and second["Location"] == first["Location"]
+    assert License.objects.filter(source="upgrade").count() == 1
+    assert UpgradeLine.objects.get().remaining_quantity == 8
+
+
+def test_same_token_returns_the_first_result(setup) -> None:  # type: ignore[no-untyped-def]
+    from upgrades.services import upgrade_redeem
+
+    kwargs = {
+        "line_id": setup["line"].pk,
+        "quantity": 3,
+        "registration": REGISTRATION,
+        "organization": setup["member"].organization,
+        "actor": setup["member"].user,
+        "token": "tok-1",
+    }
+    first = upgrade_redeem(**kwargs)
+    again = upgrade_redeem(**kwargs)
+    assert first == again and UpgradeRedemption.objects.count() == 1
+    assert UpgradeLine.objects.get().remaining_quantity == 7
+
+
+def test_email_link_and_pending_list_start_at_step_two(client, setup) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(reverse("upgrade"), {"notification": setup["notification"].code})
+    assert current(response) == "line"
+    pending = client.get(reverse("upgrades-pending")).content.decode()
+    assert setup["notification"].code in pending
+    link = f"?notification={setup['notification'].code}&amp;line={setup['line'].pk}"
+    assert link in pending
+    response = client.get(
+        reverse("upgrade"), {"notification": setup["notification"].code, "line": setup["line"].pk}
+    )
+    assert response.context["wizard"]["form"].initial == {"line": str(setup["line"].pk)}
+    bad = client.get(reverse("upgrade"), {"notification": generate_short_code()}, follow=True)
+    assert current(bad) == "notification"
+
+
+def test_notification_page_shows_history(client, setup) -> None:  # type: ignore[no-untyped-def]
+    walk(client, setup, quantity=2)
+    page = client.get(reverse("upgrade-notification", args=[setup["notification"].pk]))
+    content = page.content.decode()
+    assert setup["member"].user.email in content and "Upgrade history" in content
+    stranger = MembershipFactory()
+    client.force_login(stranger.user)
+    assert (
+        client.get(reverse("upgrade-notification", args=[setup["notification"].pk])).status_code
+        == 404
+    )
+
+
+def test_maintenance_lapsed_between_publication_and_upgrade_still_counts(client, setup) -> None:  # type: ignore[no-untyped-def]
+    # Eligibility is fixed on the release date; a lapse afterwards does not take it away.
+    License.objects.filter(pk=setup["source"].pk).update(
+        maintenance_end=RELEASE + timedelta(days=1)
+    )
+    walk(client, setup, quantity=1)
+    assert License.objects.filter(source="upgrade").count() == 1

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from licensing.forms import SupportRegistrationForm
+from portal.models import Organization
+from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+from portal.services import audit_record
+
+from .models import UpgradeLine, UpgradeNotification
+from .selectors import open_notification
+
+REFUSED = _(
+    "There is no open upgrade notification with this ID for your organization. Check the ID "
+    "in the notice email, or use “I don't have a notification ID”."
+)
+
+
+class NotificationIdForm(forms.Form):
+    notification_id = forms.CharField(
+        label=_("Notification ID"),
+        max_length=40,
+        help_text=_("From the upgrade notice email, for example 7K3Q-D2XJ-9MNP-4T8R."),
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+        error_messages={"required": _("Enter the notification ID from the upgrade notice.")},
+    )
+
+    def __init__(
+        self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.organization = organization
+        self.notification: UpgradeNotification | None = None
+
+    def clean_notification_id(self) -> str:
+        budget = failed_attempts_budget(self.request)
+        if budget.exhausted:
+            raise forms.ValidationError(
+                _(
+                    "Too many codes were not recognised. For your security, try again in "
+                    "%(minutes)s minutes, or contact customer care."
+                ),
+                params={"minutes": budget.minutes_left},
+                code="rate_limited",
+            )
+        self.notification = open_notification(
+            code=self.cleaned_data["notification_id"], organization=self.organization
+        )
+        if self.notification is None:
+            if failed_attempt_record(self.request).exhausted:
+                audit_record(
+                    action="upgrade.rate_limited",
+                    actor=self.request.user,  # type: ignore[arg-type]
+                    organization=self.organization,
+                )
+            raise forms.ValidationError(REFUSED, code="refused")
+        return self.notification.code
+
+
+class LineForm(forms.Form):
+    line = forms.ChoiceField(
+        label=_("Product to upgrade"),
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Choose the product to upgrade.")},
+    )
+
+    def __init__(self, *args: Any, lines: list[UpgradeLine], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["line"].choices = [  # type: ignore[attr-defined]
+            (
+                str(line.pk),
+                _("%(product)s %(old)s → %(new)s · license …%(key)s · %(count)d to upgrade")
+                % {
+                    "product": line.source_license.version.product.name,
+                    "old": line.source_license.version.version,
+                    "new": line.notification.target_version.version,
+                    "key": line.source_license.key[-5:],
+                    "count": line.remaining_quantity,
+                },
+            )
+            for line in lines
+        ]
+        if len(lines) == 1:
+            self.fields["line"].initial = str(lines[0].pk)
+
+
+class QuantityForm(forms.Form):
+    quantity = forms.IntegerField(
+        label=_("Quantity"),
+        min_value=1,
+        error_messages={
+            "required": _("Enter how many to upgrade."),
+            "invalid": _("Enter a whole number."),
+        },
+    )
+
+    def __init__(self, *args: Any, remaining: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["quantity"]
+        field.validators.append(_MaxValue(remaining))
+        field.help_text = _("From 1 to %(max)d.") % {"max": remaining}
+        field.widget.attrs.update({"min": 1, "max": remaining})
+        self.initial.setdefault("quantity", remaining)
+
+
+class _MaxValue:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __call__(self, value: int) -> None:
+        if value > self.limit:
+            raise forms.ValidationError(
+                _("Only %(max)d can be upgraded on this line. Enter 1 to %(max)d."),
+                params={"max": self.limit},
+                code="max_value",
+            )
+
+
+class RegistrationForm(SupportRegistrationForm):
+    """The source license's support registration: edits update it, they add no second one."""
+
+
+class ConfirmForm(forms.Form):
+    """Confirmation has no fields: what is confirmed is on the server."""

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from licensing.codes import CodeFormatError, canonical_short_code
+from portal.models import Organization
+
+from .models import UpgradeLine, UpgradeNotification, UpgradeRedemption
+
+
+def open_notification(*, code: str, organization: Organization) -> UpgradeNotification | None:
+    """The organization's notification with this ID if it can still be used, else None.
+
+    Unknown, expired, fully used and other organizations' IDs all read the same.
+    """
+    try:
+        canonical = canonical_short_code(code)
+    except CodeFormatError:
+        return None
+    notification = (
+        UpgradeNotification.objects.select_related("target_version__product")
+        .filter(code=canonical, organization=organization)
+        .first()
+    )
+    if notification is None or notification.is_expired(today=timezone.localdate()):
+        return None
+    if not notification.lines.filter(remaining_quantity__gt=0).exists():
+        return None
+    return notification
+
+
+def open_lines(notification: UpgradeNotification) -> QuerySet[UpgradeLine]:
+    """A notification's lines that still have something to upgrade."""
+    return (
+        notification.lines.filter(remaining_quantity__gt=0, source_license__status="active")
+        .select_related("source_license__version__product", "source_license__registration")
+        .order_by("source_license__version__product__name", "source_license__key")
+    )
+
+
+def open_notifications(*, organization: Organization) -> QuerySet[UpgradeNotification]:
+    """The organization's usable notifications with their open lines."""
+    return (
+        UpgradeNotification.objects.filter(
+            organization=organization,
+            expires_on__gte=timezone.localdate(),
+            lines__remaining_quantity__gt=0,
+        )
+        .distinct()
+        .select_related("target_version__product")
+        .prefetch_related(
+            Prefetch(
+                "lines",
+                queryset=UpgradeLine.objects.filter(remaining_quantity__gt=0).select_related(
+                    "source_license__version__product"
+                ),
+                to_attr="open_lines",
+            )
+        )
+        .order_by("-created_at")
+    )
+
+
+def notification_for(*, organization: Organization, pk: int) -> UpgradeNotification | None:
+    """One of the organization's notifications, expired or not."""
+    return (
+        UpgradeNotification.objects.select_related("target_version__product")
+        .filter(organization=organization, pk=pk)
+        .first()
+    )
+
+
+def notification_history(notification: UpgradeNotification) -> QuerySet[UpgradeRedemption]:
+    """The upgrades made from a notification: which licenses, who, when."""
+    return (
+        UpgradeRedemption.objects.filter(line__notification=notification)
+        .select_related("license", "line__source_license__version", "user")
+        .order_by("-created_at")
+    )

@@ -1,0 +1,308 @@
+"""Version upgrades: publishing a version, notifications, notices and upgrading a license."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from licensing.codes import generate_short_code
+from licensing.models import License, ProductVersion
+from licensing.services import IssueSource, LicensingError, license_issue, registration_update
+from portal.emails import queue_email
+from portal.models import Organization, User
+from portal.services import audit_record
+
+from .models import UpgradeLine, UpgradeNotice, UpgradeNotification, UpgradeRedemption
+
+NOTIFICATION_LIFETIME = timedelta(days=365)
+
+
+class UpgradeError(LicensingError):
+    """An upgrade that cannot happen; the message tells the user what to do."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+@transaction.atomic
+def version_publish(*, version: ProductVersion, actor: User | None) -> bool:
+    """Marks a version published and queues its notifications; False if it already was."""
+    updated = ProductVersion.objects.filter(pk=version.pk, published_at__isnull=True).update(
+        published_at=timezone.now()
+    )
+    if not updated:
+        return False
+    audit_record(
+        action="version.published",
+        actor=actor,
+        obj=version,
+        details={"product": version.product.sku, "version": version.version},
+    )
+    from .tasks import publish_version
+
+    transaction.on_commit(lambda: publish_version.delay(version.pk))
+    return True
+
+
+# The eligibility rule: an active license of an earlier version of the same product whose
+# maintenance is current on the release date (ending that very day counts). Both statements
+# below spell it out the same way; tests/upgrades/test_publishing.py pins it.
+_OWNERS_WITHOUT_NOTIFICATION_SQL = """
+    SELECT DISTINCT l.owner_id
+    FROM licensing_license l
+    JOIN licensing_productversion v ON v.id = l.version_id
+    WHERE v.product_id = %(product)s
+      AND v.released_on < %(released_on)s
+      AND l.status = 'active'
+      AND l.quantity > 0
+      AND l.maintenance_end >= %(released_on)s
+      AND NOT EXISTS (SELECT 1 FROM upgrades_upgradenotification n
+                      WHERE n.organization_id = l.owner_id
+                        AND n.target_version_id = %(version)s)
+"""
+_INSERT_LINES_SQL = """
+    INSERT INTO upgrades_upgradeline
+        (notification_id, source_license_id, eligible_quantity, remaining_quantity)
+    SELECT n.id, l.id, l.quantity, l.quantity
+    FROM licensing_license l
+    JOIN licensing_productversion v ON v.id = l.version_id
+    JOIN upgrades_upgradenotification n
+      ON n.organization_id = l.owner_id AND n.target_version_id = %(version)s
+    WHERE v.product_id = %(product)s
+      AND v.released_on < %(released_on)s
+      AND l.status = 'active'
+      AND l.quantity > 0
+      AND l.maintenance_end >= %(released_on)s
+      AND NOT EXISTS (SELECT 1 FROM upgrades_upgradeline x
+                      WHERE x.notification_id = n.id AND x.source_license_id = l.id)
+"""
+
+
+@dataclass(frozen=True)
+class NotificationsCreated:
+    notifications: int
+    lines: int
+
+
+@transaction.atomic
+def notifications_create(*, version: ProductVersion, today: date) -> NotificationsCreated:
+    """Creates the notifications and lines a published version entitles, set-based.
+
+    A fixed handful of statements whatever the number of licenses: owners without a
+    notification get one (ids made here, inserted in bulk), then one INSERT … SELECT adds a
+    line per eligible license. Running it again adds only what became eligible since.
+    """
+    params: dict[str, int | date] = {
+        "product": version.product_id,
+        "released_on": version.released_on,
+        "version": version.pk,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _OWNERS_WITHOUT_NOTIFICATION_SQL,
+            params,
+        )
+        owners = [row[0] for row in cursor.fetchall()]
+    expires_on = today + NOTIFICATION_LIFETIME
+    UpgradeNotification.objects.bulk_create(
+        [
+            UpgradeNotification(
+                code=generate_short_code(),
+                organization_id=owner,
+                target_version=version,
+                expires_on=expires_on,
+            )
+            for owner in owners
+        ],
+        batch_size=5000,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_LINES_SQL,
+            params,
+        )
+        lines = cursor.rowcount
+    if owners or lines:
+        audit_record(
+            action="upgrade.notifications_created",
+            obj=version,
+            details={"version": version.version, "notifications": len(owners), "lines": lines},
+        )
+    return NotificationsCreated(notifications=len(owners), lines=lines)
+
+
+def upgrade_notices_send(*, version: ProductVersion) -> int:
+    """Queues one notice per notification and technical contact not yet noticed."""
+    rows = (
+        UpgradeLine.objects.filter(notification__target_version=version)
+        .values_list(
+            "notification_id",
+            "source_license__registration__technical_email",
+            "source_license__version__version",
+            "source_license__key",
+            "eligible_quantity",
+        )
+        .order_by("notification_id", "source_license__version__version")
+    )
+    by_contact: dict[tuple[int, str], list[dict[str, object]]] = defaultdict(list)
+    for notification_id, email, from_version, key, quantity in rows.iterator(chunk_size=5000):
+        by_contact[(notification_id, email.strip().lower())].append(
+            {"from_version": from_version, "key": key, "quantity": quantity}
+        )
+    sent = set(
+        UpgradeNotice.objects.filter(notification__target_version=version).values_list(
+            "notification_id", "email"
+        )
+    )
+    notifications = UpgradeNotification.objects.in_bulk(
+        {notification_id for notification_id, _email in by_contact}
+    )
+    queued = 0
+    for (notification_id, email), lines in by_contact.items():
+        if (notification_id, email) in sent:
+            continue
+        notification = notifications[notification_id]
+        # The notice row and the outbox row commit together: never twice, never lost.
+        with transaction.atomic():
+            _notice, created = UpgradeNotice.objects.get_or_create(
+                notification=notification, email=email
+            )
+            if not created:
+                continue
+            queue_email(
+                template="upgrade_notice",
+                to=[email],
+                context={
+                    "notification": notification,
+                    "version": version,
+                    "product": version.product,
+                    "lines": lines,
+                },
+            )
+        queued += 1
+    return queued
+
+
+# ---------------------------------------------------------------------------------------------
+# Upgrading
+
+
+def line_for(*, line_id: int | str, organization: Organization) -> UpgradeLine | None:
+    return (
+        UpgradeLine.objects.select_related(
+            "notification__target_version__product",
+            "source_license__version__product",
+            "source_license__registration",
+        )
+        .filter(pk=line_id, notification__organization=organization)
+        .first()
+    )
+
+
+@transaction.atomic
+def upgrade_redeem(
+    *,
+    line_id: int | str,
+    quantity: int,
+    organization: Organization,
+    registration: dict[str, str],
+    actor: User,
+    token: str,
+) -> License:
+    """Upgrades `quantity` of a line's license: a new license for the target version.
+
+    Every part succeeds or none does: the line and the source license are locked, the line's
+    remaining quantity is checked by the database too, and a token makes a repeated
+    confirmation return the first result.
+    """
+    previous = UpgradeRedemption.objects.filter(token=token).select_related("license").first()
+    if previous is not None:
+        return previous.license
+    line = (
+        UpgradeLine.objects.select_for_update()
+        .filter(pk=line_id, notification__organization=organization)
+        .first()
+    )
+    if line is None:
+        raise UpgradeError(_("This upgrade is not available to your organization."))
+    # Checked again under the line's lock: a concurrent confirmation with the same token
+    # waited here for the first one to commit, and now finds its result.
+    previous = UpgradeRedemption.objects.filter(token=token).select_related("license").first()
+    if previous is not None:
+        return previous.license
+    notification = UpgradeNotification.objects.select_related("target_version__product").get(
+        pk=line.notification_id
+    )
+    if notification.is_expired(today=timezone.localdate()):
+        raise UpgradeError(
+            _("This upgrade notification expired on %(date)s.") % {"date": notification.expires_on}
+        )
+    if quantity < 1 or quantity > line.remaining_quantity:
+        raise UpgradeError(
+            _("Choose a quantity from 1 to %(max)d: that is what is left to upgrade.")
+            % {"max": line.remaining_quantity}
+        )
+    source = License.objects.select_for_update().get(pk=line.source_license_id)
+    if source.status != License.Status.ACTIVE or source.quantity < quantity:
+        raise UpgradeError(_("The license to upgrade is no longer active with that quantity."))
+
+    UpgradeLine.objects.filter(pk=line.pk).update(
+        remaining_quantity=F("remaining_quantity") - quantity
+    )
+    left = source.quantity - quantity
+    License.objects.filter(pk=source.pk).update(
+        quantity=left,
+        status=License.Status.SUPERSEDED if left == 0 else License.Status.ACTIVE,
+        file_issued_at=timezone.now(),
+    )
+    registration_update(license=source, actor=actor, data=registration)
+    source.refresh_from_db()
+    target = notification.target_version
+    new_license = license_issue(
+        source=IssueSource(
+            kind=License.Source.UPGRADE,
+            ref=notification.code,
+            version=target,
+            quantity=quantity,
+            maintenance_start=source.maintenance_start,
+            maintenance_end=source.maintenance_end,
+            host_id=source.host_id,
+            supersedes=source,
+            retire_superseded=False,
+        ),
+        owner=organization,
+        registration=source.registration,
+        acting_user=actor,
+    )
+    UpgradeRedemption.objects.create(
+        line=line, license=new_license, quantity=quantity, user=actor, token=token
+    )
+    audit_record(
+        action="license.upgraded",
+        actor=actor,
+        organization=organization,
+        obj=source,
+        details={
+            "to_version": target.version,
+            "quantity": quantity,
+            "left": left,
+            "new_license": str(new_license.pk),
+            "notification": notification.code,
+        },
+    )
+    if left == 0:
+        audit_record(
+            action="license.superseded",
+            actor=actor,
+            organization=organization,
+            obj=source,
+            details={"by": str(new_license.pk), "key": source.key},
+        )
+    return new_license

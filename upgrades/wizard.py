@@ -1,0 +1,180 @@
+"""The version upgrade wizard: notification ID → product → quantity → support registration →
+confirm → new license key.
+
+State lives in the server-side session (django-formtools); every step re-reads the
+notification and line from the database, only the last step writes, and a token kept with the
+wizard's state makes a repeated confirmation return the first result.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from formtools.wizard.views import SessionWizardView
+
+from licensing.services import REGISTRATION_FIELDS, LicensingError
+from portal.http import PortalRequest, organization_required
+from portal.ratelimit import failed_attempt_record
+
+from .forms import ConfirmForm, LineForm, NotificationIdForm, QuantityForm, RegistrationForm
+from .models import UpgradeLine, UpgradeNotification
+from .selectors import open_lines, open_notification
+from .services import line_for, upgrade_redeem
+
+LAST_RESULT_KEY = "upgrade:last-result"
+
+STEP_TITLES = {
+    "notification": gettext_lazy("Notification ID"),
+    "line": gettext_lazy("Product"),
+    "quantity": gettext_lazy("Quantity"),
+    "registration": gettext_lazy("Support registration"),
+    "confirm": gettext_lazy("Confirm"),
+}
+
+
+@method_decorator(organization_required, name="dispatch")
+class UpgradeWizard(SessionWizardView):
+    form_list = [
+        ("notification", NotificationIdForm),
+        ("line", LineForm),
+        ("quantity", QuantityForm),
+        ("registration", RegistrationForm),
+        ("confirm", ConfirmForm),
+    ]
+    template_name = "upgrades/wizard.html"
+    request: PortalRequest
+
+    # -- state, re-read on every request ---------------------------------------------------
+
+    def _raw(self, step: str, field: str) -> str:
+        data = self.storage.get_step_data(step)
+        return (data or {}).get(f"{self.get_form_prefix(step)}-{field}", "")
+
+    def _notification(self) -> UpgradeNotification | None:
+        code = self._raw("notification", "notification_id")
+        return (
+            open_notification(code=code, organization=self.request.organization) if code else None
+        )
+
+    def _line(self) -> UpgradeLine | None:
+        notification = self._notification()
+        line_id = self._raw("line", "line")
+        if notification is None or not line_id.isdigit():
+            return None
+        line = line_for(line_id=line_id, organization=self.request.organization)
+        if line is None or line.notification_id != notification.pk:
+            return None
+        return line
+
+    # -- formtools hooks --------------------------------------------------------------------
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        # As formtools' get (a fresh wizard), plus: a link from the notice email or the
+        # pending list carries the notification ID and starts at step 2.
+        self.storage.reset()
+        self.storage.current_step = self.steps.first
+        self.storage.extra_data = {"token": secrets.token_urlsafe(24)}
+        code = request.GET.get("notification", "")
+        if code:
+            notification = open_notification(code=code, organization=self.request.organization)
+            if notification is None:
+                failed_attempt_record(request)
+                messages.error(
+                    request,
+                    _(
+                        "This upgrade notification is not open for your "
+                        "organization. Enter its ID below, or see your "
+                        "pending upgrades."
+                    ),
+                )
+            else:
+                prefix = self.get_form_prefix("notification")
+                self.storage.set_step_data(
+                    "notification", {f"{prefix}-notification_id": [notification.code]}
+                )
+                self.storage.current_step = "line"
+                line = request.GET.get("line", "")
+                if line.isdigit():
+                    self.storage.extra_data = {**self.storage.extra_data, "preselect": line}
+        return self.render(self.get_form())
+
+    def get_form_kwargs(self, step: str | None = None) -> dict[str, Any]:
+        if step == "notification":
+            return {"request": self.request, "organization": self.request.organization}
+        if step == "line":
+            notification = self._notification()
+            return {"lines": list(open_lines(notification)) if notification else []}
+        if step == "quantity":
+            line = self._line()
+            return {"remaining": line.remaining_quantity if line else 0}
+        return {}
+
+    def get_form_initial(self, step: str) -> dict[str, Any]:
+        if step == "line":
+            preselect = self.storage.extra_data.get("preselect")
+            return {"line": preselect} if preselect else {}
+        if step == "registration":
+            line = self._line()
+            if line is not None:
+                registration = line.source_license.registration
+                return {name: getattr(registration, name) for name in REGISTRATION_FIELDS}
+        return {}
+
+    def get_context_data(self, form: Any, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(form=form, **kwargs)
+        context["step_titles"] = [
+            (index + 1, name, STEP_TITLES[name]) for index, name in enumerate(self.steps.all)
+        ]
+        context["step_titles"].append((len(self.steps.all) + 1, "result", _("License key")))
+        context["notification"] = self._notification()
+        context["line"] = self._line()
+        if self.steps.current == "confirm":
+            context["quantity"] = (self.get_cleaned_data_for_step("quantity") or {}).get("quantity")
+            context["registration"] = self.get_cleaned_data_for_step("registration") or {}
+        return context
+
+    def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        step = self.request.POST.get(f"{self.get_prefix(self.request)}-current_step")
+        goto = self.request.POST.get("wizard_goto_step")
+        if step not in self.steps.all or (goto is not None and goto not in self.steps.all):
+            self.storage.reset()
+            messages.warning(self.request, _("Your session moved on; please start again."))
+            return redirect("upgrade")
+        if step == "confirm" and goto is None and self._notification() is None:
+            last = self.request.session.get(LAST_RESULT_KEY)
+            if last:  # the wizard already finished: a second click, another tab
+                return redirect("get-a-key-result", pk=last)
+        return super().post(*args, **kwargs)
+
+    def done(self, form_list: Any, form_dict: dict[str, Any], **kwargs: Any) -> HttpResponse:
+        registration = form_dict["registration"]
+        try:
+            license = upgrade_redeem(
+                line_id=form_dict["line"].cleaned_data["line"],
+                quantity=form_dict["quantity"].cleaned_data["quantity"],
+                organization=self.request.organization,
+                registration={
+                    name: registration.cleaned_data[name] for name in REGISTRATION_FIELDS
+                },
+                actor=self.request.user,
+                token=self.storage.extra_data.get("token") or secrets.token_urlsafe(24),
+            )
+        except LicensingError as exc:
+            messages.error(self.request, str(exc))
+            return redirect("upgrade")
+        self.storage.reset()
+        self.request.session[LAST_RESULT_KEY] = str(license.pk)
+        messages.success(
+            self.request,
+            _("Upgrade complete: here is the license key for version %(version)s.")
+            % {"version": license.version.version},
+        )
+        return HttpResponseRedirect(reverse("get-a-key-result", kwargs={"pk": license.pk}))
