@@ -57,8 +57,8 @@ serve: $(STAMP)  ## gunicorn, for the full stack
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/gunicorn portal.wsgi --bind 0.0.0.0:8000 --workers 3
 
-bench: $(STAMP)
-	$(BIN)/python bench/bench_get_a_key.py
+bench: $(STAMP)  ## Every benchmark against DATABASE_URL (PostgreSQL for meaningful figures)
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var/portal.sqlite3 var/emails var/staticfiles
