@@ -215,6 +215,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # Relays any email whose on-commit enqueue was lost (broker down, worker crash).
     "relay-outbox": {"task": "portal.tasks.relay_outbox", "schedule": 60.0},
+    # Re-queues voucher conversions whose worker was lost; they resume where they stopped.
+    "vouchers-resume-conversions": {
+        "task": "vouchers.tasks.resume_stalled_conversions",
+        "schedule": 300.0,
+    },
     # Licenses renewed after a version was published become eligible for its upgrade.
     "upgrade-eligibility": {
         "task": "upgrades.tasks.refresh_upgrade_eligibility",

@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("invitations/<str:token>/", views.invitation_landing, name="invitation"),
     path("", include("licensing.urls")),
+    path("vouchers/", include("vouchers.urls")),
     path("upgrades/", include("upgrades.urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -1,0 +1,187 @@
+"""Staff side in admin: create a batch (codes generated), export CSV, void batches and vouchers."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from licensing.codes import canonical_code
+from portal.models import AuditEvent
+from tests.licensing.factories import REGISTRATION, ProductVersionFactory
+from tests.portal.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.vouchers.factories import PartnerFactory, vouchers
+from vouchers.models import Voucher, VoucherBatch
+from vouchers.services import vouchers_convert
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):  # type: ignore[no-untyped-def]
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize("model", ["voucherbatch", "voucher", "voucherconversion"])
+def test_changelists_load(staff_client, model) -> None:  # type: ignore[no-untyped-def]
+    batch = vouchers(3)[0].batch
+    member = MembershipFactory()
+    vouchers_convert(
+        codes=[batch.vouchers.first().code],
+        organization=member.organization,
+        registration=REGISTRATION,
+        acting_user=member.user,
+    )
+    url = reverse(f"admin:vouchers_{model}_changelist")
+    assert staff_client.get(url).status_code == 200
+    assert staff_client.get(url + "?q=x").status_code == 200
+
+
+def test_batch_add_generates_the_codes(staff_client) -> None:  # type: ignore[no-untyped-def]
+    oem = PartnerFactory()
+    version = ProductVersionFactory()
+    assert staff_client.get(reverse("admin:vouchers_voucherbatch_add")).status_code == 200
+    response = staff_client.post(
+        reverse("admin:vouchers_voucherbatch_add"),
+        {
+            "oem": oem.pk,
+            "version": version.pk,
+            "label": "PO 4711",
+            "quantity_per_voucher": 5,
+            "maintenance_months": 24,
+            "expires_on": "2027-12-31",
+            "count": 25,
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    batch = VoucherBatch.objects.get()
+    assert (batch.oem, batch.version, batch.label) == (oem, version, "PO 4711")
+    assert batch.created_by is not None and batch.created_by.is_staff
+    codes = list(batch.vouchers.values_list("code", flat=True))
+    assert len(codes) == 25 == len(set(codes))
+    assert all(canonical_code(code) == code for code in codes)  # check character included
+    assert "25 voucher codes generated" in response.content.decode()
+    event = AuditEvent.objects.get(action="voucher_batch.created")
+    assert event.details["count"] == 25 and event.organization == oem
+    change = staff_client.get(reverse("admin:vouchers_voucherbatch_change", args=[batch.pk]))
+    assert change.status_code == 200
+
+
+def test_batch_add_refuses_a_customer_organization(staff_client) -> None:  # type: ignore[no-untyped-def]
+    customer = OrganizationFactory()
+    response = staff_client.post(
+        reverse("admin:vouchers_voucherbatch_add"),
+        {
+            "oem": customer.pk,
+            "version": ProductVersionFactory().pk,
+            "quantity_per_voucher": 1,
+            "maintenance_months": 12,
+            "count": 5,
+        },
+    )
+    assert response.status_code == 200
+    assert "oem" in response.context["adminform"].form.errors
+    assert not VoucherBatch.objects.exists()
+
+
+def test_batch_add_refuses_node_locked_products(staff_client) -> None:  # type: ignore[no-untyped-def]
+    response = staff_client.post(
+        reverse("admin:vouchers_voucherbatch_add"),
+        {
+            "oem": PartnerFactory().pk,
+            "version": ProductVersionFactory(product__node_locked=True).pk,
+            "quantity_per_voucher": 1,
+            "maintenance_months": 12,
+            "count": 5,
+        },
+    )
+    assert "version" in response.context["adminform"].form.errors
+
+
+def test_export_codes_as_csv(staff_client) -> None:  # type: ignore[no-untyped-def]
+    exported = vouchers(4, expires_on="2027-06-30")
+    not_exported = vouchers(2)
+    batch = exported[0].batch
+    response = staff_client.post(
+        reverse("admin:vouchers_voucherbatch_changelist"),
+        {"action": "export_codes", "_selected_action": [batch.pk]},
+    )
+    assert response["Content-Type"] == "text/csv"
+    assert f"vouchers-batch-{batch.pk}-" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [row["code"] for row in rows] == [v.code for v in exported]
+    assert not {v.code for v in not_exported} & {row["code"] for row in rows}
+    assert rows[0] == {
+        "code": exported[0].code,
+        "batch": str(batch.pk),
+        "oem_account": batch.oem.account_number,
+        "oem": batch.oem.name,
+        "product": batch.version.product.sku,
+        "version": batch.version.version,
+        "quantity": "5",
+        "maintenance_months": "12",
+        "expires_on": "2027-06-30",
+        "status": "open",
+    }
+
+
+def test_void_batch_asks_then_voids_only_open_vouchers(staff_client) -> None:  # type: ignore[no-untyped-def]
+    batch_vouchers = vouchers(4)
+    batch = batch_vouchers[0].batch
+    member = MembershipFactory()
+    vouchers_convert(
+        codes=[batch_vouchers[0].code],
+        organization=member.organization,
+        registration=REGISTRATION,
+        acting_user=member.user,
+    )
+    url = reverse("admin:vouchers_voucherbatch_changelist")
+    ask = staff_client.post(url, {"action": "void_batches", "_selected_action": [batch.pk]})
+    assert ask.status_code == 200 and "cannot be undone" in ask.content.decode()
+    assert Voucher.objects.filter(status=Voucher.Status.VOID).count() == 0
+    staff_client.post(url, {"action": "void_batches", "_selected_action": [batch.pk], "apply": "1"})
+    batch.refresh_from_db()
+    assert batch.voided_at is not None
+    statuses = sorted(Voucher.objects.values_list("status", flat=True))
+    assert statuses == ["redeemed", "void", "void", "void"]
+    event = AuditEvent.objects.get(action="voucher_batch.voided")
+    assert event.details == {"vouchers_voided": 3}
+
+
+def test_void_selected_vouchers(staff_client) -> None:  # type: ignore[no-untyped-def]
+    batch_vouchers = vouchers(3)
+    url = reverse("admin:vouchers_voucher_changelist")
+    chosen = [batch_vouchers[0].pk, batch_vouchers[2].pk]
+    ask = staff_client.post(url, {"action": "void_vouchers", "_selected_action": chosen})
+    assert "2 open vouchers will no longer convert" in ask.content.decode()
+    staff_client.post(url, {"action": "void_vouchers", "_selected_action": chosen, "apply": "1"})
+    assert list(Voucher.objects.order_by("pk").values_list("status", flat=True)) == [
+        "void",
+        "open",
+        "void",
+    ]
+    event = AuditEvent.objects.get(action="vouchers.voided")
+    assert sorted(event.details["codes"]) == sorted(
+        [batch_vouchers[0].code, batch_vouchers[2].code]
+    )
+
+
+def test_search_finds_a_code_typed_loosely(staff_client) -> None:  # type: ignore[no-untyped-def]
+    wanted, other = vouchers(2)
+    url = reverse("admin:vouchers_voucher_changelist")
+    response = staff_client.get(url, {"q": wanted.code.lower().replace("-", "")})
+    page = response.content.decode()
+    assert wanted.code in page and other.code not in page
+
+
+def test_vouchers_cannot_be_added_or_deleted_in_admin(staff_client) -> None:  # type: ignore[no-untyped-def]
+    voucher = vouchers(1)[0]
+    assert staff_client.get(reverse("admin:vouchers_voucher_add")).status_code == 403
+    assert (
+        staff_client.get(reverse("admin:vouchers_voucher_delete", args=[voucher.pk])).status_code
+        == 403
+    )

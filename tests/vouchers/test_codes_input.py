@@ -1,0 +1,98 @@
+"""How codes arrive: typed, pasted in any shape, or as a CSV file; and the clear refusals."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from licensing.codes import generate_code
+from tests.portal.factories import MembershipFactory
+from tests.vouchers.factories import vouchers
+from tests.vouchers.wizard import form_errors, submit_codes
+from vouchers.forms import codes_from_csv, split_codes, unique_entries
+
+A, B, C = (generate_code() for _ in range(3))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"{A}\n{B}\r\n{C}", [A, B, C]),
+        (f"{A}, {B};{C}", [A, B, C]),
+        (f"{A} {B}\t{C}", [A, B, C]),
+        (f"{A.lower()}  {B.replace('-', '')}", [A.lower(), B.replace("-", "")]),
+        # A code typed with spaces between its groups stays one code.
+        (
+            f"{A.replace('-', ' ')}\n{B.replace('-', ' ')}",
+            [A.replace("-", " "), B.replace("-", " ")],
+        ),
+        (f"{A.replace('-', ' ')} {B}", [A.replace("-", " "), B]),
+        (f"oops {A}", ["oops", A]),
+        ("\n\n , ;  \n", []),
+    ],
+)
+def test_split_codes(text, expected) -> None:  # type: ignore[no-untyped-def]
+    assert split_codes(text) == expected
+
+
+def test_unique_entries_sees_through_case_and_dashes() -> None:
+    assert unique_entries([A, A.lower(), A.replace("-", ""), B]) == [A, B]
+
+
+def upload(content: bytes, name: str = "codes.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"{A}\n{B}\n{C}\n",
+        f"code,product,version\n{A},SEP,14\n{B},SEP,14\n{C},SEP,14\n",
+        f"Product;Voucher code\nSEP;{A}\nSEP;{B}\nSEP;{C}\n",
+        f"\ufeff{A},{B},{C}\n",  # one row, with the BOM Excel writes
+        f'"{A}"\r\n"{B}"\r\n"{C}"\r\n',
+        f"Serial,Note\n{A},ok\n{B},caf\xe9\n{C},\n",  # legacy encoding, below
+    ],
+)
+def test_csv_shapes(content) -> None:  # type: ignore[no-untyped-def]
+    data = content.encode("cp1252") if "caf" in content else content.encode()
+    assert codes_from_csv(upload(data)) == [A, B, C]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4, "not a CSV file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV file"),
+        (bytes(range(128, 256)) * 50, "not a CSV file"),
+        (b"", "The file is empty"),
+        (b"\n\n,,\n", "The file is empty"),
+        (b"name,city\nAna,Recife\nJo,Natal\n", "found no voucher codes"),
+        (b"x" * (1024 * 1024 + 1), "larger than 1 MB"),
+    ],
+)
+def test_bad_files(content, message) -> None:  # type: ignore[no-untyped-def]
+    from django import forms
+
+    with pytest.raises(forms.ValidationError, match=message):
+        codes_from_csv(upload(content))
+
+
+@pytest.mark.django_db
+def test_bad_file_on_the_page_is_a_field_error(client) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(MembershipFactory().user)
+    response = submit_codes(client, file=io.BytesIO(b"\x00\x01\x02binary"))
+    assert response.status_code == 200
+    assert "not a CSV file" in str(form_errors(response)["file"])
+
+
+@pytest.mark.django_db
+def test_codes_and_file_together(client) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(MembershipFactory().user)
+    typed, uploaded = vouchers(2)
+    file = upload(f"{uploaded.code}\n{typed.code}\n".encode())
+    assert submit_codes(client, typed.code, file=file).status_code == 302
+    page = client.get("/vouchers/preview/").content.decode()
+    assert "2 of 2 codes can be converted" in page

@@ -1,0 +1,71 @@
+"""The one email of a voucher conversion: every license it issued, with the license files."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from licensing.models import License
+from licensing.services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
+from portal.emails import Attachment, queue_email
+
+if TYPE_CHECKING:
+    from .models import VoucherConversion
+
+# More files than this travel as one zip: mail clients list a dozen attachments, not a thousand.
+ZIP_THRESHOLD = 10
+ZIP_NAME = "licenses.zip"
+ZIP_MIMETYPE = "application/zip"
+
+
+def license_file_names(licenses: Sequence[License]) -> list[str]:
+    """Each license's file name, made unique (two keys may end in the same five characters)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for license in licenses:
+        name = license.file_name
+        if name in seen:
+            compact = license.key.replace("-", "").lower()
+            name = f"{license.version.product.sku.lower()}-{compact}.lic"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def licenses_zip(licenses: Sequence[License]) -> bytes:
+    """A zip of freshly signed license files, one per license."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, license in zip(license_file_names(licenses), licenses, strict=True):
+            archive.writestr(name, license_file_text(license))
+    return buffer.getvalue()
+
+
+def license_attachments(licenses: Sequence[License]) -> list[Attachment]:
+    if len(licenses) > ZIP_THRESHOLD:
+        return [Attachment(ZIP_NAME, licenses_zip(licenses), ZIP_MIMETYPE)]
+    return [
+        Attachment(name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE)
+        for name, license in zip(license_file_names(licenses), licenses, strict=True)
+    ]
+
+
+def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[License]) -> None:
+    """Queues one email listing every license of the conversion, files attached."""
+    queue_email(
+        template="vouchers_converted",
+        to=license_email_recipients(licenses[0], conversion.created_by),
+        context={
+            "conversion": conversion,
+            "licenses": licenses,
+            "license_count": len(licenses),
+            "refused_count": len(conversion.refused),
+            "zipped": len(licenses) > ZIP_THRESHOLD,
+            "zip_name": ZIP_NAME,
+            "organization": conversion.organization,
+        },
+        attachments=license_attachments(licenses),
+        language=conversion.language or None,
+    )

@@ -1,0 +1,273 @@
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from licensing.codes import CODE_BODY_LENGTH, CodeFormatError, canonical_code, compact
+from portal.models import Organization
+from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+from portal.services import audit_record
+
+from .selectors import CodeCheck, Reason, vouchers_check
+
+MAX_CODES = 1000
+MAX_FILE_BYTES = 1024 * 1024
+CODE_LENGTH = CODE_BODY_LENGTH + 1
+# Column headers a spreadsheet of codes may use (English and Portuguese).
+CODE_HEADERS = {
+    "code",
+    "codes",
+    "voucher",
+    "vouchers",
+    "voucher code",
+    "voucher codes",
+    "voucher_code",
+    "código",
+    "codigo",
+    "código do voucher",
+    "codigo do voucher",
+}
+_PIECES = re.compile(r"[\r\n,;\t]+")
+_CODE_LIKE = re.compile(r"^[0-9A-Za-z]{20,30}$")
+
+LIMIT_MESSAGE = _(
+    "Too many codes could not be used. For your security, try again in %(minutes)s minutes, "
+    "or contact customer care."
+)
+NOT_CSV_MESSAGE = _(
+    "This file is not a CSV file. Save the list of voucher codes as CSV (comma-separated "
+    "values, one code per line) and upload that file."
+)
+
+
+def split_codes(text: str) -> list[str]:
+    """Codes as typed or pasted: one per line, or separated by commas, semicolons or spaces.
+
+    A code may itself be typed with spaces between its groups ("7K3QD M2XJ9 …"): consecutive
+    short pieces are joined until they make up the length of one code.
+    """
+    entries: list[str] = []
+    for piece in _PIECES.split(text or ""):
+        buffer: list[str] = []
+        for token in piece.split():
+            if len(compact(token)) >= CODE_LENGTH:
+                if buffer:
+                    entries.append(" ".join(buffer))
+                    buffer = []
+                entries.append(token)
+                continue
+            buffer.append(token)
+            if len(compact("".join(buffer))) >= CODE_LENGTH:
+                entries.append(" ".join(buffer))
+                buffer = []
+        if buffer:
+            entries.append(" ".join(buffer))
+    return [entry for entry in entries if compact(entry)]
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data:
+        raise forms.ValidationError(NOT_CSV_MESSAGE, code="not_csv")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t") + text.count("\ufffd")
+    if controls > len(text) // 100:  # binary, not a spreadsheet saved in a legacy encoding
+        raise forms.ValidationError(NOT_CSV_MESSAGE, code="not_csv")
+    return text
+
+
+def codes_from_csv(upload: UploadedFile) -> list[str]:
+    """The codes in an uploaded CSV: the column headed "code" (or "voucher"…) if there is one;
+    otherwise every cell of a one-column file, or the cells that look like codes."""
+    if (upload.size or 0) > MAX_FILE_BYTES:
+        raise forms.ValidationError(
+            _("The file is larger than 1 MB. Upload at most 1,000 codes at a time."),
+            code="too_large",
+        )
+    text = _decode(upload.read(MAX_FILE_BYTES + 1))
+    try:
+        try:
+            dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
+    except csv.Error as exc:
+        raise forms.ValidationError(NOT_CSV_MESSAGE, code="not_csv") from exc
+    rows = [row for row in rows if any(row)]
+    if not rows:
+        raise forms.ValidationError(_("The file is empty."), code="empty_file")
+    header = [cell.lower().strip('"') for cell in rows[0]]
+    column = next((i for i, name in enumerate(header) if name in CODE_HEADERS), None)
+    if column is not None:
+        cells = [row[column] for row in rows[1:] if len(row) > column]
+    elif max(len(row) for row in rows) == 1:
+        cells = [row[0] for row in rows]
+    else:
+        cells = [cell for row in rows for cell in row if _CODE_LIKE.match(compact(cell))]
+    entries = [entry for cell in cells for entry in split_codes(cell)]
+    if not any(_CODE_LIKE.match(compact(entry)) for entry in entries):
+        raise forms.ValidationError(
+            _(
+                "We found no voucher codes in this file. Upload a CSV file with one code per "
+                "line, or a column headed \u201ccode\u201d."
+            ),
+            code="no_codes",
+        )
+    return entries
+
+
+def unique_entries(entries: list[str]) -> list[str]:
+    """Entries in order, each code once however it was typed (case, dashes, spaces)."""
+    seen: set[str] = set()
+    unique: list[str] = []
+    for raw in entries:
+        entry = " ".join(raw.split())
+        try:
+            key = canonical_code(entry)
+        except CodeFormatError:
+            key = compact(entry)
+        if entry and key not in seen:
+            seen.add(key)
+            unique.append(entry)
+    return unique
+
+
+class VoucherCodesForm(forms.Form):
+    """Step 1: the codes, typed, pasted or uploaded. Checking them counts the failed ones."""
+
+    codes = forms.CharField(
+        label=_("Voucher codes"),
+        required=False,
+        strip=True,
+        help_text=_(
+            "One code per line, or separated by commas or spaces, up to 1,000 at a time. "
+            "Upper or lower case, with or without dashes."
+        ),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 6,
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "class": "font-monospace",
+            }
+        ),
+    )
+    file = forms.FileField(
+        label=_("Or upload a CSV file"),
+        required=False,
+        help_text=_("One code per line, or a column headed \u201ccode\u201d. At most 1 MB."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
+    )
+
+    def __init__(
+        self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.organization = organization
+        self.entries: list[str] = []
+        self.checks: list[CodeCheck] = []
+        self.unchecked: list[str] = []
+        self.file_entries: list[str] = []
+        self.minutes_left = 0
+
+    def clean_file(self) -> UploadedFile | None:
+        upload = self.cleaned_data.get("file")
+        if upload:
+            self.file_entries = codes_from_csv(upload)
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        entries = unique_entries(split_codes(cleaned.get("codes") or "") + self.file_entries)
+        if not entries:
+            raise forms.ValidationError(
+                _("Enter at least one voucher code, or upload a CSV file of them."), code="empty"
+            )
+        if len(entries) > MAX_CODES:
+            raise forms.ValidationError(
+                ngettext(
+                    "You entered %(count)s code. Convert at most %(max)s at a time.",
+                    "You entered %(count)s codes. Convert at most %(max)s at a time: split the "
+                    "list and submit the rest afterwards.",
+                    len(entries),
+                )
+                % {"count": f"{len(entries):,}", "max": f"{MAX_CODES:,}"},
+                code="too_many",
+            )
+        budget = failed_attempts_budget(self.request)
+        if budget.exhausted:
+            raise forms.ValidationError(
+                LIMIT_MESSAGE, code="rate_limited", params={"minutes": budget.minutes_left}
+            )
+        self.entries = entries
+        self.checks, self.unchecked = self._check_within_budget(entries)
+        return cleaned
+
+    def _check_within_budget(self, entries: list[str]) -> tuple[list[CodeCheck], list[str]]:
+        """Checks the codes; each refused one spends one failed attempt of the shared budget.
+
+        Once the budget is spent, the codes after that point are not revealed ("not checked"),
+        so one big submission cannot probe more codes than the same number of serial attempts.
+        Typos are still reported: the check character gives them away without any lookup.
+        """
+        checks = vouchers_check(
+            entries=entries, organization=self.organization, today=timezone.localdate()
+        )
+        shown: list[CodeCheck] = []
+        unchecked: list[str] = []
+        exhausted = False
+        for check in checks:
+            if exhausted and check.reason not in Reason.OFFLINE:
+                unchecked.append(check.entry)
+                shown.append(not_checked(check.entry, self.minutes_left))
+                continue
+            shown.append(check)
+            if check.counts_as_failure and not exhausted:
+                budget = failed_attempt_record(self.request)
+                if budget.exhausted:
+                    exhausted = True
+                    self.minutes_left = budget.minutes_left
+                    audit_record(
+                        action="vouchers.rate_limited",
+                        actor=self.request.user,  # type: ignore[arg-type]
+                        organization=self.organization,
+                        details={"ip": self.request.META.get("REMOTE_ADDR", "")},
+                    )
+        return shown, unchecked
+
+
+def not_checked(entry: str, minutes: int) -> CodeCheck:
+    return CodeCheck(entry, "", Reason.NOT_CHECKED, None, {"minutes": max(1, minutes)})
+
+
+class PreviewForm(forms.Form):
+    combine = forms.BooleanField(
+        label=_("Combine vouchers of the same product and version into one license"),
+        required=False,
+        initial=True,
+        help_text=_(
+            "The license's quantity is the sum of the vouchers'. Untick to get one license "
+            "per voucher."
+        ),
+    )
+
+
+class ConfirmForm(forms.Form):
+    """What is confirmed comes from the server; the token makes a second submit find the first."""
+
+    token = forms.UUIDField(widget=forms.HiddenInput)

@@ -1,0 +1,543 @@
+"""Writes of the Voucher center: batches, voiding, and converting vouchers into licenses.
+
+A conversion is planned once (which vouchers become which license), then carried out one
+transaction per chunk of licenses. Each chunk locks its vouchers, issues the licenses through
+licensing.license_issue and claims the vouchers with one conditional UPDATE whose row count is
+checked, all in the same transaction; the chunk's outcome is written to the conversion row in
+that transaction too, so a conversion interrupted at any point resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, models, transaction
+from django.db.models import Case, Q, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from licensing.codes import generate_code
+from licensing.models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
+from licensing.services import IssueSource, license_issue
+from portal.models import Organization, User
+from portal.services import audit_record
+
+from .emails import conversion_email_queue
+from .models import Voucher, VoucherBatch, VoucherConversion
+from .selectors import Reason, license_groups, slices, voucher_check, vouchers_check
+
+MAX_BATCH_SIZE = 100_000
+# One transaction converts at most this many vouchers (unless one license needs more: a license
+# and the vouchers it consumes are never split) and issues at most this many licenses. Small
+# enough that progress moves and locks are short, large enough that overhead stays flat.
+CHUNK_VOUCHERS = 2000
+CHUNK_LICENSES = 100
+SOURCE_REF_LENGTH = 100  # License.source_ref
+
+
+class VoucherError(Exception):
+    """An illegal voucher state change; the message tells the user (or staff) what to do."""
+
+
+class _ClaimConflict(Exception):
+    """A voucher changed between its lock and its claim: roll the chunk back and redo it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches (staff)
+
+
+def voucher_codes_generate(*, count: int) -> list[str]:
+    """`count` new voucher codes, none of them already a voucher or a serial number.
+
+    Checked in bulk: generate all, look the whole set up in both tables, replace the (in
+    practice zero) collisions and repeat.
+    """
+    codes: dict[str, None] = {}
+    while len(codes) < count:
+        fresh = [c for c in {generate_code() for _ in range(count - len(codes))} if c not in codes]
+        taken: set[str] = set()
+        for part in slices(fresh):
+            taken.update(Voucher.objects.filter(code__in=part).values_list("code", flat=True))
+            taken.update(SerialNumber.objects.filter(code__in=part).values_list("code", flat=True))
+        codes.update(dict.fromkeys(c for c in fresh if c not in taken))
+    return list(codes)
+
+
+@transaction.atomic
+def voucher_batch_create(
+    *,
+    oem: Organization,
+    version: ProductVersion,
+    count: int,
+    quantity_per_voucher: int = 1,
+    maintenance_months: int = 12,
+    expires_on: date | None = None,
+    label: str = "",
+    created_by: User | None = None,
+) -> VoucherBatch:
+    """Creates a batch of `count` vouchers for an OEM partner."""
+    if oem.kind != Organization.Kind.PARTNER:
+        raise VoucherError(
+            _("%(name)s is not a partner organization: only OEM partners receive vouchers.")
+            % {"name": oem.name}
+        )
+    if not 1 <= count <= MAX_BATCH_SIZE:
+        raise VoucherError(_("Create between 1 and 100,000 vouchers at a time."))
+    if quantity_per_voucher < 1:
+        raise VoucherError(_("A voucher needs a quantity of at least 1."))
+    if version.product.node_locked:
+        raise VoucherError(
+            _(
+                "%(product)s is node-locked: its licenses need a host ID, which vouchers cannot "
+                "carry. Sell it with serial numbers."
+            )
+            % {"product": version.product.name}
+        )
+    batch = VoucherBatch.objects.create(
+        oem=oem,
+        version=version,
+        label=label,
+        quantity_per_voucher=quantity_per_voucher,
+        maintenance_months=maintenance_months,
+        expires_on=expires_on,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    Voucher.objects.bulk_create(
+        [Voucher(code=code, batch=batch) for code in voucher_codes_generate(count=count)],
+        batch_size=1000,
+    )
+    audit_record(
+        action="voucher_batch.created",
+        actor=created_by,
+        organization=oem,
+        obj=batch,
+        details={
+            "product": version.product.sku,
+            "version": version.version,
+            "count": count,
+            "quantity_per_voucher": quantity_per_voucher,
+            "maintenance_months": maintenance_months,
+            "expires_on": expires_on.isoformat() if expires_on else None,
+        },
+    )
+    return batch
+
+
+@transaction.atomic
+def voucher_batch_void(*, batch: VoucherBatch, acting_user: User | None) -> int:
+    """Voids a batch: its open vouchers can no longer be converted. Returns how many."""
+    locked = VoucherBatch.objects.select_for_update().get(pk=batch.pk)
+    if locked.voided_at is not None:
+        return 0
+    locked.voided_at = timezone.now()
+    locked.save(update_fields=["voided_at"])
+    # Locked in id order, as conversions lock them, so the two wait for each other instead of
+    # deadlocking; a voucher a conversion converted meanwhile is no longer open, and stays so.
+    open_ids = list(
+        Voucher.objects.select_for_update()
+        .filter(batch=locked, status=Voucher.Status.OPEN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    count = 0
+    for part in slices(open_ids):
+        count += Voucher.objects.filter(pk__in=part, status=Voucher.Status.OPEN).update(
+            status=Voucher.Status.VOID
+        )
+    audit_record(
+        action="voucher_batch.voided",
+        actor=acting_user,
+        organization=locked.oem,
+        obj=locked,
+        details={"vouchers_voided": count},
+    )
+    batch.voided_at = locked.voided_at
+    return count
+
+
+@transaction.atomic
+def vouchers_void(*, voucher_ids: Sequence[int], acting_user: User | None) -> int:
+    """Voids the given vouchers that are still open. Returns how many."""
+    codes: list[str] = []
+    for part in slices(sorted(voucher_ids)):
+        ids = list(
+            Voucher.objects.select_for_update()
+            .filter(pk__in=part, status=Voucher.Status.OPEN)
+            .order_by("pk")
+            .values_list("pk", "code")
+        )
+        Voucher.objects.filter(pk__in=[pk for pk, _code in ids]).update(status=Voucher.Status.VOID)
+        codes.extend(code for _pk, code in ids)
+    if codes:
+        audit_record(action="vouchers.voided", actor=acting_user, details={"codes": codes})
+    return len(codes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversion (customers)
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What a conversion did: the licenses it issued and the codes it refused, with reasons."""
+
+    conversion: VoucherConversion
+    licenses: list[License]
+    refused: list[dict[str, Any]]
+
+    @property
+    def converted_codes(self) -> list[str]:
+        return [code for item in self.conversion.licenses for code in item["codes"]]
+
+
+def voucher_conversion_create(
+    *,
+    codes: Sequence[str],
+    organization: Organization,
+    registration: dict[str, str],
+    acting_user: User | None,
+    combine: bool = True,
+    language: str = "",
+    conversion_id: UUID | None = None,
+    not_checked: Sequence[dict[str, Any]] = (),
+) -> tuple[VoucherConversion, bool]:
+    """Records a confirmed submission; returns (conversion, created).
+
+    With `conversion_id` (chosen by the wizard), submitting the same confirmation again returns
+    the first conversion instead of creating another. `not_checked` are refusals decided before
+    the conversion (codes the rate limit kept from being looked up): they are reported, never
+    looked up.
+    """
+    existing = _existing_conversion(conversion_id, organization)
+    if existing is not None:
+        return existing, False
+    codes = [str(code) for code in codes if str(code).strip()]
+    if not codes and not not_checked:
+        raise VoucherError(_("Enter at least one voucher code."))
+    try:
+        with transaction.atomic():
+            conversion = VoucherConversion.objects.create(
+                **({"id": conversion_id} if conversion_id is not None else {}),
+                organization=organization,
+                created_by=acting_user if acting_user and acting_user.is_authenticated else None,
+                combine=combine,
+                language=language,
+                codes=codes,
+                registration_data=dict(registration),
+                total=len(codes) + len(not_checked),
+                result={"licenses": [], "refused": list(not_checked)},
+            )
+    except IntegrityError:
+        # The same confirmation, submitted twice at the same moment: the other one won.
+        existing = _existing_conversion(conversion_id, organization)
+        if existing is None:
+            raise
+        return existing, False
+    return conversion, True
+
+
+def _existing_conversion(
+    conversion_id: UUID | None, organization: Organization
+) -> VoucherConversion | None:
+    if conversion_id is None:
+        return None
+    existing = VoucherConversion.objects.filter(pk=conversion_id).first()
+    if existing is not None and existing.organization_id != organization.pk:
+        raise VoucherError(_("This conversion belongs to another organization."))
+    return existing
+
+
+def voucher_conversion_run(*, conversion_id: UUID | str) -> VoucherConversion:
+    """Runs a conversion to its end, or resumes it; a no-op for a finished one (idempotent)."""
+    conflicts = 0
+    while True:
+        try:
+            conversion, finished = _conversion_step(conversion_id)
+        except _ClaimConflict:
+            conflicts += 1
+            if conflicts >= 3:
+                raise
+            continue
+        if finished:
+            return conversion
+
+
+def vouchers_convert(
+    *,
+    codes: Sequence[str],
+    organization: Organization,
+    registration: dict[str, str],
+    acting_user: User | None,
+    combine: bool = True,
+    language: str = "",
+) -> ConversionResult:
+    """Converts vouchers into licenses now: every usable code is converted, the rest reported."""
+    conversion, _created = voucher_conversion_create(
+        codes=codes,
+        organization=organization,
+        registration=registration,
+        acting_user=acting_user,
+        combine=combine,
+        language=language,
+    )
+    conversion = voucher_conversion_run(conversion_id=conversion.pk)
+    return ConversionResult(
+        conversion=conversion,
+        licenses=conversion_licenses(conversion),
+        refused=conversion.refused,
+    )
+
+
+def conversion_licenses(conversion: VoucherConversion) -> list[License]:
+    """The licenses a conversion issued, in the order it issued them."""
+    ids = [item["id"] for item in conversion.licenses]
+    found: dict[str, License] = {}
+    for part in slices(ids):
+        for license in License.objects.select_related(
+            "version__product", "owner", "registration"
+        ).filter(pk__in=part):
+            found[str(license.pk)] = license
+    return [found[str(pk)] for pk in ids if str(pk) in found]
+
+
+@transaction.atomic
+def voucher_conversion_fail(*, conversion_id: UUID | str, error: str) -> None:
+    """Stops a conversion that cannot go on: what was converted stays, the rest is reported."""
+    conversion = VoucherConversion.objects.select_for_update().filter(pk=conversion_id).first()
+    if conversion is None or conversion.is_finished:
+        return
+    result = conversion.result or {"licenses": [], "refused": []}
+    done = {code for item in result.get("licenses", []) for code in item["codes"]}
+    done.update(item["code"] for item in result.get("refused", []))
+    pending_ids = [pk for group in conversion.plan[conversion.next_group :] for pk in group]
+    pending_codes: list[str] = []
+    for part in slices(pending_ids):
+        pending_codes.extend(Voucher.objects.filter(pk__in=part).values_list("code", flat=True))
+    if conversion.status == VoucherConversion.Status.PENDING:  # stopped before its plan
+        pending_codes = [code for code in conversion.codes if code not in done]
+    result.setdefault("refused", []).extend(
+        {"code": code, "reason": Reason.STOPPED, "params": {}} for code in pending_codes
+    )
+    conversion.result = result
+    conversion.status = VoucherConversion.Status.FAILED
+    conversion.error = error[:4000]
+    conversion.finished_at = timezone.now()
+    conversion.processed = conversion.total
+    conversion.save()
+    licenses = conversion_licenses(conversion)
+    if licenses:
+        conversion_email_queue(conversion=conversion, licenses=licenses)
+    audit_record(
+        action="vouchers.conversion_failed",
+        actor=conversion.created_by,
+        organization=conversion.organization,
+        obj=conversion,
+        details={"error": error[:500], "licenses": len(licenses)},
+    )
+
+
+@transaction.atomic
+def _conversion_step(conversion_id: UUID | str) -> tuple[VoucherConversion, bool]:
+    """One transaction of a conversion: plan it, convert one chunk, or finish it."""
+    # The row lock makes the conversion's steps strictly sequential, so two workers running the
+    # same conversion (a redelivered task, the resume job) never process a chunk twice.
+    conversion = (
+        VoucherConversion.objects.select_for_update(of=("self",))
+        .select_related("organization", "created_by", "registration")
+        .get(pk=conversion_id)
+    )
+    if conversion.is_finished:
+        return conversion, True
+    if conversion.status == VoucherConversion.Status.PENDING:
+        _plan(conversion)
+        return conversion, False
+    if conversion.next_group < len(conversion.plan):
+        _convert_chunk(conversion)
+        return conversion, False
+    _finish(conversion)
+    return conversion, True
+
+
+def _plan(conversion: VoucherConversion) -> None:
+    checks = vouchers_check(
+        entries=conversion.codes,
+        organization=conversion.organization,
+        today=timezone.localdate(),
+    )
+    groups = license_groups(checks, combine=conversion.combine)
+    decided_before = list((conversion.result or {}).get("refused", []))
+    refused = decided_before + [check.refusal() for check in checks if not check.usable]
+    if groups and conversion.registration is None:
+        conversion.registration = SupportRegistration.objects.create(
+            organization=conversion.organization, **conversion.registration_data
+        )
+    conversion.plan = [
+        [check.voucher.pk for check in group.checks if check.voucher] for group in groups
+    ]
+    conversion.next_group = 0
+    conversion.total = len(decided_before) + len(checks)
+    conversion.processed = len(refused)
+    conversion.result = {"licenses": [], "refused": refused}
+    conversion.status = VoucherConversion.Status.RUNNING
+    conversion.save()
+
+
+def _next_chunk(conversion: VoucherConversion) -> list[list[int]]:
+    groups: list[list[int]] = []
+    vouchers = 0
+    for group in conversion.plan[conversion.next_group :]:
+        if groups and (vouchers + len(group) > CHUNK_VOUCHERS or len(groups) >= CHUNK_LICENSES):
+            break
+        groups.append(group)
+        vouchers += len(group)
+    return groups
+
+
+def _source_ref(codes: list[str]) -> str:
+    ref = ", ".join(codes)
+    return ref if len(ref) <= SOURCE_REF_LENGTH else f"{codes[0]} +{len(codes) - 1}"
+
+
+def _convert_chunk(conversion: VoucherConversion) -> None:
+    groups = _next_chunk(conversion)
+    ids = sorted(pk for group in groups for pk in group)
+    today = timezone.localdate()
+    now = timezone.now()
+    organization = conversion.organization
+
+    # Lock what is still convertible, in id order. A concurrent conversion holding some of these
+    # rows makes this wait; when it commits, PostgreSQL re-checks the WHERE clause on the new
+    # row versions, so a voucher it took is simply not returned here. Ordered locking means two
+    # overlapping bulk conversions queue behind each other instead of deadlocking.
+    claimable: dict[int, tuple[int, str, int, int, int]] = {}
+    for part in slices(ids):
+        rows = (
+            Voucher.objects.select_for_update(of=("self",))
+            .filter(pk__in=part, status=Voucher.Status.OPEN, batch__voided_at__isnull=True)
+            .filter(Q(batch__expires_on__isnull=True) | Q(batch__expires_on__gte=today))
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "code",
+                "batch__quantity_per_voucher",
+                "batch__version_id",
+                "batch__maintenance_months",
+            )
+        )
+        claimable.update({row[0]: row for row in rows})
+    versions = ProductVersion.objects.select_related("product").in_bulk(
+        {row[3] for row in claimable.values()}
+    )
+
+    license_of: dict[int, UUID] = {}
+    issued: list[dict[str, Any]] = []
+    lost: list[int] = []
+    for group in groups:
+        members = [claimable[pk] for pk in group if pk in claimable]
+        lost.extend(pk for pk in group if pk not in claimable)
+        if not members:
+            continue
+        version = versions[members[0][3]]
+        codes = [row[1] for row in members]
+        assert conversion.registration is not None
+        license = license_issue(
+            source=IssueSource(
+                kind=License.Source.VOUCHER,
+                ref=_source_ref(codes),
+                version=version,
+                quantity=sum(row[2] for row in members),
+                maintenance_start=today,
+                maintenance_end=add_months(today, members[0][4]),
+            ),
+            owner=organization,
+            registration=conversion.registration,
+            acting_user=conversion.created_by,
+            notify=False,
+        )
+        license_of.update({row[0]: license.pk for row in members})
+        issued.append(
+            {
+                "id": str(license.pk),
+                "key": license.key,
+                "product": version.product.name,
+                "sku": version.product.sku,
+                "version": version.version,
+                "quantity": license.quantity,
+                "maintenance_end": license.maintenance_end.isoformat(),
+                "codes": codes,
+            }
+        )
+
+    # The claim: one conditional UPDATE per slice of vouchers, status and license together.
+    claimed = 0
+    for part in slices(sorted(license_of)):
+        by_license: dict[UUID, list[int]] = defaultdict(list)
+        for pk in part:
+            by_license[license_of[pk]].append(pk)
+        license_value: Any
+        if len(by_license) == 1:
+            license_value = Value(next(iter(by_license)), output_field=models.UUIDField())
+        else:
+            license_value = Case(
+                *[When(pk__in=pks, then=Value(lic)) for lic, pks in by_license.items()],
+                output_field=models.UUIDField(),
+            )
+        claimed += Voucher.objects.filter(pk__in=part, status=Voucher.Status.OPEN).update(
+            status=Voucher.Status.REDEEMED,
+            redeemed_by=organization,
+            redeemed_at=now,
+            license=license_value,
+        )
+    if claimed != len(license_of):
+        # Only possible without row locks (SQLite): never keep a license for a lost voucher.
+        raise _ClaimConflict
+
+    refused = []
+    for part in slices(lost):
+        for voucher in Voucher.objects.select_related("batch__version__product", "license").filter(
+            pk__in=part
+        ):
+            check = voucher_check(voucher, organization=organization, today=today)
+            # Not claimable yet it reads as usable: taken and released in between. Say so
+            # rather than guess; the customer can submit it again.
+            refused.append(
+                check.refusal()
+                if check.reason
+                else {"code": voucher.code, "reason": Reason.STOPPED, "params": {}}
+            )
+
+    result = conversion.result
+    result["licenses"].extend(issued)
+    result["refused"].extend(refused)
+    conversion.next_group += len(groups)
+    conversion.processed = min(conversion.total, conversion.processed + len(ids))
+    conversion.converted += claimed
+    conversion.save(update_fields=["result", "next_group", "processed", "converted", "updated_at"])
+
+
+def _finish(conversion: VoucherConversion) -> None:
+    licenses = conversion_licenses(conversion)
+    if licenses:
+        conversion_email_queue(conversion=conversion, licenses=licenses)
+    conversion.status = VoucherConversion.Status.DONE
+    conversion.finished_at = timezone.now()
+    conversion.processed = conversion.total
+    conversion.save(update_fields=["status", "finished_at", "processed", "updated_at"])
+    audit_record(
+        action="vouchers.converted",
+        actor=conversion.created_by,
+        organization=conversion.organization,
+        obj=conversion,
+        details={
+            "vouchers": conversion.converted,
+            "licenses": len(licenses),
+            "refused": len(conversion.refused),
+            "combine": conversion.combine,
+        },
+    )

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from licensing.selectors import licenses_visible_to
+from portal.http import PortalRequest, organization_required
+
+from .emails import ZIP_MIMETYPE, ZIP_NAME, licenses_zip
+from .models import VoucherConversion
+from .selectors import (
+    batch_for,
+    batch_redeemers,
+    batches_visible_to,
+    conversion_for,
+    reason_message,
+    slices,
+)
+from .wizard import steps_context
+
+# Without JavaScript, the progress page reloads itself this often (the HTTP Refresh header).
+PROGRESS_REFRESH_SECONDS = 2
+
+
+@require_GET
+@organization_required
+def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
+    """Step 4: the licenses and the refused codes, or the progress while the task runs."""
+    conversion = conversion_for(actor=request.user, organization=request.organization, pk=pk)
+    if not conversion.is_finished:
+        response = render(
+            request,
+            "vouchers/conversion_progress.html",
+            {
+                "conversion": conversion,
+                "refresh_seconds": PROGRESS_REFRESH_SECONDS,
+                **steps_context("result"),
+            },
+        )
+        response["Refresh"] = str(PROGRESS_REFRESH_SECONDS)
+        response["Cache-Control"] = "no-store"
+        return response
+    return render(
+        request,
+        "vouchers/conversion_result.html",
+        {
+            "conversion": conversion,
+            "licenses": conversion.licenses,
+            "refused": _refused_rows(conversion),
+            "recipients": _recipients(conversion),
+            "converted_count": conversion.converted,
+            **steps_context("result"),
+        },
+    )
+
+
+def _refused_rows(conversion: VoucherConversion) -> list[dict[str, Any]]:
+    return [
+        {
+            "code": item["code"],
+            "reason": item["reason"],
+            "message": reason_message(item["reason"], item.get("params")),
+        }
+        for item in conversion.refused
+    ]
+
+
+def _recipients(conversion: VoucherConversion) -> list[str]:
+    """Who the license email went to (the same rule as licensing.license_email_recipients)."""
+    addresses = [conversion.registration_data.get("technical_email", "")]
+    if conversion.created_by is not None:
+        addresses.append(conversion.created_by.email)
+    return sorted({address.lower() for address in addresses if address})
+
+
+@require_GET
+@organization_required
+def voucher_conversion_zip(request: PortalRequest, pk: str) -> HttpResponse:
+    """Every license file of a conversion, freshly signed, in one zip."""
+    conversion = conversion_for(actor=request.user, organization=request.organization, pk=pk)
+    ids = [item["id"] for item in conversion.licenses]
+    visible = licenses_visible_to(actor=request.user, organization=request.organization)
+    found = {}
+    for part in slices(ids):
+        found.update({str(lic.pk): lic for lic in visible.filter(pk__in=part)})
+    licenses = [found[i] for i in ids if i in found]
+    if not licenses:
+        raise Http404("No licenses.")
+    response = HttpResponse(licenses_zip(licenses), content_type=ZIP_MIMETYPE)
+    response["Content-Disposition"] = f'attachment; filename="{ZIP_NAME}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# ---------------------------------------------------------------------------------------------
+# OEM partners
+
+
+@require_GET
+@organization_required
+def voucher_batches(request: PortalRequest) -> HttpResponse:
+    """An OEM partner's voucher batches and how many were converted, are open or expired."""
+    if request.organization.kind != request.organization.Kind.PARTNER:
+        raise Http404("Only partner organizations have voucher batches.")
+    batches = batches_visible_to(
+        actor=request.user, organization=request.organization, today=timezone.localdate()
+    )
+    return render(request, "vouchers/batches.html", {"batches": batches})
+
+
+@require_GET
+@organization_required
+def voucher_batch(request: PortalRequest, pk: int) -> HttpResponse:
+    """One batch: its counts and the names of the organizations that converted its vouchers."""
+    batch = batch_for(
+        actor=request.user, organization=request.organization, pk=pk, today=timezone.localdate()
+    )
+    return render(
+        request,
+        "vouchers/batch_detail.html",
+        {"batch": batch, "redeemers": batch_redeemers(batch=batch)},
+    )
