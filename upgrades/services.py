@@ -51,6 +51,9 @@ def version_publish(*, version: ProductVersion, actor: User | None) -> bool:
     return True
 
 
+# Lines already there are skipped by the unique constraint (ON CONFLICT), not by a NOT EXISTS
+# on the table being filled, which the planner can turn quadratic when its statistics say the
+# table is empty.
 # The eligibility rule: an active license of an earlier version of the same product whose
 # maintenance is current on the release date (ending that very day counts). Both statements
 # below spell it out the same way; tests/upgrades/test_publishing.py pins it.
@@ -80,8 +83,7 @@ _INSERT_LINES_SQL = """
       AND l.status = 'active'
       AND l.quantity > 0
       AND l.maintenance_end >= %(released_on)s
-      AND NOT EXISTS (SELECT 1 FROM upgrades_upgradeline x
-                      WHERE x.notification_id = n.id AND x.source_license_id = l.id)
+    ON CONFLICT (notification_id, source_license_id) DO NOTHING
 """
 
 
