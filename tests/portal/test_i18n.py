@@ -21,7 +21,7 @@ LC_MESSAGES = Path(settings.LOCALE_PATHS[0]) / "pt_BR" / "LC_MESSAGES"
 PO_FILE = LC_MESSAGES / "django.po"
 MO_FILE = LC_MESSAGES / "django.mo"
 
-PLACEHOLDER = re.compile(r"%\([A-Za-z_][A-Za-z0-9_]*\)[-#0 +]*\d*(?:\.\d+)?[sdifr]")
+FORMAT_SPEC = re.compile(r"%\([A-Za-z_][A-Za-z0-9_]*\)[-#0 +]*\d*(?:\.\d+)?[sdifr]")
 HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
 
 
@@ -115,7 +115,7 @@ def test_translations_keep_placeholders_html_and_newlines(po_entries: list[Entry
         sources = [e.msgid, e.msgid_plural or e.msgid]
         for index, text in e.msgstr.items():
             source = sources[min(index, 1)]
-            for what, pattern in (("placeholders", PLACEHOLDER), ("HTML tags", HTML_TAG)):
+            for what, pattern in (("placeholders", FORMAT_SPEC), ("HTML tags", HTML_TAG)):
                 if sorted(pattern.findall(text)) != sorted(pattern.findall(source)):
                     problems.append(f"{e.label} [{index}]: {what} differ")
             if text.count("\n") != source.count("\n"):
