@@ -120,7 +120,7 @@ def codes_from_csv(upload: UploadedFile) -> list[str]:
         raise forms.ValidationError(
             _(
                 "We found no voucher codes in this file. Upload a CSV file with one code per "
-                "line, or a column headed \u201ccode\u201d."
+                "line, or a column headed “code”."
             ),
             code="no_codes",
         )
@@ -167,7 +167,7 @@ class VoucherCodesForm(forms.Form):
     file = forms.FileField(
         label=_("Or upload a CSV file"),
         required=False,
-        help_text=_("One code per line, or a column headed \u201ccode\u201d. At most 1 MB."),
+        help_text=_("One code per line, or a column headed “code”. At most 1 MB."),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
     )
 

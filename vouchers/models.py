@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from licensing.models import License, ProductVersion, SupportRegistration
 from portal.models import Organization
@@ -72,9 +73,9 @@ class VoucherBatch(models.Model):
 
 class Voucher(models.Model):
     class Status(models.TextChoices):
-        OPEN = "open", _("Not converted")
-        REDEEMED = "redeemed", _("Converted")
-        VOID = "void", _("Void")
+        OPEN = "open", pgettext_lazy("voucher status", "Not converted")
+        REDEEMED = "redeemed", pgettext_lazy("voucher status", "Converted")
+        VOID = "void", pgettext_lazy("voucher status", "Void")
 
     code = models.CharField(_("voucher code"), max_length=64, unique=True)
     batch = models.ForeignKey(
