@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -9,4 +11,15 @@ class LicensingConfig(AppConfig):
     verbose_name = _("Licensing")
 
     def ready(self) -> None:
+        from allauth.account.signals import email_confirmed
+
         from . import checks  # noqa: F401  (registers the system checks)
+
+        email_confirmed.connect(_bind_shares, dispatch_uid="licensing-bind-shares")
+
+
+def _bind_shares(sender: object, request: object, email_address: Any, **kwargs: Any) -> None:
+    # The receiver only hands over to the service; the rule lives there.
+    from .services import shares_bind_verified_email
+
+    shares_bind_verified_email(user=email_address.user, email=email_address.email)

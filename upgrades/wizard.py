@@ -60,19 +60,31 @@ class UpgradeWizard(SessionWizardView):
 
     def _notification(self) -> UpgradeNotification | None:
         code = self._raw("notification", "notification_id")
-        return (
-            open_notification(code=code, organization=self.request.organization) if code else None
-        )
+        # Memoised per request on the code it was read for: steps ask several times, and the
+        # code changes within a request only when step 1 is submitted.
+        cached = getattr(self, "_notification_cache", None)
+        if cached is None or cached[0] != code:
+            found = (
+                open_notification(code=code, organization=self.request.organization)
+                if code
+                else None
+            )
+            cached = self._notification_cache = (code, found)
+        return cached[1]
 
     def _line(self) -> UpgradeLine | None:
         notification = self._notification()
         line_id = self._raw("line", "line")
         if notification is None or not line_id.isdigit():
             return None
-        line = line_for(line_id=line_id, organization=self.request.organization)
-        if line is None or line.notification_id != notification.pk:
-            return None
-        return line
+        key = (notification.pk, line_id)
+        cached = getattr(self, "_line_cache", None)
+        if cached is None or cached[0] != key:
+            line = line_for(line_id=line_id, organization=self.request.organization)
+            if line is not None and line.notification_id != notification.pk:
+                line = None
+            cached = self._line_cache = (key, line)
+        return cached[1]
 
     # -- formtools hooks --------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from .manage import (
     rehosts_left,
     share_accept,
     share_revoke,
+    shares_bind_verified_email,
 )
 from .reminders import THRESHOLDS, maintenance_reminders_send
 
@@ -74,5 +75,6 @@ __all__ = [
     "serials_create",
     "share_accept",
     "share_revoke",
+    "shares_bind_verified_email",
     "target_licenses",
 ]

@@ -205,6 +205,15 @@ def share_accept(*, token: str, user: User) -> int:
     ).update(user=user)
 
 
+def shares_bind_verified_email(*, user: User, email: str) -> int:
+    """Gives a user the shares sent to an address they have just proven is theirs."""
+    if email.strip().lower() != user.email.lower():
+        return 0
+    return LicenseShare.objects.filter(
+        email=email.strip().lower(), user__isnull=True, revoked_at__isnull=True
+    ).update(user=user)
+
+
 # ---------------------------------------------------------------------------------------------
 # Custom data
 

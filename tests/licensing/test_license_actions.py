@@ -510,3 +510,17 @@ def test_read_only_recipient_sees_no_manage_forms(client, license) -> None:  # t
     page = client.get(_detail(license)).content.decode()
     assert "Renew maintenance" not in page and "Email key again" not in page
     assert "Read-only" in page
+
+
+def test_verifying_an_email_address_binds_shares_sent_to_it(license) -> None:  # type: ignore[no-untyped-def]
+    from allauth.account.models import EmailAddress
+
+    share = LicenseShare.objects.create(license=license, email="later@customer.example")
+    user = UserFactory(email="later@customer.example")
+    address = EmailAddress.objects.create(user=user, email=user.email, primary=True)
+    address.set_verified(commit=True)
+    from allauth.account.signals import email_confirmed
+
+    email_confirmed.send(sender=EmailAddress, request=None, email_address=address)
+    share.refresh_from_db()
+    assert share.user == user

@@ -239,3 +239,19 @@ def test_maintenance_lapsed_between_publication_and_upgrade_still_counts(client,
     )
     walk(client, setup, quantity=1)
     assert License.objects.filter(source="upgrade").count() == 1
+
+
+def test_pending_and_notification_pages_have_bounded_queries(  # type: ignore[no-untyped-def]
+    client, setup, django_assert_max_num_queries
+) -> None:
+    for _ in range(15):
+        licensed(setup["member"].organization, setup["old"])
+    notifications_create(version=setup["new"], today=timezone.localdate())
+    with django_assert_max_num_queries(10):
+        assert client.get(reverse("upgrades-pending")).status_code == 200
+    walk(client, setup, quantity=1)
+    with django_assert_max_num_queries(10):
+        page = client.get(reverse("upgrade-notification", args=[setup["notification"].pk]))
+    assert page.status_code == 200
+    with django_assert_max_num_queries(12):
+        client.get(reverse("upgrade"), {"notification": setup["notification"].code})
