@@ -155,6 +155,8 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Licensing Portal"
+# One 30-second step either side, as RFC 6238 suggests for clock drift between phone and server.
+MFA_TOTP_TOLERANCE = 1
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("pt-br", _("Brazilian Portuguese"))]
