@@ -7,11 +7,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from .forms import InvitationForm, MemberRoleForm, OrganizationForm
 from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
-from .models import Invitation, Membership
+from .models import Invitation, Membership, Organization
 from .selectors import (
     SESSION_ORGANIZATION_KEY,
     acting_membership,
@@ -35,9 +36,71 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html")
 
 
+# The portal's functions, in the order of the original Licensing Portal page. Apps are named
+# by URL only, so that the core never imports them.
+FUNCTIONS = [
+    {
+        "title": gettext_lazy("Get a key"),
+        "text": gettext_lazy(
+            "Register a new purchase, a paid upgrade or a maintenance renewal with the serial "
+            "number from your license certificate, and receive your license key and license file."
+        ),
+        "url": "get-a-key",
+        "button": gettext_lazy("Get a license key"),
+    },
+    {
+        "title": gettext_lazy("Version upgrade"),
+        "text": gettext_lazy(
+            "Upgrade licenses with current maintenance to a newly released version at no cost, "
+            "with the notification ID from the upgrade notice."
+        ),
+        "url": "upgrade",
+        "button": gettext_lazy("Version upgrade"),
+        "link_url": "upgrades-pending",
+        "link": gettext_lazy("I don't have a notification ID"),
+    },
+    {
+        "title": gettext_lazy("Manage my licenses"),
+        "text": gettext_lazy(
+            "View and manage your current licenses, share them with other users, keep your own "
+            "custom data on each license, renew maintenance and move licenses to new hosts."
+        ),
+        "url": "license-list",
+        "button": gettext_lazy("My licenses"),
+    },
+    {
+        "title": gettext_lazy("Voucher center"),
+        "text": gettext_lazy(
+            "Convert the voucher codes that came with your hardware into licenses, one or a "
+            "thousand at a time."
+        ),
+        "url": "voucher-center",
+        "button": gettext_lazy("Convert vouchers"),
+        "link_url": "voucher-batches",
+        "link": gettext_lazy("Your voucher batches"),
+        "link_for_partners_only": True,
+    },
+    {
+        "title": gettext_lazy("Organization"),
+        "text": gettext_lazy("See who works in your organization and invite colleagues."),
+        "url": "members",
+        "button": gettext_lazy("Manage members"),
+    },
+]
+
+
 @organization_required
 def dashboard(request: PortalRequest) -> HttpResponse:
-    return render(request, "portal/dashboard.html")
+    is_partner = request.organization.kind == Organization.Kind.PARTNER
+    functions = [
+        {
+            **function,
+            "show_link": "link_url" in function
+            and (is_partner or not function.get("link_for_partners_only")),
+        }
+        for function in FUNCTIONS
+    ]
+    return render(request, "portal/dashboard.html", {"functions": functions})
 
 
 @login_required
