@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -15,7 +15,14 @@ from portal.services import audit_record
 
 from ..codes import canonical_code, canonical_key, generate_license_key
 from ..licensefile import build_license_file
-from ..models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
+from ..models import (
+    License,
+    ProductVersion,
+    RetiredKey,
+    SerialNumber,
+    SupportRegistration,
+    add_months,
+)
 from ..signing import get_signing_key, key_id
 
 LICENSE_FILE_MIMETYPE = "application/x-license-file"
@@ -126,7 +133,9 @@ def license_email_queue(*, license: License, acting_user: User | None, event: st
 # The one mint
 
 
-@transaction.atomic
+# No savepoint of its own: callers issue thousands in one transaction (vouchers), and an error
+# here rolls back the caller's transaction anyway.
+@transaction.atomic(savepoint=False)
 def license_issue(
     *,
     source: IssueSource,
@@ -144,35 +153,31 @@ def license_issue(
     if source.quantity <= 0:
         raise LicensingError(_("A license needs a quantity of at least 1."))
     now = timezone.now()
-    for _attempt in range(3):
-        key = canonical_key(source.preset_key) if source.preset_key else generate_license_key()
-        try:
-            # A savepoint, so that a key collision leaves the outer transaction usable.
-            with transaction.atomic():
-                license = License.objects.create(
-                    key=key,
-                    owner=owner,
-                    version=source.version,
-                    quantity=source.quantity,
-                    maintenance_start=source.maintenance_start,
-                    maintenance_end=source.maintenance_end,
-                    host_id=source.host_id,
-                    source=source.kind,
-                    source_ref=source.ref,
-                    supersedes=source.supersedes,
-                    registration=registration,
-                    issued_at=now,
-                    issued_by=acting_user,
-                    file_issued_at=now,
-                )
-            break
-        except IntegrityError as exc:
-            if source.preset_key:
-                raise LicensingError(
-                    _("The license key printed on this certificate is already registered.")
-                ) from exc
-    else:  # pragma: no cover - 125 random bits colliding three times in a row
-        raise LicensingError(_("Could not generate a unique license key. Please try again."))
+    if source.preset_key:
+        key = canonical_key(source.preset_key)
+        if License.objects.filter(key=key).exists() or RetiredKey.objects.filter(key=key).exists():
+            raise LicensingError(
+                _("The license key printed on this certificate is already registered.")
+            )
+    else:
+        # 125 random bits: the unique constraint is the guard, a retry loop would be dead code.
+        key = generate_license_key()
+    license = License.objects.create(
+        key=key,
+        owner=owner,
+        version=source.version,
+        quantity=source.quantity,
+        maintenance_start=source.maintenance_start,
+        maintenance_end=source.maintenance_end,
+        host_id=source.host_id,
+        source=source.kind,
+        source_ref=source.ref,
+        supersedes=source.supersedes,
+        registration=registration,
+        issued_at=now,
+        issued_by=acting_user,
+        file_issued_at=now,
+    )
 
     if source.supersedes is not None and source.retire_superseded:
         License.objects.filter(pk=source.supersedes.pk).update(status=License.Status.SUPERSEDED)

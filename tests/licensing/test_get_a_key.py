@@ -338,3 +338,15 @@ def test_management_form_tampering_does_not_500(client, member) -> None:  # type
     response = client.post(reverse("get-a-key"), {f"{PREFIX}-current_step": "nonsense"})
     assert response.status_code == 302 and response["Location"] == reverse("get-a-key")
     assert not License.objects.exists()
+
+
+def test_a_printed_key_already_registered_is_refused(client, member) -> None:  # type: ignore[no-untyped-def]
+    first = SerialNumberFactory(printed_key="ABCDE-FGHJK-MNPQR-STVWX-YZ012")
+    second = SerialNumberFactory(printed_key="abcde fghjk mnpqr stvwx yz012")
+    walk(client, first.code)
+    response = walk(client, second.code)
+    assert response.status_code == 302 and response["Location"] == reverse("get-a-key")
+    page = client.get(response["Location"]).content.decode()
+    assert "already registered" in page
+    second.refresh_from_db()
+    assert second.status == SerialNumber.Status.OPEN and License.objects.count() == 1
