@@ -109,13 +109,13 @@ def test_every_message_is_translated_and_reviewed(po_entries: list[Entry]) -> No
     assert not wrong_plurals, f"plural entries need msgstr[0] and msgstr[1]: {wrong_plurals}"
 
 
-def test_translations_keep_placeholders_html_and_newlines(po_entries: list[Entry]) -> None:
+def test_translations_keep_format_specs_html_and_newlines(po_entries: list[Entry]) -> None:
     problems = []
     for e in po_entries[1:]:
         sources = [e.msgid, e.msgid_plural or e.msgid]
         for index, text in e.msgstr.items():
             source = sources[min(index, 1)]
-            for what, pattern in (("placeholders", FORMAT_SPEC), ("HTML tags", HTML_TAG)):
+            for what, pattern in (("format specifiers", FORMAT_SPEC), ("HTML tags", HTML_TAG)):
                 if sorted(pattern.findall(text)) != sorted(pattern.findall(source)):
                     problems.append(f"{e.label} [{index}]: {what} differ")
             if text.count("\n") != source.count("\n"):
