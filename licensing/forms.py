@@ -9,7 +9,6 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.models import Organization
 from portal.ratelimit import failed_attempt_record, failed_attempts_budget
-from portal.services import audit_record
 
 from .codes import CodeFormatError
 from .models import CustomField, License, LicenseShare, SerialNumber, SupportRegistration
@@ -78,14 +77,9 @@ class SerialForm(forms.Form):
         return self.serial_number.code
 
     def _failed(self) -> None:
-        budget = failed_attempt_record(self.request)
-        if budget.exhausted:
-            audit_record(
-                action="serial.rate_limited",
-                actor=self.request.user,  # type: ignore[arg-type]
-                organization=self.organization,
-                details={"ip": self.request.META.get("REMOTE_ADDR", "")},
-            )
+        failed_attempt_record(
+            self.request, action="serial.rate_limited", organization=self.organization
+        )
 
 
 CODE_FORMAT_MESSAGES = {

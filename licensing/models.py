@@ -56,8 +56,10 @@ class ProductVersion(models.Model):
         null=True,
         blank=True,
         editable=False,
-        help_text=_("When staff published it: licensed customers with current maintenance "
-                    "were notified of the upgrade."),
+        help_text=_(
+            "When staff published it: licensed customers with current maintenance "
+            "were notified of the upgrade."
+        ),
     )
 
     class Meta:

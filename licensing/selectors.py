@@ -50,9 +50,10 @@ def licenses_visible_to(*, actor: User, organization: Organization | None) -> Qu
         )
     )
     visible = Q(pk__in=shared_ids) if shared_ids else Q(pk__in=[])
-    if organization is not None and Membership.objects.filter(
-        user=actor, organization=organization
-    ).exists():
+    if (
+        organization is not None
+        and Membership.objects.filter(user=actor, organization=organization).exists()
+    ):
         visible = Q(owner=organization) | visible if shared_ids else Q(owner=organization)
     queryset = License.objects.filter(visible)
     if shared_ids:

@@ -13,6 +13,9 @@ from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
+from .models import Organization
+from .services import audit_record
+
 GROUP = "portal.failed-code-attempts"
 PERIOD_SECONDS = 600
 
@@ -36,7 +39,17 @@ def failed_attempts_budget(request: HttpRequest) -> Budget:
     return Budget(exhausted=exhausted, minutes_left=max(1, math.ceil(usage["time_left"] / 60)))
 
 
-def failed_attempt_record(request: HttpRequest) -> Budget:
-    """Counts one failed attempt and returns the budget left."""
-    get_usage(request, group=GROUP, key="user_or_ip", rate=_rate(), increment=True)
+def failed_attempt_record(
+    request: HttpRequest, *, action: str, organization: Organization | None
+) -> Budget:
+    """Counts one failed attempt; the one that uses up the budget writes the audit `action`."""
+    usage = get_usage(request, group=GROUP, key="user_or_ip", rate=_rate(), increment=True)
+    if usage is not None and usage["count"] == settings.PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES:
+        user = request.user if request.user.is_authenticated else None
+        audit_record(
+            action=action,
+            actor=user,  # type: ignore[arg-type]
+            organization=organization,
+            details={"ip": request.META.get("REMOTE_ADDR", "")},
+        )
     return failed_attempts_budget(request)

@@ -9,7 +9,6 @@ from django.utils.translation import gettext_lazy as _
 from licensing.forms import SupportRegistrationForm
 from portal.models import Organization
 from portal.ratelimit import failed_attempt_record, failed_attempts_budget
-from portal.services import audit_record
 
 from .models import UpgradeLine, UpgradeNotification
 from .selectors import open_notification
@@ -59,12 +58,9 @@ class NotificationIdForm(forms.Form):
             code=self.cleaned_data["notification_id"], organization=self.organization
         )
         if self.notification is None:
-            if failed_attempt_record(self.request).exhausted:
-                audit_record(
-                    action="upgrade.rate_limited",
-                    actor=self.request.user,  # type: ignore[arg-type]
-                    organization=self.organization,
-                )
+            failed_attempt_record(
+                self.request, action="upgrade.rate_limited", organization=self.organization
+            )
             raise forms.ValidationError(REFUSED, code="refused")
         return self.notification.code
 

@@ -98,7 +98,9 @@ class UpgradeWizard(SessionWizardView):
         if code:
             notification = open_notification(code=code, organization=self.request.organization)
             if notification is None:
-                failed_attempt_record(request)
+                failed_attempt_record(
+                    request, action="upgrade.rate_limited", organization=self.request.organization
+                )
                 messages.error(
                     request,
                     _(

@@ -15,7 +15,6 @@ from django.utils.translation import ngettext
 from licensing.codes import CODE_BODY_LENGTH, CodeFormatError, canonical_code, compact
 from portal.models import Organization
 from portal.ratelimit import failed_attempt_record, failed_attempts_budget
-from portal.services import audit_record
 
 from .selectors import CodeCheck, Reason, vouchers_check
 
@@ -238,16 +237,12 @@ class VoucherCodesForm(forms.Form):
                 continue
             shown.append(check)
             if check.counts_as_failure and not exhausted:
-                budget = failed_attempt_record(self.request)
+                budget = failed_attempt_record(
+                    self.request, action="vouchers.rate_limited", organization=self.organization
+                )
                 if budget.exhausted:
                     exhausted = True
                     self.minutes_left = budget.minutes_left
-                    audit_record(
-                        action="vouchers.rate_limited",
-                        actor=self.request.user,  # type: ignore[arg-type]
-                        organization=self.organization,
-                        details={"ip": self.request.META.get("REMOTE_ADDR", "")},
-                    )
         return shown, unchecked
 
 

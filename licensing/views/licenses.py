@@ -384,12 +384,12 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
                 organization=license.owner,
                 actor=request.user,
             )
-        except CodeFormatError as exc:
-            failed_attempt_record(request)
-            messages.error(request, CODE_FORMAT_MESSAGES[exc.reason])
-        except LicensingError as exc:
-            failed_attempt_record(request)
-            messages.error(request, str(exc))
+        except (CodeFormatError, LicensingError) as exc:
+            failed_attempt_record(
+                request, action="serial.rate_limited", organization=request.organization
+            )
+            reason = getattr(exc, "reason", None)
+            messages.error(request, CODE_FORMAT_MESSAGES[reason] if reason else str(exc))
         else:
             messages.success(request, _("Maintenance renewed. A new license file was issued."))
     else:

@@ -524,3 +524,12 @@ def test_verifying_an_email_address_binds_shares_sent_to_it(license) -> None:  #
     email_confirmed.send(sender=EmailAddress, request=None, email_address=address)
     share.refresh_from_db()
     assert share.user == user
+
+
+def test_failed_renewal_serials_spend_the_budget_and_are_audited(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("license-renew", kwargs={"pk": license.pk})
+    for _ in range(10):
+        client.post(url, {"serial": generate_code()})
+    response = client.post(url, {"serial": generate_code()}, follow=True)
+    assert "Too many serial numbers" in _messages(response)
+    assert AuditEvent.objects.filter(action="serial.rate_limited").count() == 1
