@@ -49,12 +49,13 @@ def licenses_visible_to(*, actor: User, organization: Organization | None) -> Qu
             "license_id", flat=True
         )
     )
-    visible = Q(pk__in=shared_ids) if shared_ids else Q(pk__in=[])
+    # An empty id list drops out of the OR when the query is compiled.
+    visible = Q(pk__in=shared_ids)
     if (
         organization is not None
         and Membership.objects.filter(user=actor, organization=organization).exists()
     ):
-        visible = Q(owner=organization) | visible if shared_ids else Q(owner=organization)
+        visible |= Q(owner=organization)
     queryset = License.objects.filter(visible)
     if shared_ids:
         queryset = queryset.annotate(

@@ -443,8 +443,7 @@ def license_rehost(*, license: License, host_id: str, actor: User) -> License:
             _("The license is already bound to %(host)s. Enter the host ID of the new machine.")
             % {"host": new_host}
         )
-    since = timezone.now() - timedelta(days=365)
-    used = RetiredKey.objects.filter(license=locked, reason="rehost", retired_at__gte=since).count()
+    used = _rehosts_in_last_year(locked)
     if used >= product.rehost_limit:
         raise LicensingError(
             _(
@@ -469,11 +468,16 @@ def license_rehost(*, license: License, host_id: str, actor: User) -> License:
     return locked
 
 
+def _rehosts_in_last_year(license: License) -> int:
+    since = timezone.now() - timedelta(days=365)
+    return RetiredKey.objects.filter(
+        license=license, reason="rehost", retired_at__gte=since
+    ).count()
+
+
 def rehosts_left(license: License) -> int:
     """How many more rehosts the license may have in the current 12 months."""
-    since = timezone.now() - timedelta(days=365)
-    used = license.retired_keys.filter(reason="rehost", retired_at__gte=since).count()
-    return max(0, license.version.product.rehost_limit - used)
+    return max(0, license.version.product.rehost_limit - _rehosts_in_last_year(license))
 
 
 @transaction.atomic
