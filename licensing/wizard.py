@@ -36,14 +36,35 @@ STEP_TITLES = {
 }
 
 
+class PortalWizard(SessionWizardView):
+    """The portal's wizards: a POST naming a step the wizard does not have restarts it."""
+
+    restart_url: str
+
+    def posted_step(self) -> str | None:
+        return self.request.POST.get(f"{self.get_prefix(self.request)}-current_step")
+
+    def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        goto = self.request.POST.get("wizard_goto_step")
+        if self.posted_step() not in self.steps.all or (
+            goto is not None and goto not in self.steps.all
+        ):
+            # A tampered or stale form: start again rather than fail.
+            self.storage.reset()
+            messages.warning(self.request, _("Your session moved on; please start again."))
+            return redirect(self.restart_url)
+        return super().post(*args, **kwargs)
+
+
 @method_decorator(organization_required, name="dispatch")
-class GetAKeyWizard(SessionWizardView):
+class GetAKeyWizard(PortalWizard):
     form_list = [
         ("serial", SerialForm),
         ("registration", RegistrationForm),
         ("confirm", ConfirmForm),
     ]
     template_name = "licensing/get_a_key.html"
+    restart_url = "get-a-key"
     request: PortalRequest
 
     # -- state ------------------------------------------------------------------------------
@@ -126,14 +147,7 @@ class GetAKeyWizard(SessionWizardView):
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
         # A confirmation for a wizard that already finished (double submit, second tab): show
         # the result of the first one instead of starting over.
-        step = self.request.POST.get(f"{self.get_prefix(self.request)}-current_step")
-        goto = self.request.POST.get("wizard_goto_step")
-        if step not in self.steps.all or (goto is not None and goto not in self.steps.all):
-            # A tampered or stale form: start again rather than fail.
-            self.storage.reset()
-            messages.warning(self.request, _("Your session moved on; please start again."))
-            return redirect("get-a-key")
-        if step == "confirm" and "wizard_goto_step" not in self.request.POST:
+        if self.posted_step() == "confirm" and "wizard_goto_step" not in self.request.POST:
             serial = self._serial()
             if serial is None and self.request.session.get(LAST_RESULT_KEY):
                 return redirect("get-a-key-result", pk=self.request.session[LAST_RESULT_KEY])

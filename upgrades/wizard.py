@@ -18,9 +18,9 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from formtools.wizard.views import SessionWizardView
 
 from licensing.services import REGISTRATION_FIELDS, LicensingError
+from licensing.wizard import PortalWizard
 from portal.http import PortalRequest, organization_required
 from portal.ratelimit import failed_attempt_record
 
@@ -41,7 +41,7 @@ STEP_TITLES = {
 
 
 @method_decorator(organization_required, name="dispatch")
-class UpgradeWizard(SessionWizardView):
+class UpgradeWizard(PortalWizard):
     form_list = [
         ("notification", NotificationIdForm),
         ("line", LineForm),
@@ -50,6 +50,7 @@ class UpgradeWizard(SessionWizardView):
         ("confirm", ConfirmForm),
     ]
     template_name = "upgrades/wizard.html"
+    restart_url = "upgrade"
     request: PortalRequest
 
     # -- state, re-read on every request ---------------------------------------------------
@@ -156,13 +157,8 @@ class UpgradeWizard(SessionWizardView):
         return context
 
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
-        step = self.request.POST.get(f"{self.get_prefix(self.request)}-current_step")
         goto = self.request.POST.get("wizard_goto_step")
-        if step not in self.steps.all or (goto is not None and goto not in self.steps.all):
-            self.storage.reset()
-            messages.warning(self.request, _("Your session moved on; please start again."))
-            return redirect("upgrade")
-        if step == "confirm" and goto is None and self._notification() is None:
+        if self.posted_step() == "confirm" and goto is None and self._notification() is None:
             last = self.request.session.get(LAST_RESULT_KEY)
             if last:  # the wizard already finished: a second click, another tab
                 return redirect("get-a-key-result", pk=last)
