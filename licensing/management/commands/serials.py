@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from licensing.models import ProductVersion, SerialNumber
+from licensing.management.catalog import product_version
+from licensing.models import SerialNumber
 from licensing.services import LicensingError, serials_create
 
 
@@ -31,15 +32,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            version = ProductVersion.objects.select_related("product").get(
-                product__sku=options["product"], version=options["version"]
-            )
-        except ProductVersion.DoesNotExist:
-            raise CommandError(
-                f"No version {options['version']} of product {options['product']}. "
-                "Create it in admin first."
-            ) from None
+        version = product_version(options["product"], options["version"])
         try:
             serials = serials_create(
                 version=version,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from licensing.models import ProductVersion
+from licensing.management.catalog import product_version
 from portal.models import Organization
 from vouchers.services import VoucherError, voucher_batch_create
 
@@ -36,15 +36,7 @@ class Command(BaseCommand):
         oem = Organization.objects.filter(account_number=options["oem"]).first()
         if oem is None:
             raise CommandError(f"No organization with account number {options['oem']}.")
-        try:
-            version = ProductVersion.objects.select_related("product").get(
-                product__sku=options["product"], version=options["version"]
-            )
-        except ProductVersion.DoesNotExist:
-            raise CommandError(
-                f"No version {options['version']} of product {options['product']}. "
-                "Create it in admin first."
-            ) from None
+        version = product_version(options["product"], options["version"])
         try:
             batch = voucher_batch_create(
                 oem=oem,
