@@ -260,25 +260,28 @@ def _require_manage(access: LicenseAccess) -> None:
 @organization_required
 def license_detail(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
-    owner_fields = list(CustomField.objects.filter(organization_id=license.owner_id))
+    return _render_detail(request, license, access)
+
+
+def _owner_fields(license: License) -> list[CustomField]:
+    return list(CustomField.objects.filter(organization_id=license.owner_id))
+
+
+def _render_detail(
+    request: PortalRequest,
+    license: License,
+    access: LicenseAccess,
+    *,
+    custom_form: CustomValuesForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The license page; `custom_form` is passed back with its errors after a refused save."""
+    owner_fields = custom_form.custom_fields if custom_form else _owner_fields(license)
     values = {v.field_id: v.value for v in license.custom_values.all()}
-    custom_form = CustomValuesForm(custom_fields=owner_fields, initial_values=values)
-    return render(
-        request,
-        "licensing/license_detail.html",
-        {
-            **_detail_context(request, license, access),
-            "custom_form": custom_form,
-            "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
-        },
-    )
-
-
-def _detail_context(
-    request: PortalRequest, license: License, access: LicenseAccess
-) -> dict[str, Any]:
+    if custom_form is None:
+        custom_form = CustomValuesForm(custom_fields=owner_fields, initial_values=values)
     product = license.version.product
-    return {
+    context = {
         "license": license,
         "access": access,
         "product": product,
@@ -298,7 +301,10 @@ def _detail_context(
         )
         .order_by("-released_on")
         .first(),
+        "custom_form": custom_form,
+        "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
     }
+    return render(request, "licensing/license_detail.html", context, status=status)
 
 
 @require_POST
@@ -306,7 +312,7 @@ def _detail_context(
 def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
     _require_manage(access)
-    owner_fields = list(CustomField.objects.filter(organization_id=license.owner_id))
+    owner_fields = _owner_fields(license)
     form = CustomValuesForm(request.POST, custom_fields=owner_fields)
     if form.is_valid():
         if custom_values_set(
@@ -316,18 +322,8 @@ def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
         else:
             messages.info(request, _("Nothing changed."))
         return redirect("license-detail", pk=license.pk)
-    values = {v.field_id: v.value for v in license.custom_values.all()}
     messages.error(request, _("Some values are not valid: see below."))
-    return render(
-        request,
-        "licensing/license_detail.html",
-        {
-            **_detail_context(request, license, access),
-            "custom_form": form,
-            "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
-        },
-        status=400,
-    )
+    return _render_detail(request, license, access, custom_form=form, status=400)
 
 
 @require_POST
