@@ -20,20 +20,16 @@ from .services import (
     serial_check,
 )
 
+# Typed codes (serials, notification IDs, vouchers): no autocorrect, capitals on phones.
+CODE_INPUT_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+
 
 class SerialForm(forms.Form):
     serial = forms.CharField(
         label=_("Serial number"),
         max_length=80,
         help_text=_("As printed on your license certificate, for example 7K3QD-M2XJ9-…"),
-        widget=forms.TextInput(
-            attrs={
-                "autocomplete": "off",
-                "autocapitalize": "characters",
-                "spellcheck": "false",
-                "autofocus": True,
-            }
-        ),
+        widget=forms.TextInput(attrs={**CODE_INPUT_ATTRS, "autofocus": True}),
     )
 
     def __init__(

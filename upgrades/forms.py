@@ -6,7 +6,7 @@ from django import forms
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from licensing.forms import SupportRegistrationForm
+from licensing.forms import CODE_INPUT_ATTRS, SupportRegistrationForm
 from portal.models import Organization
 from portal.ratelimit import failed_attempt_record, failed_attempts_budget
 
@@ -24,14 +24,7 @@ class NotificationIdForm(forms.Form):
         label=_("Notification ID"),
         max_length=40,
         help_text=_("From the upgrade notice email, for example 7K3Q-D2XJ-9MNP-4T8R."),
-        widget=forms.TextInput(
-            attrs={
-                "autocomplete": "off",
-                "autocapitalize": "characters",
-                "spellcheck": "false",
-                "autofocus": True,
-            }
-        ),
+        widget=forms.TextInput(attrs={**CODE_INPUT_ATTRS, "autofocus": True}),
         error_messages={"required": _("Enter the notification ID from the upgrade notice.")},
     )
 

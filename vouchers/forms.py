@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from licensing.codes import CODE_BODY_LENGTH, CodeFormatError, canonical_code, compact
+from licensing.forms import CODE_INPUT_ATTRS
 from portal.models import Organization
 from portal.ratelimit import failed_attempt_record, failed_attempts_budget
 
@@ -153,15 +154,7 @@ class VoucherCodesForm(forms.Form):
             "One code per line, or separated by commas or spaces, up to 1,000 at a time. "
             "Upper or lower case, with or without dashes."
         ),
-        widget=forms.Textarea(
-            attrs={
-                "rows": 6,
-                "autocomplete": "off",
-                "autocapitalize": "characters",
-                "spellcheck": "false",
-                "class": "font-monospace",
-            }
-        ),
+        widget=forms.Textarea(attrs={**CODE_INPUT_ATTRS, "rows": 6, "class": "font-monospace"}),
     )
     file = forms.FileField(
         label=_("Or upload a CSV file"),
