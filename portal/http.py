@@ -10,6 +10,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
 from .models import Membership, Organization, User
+from .policy import OrganizationAccess
 from .selectors import acting_membership
 
 
@@ -22,6 +23,8 @@ class PortalRequest(AuthenticatedHttpRequest):
 
     membership: Membership
     organization: Organization
+    # How the actor reaches `organization`; views ask portal.policy.require(request, action).
+    access: OrganizationAccess
 
 
 View = Callable[..., HttpResponseBase]
@@ -38,6 +41,9 @@ def organization_required(view: View) -> View:
             return redirect("organization-create")
         request.membership = membership  # type: ignore[attr-defined]
         request.organization = membership.organization  # type: ignore[attr-defined]
+        request.access = OrganizationAccess(  # type: ignore[attr-defined]
+            organization=membership.organization, role=membership.role
+        )
         return view(request, *args, **kwargs)
 
     return wrapper
