@@ -251,6 +251,16 @@ class License(models.Model):
         related_name="+",
         verbose_name=_("issued by"),
     )
+    # The channel partner whose user obtained the license on the owner's behalf: the owner's
+    # administrators get the license email too, and the license page says who obtained it.
+    partner = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("obtained by partner"),
+    )
     # A reissued file (renewal, rehost) replaces the previous one: files carry this timestamp,
     # and only the file with the latest one is current.
     file_issued_at = models.DateTimeField(_("license file issued at"), default=timezone.now)

@@ -1,34 +1,15 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
-from portal.models import AuditEvent, Membership, Organization, User
+from portal.models import AuditEvent, Organization, User
+from portal.policy import Action, LicenseAccess, OrganizationAccess, organization_access
 
 from .models import CustomField, License, LicenseShare, SupportRegistration
-
-
-@dataclass(frozen=True)
-class LicenseAccess:
-    """What the actor may do with one license."""
-
-    level: str  # "admin" / "member" of the owner organization, or a share's "manage" / "read"
-
-    @property
-    def is_owner(self) -> bool:
-        return self.level in ("admin", "member")
-
-    @property
-    def can_manage(self) -> bool:
-        return self.level in ("admin", "member", "manage")
-
-    @property
-    def can_share(self) -> bool:
-        return self.level == "admin"
 
 
 def _active_shares(actor: User) -> QuerySet[LicenseShare]:
@@ -36,8 +17,10 @@ def _active_shares(actor: User) -> QuerySet[LicenseShare]:
 
 
 def licenses_visible_to(*, actor: User, organization: Organization | None) -> QuerySet[License]:
-    """Licenses the actor may see: its acting organization's, and those shared with it.
+    """Licenses the actor may see: the acting organization's, and those shared with it.
 
+    A partner acting for a customer sees the customer's licenses with the view-licenses scope,
+    or only those it obtained itself with the obtain-keys scope (portal.policy decides).
     Rows carry `shared_access` (the share's level, or None) for `access_of`.
     """
     if not actor.is_authenticated:
@@ -51,11 +34,11 @@ def licenses_visible_to(*, actor: User, organization: Organization | None) -> Qu
     )
     # An empty id list drops out of the OR when the query is compiled.
     visible = Q(pk__in=shared_ids)
-    if (
-        organization is not None
-        and Membership.objects.filter(user=actor, organization=organization).exists()
-    ):
+    access = organization_access(actor=actor, organization=organization)
+    if access is not None and access.allows(Action.VIEW_LICENSES):
         visible |= Q(owner=organization)
+    elif access is not None and access.allows(Action.VIEW_OWN_RESULTS):
+        visible |= Q(owner=organization, issued_by=actor)
     queryset = License.objects.filter(visible)
     if shared_ids:
         queryset = queryset.annotate(
@@ -64,11 +47,12 @@ def licenses_visible_to(*, actor: User, organization: Organization | None) -> Qu
     return queryset.select_related("version__product", "owner", "registration")
 
 
-def access_of(license: License, *, membership: Membership | None) -> LicenseAccess:
-    """The actor's access to a license loaded through licenses_visible_to."""
-    if membership is not None and license.owner_id == membership.organization_id:
-        return LicenseAccess(membership.role)
-    return LicenseAccess(getattr(license, "shared_access", None) or "read")
+def access_of(license: License, *, access: OrganizationAccess | None) -> LicenseAccess:
+    """The actor's access to a license loaded through licenses_visible_to, given the request's
+    access to the organization it acts in."""
+    if access is not None and license.owner_id == access.organization.pk:
+        return LicenseAccess(owner=access)
+    return LicenseAccess(owner=None, share=getattr(license, "shared_access", None) or "read")
 
 
 def license_for(*, actor: User, organization: Organization | None, pk: UUID | str) -> License:

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 from formtools.wizard.views import SessionWizardView
 
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action
 
 from .codes import CodeFormatError, canonical_code
 from .forms import ConfirmForm, RegistrationForm, SerialForm
@@ -56,7 +57,7 @@ class PortalWizard(SessionWizardView):
         return super().post(*args, **kwargs)
 
 
-@method_decorator(organization_required, name="dispatch")
+@method_decorator(organization_required(action=Action.OBTAIN_KEYS), name="dispatch")
 class GetAKeyWizard(PortalWizard):
     form_list = [
         ("serial", SerialForm),

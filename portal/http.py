@@ -2,16 +2,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, overload
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from .models import Membership, Organization, User
-from .policy import OrganizationAccess
-from .selectors import acting_membership
+from .acting import acting_under
+from .models import Delegation, Membership, Organization, User
+from .policy import Action, OrganizationAccess, refusal, remember_access
+from .selectors import SESSION_ACTING_FOR_KEY, acting_context
 
 
 class AuthenticatedHttpRequest(HttpRequest):
@@ -21,29 +26,82 @@ class AuthenticatedHttpRequest(HttpRequest):
 class PortalRequest(AuthenticatedHttpRequest):
     """A request by a logged-in user acting in an organization."""
 
+    # The user's own membership: the partner's, when the user acts for a customer.
     membership: Membership
+    # Whose data the request reads and writes: the customer, when a partner acts for one.
     organization: Organization
     # How the actor reaches `organization`; views ask portal.policy.require(request, action).
     access: OrganizationAccess
+    delegation: Delegation | None
 
 
 View = Callable[..., HttpResponseBase]
 
 
-def organization_required(view: View) -> View:
-    """Logs the user in, finds the organization the request acts in, or asks to create one."""
+@overload
+def organization_required(view: View) -> View: ...
+@overload
+def organization_required(*, action: Action | tuple[Action, ...]) -> Callable[[View], View]: ...
 
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        membership = acting_membership(request)
-        if membership is None:
-            return redirect("organization-create")
-        request.membership = membership  # type: ignore[attr-defined]
-        request.organization = membership.organization  # type: ignore[attr-defined]
-        request.access = OrganizationAccess(  # type: ignore[attr-defined]
-            organization=membership.organization, role=membership.role
-        )
-        return view(request, *args, **kwargs)
 
-    return wrapper
+def organization_required(
+    view: View | None = None, *, action: Action | tuple[Action, ...] = ()
+) -> View | Callable[[View], View]:
+    """Logs the user in and finds the organization the request acts in (or asks to create one).
+
+    `action` is what the view is for: the request is refused unless the actor may do one of
+    them. A partner acting for a customer reaches only views that name an action its delegation
+    allows: a view that names none is refused in a customer's context, so a new page cannot
+    forget delegation scopes.
+    """
+    actions = (action,) if isinstance(action, Action) else tuple(action)
+
+    def decorate(view: View) -> View:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            context = acting_context(request)
+            if context is None:
+                return redirect("organization-create")
+            if context.ended is not None:
+                return _delegation_ended(request, context.ended)
+            access = context.access
+            allowed = any(access.allows(a) for a in actions) if actions else not access.is_delegated
+            if not allowed:
+                raise PermissionDenied(refusal(delegated=access.is_delegated))
+            request.membership = context.membership  # type: ignore[attr-defined]
+            request.organization = context.organization  # type: ignore[attr-defined]
+            request.access = access  # type: ignore[attr-defined]
+            request.delegation = context.delegation  # type: ignore[attr-defined]
+            remember_access(request.user, access)  # type: ignore[arg-type]
+            with acting_under(context.delegation):
+                return view(request, *args, **kwargs)
+
+        wrapper.portal_actions = actions  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+def _delegation_ended(request: HttpRequest, delegation: Delegation) -> HttpResponseBase:
+    """The partner's session acted for a customer whose delegation is no longer in effect."""
+    from .services import delegation_expire_lapsed
+
+    request.session.pop(SESSION_ACTING_FOR_KEY, None)
+    if delegation.has_lapsed(today=timezone.localdate()):
+        delegation_expire_lapsed(delegation=delegation)
+    reasons = {
+        Delegation.Status.REVOKED: _("%(customer)s revoked its delegation to your organization."),
+        Delegation.Status.DECLINED: _("Your organization declined the delegation of %(customer)s."),
+    }
+    reason = reasons.get(
+        delegation.status,  # type: ignore[call-overload]
+        _("The delegation of %(customer)s to your organization has ended."),
+    )
+    messages.error(
+        request,
+        reason % {"customer": delegation.customer.name}
+        + " "
+        + _("You can no longer act for this customer; nothing was changed."),
+    )
+    return redirect("partner-customers")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser
@@ -161,6 +161,93 @@ class Invitation(models.Model):
             and self.revoked_at is None
             and now < self.created_at + INVITATION_LIFETIME
         )
+
+
+class Delegation(models.Model):
+    """A customer organization's delegation of its portal use to a channel partner.
+
+    The partner's users act for the customer within `scopes` (portal.policy.Scope values) from
+    `starts_on` until `ends_on` (inclusive) or until the customer revokes it. Whether a delegation
+    is in effect is decided from these fields on every request (portal.policy), never cached.
+    """
+
+    class Status(models.TextChoices):
+        OFFERED = "offered", _("Offered")  # granted, starting on a later date
+        ACTIVE = "active", _("Active")
+        DECLINED = "declined", _("Declined")
+        REVOKED = "revoked", _("Revoked")
+        EXPIRED = "expired", _("Expired")
+
+    LIVE = (Status.OFFERED, Status.ACTIVE)
+
+    customer = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="delegations_granted",
+        verbose_name=_("customer"),
+    )
+    partner = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="delegations_received",
+        verbose_name=_("partner"),
+    )
+    scopes = models.JSONField(_("scopes"), default=list)
+    starts_on = models.DateField(_("starts on"), default=timezone.localdate)
+    ends_on = models.DateField(_("ends on"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    granted_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    # Who ended it and when: the customer revoking, the partner declining, or expiry (no user).
+    ended_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delegation")
+        verbose_name_plural = _("delegations")
+        ordering = ["-created_at"]
+        constraints = [
+            # One live delegation per customer and partner: granting again changes that one.
+            models.UniqueConstraint(
+                fields=["customer", "partner"],
+                condition=models.Q(status__in=["offered", "active"]),
+                name="portal_delegation_one_live_per_pair",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(customer=models.F("partner")),
+                name="portal_delegation_not_to_itself",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ends_on__isnull=True)
+                | models.Q(ends_on__gte=models.F("starts_on")),
+                name="portal_delegation_dates_ordered",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["partner", "status"]),
+            models.Index(fields=["customer", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} → {self.partner} ({self.status})"
+
+    def is_effective(self, *, today: date) -> bool:
+        """Whether the partner may act for the customer today."""
+        return (
+            self.status in self.LIVE
+            and self.starts_on <= today
+            and (self.ends_on is None or today <= self.ends_on)
+        )
+
+    def has_lapsed(self, *, today: date) -> bool:
+        """Live on paper but past its end date: due to be marked expired."""
+        return self.status in self.LIVE and self.ends_on is not None and self.ends_on < today
 
 
 class AuditEvent(models.Model):

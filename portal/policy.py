@@ -12,29 +12,40 @@ so a revoked membership or delegation takes effect on the actor's next request.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from .models import Membership, Organization, User
+from .models import Delegation, Membership, Organization, User
 
 
 class Action(StrEnum):
     """Things an actor does with an organization's data."""
 
     VIEW_LICENSES = "view_licenses"  # My licenses, a license's page, files, certificates, export
+    # A license the actor obtained itself: its result page, file and certificate. A partner
+    # with the obtain-keys scope but not view-licenses sees the keys it obtained, nothing more.
+    VIEW_OWN_RESULTS = "view_own_results"
     OBTAIN_KEYS = "obtain_keys"  # Get a key, version upgrade, Voucher center, EF drawdown
     MANAGE_LICENSES = "manage_licenses"  # renew, rehost, email a key again
     MANAGE_DATA = "manage_data"  # support registrations, custom values on one license
     BULK_CUSTOM_DATA = "bulk_custom_data"  # custom values on many licenses, CSV upload
+    VIEW_CUSTOM_FIELDS = "view_custom_fields"
     DEFINE_CUSTOM_FIELDS = "define_custom_fields"
     SHARE_LICENSES = "share_licenses"
     DOWNLOAD_SOFTWARE = "download_software"  # FileConnect
     VIEW_DOWNLOAD_LOG = "view_download_log"
+    VIEW_MEMBERS = "view_members"
     MANAGE_MEMBERS = "manage_members"
-    MANAGE_PARTNERS = "manage_partners"  # delegations to channel partners
+    VIEW_PARTNERS = "view_partners"  # the customer's Partners page: delegations and their trail
+    MANAGE_PARTNERS = "manage_partners"  # grant, change and revoke delegations
+    OPEN_DASHBOARD = "open_dashboard"
 
 
 class Scope(StrEnum):
@@ -46,28 +57,56 @@ class Scope(StrEnum):
     DOWNLOAD_SOFTWARE = "download_software"
 
 
+SCOPE_LABELS = {
+    Scope.VIEW_LICENSES: gettext_lazy("View licenses"),
+    Scope.OBTAIN_KEYS: gettext_lazy(
+        "Obtain keys (Get a key, version upgrades, Voucher center, Enterprise Flexible drawdown)"
+    ),
+    Scope.MANAGE_DATA: gettext_lazy("Manage support registrations and custom data"),
+    Scope.DOWNLOAD_SOFTWARE: gettext_lazy("Download software (FileConnect)"),
+}
+SCOPE_SHORT_LABELS = {
+    Scope.VIEW_LICENSES: gettext_lazy("View licenses"),
+    Scope.OBTAIN_KEYS: gettext_lazy("Obtain keys"),
+    Scope.MANAGE_DATA: gettext_lazy("Manage data"),
+    Scope.DOWNLOAD_SOFTWARE: gettext_lazy("Download software"),
+}
+
+
+ANY_SCOPE = "*"
+
+
 @dataclass(frozen=True)
 class Rule:
     admin_only: bool  # for the organization's own members: administrators only
-    scope: Scope | None  # for a delegated partner: the scope that allows it (None: never)
+    # For a delegated partner: the scope that allows it; ANY_SCOPE: any delegation; None: never.
+    scope: str | None
 
 
 RULES: dict[Action, Rule] = {
     Action.VIEW_LICENSES: Rule(admin_only=False, scope=Scope.VIEW_LICENSES),
+    Action.VIEW_OWN_RESULTS: Rule(admin_only=False, scope=Scope.OBTAIN_KEYS),
     Action.OBTAIN_KEYS: Rule(admin_only=False, scope=Scope.OBTAIN_KEYS),
     Action.MANAGE_LICENSES: Rule(admin_only=False, scope=Scope.OBTAIN_KEYS),
     Action.MANAGE_DATA: Rule(admin_only=False, scope=Scope.MANAGE_DATA),
     Action.BULK_CUSTOM_DATA: Rule(admin_only=True, scope=Scope.MANAGE_DATA),
+    Action.VIEW_CUSTOM_FIELDS: Rule(admin_only=False, scope=Scope.MANAGE_DATA),
     Action.DEFINE_CUSTOM_FIELDS: Rule(admin_only=True, scope=None),
     Action.SHARE_LICENSES: Rule(admin_only=True, scope=None),
     Action.DOWNLOAD_SOFTWARE: Rule(admin_only=False, scope=Scope.DOWNLOAD_SOFTWARE),
     Action.VIEW_DOWNLOAD_LOG: Rule(admin_only=True, scope=None),
+    Action.VIEW_MEMBERS: Rule(admin_only=False, scope=None),
     Action.MANAGE_MEMBERS: Rule(admin_only=True, scope=None),
+    Action.VIEW_PARTNERS: Rule(admin_only=False, scope=None),
     Action.MANAGE_PARTNERS: Rule(admin_only=True, scope=None),
+    Action.OPEN_DASHBOARD: Rule(admin_only=False, scope=ANY_SCOPE),
 }
 
+# What a partner's own users may do about the partner's customers (the Customers pages).
+PARTNER_ADMIN_ONLY = {"decline_delegation"}
 
-def _refusal(*, delegated: bool) -> str:
+
+def refusal(*, delegated: bool) -> str:
     if delegated:
         return _(
             "Your partner access to this customer does not include this. Ask the customer's "
@@ -101,19 +140,103 @@ class OrganizationAccess:
         rule = RULES[action]
         if self.role is not None:
             return self.is_admin or not rule.admin_only
+        if rule.scope == ANY_SCOPE:
+            return bool(self.scopes)
         return rule.scope is not None and rule.scope in self.scopes
+
+
+# What a license shared with a person lets that person do.
+SHARE_ACTIONS: dict[str, frozenset[Action]] = {
+    "read": frozenset({Action.VIEW_LICENSES}),
+    "manage": frozenset({Action.VIEW_LICENSES, Action.MANAGE_LICENSES, Action.MANAGE_DATA}),
+}
+
+
+@dataclass(frozen=True)
+class LicenseAccess:
+    """What the actor may do with one license: through its owner organization, or a share."""
+
+    owner: OrganizationAccess | None  # the request's access, when it acts in the owner
+    share: str | None = None  # the share's level ("read" / "manage") otherwise
+
+    def allows(self, action: Action) -> bool:
+        if self.owner is not None:
+            return self.owner.allows(action)
+        return self.share is not None and action in SHARE_ACTIONS.get(self.share, frozenset())
+
+    @property
+    def is_owner(self) -> bool:
+        """Seen in the owner organization's context (a member, or its partner)."""
+        return self.owner is not None
+
+    @property
+    def can_manage(self) -> bool:
+        return self.allows(Action.MANAGE_LICENSES)
+
+    @property
+    def can_manage_data(self) -> bool:
+        return self.allows(Action.MANAGE_DATA)
+
+    @property
+    def can_share(self) -> bool:
+        return self.allows(Action.SHARE_LICENSES)
+
+
+def effective_delegations(*, today: date | None = None) -> QuerySet[Delegation]:
+    """Delegations in effect today (live, started, not past their end date)."""
+    today = today or timezone.localdate()
+    return Delegation.objects.filter(status__in=Delegation.LIVE, starts_on__lte=today).filter(
+        Q(ends_on__isnull=True) | Q(ends_on__gte=today)
+    )
+
+
+def delegated_access(delegation: Delegation) -> OrganizationAccess:
+    """A partner's access to the customer of an effective delegation."""
+    return OrganizationAccess(
+        organization=delegation.customer,
+        scopes=frozenset(delegation.scopes),
+        partner=delegation.partner,
+    )
+
+
+# Within one request, portal.http.organization_required remembers the access it computed on the
+# request's user object, so selectors asking again get the same answer without a query. The user
+# object lives for one request only: nothing is cached across requests.
+_REMEMBERED = "_portal_accesses"
+
+
+def remember_access(actor: User, access: OrganizationAccess) -> None:
+    remembered = actor.__dict__.setdefault(_REMEMBERED, {})
+    remembered[access.organization.pk] = access
 
 
 def organization_access(
     *, actor: User, organization: Organization | None
 ) -> OrganizationAccess | None:
-    """The actor's access to an organization, or None when it has none."""
+    """The actor's access to an organization (membership, or a partner's delegation), or None."""
     if organization is None or not actor.is_authenticated:
         return None
+    remembered = actor.__dict__.get(_REMEMBERED, {})
+    if organization.pk in remembered:
+        return remembered[organization.pk]
     membership = Membership.objects.filter(user=actor, organization=organization).first()
     if membership is not None:
         return OrganizationAccess(organization=organization, role=membership.role)
-    return None
+    delegation = (
+        effective_delegations()
+        .filter(customer=organization, partner__memberships__user=actor)
+        .select_related("customer", "partner")
+        .order_by("created_at")
+        .first()
+    )
+    return delegated_access(delegation) if delegation is not None else None
+
+
+def partner_allows(membership: Membership, action: str) -> bool:
+    """What a partner organization's own user may do on its Customers pages."""
+    if membership.organization.kind != Organization.Kind.PARTNER:
+        return False
+    return membership.is_admin or action not in PARTNER_ADMIN_ONLY
 
 
 def allows(request: HttpRequest, action: Action) -> bool:
@@ -126,4 +249,4 @@ def require(request: HttpRequest, action: Action) -> None:
     """Refuses with a translated 403 when the request's actor may not do `action`."""
     if not allows(request, action):
         access: OrganizationAccess | None = getattr(request, "access", None)
-        raise PermissionDenied(_refusal(delegated=access is not None and access.is_delegated))
+        raise PermissionDenied(refusal(delegated=access is not None and access.is_delegated))

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from dataclasses import dataclass
 
-from .models import Invitation, Membership, Organization, User
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from .models import AuditEvent, Delegation, Invitation, Membership, Organization, User
+from .policy import OrganizationAccess, delegated_access, effective_delegations
 
 SESSION_ORGANIZATION_KEY = "portal:organization"
+# The customer a partner's user acts for, chosen on the Customers page.
+SESSION_ACTING_FOR_KEY = "portal:acting-for"
 
 
 def memberships_of(user: User) -> QuerySet[Membership]:
@@ -18,11 +24,8 @@ def memberships_of(user: User) -> QuerySet[Membership]:
 
 
 def acting_membership(request: HttpRequest) -> Membership | None:
-    """The one place that decides which organization a request acts in.
-
-    Today that is the user's own organization, or the one chosen with the switcher when the user
-    belongs to several; a customer delegating to the user's partner organization comes later.
-    """
+    """The user's own organization the request works from: the one chosen with the switcher
+    when the user belongs to several. See acting_context for the organization it acts in."""
     user = request.user
     if not user.is_authenticated:
         return None
@@ -34,6 +37,99 @@ def acting_membership(request: HttpRequest) -> Membership | None:
         if membership.organization_id == chosen:
             return membership
     return memberships[0]
+
+
+@dataclass(frozen=True)
+class ActingContext:
+    """Which organization a request acts in, and how the user reaches it."""
+
+    membership: Membership  # the user's own membership (the partner's, when acting for a customer)
+    organization: Organization  # whose data the request reads and writes
+    access: OrganizationAccess
+    delegation: Delegation | None = None
+    # The delegation the session was acting under that is no longer in effect (revoked, declined,
+    # expired): the request is refused and the partner sent back to its Customers page.
+    ended: Delegation | None = None
+
+
+def acting_context(request: HttpRequest) -> ActingContext | None:
+    """The one place that decides which organization a request acts in.
+
+    The user's own organization, or the one chosen with the switcher; for a partner's user who
+    chose "Act for this customer", the customer, while its delegation is in effect. Read from the
+    database on every request, so a revocation takes effect on the partner's next request.
+    """
+    membership = acting_membership(request)
+    if membership is None:
+        return None
+    own = ActingContext(
+        membership=membership,
+        organization=membership.organization,
+        access=OrganizationAccess(organization=membership.organization, role=membership.role),
+    )
+    customer_id = request.session.get(SESSION_ACTING_FOR_KEY)
+    if customer_id is None or membership.organization.kind != Organization.Kind.PARTNER:
+        return own
+    delegation = (
+        Delegation.objects.filter(partner=membership.organization, customer_id=customer_id)
+        .select_related("customer", "partner")
+        .order_by("-created_at")
+        .first()
+    )
+    if delegation is None or not delegation.is_effective(today=timezone.localdate()):
+        return ActingContext(
+            membership=own.membership,
+            organization=own.organization,
+            access=own.access,
+            ended=delegation,
+        )
+    return ActingContext(
+        membership=membership,
+        organization=delegation.customer,
+        access=delegated_access(delegation),
+        delegation=delegation,
+    )
+
+
+def partner_customers(*, partner: Organization, query: str = "") -> QuerySet[Delegation]:
+    """The partner's customers: delegations in effect, searchable by name or account number."""
+    delegations = effective_delegations().filter(partner=partner).select_related("customer")
+    query = query.strip()
+    if query:
+        delegations = delegations.filter(
+            Q(customer__name__icontains=query) | Q(customer__account_number__startswith=query)
+        )
+    return delegations.order_by("customer__name", "customer_id")
+
+
+def delegations_of_customer(*, customer: Organization) -> QuerySet[Delegation]:
+    """Every delegation the customer granted, current ones first."""
+    return (
+        Delegation.objects.filter(customer=customer)
+        .select_related("partner", "granted_by", "ended_by")
+        .order_by("status", "-created_at")
+    )
+
+
+def delegation_of_customer(*, customer: Organization, pk: int) -> Delegation | None:
+    return delegations_of_customer(customer=customer).filter(pk=pk).first()
+
+
+def delegation_of_partner(*, partner: Organization, pk: int) -> Delegation | None:
+    return (
+        Delegation.objects.filter(partner=partner, pk=pk, status__in=Delegation.LIVE)
+        .select_related("customer", "partner")
+        .first()
+    )
+
+
+def partner_activity(*, customer: Organization) -> QuerySet[AuditEvent]:
+    """What partners did in the customer's name, newest first."""
+    return (
+        AuditEvent.objects.filter(acting_for=customer)
+        .select_related("organization")
+        .order_by("-created_at")
+    )
 
 
 def organization_members(*, actor: User, organization: Organization) -> QuerySet[Membership]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -7,8 +9,10 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .acting import current_delegation
 from .emails import queue_email
-from .models import AuditEvent, Invitation, Membership, Organization, User
+from .models import AuditEvent, Delegation, Invitation, Membership, Organization, User
+from .policy import Scope
 
 
 class PortalError(Exception):
@@ -24,7 +28,18 @@ def audit_record(
     obj: Model | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Appends one audit event."""
+    """Appends one audit event.
+
+    Under a partner's delegation (portal.acting), an event of the customer records the partner
+    organization and the customer it acted for, whichever service writes it.
+    """
+    delegation = current_delegation()
+    if (
+        delegation is not None
+        and acting_for is None
+        and (organization is None or organization.pk == delegation.customer_id)
+    ):
+        organization, acting_for = delegation.partner, delegation.customer
     return AuditEvent.objects.create(
         action=action,
         actor=actor if actor is not None and actor.is_authenticated else None,
@@ -177,3 +192,291 @@ def membership_update(
             obj=membership,
             details={"email": membership.user.email, "from": old, "to": role},
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel partners: delegations
+
+
+def admin_emails(organization: Organization) -> list[str]:
+    """The addresses of an organization's administrators."""
+    return list(
+        Membership.objects.filter(
+            organization=organization, role=Membership.Role.ADMIN
+        ).values_list("user__email", flat=True)
+    )
+
+
+def _clean_scopes(scopes: Iterable[str]) -> list[str]:
+    chosen = [scope.value for scope in Scope if scope.value in set(scopes)]
+    if not chosen:
+        raise PortalError(_("Choose at least one thing the partner may do for you."))
+    return chosen
+
+
+def _check_dates(*, starts_on: date, ends_on: date | None, today: date) -> None:
+    if ends_on is not None and ends_on < max(starts_on, today):
+        raise PortalError(_("The end date must be on or after the start date and today."))
+
+
+def _delegation_email(
+    template: str, delegation: Delegation, *, to: list[str], **extra: Any
+) -> None:
+    queue_email(
+        template=template,
+        to=to,
+        context={
+            "delegation": delegation,
+            "customer": delegation.customer,
+            "partner": delegation.partner,
+            **extra,
+        },
+    )
+
+
+@transaction.atomic
+def delegation_grant(
+    *,
+    customer: Organization,
+    partner_account_number: str,
+    scopes: Iterable[str],
+    actor: User,
+    starts_on: date | None = None,
+    ends_on: date | None = None,
+) -> Delegation:
+    """A customer delegates to the channel partner with that account number."""
+    _require_admin(actor, customer)
+    partner = Organization.objects.filter(
+        account_number=partner_account_number.strip(), kind=Organization.Kind.PARTNER
+    ).first()
+    # The same answer for "no such account" and "not a partner": account numbers are not secret,
+    # but the kind of another organization is none of the customer's business.
+    if partner is None or partner.pk == customer.pk:
+        raise PortalError(
+            _(
+                "No channel partner has this account number. Check it with your partner; it is "
+                "the number on their partner welcome letter."
+            )
+        )
+    today = timezone.localdate()
+    starts_on = starts_on or today
+    _check_dates(starts_on=starts_on, ends_on=ends_on, today=today)
+    if Delegation.objects.filter(
+        customer=customer, partner=partner, status__in=Delegation.LIVE
+    ).exists():
+        raise PortalError(
+            _("%(partner)s already acts for you: change its access in the list below.")
+            % {"partner": partner.name}
+        )
+    delegation = Delegation.objects.create(
+        customer=customer,
+        partner=partner,
+        scopes=_clean_scopes(scopes),
+        starts_on=starts_on,
+        ends_on=ends_on,
+        status=Delegation.Status.ACTIVE if starts_on <= today else Delegation.Status.OFFERED,
+        granted_by=actor,
+    )
+    audit_record(
+        action="delegation.granted",
+        actor=actor,
+        organization=customer,
+        obj=delegation,
+        details=_delegation_details(delegation),
+    )
+    _delegation_email("delegation_granted", delegation, to=admin_emails(partner))
+    return delegation
+
+
+def _delegation_details(delegation: Delegation) -> dict[str, Any]:
+    return {
+        "partner": delegation.partner.account_number,
+        "customer": delegation.customer.account_number,
+        "scopes": list(delegation.scopes),
+        "starts_on": delegation.starts_on.isoformat(),
+        "ends_on": delegation.ends_on.isoformat() if delegation.ends_on else None,
+    }
+
+
+def _lock_live(delegation: Delegation) -> Delegation:
+    locked = (
+        Delegation.objects.select_for_update()
+        .select_related("customer", "partner")
+        .filter(pk=delegation.pk, status__in=Delegation.LIVE)
+        .first()
+    )
+    if locked is None:
+        raise PortalError(_("This delegation has already ended."))
+    return locked
+
+
+@transaction.atomic
+def delegation_update(
+    *, delegation: Delegation, scopes: Iterable[str], ends_on: date | None, actor: User
+) -> Delegation:
+    """The customer changes what the partner may do, or until when."""
+    _require_admin(actor, delegation.customer)
+    locked = _lock_live(delegation)
+    _check_dates(starts_on=locked.starts_on, ends_on=ends_on, today=timezone.localdate())
+    before = _delegation_details(locked)
+    locked.scopes = _clean_scopes(scopes)
+    locked.ends_on = ends_on
+    locked.save(update_fields=["scopes", "ends_on"])
+    after = _delegation_details(locked)
+    if before == after:
+        return locked
+    audit_record(
+        action="delegation.changed",
+        actor=actor,
+        organization=locked.customer,
+        obj=locked,
+        details={"from": before, "to": after},
+    )
+    _delegation_email("delegation_changed", locked, to=admin_emails(locked.partner))
+    return locked
+
+
+def _end(locked: Delegation, *, status: str, actor: User | None) -> None:
+    locked.status = status
+    locked.ended_by = actor
+    locked.ended_at = timezone.now()
+    locked.save(update_fields=["status", "ended_by", "ended_at"])
+
+
+@transaction.atomic
+def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
+    """The customer ends a delegation; the partner loses access on its next request."""
+    _require_admin(actor, delegation.customer)
+    locked = _lock_live(delegation)
+    _end(locked, status=Delegation.Status.REVOKED, actor=actor)
+    audit_record(
+        action="delegation.revoked",
+        actor=actor,
+        organization=locked.customer,
+        obj=locked,
+        details=_delegation_details(locked),
+    )
+    _delegation_email(
+        "delegation_revoked",
+        locked,
+        to=admin_emails(locked.partner) + admin_emails(locked.customer),
+    )
+    return locked
+
+
+@transaction.atomic
+def delegation_decline(*, delegation: Delegation, actor: User) -> Delegation:
+    """The partner declines to act for the customer."""
+    _require_admin(actor, delegation.partner)
+    locked = _lock_live(delegation)
+    _end(locked, status=Delegation.Status.DECLINED, actor=actor)
+    audit_record(
+        action="delegation.declined",
+        actor=actor,
+        organization=locked.partner,
+        acting_for=locked.customer,
+        obj=locked,
+        details=_delegation_details(locked),
+    )
+    _delegation_email(
+        "delegation_declined",
+        locked,
+        to=admin_emails(locked.customer) + admin_emails(locked.partner),
+    )
+    return locked
+
+
+@transaction.atomic
+def delegation_expire_lapsed(*, delegation: Delegation) -> bool:
+    """Marks a delegation past its end date expired (audited, emailed); False if already done."""
+    today = timezone.localdate()
+    updated = Delegation.objects.filter(
+        pk=delegation.pk, status__in=Delegation.LIVE, ends_on__lt=today
+    ).update(status=Delegation.Status.EXPIRED, ended_at=timezone.now())
+    if not updated:
+        return False
+    expired = Delegation.objects.select_related("customer", "partner").get(pk=delegation.pk)
+    audit_record(
+        action="delegation.expired",
+        organization=expired.customer,
+        obj=expired,
+        details=_delegation_details(expired),
+    )
+    _delegation_email(
+        "delegation_expired",
+        expired,
+        to=admin_emails(expired.partner) + admin_emails(expired.customer),
+    )
+    return True
+
+
+def delegations_refresh() -> dict[str, int]:
+    """Daily: delegations whose start day came become active; those past their end expire."""
+    today = timezone.localdate()
+    activated = Delegation.objects.filter(
+        status=Delegation.Status.OFFERED, starts_on__lte=today
+    ).update(status=Delegation.Status.ACTIVE)
+    lapsed = Delegation.objects.filter(status__in=Delegation.LIVE, ends_on__lt=today)
+    expired = sum(delegation_expire_lapsed(delegation=d) for d in lapsed.iterator())
+    return {"activated": activated, "expired": expired}
+
+
+@transaction.atomic
+def customer_account_create(
+    *,
+    partner: Organization,
+    actor: User,
+    name: str,
+    address: str,
+    country: str,
+    contact_name: str,
+    contact_email: str,
+) -> Delegation:
+    """A partner opens the account of a customer that has none, as its delegate (all scopes).
+
+    The customer's contact is invited to claim the account as its administrator; from then on
+    the customer controls the delegation like any other.
+    """
+    if (
+        partner.kind != Organization.Kind.PARTNER
+        or not Membership.objects.filter(user=actor, organization=partner).exists()
+    ):
+        raise PortalError(_("Only a channel partner's users can add customers."))
+    customer = Organization.objects.create(
+        name=name.strip(), address=address.strip(), country=country.strip()
+    )
+    delegation = Delegation.objects.create(
+        customer=customer,
+        partner=partner,
+        scopes=[scope.value for scope in Scope],
+        status=Delegation.Status.ACTIVE,
+        granted_by=actor,
+    )
+    invitation = Invitation.objects.create(
+        organization=customer,
+        email=contact_email.strip().lower(),
+        role=Membership.Role.ADMIN,
+        invited_by=actor,
+    )
+    for action, obj, details in (
+        ("organization.created", customer, {"name": customer.name, "by_partner": True}),
+        ("delegation.granted", delegation, _delegation_details(delegation)),
+        ("invitation.sent", invitation, {"email": invitation.email, "role": invitation.role}),
+    ):
+        audit_record(
+            action=action,
+            actor=actor,
+            organization=partner,
+            acting_for=customer,
+            obj=obj,
+            details=details,
+        )
+    _delegation_email(
+        "customer_account_created",
+        delegation,
+        to=[invitation.email],
+        invitation=invitation,
+        contact_name=contact_name.strip(),
+        inviter=actor,
+    )
+    return delegation

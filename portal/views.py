@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -10,18 +14,38 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from .forms import InvitationForm, MemberRoleForm, OrganizationForm
+from .forms import (
+    CustomerAccountForm,
+    CustomerSearchForm,
+    DelegationGrantForm,
+    DelegationUpdateForm,
+    InvitationForm,
+    MemberRoleForm,
+    OrganizationForm,
+)
 from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
-from .models import Invitation, Membership, Organization
+from .models import Delegation, Invitation, Membership, Organization
+from .policy import SCOPE_SHORT_LABELS, Action, Scope, partner_allows, require
 from .selectors import (
+    SESSION_ACTING_FOR_KEY,
     SESSION_ORGANIZATION_KEY,
     acting_membership,
+    delegation_of_customer,
+    delegation_of_partner,
+    delegations_of_customer,
     memberships_of,
     open_invitations,
     organization_members,
+    partner_activity,
+    partner_customers,
 )
 from .services import (
     PortalError,
+    customer_account_create,
+    delegation_decline,
+    delegation_grant,
+    delegation_revoke,
+    delegation_update,
     invitation_accept,
     invitation_create,
     invitation_revoke,
@@ -47,6 +71,7 @@ FUNCTIONS = [
         ),
         "url": "get-a-key",
         "button": gettext_lazy("Get a license key"),
+        "action": Action.OBTAIN_KEYS,
     },
     {
         "title": gettext_lazy("Version upgrade"),
@@ -58,6 +83,7 @@ FUNCTIONS = [
         "button": gettext_lazy("Version upgrade"),
         "link_url": "upgrades-pending",
         "link": gettext_lazy("I don't have a notification ID"),
+        "action": Action.OBTAIN_KEYS,
     },
     {
         "title": gettext_lazy("Manage my licenses"),
@@ -67,6 +93,7 @@ FUNCTIONS = [
         ),
         "url": "license-list",
         "button": gettext_lazy("My licenses"),
+        "action": Action.VIEW_LICENSES,
     },
     {
         "title": gettext_lazy("Voucher center"),
@@ -79,17 +106,48 @@ FUNCTIONS = [
         "link_url": "voucher-batches",
         "link": gettext_lazy("Your voucher batches"),
         "link_for_partners_only": True,
+        "action": Action.OBTAIN_KEYS,
     },
     {
         "title": gettext_lazy("Organization"),
         "text": gettext_lazy("See who works in your organization and invite colleagues."),
         "url": "members",
         "button": gettext_lazy("Manage members"),
+        "action": Action.VIEW_MEMBERS,
+    },
+    {
+        "title": gettext_lazy("Partners"),
+        "text": gettext_lazy(
+            "Let the channel partner that sold you a product act for you in this portal, choose "
+            "what it may do, see what it did, and revoke its access at any time."
+        ),
+        "url": "partners",
+        "button": gettext_lazy("Partners"),
+        "action": Action.VIEW_PARTNERS,
+        "customers_only": True,
+    },
+    {
+        "title": gettext_lazy("Customers"),
+        "text": gettext_lazy(
+            "Act for the customers that delegated their licensing to your organization, or add "
+            "the account of a customer that has none."
+        ),
+        "url": "partner-customers",
+        "button": gettext_lazy("Customers"),
+        "partners_only": True,
     },
 ]
 
 
-@organization_required
+def _function_shown(function: dict[str, Any], request: PortalRequest) -> bool:
+    if function.get("partners_only"):
+        return not request.access.is_delegated and partner_allows(request.membership, "list")
+    if function.get("customers_only") and request.organization.kind != Organization.Kind.CUSTOMER:
+        return False
+    return request.access.allows(function["action"])
+
+
+@organization_required(action=Action.OPEN_DASHBOARD)
 def dashboard(request: PortalRequest) -> HttpResponse:
     is_partner = request.organization.kind == Organization.Kind.PARTNER
     functions = [
@@ -99,6 +157,7 @@ def dashboard(request: PortalRequest) -> HttpResponse:
             and (is_partner or not function.get("link_for_partners_only")),
         }
         for function in FUNCTIONS
+        if _function_shown(function, request)
     ]
     return render(request, "portal/dashboard.html", {"functions": functions})
 
@@ -123,6 +182,7 @@ def organization_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
     for membership in memberships_of(request.user):
         if str(membership.organization_id) == wanted:
             request.session[SESSION_ORGANIZATION_KEY] = membership.organization_id
+            request.session.pop(SESSION_ACTING_FOR_KEY, None)
             messages.info(
                 request,
                 _("You are now working in %(name)s.") % {"name": membership.organization.name},
@@ -136,13 +196,12 @@ def organization_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
     return redirect(target)
 
 
-@organization_required
+@organization_required(action=Action.VIEW_MEMBERS)
 def members(request: PortalRequest) -> HttpResponse:
     organization = request.organization
     invite_form = InvitationForm(request.POST or None)
     if request.method == "POST":
-        if not request.membership.is_admin:
-            raise Http404
+        require(request, Action.MANAGE_MEMBERS)
         if invite_form.is_valid():
             try:
                 invitation_create(
@@ -171,7 +230,7 @@ def members(request: PortalRequest) -> HttpResponse:
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.MANAGE_MEMBERS)
 def member_update(request: PortalRequest, pk: int) -> HttpResponse:
     membership = get_object_or_404(
         organization_members(actor=request.user, organization=request.organization), pk=pk
@@ -194,7 +253,7 @@ def member_update(request: PortalRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.MANAGE_MEMBERS)
 def invitation_revoke_view(request: PortalRequest, pk: int) -> HttpResponse:
     invitation = get_object_or_404(
         open_invitations(actor=request.user, organization=request.organization), pk=pk
@@ -224,3 +283,209 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
     request.session[SESSION_ORGANIZATION_KEY] = membership.organization_id
     messages.success(request, _("You joined %(name)s.") % {"name": membership.organization.name})
     return redirect("dashboard")
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel partners: the customer's Partners page
+
+
+def _scope_labels(scopes: list[str]) -> list[str]:
+    return [str(SCOPE_SHORT_LABELS[scope]) for scope in Scope if scope.value in scopes]
+
+
+@organization_required(action=Action.VIEW_PARTNERS)
+def partners(request: PortalRequest) -> HttpResponse:
+    """The customer's delegations to channel partners, and what those partners did."""
+    customer = request.organization
+    grant_form = DelegationGrantForm(request.POST or None)
+    if request.method == "POST":
+        require(request, Action.MANAGE_PARTNERS)
+        if grant_form.is_valid():
+            try:
+                delegation = delegation_grant(
+                    customer=customer, actor=request.user, **grant_form.cleaned_data
+                )
+            except PortalError as exc:
+                grant_form.add_error(None, str(exc))
+            else:
+                messages.success(
+                    request,
+                    _("%(partner)s may now act for you. Its administrators were told by email.")
+                    % {"partner": delegation.partner.name},
+                )
+                return redirect("partners")
+    delegations = [
+        {
+            "delegation": delegation,
+            "scopes": _scope_labels(delegation.scopes),
+            "form": DelegationUpdateForm(
+                initial={"scopes": delegation.scopes, "ends_on": delegation.ends_on},
+                prefix=f"d{delegation.pk}",
+            ),
+        }
+        for delegation in delegations_of_customer(customer=customer)
+    ]
+    activity = Paginator(partner_activity(customer=customer), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "portal/partners.html",
+        {
+            "grant_form": grant_form,
+            "delegations": delegations,
+            "activity": activity,
+            "can_manage": request.access.allows(Action.MANAGE_PARTNERS),
+            "status_live": [str(s) for s in Delegation.LIVE],
+        },
+        status=400 if grant_form.errors else 200,
+    )
+
+
+@require_POST
+@organization_required(action=Action.MANAGE_PARTNERS)
+def partner_update(request: PortalRequest, pk: int) -> HttpResponse:
+    delegation = delegation_of_customer(customer=request.organization, pk=pk)
+    if delegation is None:
+        raise Http404
+    try:
+        if "revoke" in request.POST:
+            delegation_revoke(delegation=delegation, actor=request.user)
+            messages.success(
+                request,
+                _("%(partner)s can no longer act for you, from its next page on.")
+                % {"partner": delegation.partner.name},
+            )
+        else:
+            form = DelegationUpdateForm(request.POST, prefix=f"d{delegation.pk}")
+            if not form.is_valid():
+                for errors in form.errors.values():
+                    messages.error(request, " ".join(str(e) for e in errors))
+                return redirect("partners")
+            delegation_update(delegation=delegation, actor=request.user, **form.cleaned_data)
+            messages.success(
+                request,
+                _("The access of %(partner)s was updated.") % {"partner": delegation.partner.name},
+            )
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    return redirect("partners")
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel partners: the partner's Customers pages
+
+
+def _partner_membership(request: PortalRequest, action: str) -> Membership:
+    """The user's own partner membership, whether or not it acts for a customer right now."""
+    if not partner_allows(request.membership, action):
+        raise PermissionDenied(
+            _("Customers are for channel partners: your organization is not a partner.")
+        )
+    return request.membership
+
+
+def _partner_view(view: Any) -> Any:
+    # The Customers pages belong to the partner itself, so they stay reachable while acting for a
+    # customer (to switch to another, or back): they name every action a delegation can allow.
+    return organization_required(action=tuple(Action))(view)
+
+
+@_partner_view
+def partner_customers_view(request: PortalRequest) -> HttpResponse:
+    membership = _partner_membership(request, "list")
+    search = CustomerSearchForm(request.GET or None)
+    query = search.cleaned_data["q"] if search.is_valid() else ""
+    page = Paginator(partner_customers(partner=membership.organization, query=query), 25).get_page(
+        request.GET.get("page")
+    )
+    rows = [{"delegation": d, "scopes": _scope_labels(d.scopes)} for d in page.object_list]
+    return render(
+        request,
+        "portal/partner_customers.html",
+        {
+            "search": search,
+            "query": query,
+            "page": page,
+            "rows": rows,
+            "partner": membership.organization,
+            "is_partner_admin": partner_allows(membership, "decline_delegation"),
+        },
+    )
+
+
+@require_POST
+@_partner_view
+def partner_act(request: PortalRequest, pk: int) -> HttpResponse:
+    """ "Act for this customer": the following requests act in the customer's context."""
+    membership = _partner_membership(request, "act")
+    delegation = delegation_of_partner(partner=membership.organization, pk=pk)
+    if delegation is None or not delegation.is_effective(today=timezone.localdate()):
+        raise Http404
+    request.session[SESSION_ACTING_FOR_KEY] = delegation.customer_id
+    messages.info(
+        request,
+        _("You are now acting for %(customer)s.") % {"customer": delegation.customer.name},
+    )
+    return redirect("dashboard")
+
+
+@require_POST
+@_partner_view
+def partner_stop(request: PortalRequest) -> HttpResponse:
+    """Back to the partner's own organization."""
+    membership = _partner_membership(request, "act")
+    request.session.pop(SESSION_ACTING_FOR_KEY, None)
+    messages.info(
+        request,
+        _("You are working in %(name)s again.") % {"name": membership.organization.name},
+    )
+    return redirect("partner-customers")
+
+
+@require_POST
+@_partner_view
+def partner_decline(request: PortalRequest, pk: int) -> HttpResponse:
+    membership = _partner_membership(request, "decline_delegation")
+    delegation = delegation_of_partner(partner=membership.organization, pk=pk)
+    if delegation is None:
+        raise Http404
+    try:
+        delegation_decline(delegation=delegation, actor=request.user)
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    else:
+        if request.session.get(SESSION_ACTING_FOR_KEY) == delegation.customer_id:
+            request.session.pop(SESSION_ACTING_FOR_KEY, None)
+        messages.success(
+            request,
+            _("You declined to act for %(customer)s. Its administrators were told by email.")
+            % {"customer": delegation.customer.name},
+        )
+    return redirect("partner-customers")
+
+
+@_partner_view
+def partner_customer_create(request: PortalRequest) -> HttpResponse:
+    """ "Add a customer": the partner opens the account of a customer that has none."""
+    membership = _partner_membership(request, "add_customer")
+    form = CustomerAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            delegation = customer_account_create(
+                partner=membership.organization, actor=request.user, **form.cleaned_data
+            )
+        except PortalError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                _(
+                    "%(customer)s was created, with your organization as its partner. "
+                    "%(email)s was invited to claim it as its administrator."
+                )
+                % {
+                    "customer": delegation.customer.name,
+                    "email": form.cleaned_data["contact_email"],
+                },
+            )
+            return redirect("partner-customers")
+    return render(request, "portal/partner_customer_create.html", {"form": form})

@@ -4,11 +4,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action
 
 from .selectors import notification_for, notification_history, open_notifications
 
 
-@organization_required
+@organization_required(action=Action.OBTAIN_KEYS)
 def pending_upgrades(request: PortalRequest) -> HttpResponse:
     """“I don't have a notification ID”: the organization's open notifications and lines."""
     return render(
@@ -20,7 +21,7 @@ def pending_upgrades(request: PortalRequest) -> HttpResponse:
     )
 
 
-@organization_required
+@organization_required(action=Action.OBTAIN_KEYS)
 def notification_detail(request: PortalRequest, pk: int) -> HttpResponse:
     notification = notification_for(organization=request.organization, pk=pk)
     if notification is None:

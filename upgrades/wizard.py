@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 from licensing.services import REGISTRATION_FIELDS, LicensingError
 from licensing.wizard import PortalWizard
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action
 from portal.ratelimit import failed_attempt_record
 
 from .forms import ConfirmForm, LineForm, NotificationIdForm, QuantityForm, RegistrationForm
@@ -40,7 +41,7 @@ STEP_TITLES = {
 }
 
 
-@method_decorator(organization_required, name="dispatch")
+@method_decorator(organization_required(action=Action.OBTAIN_KEYS), name="dispatch")
 class UpgradeWizard(PortalWizard):
     form_list = [
         ("notification", NotificationIdForm),

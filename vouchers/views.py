@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 
 from licensing.selectors import licenses_visible_to
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action
 
 from .emails import ZIP_MIMETYPE, ZIP_NAME, licenses_zip
 from .models import VoucherConversion
@@ -27,7 +28,7 @@ PROGRESS_REFRESH_SECONDS = 2
 
 
 @require_GET
-@organization_required
+@organization_required(action=(Action.OBTAIN_KEYS, Action.VIEW_LICENSES))
 def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
     """Step 4: the licenses and the refused codes, or the progress while the task runs."""
     conversion = conversion_for(actor=request.user, organization=request.organization, pk=pk)
@@ -78,7 +79,7 @@ def _recipients(conversion: VoucherConversion) -> list[str]:
 
 
 @require_GET
-@organization_required
+@organization_required(action=(Action.OBTAIN_KEYS, Action.VIEW_LICENSES))
 def voucher_conversion_zip(request: PortalRequest, pk: str) -> HttpResponse:
     """Every license file of a conversion, freshly signed, in one zip."""
     conversion = conversion_for(actor=request.user, organization=request.organization, pk=pk)
@@ -101,7 +102,7 @@ def voucher_conversion_zip(request: PortalRequest, pk: str) -> HttpResponse:
 
 
 @require_GET
-@organization_required
+@organization_required(action=Action.VIEW_LICENSES)
 def voucher_batches(request: PortalRequest) -> HttpResponse:
     """An OEM partner's voucher batches and how many were converted, are open or expired."""
     if request.organization.kind != request.organization.Kind.PARTNER:
@@ -113,7 +114,7 @@ def voucher_batches(request: PortalRequest) -> HttpResponse:
 
 
 @require_GET
-@organization_required
+@organization_required(action=Action.VIEW_LICENSES)
 def voucher_batch(request: PortalRequest, pk: int) -> HttpResponse:
     """One batch: its counts and the names of the organizations that converted its vouchers."""
     batch = batch_for(

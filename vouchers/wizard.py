@@ -25,6 +25,7 @@ from licensing.forms import RegistrationForm
 from licensing.models import add_months
 from licensing.selectors import latest_registration
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action
 
 from .forms import ConfirmForm, PreviewForm, VoucherCodesForm, not_checked
 from .models import VoucherConversion
@@ -184,7 +185,7 @@ def _summary(checks: list[CodeCheck], combine: bool) -> dict[str, Any]:
 # Steps
 
 
-@organization_required
+@organization_required(action=Action.OBTAIN_KEYS)
 def voucher_center(request: PortalRequest) -> HttpResponse:
     """Step 1: the codes. Checking them here is what counts failures; later steps re-read."""
     state = VoucherCenterState(request)
@@ -207,7 +208,7 @@ def voucher_center(request: PortalRequest) -> HttpResponse:
     return render(request, "vouchers/codes.html", {"form": form, **steps_context("codes")})
 
 
-@organization_required
+@organization_required(action=Action.OBTAIN_KEYS)
 def voucher_center_preview(request: PortalRequest) -> HttpResponse:
     """Step 1, continued: every code with its product and quantity, or why it cannot be used."""
     state = VoucherCenterState(request)
@@ -232,7 +233,7 @@ def voucher_center_preview(request: PortalRequest) -> HttpResponse:
     )
 
 
-@organization_required
+@organization_required(action=Action.OBTAIN_KEYS)
 def voucher_center_registration(request: PortalRequest) -> HttpResponse:
     """Step 2: product registration and support contacts, once for every license."""
     state = VoucherCenterState(request)
@@ -256,7 +257,7 @@ def voucher_center_registration(request: PortalRequest) -> HttpResponse:
     )
 
 
-@organization_required
+@organization_required(action=Action.OBTAIN_KEYS)
 def voucher_center_confirm(request: PortalRequest) -> HttpResponse:
     """Step 3: what will be issued, then the one write."""
     state = VoucherCenterState(request)

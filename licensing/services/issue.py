@@ -9,9 +9,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.acting import current_delegation
 from portal.emails import Attachment, queue_email
 from portal.models import Organization, User
-from portal.services import audit_record
+from portal.services import admin_emails, audit_record
 
 from ..codes import canonical_code, canonical_key, generate_license_key
 from ..licensefile import build_license_file
@@ -109,9 +110,13 @@ def license_file_text(license: License) -> str:
 
 
 def license_email_recipients(license: License, acting_user: User | None) -> list[str]:
+    """The technical contact and the person acting; for a license a channel partner obtained,
+    also the owner's administrators, so the customer always gets its keys."""
     recipients = [license.registration.technical_email]
     if acting_user is not None and acting_user.is_authenticated:
         recipients.append(acting_user.email)
+    if license.partner_id is not None:
+        recipients += admin_emails(license.owner)
     return sorted({address.lower() for address in recipients})
 
 
@@ -162,6 +167,12 @@ def license_issue(
     else:
         # 125 random bits: the unique constraint is the guard, a retry loop would be dead code.
         key = generate_license_key()
+    delegation = current_delegation()
+    partner = (
+        delegation.partner
+        if delegation is not None and delegation.customer_id == owner.pk
+        else None
+    )
     license = License.objects.create(
         key=key,
         owner=owner,
@@ -176,6 +187,7 @@ def license_issue(
         registration=registration,
         issued_at=now,
         issued_by=acting_user,
+        partner=partner,
         file_issued_at=now,
     )
 

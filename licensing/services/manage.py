@@ -29,7 +29,13 @@ from ..models import (
     SerialNumber,
     SupportRegistration,
 )
-from .issue import LicensingError, license_email_queue, serial_check, serial_redeem
+from .issue import (
+    LicensingError,
+    license_email_queue,
+    license_email_recipients,
+    serial_check,
+    serial_redeem,
+)
 
 REGISTRATION_FIELDS = [
     "company",
@@ -69,7 +75,7 @@ def _audit_license(
 def license_email_again(*, license: License, actor: User) -> list[str]:
     """Emails the key and a fresh license file again to the technical contact (and the actor)."""
     license_email_queue(license=license, acting_user=actor, event="issued")
-    recipients = sorted({license.registration.technical_email.lower(), actor.email.lower()})
+    recipients = license_email_recipients(license, actor)
     _audit_license("license.emailed", license=license, actor=actor, details={"to": recipients})
     return recipients
 

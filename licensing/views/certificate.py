@@ -18,6 +18,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action
 
 from ..models import License
 from ..selectors import license_for
@@ -41,7 +42,7 @@ def _facts(license: License) -> list[tuple[str, str]]:
     return facts
 
 
-@organization_required
+@organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_certificate(request: PortalRequest, pk: UUID) -> HttpResponse:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
     qr_svg = segno.make(license.key, error="m").svg_inline(scale=4, dark="#000")
@@ -57,7 +58,7 @@ def license_certificate(request: PortalRequest, pk: UUID) -> HttpResponse:
     )
 
 
-@organization_required
+@organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
     buffer = io.BytesIO()

@@ -7,13 +7,14 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action
 
 from ..selectors import license_for
 from ..services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
 from ..signing import get_public_key, key_id, public_key_hex, public_key_pem
 
 
-@organization_required
+@organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
     return render(
@@ -28,7 +29,7 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
 
 
 @require_GET
-@organization_required
+@organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_file_download(request: PortalRequest, pk: str) -> HttpResponse:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
     response = HttpResponse(license_file_text(license), content_type=LICENSE_FILE_MIMETYPE)

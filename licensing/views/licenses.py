@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action, refusal
 
 from ..filters import SORTS, LicenseFilter
 from ..forms import (
@@ -74,7 +75,7 @@ def _with_custom_values(queryset: QuerySet[License]) -> QuerySet[License]:
     )
 
 
-@organization_required
+@organization_required(action=Action.VIEW_LICENSES)
 def license_list(request: PortalRequest) -> HttpResponse:
     license_filter, custom_fields = _filtered(request)
     paginator = Paginator(_with_custom_values(license_filter.sorted_queryset()), PAGE_SIZE)
@@ -86,7 +87,7 @@ def license_list(request: PortalRequest) -> HttpResponse:
         rows.append(
             {
                 "license": license,
-                "access": access_of(license, membership=request.membership),
+                "access": access_of(license, access=request.access),
                 "maintenance_state": license.maintenance_state(today=today),
                 "custom": [values.get(f.pk, "") for f in custom_fields],
             }
@@ -107,7 +108,7 @@ def license_list(request: PortalRequest) -> HttpResponse:
             "sortable": list(SORTS),
             "query": query.urlencode(),
             "sort_query": sort_query.urlencode(),
-            "is_admin": request.membership.is_admin,
+            "is_admin": request.access.allows(Action.BULK_CUSTOM_DATA),
             "has_owned": any(row["access"].is_owner for row in rows),
         },
     )
@@ -199,7 +200,7 @@ def _csv_safe(value: Any) -> Any:
     return value
 
 
-@organization_required
+@organization_required(action=Action.VIEW_LICENSES)
 def license_export(request: PortalRequest, fmt: str) -> HttpResponseBase:
     header, rows = _export_rows(request)
     stamp = timezone.localdate().isoformat()
@@ -249,15 +250,17 @@ def _chain(first: list[list[Any]], rest: Iterator[list[Any]]) -> Iterator[list[A
 
 def _license_and_access(request: PortalRequest, pk: UUID) -> tuple[License, LicenseAccess]:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
-    return license, access_of(license, membership=request.membership)
+    return license, access_of(license, access=request.access)
 
 
-def _require_manage(access: LicenseAccess) -> None:
-    if not access.can_manage:
+def _require(access: LicenseAccess, action: Action) -> None:
+    if not access.allows(action):
+        if access.owner is not None:
+            raise PermissionDenied(refusal(delegated=access.owner.is_delegated))
         raise PermissionDenied(_("Your access to this license is read-only."))
 
 
-@organization_required
+@organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_detail(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
     return _render_detail(request, license, access)
@@ -308,10 +311,10 @@ def _render_detail(
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.MANAGE_DATA)
 def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
-    _require_manage(access)
+    _require(access, Action.MANAGE_DATA)
     owner_fields = _owner_fields(license)
     form = CustomValuesForm(request.POST, custom_fields=owner_fields)
     if form.is_valid():
@@ -327,10 +330,10 @@ def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.MANAGE_LICENSES)
 def license_email_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
-    _require_manage(access)
+    _require(access, Action.MANAGE_LICENSES)
     recipients = license_email_again(license=license, actor=request.user)
     messages.success(
         request,
@@ -339,10 +342,10 @@ def license_email_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     return redirect("license-detail", pk=license.pk)
 
 
-@organization_required
+@organization_required(action=Action.MANAGE_DATA)
 def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
-    _require_manage(access)
+    _require(access, Action.MANAGE_DATA)
     form = SupportRegistrationForm(request.POST or None, instance=license.registration)
     if request.method == "POST" and form.is_valid():
         # The service writes; the form only validated (its instance is not saved here).
@@ -355,7 +358,7 @@ def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.MANAGE_LICENSES)
 def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     from portal.ratelimit import failed_attempt_record, failed_attempts_budget
 
@@ -363,7 +366,7 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     from ..forms import CODE_FORMAT_MESSAGES
 
     license, access = _license_and_access(request, pk)
-    _require_manage(access)
+    _require(access, Action.MANAGE_LICENSES)
     form = RenewForm(request.POST)
     budget = failed_attempts_budget(request)
     if budget.exhausted:
@@ -394,10 +397,10 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.MANAGE_LICENSES)
 def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
-    _require_manage(access)
+    _require(access, Action.MANAGE_LICENSES)
     form = RehostForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(str(e) for e in form.errors.get("host_id", [])))

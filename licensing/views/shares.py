@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action, allows
 
 from ..forms import ShareForm
 from ..models import License, LicenseShare
@@ -36,7 +37,7 @@ def _owned_selection(request: PortalRequest) -> list[License]:
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.VIEW_LICENSES)
 def share_create(request: PortalRequest) -> HttpResponse:
     licenses = _owned_selection(request)
     back = request.POST.get("back") or "license-list"
@@ -44,7 +45,7 @@ def share_create(request: PortalRequest) -> HttpResponse:
         target = redirect("license-detail", pk=licenses[0].pk)
     else:
         target = redirect("license-list")
-    if not request.membership.is_admin:
+    if not allows(request, Action.SHARE_LICENSES):
         messages.error(request, _("Only your organization's administrators can share licenses."))
         return target
     form = ShareForm(request.POST)
@@ -78,7 +79,7 @@ def share_create(request: PortalRequest) -> HttpResponse:
 
 
 @require_POST
-@organization_required
+@organization_required(action=Action.SHARE_LICENSES)
 def share_revoke_view(request: PortalRequest, pk: int) -> HttpResponse:
     share = get_object_or_404(
         LicenseShare.objects.select_related("license__owner"),
@@ -86,8 +87,6 @@ def share_revoke_view(request: PortalRequest, pk: int) -> HttpResponse:
         license__owner=request.organization,
         revoked_at__isnull=True,
     )
-    if not request.membership.is_admin:
-        raise Http404
     share_revoke(share=share, actor=request.user)
     messages.success(
         request, _("%(email)s no longer has access to this license.") % {"email": share.email}

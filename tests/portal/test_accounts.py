@@ -119,7 +119,8 @@ def test_unknown_invitation_token_is_404(client) -> None:  # type: ignore[no-unt
 def test_members_cannot_invite(client) -> None:  # type: ignore[no-untyped-def]
     member = MembershipFactory(role=Membership.Role.MEMBER)
     response = _invite(client, member)
-    assert response.status_code == 404
+    assert response.status_code == 403
+    assert "administrators" in response.content.decode()
     assert not Invitation.objects.exists()
 
 
