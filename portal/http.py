@@ -65,6 +65,9 @@ def organization_required(
                 return redirect("organization-create")
             if context.ended is not None:
                 return _delegation_ended(request, context.ended)
+            if context.delegation is None:
+                # A customer the partner never had a delegation from: forget the choice.
+                request.session.pop(SESSION_ACTING_FOR_KEY, None)
             access = context.access
             allowed = any(access.allows(a) for a in actions) if actions else not access.is_delegated
             if not allowed:

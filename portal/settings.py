@@ -227,6 +227,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "upgrades.tasks.refresh_upgrade_eligibility",
         "schedule": crontab(hour=5, minute=30),
     },
+    # Channel-partner delegations that start or end today. Requests check dates themselves;
+    # this marks the rows and emails both sides even when the partner never comes back.
+    "partner-delegations": {
+        "task": "portal.tasks.refresh_delegations",
+        "schedule": crontab(minute=5),
+    },
     # Daily maintenance-ending digests; a missed day is caught up by the next run.
     "maintenance-reminders": {
         "task": "licensing.tasks.send_maintenance_reminders",

@@ -61,3 +61,11 @@ def relay_outbox() -> int:
         send_outbound_email.delay(str(email_id))
         count += 1
     return count
+
+
+@shared_task
+def refresh_delegations() -> dict[str, int]:
+    """Starts delegations whose first day came and expires those past their end (emailed)."""
+    from .services import delegations_refresh
+
+    return delegations_refresh()

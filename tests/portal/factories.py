@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import factory
 
-from portal.models import Membership, Organization, User
+from portal.models import Delegation, Membership, Organization, User
+from portal.policy import Scope
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -38,3 +39,18 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     organization = factory.SubFactory(OrganizationFactory)
     role = Membership.Role.ADMIN
+
+
+class PartnerFactory(OrganizationFactory):
+    name = factory.Sequence(lambda n: f"Channel Partner {n} S.A.")
+    kind = Organization.Kind.PARTNER
+
+
+class DelegationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Delegation
+
+    customer = factory.SubFactory(OrganizationFactory)
+    partner = factory.SubFactory(PartnerFactory)
+    scopes = factory.LazyFunction(lambda: [scope.value for scope in Scope])
+    status = Delegation.Status.ACTIVE

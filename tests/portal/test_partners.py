@@ -1,0 +1,446 @@
+"""Channel partners: delegations, acting for a customer, scopes, revocation and expiry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from licensing.models import License
+from portal.models import AuditEvent, Delegation, Invitation, Membership, Organization
+from portal.models import OutboundEmail as Email
+from portal.policy import Scope
+from portal.services import delegations_refresh
+from tests.licensing.factories import REGISTRATION, LicenseFactory, SerialNumberFactory
+from tests.licensing.wizard import walk
+from tests.portal.factories import (
+    DelegationFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    PartnerFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def customer_admin() -> Membership:
+    return MembershipFactory(role=Membership.Role.ADMIN)
+
+
+@pytest.fixture
+def partner_admin() -> Membership:
+    return MembershipFactory(role=Membership.Role.ADMIN, organization=PartnerFactory())
+
+
+def _grant(client, admin: Membership, partner: Organization, **extra):  # type: ignore[no-untyped-def]
+    client.force_login(admin.user)
+    data = {
+        "partner_account_number": partner.account_number,
+        "scopes": [Scope.VIEW_LICENSES, Scope.OBTAIN_KEYS],
+        **extra,
+    }
+    return client.post(reverse("partners"), data)
+
+
+def _act_for(client, partner_user: Membership, delegation: Delegation):  # type: ignore[no-untyped-def]
+    client.force_login(partner_user.user)
+    return client.post(reverse("partner-act", args=[delegation.pk]))
+
+
+# -- granting -------------------------------------------------------------------------------
+
+
+def test_customer_admin_grants_a_delegation_by_account_number(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    response = _grant(client, customer_admin, partner_admin.organization)
+    assert response.status_code == 302
+    delegation = Delegation.objects.get()
+    assert delegation.customer == customer_admin.organization
+    assert delegation.partner == partner_admin.organization
+    assert delegation.scopes == ["view_licenses", "obtain_keys"]
+    assert delegation.status == Delegation.Status.ACTIVE
+    assert delegation.granted_by == customer_admin.user
+    email = Email.objects.get(template="delegation_granted")
+    assert email.to == [partner_admin.user.email]
+    # The customer's name is in the body, never in the subject (user-entered text).
+    assert customer_admin.organization.name in email.body_text
+    assert customer_admin.organization.name not in email.subject
+    assert AuditEvent.objects.filter(action="delegation.granted").count() == 1
+
+
+@pytest.mark.parametrize("number", ["", "00000000", "not a number"])
+def test_unknown_partner_account_number_is_refused_with_a_message(
+    client, customer_admin, number
+) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(customer_admin.user)
+    response = client.post(
+        reverse("partners"), {"partner_account_number": number, "scopes": ["view_licenses"]}
+    )
+    assert response.status_code == 400
+    assert not Delegation.objects.exists()
+    assert "account number" in response.content.decode()
+
+
+def test_a_customer_organization_is_not_a_partner(client, customer_admin) -> None:  # type: ignore[no-untyped-def]
+    other_customer = OrganizationFactory()
+    response = _grant(client, customer_admin, other_customer)
+    assert response.status_code == 400
+    assert "No channel partner has this account number" in response.content.decode()
+    assert not Delegation.objects.exists()
+
+
+def test_granting_needs_a_scope_and_ordered_dates(client, customer_admin, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    response = _grant(client, customer_admin, partner_admin.organization, scopes=[])
+    assert response.status_code == 400
+    yesterday = timezone.localdate() - timedelta(days=1)
+    response = _grant(client, customer_admin, partner_admin.organization, ends_on=yesterday)
+    assert response.status_code == 400
+    assert "end date" in response.content.decode()
+    assert not Delegation.objects.exists()
+
+
+def test_granting_twice_to_one_partner_says_to_change_the_first(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    _grant(client, customer_admin, partner_admin.organization)
+    response = _grant(client, customer_admin, partner_admin.organization)
+    assert response.status_code == 400
+    assert "already acts for you" in response.content.decode()
+    assert Delegation.objects.count() == 1
+
+
+def test_a_future_start_is_offered_until_that_day(client, customer_admin, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    _grant(client, customer_admin, partner_admin.organization, starts_on=tomorrow)
+    delegation = Delegation.objects.get()
+    assert delegation.status == Delegation.Status.OFFERED
+    response = _act_for(client, partner_admin, delegation)
+    assert response.status_code == 404  # not in effect yet
+
+
+def test_members_see_partners_but_only_admins_change_them(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    member = MembershipFactory(role=Membership.Role.MEMBER)
+    delegation = DelegationFactory(customer=member.organization, partner=partner_admin.organization)
+    client.force_login(member.user)
+    assert client.get(reverse("partners")).status_code == 200
+    assert _grant(client, member, PartnerFactory()).status_code == 403
+    response = client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    assert response.status_code == 403
+    delegation.refresh_from_db()
+    assert delegation.status == Delegation.Status.ACTIVE
+
+
+# -- changing, revoking, declining, expiring ------------------------------------------------
+
+
+def test_scopes_change_and_revocation_take_effect_on_the_next_request(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        customer=customer_admin.organization, partner=partner_admin.organization
+    )
+    partner_client = client.__class__()
+    _act_for(partner_client, partner_admin, delegation)
+    assert partner_client.get(reverse("license-list")).status_code == 200
+
+    client.force_login(customer_admin.user)
+    response = client.post(
+        reverse("partner-update", args=[delegation.pk]),
+        {f"d{delegation.pk}-scopes": ["obtain_keys"]},
+    )
+    assert response.status_code == 302
+    assert partner_client.get(reverse("license-list")).status_code == 403
+    assert partner_client.get(reverse("get-a-key")).status_code == 200
+
+    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    delegation.refresh_from_db()
+    assert delegation.status == Delegation.Status.REVOKED
+    assert delegation.ended_by == customer_admin.user
+    response = partner_client.get(reverse("get-a-key"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("partner-customers")
+    page = partner_client.get(response["Location"]).content.decode()
+    assert "revoked its delegation" in page
+    # Back in its own organization: no customer data, no banner.
+    assert "Acting for" not in page
+    revoked = Email.objects.get(template="delegation_revoked")
+    assert sorted(revoked.to) == sorted([partner_admin.user.email, customer_admin.user.email])
+
+
+def test_partner_admin_declines_and_the_customer_is_told(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        customer=customer_admin.organization, partner=partner_admin.organization
+    )
+    partner_member = MembershipFactory(
+        organization=partner_admin.organization, role=Membership.Role.MEMBER
+    )
+    client.force_login(partner_member.user)
+    client.post(reverse("partner-decline", args=[delegation.pk]))
+    delegation.refresh_from_db()
+    assert delegation.status == Delegation.Status.ACTIVE  # members cannot decline
+    client.force_login(partner_admin.user)
+    client.post(reverse("partner-decline", args=[delegation.pk]))
+    delegation.refresh_from_db()
+    assert delegation.status == Delegation.Status.DECLINED
+    email = Email.objects.get(template="delegation_declined")
+    assert customer_admin.user.email in email.to
+    event = AuditEvent.objects.get(action="delegation.declined")
+    assert event.organization == partner_admin.organization
+    assert event.acting_for == customer_admin.organization
+
+
+def test_an_ended_delegation_expires_on_the_partners_next_request(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    today = timezone.localdate()
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        starts_on=today - timedelta(days=10),
+        ends_on=today,
+    )
+    _act_for(client, partner_admin, delegation)
+    assert client.get(reverse("dashboard")).status_code == 200  # the last day still counts
+    Delegation.objects.filter(pk=delegation.pk).update(ends_on=today - timedelta(days=1))
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302
+    delegation.refresh_from_db()
+    assert delegation.status == Delegation.Status.EXPIRED
+    assert AuditEvent.objects.filter(action="delegation.expired").count() == 1
+    assert Email.objects.filter(template="delegation_expired").count() == 1
+    # The daily task finds nothing more to do: never twice.
+    assert delegations_refresh() == {"activated": 0, "expired": 0}
+    assert Email.objects.filter(template="delegation_expired").count() == 1
+
+
+def test_daily_refresh_starts_offered_and_expires_lapsed_delegations() -> None:
+    today = timezone.localdate()
+    starting = DelegationFactory(status=Delegation.Status.OFFERED, starts_on=today)
+    lapsed = DelegationFactory(starts_on=today - timedelta(days=30), ends_on=today - timedelta(1))
+    assert delegations_refresh() == {"activated": 1, "expired": 1}
+    starting.refresh_from_db()
+    lapsed.refresh_from_db()
+    assert starting.status == Delegation.Status.ACTIVE
+    assert lapsed.status == Delegation.Status.EXPIRED
+
+
+# -- acting for a customer ------------------------------------------------------------------
+
+
+def test_acting_for_a_customer_shows_the_banner_and_the_customers_data(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        customer=customer_admin.organization, partner=partner_admin.organization
+    )
+    theirs = LicenseFactory(owner=customer_admin.organization)
+    own = LicenseFactory(owner=partner_admin.organization)
+    _act_for(client, partner_admin, delegation)
+    page = client.get(reverse("license-list")).content.decode()
+    assert f"Acting for <strong>{customer_admin.organization.name}</strong>" in page
+    assert theirs.key in page or theirs.key[-5:] in page
+    assert own.key[-5:] not in page
+    assert client.get(reverse("license-detail", args=[theirs.pk])).status_code == 200
+    # Back to the partner: its own data again.
+    client.post(reverse("partner-stop"))
+    page = client.get(reverse("license-list")).content.decode()
+    assert "Acting for" not in page
+    assert client.get(reverse("license-detail", args=[theirs.pk])).status_code == 404
+
+
+def test_outside_its_scopes_a_partner_is_refused_never_shown_data(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    license = LicenseFactory(owner=customer_admin.organization)
+    _act_for(client, partner_admin, delegation)
+    for name, args in [
+        ("license-list", []),
+        ("license-export", ["csv"]),
+        ("members", []),
+        ("partners", []),
+        ("custom-fields", []),
+    ]:
+        response = client.get(reverse(name, args=args))
+        assert response.status_code == 403, name
+        assert license.key not in response.content.decode()
+    assert client.get(reverse("license-detail", args=[license.pk])).status_code == 404
+    assert "does not include this" in client.get(reverse("license-list")).content.decode()
+
+
+def test_a_partner_cannot_act_for_a_customer_that_did_not_delegate_to_it(
+    client, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    others = DelegationFactory()  # another partner's customer
+    theirs = LicenseFactory(owner=others.customer)
+    client.force_login(partner_admin.user)
+    assert client.post(reverse("partner-act", args=[others.pk])).status_code == 404
+    # Forging the session key is no better: the delegation is checked on every request.
+    session = client.session
+    session["portal:acting-for"] = others.customer_id
+    session.save()
+    response = client.get(reverse("license-list"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Acting for" not in page
+    assert theirs.key[-5:] not in page
+    assert "portal:acting-for" not in client.session
+
+
+def test_customers_are_for_partner_organizations_only(client, customer_admin) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(customer_admin.user)
+    response = client.get(reverse("partner-customers"))
+    assert response.status_code == 403
+    assert client.get(reverse("partner-customer-create")).status_code == 403
+
+
+def test_customers_page_searches_and_paginates(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    for index in range(30):
+        DelegationFactory(
+            partner=partner_admin.organization,
+            customer=OrganizationFactory(name=f"Customer {index:02d} Ltda"),
+        )
+    DelegationFactory(partner=partner_admin.organization, status=Delegation.Status.REVOKED)
+    client.force_login(partner_admin.user)
+    first = client.get(reverse("partner-customers"))
+    assert first.context["page"].paginator.count == 30
+    assert len(first.context["rows"]) == 25
+    second = client.get(reverse("partner-customers"), {"page": 2})
+    assert len(second.context["rows"]) == 5
+    found = client.get(reverse("partner-customers"), {"q": "customer 07"})
+    assert [r["delegation"].customer.name for r in found.context["rows"]] == ["Customer 07 Ltda"]
+
+
+def test_customers_page_query_count_does_not_grow(
+    client, partner_admin, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(40):
+        DelegationFactory(partner=partner_admin.organization)
+    client.force_login(partner_admin.user)
+    with django_assert_max_num_queries(10):
+        assert client.get(reverse("partner-customers")).status_code == 200
+
+
+# -- keys obtained by a partner belong to the customer --------------------------------------
+
+
+def test_a_key_a_partner_obtains_belongs_to_the_customer_and_reaches_it(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    serial = SerialNumberFactory()
+    _act_for(client, partner_admin, delegation)
+    response = walk(client, serial.code)
+    assert response.status_code == 302
+    license = License.objects.get()
+    assert license.owner == customer_admin.organization
+    assert license.partner == partner_admin.organization
+    assert license.issued_by == partner_admin.user
+    email = Email.objects.get(template="license_issued")
+    assert sorted(email.to) == sorted(
+        [partner_admin.user.email, customer_admin.user.email, REGISTRATION["technical_email"]]
+    )
+    assert "on your behalf by" in email.body_text
+    # The partner sees the result page of the key it obtained, though it may not list licenses.
+    result = client.get(response["Location"])
+    assert result.status_code == 200
+    assert license.key in result.content.decode()
+    # The audit trail: the partner user, the partner organization, the customer.
+    issued = AuditEvent.objects.get(action="license.issued")
+    assert issued.actor == partner_admin.user
+    assert issued.organization == partner_admin.organization
+    assert issued.acting_for == customer_admin.organization
+    # The customer sees it on its Partners page, and on the license page.
+    client.force_login(customer_admin.user)
+    partners_page = client.get(reverse("partners")).content.decode()
+    assert "Obtained a license key" in partners_page
+    assert partner_admin.user.email in partners_page
+    detail = client.get(reverse("license-detail", args=[license.pk])).content.decode()
+    assert "on your behalf" in detail
+
+
+def test_a_partner_with_only_obtain_keys_sees_only_the_keys_it_obtained(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    existing = LicenseFactory(owner=customer_admin.organization)
+    _act_for(client, partner_admin, delegation)
+    assert client.get(reverse("get-a-key-result", args=[existing.pk])).status_code == 404
+    assert client.get(reverse("license-file", args=[existing.pk])).status_code == 404
+
+
+# -- a partner opens a customer's account ---------------------------------------------------
+
+
+def test_partner_adds_a_customer_that_claims_its_account_and_sees_everything(
+    client, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(partner_admin.user)
+    response = client.post(
+        reverse("partner-customer-create"),
+        {
+            "name": "Initech Brasil",
+            "address": "Rua Funchal 200",
+            "country": "Brazil",
+            "contact_name": "Irene Initech",
+            "contact_email": "Irene@Initech.example",
+        },
+    )
+    assert response.status_code == 302
+    customer = Organization.objects.get(name="Initech Brasil")
+    assert customer.kind == Organization.Kind.CUSTOMER
+    delegation = Delegation.objects.get(customer=customer)
+    assert delegation.partner == partner_admin.organization
+    assert sorted(delegation.scopes) == sorted(scope.value for scope in Scope)
+    invitation = Invitation.objects.get(organization=customer)
+    assert invitation.email == "irene@initech.example"
+    assert invitation.role == Membership.Role.ADMIN
+    claim = Email.objects.get(template="customer_account_created")
+    assert claim.to == ["irene@initech.example"]
+    assert f"/invitations/{invitation.token}/" in claim.body_text
+
+    # The partner works for the new customer at once.
+    client.post(reverse("partner-act", args=[delegation.pk]))
+    assert client.get(reverse("get-a-key")).status_code == 200
+
+    # The contact claims the account and becomes its administrator.
+    claimer = MembershipFactory(organization=OrganizationFactory()).user
+    claimer.email = "irene@initech.example"
+    claimer.save()
+    other = client.__class__()
+    other.force_login(claimer)
+    other.post(reverse("invitation", args=[invitation.token]))
+    assert Membership.objects.get(user=claimer, organization=customer).role == "admin"
+    page = other.get(reverse("partners")).content.decode()
+    assert partner_admin.organization.name in page
+    assert "Created the organization" in page
+    # ...and can revoke.
+    other.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    delegation.refresh_from_db()
+    assert delegation.status == Delegation.Status.REVOKED
+
+
+def test_adding_a_customer_validates_the_form(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(partner_admin.user)
+    response = client.post(reverse("partner-customer-create"), {"name": "", "contact_email": "x"})
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    assert Organization.objects.count() == 1
