@@ -7,7 +7,15 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from .models import AuditEvent, Invitation, Membership, Organization, OutboundEmail, User
+from .models import (
+    AuditEvent,
+    Delegation,
+    Invitation,
+    Membership,
+    Organization,
+    OutboundEmail,
+    User,
+)
 
 
 @admin.register(User)
@@ -84,3 +92,19 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     list_filter = ["status", "template"]
     search_fields = ["subject", "to"]
     exclude = ["attachments"]
+
+
+@admin.register(Delegation)
+class DelegationAdmin(ReadOnlyAdmin):
+    """Customers grant, change and revoke delegations themselves (Partners page); staff look."""
+
+    list_display = ["customer", "partner", "status", "starts_on", "ends_on", "created_at"]
+    list_filter = ["status"]
+    search_fields = [
+        "customer__name",
+        "customer__account_number",
+        "partner__name",
+        "partner__account_number",
+    ]
+    list_select_related = ["customer", "partner"]
+    date_hierarchy = "created_at"

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from licensing.models import License
+from portal.models import Delegation
 from upgrades.models import UpgradeNotification
 from vouchers.models import Voucher
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def _seed() -> str:
     out = StringIO()
-    for command in ("seed_demo", "seed_demo_vouchers", "seed_demo_upgrades"):
+    for command in ("seed_demo", "seed_demo_vouchers", "seed_demo_upgrades", "seed_demo_partners"):
         call_command(command, stdout=out)
     return out.getvalue()
 
@@ -35,3 +36,10 @@ def test_demo_seed_is_idempotent_and_prints_what_to_try(django_capture_on_commit
     notification = UpgradeNotification.objects.get()
     assert notification.code in again  # (the first run prints it once its on-commit task ran)
     assert "oem@hardware.example" in text and "Unredeemed demo voucher codes" in text
+    assert "pedro@partner.example" in text
+    delegation = Delegation.objects.get()
+    assert (delegation.customer.name, delegation.partner.name, delegation.status) == (
+        "Globex Logistics",
+        "Prime Channel Partners",
+        "active",
+    )
