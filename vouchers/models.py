@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from licensing.models import License, ProductVersion, SupportRegistration
-from portal.models import Organization
+from portal.models import Delegation, Organization
 
 
 class VoucherBatch(models.Model):
@@ -174,6 +174,17 @@ class VoucherConversion(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("support registration"),
+    )
+    # The channel partner's delegation it was confirmed under: a conversion finished by a Celery
+    # worker records the partner and marks its licenses as obtained on the customer's behalf,
+    # as one converted within the request does.
+    delegation = models.ForeignKey(
+        Delegation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("partner delegation"),
     )
     # [[voucher id, ...], ...]: one list per license to issue, fixed when the conversion starts.
     plan = models.JSONField(default=list, blank=True)

@@ -15,7 +15,8 @@ from django.utils.translation import gettext as _
 
 from licensing.codes import CodeFormatError, canonical_code, generate_code
 from licensing.models import ProductVersion, SerialNumber
-from portal.models import Membership, Organization, User
+from portal.models import Organization, User
+from portal.policy import organization_access
 
 from .models import Voucher, VoucherBatch, VoucherConversion
 
@@ -260,7 +261,8 @@ def license_groups(checks: Iterable[CodeCheck], *, combine: bool) -> list[Licens
 
 
 def _is_member(actor: User, organization: Organization) -> bool:
-    return Membership.objects.filter(user=actor, organization=organization).exists()
+    """Whether the actor reaches the organization (a member, or its partner: portal.policy)."""
+    return organization_access(actor=actor, organization=organization) is not None
 
 
 def conversion_for(*, actor: User, organization: Organization, pk: UUID | str) -> VoucherConversion:

@@ -24,7 +24,8 @@ from django.utils.translation import gettext as _
 from licensing.codes import generate_code
 from licensing.models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
 from licensing.services import IssueSource, license_issue
-from portal.models import Organization, User
+from portal.acting import acting_under, current_delegation
+from portal.models import Delegation, Organization, User
 from portal.services import audit_record
 
 from .emails import conversion_email_queue
@@ -226,6 +227,7 @@ def voucher_conversion_create(
                 **({"id": conversion_id} if conversion_id is not None else {}),
                 organization=organization,
                 created_by=acting_user if acting_user and acting_user.is_authenticated else None,
+                delegation=_delegation_for(organization),
                 combine=combine,
                 language=language,
                 codes=codes,
@@ -253,8 +255,34 @@ def _existing_conversion(
     return existing
 
 
+def _delegation_for(organization: Organization) -> Delegation | None:
+    """The channel partner's delegation the request acts under for this organization, if any."""
+    delegation = current_delegation()
+    if delegation is None or delegation.customer_id != organization.pk:
+        return None
+    return delegation
+
+
 def voucher_conversion_run(*, conversion_id: UUID | str) -> VoucherConversion:
     """Runs a conversion to its end, or resumes it; a no-op for a finished one (idempotent)."""
+    # A conversion a channel partner confirmed for its customer runs under that delegation,
+    # whether in the request or in a worker: the audit trail and the licenses say who obtained
+    # them, and the customer's administrators get the email.
+    delegation_id = (
+        VoucherConversion.objects.filter(pk=conversion_id)
+        .values_list("delegation_id", flat=True)
+        .first()
+    )
+    delegation = (
+        Delegation.objects.select_related("customer", "partner").filter(pk=delegation_id).first()
+        if delegation_id is not None
+        else None
+    )
+    with acting_under(delegation or current_delegation()):
+        return _conversion_run(conversion_id)
+
+
+def _conversion_run(conversion_id: UUID | str) -> VoucherConversion:
     conflicts = 0
     while True:
         try:

@@ -7,7 +7,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from licensing.models import License
 from licensing.selectors import licenses_visible_to
+from licensing.services import license_email_recipients
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
@@ -71,11 +73,14 @@ def _refused_rows(conversion: VoucherConversion) -> list[dict[str, Any]]:
 
 
 def _recipients(conversion: VoucherConversion) -> list[str]:
-    """Who the license email went to (the same rule as licensing.license_email_recipients)."""
-    addresses = [conversion.registration_data.get("technical_email", "")]
-    if conversion.created_by is not None:
-        addresses.append(conversion.created_by.email)
-    return sorted({address.lower() for address in addresses if address})
+    """Who the license email went to: licensing's rule, applied to the conversion's licenses."""
+    first = next(iter(conversion.licenses), None)
+    license = (
+        License.objects.select_related("registration", "owner").filter(pk=first["id"]).first()
+        if first
+        else None
+    )
+    return license_email_recipients(license, conversion.created_by) if license else []
 
 
 @require_GET

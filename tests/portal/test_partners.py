@@ -444,3 +444,65 @@ def test_adding_a_customer_validates_the_form(client, partner_admin) -> None:  #
     assert response.status_code == 200
     assert response.context["form"].errors
     assert Organization.objects.count() == 1
+
+
+# -- every way of obtaining keys works for a partner, in the customer's name -----------------
+
+
+@pytest.mark.parametrize("count", [3, 60])  # inline, and through the Celery task (> INLINE_MAX)
+def test_a_partner_converts_vouchers_for_its_customer(
+    client, customer_admin, partner_admin, count, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.vouchers import wizard as voucher_wizard
+    from tests.vouchers.factories import vouchers
+
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    codes = [v.code for v in vouchers(count)]
+    _act_for(client, partner_admin, delegation)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = voucher_wizard.walk(client, "\n".join(codes))
+    assert response.status_code == 302
+    license = License.objects.get()  # combined: one license for the product
+    assert license.owner == customer_admin.organization
+    assert license.partner == partner_admin.organization
+    issued = AuditEvent.objects.get(action="license.issued")
+    assert (issued.organization, issued.acting_for) == (
+        partner_admin.organization,
+        customer_admin.organization,
+    )
+    email = Email.objects.get(template="vouchers_converted")
+    assert customer_admin.user.email in email.to
+    assert partner_admin.user.email in email.to
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert customer_admin.user.email in page.content.decode()
+
+
+def test_a_partner_upgrades_a_customers_license(client, customer_admin, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    from tests.upgrades import test_wizard as upgrade_wizard
+    from tests.upgrades.factories import catalog, licensed
+    from upgrades.models import UpgradeLine, UpgradeNotification
+    from upgrades.services import notifications_create
+
+    old, new = catalog()
+    licensed(customer_admin.organization, old, quantity=10, host_id="")
+    notifications_create(version=new, today=timezone.localdate())
+    setup = {"notification": UpgradeNotification.objects.get(), "line": UpgradeLine.objects.get()}
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS, Scope.VIEW_LICENSES],
+    )
+    _act_for(client, partner_admin, delegation)
+    response = upgrade_wizard.walk(client, setup, quantity=4)
+    assert response.status_code == 302
+    upgraded = License.objects.get(version=new)
+    assert upgraded.owner == customer_admin.organization
+    assert upgraded.partner == partner_admin.organization
+    assert AuditEvent.objects.filter(
+        action="license.issued", acting_for=customer_admin.organization
+    ).exists()
