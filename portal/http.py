@@ -4,12 +4,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, overload
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -87,12 +86,17 @@ def organization_required(
 
 
 def _delegation_ended(request: HttpRequest, delegation: Delegation) -> HttpResponseBase:
-    """The partner's session acted for a customer whose delegation is no longer in effect."""
+    """The partner's session acted for a customer whose delegation is no longer in effect.
+
+    Refused with a page that says why; the choice is forgotten, so the partner's next page is
+    in its own organization again.
+    """
     from .services import delegation_expire_lapsed
 
     request.session.pop(SESSION_ACTING_FOR_KEY, None)
     if delegation.has_lapsed(today=timezone.localdate()):
         delegation_expire_lapsed(delegation=delegation)
+        delegation.refresh_from_db()
     reasons = {
         Delegation.Status.REVOKED: _("%(customer)s revoked its delegation to your organization."),
         Delegation.Status.DECLINED: _("Your organization declined the delegation of %(customer)s."),
@@ -101,10 +105,9 @@ def _delegation_ended(request: HttpRequest, delegation: Delegation) -> HttpRespo
         delegation.status,  # type: ignore[call-overload]
         _("The delegation of %(customer)s to your organization has ended."),
     )
-    messages.error(
+    return render(
         request,
-        reason % {"customer": delegation.customer.name}
-        + " "
-        + _("You can no longer act for this customer; nothing was changed."),
+        "portal/delegation_ended.html",
+        {"reason": reason % {"customer": delegation.customer.name}, "delegation": delegation},
+        status=403,
     )
-    return redirect("partner-customers")

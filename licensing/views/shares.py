@@ -13,7 +13,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from portal.http import PortalRequest, organization_required
-from portal.policy import Action, allows
+from portal.policy import Action
 
 from ..forms import ShareForm
 from ..models import License, LicenseShare
@@ -37,7 +37,7 @@ def _owned_selection(request: PortalRequest) -> list[License]:
 
 
 @require_POST
-@organization_required(action=Action.VIEW_LICENSES)
+@organization_required(action=Action.SHARE_LICENSES)
 def share_create(request: PortalRequest) -> HttpResponse:
     licenses = _owned_selection(request)
     back = request.POST.get("back") or "license-list"
@@ -45,9 +45,6 @@ def share_create(request: PortalRequest) -> HttpResponse:
         target = redirect("license-detail", pk=licenses[0].pk)
     else:
         target = redirect("license-list")
-    if not allows(request, Action.SHARE_LICENSES):
-        messages.error(request, _("Only your organization's administrators can share licenses."))
-        return target
     form = ShareForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
