@@ -5,7 +5,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,6 +13,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from portal.http import PortalRequest, organization_required
+from portal.policy import Action, require
 from portal.services import audit_record
 
 from ..forms import CsvUploadForm, CustomFieldForm, CustomValuesForm
@@ -24,17 +24,12 @@ from ..services import custom_values_csv_preview, custom_values_set
 SESSION_CSV_PREVIEW = "licensing:custom-csv-preview"
 
 
-def _require_admin(request: PortalRequest) -> None:
-    if not request.membership.is_admin:
-        raise PermissionDenied(_("Only your organization's administrators can change its fields."))
-
-
 @organization_required
 def custom_fields_settings(request: PortalRequest) -> HttpResponse:
     fields = custom_fields_of(request.organization)
     form = CustomFieldForm(request.POST or None, organization=request.organization)
     if request.method == "POST":
-        _require_admin(request)
+        require(request, Action.DEFINE_CUSTOM_FIELDS)
         if form.is_valid():
             with transaction.atomic():
                 custom_field = form.save(commit=False)
@@ -54,7 +49,7 @@ def custom_fields_settings(request: PortalRequest) -> HttpResponse:
 
 @organization_required
 def custom_field_edit(request: PortalRequest, pk: int) -> HttpResponse:
-    _require_admin(request)
+    require(request, Action.DEFINE_CUSTOM_FIELDS)
     custom_field = get_object_or_404(CustomField, pk=pk, organization=request.organization)
     if request.method == "POST" and "delete" in request.POST:
         with transaction.atomic():
@@ -104,6 +99,7 @@ def _selection(request: PortalRequest) -> list[License]:
 @require_POST
 @organization_required
 def custom_values_bulk(request: PortalRequest) -> HttpResponse:
+    require(request, Action.BULK_CUSTOM_DATA)
     licenses = _selection(request)
     if not licenses:
         messages.error(request, _("Select at least one of your organization's licenses."))
@@ -142,6 +138,7 @@ def custom_values_bulk(request: PortalRequest) -> HttpResponse:
 
 @organization_required
 def custom_values_csv(request: PortalRequest) -> HttpResponse:
+    require(request, Action.BULK_CUSTOM_DATA)
     fields = custom_fields_of(request.organization)
     manageable = licenses_visible_to(actor=request.user, organization=request.organization).filter(
         owner=request.organization
