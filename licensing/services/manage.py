@@ -78,8 +78,20 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
 def registration_update(
     *, license: License, actor: User, data: dict[str, str]
 ) -> SupportRegistration:
-    """Edits the support registration of a license in place; the audit event lists the changes."""
-    registration = SupportRegistration.objects.select_for_update().get(pk=license.registration_id)
+    """Edits the support registration of one license; the audit event lists the changes.
+
+    Copy on write: licenses of one voucher conversion share a registration row, and so do an
+    upgrade's new license and its source. When other licenses use the row, the edited license
+    gets its own copy with the changes and the others keep theirs untouched.
+    """
+    # The license row first, then its registration: a concurrent edit of another license that
+    # shares the row waits, and then counts the sharers as they are after this one committed.
+    registration_id = (
+        License.objects.select_for_update()
+        .values_list("registration_id", flat=True)
+        .get(pk=license.pk)
+    )
+    registration = SupportRegistration.objects.select_for_update().get(pk=registration_id)
     changes = {
         name: {"from": getattr(registration, name), "to": data[name]}
         for name in REGISTRATION_FIELDS
@@ -87,12 +99,24 @@ def registration_update(
     }
     if not changes:
         return registration
-    for name, change in changes.items():
-        setattr(registration, name, change["to"])
-    registration.save()
-    _audit_license(
-        "license.registration_changed", license=license, actor=actor, details={"changes": changes}
-    )
+    details: dict[str, Any] = {"changes": changes}
+    shared = License.objects.filter(registration_id=registration.pk).exclude(pk=license.pk)
+    if shared.exists():
+        copied_from = registration.pk
+        registration.pk = None
+        registration._state.adding = True
+        registration.created_at = timezone.now()
+        for name, change in changes.items():
+            setattr(registration, name, change["to"])
+        registration.save()
+        License.objects.filter(pk=license.pk).update(registration=registration)
+        license.registration = registration
+        details["copied_from"] = copied_from
+    else:
+        for name, change in changes.items():
+            setattr(registration, name, change["to"])
+        registration.save()
+    _audit_license("license.registration_changed", license=license, actor=actor, details=details)
     return registration
 
 

@@ -96,9 +96,7 @@ def test_read_only_recipient_does_not_see_a_related_license_it_may_not_see(clien
 
 def test_superseded_by_appears_only_when_the_newer_license_is_visible(client, world) -> None:  # type: ignore[no-untyped-def]
     stranger = MembershipFactory()
-    LicenseShare.objects.create(
-        license=world["old"], email=stranger.user.email, user=stranger.user
-    )
+    LicenseShare.objects.create(license=world["old"], email=stranger.user.email, user=stranger.user)
     client.force_login(stranger.user)
     page = _page(client, "license-detail", world["old"])
     assert "Superseded by" not in page and world["new"].key not in page
