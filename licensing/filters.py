@@ -7,6 +7,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +16,7 @@ from portal.models import Organization
 
 from .codes import compact
 from .models import CustomField, CustomFieldValue, License, Product, ProductVersion
+from .services import custom_value_clean
 
 MAINTENANCE_CHOICES = [
     ("active", _("Active")),
@@ -114,7 +116,13 @@ class LicenseFilter(django_filters.FilterSet):
             if custom_field.field_type == CustomField.Type.TEXT:
                 values = values.filter(value__icontains=str(value).strip())
             elif custom_field.field_type == CustomField.Type.NUMBER:
-                values = values.filter(value=format(value.normalize(), "f"))
+                # The stored form of the number, by the rule values are stored by; a number no
+                # value can have matches nothing.
+                try:
+                    stored = custom_value_clean(custom_field, str(value))
+                except ValidationError:
+                    return queryset.none()
+                values = values.filter(value=stored)
             elif custom_field.field_type == CustomField.Type.DATE:
                 values = values.filter(value=value.isoformat())
             else:

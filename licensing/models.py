@@ -174,7 +174,8 @@ class SupportRegistration(models.Model):
         Organization, on_delete=models.CASCADE, related_name="registrations"
     )
     company = models.CharField(_("company"), max_length=200)
-    address = models.TextField(_("address"))
+    # Capped: it is copied into emails and license pages; 500 characters hold any address.
+    address = models.TextField(_("address"), max_length=500)
     country = models.CharField(_("country"), max_length=100)
     primary_name = models.CharField(_("primary contact name"), max_length=200)
     primary_email = models.EmailField(_("primary contact email"))
@@ -421,7 +422,10 @@ class CustomField(models.Model):
     field_type = models.CharField(_("type"), max_length=8, choices=Type.choices, default="text")
     required = models.BooleanField(_("required"), default=False)
     choices = models.TextField(
-        _("choices"), blank=True, help_text=_("For choice fields: one option per line.")
+        _("choices"),
+        blank=True,
+        max_length=5000,
+        help_text=_("For choice fields: one option per line."),
     )
     position = models.PositiveSmallIntegerField(_("position"), default=0)
 

@@ -20,7 +20,8 @@ urlpatterns = [
         views.invitation_revoke_view,
         name="invitation-revoke",
     ),
-    path("invitations/<str:token>/", views.invitation_landing, name="invitation"),
+    # Tokens are token_urlsafe: anything else (a NUL, a slash) is a 404 before any query.
+    path("invitations/<slug:token>/", views.invitation_landing, name="invitation"),
     path("", include("licensing.urls")),
     path("vouchers/", include("vouchers.urls")),
     path("upgrades/", include("upgrades.urls")),
