@@ -91,6 +91,8 @@ def test_upgrade_end_to_end(client, setup, django_capture_on_commit_callbacks) -
     (email,) = mail.outbox
     assert new_license.key in email.body and "new-tech@acme.example" in email.to
     assert client.get(response["Location"]).status_code == 200
+    page = client.get(reverse("license-detail", kwargs={"pk": source.pk})).content.decode()
+    assert f"Upgraded: 4 to version {setup['new'].version}" in page
 
 
 def test_upgrading_everything_supersedes_the_source(client, setup) -> None:  # type: ignore[no-untyped-def]
