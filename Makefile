@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check-deploy format worker beat serve messages bench clean
+.PHONY: run test lint check-deploy check-invariants format worker beat serve messages bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -22,9 +22,23 @@ run: $(STAMP)  ## The portal on its embedded default, with demo data, at http://
 	$(BIN)/python manage.py seed_demo_partners
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-test: $(STAMP) lint  ## Lint, migrations check and the whole test suite
+test: $(STAMP) lint  ## Lint, migrations check, the whole test suite and the invariants
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory check-invariants
+
+# `manage.py check_invariants` on a freshly migrated database holding the demo data (a
+# throwaway SQLite file, tasks run in-process): what the demo creates must keep every invariant.
+check-invariants: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  export DATABASE_URL="sqlite:///$$tmp/invariants.sqlite3" PORTAL_VAR_DIR="$$tmp" \
+	    DJANGO_LOG_LEVEL=WARNING && \
+	  unset REDIS_URL && \
+	  $(BIN)/python manage.py migrate --noinput -v 0 && \
+	  $(BIN)/python manage.py seed_demo >/dev/null && \
+	  $(BIN)/python manage.py seed_demo_vouchers >/dev/null && \
+	  $(BIN)/python manage.py seed_demo_upgrades >/dev/null && \
+	  $(BIN)/python manage.py check_invariants
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

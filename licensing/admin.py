@@ -4,18 +4,26 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from import_export import fields, resources
-from import_export.admin import ImportExportMixin
+from import_export.admin import ExportMixin
 from import_export.widgets import ForeignKeyWidget
 
-from .codes import CodeFormatError, canonical_code
-from .models import License, Product, ProductVersion, SerialNumber, SupportRegistration
-from .services import LicensingError, serials_create
+from .models import (
+    License,
+    Product,
+    ProductVersion,
+    SerialNumber,
+    SerialRedemption,
+    SupportRegistration,
+)
+from .services import LicensingError, serials_create, serials_import, serials_import_preview
 
 
 class ProductVersionInline(admin.TabularInline):
@@ -101,18 +109,12 @@ def _serial_codes_response(serials: list[SerialNumber], version: ProductVersion)
 
 
 class VersionWidget(ForeignKeyWidget):
-    """Finds the version from the `product` SKU and `version` columns of the same row."""
-
-    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Any:
-        try:
-            return ProductVersion.objects.get(product__sku=row["product"], version=value)
-        except ProductVersion.DoesNotExist as exc:
-            raise ValueError(
-                f"Unknown product version {row.get('product')} {value}: create it first."
-            ) from exc
+    """Exports the version number beside the product SKU column."""
 
 
 class SerialNumberResource(resources.ModelResource):
+    """The export of serial numbers. Imports go through serials_import, which only creates."""
+
     product = fields.Field(attribute="version__product__sku", column_name="product", readonly=True)
     version = fields.Field(
         attribute="version", column_name="version", widget=VersionWidget(ProductVersion, "version")
@@ -120,7 +122,6 @@ class SerialNumberResource(resources.ModelResource):
 
     class Meta:
         model = SerialNumber
-        import_id_fields = ["code"]
         fields = [
             "code",
             "product",
@@ -132,24 +133,26 @@ class SerialNumberResource(resources.ModelResource):
             "printed_key",
             "status",
         ]
-        skip_unchanged = True
 
-    def before_import_row(self, row: Any, **kwargs: Any) -> None:
-        # Generated codes are checked and stored grouped; legacy codes are kept as they are.
-        try:
-            row["code"] = canonical_code(str(row.get("code") or ""))
-        except CodeFormatError as exc:
-            raise ValueError(
-                f"Serial number {row.get('code')!r} is not valid ({exc.reason})."
-            ) from exc
-        row.setdefault("status", SerialNumber.Status.OPEN)
-        if not row.get("status"):
-            row["status"] = SerialNumber.Status.OPEN
+
+class SerialImportForm(forms.Form):
+    import_file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "Columns: code, product, version, kind, quantity, maintenance_months, expires_on, "
+            "printed_key. Existing serial numbers are reported and never changed."
+        ),
+    )
+
+
+SESSION_SERIAL_IMPORT = "licensing:serial-import"
 
 
 @admin.register(SerialNumber)
-class SerialNumberAdmin(ImportExportMixin, admin.ModelAdmin):
+class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
     resource_classes = [SerialNumberResource]
+    # The export's change list, plus a link to serials_import's page (create-only).
+    import_export_change_list_template = "admin/licensing/serialnumber/change_list.html"
     list_display = [
         "code",
         "version",
@@ -177,6 +180,78 @@ class SerialNumberAdmin(ImportExportMixin, admin.ModelAdmin):
         if obj is not None:
             return [*self.readonly_fields, "code", "version", "kind", "quantity"]
         return self.readonly_fields
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="licensing_serialnumber_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload → preview (new, existing, refused) → confirm; serials_import writes."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        changelist = reverse("admin:licensing_serialnumber_changelist")
+        if request.method == "POST" and "confirm" in request.POST:
+            stored = request.session.pop(SESSION_SERIAL_IMPORT, None)
+            if not stored:
+                self.message_user(
+                    request, _("The preview expired. Upload the file again."), messages.ERROR
+                )
+                return redirect(request.path)
+            try:
+                result = serials_import(
+                    rows=stored["rows"],
+                    reported_existing=stored["existing"],
+                    actor=request.user,  # type: ignore[arg-type]
+                )
+            except LicensingError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return redirect(request.path)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d serial number created.",
+                    "%(count)d serial numbers created.",
+                    len(result.created),
+                )
+                % {"count": len(result.created)},
+            )
+            if result.existing:
+                self.message_user(
+                    request,
+                    _("Already existed, left unchanged: %(codes)s")
+                    % {"codes": ", ".join(result.existing)},
+                    messages.WARNING,
+                )
+            return redirect(changelist)
+        form = SerialImportForm(request.POST or None, request.FILES or None)
+        preview = None
+        if request.method == "POST" and form.is_valid():
+            preview = serials_import_preview(content=form.cleaned_data["import_file"].read())
+            if preview.error:
+                form.add_error("import_file", preview.error)
+                preview = None
+            else:
+                request.session[SESSION_SERIAL_IMPORT] = {
+                    "rows": preview.creatable_data(),
+                    "existing": [row.code for row in preview.existing],
+                }
+        return render(
+            request,
+            "admin/licensing/serial_import.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "form": form,
+                "preview": preview,
+                "title": _("Import serial numbers"),
+            },
+        )
 
     @admin.action(description=_("Void the selected open serial numbers"))
     def void_serials(self, request: HttpRequest, queryset: QuerySet[SerialNumber]) -> None:
@@ -216,6 +291,24 @@ class LicenseAdmin(admin.ModelAdmin):
     date_hierarchy = "issued_at"
 
     # Licenses are minted by licensing.services.license_issue only; admin reads them.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SerialRedemption)
+class SerialRedemptionAdmin(admin.ModelAdmin):
+    """The one redemption of each serial, written by serial_redeem; staff read it."""
+
+    list_display = ["code", "kind", "organization", "license", "redeemed_at"]
+    search_fields = ["code", "organization__name", "license__key"]
+    list_select_related = ["organization", "license"]
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

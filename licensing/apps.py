@@ -13,7 +13,13 @@ class LicensingConfig(AppConfig):
     def ready(self) -> None:
         from allauth.account.signals import email_confirmed
 
+        from portal.invariants import invariant_register
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .invariants import CHECKS
+
+        for name, check in CHECKS.items():
+            invariant_register(name, check)
 
         email_confirmed.connect(_bind_shares, dispatch_uid="licensing-bind-shares")
 

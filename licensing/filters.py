@@ -7,12 +7,16 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from portal.models import Organization
+
 from .codes import compact
 from .models import CustomField, CustomFieldValue, License, Product, ProductVersion
+from .services import custom_value_clean
 
 MAINTENANCE_CHOICES = [
     ("active", _("Active")),
@@ -66,9 +70,16 @@ class LicenseFilter(django_filters.FilterSet):
     )
     sort = django_filters.CharFilter(method="filter_sort", widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, custom_fields: list[CustomField], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        custom_fields: list[CustomField],
+        organization: Organization | None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.custom_fields = custom_fields
+        self.organization = organization
         visible_versions = self.queryset.values("version_id")
         self.filters["version"].queryset = ProductVersion.objects.filter(
             pk__in=visible_versions
@@ -105,7 +116,13 @@ class LicenseFilter(django_filters.FilterSet):
             if custom_field.field_type == CustomField.Type.TEXT:
                 values = values.filter(value__icontains=str(value).strip())
             elif custom_field.field_type == CustomField.Type.NUMBER:
-                values = values.filter(value=format(value.normalize(), "f"))
+                # The stored form of the number, by the rule values are stored by; a number no
+                # value can have matches nothing.
+                try:
+                    stored = custom_value_clean(custom_field, str(value))
+                except ValidationError:
+                    return queryset.none()
+                values = values.filter(value=stored)
             elif custom_field.field_type == CustomField.Type.DATE:
                 values = values.filter(value=value.isoformat())
             else:
@@ -121,25 +138,30 @@ class LicenseFilter(django_filters.FilterSet):
         if not text:
             return queryset
         bare = compact(text)
+        # The purchase reference and the custom data are the owner's: searching them must not
+        # tell a share recipient what they hold. Custom values are searched only in the acting
+        # organization's own fields, the purchase reference only on its own licenses.
+        owned = Q(owner=self.organization) if self.organization is not None else Q(pk__in=[])
+        own_values = CustomFieldValue.objects.filter(
+            license=OuterRef("pk"),
+            field_id__in=[f.pk for f in self.custom_fields],
+            value__icontains=text,
+        )
         condition = (
             Q(key__icontains=text)
-            | Q(source_ref__icontains=text)
+            | (Q(source_ref__icontains=text) & owned)
             | Q(host_id__icontains=text)
             | Q(registration__company__icontains=text)
             | Q(registration__primary_name__icontains=text)
             | Q(registration__primary_email__icontains=text)
             | Q(registration__technical_name__icontains=text)
             | Q(registration__technical_email__icontains=text)
-            | Q(
-                Exists(
-                    CustomFieldValue.objects.filter(license=OuterRef("pk"), value__icontains=text)
-                )
-            )
+            | Q(Exists(own_values))
         )
         if len(bare) >= 5 and bare.isalnum():
             # A key or serial typed without its dashes still matches.
             grouped = "-".join(bare[i : i + 5] for i in range(0, len(bare), 5))
-            condition |= Q(key__icontains=grouped) | Q(source_ref__icontains=grouped)
+            condition |= Q(key__icontains=grouped) | (Q(source_ref__icontains=grouped) & owned)
         return queryset.filter(condition)
 
     def filter_maintenance(

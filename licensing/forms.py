@@ -265,8 +265,11 @@ class CustomValuesForm(forms.Form):
                     choices=[("", "—"), *[(c, c) for c in custom_field.choice_list]]
                 )
             elif custom_field.field_type == CustomField.Type.DATE:
-                formfield = forms.CharField(widget=forms.DateInput(attrs={"type": "date"}))
+                formfield = forms.CharField(
+                    max_length=40, widget=forms.DateInput(attrs={"type": "date"})
+                )
             elif custom_field.field_type == CustomField.Type.NUMBER:
+                # Its length is checked by custom_value_clean, with the field's own message.
                 formfield = forms.CharField(widget=forms.TextInput(attrs={"inputmode": "decimal"}))
             else:
                 formfield = forms.CharField(max_length=500)

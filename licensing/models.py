@@ -174,7 +174,8 @@ class SupportRegistration(models.Model):
         Organization, on_delete=models.CASCADE, related_name="registrations"
     )
     company = models.CharField(_("company"), max_length=200)
-    address = models.TextField(_("address"))
+    # Capped: it is copied into emails and license pages; 500 characters hold any address.
+    address = models.TextField(_("address"), max_length=500)
     country = models.CharField(_("country"), max_length=100)
     primary_name = models.CharField(_("primary contact name"), max_length=200)
     primary_email = models.EmailField(_("primary contact email"))
@@ -301,6 +302,55 @@ class License(models.Model):
         return f"{self.version.product.sku}-{self.key[-5:]}.lic".lower()
 
 
+class SerialRedemption(models.Model):
+    """The one redemption of a serial number: written by serial_redeem for every kind.
+
+    The database, not Python, guarantees "once": `serial` and `code` are unique, so a second
+    redemption of one serial fails on insert whatever path reopened it (an import, a hand edit of
+    its status). `code` is unique as well as `serial` so that deleting a redeemed serial and
+    creating one with the same code cannot make it redeemable again; PROTECT keeps the serial.
+    """
+
+    serial = models.OneToOneField(
+        SerialNumber,
+        on_delete=models.PROTECT,
+        related_name="redemption",
+        verbose_name=_("serial number"),
+    )
+    code = models.CharField(_("serial number"), max_length=64, unique=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=SerialNumber.Kind.choices)
+    license = models.ForeignKey(
+        License,
+        on_delete=models.PROTECT,
+        related_name="serial_redemptions",
+        verbose_name=_("license"),
+        help_text=_("The license this serial created or renewed."),
+    )
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="serial_redemptions",
+        verbose_name=_("redeemed by"),
+    )
+    redeemed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("redeemed by user"),
+    )
+    redeemed_at = models.DateTimeField(_("redeemed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("serial redemption")
+        verbose_name_plural = _("serial redemptions")
+        ordering = ["-redeemed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} → {self.license_id}"
+
+
 class RetiredKey(models.Model):
     """A key a license no longer answers to (rehosted): kept so the old key reads as revoked."""
 
@@ -382,7 +432,10 @@ class CustomField(models.Model):
     field_type = models.CharField(_("type"), max_length=8, choices=Type.choices, default="text")
     required = models.BooleanField(_("required"), default=False)
     choices = models.TextField(
-        _("choices"), blank=True, help_text=_("For choice fields: one option per line.")
+        _("choices"),
+        blank=True,
+        max_length=5000,
+        help_text=_("For choice fields: one option per line."),
     )
     position = models.PositiveSmallIntegerField(_("position"), default=0)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -79,11 +80,64 @@ def custom_fields_of(organization: Organization | None) -> list[CustomField]:
     return list(CustomField.objects.filter(organization=organization))
 
 
-def license_history(license: License) -> QuerySet[AuditEvent]:
-    """Audit events about a license, newest first."""
-    return AuditEvent.objects.filter(
-        object_type="licensing.license", object_id=str(license.pk)
-    ).order_by("-created_at")
+# What happened to a license itself: the history a share recipient sees (README, "What a share
+# recipient sees"), without actors. Shares, custom data and resends name people or hold the
+# owner's own data, so they stay the owner's.
+RECIPIENT_HISTORY_ACTIONS = (
+    "license.issued",
+    "license.renewed",
+    "license.rehosted",
+    "license.superseded",
+    "license.upgraded",
+    "license.registration_changed",
+)
+
+
+def license_history(
+    license: License, *, access: LicenseAccess | None = None
+) -> QuerySet[AuditEvent]:
+    """Audit events about a license, newest first; a share recipient's `access` narrows them."""
+    events = AuditEvent.objects.filter(object_type="licensing.license", object_id=str(license.pk))
+    if access is not None and not access.is_owner:
+        events = events.filter(action__in=RECIPIENT_HISTORY_ACTIONS)
+    return events.order_by("-created_at")
+
+
+@dataclass(frozen=True)
+class RelatedLicenses:
+    supersedes: License | None
+    superseded_by: License | None
+
+
+def related_licenses(
+    *,
+    actor: User,
+    organization: Organization | None,
+    license: License,
+    superseded_by: bool = True,
+) -> RelatedLicenses:
+    """The license this one supersedes and the newest one superseding it, each only if the
+    actor may see it itself: a share of one license is not a share of its neighbours."""
+    if not superseded_by and license.supersedes_id is None:
+        return RelatedLicenses(supersedes=None, superseded_by=None)
+    visible = licenses_visible_to(actor=actor, organization=organization).select_related(None)
+    related = list(
+        visible.filter(Q(pk=license.supersedes_id) | Q(supersedes=license))
+        .select_related("version")
+        .order_by("-issued_at")
+    )
+    return RelatedLicenses(
+        supersedes=next((r for r in related if r.pk == license.supersedes_id), None),
+        superseded_by=next((r for r in related if r.supersedes_id == license.pk), None),
+    )
+
+
+def owned_license_for(*, actor: User, organization: Organization | None, pk: UUID | str) -> License:
+    """One license the acting organization owns (not merely shared with the actor), or 404."""
+    license = license_for(actor=actor, organization=organization, pk=pk)
+    if organization is None or license.owner_id != organization.pk:
+        raise Http404("No such license.")
+    return license
 
 
 def license_shares(license: License) -> QuerySet[LicenseShare]:

@@ -12,7 +12,8 @@ urlpatterns = [
     path("licenses/export.<str:fmt>", licenses.license_export, name="license-export"),
     path("licenses/share/", shares.share_create, name="license-share"),
     path("licenses/shares/<int:pk>/revoke/", shares.share_revoke_view, name="share-revoke"),
-    path("licenses/shared/<str:token>/", shares.share_landing, name="share-landing"),
+    # Share tokens are token_urlsafe: anything else is a 404 before any query.
+    path("licenses/shared/<slug:token>/", shares.share_landing, name="share-landing"),
     path("licenses/custom-data/", custom_data.custom_values_bulk, name="custom-values-bulk"),
     path("licenses/custom-data/csv/", custom_data.custom_values_csv, name="custom-values-csv"),
     path("licenses/<uuid:pk>/", licenses.license_detail, name="license-detail"),

@@ -7,8 +7,10 @@ submitted twice (double click, two tabs, a replayed POST) lands on the same resu
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -17,6 +19,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from formtools.wizard.forms import ManagementForm
 from formtools.wizard.views import SessionWizardView
 
 from portal.http import PortalRequest, organization_required
@@ -28,8 +31,6 @@ from .models import License, SerialNumber, add_months
 from .selectors import latest_registration
 from .services import LicensingError, SerialAlreadyRedeemed, serial_redeem, target_licenses
 
-LAST_RESULT_KEY = "get-a-key:last-result"
-
 STEP_TITLES = {
     "serial": gettext_lazy("Serial number"),
     "registration": gettext_lazy("Registration and contacts"),
@@ -37,24 +38,105 @@ STEP_TITLES = {
 }
 
 
+STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")
+# Finished instances of this session: token → license id, so that a second submit of a
+# confirmation (double click, back and resubmit) lands on its own result and nobody else's.
+RESULTS_KEY = "wizard:results"
+RESULTS_KEPT = 20
+
+
+class InstanceManagementForm(ManagementForm):
+    """formtools' management form plus the token of the wizard instance the page belongs to."""
+
+    instance = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
 class PortalWizard(SessionWizardView):
-    """The portal's wizards: a POST naming a step the wizard does not have restarts it."""
+    """The portal's wizards: every instance has a token, and every page carries it.
+
+    An instance starts with a GET, or with a POST of the first step that carries no token (a
+    script, a page from before the session). Any other POST must carry the token of the
+    instance the session holds: a page of an instance that has moved on (another tab or the
+    menu started a new one, or it finished) gets "this request started over" and the live
+    instance's current step, never that instance's confirmation or another instance's result.
+    The token is also the idempotency key of the final write.
+    """
 
     restart_url: str
+    result_url = "get-a-key-result"
+
+    # -- the instance ---------------------------------------------------------------------
+
+    @property
+    def instance(self) -> str:
+        return str(self.storage.extra_data.get("instance") or "")
+
+    def start_instance(self) -> str:
+        """Resets the wizard to its first step under a new token."""
+        self.storage.reset()
+        self.storage.current_step = self.steps.first
+        token = secrets.token_urlsafe(24)
+        self.storage.extra_data = {"instance": token}
+        return token
+
+    def posted_instance(self) -> str:
+        return self.request.POST.get(f"{self.get_prefix(self.request)}-instance", "")
+
+    def finished_result(self, token: str) -> str | None:
+        results: dict[str, str] = self.request.session.get(RESULTS_KEY) or {}
+        return results.get(token) if token else None
+
+    def finish(self, license_id: object) -> HttpResponseRedirect:
+        """Ends this instance on its result page; a repeated submit of it finds that page."""
+        results: dict[str, str] = dict(self.request.session.get(RESULTS_KEY) or {})
+        token = self.instance
+        if token:
+            results[token] = str(license_id)
+            self.request.session[RESULTS_KEY] = dict(list(results.items())[-RESULTS_KEPT:])
+        self.storage.reset()
+        return HttpResponseRedirect(reverse(self.result_url, kwargs={"pk": license_id}))
+
+    def started_over(self) -> HttpResponse:
+        """The posted page belongs to an instance that moved on: say so, show the live one."""
+        messages.warning(self.request, STARTED_OVER)
+        if not self.instance:
+            self.start_instance()
+        return self.render_goto_step(self.steps.current)
+
+    # -- formtools hooks --------------------------------------------------------------------
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.start_instance()
+        return self.render(self.get_form())
 
     def posted_step(self) -> str | None:
         return self.request.POST.get(f"{self.get_prefix(self.request)}-current_step")
 
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
         goto = self.request.POST.get("wizard_goto_step")
-        if self.posted_step() not in self.steps.all or (
-            goto is not None and goto not in self.steps.all
-        ):
+        step = self.posted_step()
+        if step not in self.steps.all or (goto is not None and goto not in self.steps.all):
             # A tampered or stale form: start again rather than fail.
             self.storage.reset()
             messages.warning(self.request, _("Your session moved on; please start again."))
             return redirect(self.restart_url)
+        posted = self.posted_instance()
+        if not posted and step == self.steps.first and goto is None:
+            self.start_instance()
+        elif not posted or posted != self.instance:
+            finished = self.finished_result(posted)
+            if finished and step == self.steps.last and goto is None:
+                return HttpResponseRedirect(reverse(self.result_url, kwargs={"pk": finished}))
+            return self.started_over()
         return super().post(*args, **kwargs)
+
+    def get_context_data(self, form: Any, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(form=form, **kwargs)
+        context["wizard"]["management_form"] = InstanceManagementForm(
+            prefix=self.prefix,
+            initial={"current_step": self.steps.current, "instance": self.instance},
+        )
+        return context
 
 
 @method_decorator(organization_required(action=Action.OBTAIN_KEYS), name="dispatch")
@@ -146,24 +228,27 @@ class GetAKeyWizard(PortalWizard):
         return context
 
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
-        # A confirmation for a wizard that already finished (double submit, second tab): show
-        # the result of the first one instead of starting over.
-        if self.posted_step() == "confirm" and "wizard_goto_step" not in self.request.POST:
+        # This instance's own serial was redeemed meanwhile (a double click whose first request
+        # finished after this one read the session): its result, not a second attempt.
+        if (
+            self.posted_step() == "confirm"
+            and "wizard_goto_step" not in self.request.POST
+            and self.posted_instance()
+            and self.posted_instance() == self.instance
+        ):
             serial = self._serial()
-            if serial is None and self.request.session.get(LAST_RESULT_KEY):
-                return redirect("get-a-key-result", pk=self.request.session[LAST_RESULT_KEY])
             if (
                 serial is not None
                 and serial.status == SerialNumber.Status.REDEEMED
                 and serial.redeemed_by_id == self.request.organization.pk
                 and serial.license_id
             ):
-                return self._finish(serial.license_id)
+                return self.finish(serial.license_id)
         return super().post(*args, **kwargs)
 
     def render_revalidation_failure(self, failed_step: str, form: Any, **kwargs: Any) -> Any:
         if failed_step == "serial" and getattr(form, "already_redeemed", None) is not None:
-            return self._finish(form.already_redeemed.pk)
+            return self.finish(form.already_redeemed.pk)
         return super().render_revalidation_failure(failed_step, form, **kwargs)
 
     def done(self, form_list: Any, form_dict: dict[str, Any], **kwargs: Any) -> HttpResponse:
@@ -179,7 +264,7 @@ class GetAKeyWizard(PortalWizard):
                 host_id=registration.cleaned_data.get("host_id", ""),
             )
         except SerialAlreadyRedeemed as exc:
-            return self._finish(exc.license.pk)
+            return self.finish(exc.license.pk)
         except LicensingError as exc:
             messages.error(self.request, str(exc))
             self.storage.reset()
@@ -188,9 +273,4 @@ class GetAKeyWizard(PortalWizard):
             messages.success(self.request, _("Maintenance renewed. A new license file was issued."))
         else:
             messages.success(self.request, _("Your license key is ready."))
-        return self._finish(result.license.pk)
-
-    def _finish(self, license_id: object) -> HttpResponseRedirect:
-        self.storage.reset()
-        self.request.session[LAST_RESULT_KEY] = str(license_id)
-        return HttpResponseRedirect(reverse("get-a-key-result", kwargs={"pk": license_id}))
+        return self.finish(result.license.pk)

@@ -78,7 +78,8 @@ class Organization(models.Model):
     )
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.CUSTOMER)
-    address = models.TextField(_("address"), blank=True)
+    # Capped: it is copied into emails and pages; 500 characters hold any address.
+    address = models.TextField(_("address"), blank=True, max_length=500)
     country = models.CharField(_("country"), max_length=100, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 

@@ -20,7 +20,8 @@ urlpatterns = [
         views.invitation_revoke_view,
         name="invitation-revoke",
     ),
-    path("invitations/<str:token>/", views.invitation_landing, name="invitation"),
+    # Tokens are token_urlsafe: anything else (a NUL, a slash) is a 404 before any query.
+    path("invitations/<slug:token>/", views.invitation_landing, name="invitation"),
     path("organization/partners/", views.partners, name="partners"),
     path("organization/partners/<int:pk>/", views.partner_update, name="partner-update"),
     path("partners/customers/", views.partner_customers_view, name="partner-customers"),

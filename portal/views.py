@@ -6,8 +6,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -190,10 +191,16 @@ def organization_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
             break
     else:
         messages.error(request, _("You are not a member of that organization."))
+    # Back to the page the switch was made on: a path on this site, never a URL name or an
+    # address elsewhere (redirect() would try "foo" as a view name and fail).
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = "dashboard"
-    return redirect(target)
+    if not (
+        target.startswith("/")
+        and not target.startswith("//")
+        and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    ):
+        target = reverse("dashboard")
+    return HttpResponseRedirect(target)
 
 
 @organization_required(action=Action.VIEW_MEMBERS)

@@ -56,6 +56,7 @@ def _fill(route: str, license_pk: str) -> str:
         ("<uuid:pk>", license_pk),
         ("<int:pk>", "999999"),
         ("<str:token>", "nope"),
+        ("<slug:token>", "nope"),
         ("<str:fmt>", "csv"),
         ("<uuid:", "x"),
     ):

@@ -101,6 +101,8 @@ LICENSE_VIEW = row(
 )
 LICENSE_MANAGE = row(**{**LICENSE_VIEW, "share_recipient": REFUSED})
 CUSTOMER_OBJECT = LICENSE_MANAGE  # a conversion, a notification: not shared with anyone
+# The result page names the people the key was emailed to: the owner's context only.
+LICENSE_RESULT = row(**{**LICENSE_VIEW, "share_recipient": REFUSED})
 PARTNER_OWN = row(
     **{
         **_CLOSED,
@@ -131,7 +133,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "partner-stop": PARTNER_OWN,
     # licensing
     "get-a-key": NEEDS_SCOPE,
-    "get-a-key-result": LICENSE_VIEW,
+    "get-a-key-result": LICENSE_RESULT,
     "license-list": NEEDS_SCOPE,
     "license-export": NEEDS_SCOPE,
     "license-share": ADMIN_OF_OWN,
@@ -191,6 +193,7 @@ ADMIN_READ_ONLY = {
     f"admin:{model}_{verb}"
     for model in (
         "licensing_license",
+        "licensing_serialredemption",
         "portal_auditevent",
         "portal_delegation",
         "portal_outboundemail",

@@ -2,19 +2,18 @@
 confirm → new license key.
 
 State lives in the server-side session (django-formtools); every step re-reads the
-notification and line from the database, only the last step writes, and a token kept with the
-wizard's state makes a repeated confirmation return the first result.
+notification and line from the database, only the last step writes, and the wizard instance's
+token (PortalWizard), given whatever the first request was, makes a repeated or concurrent
+confirmation return the first result; a confirmation without it is refused.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -29,8 +28,6 @@ from .forms import ConfirmForm, LineForm, NotificationIdForm, QuantityForm, Regi
 from .models import UpgradeLine, UpgradeNotification
 from .selectors import open_lines, open_notification
 from .services import line_for, upgrade_redeem
-
-LAST_RESULT_KEY = "upgrade:last-result"
 
 STEP_TITLES = {
     "notification": gettext_lazy("Notification ID"),
@@ -93,9 +90,7 @@ class UpgradeWizard(PortalWizard):
     def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
         # As formtools' get (a fresh wizard), plus: a link from the notice email or the
         # pending list carries the notification ID and starts at step 2.
-        self.storage.reset()
-        self.storage.current_step = self.steps.first
-        self.storage.extra_data = {"token": secrets.token_urlsafe(24)}
+        self.start_instance()
         code = request.GET.get("notification", "")
         if code:
             notification = open_notification(code=code, organization=self.request.organization)
@@ -157,16 +152,11 @@ class UpgradeWizard(PortalWizard):
             context["registration"] = self.get_cleaned_data_for_step("registration") or {}
         return context
 
-    def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
-        goto = self.request.POST.get("wizard_goto_step")
-        if self.posted_step() == "confirm" and goto is None and self._notification() is None:
-            last = self.request.session.get(LAST_RESULT_KEY)
-            if last:  # the wizard already finished: a second click, another tab
-                return redirect("get-a-key-result", pk=last)
-        return super().post(*args, **kwargs)
-
     def done(self, form_list: Any, form_dict: dict[str, Any], **kwargs: Any) -> HttpResponse:
         registration = form_dict["registration"]
+        token = self.instance
+        if not token:  # PortalWizard.post lets no confirm through without one; never invent it
+            return self.started_over()
         try:
             license = upgrade_redeem(
                 line_id=form_dict["line"].cleaned_data["line"],
@@ -176,16 +166,14 @@ class UpgradeWizard(PortalWizard):
                     name: registration.cleaned_data[name] for name in REGISTRATION_FIELDS
                 },
                 actor=self.request.user,
-                token=self.storage.extra_data.get("token") or secrets.token_urlsafe(24),
+                token=token,
             )
         except LicensingError as exc:
             messages.error(self.request, str(exc))
             return redirect("upgrade")
-        self.storage.reset()
-        self.request.session[LAST_RESULT_KEY] = str(license.pk)
         messages.success(
             self.request,
             _("Upgrade complete: here is the license key for version %(version)s.")
             % {"version": license.version.version},
         )
-        return HttpResponseRedirect(reverse("get-a-key-result", kwargs={"pk": license.pk}))
+        return self.finish(license.pk)

@@ -20,7 +20,17 @@ from portal.ratelimit import failed_attempt_record, failed_attempts_budget
 from .selectors import CodeCheck, Reason, vouchers_check
 
 MAX_CODES = 1000
+# Input is measured before it is parsed. Typed or pasted: 1,000 codes take under 32,000
+# characters in any layout people use; twice that leaves room for stray spaces and notes.
+MAX_TEXT_CHARS = 64 * 1024
 MAX_FILE_BYTES = 1024 * 1024
+# A spreadsheet of 1,000 codes with up to 19 other columns; counted before the CSV is read.
+MAX_CSV_CELLS = 20 * MAX_CODES
+# Splitting stops here: past it the list is refused anyway, so nothing more is worth reading.
+MAX_ENTRIES = 2 * MAX_CODES
+# csv.Sniffer's regular expressions are quadratic in their sample: a small one is enough to
+# tell commas from semicolons and tabs.
+SNIFF_CHARS = 1024
 CODE_LENGTH = CODE_BODY_LENGTH + 1
 # Column headers a spreadsheet of codes may use (English and Portuguese).
 CODE_HEADERS = {
@@ -49,29 +59,38 @@ NOT_CSV_MESSAGE = _(
 )
 
 
-def split_codes(text: str) -> list[str]:
+def split_codes(text: str, *, limit: int | None = None) -> list[str]:
     """Codes as typed or pasted: one per line, or separated by commas, semicolons or spaces.
 
     A code may itself be typed with spaces between its groups ("7K3QD M2XJ9 …"): consecutive
-    short pieces are joined until they make up the length of one code.
+    short pieces are joined until they make up the length of one code. Linear in the text: the
+    length of the pieces waiting to be joined is kept as a running count, never recomputed.
+    Stops after `limit` entries.
     """
     entries: list[str] = []
     for piece in _PIECES.split(text or ""):
         buffer: list[str] = []
+        buffered = 0  # characters of `buffer` that count towards a code (separators do not)
         for token in piece.split():
-            if len(compact(token)) >= CODE_LENGTH:
-                if buffer:
+            size = len(compact(token))
+            if size >= CODE_LENGTH:
+                if buffered:
                     entries.append(" ".join(buffer))
-                    buffer = []
+                buffer, buffered = [], 0
                 entries.append(token)
-                continue
-            buffer.append(token)
-            if len(compact("".join(buffer))) >= CODE_LENGTH:
-                entries.append(" ".join(buffer))
-                buffer = []
-        if buffer:
+            else:
+                buffer.append(token)
+                buffered += size
+                if buffered >= CODE_LENGTH:
+                    entries.append(" ".join(buffer))
+                    buffer, buffered = [], 0
+            if limit is not None and len(entries) >= limit:
+                return entries[:limit]
+        if buffered:
             entries.append(" ".join(buffer))
-    return [entry for entry in entries if compact(entry)]
+        if limit is not None and len(entries) >= limit:
+            return entries[:limit]
+    return entries
 
 
 def _decode(data: bytes) -> str:
@@ -96,9 +115,17 @@ def codes_from_csv(upload: UploadedFile) -> list[str]:
             code="too_large",
         )
     text = _decode(upload.read(MAX_FILE_BYTES + 1))
+    if 1 + sum(text.count(separator) for separator in "\n,;\t") > MAX_CSV_CELLS:
+        raise forms.ValidationError(
+            _(
+                "This file has too many cells for 1,000 voucher codes. Upload a CSV file with "
+                "one code per line, at most 1,000 at a time."
+            ),
+            code="too_many_cells",
+        )
     try:
         try:
-            dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+            dialect: Any = csv.Sniffer().sniff(text[:SNIFF_CHARS], delimiters=",;\t")
         except csv.Error:
             dialect = csv.excel
         rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
@@ -115,7 +142,11 @@ def codes_from_csv(upload: UploadedFile) -> list[str]:
         cells = [row[0] for row in rows]
     else:
         cells = [cell for row in rows for cell in row if _CODE_LIKE.match(compact(cell))]
-    entries = [entry for cell in cells for entry in split_codes(cell)]
+    entries: list[str] = []
+    for cell in cells:
+        entries += split_codes(cell, limit=MAX_ENTRIES - len(entries))
+        if len(entries) >= MAX_ENTRIES:
+            break
     if not any(_CODE_LIKE.match(compact(entry)) for entry in entries):
         raise forms.ValidationError(
             _(
@@ -150,6 +181,14 @@ class VoucherCodesForm(forms.Form):
         label=_("Voucher codes"),
         required=False,
         strip=True,
+        # Checked before anything splits the text (Field validation runs before clean()).
+        max_length=MAX_TEXT_CHARS,
+        error_messages={
+            "max_length": _(
+                "Paste at most 64 KB of text (about 1,000 codes) at a time: split the list and "
+                "submit the rest afterwards, or upload it as a CSV file."
+            )
+        },
         help_text=_(
             "One code per line, or separated by commas or spaces, up to 1,000 at a time. "
             "Upper or lower case, with or without dashes."
@@ -185,7 +224,17 @@ class VoucherCodesForm(forms.Form):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
-        entries = unique_entries(split_codes(cleaned.get("codes") or "") + self.file_entries)
+        typed = split_codes(cleaned.get("codes") or "", limit=MAX_ENTRIES)
+        if len(typed) + len(self.file_entries) >= MAX_ENTRIES:
+            raise forms.ValidationError(
+                _(
+                    "You entered more than %(limit)s codes. Convert at most %(max)s at a time: "
+                    "split the list and submit the rest afterwards."
+                ),
+                code="too_many",
+                params={"limit": f"{MAX_ENTRIES:,}", "max": f"{MAX_CODES:,}"},
+            )
+        entries = unique_entries(typed + self.file_entries)
         if not entries:
             raise forms.ValidationError(
                 _("Enter at least one voucher code, or upload a CSV file of them."), code="empty"

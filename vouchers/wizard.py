@@ -2,9 +2,11 @@
 
 The state lives in the server-side session behind typed accessors (Oscar's checkout pattern):
 the codes, the combine choice and the registration, never the vouchers themselves, which are
-re-read on every step. Steps cannot be skipped; only the confirmation writes. It records a
-conversion whose id the wizard chose beforehand, so submitting it twice (double click, a second
-tab, a replayed POST) lands on the same result page.
+re-read on every step. Steps cannot be skipped; only the confirmation writes. The codes step
+starts an instance with a token; every later page carries it, and a page of an instance that
+has moved on (another tab typed other codes) changes nothing and says so. The token is the id
+of the conversion the confirmation records, so submitting it twice (double click, a replayed
+POST) lands on the same result page.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from django.utils.translation import gettext_lazy
 from licensing.forms import RegistrationForm
 from licensing.models import add_months
 from licensing.selectors import latest_registration
+from licensing.wizard import STARTED_OVER
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
@@ -157,6 +160,29 @@ def _registration_initial(request: PortalRequest) -> dict[str, Any]:
     }
 
 
+def _same_instance(request: PortalRequest, state: VoucherCenterState) -> bool:
+    """Whether the posted page belongs to the instance the session holds (its token)."""
+    posted = request.POST.get("token", "")
+    return bool(posted) and state.token is not None and posted == str(state.token)
+
+
+def _live_step(state: VoucherCenterState) -> str:
+    if not state.entries:
+        return "voucher-center"
+    if not state.previewed:
+        return "voucher-center-preview"
+    if state.registration is None:
+        return "voucher-center-registration"
+    return "voucher-center-confirm"
+
+
+def _started_over(request: PortalRequest, state: VoucherCenterState) -> HttpResponse:
+    # Another tab (or the codes page) started a new instance: nothing of this page is applied
+    # to it, and it is kept as it is for the tab that owns it.
+    messages.warning(request, STARTED_OVER)
+    return redirect(_live_step(state))
+
+
 def _summary(checks: list[CodeCheck], combine: bool) -> dict[str, Any]:
     usable = [check for check in checks if check.usable]
     today = timezone.localdate()
@@ -212,6 +238,8 @@ def voucher_center(request: PortalRequest) -> HttpResponse:
 def voucher_center_preview(request: PortalRequest) -> HttpResponse:
     """Step 1, continued: every code with its product and quantity, or why it cannot be used."""
     state = VoucherCenterState(request)
+    if request.method == "POST" and not _same_instance(request, state):
+        return _started_over(request, state)
     if not state.entries:
         return redirect("voucher-center")
     checks = state.checks(request)
@@ -229,7 +257,12 @@ def voucher_center_preview(request: PortalRequest) -> HttpResponse:
     return render(
         request,
         "vouchers/preview.html",
-        {"form": form, **_summary(checks, state.combine), **steps_context("codes")},
+        {
+            "form": form,
+            "token": state.token,
+            **_summary(checks, state.combine),
+            **steps_context("codes"),
+        },
     )
 
 
@@ -237,6 +270,8 @@ def voucher_center_preview(request: PortalRequest) -> HttpResponse:
 def voucher_center_registration(request: PortalRequest) -> HttpResponse:
     """Step 2: product registration and support contacts, once for every license."""
     state = VoucherCenterState(request)
+    if request.method == "POST" and not _same_instance(request, state):
+        return _started_over(request, state)
     if not state.entries:
         return redirect("voucher-center")
     if not state.previewed:
@@ -253,7 +288,7 @@ def voucher_center_registration(request: PortalRequest) -> HttpResponse:
     return render(
         request,
         "vouchers/registration.html",
-        {"form": form, **steps_context("registration")},
+        {"form": form, "token": state.token, **steps_context("registration")},
     )
 
 
@@ -298,9 +333,7 @@ def _confirm(request: PortalRequest, state: VoucherCenterState) -> HttpResponse:
                 state.reset()
             return redirect("voucher-conversion", pk=existing.pk)
     if token is None or token != state.token or not state.previewed or state.registration is None:
-        state.reset()
-        messages.warning(request, _("Your session moved on; please start again."))
-        return redirect("voucher-center")
+        return _started_over(request, state)
 
     unchecked = set(state.unchecked)
     try:

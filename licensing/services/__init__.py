@@ -40,6 +40,12 @@ from .manage import (
     shares_bind_verified_email,
 )
 from .reminders import THRESHOLDS, maintenance_reminders_send
+from .serials import (
+    SerialImportPreview,
+    SerialImportResult,
+    serials_import,
+    serials_import_preview,
+)
 
 __all__ = [
     "LICENSE_FILE_MIMETYPE",
@@ -52,6 +58,8 @@ __all__ = [
     "RedeemResult",
     "SerialAlreadyRedeemed",
     "SerialError",
+    "SerialImportPreview",
+    "SerialImportResult",
     "ShareResult",
     "custom_value_clean",
     "custom_values_csv_preview",
@@ -73,6 +81,8 @@ __all__ = [
     "serial_check",
     "serial_redeem",
     "serials_create",
+    "serials_import",
+    "serials_import_preview",
     "share_accept",
     "share_revoke",
     "shares_bind_verified_email",

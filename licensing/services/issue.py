@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -21,6 +21,7 @@ from ..models import (
     ProductVersion,
     RetiredKey,
     SerialNumber,
+    SerialRedemption,
     SupportRegistration,
     add_months,
 )
@@ -366,9 +367,13 @@ def serial_redeem(
             acting_user=acting_user,
         )
         renewed = False
+    now = timezone.now()
+    _redemption_record(
+        serial=serial, license=license, organization=organization, actor=acting_user, now=now
+    )
     serial.status = SerialNumber.Status.REDEEMED
     serial.redeemed_by = organization
-    serial.redeemed_at = timezone.now()
+    serial.redeemed_at = now
     serial.license = license
     serial.save(update_fields=["status", "redeemed_by", "redeemed_at", "license"])
     audit_record(
@@ -379,6 +384,32 @@ def serial_redeem(
         details={"code": serial.code, "kind": serial.kind, "license": str(license.pk)},
     )
     return RedeemResult(license=license, renewed=renewed)
+
+
+def _redemption_record(
+    *,
+    serial: SerialNumber,
+    license: License,
+    organization: Organization,
+    actor: User,
+    now: datetime,
+) -> None:
+    # The unique serial and code of SerialRedemption are the last word: if anything reopened
+    # this serial after it was redeemed, this insert fails and the whole redemption (license,
+    # audit event, email) rolls back with it.
+    try:
+        with transaction.atomic():
+            SerialRedemption.objects.create(
+                serial=serial,
+                code=serial.code,
+                kind=serial.kind,
+                license=license,
+                organization=organization,
+                redeemed_by=actor,
+                redeemed_at=now,
+            )
+    except IntegrityError as exc:
+        raise SerialError(_("This serial number can no longer be redeemed.")) from exc
 
 
 @transaction.atomic

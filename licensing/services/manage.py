@@ -84,8 +84,20 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
 def registration_update(
     *, license: License, actor: User, data: dict[str, str]
 ) -> SupportRegistration:
-    """Edits the support registration of a license in place; the audit event lists the changes."""
-    registration = SupportRegistration.objects.select_for_update().get(pk=license.registration_id)
+    """Edits the support registration of one license; the audit event lists the changes.
+
+    Copy on write: licenses of one voucher conversion share a registration row, and so do an
+    upgrade's new license and its source. When other licenses use the row, the edited license
+    gets its own copy with the changes and the others keep theirs untouched.
+    """
+    # The license row first, then its registration: a concurrent edit of another license that
+    # shares the row waits, and then counts the sharers as they are after this one committed.
+    registration_id = (
+        License.objects.select_for_update()
+        .values_list("registration_id", flat=True)
+        .get(pk=license.pk)
+    )
+    registration = SupportRegistration.objects.select_for_update().get(pk=registration_id)
     changes = {
         name: {"from": getattr(registration, name), "to": data[name]}
         for name in REGISTRATION_FIELDS
@@ -93,12 +105,24 @@ def registration_update(
     }
     if not changes:
         return registration
-    for name, change in changes.items():
-        setattr(registration, name, change["to"])
-    registration.save()
-    _audit_license(
-        "license.registration_changed", license=license, actor=actor, details={"changes": changes}
-    )
+    details: dict[str, Any] = {"changes": changes}
+    shared = License.objects.filter(registration_id=registration.pk).exclude(pk=license.pk)
+    if shared.exists():
+        copied_from = registration.pk
+        registration.pk = None
+        registration._state.adding = True
+        registration.created_at = timezone.now()
+        for name, change in changes.items():
+            setattr(registration, name, change["to"])
+        registration.save()
+        License.objects.filter(pk=license.pk).update(registration=registration)
+        license.registration = registration
+        details["copied_from"] = copied_from
+    else:
+        for name, change in changes.items():
+            setattr(registration, name, change["to"])
+        registration.save()
+    _audit_license("license.registration_changed", license=license, actor=actor, details=details)
     return registration
 
 
@@ -231,17 +255,13 @@ def custom_value_clean(custom_field: CustomField, raw: Any) -> str:
         if custom_field.required:
             raise ValidationError(_("%(field)s is required.") % {"field": custom_field.name})
         return ""
+    if "\x00" in text:
+        raise ValidationError(
+            _("%(field)s cannot contain the character NUL: retype the value.")
+            % {"field": custom_field.name}
+        )
     if custom_field.field_type == CustomField.Type.NUMBER:
-        try:
-            number = Decimal(text.replace(",", "."))
-        except InvalidOperation as exc:
-            raise ValidationError(
-                _("%(field)s must be a number, like 42 or 3.5; “%(value)s” is not.")
-                % {"field": custom_field.name, "value": text}
-            ) from exc
-        if not number.is_finite():
-            raise ValidationError(_("%(field)s must be a number.") % {"field": custom_field.name})
-        return format(number.normalize(), "f")
+        return _custom_number(custom_field, text)
     if custom_field.field_type == CustomField.Type.DATE:
         try:
             return date.fromisoformat(text).isoformat()
@@ -264,6 +284,46 @@ def custom_value_clean(custom_field: CustomField, raw: Any) -> str:
             _("%(field)s is limited to 500 characters.") % {"field": custom_field.name}
         )
     return text
+
+
+# Numbers are stored as exact decimal text. Bounds keep that text short whatever is typed
+# ("1e999999" would otherwise be a million digits) and no digit is ever rounded away.
+NUMBER_MAX_CHARS = 60
+NUMBER_MAX_INTEGER_DIGITS = 30
+NUMBER_MAX_DECIMALS = 20
+
+
+def _custom_number(custom_field: CustomField, text: str) -> str:
+    invalid = ValidationError(
+        _(
+            "%(field)s must be a number, like 42 or 3.5, with at most %(integer)d digits before "
+            "the decimal point and %(decimals)d after."
+        )
+        % {
+            "field": custom_field.name,
+            "integer": NUMBER_MAX_INTEGER_DIGITS,
+            "decimals": NUMBER_MAX_DECIMALS,
+        }
+    )
+    if len(text) > NUMBER_MAX_CHARS:
+        raise invalid
+    try:
+        number = Decimal(text.replace(",", "."))
+    except InvalidOperation as exc:
+        raise invalid from exc
+    if not number.is_finite():
+        raise invalid
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    if not any(digits):
+        return "0"
+    # Without the trailing zeros of the fraction: 3.50 counts as 3.5.
+    while exponent < 0 and len(digits) > 1 and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    if exponent < -NUMBER_MAX_DECIMALS or len(digits) + exponent > NUMBER_MAX_INTEGER_DIGITS:
+        raise invalid
+    # Built from its digits, not normalize()d: the context's 28-digit precision would round.
+    return format(Decimal((sign, digits, exponent)), "f")
 
 
 @transaction.atomic
@@ -353,6 +413,10 @@ def custom_values_csv_preview(
     except UnicodeDecodeError:
         return CsvPreview(
             [], _("The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again.")
+        )
+    if "\x00" in text:  # binary, or text no spreadsheet writes; the database refuses NUL too
+        return CsvPreview(
+            [], _("This is not a CSV file. Save it as “CSV UTF-8” and upload it again.")
         )
     try:
         reader = csv.DictReader(io.StringIO(text))

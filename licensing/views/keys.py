@@ -9,19 +9,27 @@ from django.views.decorators.http import require_GET
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
-from ..selectors import license_for
+from ..selectors import license_for, owned_license_for, related_licenses
 from ..services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
 from ..signing import get_public_key, key_id, public_key_hex, public_key_pem
 
 
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
-    license = license_for(actor=request.user, organization=request.organization, pk=pk)
+    # The owner's page: it names whom the key was emailed to. A share recipient has the
+    # license's own page instead.
+    license = owned_license_for(actor=request.user, organization=request.organization, pk=pk)
     return render(
         request,
         "licensing/get_a_key_result.html",
         {
             "license": license,
+            "supersedes": related_licenses(
+                actor=request.user,
+                organization=request.organization,
+                license=license,
+                superseded_by=False,
+            ).supersedes,
             "recipients": license_email_recipients(license, license.issued_by),
             "maintenance_state": license.maintenance_state(today=timezone.localdate()),
         },

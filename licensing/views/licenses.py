@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal.http import PortalRequest, organization_required
-from portal.policy import Action, refusal
+from portal.policy import Action, allows, refusal
 
 from ..filters import SORTS, LicenseFilter
 from ..forms import (
@@ -43,6 +43,7 @@ from ..selectors import (
     license_history,
     license_shares,
     licenses_visible_to,
+    related_licenses,
 )
 from ..services import (
     LicensingError,
@@ -61,7 +62,12 @@ def _filtered(request: PortalRequest) -> tuple[LicenseFilter, list[CustomField]]
     custom_fields = custom_fields_of(request.organization)
     base = licenses_visible_to(actor=request.user, organization=request.organization)
     return (
-        LicenseFilter(request.GET or None, queryset=base, custom_fields=custom_fields),
+        LicenseFilter(
+            request.GET or None,
+            queryset=base,
+            custom_fields=custom_fields,
+            organization=request.organization,
+        ),
         custom_fields,
     )
 
@@ -83,11 +89,15 @@ def license_list(request: PortalRequest) -> HttpResponse:
     today = timezone.localdate()
     rows = []
     for license in page.object_list:
-        values = {v.field_id: v.value for v in license.custom_values.all()}
+        access = access_of(license, access=request.access)
+        # Custom columns are the acting organization's fields; a shared license shows none.
+        values = (
+            {v.field_id: v.value for v in license.custom_values.all()} if access.is_owner else {}
+        )
         rows.append(
             {
                 "license": license,
-                "access": access_of(license, access=request.access),
+                "access": access,
                 "maintenance_state": license.maintenance_state(today=today),
                 "custom": [values.get(f.pk, "") for f in custom_fields],
             }
@@ -108,7 +118,8 @@ def license_list(request: PortalRequest) -> HttpResponse:
             "sortable": list(SORTS),
             "query": query.urlencode(),
             "sort_query": sort_query.urlencode(),
-            "is_admin": request.access.allows(Action.BULK_CUSTOM_DATA),
+            "can_share": allows(request, Action.SHARE_LICENSES),
+            "can_bulk_custom_data": allows(request, Action.BULK_CUSTOM_DATA),
             "has_owned": any(row["access"].is_owner for row in rows),
         },
     )
@@ -137,6 +148,7 @@ EXPORT_HEADER = [
 
 EXPORT_COLUMNS = [
     "pk",
+    "owner_id",
     "key",
     "version__product__name",
     "version__product__sku",
@@ -156,6 +168,7 @@ EXPORT_COLUMNS = [
     "issued_at",
 ]
 EXPORT_CHUNK = 2000
+SOURCE_REF_COLUMN = EXPORT_HEADER.index("source_ref")
 
 
 def _batched(items: Iterator[Any], size: int) -> Iterator[tuple[Any, ...]]:
@@ -169,6 +182,7 @@ def _export_rows(request: PortalRequest) -> tuple[list[str], Iterator[list[Any]]
     queryset = license_filter.sorted_queryset().values_list(*EXPORT_COLUMNS)
     header = EXPORT_HEADER + [f.name for f in custom_fields]
     field_ids = [f.pk for f in custom_fields]
+    owner_id = request.organization.pk
 
     def rows() -> Iterator[list[Any]]:
         # Tuples, not model instances, read through a server-side cursor 2,000 at a time, with
@@ -181,8 +195,12 @@ def _export_rows(request: PortalRequest) -> tuple[list[str], Iterator[list[Any]]
                 ).values_list("license_id", "field_id", "value"):
                     values[license_id][field_id] = value
             for row in chunk:
-                issued_at = row[-1].isoformat(timespec="seconds")
-                yield [*row[1:-1], issued_at, *[values[row[0]].get(i, "") for i in field_ids]]
+                owned = row[1] == owner_id
+                line = list(row[2:-1])
+                if not owned:  # a shared license: not the owner's purchase reference
+                    line[SOURCE_REF_COLUMN] = ""
+                custom = [values[row[0]].get(i, "") if owned else "" for i in field_ids]
+                yield [*line, row[-1].isoformat(timespec="seconds"), *custom]
 
     return header, rows()
 
@@ -279,23 +297,31 @@ def _render_detail(
     status: int = 200,
 ) -> HttpResponse:
     """The license page; `custom_form` is passed back with its errors after a refused save."""
-    owner_fields = custom_form.custom_fields if custom_form else _owner_fields(license)
-    values = {v.field_id: v.value for v in license.custom_values.all()}
+    # The owner's custom data is the owner's: a share recipient neither sees nor edits it.
+    owner_fields: list[CustomField] = []
+    values: dict[int, str] = {}
+    if access.is_owner:
+        owner_fields = custom_form.custom_fields if custom_form else _owner_fields(license)
+        values = {v.field_id: v.value for v in license.custom_values.all()}
     if custom_form is None:
         custom_form = CustomValuesForm(custom_fields=owner_fields, initial_values=values)
     product = license.version.product
+    related = related_licenses(
+        actor=request.user, organization=request.organization, license=license
+    )
     context = {
         "license": license,
         "access": access,
         "product": product,
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
-        "history": license_history(license).select_related("actor")[:100],
+        "history": license_history(license, access=access).select_related("actor")[:100],
+        "supersedes": related.supersedes,
+        "superseded_by": related.superseded_by,
         "shares": license_shares(license) if access.can_share else [],
         "share_form": ShareForm(),
         "renew_form": RenewForm(),
         "rehost_form": RehostForm(),
         "rehosts_left": rehosts_left(license) if product.node_locked else None,
-        "superseded_by": license.superseded_by.select_related("version").first(),
         "retired_keys": license.retired_keys.all()[:20],
         "newer_version": ProductVersion.objects.filter(
             product=product,
@@ -314,6 +340,8 @@ def _render_detail(
 @organization_required(action=Action.MANAGE_DATA)
 def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
+    if not access.is_owner:
+        raise PermissionDenied(_("Only the organization that owns this license keeps data on it."))
     _require(access, Action.MANAGE_DATA)
     owner_fields = _owner_fields(license)
     form = CustomValuesForm(request.POST, custom_fields=owner_fields)

@@ -221,3 +221,38 @@ def test_language_switcher_sets_the_page_language(live_server: Any, web_page: Pa
     expect(page.locator("select#language")).to_have_value("pt-br")
     open_page(page, f"{live_server.url}/")
     expect(page.locator("html")).to_have_attribute("lang", "pt-br")
+
+
+def test_a_confirm_page_whose_wizard_moved_on_says_so(
+    live_server: Any, open_context: NewContext
+) -> None:
+    """Two tabs of one session: the older Confirm page issues nothing and shows no result."""
+    context = open_context()
+    tab_a = context.new_page()
+    membership = new_member()
+    older, serial = new_serial(2), new_serial(5)
+
+    log_in(tab_a, live_server.url, membership.user.email)
+    open_page(tab_a, f"{live_server.url}/get-a-key/")
+    enter_serial(tab_a, older.code)
+    fill_registration(tab_a)
+    confirm(tab_a, older)  # an earlier license: the unrelated result the bug used to show
+    unrelated_url = tab_a.url
+
+    open_page(tab_a, f"{live_server.url}/get-a-key/")
+    enter_serial(tab_a, serial.code)
+    fill_registration(tab_a)
+    expect(current_step(tab_a)).to_contain_text("Confirm")
+
+    tab_b = context.new_page()
+    open_page(tab_b, f"{live_server.url}/get-a-key/")  # the menu, in a second tab
+
+    tab_a.get_by_role("button", name="Back").click()
+    expect(tab_a.get_by_role("main")).to_contain_text(
+        "This request started over; please check and confirm again."
+    )
+    expect(current_step(tab_a)).to_contain_text("Serial number")
+    assert tab_a.url != unrelated_url
+    serial.refresh_from_db()
+    assert serial.status == SerialNumber.Status.OPEN
+    assert License.objects.count() == 1

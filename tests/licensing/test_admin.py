@@ -110,12 +110,13 @@ def test_csv_import_of_serials(staff_client) -> None:  # type: ignore[no-untyped
     url = reverse("admin:licensing_serialnumber_import")
     page = staff_client.get(url)
     assert page.status_code == 200
+    changelist = staff_client.get(reverse("admin:licensing_serialnumber_changelist"))
+    assert url in changelist.content.decode()
     upload = io.BytesIO(csv.encode())
     upload.name = "serials.csv"
-    response = staff_client.post(url, {"import_file": upload, "format": "0", "resource": "0"})
+    response = staff_client.post(url, {"import_file": upload})
     assert response.status_code == 200
-    confirm = response.context["confirm_form"]
-    assert confirm is not None, response.content.decode()[:2000]
-    staff_client.post(reverse("admin:licensing_serialnumber_process_import"), confirm.initial)
+    assert response.context["preview"] is not None, response.content.decode()[:2000]
+    staff_client.post(url, {"confirm": "1"})
     assert SerialNumber.objects.filter(code=good, version=version, quantity=10).exists()
     assert SerialNumber.objects.filter(code="LEGACY000123").exists()

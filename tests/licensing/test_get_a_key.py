@@ -18,7 +18,7 @@ from tests.licensing.factories import (
     SerialNumberFactory,
     SupportRegistrationFactory,
 )
-from tests.licensing.wizard import PREFIX, post_step, walk
+from tests.licensing.wizard import PREFIX, instance_token, post_step, walk
 from tests.portal.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -280,8 +280,10 @@ def test_rate_limit_is_per_user(client, member) -> None:  # type: ignore[no-unty
 
 def test_confirm_twice_gives_one_license_and_the_same_page(client, member) -> None:  # type: ignore[no-untyped-def]
     serial = SerialNumberFactory()
-    first = walk(client, serial.code)
-    second = post_step(client, "confirm")
+    walk(client, serial.code, confirm=False)
+    page = instance_token(client)  # what the Confirm page carries, clicked twice
+    first = post_step(client, "confirm", token=page)
+    second = post_step(client, "confirm", token=page)
     assert License.objects.count() == 1
     assert second.status_code == 302 and second["Location"] == first["Location"]
 

@@ -308,7 +308,7 @@ def test_csv_upload_preview_then_apply(client, admin, license) -> None:  # type:
         ("serial,Site\nX,Y\n", "columns are not right"),
         ("key,Colour\nX,Y\n", "unknown columns: Colour"),
         ("key\nX\n", "columns are not right"),
-        ("\x00\x01binary", "columns are not right"),
+        ("\x00\x01binary", "not a CSV file"),
     ],
 )
 def test_csv_with_wrong_columns(client, admin, license, content, message) -> None:  # type: ignore[no-untyped-def]

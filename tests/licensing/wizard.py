@@ -12,8 +12,20 @@ from tests.licensing.factories import REGISTRATION
 PREFIX = "get_a_key_wizard"
 
 
-def post_step(client: Client, step: str, data: dict[str, Any] | None = None) -> Any:
-    payload = {f"{PREFIX}-current_step": step}
+def instance_token(client: Client, prefix: str = PREFIX) -> str:
+    """The token of the wizard instance the session holds: what the last page carried."""
+    state = client.session.get(f"wizard_{prefix}") or {}
+    return str((state.get("extra_data") or {}).get("instance", ""))
+
+
+def post_step(
+    client: Client, step: str, data: dict[str, Any] | None = None, *, token: str | None = None
+) -> Any:
+    """Posts a step as the page of the current instance would (or with `token`, an old page)."""
+    payload = {
+        f"{PREFIX}-current_step": step,
+        f"{PREFIX}-instance": instance_token(client) if token is None else token,
+    }
     for name, value in (data or {}).items():
         payload[f"{step}-{name}"] = value
     return client.post(reverse("get-a-key"), payload)

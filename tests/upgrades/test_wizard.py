@@ -11,6 +11,7 @@ from licensing.codes import generate_short_code
 from licensing.models import License
 from portal.models import AuditEvent
 from tests.licensing.factories import REGISTRATION
+from tests.licensing.wizard import instance_token
 from tests.portal.factories import MembershipFactory
 from tests.upgrades.factories import RELEASE, catalog, licensed
 from upgrades.models import UpgradeLine, UpgradeNotification, UpgradeRedemption
@@ -38,8 +39,11 @@ def setup(client):  # type: ignore[no-untyped-def]
     }
 
 
-def step(client, name: str, data: dict | None = None):  # type: ignore[no-untyped-def]
-    payload = {f"{PREFIX}-current_step": name}
+def step(client, name: str, data: dict | None = None, token: str | None = None):  # type: ignore[no-untyped-def]
+    payload = {
+        f"{PREFIX}-current_step": name,
+        f"{PREFIX}-instance": instance_token(client, PREFIX) if token is None else token,
+    }
     payload.update({f"{name}-{k}": v for k, v in (data or {}).items()})
     return client.post(reverse("upgrade"), payload)
 
@@ -87,6 +91,8 @@ def test_upgrade_end_to_end(client, setup, django_capture_on_commit_callbacks) -
     (email,) = mail.outbox
     assert new_license.key in email.body and "new-tech@acme.example" in email.to
     assert client.get(response["Location"]).status_code == 200
+    page = client.get(reverse("license-detail", kwargs={"pk": source.pk})).content.decode()
+    assert f"Upgraded: 4 to version {setup['new'].version}" in page
 
 
 def test_upgrading_everything_supersedes_the_source(client, setup) -> None:  # type: ignore[no-untyped-def]
@@ -180,8 +186,10 @@ def test_line_of_another_notification_is_refused(client, setup) -> None:  # type
 
 
 def test_confirm_twice_gives_one_license(client, setup) -> None:  # type: ignore[no-untyped-def]
-    first = walk(client, setup, quantity=2)
-    second = step(client, "confirm")
+    walk(client, setup, quantity=2, confirm=False)
+    page = instance_token(client, PREFIX)  # what the Confirm page carries, clicked twice
+    first = step(client, "confirm", token=page)
+    second = step(client, "confirm", token=page)
     assert second.status_code == 302 and second["Location"] == first["Location"]
     assert License.objects.filter(source="upgrade").count() == 1
     assert UpgradeLine.objects.get().remaining_quantity == 8

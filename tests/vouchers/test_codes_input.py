@@ -96,3 +96,98 @@ def test_codes_and_file_together(client) -> None:  # type: ignore[no-untyped-def
     assert submit_codes(client, typed.code, file=file).status_code == 302
     page = client.get("/vouchers/preview/").content.decode()
     assert "2 of 2 codes can be converted" in page
+
+
+# -- size and count caps, linear parsing --------------------------------------------------------
+
+
+def largest_accepted_text() -> str:
+    """1,000 codes typed in their slowest shape (groups split by spaces, so that pieces must be
+    joined), padded with separators to the size limit."""
+    from vouchers.forms import MAX_CODES, MAX_TEXT_CHARS
+
+    codes = [generate_code().replace("-", " ") for _ in range(MAX_CODES)]
+    text = "\n".join(codes)
+    padding = MAX_TEXT_CHARS - len(text) - 1
+    assert padding > 0
+    return text + "\n" + ("- " * padding)[:padding]
+
+
+def largest_accepted_csv() -> bytes:
+    """A 1 MB CSV of 1,000 codes, each beside a cell of dashes and spaces."""
+    from vouchers.forms import MAX_CODES, MAX_FILE_BYTES
+
+    filler = "- " * ((MAX_FILE_BYTES // MAX_CODES - 40) // 2)
+    content = "code,note\n" + "".join(f"{generate_code()},{filler}\n" for _ in range(MAX_CODES))
+    data = content.encode()
+    assert MAX_FILE_BYTES * 0.9 < len(data) <= MAX_FILE_BYTES
+    return data
+
+
+def test_the_largest_accepted_text_parses_in_linear_time() -> None:
+    import time
+
+    from vouchers.forms import MAX_CODES, MAX_TEXT_CHARS
+
+    text = largest_accepted_text()
+    assert len(text) == MAX_TEXT_CHARS
+    started = time.perf_counter()
+    entries = split_codes(text)
+    elapsed = time.perf_counter() - started
+    assert len(unique_entries(entries)) == MAX_CODES
+    # A smoke check only (the figure is bench/bench_voucher_parsing.py's): quadratic splitting
+    # took 9 s on a quarter of this.
+    assert elapsed < 2, f"{elapsed:.2f} s"
+    # The shape from the report, at the same size: one piece of dashes and spaces.
+    started = time.perf_counter()
+    assert split_codes("- " * (MAX_TEXT_CHARS // 2)) == []
+    assert time.perf_counter() - started < 2
+
+
+def test_the_largest_accepted_csv_parses_in_linear_time() -> None:
+    import time
+
+    from vouchers.forms import MAX_CODES
+
+    data = largest_accepted_csv()
+    started = time.perf_counter()
+    entries = codes_from_csv(upload(data))
+    elapsed = time.perf_counter() - started
+    assert len(entries) == MAX_CODES
+    assert elapsed < 2, f"{elapsed:.2f} s"
+
+
+@pytest.mark.django_db
+def test_oversize_text_is_refused_before_it_is_parsed(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import vouchers.forms
+
+    client.force_login(MembershipFactory().user)
+    calls: list[int] = []
+    real = vouchers.forms.split_codes
+    monkeypatch.setattr(
+        vouchers.forms, "split_codes", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    started = time.perf_counter()
+    response = submit_codes(client, "- " * 160_000)  # the 320 KB POST of the report
+    assert time.perf_counter() - started < 2
+    assert response.status_code == 200
+    assert "Paste at most 64 KB" in str(form_errors(response)["codes"])
+    assert not calls  # refused on its size, never split
+
+
+@pytest.mark.django_db
+def test_more_codes_than_allowed_are_refused(client) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(MembershipFactory().user)
+    text = "\n".join(generate_code() for _ in range(2_100))[:60_000]
+    response = submit_codes(client, text)
+    assert response.status_code == 200
+    assert "Convert at most 1,000 at a time" in str(form_errors(response))
+
+
+def test_a_csv_with_too_many_cells_is_refused_before_it_is_parsed() -> None:
+    from django import forms
+
+    with pytest.raises(forms.ValidationError, match="too many cells"):
+        codes_from_csv(upload(b"a," * 400_000))

@@ -19,7 +19,7 @@ from tests.licensing.factories import ProductVersionFactory, SerialNumberFactory
 from tests.licensing.wizard import post_step
 from tests.portal.factories import MembershipFactory
 from tests.vouchers.factories import VoucherBatchFactory, VoucherFactory, vouchers, with_typo
-from tests.vouchers.wizard import form_errors, submit_codes
+from tests.vouchers.wizard import form_errors, state_token, submit_codes
 from vouchers.models import Voucher
 from vouchers.selectors import Reason, vouchers_check
 from vouchers.services import vouchers_convert
@@ -215,7 +215,9 @@ def test_preview_pages_queries_do_not_grow_per_code(  # type: ignore[no-untyped-
     with django_assert_max_num_queries(12):
         assert "codes can be converted" in preview_page(client)
     with django_assert_max_num_queries(12):
-        client.post(reverse("voucher-center-preview"), {"combine": "on"})
+        client.post(
+            reverse("voucher-center-preview"), {"combine": "on", "token": state_token(client)}
+        )
 
 
 def test_codes_not_checked_are_reported_and_never_converted(client, member, settings) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,14 @@ from tests.licensing.factories import (
 )
 from tests.portal.factories import MembershipFactory
 from tests.vouchers.factories import PartnerFactory, VoucherFactory, vouchers, with_typo
-from tests.vouchers.wizard import confirm_token, form_errors, submit_codes, walk
+from tests.vouchers.wizard import (
+    confirm_token,
+    form_errors,
+    state_token,
+    submit_codes,
+    walk,
+    walk_from_preview,
+)
 from vouchers.models import Voucher, VoucherConversion
 from vouchers.wizard import INLINE_MAX
 
@@ -134,7 +141,9 @@ def test_nothing_convertible_has_no_next_step(client, member) -> None:  # type: 
     page = client.get(reverse("voucher-center-preview")).content.decode()
     assert "None of these codes can be converted" in page
     assert 'type="submit">Next' not in page.replace("\n", "").replace("  ", "")
-    response = client.post(reverse("voucher-center-preview"), {"combine": "on"})
+    response = client.post(
+        reverse("voucher-center-preview"), {"combine": "on", "token": state_token(client)}
+    )
     assert response["Location"] == reverse("voucher-center-preview")
     assert client.get(reverse("voucher-center-registration"))["Location"] == reverse(
         "voucher-center-preview"
@@ -175,7 +184,7 @@ def test_csv_upload_end_to_end(client, member) -> None:  # type: ignore[no-untyp
 def test_registration_is_prefilled_from_the_last_one(client, member) -> None:  # type: ignore[no-untyped-def]
     SupportRegistrationFactory(organization=member.organization, company="Previous Co")
     submit_codes(client, VoucherFactory().code)
-    client.post(reverse("voucher-center-preview"), {"combine": "on"})
+    client.post(reverse("voucher-center-preview"), {"combine": "on", "token": state_token(client)})
     response = client.get(reverse("voucher-center-registration"))
     assert response.context["form"].initial["company"] == "Previous Co"
     assert "host_id" not in response.context["form"].fields
@@ -183,9 +192,10 @@ def test_registration_is_prefilled_from_the_last_one(client, member) -> None:  #
 
 def test_registration_is_validated(client, member) -> None:  # type: ignore[no-untyped-def]
     submit_codes(client, VoucherFactory().code)
-    client.post(reverse("voucher-center-preview"), {"combine": "on"})
+    client.post(reverse("voucher-center-preview"), {"combine": "on", "token": state_token(client)})
     response = client.post(
-        reverse("voucher-center-registration"), {**REGISTRATION, "technical_email": "nope"}
+        reverse("voucher-center-registration"),
+        {**REGISTRATION, "technical_email": "nope", "token": state_token(client)},
     )
     assert response.status_code == 200
     assert "technical_email" in response.context["form"].errors
@@ -201,14 +211,15 @@ def test_steps_cannot_be_skipped(client, member) -> None:  # type: ignore[no-unt
     assert client.get(reverse("voucher-center-confirm"))["Location"] == reverse(
         "voucher-center-preview"
     )
-    client.post(reverse("voucher-center-preview"), {"combine": "on"})
+    client.post(reverse("voucher-center-preview"), {"combine": "on", "token": state_token(client)})
     assert client.get(reverse("voucher-center-confirm"))["Location"] == reverse(
         "voucher-center-registration"
     )
     forged = client.post(
         reverse("voucher-center-confirm"), {"token": "6f1f0a39-5d8e-4d0e-9a57-0e8e8f0c1a2b"}
     )
-    assert forged["Location"] == reverse("voucher-center")
+    # Not this instance's page: nothing happens, and the instance is kept where it was.
+    assert forged["Location"] == reverse("voucher-center-registration")
     assert not License.objects.exists()
 
 
@@ -324,3 +335,46 @@ def test_codes_of_another_product_version_make_separate_licenses(client, member)
     three = VoucherFactory(batch__version=version, batch__maintenance_months=12)
     walk(client, f"{one.code} {two.code} {three.code}")
     assert sorted(License.objects.values_list("quantity", flat=True)) == [5, 10]
+
+
+STARTED_OVER = "This request started over; please check and confirm again."
+
+
+def test_two_tabs_in_one_session_each_act_only_on_what_their_page_showed(client, member) -> None:  # type: ignore[no-untyped-def]
+    first, second = VoucherFactory(), VoucherFactory()
+    submit_codes(client, first.code)
+    tab_a = state_token(client)
+    # Tab B, same session, types other codes: a new instance of the Voucher center.
+    submit_codes(client, second.code)
+    tab_b = state_token(client)
+    assert tab_a != tab_b
+
+    for url, data in (
+        ("voucher-center-preview", {"combine": "on"}),
+        ("voucher-center-registration", REGISTRATION),
+        ("voucher-center-confirm", {}),
+    ):
+        response = client.post(reverse(url), {**data, "token": tab_a}, follow=True)
+        assert STARTED_OVER in response.content.decode(), url
+    assert not License.objects.exists()
+    # Tab B's progress was kept: nothing of tab A's pages was applied to it.
+    preview = client.get(reverse("voucher-center-preview"))
+    assert preview.status_code == 200 and second.code in preview.content.decode()
+    assert client.get(reverse("voucher-center-registration"))["Location"] == reverse(
+        "voucher-center-preview"
+    )
+    response = walk_from_preview(client, tab_b)
+    assert response.status_code == 302
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert second.status == Voucher.Status.REDEEMED and first.status == Voucher.Status.OPEN
+
+
+def test_steps_posted_without_the_token_are_refused(client, member) -> None:  # type: ignore[no-untyped-def]
+    voucher = VoucherFactory()
+    submit_codes(client, voucher.code)
+    response = client.post(reverse("voucher-center-preview"), {"combine": "on"}, follow=True)
+    assert STARTED_OVER in response.content.decode()
+    assert client.get(reverse("voucher-center-registration"))["Location"] == reverse(
+        "voucher-center-preview"
+    )

@@ -17,6 +17,41 @@ def submit_codes(client: Client, text: str = "", *, file: Any = None) -> Any:
     return client.post(reverse("voucher-center"), data)
 
 
+def state_token(client: Client) -> str:
+    """The token of the Voucher center instance the session holds: what its pages carry."""
+    from vouchers.wizard import SESSION_KEY
+
+    return str((client.session.get(SESSION_KEY) or {}).get("token", ""))
+
+
+def walk_from_preview(
+    client: Client,
+    token: str,
+    *,
+    combine: bool = True,
+    registration: dict[str, Any] | None = None,
+    confirm: bool = True,
+) -> Any:
+    """Steps 1 (preview) to 3 of the instance whose pages carry `token`."""
+    data: dict[str, Any] = {"token": token, **({"combine": "on"} if combine else {})}
+    response = client.post(reverse("voucher-center-preview"), data)
+    assert response.status_code == 302, response
+    assert response["Location"] == reverse("voucher-center-registration")
+    response = client.post(
+        reverse("voucher-center-registration"),
+        {**REGISTRATION, **(registration or {}), "token": token},
+    )
+    assert response.status_code == 302, form_errors(response)
+    assert response["Location"] == reverse("voucher-center-confirm")
+    response = client.get(reverse("voucher-center-confirm"))
+    assert response.status_code == 200
+    if not confirm:
+        return response
+    return client.post(
+        reverse("voucher-center-confirm"), {"token": response.context["form"].initial["token"]}
+    )
+
+
 def walk(
     client: Client,
     text: str = "",
@@ -30,20 +65,8 @@ def walk(
     response = submit_codes(client, text, file=file)
     assert response.status_code == 302, form_errors(response)
     assert response["Location"] == reverse("voucher-center-preview")
-    response = client.post(reverse("voucher-center-preview"), {"combine": "on"} if combine else {})
-    assert response.status_code == 302, response
-    assert response["Location"] == reverse("voucher-center-registration")
-    response = client.post(
-        reverse("voucher-center-registration"), {**REGISTRATION, **(registration or {})}
-    )
-    assert response.status_code == 302, form_errors(response)
-    assert response["Location"] == reverse("voucher-center-confirm")
-    response = client.get(reverse("voucher-center-confirm"))
-    assert response.status_code == 200
-    if not confirm:
-        return response
-    return client.post(
-        reverse("voucher-center-confirm"), {"token": response.context["form"].initial["token"]}
+    return walk_from_preview(
+        client, state_token(client), combine=combine, registration=registration, confirm=confirm
     )
 
 

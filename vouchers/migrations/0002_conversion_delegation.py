@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0002_channel_partners'),
+        ('portal', '0003_channel_partners'),
         ('vouchers', '0001_initial'),
     ]
 

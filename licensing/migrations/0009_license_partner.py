@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('licensing', '0005_productversion_published_at'),
-        ('portal', '0002_channel_partners'),
+        ('licensing', '0008_text_caps'),
+        ('portal', '0003_channel_partners'),
     ]
 
     operations = [

@@ -1,0 +1,266 @@
+"""Serial number imports: a CSV of legacy or pre-printed serials becomes new, open serials.
+
+An import only ever creates. A code that already exists is reported and left exactly as it is:
+an import that could update rows could reopen a redeemed serial (its status column defaulting to
+open) and let a second organization redeem it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from portal.models import User
+from portal.services import audit_record
+
+from ..codes import CodeFormatError, canonical_code, canonical_key
+from ..models import ProductVersion, SerialNumber
+from .issue import LicensingError
+
+IMPORT_COLUMNS = [
+    "code",
+    "product",
+    "version",
+    "kind",
+    "quantity",
+    "maintenance_months",
+    "expires_on",
+    "printed_key",
+]
+MAX_IMPORT_BYTES = 2 * 1024 * 1024
+MAX_IMPORT_ROWS = 10_000
+MAX_QUANTITY = 1_000_000
+MAX_MAINTENANCE_MONTHS = 120
+
+
+@dataclass
+class SerialImportRow:
+    """One CSV line: the serial it would create, or why it will not."""
+
+    line: int
+    code: str
+    product: str = ""
+    version: str = ""
+    version_id: int | None = None
+    kind: str = SerialNumber.Kind.NEW
+    quantity: int = 1
+    maintenance_months: int = 12
+    expires_on: str = ""  # ISO date or empty
+    printed_key: str = ""
+    error: str = ""
+    exists: bool = False
+
+    @property
+    def creatable(self) -> bool:
+        return not self.error and not self.exists
+
+
+@dataclass
+class SerialImportPreview:
+    rows: list[SerialImportRow] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def new(self) -> list[SerialImportRow]:
+        return [row for row in self.rows if row.creatable]
+
+    @property
+    def existing(self) -> list[SerialImportRow]:
+        return [row for row in self.rows if row.exists]
+
+    @property
+    def refused(self) -> list[SerialImportRow]:
+        return [row for row in self.rows if row.error]
+
+    def creatable_data(self) -> list[dict[str, Any]]:
+        """The rows to create, as plain data (kept in the session between preview and confirm)."""
+        return [asdict(row) for row in self.new]
+
+
+@dataclass(frozen=True)
+class SerialImportResult:
+    created: list[str]
+    existing: list[str]
+
+
+def _int(raw: str, default: int) -> int:
+    text = raw.strip()
+    return int(text) if text else default
+
+
+def _row(
+    line: int, record: dict[str, str], versions: dict[tuple[str, str], int]
+) -> SerialImportRow:
+    raw_code = record.get("code", "")
+    row = SerialImportRow(line=line, code=raw_code.strip()[:64])
+    try:
+        row.code = canonical_code(raw_code)
+    except CodeFormatError as exc:
+        row.error = _("“%(code)s” is not a valid serial number (%(reason)s).") % {
+            "code": raw_code.strip()[:64],
+            "reason": exc.reason,
+        }
+        return row
+    row.product = record.get("product", "").strip()
+    row.version = record.get("version", "").strip()
+    version_id = versions.get((row.product.upper(), row.version))
+    if version_id is None:
+        row.error = _("Unknown product version %(product)s %(version)s: create it first.") % {
+            "product": row.product,
+            "version": row.version,
+        }
+        return row
+    row.version_id = version_id
+    status = record.get("status", "").strip().lower()
+    if status not in ("", SerialNumber.Status.OPEN):
+        row.error = _("Imports create open serial numbers only: leave the status column empty.")
+        return row
+    kind = record.get("kind", "").strip().lower() or SerialNumber.Kind.NEW
+    if kind not in SerialNumber.Kind.values:
+        row.error = _("Kind must be one of: new, upgrade, renewal.")
+        return row
+    row.kind = kind
+    try:
+        row.quantity = _int(record.get("quantity", ""), 1)
+        row.maintenance_months = _int(record.get("maintenance_months", ""), 12)
+    except ValueError:
+        row.error = _("Quantity and maintenance months must be whole numbers.")
+        return row
+    if not 1 <= row.quantity <= MAX_QUANTITY:
+        row.error = _("Quantity must be from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
+        return row
+    if not 0 <= row.maintenance_months <= MAX_MAINTENANCE_MONTHS:
+        row.error = _("Maintenance months must be from 0 to %(max)d.") % {
+            "max": MAX_MAINTENANCE_MONTHS
+        }
+        return row
+    expires = record.get("expires_on", "").strip()
+    if expires:
+        try:
+            row.expires_on = date.fromisoformat(expires).isoformat()
+        except ValueError:
+            row.error = _("“%(value)s” is not a date: write it YYYY-MM-DD.") % {
+                "value": expires[:40]
+            }
+            return row
+    printed = record.get("printed_key", "").strip()
+    if printed:
+        row.printed_key = canonical_key(printed)
+        if len(row.printed_key) > 64:
+            row.error = _("The printed license key is longer than 64 characters.")
+    return row
+
+
+def serials_import_preview(*, content: bytes) -> SerialImportPreview:
+    """Reads an import CSV and says, row by row, what it would create. Writes nothing."""
+    if len(content) > MAX_IMPORT_BYTES:
+        return SerialImportPreview(error=_("The file is larger than 2 MB: split it."))
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return SerialImportPreview(
+            error=_("The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again.")
+        )
+    if "\x00" in text:
+        return SerialImportPreview(error=_("The file is not a CSV file."))
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        header = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
+        records: list[tuple[int, dict[str, str]]] = []
+        for line, record in enumerate(reader, start=2):
+            if len(records) >= MAX_IMPORT_ROWS:
+                return SerialImportPreview(
+                    error=_("Import at most %(max)s serial numbers at a time.")
+                    % {"max": f"{MAX_IMPORT_ROWS:,}"}
+                )
+            clean = {(k or "").strip().lower(): (v or "") for k, v in record.items() if k}
+            if any(value.strip() for value in clean.values()):
+                records.append((line, clean))
+    except csv.Error as exc:
+        return SerialImportPreview(
+            error=_("The file is not a valid CSV: %(error)s.") % {"error": exc}
+        )
+    missing = [name for name in ("code", "product", "version") if name not in header]
+    if missing:
+        return SerialImportPreview(
+            error=_("The CSV needs a header row with the columns: %(columns)s.")
+            % {"columns": ", ".join(IMPORT_COLUMNS)}
+        )
+    versions = {
+        (sku.upper(), number): pk
+        for pk, sku, number in ProductVersion.objects.values_list("pk", "product__sku", "version")
+    }
+    rows = [_row(line, record, versions) for line, record in records]
+    seen: set[str] = set()
+    for row in rows:
+        if row.error:
+            continue
+        if row.code in seen:
+            row.error = _("This serial number appears more than once in the file.")
+        seen.add(row.code)
+    codes = [row.code for row in rows if not row.error]
+    existing = set(SerialNumber.objects.filter(code__in=codes).values_list("code", flat=True))
+    for row in rows:
+        if not row.error and row.code in existing:
+            row.exists = True
+    return SerialImportPreview(rows=rows)
+
+
+@transaction.atomic
+def serials_import(
+    *, rows: list[dict[str, Any]], reported_existing: list[str], actor: User | None
+) -> SerialImportResult:
+    """Creates the previewed serials that do not exist yet; existing codes are left untouched.
+
+    `rows` are SerialImportPreview.creatable_data(); `reported_existing` the codes the preview
+    already found, which the audit event and the result list with those found now.
+    """
+    wanted = [SerialImportRow(**row) for row in rows]
+    if not wanted and not reported_existing:
+        raise LicensingError(_("There is nothing to import."))
+    versions = ProductVersion.objects.in_bulk({row.version_id for row in wanted})
+    existing = set(
+        SerialNumber.objects.filter(code__in=[row.code for row in wanted]).values_list(
+            "code", flat=True
+        )
+    )
+    new = [row for row in wanted if row.code not in existing and row.version_id in versions]
+    try:
+        # A plain INSERT, never an upsert: a code created meanwhile fails the unique constraint
+        # and the whole import rolls back instead of touching that row.
+        with transaction.atomic():
+            SerialNumber.objects.bulk_create(
+                [
+                    SerialNumber(
+                        code=row.code,
+                        version=versions[row.version_id],
+                        kind=row.kind,
+                        quantity=row.quantity,
+                        maintenance_months=row.maintenance_months,
+                        expires_on=date.fromisoformat(row.expires_on) if row.expires_on else None,
+                        printed_key=row.printed_key,
+                    )
+                    for row in new
+                ],
+                batch_size=1000,
+            )
+    except IntegrityError as exc:
+        raise LicensingError(
+            _("Some of these serial numbers were created meanwhile. Upload the file again.")
+        ) from exc
+    result = SerialImportResult(
+        created=[row.code for row in new],
+        existing=sorted(existing | set(reported_existing)),
+    )
+    audit_record(
+        action="serials.imported",
+        actor=actor,
+        details={"created": result.created, "existing": result.existing},
+    )
+    return result

@@ -1,0 +1,124 @@
+"""A wizard whose state moved on says so, and never shows another wizard's result.
+
+The bug: on Confirm, opening "Get a license key" again (menu or a second tab) reset the
+session's wizard; Back then Next showed a blank Confirm page, and Confirm showed an older,
+unrelated license's result page while the serial stayed unredeemed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from licensing.models import License, SerialNumber
+from tests.licensing.factories import REGISTRATION, SerialNumberFactory
+from tests.licensing.wizard import PREFIX, instance_token, post_step, walk
+from tests.portal.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+STARTED_OVER = "This request started over; please check and confirm again."
+
+
+@pytest.fixture
+def member(client):  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    client.force_login(membership.user)
+    return membership
+
+
+def _current(response) -> str:  # type: ignore[no-untyped-def]
+    return response.context["wizard"]["steps"].current
+
+
+def _back(client: Client, from_step: str, to_step: str, token: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        reverse("get-a-key"),
+        {
+            f"{PREFIX}-current_step": from_step,
+            f"{PREFIX}-instance": token,
+            "wizard_goto_step": to_step,
+        },
+    )
+
+
+def test_menu_then_back_next_confirm_never_shows_an_unrelated_result(client, member) -> None:  # type: ignore[no-untyped-def]
+    older = SerialNumberFactory()
+    walk(client, older.code)  # an earlier, unrelated license: the page the bug showed
+    unrelated = License.objects.get()
+    serial = SerialNumberFactory()
+    walk(client, serial.code, confirm=False)
+    old_page = instance_token(client)
+
+    client.get(reverse("get-a-key"))  # "Get a license key" in the menu: a new instance
+
+    back = _back(client, "confirm", "registration", old_page)
+    assert back.status_code == 200 and STARTED_OVER in back.content.decode()
+    # Not a blank registration or confirm page: the live instance, at its own step.
+    assert _current(back) == "serial"
+    nxt = post_step(client, "registration", REGISTRATION, token=old_page)
+    assert STARTED_OVER in nxt.content.decode() and _current(nxt) == "serial"
+    confirm = post_step(client, "confirm", token=old_page)
+    assert confirm.status_code == 200 and STARTED_OVER in confirm.content.decode()
+    assert str(unrelated.pk) not in confirm.get("Location", "")
+    assert str(unrelated.pk) not in confirm.content.decode()
+
+    serial.refresh_from_db()
+    assert serial.status == SerialNumber.Status.OPEN
+    assert License.objects.count() == 1
+    # Checking and confirming again works.
+    response = walk(client, serial.code)
+    serial.refresh_from_db()
+    assert serial.status == SerialNumber.Status.REDEEMED
+    assert response["Location"] == reverse("get-a-key-result", kwargs={"pk": serial.license_id})
+
+
+def test_two_tabs_each_confirm_only_what_their_page_showed(client, member) -> None:  # type: ignore[no-untyped-def]
+    first, second = SerialNumberFactory(), SerialNumberFactory()
+    walk(client, first.code, confirm=False)
+    tab_a = instance_token(client)
+    # Tab B, same session: its own instance with another serial, up to Confirm.
+    walk(client, second.code, confirm=False)
+    tab_b = instance_token(client)
+    assert tab_a != tab_b
+
+    # Tab A's Confirm page showed the first serial; the session now holds the second one.
+    response = post_step(client, "confirm", token=tab_a)
+    assert response.status_code == 200 and STARTED_OVER in response.content.decode()
+    # It shows the live instance for checking, and tab B's progress is kept.
+    assert _current(response) == "confirm" and second.code in response.content.decode()
+    assert not License.objects.exists()
+
+    done = post_step(client, "confirm", token=tab_b)
+    assert done.status_code == 302
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert second.status == SerialNumber.Status.REDEEMED
+    assert first.status == SerialNumber.Status.OPEN
+    assert done["Location"] == reverse("get-a-key-result", kwargs={"pk": second.license_id})
+    # A second click on tab B's Confirm: its own result again, nothing new.
+    again = post_step(client, "confirm", token=tab_b)
+    assert again.status_code == 302 and again["Location"] == done["Location"]
+    # Tab A's stale Confirm still issues nothing and shows no result.
+    stale = post_step(client, "confirm", token=tab_a)
+    assert stale.status_code == 200 and STARTED_OVER in stale.content.decode()
+    assert License.objects.count() == 1
+
+
+def test_steps_posted_without_a_token_start_a_new_instance_or_are_refused(client, member) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory()
+    # The first step without a token (no GET before it) starts an instance with its token.
+    response = post_step(client, "serial", {"serial": serial.code}, token="")
+    assert _current(response) == "registration"
+    token = instance_token(client)
+    assert token and f'value="{token}"' in response.content.decode()
+    # A later step without it is refused, and so is a Confirm.
+    refused = post_step(client, "registration", REGISTRATION, token="")
+    assert STARTED_OVER in refused.content.decode()
+    post_step(client, "registration", REGISTRATION)
+    refused = post_step(client, "confirm", token="")
+    assert STARTED_OVER in refused.content.decode()
+    assert not License.objects.exists()
+    assert post_step(client, "confirm").status_code == 302
+    assert License.objects.count() == 1
