@@ -81,6 +81,15 @@ FUNCTIONS = [
         "link_for_partners_only": True,
     },
     {
+        "title": gettext_lazy("FileConnect"),
+        "text": gettext_lazy(
+            "Download the software your licenses and serial numbers entitle you to, and verify "
+            "what you downloaded."
+        ),
+        "url": "fileconnect",
+        "button": gettext_lazy("Download software"),
+    },
+    {
         "title": gettext_lazy("Organization"),
         "text": gettext_lazy("See who works in your organization and invite colleagues."),
         "url": "members",

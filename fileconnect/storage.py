@@ -1,0 +1,126 @@
+"""Where release files live: Django's storage API, local disk by default or S3-compatible.
+
+The storage alias is "fileconnect" (settings.STORAGES). Storage names are made here, from the
+product, version and a random component, when a file is added; requests only ever carry a
+ReleaseFile id, so nothing a client sends can name a path in the storage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.utils.text import get_valid_filename, slugify
+
+from .integrity import CHUNK_SIZE
+
+STORAGE_ALIAS = "fileconnect"
+
+
+class StorageShortRead(OSError):
+    """The storage returned fewer bytes than the file is recorded to hold."""
+
+
+def fileconnect_storage() -> Storage:
+    return storages[STORAGE_ALIAS]
+
+
+def is_s3(storage: Storage) -> bool:
+    try:
+        from storages.backends.s3 import S3Storage
+    except ImportError:  # pragma: no cover - django-storages is a runtime dependency
+        return False
+    return isinstance(storage, S3Storage)
+
+
+def is_local(storage: Storage) -> bool:
+    return isinstance(storage, FileSystemStorage)
+
+
+def storage_name_for(*, sku: str, version: str, filename: str) -> str:
+    """A new, unique storage name; the random part keeps re-uploads of one name apart."""
+    return "/".join(
+        [
+            "releases",
+            slugify(sku) or "product",
+            slugify(version.replace(".", "-")) or "version",
+            uuid.uuid4().hex,
+            get_valid_filename(filename),
+        ]
+    )
+
+
+class Delivery(StrEnum):
+    STREAM = "stream"  # the portal reads the storage and streams the bytes itself
+    X_ACCEL = "x_accel"  # nginx serves the local file from an internal location
+    PRESIGNED = "presigned"  # the client is redirected to a short-lived S3 URL
+
+
+def delivery_for(storage: Storage) -> Delivery:
+    """How the bytes of a download reach the client with this storage and these settings."""
+    if is_s3(storage) and settings.FILECONNECT_S3_PRESIGNED:
+        return Delivery.PRESIGNED
+    if is_local(storage) and settings.FILECONNECT_X_ACCEL_LOCATION:
+        return Delivery.X_ACCEL
+    return Delivery.STREAM
+
+
+def x_accel_path(name: str) -> str:
+    """The internal nginx URI of a stored file (nginx decodes it before mapping to disk)."""
+    return settings.FILECONNECT_X_ACCEL_LOCATION.rstrip("/") + "/" + quote(name)
+
+
+def presigned_url(storage: Storage, name: str, *, filename: str, content_type: str) -> str:
+    """A short-lived GET URL for an S3 object that downloads under the file's display name."""
+    from django.utils.http import content_disposition_header
+
+    parameters: dict[str, Any] = {
+        "ResponseContentDisposition": content_disposition_header(True, filename),
+        "ResponseContentType": content_type,
+    }
+    return storage.url(  # type: ignore[call-arg]
+        name, parameters=parameters, expire=settings.FILECONNECT_PRESIGNED_SECONDS
+    )
+
+
+def read_range(storage: Storage, name: str, *, start: int, length: int) -> Iterator[bytes]:
+    """The bytes [start, start + length) of a stored file, in chunks of at most CHUNK_SIZE.
+
+    Raises StorageShortRead when the storage ends early, so that a truncated transfer is never
+    taken for a complete one.
+    """
+    if length <= 0:
+        return
+    if is_s3(storage):
+        yield from _s3_range(storage, name, start=start, length=length)
+        return
+    with storage.open(name, "rb") as handle:
+        handle.seek(start)
+        remaining = length
+        while remaining:
+            chunk = handle.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                raise StorageShortRead(f"{name}: {remaining} bytes missing at the end")
+            remaining -= len(chunk)
+            yield chunk
+
+
+def _s3_range(storage: Storage, name: str, *, start: int, length: int) -> Iterator[bytes]:
+    # S3File would first copy the whole object into a spooled temporary file; a ranged GET
+    # streams only the requested bytes.
+    obj = storage.open(name, "rb").obj  # type: ignore[attr-defined]
+    body = obj.get(Range=f"bytes={start}-{start + length - 1}")["Body"]
+    remaining = length
+    try:
+        for chunk in body.iter_chunks(CHUNK_SIZE):
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        body.close()
+    if remaining:
+        raise StorageShortRead(f"{name}: {remaining} bytes missing at the end")
