@@ -59,12 +59,11 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         length = min(suffix, size)
         return ByteRange(start=size - length, length=length)
     start = _number(first)
-    end = _number(last) if last else size - 1
-    if end < start:
+    if last and _number(last) < start:
         return None  # `5-2` is invalid syntax, not an empty range
     if start >= size:
         raise RangeNotSatisfiable(header)
-    end = min(end, size - 1)
+    end = min(_number(last), size - 1) if last else size - 1
     return ByteRange(start=start, length=end - start + 1)
 
 

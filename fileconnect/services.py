@@ -199,7 +199,8 @@ def download_event_start(
         file=file,
         license=basis.license,
         serial=basis.serial,
-        range_header=range_header[:200],
+        # Logged as sent, minus what a text column cannot hold (NUL and other controls).
+        range_header="".join(ch for ch in range_header[:200] if ch.isprintable()),
         bytes_requested=bytes_requested,
         delivery=delivery,
         status=DownloadEvent.Status.HANDED_OFF if handed_off else DownloadEvent.Status.STARTED,
