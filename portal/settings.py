@@ -198,6 +198,8 @@ if FILECONNECT_S3_BUCKET:
             "addressing_style": os.environ.get("FILECONNECT_S3_ADDRESSING_STYLE") or None,
             "file_overwrite": False,
             "default_acl": None,
+            # SigV4: what every S3-compatible store accepts for presigned URLs.
+            "signature_version": "s3v4",
         },
     }
 else:

@@ -35,7 +35,8 @@ def add_file(
 
 def version_of(product: Any, name: str, released_on: date) -> ProductVersion:
     return cast(
-        ProductVersion, ProductVersionFactory(product=product, version=name, released_on=released_on)
+        ProductVersion,
+        ProductVersionFactory(product=product, version=name, released_on=released_on),
     )
 
 

@@ -173,7 +173,11 @@ def _big_file(world: dict[str, Any], size: int, tmp_path: Any) -> ReleaseFile:
             handle.write(os.urandom(CHUNK_SIZE))
     with path.open("rb") as source:
         return release_file_add(
-            version=world["version"], platform="Linux", source=source, filename="big.bin", actor=None
+            version=world["version"],
+            platform="Linux",
+            source=source,
+            filename="big.bin",
+            actor=None,
         )
 
 
@@ -269,4 +273,6 @@ def test_file_names_cannot_steer_the_storage_path(world) -> None:  # type: ignor
 
 
 def test_download_urls_are_by_file_id_only() -> None:
-    assert reverse("fileconnect-download", args=[7, "token"]) == "/fileconnect/files/7/download/token/"
+    assert (
+        reverse("fileconnect-download", args=[7, "token"]) == "/fileconnect/files/7/download/token/"
+    )

@@ -54,13 +54,13 @@ def test_maintenance_window_is_inclusive_and_bounded_on_both_sides(client, catal
         catalog.f15.pk,
         catalog.f16.pk,
     }
-    late_start = catalog.license(customer, catalog.v14, start=date(2025, 4, 1), end=date(2027, 1, 1))
+    late_start = catalog.license(
+        customer, catalog.v14, start=date(2025, 4, 1), end=date(2027, 1, 1)
+    )
     response = license_page(client, late_start)
     assert catalog.f15.pk not in download_links(response)
     assert catalog.f16.pk in download_links(response)
-    assert "maintenance began on 2025-04-01" in (
-        response.content.decode()
-    )
+    assert "maintenance began on 2025-04-01" in (response.content.decode())
 
 
 def test_earlier_versions_and_other_products_are_not_listed(client, catalog) -> None:  # type: ignore[no-untyped-def]

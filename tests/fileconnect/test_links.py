@@ -101,7 +101,9 @@ def test_another_users_link_is_refused_even_in_the_same_organization(client, wor
     assert DownloadEvent.objects.get().user == world["colleague"].user
 
 
-def test_another_users_expired_link_gives_no_hint_of_their_license(client, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_another_users_expired_link_gives_no_hint_of_their_license(
+    client, world, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     catalog = world["catalog"]
     client.force_login(world["customer"].user)
     url = link_for(client, world["license"], catalog.f14)
@@ -131,7 +133,11 @@ def test_links_are_fresh_on_every_page_load_and_name_the_user(client, world) -> 
         user_id=world["customer"].user.pk, file_id=catalog.f14.pk, basis=f"license:{license.pk}"
     )
     payload = signing.TimestampSigner(salt="fileconnect.download-link").unsign_object(token)
-    assert payload == {"u": world["customer"].user.pk, "f": catalog.f14.pk, "b": f"license:{license.pk}"}
+    assert payload == {
+        "u": world["customer"].user.pk,
+        "f": catalog.f14.pk,
+        "b": f"license:{license.pk}",
+    }
     links = download_links(license_page(client, license))
     assert set(links) == {catalog.f14.pk, catalog.f15.pk, catalog.f15_linux.pk}
     assert all(f"/files/{pk}/download/" in url for pk, url in links.items())
