@@ -25,4 +25,4 @@ class _BreakingFile:
 
 class FailingStorage(FileSystemStorage):
     def _open(self, name: str, mode: str = "rb") -> File:
-        return File(_BreakingFile(open(self.path(name), mode)))  # noqa: SIM115 - File closes it
+        return File(_BreakingFile(open(self.path(name), mode)))

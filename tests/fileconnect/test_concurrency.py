@@ -28,7 +28,7 @@ def test_concurrent_uploads_share_one_new_release() -> None:
         try:
             barrier.wait(timeout=30)
             add_file(version, f"file {n}".encode(), platform=f"Platform {n}", name=f"f{n}.bin")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connections.close_all()
