@@ -7,6 +7,7 @@ ReleaseFile id, so nothing a client sends can name a path in the storage.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from enum import StrEnum
@@ -31,11 +32,10 @@ def fileconnect_storage() -> Storage:
 
 
 def is_s3(storage: Storage) -> bool:
-    try:
-        from storages.backends.s3 import S3Storage
-    except ImportError:  # pragma: no cover - django-storages is a runtime dependency
-        return False
-    return isinstance(storage, S3Storage)
+    # An S3Storage exists only once its module was imported: asking this way keeps boto3
+    # (some 8 MB) out of web processes that serve local files.
+    module = sys.modules.get("storages.backends.s3")
+    return module is not None and isinstance(storage, module.S3Storage)
 
 
 def is_local(storage: Storage) -> bool:

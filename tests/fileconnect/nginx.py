@@ -32,16 +32,19 @@ def _substitute(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def server_block(*, upstream: str, port: int, root: Path) -> str:
+def server_block(*, upstream: str, port: int, root: Path, extra: str = "") -> str:
     text = CONFIG.read_text()
     text = _substitute(text, "server web:8000;", f"server {upstream};")
     text = _substitute(text, "listen 80;", f"listen 127.0.0.1:{port};")
+    if extra:
+        text = _substitute(text, "    location / {", f"{extra}\n    location / {{")
     return _substitute(text, "alias /srv/fileconnect/;", f"alias {root}/;")
 
 
 @contextmanager
-def running_nginx(*, upstream: str, root: Path, workdir: Path) -> Iterator[str]:
-    """Starts nginx in front of `upstream` (host:port); yields its base URL."""
+def running_nginx(*, upstream: str, root: Path, workdir: Path, extra: str = "") -> Iterator[str]:
+    """Starts nginx in front of `upstream` (host:port); yields its base URL. `extra` adds
+    locations to the server block (the benchmark's static floor)."""
     binary = nginx_binary()
     assert binary is not None, "nginx is not installed: apt-get install nginx"
     port = free_port()
@@ -67,7 +70,7 @@ http {{
     fastcgi_temp_path {workdir}/fastcgi;
     uwsgi_temp_path {workdir}/uwsgi;
     scgi_temp_path {workdir}/scgi;
-{server_block(upstream=upstream, port=port, root=root)}
+{server_block(upstream=upstream, port=port, root=root, extra=extra)}
 }}
 """
     )
