@@ -29,6 +29,7 @@ from portal.models import Organization, User
 from portal.policy import Action, organization_access
 
 from .models import DownloadEvent, Release, ReleaseFile
+from .verification import VerifyCommands
 
 # The serial numbers a user entered, kept in the session for the organization it acted in.
 SESSION_SERIALS_KEY = "fileconnect:serials"
@@ -90,10 +91,20 @@ def version_entitlement(basis: Basis, version: ProductVersion) -> Entitlement | 
     return Entitlement(entitled=True)
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A file offered for download: its personal link and the commands that verify it."""
+
+    file: ReleaseFile
+    download_url: str
+    verify: VerifyCommands
+
+
 @dataclass
 class PlatformGroup:
     platform: str
     files: list[ReleaseFile] = field(default_factory=list)
+    offers: list[Offer] = field(default_factory=list)  # filled for entitled versions only
 
 
 @dataclass

@@ -8,6 +8,7 @@ from datetime import date
 from typing import BinaryIO
 
 from django.core.files import File
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -88,8 +89,16 @@ def release_file_add(
             },
         )
     except BaseException:
-        storage.delete(name)
+        _discard(storage, name)
         raise
+
+
+def _discard(storage: Storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except Exception:
+        # The original error is the one to report; the orphan is logged for clean-up.
+        logger.exception("FileConnect: could not remove %s after a failed add", name)
 
 
 @transaction.atomic

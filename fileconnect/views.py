@@ -22,6 +22,7 @@ from .selectors import (
     SESSION_SERIALS_KEY,
     SESSION_SERIALS_MAX,
     Basis,
+    Offer,
     basis_for_file,
     download_log,
     entitled_versions,
@@ -96,10 +97,19 @@ def _entitled_list(request: PortalRequest, basis: Basis) -> HttpResponse:
     versions = entitled_versions(basis)
     pem = public_key_pem()
     for group in versions:
+        if not group.entitlement.entitled:
+            continue
         for platform in group.platforms:
-            for release_file in platform.files:
-                if group.entitlement.entitled:
-                    _offer(request, release_file, basis, pem)
+            platform.offers = [
+                Offer(
+                    file=release_file,
+                    download_url=download_url(
+                        user_id=request.user.pk, file_id=release_file.pk, basis=basis.ref
+                    ),
+                    verify=verify_commands(release_file, public_key_pem=pem),
+                )
+                for release_file in platform.files
+            ]
     return render(
         request,
         "fileconnect/downloads.html",
@@ -111,14 +121,6 @@ def _entitled_list(request: PortalRequest, basis: Basis) -> HttpResponse:
             "link_minutes": int(LINK_LIFETIME.total_seconds() // 60),
         },
     )
-
-
-def _offer(request: PortalRequest, release_file: ReleaseFile, basis: Basis, pem: str) -> None:
-    """Attaches the file's fresh download link and verification commands for the template."""
-    release_file.download_url = download_url(  # type: ignore[attr-defined]
-        user_id=request.user.pk, file_id=release_file.pk, basis=basis.ref
-    )
-    release_file.verify = verify_commands(release_file, public_key_pem=pem)  # type: ignore[attr-defined]
 
 
 @require_http_methods(["GET", "HEAD"])
