@@ -64,4 +64,4 @@ bench: $(STAMP)  ## Every benchmark against DATABASE_URL (PostgreSQL for meaning
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) var/portal.sqlite3 var/emails var/staticfiles
+	rm -rf $(VENV) var/portal.sqlite3 var/emails var/staticfiles var/fileconnect

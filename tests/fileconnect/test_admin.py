@@ -78,7 +78,7 @@ def test_withdraw_and_restore_actions(admin_client, version) -> None:  # type: i
     release.refresh_from_db()
     assert not release.is_withdrawn
     assert list(
-        AuditEvent.objects.filter(object_id=str(release.pk), action__startswith="release.")
+        AuditEvent.objects.filter(object_type="fileconnect.release", object_id=str(release.pk))
         .order_by("created_at")
         .values_list("action", flat=True)
     ) == ["release.created", "release.withdrawn", "release.restored"]
