@@ -127,6 +127,44 @@ def timed_cat(path: Path) -> float:
     return time.perf_counter() - start
 
 
+@contextmanager
+def raw_sendfile_server(path: Path) -> Iterator[str]:
+    """The socket floor: a bare HTTP answer and the file by sendfile(2), nothing else (no
+    nginx, no portal), to show what any server can reach over loopback on this machine."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection, path.open("rb") as handle:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    request += chunk
+                size = path.stat().st_size
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+                connection.sendall(head.encode())
+                connection.sendfile(handle)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/file"
+    finally:
+        stopping.set()
+        listener.close()
+        thread.join(timeout=5)
+
+
 class RssSampler:
     """Samples a process's resident set size (VmRSS) from /proc in a thread."""
 
@@ -296,22 +334,33 @@ def main() -> None:
             curl(f"{nginx_url}/_bench_static/{big.storage_name}", session)[1]
             for _ in range(args.runs)
         ]
+    with raw_sendfile_server(stored) as raw_url:
+        socket_times = [curl(raw_url, session)[1] for _ in range(args.runs)]
     cat_times += [timed_cat(stored) for _ in range(args.runs)]  # before and after, alike
-    report(args, big, small, cat_times, static_times, stream, accel, add_seconds, load_before)
+    report(
+        args,
+        big,
+        small,
+        {"cat": cat_times, "socket": socket_times, "static": static_times},
+        stream,
+        accel,
+        add_seconds,
+        load_before,
+    )
 
 
 def report(
     args: argparse.Namespace,
     big: ReleaseFile,
     small: ReleaseFile,
-    cat_times: list[float],
-    static_times: list[float],
+    floors: dict[str, list[float]],
     stream: dict[int, dict[str, float]],
     accel: dict[int, dict[str, float]],
     add_seconds: float,
     load_before: float,
 ) -> None:
     size = big.size
+    cat_times, static_times = floors["cat"], floors["static"]
     cat_best, static_best = min(cat_times), min(static_times)
 
     def rate(seconds: float) -> str:
@@ -325,12 +374,14 @@ def report(
     print(f"  {'path':<52}{'best':>8}{'throughput':>14}{'median':>9}{'× cat':>7}{'× nginx':>9}")
     rows = [
         ("cat FILE > /dev/null (floor)", cat_times),
+        ("loopback socket, sendfile(2), no server around it", floors["socket"]),
         ("nginx alone: the same file as a static file", static_times),
         ("nginx X-Accel-Redirect (portal checks, nginx sends)", [accel[big.pk]["best"]]),
         ("portal streaming (gunicorn sync worker, 1 MiB chunks)", [stream[big.pk]["best"]]),
     ]
     medians = [
         statistics.median(cat_times),
+        statistics.median(floors["socket"]),
         statistics.median(static_times),
         accel[big.pk]["median"],
         stream[big.pk]["median"],
