@@ -10,6 +10,11 @@ Needs nginx (`apt-get install nginx`), curl, and twice the file size free in the
 releases add-file`, starts gunicorn (one sync worker, as in production) twice, once streaming
 and once behind nginx running deploy/nginx.conf, and downloads with curl to /dev/null.
 
+Floors, measured in the same run on the same (page-cached) file: `cat FILE > /dev/null`, the
+goal's reference, which copies each 128 KiB block once within the CPU cache; a bare loopback
+socket sending the file with sendfile(2), which no HTTP server can beat on this machine; and
+nginx serving the file as a plain static file, which X-Accel-Redirect can at best equal.
+
 Memory: the gunicorn worker's resident set is sampled from /proc every 5 ms during each
 download, and its kernel high-water mark (VmHWM) read at the end: the peak includes Django and
 the whole portal loaded, not only what a download adds. A smaller file is streamed as well, to

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.utils.http import content_disposition_header
 from django.utils.text import get_valid_filename, slugify
 
 from .integrity import CHUNK_SIZE
@@ -77,8 +78,6 @@ def x_accel_path(name: str) -> str:
 
 def presigned_url(storage: Storage, name: str, *, filename: str, content_type: str) -> str:
     """A short-lived GET URL for an S3 object that downloads under the file's display name."""
-    from django.utils.http import content_disposition_header
-
     parameters: dict[str, Any] = {
         "ResponseContentDisposition": content_disposition_header(True, filename),
         "ResponseContentType": content_type,

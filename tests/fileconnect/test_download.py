@@ -11,7 +11,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-from django.urls import reverse
 from django.utils.http import http_date
 
 from fileconnect.integrity import CHUNK_SIZE
@@ -270,9 +269,3 @@ def test_file_names_cannot_steer_the_storage_path(world) -> None:  # type: ignor
         actor=None,
     )
     assert tricky.display_name == "setup_rm_-rf.exe"
-
-
-def test_download_urls_are_by_file_id_only() -> None:
-    assert (
-        reverse("fileconnect-download", args=[7, "token"]) == "/fileconnect/files/7/download/token/"
-    )
