@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.shortcuts import render
 from django.utils.http import content_disposition_header, http_date
 
 from portal.models import Organization, User
@@ -21,10 +22,10 @@ from .selectors import Basis
 from .services import download_event_finish, download_event_start
 from .storage import (
     Delivery,
+    RangeReader,
     delivery_for,
     fileconnect_storage,
     presigned_url,
-    read_range,
     x_accel_path,
 )
 
@@ -38,7 +39,7 @@ class Transfer:
     error logs an error and marks it "failed"; a client that goes away leaves it "interrupted".
     """
 
-    def __init__(self, *, chunks: Iterator[bytes], event_id: int, expected: int) -> None:
+    def __init__(self, *, chunks: RangeReader, event_id: int, expected: int) -> None:
         self._chunks = chunks
         self._event_id = event_id
         self._expected = expected
@@ -65,9 +66,7 @@ class Transfer:
         """Called by the WSGI server when the response ends, finished or not."""
         if not self._finished:
             self._finish(DownloadEvent.Status.INTERRUPTED)
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+        self._chunks.close()
 
     def _finish(self, status: str) -> None:
         self._finished = True
@@ -152,11 +151,15 @@ def download_response(
         del response["Last-Modified"]
         return response
 
-    transfer = Transfer(
-        chunks=read_range(storage, file.storage_name, start=start, length=length),
-        event_id=event.pk,
-        expected=length,
-    )
+    try:
+        chunks = RangeReader(storage, file.storage_name, start=start, length=length)
+    except Exception:
+        # The record says the file exists and the storage cannot give it: a fault on our side,
+        # answered with a page that says so, logged, and no download claimed.
+        logger.exception("FileConnect download %s: cannot open %s", event.pk, file.storage_name)
+        download_event_finish(event_id=event.pk, status=DownloadEvent.Status.FAILED, bytes_sent=0)
+        return render(request, "fileconnect/unavailable.html", {"file": file}, status=503)
+    transfer = Transfer(chunks=chunks, event_id=event.pk, expected=length)
     response = StreamingHttpResponse(transfer, content_type=file.content_type)
     response["Content-Length"] = str(length)
     _range_headers(response, byte_range, file)

@@ -43,13 +43,15 @@ class DigestingReader:
     def __init__(self, source: BinaryIO) -> None:
         self._source = source
         self._hash = hashlib.sha256()
-        self.size = 0
+        self.bytes_read = 0
         self.closed = False
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(CHUNK_SIZE if size is None or size < 0 else size)
+    def read(self, size: int | None = -1) -> bytes:
+        # Storages read in chunks (FileSystemStorage 64 KiB, boto3 8 MiB parts); a read of
+        # "everything" is honoured as asked, since answering less would silently truncate.
+        data = self._source.read(-1 if size is None or size < 0 else size)
         self._hash.update(data)
-        self.size += len(data)
+        self.bytes_read += len(data)
         return data
 
     def readable(self) -> bool:
@@ -62,8 +64,12 @@ class DigestingReader:
         # The caller owns the source and closes it; storages like to close what they are given.
         self.closed = True
 
+    def exhausted(self) -> bool:
+        """Whether the source has nothing left (reads one byte, which is then counted too)."""
+        return not self.read(1)
+
     def digest(self) -> Digest:
-        return Digest(size=self.size, sha256=self._hash.digest())
+        return Digest(size=self.bytes_read, sha256=self._hash.digest())
 
 
 def digest_stream(source: BinaryIO) -> Digest:

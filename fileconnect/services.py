@@ -62,6 +62,9 @@ def release_file_add(
         File(reader, name=display_name),  # type: ignore[arg-type]
     )
     try:
+        if not reader.exhausted():
+            # A storage that stopped reading before the end stored a truncated file.
+            raise FileConnectError(_("The storage did not take the whole file: try again."))
         digest = reader.digest()
         stored_size = storage.size(name)
         if stored_size != digest.size:

@@ -87,39 +87,50 @@ def presigned_url(storage: Storage, name: str, *, filename: str, content_type: s
     )
 
 
-def read_range(storage: Storage, name: str, *, start: int, length: int) -> Iterator[bytes]:
+class RangeReader:
     """The bytes [start, start + length) of a stored file, in chunks of at most CHUNK_SIZE.
 
-    Raises StorageShortRead when the storage ends early, so that a truncated transfer is never
-    taken for a complete one.
+    The file is opened when the reader is made, so that a missing or unreadable file is an
+    error the view can answer, before any byte of a response goes out. Iterating raises
+    StorageShortRead when the storage ends early, so that a truncated transfer is never taken
+    for a complete one. `close` releases the file whether or not it was read to the end.
     """
-    if length <= 0:
-        return
-    if is_s3(storage):
-        yield from _s3_range(storage, name, start=start, length=length)
-        return
-    with storage.open(name, "rb") as handle:
-        handle.seek(start)
-        remaining = length
-        while remaining:
-            chunk = handle.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
-                raise StorageShortRead(f"{name}: {remaining} bytes missing at the end")
-            remaining -= len(chunk)
-            yield chunk
 
+    def __init__(self, storage: Storage, name: str, *, start: int, length: int) -> None:
+        self._name = name
+        self._remaining = max(0, length)
+        self._handle: Any = None
+        self._body: Any = None
+        self._chunks: Iterator[bytes] | None = None
+        if self._remaining == 0:
+            return
+        if is_s3(storage):
+            # S3File would first copy the whole object into a spooled temporary file; a ranged
+            # GET streams only the requested bytes.
+            obj = storage.open(name, "rb").obj  # type: ignore[attr-defined]
+            self._body = obj.get(Range=f"bytes={start}-{start + length - 1}")["Body"]
+            self._chunks = self._body.iter_chunks(CHUNK_SIZE)
+        else:
+            self._handle = storage.open(name, "rb")
+            self._handle.seek(start)
 
-def _s3_range(storage: Storage, name: str, *, start: int, length: int) -> Iterator[bytes]:
-    # S3File would first copy the whole object into a spooled temporary file; a ranged GET
-    # streams only the requested bytes.
-    obj = storage.open(name, "rb").obj  # type: ignore[attr-defined]
-    body = obj.get(Range=f"bytes={start}-{start + length - 1}")["Body"]
-    remaining = length
-    try:
-        for chunk in body.iter_chunks(CHUNK_SIZE):
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        body.close()
-    if remaining:
-        raise StorageShortRead(f"{name}: {remaining} bytes missing at the end")
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._remaining == 0:
+            raise StopIteration
+        if self._chunks is not None:
+            chunk = next(self._chunks, b"")
+        else:
+            chunk = self._handle.read(min(CHUNK_SIZE, self._remaining))
+        if not chunk:
+            raise StorageShortRead(f"{self._name}: {self._remaining} bytes missing at the end")
+        chunk = chunk[: self._remaining]
+        self._remaining -= len(chunk)
+        return bytes(chunk)
+
+    def close(self) -> None:
+        for resource in (self._handle, self._body):
+            if resource is not None:
+                resource.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
 FAIL_AFTER = 1024 * 1024
@@ -26,3 +27,11 @@ class _BreakingFile:
 class FailingStorage(FileSystemStorage):
     def _open(self, name: str, mode: str = "rb") -> File:
         return File(_BreakingFile(open(self.path(name), mode)))
+
+
+class TruncatingStorage(FileSystemStorage):
+    """A local storage that keeps only the first bytes of what it is given, as a buggy backend
+    or a full disk that does not report it would."""
+
+    def _save(self, name: str, content: File) -> str:
+        return super()._save(name, ContentFile(content.read(10)))

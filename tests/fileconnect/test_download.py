@@ -15,7 +15,7 @@ from django.utils.http import http_date
 
 from fileconnect.integrity import CHUNK_SIZE
 from fileconnect.models import DownloadEvent, ReleaseFile
-from fileconnect.services import release_file_add
+from fileconnect.services import FileConnectError, release_file_add
 from tests.fileconnect.factories import add_file, license_of, member, version_of
 from tests.fileconnect.pages import body, first_chunk_then_hang_up, link_for
 from tests.licensing.factories import ProductFactory
@@ -269,3 +269,32 @@ def test_file_names_cannot_steer_the_storage_path(world) -> None:  # type: ignor
         actor=None,
     )
     assert tricky.display_name == "setup_rm_-rf.exe"
+
+
+def test_a_file_missing_from_storage_is_a_clear_503(
+    client, world, fileconnect_root, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world["customer"].user)
+    url = link_for(client, world["license"], world["file"])
+    (fileconnect_root / world["file"].storage_name).unlink()
+    with caplog.at_level(logging.ERROR, logger="fileconnect"):
+        response = client.get(url)
+    assert response.status_code == 503
+    assert "cannot be downloaded right now" in response.content.decode()
+    event = DownloadEvent.objects.get()
+    assert (event.status, event.bytes_sent) == (DownloadEvent.Status.FAILED, 0)
+    assert any("cannot open" in record.getMessage() for record in caplog.records)
+
+
+def test_a_storage_that_keeps_part_of_a_file_is_caught(world, settings, fileconnect_root) -> None:  # type: ignore[no-untyped-def]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "fileconnect": {
+            "BACKEND": "tests.fileconnect.storages.TruncatingStorage",
+            "OPTIONS": {"location": fileconnect_root},
+        },
+    }
+    with pytest.raises(FileConnectError, match="did not take the whole file"):
+        add_file(world["version"], CONTENT, name="cut.bin")
+    assert not ReleaseFile.objects.filter(display_name="cut.bin").exists()
+    assert not list(fileconnect_root.rglob("cut.bin"))  # the partial copy is removed
