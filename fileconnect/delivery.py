@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+from django.core.files.storage import Storage
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -107,19 +108,15 @@ def download_response(
         refused["Content-Range"] = f"bytes */{file.size}"
         _headers(refused, file, etag)
         return refused
-    start, length = (
-        (byte_range.start, byte_range.length) if byte_range is not None else (0, file.size)
-    )
-    storage = fileconnect_storage()
-    delivery = delivery_for(storage)
-
+    length = byte_range.length if byte_range is not None else file.size
     if request.method == "HEAD":  # the headers a download manager asks for; not a download
-        response: HttpResponseBase = HttpResponse(content_type=file.content_type)
+        response = HttpResponse(content_type=file.content_type)
         response["Content-Length"] = str(length)
         _range_headers(response, byte_range, file)
         _headers(response, file, etag)
         return response
-
+    storage = fileconnect_storage()
+    delivery = delivery_for(storage)
     event = download_event_start(
         actor=actor,
         organization=organization,
@@ -130,27 +127,43 @@ def download_response(
         delivery=delivery,
     )
     if delivery == Delivery.PRESIGNED:
-        # S3 answers Range, ETag and Last-Modified itself.
-        response = HttpResponseRedirect(
-            presigned_url(
-                storage,
-                file.storage_name,
-                filename=file.display_name,
-                content_type=file.content_type,
-            )
-        )
-        response["Cache-Control"] = "no-store"
-        return response
+        return _presigned(storage, file)
     if delivery == Delivery.X_ACCEL:
-        # nginx serves the bytes (and the Range, ETag and Last-Modified of the file on disk);
-        # it keeps Content-Type and Content-Disposition from this response.
-        response = HttpResponse(content_type=file.content_type)
-        response["X-Accel-Redirect"] = x_accel_path(file.storage_name)
-        _headers(response, file, etag)
-        del response["ETag"]
-        del response["Last-Modified"]
-        return response
+        return _x_accel(file, etag)
+    return _stream(request, storage, file, etag, byte_range, event)
 
+
+def _presigned(storage: Storage, file: ReleaseFile) -> HttpResponseBase:
+    # S3 answers Range, ETag and Last-Modified itself.
+    response = HttpResponseRedirect(
+        presigned_url(
+            storage, file.storage_name, filename=file.display_name, content_type=file.content_type
+        )
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _x_accel(file: ReleaseFile, etag: str) -> HttpResponseBase:
+    # nginx serves the bytes (and the Range, ETag and Last-Modified of the file on disk); it
+    # keeps Content-Type and Content-Disposition from this response.
+    response = HttpResponse(content_type=file.content_type)
+    response["X-Accel-Redirect"] = x_accel_path(file.storage_name)
+    _headers(response, file, etag)
+    del response["ETag"]
+    del response["Last-Modified"]
+    return response
+
+
+def _stream(
+    request: HttpRequest,
+    storage: Storage,
+    file: ReleaseFile,
+    etag: str,
+    byte_range: ByteRange | None,
+    event: DownloadEvent,
+) -> HttpResponseBase:
+    start, length = (byte_range.start, byte_range.length) if byte_range else (0, file.size)
     try:
         chunks = RangeReader(storage, file.storage_name, start=start, length=length)
     except Exception:
