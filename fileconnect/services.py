@@ -18,7 +18,7 @@ from licensing.models import ProductVersion
 from portal.models import Organization, User
 from portal.services import audit_record
 
-from .integrity import DigestingReader, digest_sign
+from .integrity import Digest, DigestingReader, digest_sign
 from .models import DownloadEvent, Release, ReleaseFile
 from .selectors import Basis
 from .storage import fileconnect_storage, storage_name_for
@@ -56,22 +56,8 @@ def release_file_add(
     if release is not None and release.version_id != version.pk:
         raise FileConnectError(_("This release belongs to another product version."))
     storage = fileconnect_storage()
-    reader = DigestingReader(source)
-    name = storage.save(
-        storage_name_for(sku=version.product.sku, version=version.version, filename=display_name),
-        File(reader, name=display_name),  # type: ignore[arg-type]
-    )
+    name, digest = _store(storage, source, version=version, display_name=display_name)
     try:
-        if not reader.exhausted():
-            # A storage that stopped reading before the end stored a truncated file.
-            raise FileConnectError(_("The storage did not take the whole file: try again."))
-        digest = reader.digest()
-        stored_size = storage.size(name)
-        if stored_size != digest.size:
-            raise FileConnectError(
-                _("The storage holds %(stored)s bytes of the %(read)s bytes read: try again.")
-                % {"stored": stored_size, "read": digest.size}
-            )
         signature, signing_key_id = digest_sign(digest)
         return _release_file_record(
             version=version,
@@ -94,6 +80,32 @@ def release_file_add(
     except BaseException:
         _discard(storage, name)
         raise
+
+
+def _store(
+    storage: Storage, source: BinaryIO, *, version: ProductVersion, display_name: str
+) -> tuple[str, Digest]:
+    """Copies the source into storage once, hashing on the way; checks nothing was lost."""
+    reader = DigestingReader(source)
+    name = storage.save(
+        storage_name_for(sku=version.product.sku, version=version.version, filename=display_name),
+        File(reader, name=display_name),  # type: ignore[arg-type]
+    )
+    try:
+        if not reader.exhausted():
+            # A storage that stopped reading before the end stored a truncated file.
+            raise FileConnectError(_("The storage did not take the whole file: try again."))
+        digest = reader.digest()
+        stored_size = storage.size(name)
+        if stored_size != digest.size:
+            raise FileConnectError(
+                _("The storage holds %(stored)s bytes of the %(read)s bytes read: try again.")
+                % {"stored": stored_size, "read": digest.size}
+            )
+    except BaseException:
+        _discard(storage, name)
+        raise
+    return name, digest
 
 
 def _discard(storage: Storage, name: str) -> None:
