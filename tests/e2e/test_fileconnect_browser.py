@@ -146,6 +146,9 @@ def test_fileconnect_pages_fit_a_phone(
     page.locator("input[name=serial]").fill(catalog["serial"].code)
     page.locator("form button[type=submit]").last.click()
     expect(page.locator("[data-testid=sha256]").first).to_be_visible()
+    with page.expect_download() as download_info:  # so that the log has a row to show
+        page.locator("[data-file-id] a.btn").first.click()
+    assert download_info.value.failure() is None
     for summary in page.locator("summary").all():
         summary.click()  # the verify panels, open, must fit too
     pages = {"downloads": page.url, "home": f"{live_server.url}/fileconnect/"}
