@@ -228,10 +228,20 @@ def gunicorn(*, x_accel: bool) -> Iterator[tuple[str, int]]:
         )
     try:
         wait_for_port(port, master, log)
-        children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
-        yield f"127.0.0.1:{port}", int(children[0])
+        yield f"127.0.0.1:{port}", _worker_of(master.pid)
     finally:
         stop(master)
+
+
+def _worker_of(master: int, timeout: float = 30) -> int:
+    """The pid of the master's worker (the master listens before the worker is forked)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.05)
+    raise RuntimeError("gunicorn started no worker")
 
 
 def curl(url: str, session: str) -> tuple[int, float]:
