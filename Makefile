@@ -20,6 +20,7 @@ run: $(STAMP)  ## The portal on its embedded default, with demo data, at http://
 	$(BIN)/python manage.py seed_demo_vouchers
 	$(BIN)/python manage.py seed_demo_upgrades
 	$(BIN)/python manage.py seed_demo_partners
+	$(BIN)/python manage.py releases seed-demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP) lint  ## Lint, migrations check, the whole test suite and the invariants
@@ -78,4 +79,4 @@ bench: $(STAMP)  ## Every benchmark against DATABASE_URL (PostgreSQL for meaning
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) var/portal.sqlite3 var/emails var/staticfiles
+	rm -rf $(VENV) var/portal.sqlite3 var/emails var/staticfiles var/fileconnect

@@ -17,11 +17,17 @@ def _active_shares(actor: User) -> QuerySet[LicenseShare]:
     return LicenseShare.objects.filter(license=OuterRef("pk"), user=actor, revoked_at__isnull=True)
 
 
-def licenses_visible_to(*, actor: User, organization: Organization | None) -> QuerySet[License]:
+def licenses_visible_to(
+    *,
+    actor: User,
+    organization: Organization | None,
+    purpose: Action = Action.VIEW_LICENSES,
+) -> QuerySet[License]:
     """Licenses the actor may see: the acting organization's, and those shared with it.
 
-    A partner acting for a customer sees the customer's licenses with the view-licenses scope,
-    or only those it obtained itself with the obtain-keys scope (portal.policy decides).
+    A partner acting for a customer sees the customer's licenses with the view-licenses scope
+    (or the scope of `purpose`: FileConnect lists them to a partner allowed to download), or
+    only those it obtained itself with the obtain-keys scope (portal.policy decides).
     Rows carry `shared_access` (the share's level, or None) for `access_of`.
     """
     if not actor.is_authenticated:
@@ -36,7 +42,7 @@ def licenses_visible_to(*, actor: User, organization: Organization | None) -> Qu
     # An empty id list drops out of the OR when the query is compiled.
     visible = Q(pk__in=shared_ids)
     access = organization_access(actor=actor, organization=organization)
-    if access is not None and access.allows(Action.VIEW_LICENSES):
+    if access is not None and (access.allows(Action.VIEW_LICENSES) or access.allows(purpose)):
         visible |= Q(owner=organization)
     elif access is not None and access.allows(Action.VIEW_OWN_RESULTS):
         visible |= Q(owner=organization, issued_by=actor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from celery.schedules import crontab
@@ -170,7 +171,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", VAR_DIR / "media"))
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
@@ -180,6 +181,38 @@ STORAGES = {
         )
     },
 }
+
+# FileConnect's release files: a local directory by default; an S3-compatible bucket when
+# FILECONNECT_S3_BUCKET is set (credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or any
+# other source boto3 reads). README, "FileConnect", lists the variables.
+FILECONNECT_ROOT = Path(os.environ.get("FILECONNECT_ROOT", VAR_DIR / "fileconnect"))
+FILECONNECT_S3_BUCKET = os.environ.get("FILECONNECT_S3_BUCKET", "")
+if FILECONNECT_S3_BUCKET:
+    STORAGES["fileconnect"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": FILECONNECT_S3_BUCKET,
+            "endpoint_url": os.environ.get("FILECONNECT_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("FILECONNECT_S3_REGION") or None,
+            "location": os.environ.get("FILECONNECT_S3_PREFIX", ""),
+            "addressing_style": os.environ.get("FILECONNECT_S3_ADDRESSING_STYLE") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+            # SigV4: what every S3-compatible store accepts for presigned URLs.
+            "signature_version": "s3v4",
+        },
+    }
+else:
+    STORAGES["fileconnect"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": FILECONNECT_ROOT},
+    }
+# Downloads from S3 redirect to a presigned URL valid this long (false: the portal streams them).
+FILECONNECT_S3_PRESIGNED = env_bool("FILECONNECT_S3_PRESIGNED", default=True)
+FILECONNECT_PRESIGNED_SECONDS = int(os.environ.get("FILECONNECT_PRESIGNED_SECONDS", "300"))
+# Behind nginx: the internal location that serves FILECONNECT_ROOT (deploy/nginx.conf). Empty:
+# the portal streams local files itself.
+FILECONNECT_X_ACCEL_LOCATION = os.environ.get("FILECONNECT_X_ACCEL_LOCATION", "")
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

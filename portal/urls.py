@@ -32,6 +32,7 @@ urlpatterns = [
     path("", include("licensing.urls")),
     path("vouchers/", include("vouchers.urls")),
     path("upgrades/", include("upgrades.urls")),
+    path("fileconnect/", include("fileconnect.urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

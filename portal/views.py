@@ -110,6 +110,16 @@ FUNCTIONS = [
         "action": Action.OBTAIN_KEYS,
     },
     {
+        "title": gettext_lazy("FileConnect"),
+        "text": gettext_lazy(
+            "Download the software your licenses and serial numbers entitle you to, and verify "
+            "what you downloaded."
+        ),
+        "url": "fileconnect",
+        "button": gettext_lazy("Download software"),
+        "action": Action.DOWNLOAD_SOFTWARE,
+    },
+    {
         "title": gettext_lazy("Organization"),
         "text": gettext_lazy("See who works in your organization and invite colleagues."),
         "url": "members",

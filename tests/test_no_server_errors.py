@@ -12,7 +12,7 @@ from tests.portal.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
-OUR_APPS = ("portal", "licensing", "upgrades", "vouchers")
+OUR_APPS = ("portal", "licensing", "upgrades", "vouchers", "fileconnect")
 JUNK_QUERY = {
     "page": "-1",
     "sort": "'; drop table",

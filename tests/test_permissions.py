@@ -29,7 +29,8 @@ from licensing.models import CustomField, LicenseShare
 from portal.models import Delegation, Invitation, Membership, User
 from portal.policy import Scope
 from portal.selectors import SESSION_ACTING_FOR_KEY
-from tests.licensing.factories import LicenseFactory
+from tests.fileconnect.factories import add_file
+from tests.licensing.factories import LicenseFactory, SerialNumberFactory
 from tests.portal.factories import (
     DelegationFactory,
     MembershipFactory,
@@ -164,6 +165,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     # An OEM's batches are its own, never a customer's: only a partner in its own organization.
     "voucher-batches": row(**{**_CLOSED, "other_partner": OK}),
     "voucher-batch": row(**_CLOSED),  # the batch belongs to the partner in scope's own OEM
+    # fileconnect: the partner "out of scope" holds exactly the download scope
+    "fileconnect": ANY_ORGANIZATION,
+    "fileconnect-license": row(**{**LICENSE_VIEW, "partner_out_of_scope": OK}),
+    "fileconnect-serial": row(**_CLOSED),  # only a serial entered in this session opens it
+    "fileconnect-download": row(**_CLOSED),  # a link is personal: a forged one is refused
+    "fileconnect-link": row(**{**LICENSE_VIEW, "partner_out_of_scope": OK}),
+    "fileconnect-log": ADMIN_OF_OWN,
     # upgrades
     "upgrade": NEEDS_SCOPE,
     "upgrades-pending": NEEDS_SCOPE,
@@ -192,6 +200,9 @@ ALLAUTH_MFA_ACTIVE = {
 ADMIN_READ_ONLY = {
     f"admin:{model}_{verb}"
     for model in (
+        "fileconnect_downloadevent",
+        "fileconnect_release",
+        "fileconnect_releasefile",
         "licensing_license",
         "licensing_serialredemption",
         "portal_auditevent",
@@ -208,6 +219,9 @@ ADMIN_READ_ONLY = {
 } - {
     # Staff create batches and notifications (through services) and delete what is unused.
     "admin:vouchers_voucherbatch_add",
+    # Releases are created and files uploaded in admin; withdrawn, never deleted.
+    "admin:fileconnect_release_add",
+    "admin:fileconnect_releasefile_add",
     "admin:upgrades_upgradenotification_delete",
     "admin:upgrades_upgradenotice_delete",
     "admin:upgrades_upgraderedemption_delete",
@@ -244,6 +258,7 @@ POST_ONLY = {
     "license-custom-values",
     "license-renew",
     "license-rehost",
+    "fileconnect-link",
 }
 
 
@@ -293,7 +308,15 @@ def test_every_url_pattern_has_an_expectation() -> None:
 
 
 @pytest.fixture
-def world() -> dict[str, Any]:
+def world(settings: Any, tmp_path: Any) -> dict[str, Any]:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "fileconnect": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "fileconnect"},
+        },
+    }
+    settings.FILECONNECT_X_ACCEL_LOCATION = ""
     today = timezone.localdate()
     admin = MembershipFactory(role=Membership.Role.ADMIN)
     customer = admin.organization
@@ -347,6 +370,8 @@ def world() -> dict[str, Any]:
         "notification": UpgradeNotification.objects.get(organization=customer),
         "conversion": conversion,
         "batch": VoucherBatchFactory(oem=partners["partner_in_scope"].organization),
+        "release_file": add_file(old),
+        "serial": SerialNumberFactory(version=old),
     }
 
 
@@ -395,6 +420,10 @@ ARGUMENTS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "voucher-conversion-zip": lambda w: [w["conversion"].pk],
     "voucher-batch": lambda w: [w["batch"].pk],
     "upgrade-notification": lambda w: [w["notification"].pk],
+    "fileconnect-license": lambda w: [w["license"].pk],
+    "fileconnect-serial": lambda w: [w["serial"].pk],
+    "fileconnect-download": lambda w: [w["release_file"].pk, "forged-token"],
+    "fileconnect-link": lambda w: [w["release_file"].pk],
 }
 for _name in (
     "license-detail",

@@ -509,3 +509,44 @@ def test_a_partner_upgrades_a_customers_license(client, customer_admin, partner_
     assert AuditEvent.objects.filter(
         action="license.issued", acting_for=customer_admin.organization
     ).exists()
+
+
+def test_a_partner_downloads_software_for_its_customer(
+    client, customer_admin, partner_admin, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from fileconnect.models import DownloadEvent
+    from tests.fileconnect.factories import add_file
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "fileconnect": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "fileconnect"},
+        },
+    }
+    settings.FILECONNECT_X_ACCEL_LOCATION = ""
+    license = LicenseFactory(owner=customer_admin.organization)
+    release_file = add_file(license.version, b"setup" * 100)
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.DOWNLOAD_SOFTWARE],  # not even "view licenses"
+    )
+    _act_for(client, partner_admin, delegation)
+    assert client.get(reverse("license-list")).status_code == 403
+    page = client.get(reverse("fileconnect-license", args=[license.pk]))
+    assert page.status_code == 200
+    link = client.post(reverse("fileconnect-link", args=[release_file.pk]))
+    assert link.status_code == 302
+    download = client.get(link["Location"])
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == b"setup" * 100
+    event = DownloadEvent.objects.get()
+    assert (event.user, event.organization, event.partner) == (
+        partner_admin.user,
+        customer_admin.organization,
+        partner_admin.organization,
+    )
+    client.force_login(customer_admin.user)
+    log = client.get(reverse("fileconnect-log")).content.decode()
+    assert f"for you, by {partner_admin.organization.name}" in log

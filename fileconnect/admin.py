@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import DownloadEvent, Release, ReleaseFile
+from .services import FileConnectError, release_file_add, release_restore, release_save
+from .services import release_withdraw as withdraw
+
+
+class ReleaseFileInline(admin.TabularInline):
+    model = ReleaseFile
+    extra = 0
+    fields = ["display_name", "platform", "language", "size", "sha256", "created_at"]
+    readonly_fields = ["display_name", "platform", "language", "size", "sha256", "created_at"]
+    show_change_link = True
+
+    # Files are added with the upload page or `manage.py releases add-file`, which compute the
+    # checksum and signature; they are never edited or deleted (the download log points at them).
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Release)
+class ReleaseAdmin(admin.ModelAdmin):
+    list_display = ["version", "released_on", "file_count", "withdrawn_at"]
+    list_filter = ["version__product", ("withdrawn_at", admin.EmptyFieldListFilter)]
+    search_fields = ["version__product__sku", "version__product__name", "version__version"]
+    list_select_related = ["version__product"]
+    raw_id_fields = ["version"]
+    readonly_fields = ["withdrawn_at", "created_at"]
+    inlines = [ReleaseFileInline]
+    actions = ["withdraw_releases", "restore_releases"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Release]:
+        return super().get_queryset(request).annotate(file_total=Count("files"))
+
+    @admin.display(description=_("files"), ordering="file_total")
+    def file_count(self, obj: Release) -> int:
+        return getattr(obj, "file_total", 0)
+
+    def save_model(self, request: HttpRequest, obj: Release, form: Any, change: bool) -> None:
+        release_save(release=obj, actor=request.user)  # type: ignore[arg-type]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # withdraw instead: the files and their download log stay for audit
+
+    @admin.action(description=_("Withdraw: stop offering and serving the files"))
+    def withdraw_releases(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        self._apply(request, queryset.filter(withdrawn_at__isnull=True), withdraw)
+
+    @admin.action(description=_("Restore: offer the files again"))
+    def restore_releases(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        self._apply(request, queryset.filter(withdrawn_at__isnull=False), release_restore)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Release], service: Any) -> None:
+        count = 0
+        for release in queryset:
+            try:
+                service(release=release, actor=request.user)
+            except FileConnectError as exc:
+                self.message_user(request, f"{release}: {exc}", messages.WARNING)
+            else:
+                count += 1
+        self.message_user(
+            request,
+            ngettext("%(count)d release changed.", "%(count)d releases changed.", count)
+            % {"count": count},
+        )
+
+
+class ReleaseFileUploadForm(forms.Form):
+    release = forms.ModelChoiceField(
+        label=_("Release"),
+        queryset=Release.objects.filter(withdrawn_at__isnull=True).select_related(
+            "version__product"
+        ),
+    )
+    platform = forms.CharField(label=_("Platform"), max_length=60, help_text=_("e.g. Windows x64"))
+    language = forms.CharField(
+        label=_("Language"), max_length=40, required=False, help_text=_("Empty: every language.")
+    )
+    upload = forms.FileField(
+        label=_("File"),
+        help_text=_(
+            "For installers of more than a few hundred MB use `manage.py releases add-file`."
+        ),
+    )
+
+
+@admin.register(ReleaseFile)
+class ReleaseFileAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "release", "platform", "language", "size_display", "created_at"]
+    list_filter = ["platform", "release__version__product"]
+    search_fields = ["display_name", "sha256", "release__version__product__sku"]
+    list_select_related = ["release__version__product"]
+    readonly_fields = [
+        "release",
+        "platform",
+        "language",
+        "display_name",
+        "storage_name",
+        "size",
+        "sha256",
+        "signature",
+        "key_id",
+        "content_type",
+        "created_at",
+        "created_by",
+    ]
+
+    @admin.display(description=_("size"), ordering="size")
+    def size_display(self, obj: ReleaseFile) -> str:
+        return filesizeformat(obj.size)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """Upload a file: it is streamed into storage and its checksum and signature computed."""
+        if not self.has_add_permission(request):
+            return redirect("admin:fileconnect_releasefile_changelist")
+        form = ReleaseFileUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            release: Release = form.cleaned_data["release"]
+            upload = form.cleaned_data["upload"]
+            try:
+                added = release_file_add(
+                    version=release.version,
+                    release=release,
+                    platform=form.cleaned_data["platform"],
+                    language=form.cleaned_data["language"],
+                    source=upload,
+                    filename=upload.name,
+                    actor=request.user,  # type: ignore[arg-type]
+                )
+            except FileConnectError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    _("%(name)s added, SHA-256 %(sha)s.") % {"name": added, "sha": added.sha256},
+                )
+                return redirect(reverse("admin:fileconnect_releasefile_change", args=[added.pk]))
+        return render(
+            request,
+            "admin/fileconnect/releasefile_upload.html",
+            {
+                **self.admin_site.each_context(request),
+                "form": form,
+                "opts": self.model._meta,
+                "title": _("Add a release file"),
+            },
+        )
+
+
+@admin.register(DownloadEvent)
+class DownloadEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "organization",
+        "file",
+        "license",
+        "serial",
+        "bytes_requested",
+        "bytes_sent",
+        "delivery",
+        "status",
+    ]
+    list_filter = ["status", "delivery", "file__release__version__product"]
+    search_fields = [
+        "user__email",
+        "organization__name",
+        "organization__account_number",
+        "file__display_name",
+    ]
+    list_select_related = ["user", "organization", "file", "license__version__product", "serial"]
+    date_hierarchy = "created_at"
+
+    # The download log is append-only: staff read it.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

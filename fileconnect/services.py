@@ -1,0 +1,248 @@
+"""FileConnect writes: adding files to releases, withdrawing releases, logging downloads."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from datetime import date
+from typing import BinaryIO
+
+from django.core.files import File
+from django.core.files.storage import Storage
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+from django.utils.translation import gettext as _
+
+from licensing.models import ProductVersion
+from portal.acting import current_delegation
+from portal.models import Organization, User
+from portal.services import audit_record
+
+from .integrity import Digest, DigestingReader, digest_sign
+from .models import DownloadEvent, Release, ReleaseFile
+from .selectors import Basis
+from .storage import fileconnect_storage, storage_name_for
+
+logger = logging.getLogger(__name__)
+
+
+class FileConnectError(Exception):
+    """An illegal FileConnect state change; the message says what to do."""
+
+
+def release_file_add(
+    *,
+    version: ProductVersion,
+    platform: str,
+    source: BinaryIO,
+    filename: str,
+    actor: User | None,
+    language: str = "",
+    release: Release | None = None,
+    released_on: date | None = None,
+    notes: str = "",
+) -> ReleaseFile:
+    """Streams a file into storage, computing its size, SHA-256 and signature on the way.
+
+    The file goes to the given release, else the version's newest live release, else a new
+    release (dated `released_on`, by default the version's release date). The upload happens
+    outside any transaction, so a multi-gigabyte copy never holds a database lock; a failure
+    after it removes the stored copy.
+    """
+    platform = " ".join(platform.split())
+    display_name = get_valid_filename(filename.replace("\\", "/").rsplit("/", 1)[-1])
+    if not platform:
+        raise FileConnectError(_("Name the platform of the file, for example Windows x64."))
+    if release is not None and release.version_id != version.pk:
+        raise FileConnectError(_("This release belongs to another product version."))
+    storage = fileconnect_storage()
+    name, digest = _store(storage, source, version=version, display_name=display_name)
+    try:
+        signature, signing_key_id = digest_sign(digest)
+        return _release_file_record(
+            version=version,
+            release=release,
+            released_on=released_on,
+            notes=notes,
+            actor=actor,
+            fields={
+                "platform": platform,
+                "language": " ".join(language.split()),
+                "display_name": display_name,
+                "storage_name": name,
+                "size": digest.size,
+                "sha256": digest.hex,
+                "signature": signature,
+                "key_id": signing_key_id,
+                "content_type": mimetypes.guess_type(display_name)[0] or "application/octet-stream",
+            },
+        )
+    except BaseException:
+        _discard(storage, name)
+        raise
+
+
+def _store(
+    storage: Storage, source: BinaryIO, *, version: ProductVersion, display_name: str
+) -> tuple[str, Digest]:
+    """Copies the source into storage once, hashing on the way; checks nothing was lost."""
+    reader = DigestingReader(source)
+    name = storage.save(
+        storage_name_for(sku=version.product.sku, version=version.version, filename=display_name),
+        File(reader, name=display_name),  # type: ignore[arg-type]
+    )
+    try:
+        if not reader.exhausted():
+            # A storage that stopped reading before the end stored a truncated file.
+            raise FileConnectError(_("The storage did not take the whole file: try again."))
+        digest = reader.digest()
+        stored_size = storage.size(name)
+        if stored_size != digest.size:
+            raise FileConnectError(
+                _("The storage holds %(stored)s bytes of the %(read)s bytes read: try again.")
+                % {"stored": stored_size, "read": digest.size}
+            )
+    except BaseException:
+        _discard(storage, name)
+        raise
+    return name, digest
+
+
+def _discard(storage: Storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except Exception:
+        # The original error is the one to report; the orphan is logged for clean-up.
+        logger.exception("FileConnect: could not remove %s after a failed add", name)
+
+
+@transaction.atomic
+def _release_file_record(
+    *,
+    version: ProductVersion,
+    release: Release | None,
+    released_on: date | None,
+    notes: str,
+    actor: User | None,
+    fields: dict[str, object],
+) -> ReleaseFile:
+    # The version row lock serialises two uploads of a version without a release (a Windows
+    # and a Linux installer added at once): the second sees the first one's new release.
+    ProductVersion.objects.select_for_update().filter(pk=version.pk).first()
+    if release is not None:
+        release = Release.objects.select_for_update().get(pk=release.pk)
+        if release.is_withdrawn:
+            raise FileConnectError(_("This release is withdrawn: restore it before adding files."))
+    else:
+        release = (
+            Release.objects.filter(version=version, withdrawn_at__isnull=True)
+            .order_by("-released_on", "-pk")
+            .first()
+        )
+        if release is None:
+            release = Release.objects.create(
+                version=version, released_on=released_on or version.released_on, notes=notes
+            )
+            audit_record(
+                action="release.created",
+                actor=actor,
+                obj=release,
+                details={"product": version.product.sku, "version": version.version},
+            )
+    release_file = ReleaseFile.objects.create(release=release, created_by=actor, **fields)
+    audit_record(
+        action="release.file_added",
+        actor=actor,
+        obj=release_file,
+        details={
+            "release": release.pk,
+            "name": release_file.display_name,
+            "size": release_file.size,
+            "sha256": release_file.sha256,
+        },
+    )
+    return release_file
+
+
+@transaction.atomic
+def release_save(*, release: Release, actor: User | None) -> Release:
+    """Creates or edits a release (date and notes) from admin, with an audit event."""
+    created = release.pk is None
+    release.save()
+    audit_record(
+        action="release.created" if created else "release.changed",
+        actor=actor,
+        obj=release,
+        details={"version": str(release.version), "released_on": release.released_on.isoformat()},
+    )
+    return release
+
+
+@transaction.atomic
+def release_withdraw(*, release: Release, actor: User | None) -> Release:
+    """Stops offering and serving a release's files; the files and their log stay."""
+    changed = Release.objects.filter(pk=release.pk, withdrawn_at__isnull=True).update(
+        withdrawn_at=timezone.now()
+    )
+    if not changed:
+        raise FileConnectError(_("This release is already withdrawn."))
+    audit_record(action="release.withdrawn", actor=actor, obj=release)
+    release.refresh_from_db()
+    return release
+
+
+@transaction.atomic
+def release_restore(*, release: Release, actor: User | None) -> Release:
+    """Offers a withdrawn release's files again."""
+    changed = Release.objects.filter(pk=release.pk, withdrawn_at__isnull=False).update(
+        withdrawn_at=None
+    )
+    if not changed:
+        raise FileConnectError(_("This release is not withdrawn."))
+    audit_record(action="release.restored", actor=actor, obj=release)
+    release.refresh_from_db()
+    return release
+
+
+def download_event_start(
+    *,
+    actor: User,
+    organization: Organization,
+    file: ReleaseFile,
+    basis: Basis,
+    range_header: str,
+    bytes_requested: int,
+    delivery: str,
+) -> DownloadEvent:
+    """Logs a download as it begins; a transfer the portal streams is finished by
+    download_event_finish, one handed to nginx or S3 is logged as handed off."""
+    handed_off = delivery != DownloadEvent.Delivery.STREAM
+    delegation = current_delegation()
+    return DownloadEvent.objects.create(
+        user=actor,
+        organization=organization,
+        partner=(
+            delegation.partner
+            if delegation is not None and delegation.customer_id == organization.pk
+            else None
+        ),
+        file=file,
+        license=basis.license,
+        serial=basis.serial,
+        # Logged as sent, minus what a text column cannot hold (NUL and other controls).
+        range_header="".join(ch for ch in range_header[:200] if ch.isprintable()),
+        bytes_requested=bytes_requested,
+        delivery=delivery,
+        status=DownloadEvent.Status.HANDED_OFF if handed_off else DownloadEvent.Status.STARTED,
+        finished_at=timezone.now() if handed_off else None,
+    )
+
+
+def download_event_finish(*, event_id: int, status: str, bytes_sent: int) -> bool:
+    """Records how a streamed download ended; only a started event changes, once."""
+    return bool(
+        DownloadEvent.objects.filter(pk=event_id, status=DownloadEvent.Status.STARTED).update(
+            status=status, bytes_sent=bytes_sent, finished_at=timezone.now()
+        )
+    )
