@@ -19,6 +19,7 @@ run: $(STAMP)  ## The portal on its embedded default, with demo data, at http://
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_demo_vouchers
 	$(BIN)/python manage.py seed_demo_upgrades
+	$(BIN)/python manage.py seed_demo_ef
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP) lint  ## Lint, migrations check and the whole test suite

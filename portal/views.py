@@ -69,6 +69,15 @@ FUNCTIONS = [
         "button": gettext_lazy("My licenses"),
     },
     {
+        "title": gettext_lazy("Enterprise Flexible"),
+        "text": gettext_lazy(
+            "Draw license keys down from your Enterprise Flexible contract as you deploy, "
+            "report what you deployed, and follow the true-up against your commitment."
+        ),
+        "url": "ef-contracts",
+        "button": gettext_lazy("My contracts"),
+    },
+    {
         "title": gettext_lazy("Voucher center"),
         "text": gettext_lazy(
             "Convert the voucher codes that came with your hardware into licenses, one or a "

@@ -12,7 +12,7 @@ from tests.portal.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
-OUR_APPS = ("portal", "licensing", "upgrades", "vouchers")
+OUR_APPS = ("portal", "licensing", "upgrades", "vouchers", "enterprise_flex")
 JUNK_QUERY = {
     "page": "-1",
     "sort": "'; drop table",
@@ -57,6 +57,8 @@ def _fill(route: str, license_pk: str) -> str:
         ("<int:pk>", "999999"),
         ("<str:token>", "nope"),
         ("<str:fmt>", "csv"),
+        ("<str:number>", "EF-10000000"),
+        ("<int:year>", "1"),
         ("<uuid:", "x"),
     ):
         path = path.replace(token, value)
