@@ -83,8 +83,8 @@ def _audit(
 
 
 def default_grey_year_end(period_end: date) -> date:
-    """The last day of the year that follows the deployment period."""
-    return add_months(period_end + timedelta(days=1), 12) - timedelta(days=1)
+    """The last day of the year that follows the deployment period: a year after its end."""
+    return add_months(period_end, 12)
 
 
 def contract_dates_problem(
@@ -220,12 +220,12 @@ def line_change_problem(
         return _("Enter a committed quantity from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
     if unit_value < 0:
         return _("The unit value cannot be negative.")
+    # Also when overage is allowed: what is drawn down beyond the commitment stays overage, and
+    # a line whose commitment covers its drawdowns may then stop allowing more.
     if committed < drawn:
         return _(
             "%(drawn)s are already drawn down on this line: the commitment cannot be lower."
         ) % {"drawn": drawn}
-    if not overage_allowed and drawn > committed:
-        return _("This line is already in overage: overage must stay allowed.")
     return None
 
 
