@@ -160,8 +160,18 @@ class LevelForm(forms.Form):
 class DeploymentReportForm(forms.Form):
     """One deployed-quantity input per (line, site) row of the report, plus one row to add."""
 
-    add_line = forms.TypedChoiceField(label=_("Product"), coerce=int, required=False)
-    add_site = forms.TypedChoiceField(label=_("Site"), coerce=int, required=False)
+    add_line = forms.TypedChoiceField(
+        label=_("Product"),
+        coerce=int,
+        required=False,
+        error_messages={"invalid_choice": _("Choose one of this contract's products.")},
+    )
+    add_site = forms.TypedChoiceField(
+        label=_("Site"),
+        coerce=int,
+        required=False,
+        error_messages={"invalid_choice": _("Choose one of this contract's active sites.")},
+    )
     add_quantity = _quantity_field(_("Deployed quantity"), min_value=0, required=False)
 
     def __init__(
