@@ -124,7 +124,10 @@ def test_a_super_user_submits_and_the_report_becomes_read_only(client) -> None: 
         ({"KEY": "lots"}, "whole number"),
         ({"KEY": "10000000"}, "at most"),
         ({"add_line": "LINE", "add_quantity": "3"}, "choose a product and a site"),
-        ({"add_line": "999999", "add_site": "SITE", "add_quantity": "1"}, "this contract&#x27;s products"),
+        (
+            {"add_line": "999999", "add_site": "SITE", "add_quantity": "1"},
+            "this contract&#x27;s products",
+        ),
     ],
 )
 def test_bad_report_input_is_a_form_error(client, data, error) -> None:  # type: ignore[no-untyped-def]
