@@ -116,7 +116,7 @@ def license_list_render(
     sort_query.pop("sort", None)
     return render(
         request,
-        "licensing/license_list.html",
+        template,
         {
             "filter": license_filter,
             "page": page,

@@ -48,7 +48,9 @@ def test_add_a_member_of_the_organization(client, world) -> None:  # type: ignor
     assert email.to == [world.member.email] and world.contract.number in email.subject
     event = AuditEvent.objects.filter(action="ef.user_added").order_by("created_at").last()
     assert event is not None and event.actor == world.super_user
-    assert event.details["email"] == world.member.email and event.details["level"] == "configuration"
+    assert (
+        event.details["email"] == world.member.email and event.details["level"] == "configuration"
+    )
 
 
 def test_users_of_other_organizations_cannot_be_added(client, world) -> None:  # type: ignore[no-untyped-def]
