@@ -59,9 +59,7 @@ class LineInlineFormSet(forms.BaseInlineFormSet):
             line: EFLine = form.instance
             drawn = line.drawn_quantity if line.pk else 0
             if form.cleaned_data.get("DELETE"):
-                if drawn:
-                    form.add_error(None, _("Keys were drawn down from this line: keep it."))
-                continue
+                continue  # a line with drawdowns is protected: the admin refuses to delete it
             committed = form.cleaned_data.get("committed_quantity")
             if committed is None:
                 continue
@@ -134,8 +132,9 @@ class ContractUserInlineFormSet(forms.BaseInlineFormSet):
                     form.add_error("user", problem)
             if data.get("level") == EFContractUser.Level.SUPER:
                 supers += 1
+        # `initial`: the instance already carries the submitted level.
         had_supers = self.instance.pk is not None and any(
-            form.instance.pk and form.instance.level == EFContractUser.Level.SUPER
+            form.instance.pk and form.initial.get("level") == EFContractUser.Level.SUPER
             for form in self.forms
         )
         if had_supers and supers == 0:
@@ -261,6 +260,8 @@ class EFContractAdmin(admin.ModelAdmin):
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         contract: EFContract = form.instance
         actor = _staff(request)
+        # What formset.save() would record, for the admin's change message.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.forms:
             data = getattr(inline_form, "cleaned_data", None)
             if not data:
@@ -269,10 +270,15 @@ class EFContractAdmin(admin.ModelAdmin):
             if data.get("DELETE"):
                 if instance.pk:
                     self._delete(instance, actor)
+                    formset.deleted_objects.append(instance)
                 continue
             if instance.pk and not inline_form.has_changed():
                 continue
-            self._save(contract, instance, data, actor)
+            saved = self._save(contract, instance, data, actor)
+            if instance.pk:
+                formset.changed_objects.append((saved, inline_form.changed_data))
+            else:
+                formset.new_objects.append(saved)
 
     @staticmethod
     def _delete(instance: Any, actor: User) -> None:
@@ -282,7 +288,7 @@ class EFContractAdmin(admin.ModelAdmin):
             contract_user_remove(contract_user=instance, actor=actor)
 
     @staticmethod
-    def _save(contract: EFContract, instance: Any, data: dict[str, Any], actor: User) -> None:
+    def _save(contract: EFContract, instance: Any, data: dict[str, Any], actor: User) -> Any:
         if isinstance(instance, EFLine):
             terms = {
                 "committed_quantity": data["committed_quantity"],
@@ -291,21 +297,24 @@ class EFContractAdmin(admin.ModelAdmin):
                 "overage_allowed": data["overage_allowed"],
             }
             if instance.pk:
-                line_update(line=instance, actor=actor, **terms)
-            else:
-                line_add(contract=contract, version=data["version"], actor=actor, **terms)
-        elif isinstance(instance, EFSite):
+                return line_update(line=instance, actor=actor, **terms)
+            return line_add(contract=contract, version=data["version"], actor=actor, **terms)
+        if isinstance(instance, EFSite):
             values = {name: data.get(name, "") for name in SITE_FIELDS}
             if instance.pk:
-                site_update(site=instance, values=values, active=data["active"], actor=actor)
-            else:
-                site = site_create(contract=contract, values=values, actor=actor)
-                if not data.get("active", True):
-                    site_update(site=site, values=values, active=False, actor=actor)
-        elif isinstance(instance, EFContractUser):
-            contract_user_set(
+                return site_update(site=instance, values=values, active=data["active"], actor=actor)
+            site = site_create(contract=contract, values=values, actor=actor)
+            if not data.get("active", True):
+                site = site_update(site=site, values=values, active=False, actor=actor)
+            return site
+        if isinstance(instance, EFContractUser):
+            if instance.pk and instance.user_id != data["user"].pk:
+                # Another person in an existing row: the old one leaves, the new one joins.
+                contract_user_remove(contract_user=instance, actor=actor)
+            return contract_user_set(
                 contract=contract, user=data["user"], level=data["level"], actor=actor
             )
+        raise TypeError(f"Unexpected inline object {instance!r}")
 
 
 # ---------------------------------------------------------------------------------------------
