@@ -71,8 +71,9 @@ FUNCTIONS = [
     {
         "title": gettext_lazy("Enterprise Flexible"),
         "text": gettext_lazy(
-            "Draw license keys down from your Enterprise Flexible contract as you deploy, "
-            "report what you deployed, and follow the true-up against your commitment."
+            "Gives Enterprise Flexible customers the ability to manage and control the licenses "
+            "of their Enterprise Flexible contract: draw keys down as you deploy, report what "
+            "you deployed and follow the true-up."
         ),
         "url": "ef-contracts",
         "button": gettext_lazy("My contracts"),
