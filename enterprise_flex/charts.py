@@ -25,6 +25,9 @@ STYLE = Style(
     title_font_size=15,
 )
 ROW_HEIGHT = 34  # per product and series group, so that 50 lines stay legible
+# The drawing's width in SVG units: the page scales it to its container (up to 720 px, see
+# portal.css), so text stays legible on a 390 px phone without being huge on a desktop.
+WIDTH = 600
 
 
 def bar_chart(
@@ -39,7 +42,7 @@ def bar_chart(
         style=STYLE,
         js=[],
         title=title,
-        width=800,
+        width=WIDTH,
         height=120 + ROW_HEIGHT * max(1, len(labels)) * max(1, len(series)) // 2,
         legend_at_bottom=True,
         legend_at_bottom_columns=len(series),
@@ -52,9 +55,10 @@ def bar_chart(
         explicit_size=False,
         include_x_axis=True,
     )
-    chart.x_labels = list(labels)
+    # pygal draws horizontal bars bottom-up: reversed, the first product is on top as in the table.
+    chart.x_labels = list(labels)[::-1]
     for name, values in series:
-        chart.add(name, list(values))
+        chart.add(name, list(values)[::-1])
     root = chart.render_tree()
     for parent in root.iter():
         for child in list(parent):
