@@ -20,7 +20,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
-from .selectors import TrueUp
+from .selectors import TrueUp, TrueUpRow
 
 SERIES_COLORS = (colors.HexColor("#6c757d"), colors.HexColor("#0d6efd"), colors.HexColor("#198754"))
 
@@ -83,10 +83,21 @@ def _money(value: Decimal, currency: str) -> str:
     return f"{currency} {value:,.2f}"
 
 
-def _chart(result: TrueUp, width: float) -> Flowable:
+BAR_GROUP = 3 * 7 + 6  # three bars of 7 pt and the gap between products
+# Products per chart: a drawing cannot break across pages, so 50 lines make several charts.
+ROWS_PER_CHART = 14
+
+
+def _charts(result: TrueUp, width: float) -> list[Flowable]:
     rows = result.rows
-    bar_group = 3 * 7 + 6
-    height = max(60.0, len(rows) * bar_group) + 40
+    return [
+        _chart(rows[first : first + ROWS_PER_CHART], width)
+        for first in range(0, len(rows), ROWS_PER_CHART)
+    ]
+
+
+def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
+    height = max(60.0, len(rows) * BAR_GROUP) + 40
     drawing = Drawing(width, height)
     chart = HorizontalBarChart()
     chart.x, chart.y = 150, 30
@@ -196,8 +207,8 @@ def true_up_pdf(result: TrueUp) -> bytes:
         )
     )
     story += [table, Spacer(1, 8 * mm)]
-    if result.rows:
-        story.append(_chart(result, document.width))
+    # A little narrower than the frame, which pads its content.
+    story += _charts(result, document.width - 24)
     document.build(story)
     return buffer.getvalue()
 

@@ -703,8 +703,10 @@ def drawdown_create(
     previous = _drawdown_by_token(token, contract)
     if previous is not None:
         return previous
+    # `of=("self",)`: lock the line only; the joined product rows are shared by every contract
+    # that sells them, and locking those would make unrelated customers queue behind each other.
     line = (
-        EFLine.objects.select_for_update()
+        EFLine.objects.select_for_update(of=("self",))
         .select_related("version__product")
         .filter(pk=request.line_id, contract=contract)
         .first()
@@ -782,10 +784,14 @@ def drawdown_create(
 
 
 def _drawdown_by_token(token: str, contract: EFContract) -> EFDrawdown | None:
-    return (
-        EFDrawdown.objects.select_related("license", "line__version__product", "site")
-        .filter(token=token, contract=contract)
-        .first()
+    # A bare index probe first: almost every confirmation is a first one, and the full read
+    # with its joins is only needed for a repeat.
+    pk = EFDrawdown.objects.filter(token=token, contract=contract).values_list("pk", flat=True)
+    found = pk.order_by().first()
+    if found is None:
+        return None
+    return EFDrawdown.objects.select_related("license", "line__version__product", "site").get(
+        pk=found
     )
 
 
