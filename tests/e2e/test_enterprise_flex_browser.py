@@ -21,6 +21,12 @@ from tests.portal.factories import PASSWORD
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+    .slice(0, 8)
+    .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+
+
 def open_page(page: Page, url: str) -> None:
     response = page.goto(url)
     assert response is not None and response.ok, f"GET {url}: {response and response.status}"
@@ -113,7 +119,7 @@ def test_super_user_draws_down_reports_and_opens_the_true_up(
     table = page.get_by_test_id("ef-true-up")
     row = table.locator("tr", has_text="Endpoint Protection")
     expect(row).to_contain_text("110")  # deployed, from the submitted report
-    expect(page.get_by_test_id("ef-overage-total")).to_have_text("USD 380.00")  # 10 × 38.00
+    expect(page.get_by_test_id("ef-overage-total")).to_have_text("USD 380.00")  # 10 x 38.00
     chart = page.get_by_test_id("ef-true-up-chart").locator("svg")
     expect(chart).to_be_visible()
     box = chart.bounding_box()
@@ -151,11 +157,8 @@ def test_every_ef_page_fits_a_phone(
         widths = page.evaluate(
             "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
-        wide = page.evaluate(
-            """() => [...document.querySelectorAll('body *')]
-                .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-                .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
-        )
+        # What sticks out, to name it in the failure.
+        wide = page.evaluate(WIDER_THAN_THE_SCREEN)
         assert widths[0] <= widths[1], f"horizontal scrollbar on a phone at {url}: {widths} {wide}"
     open_page(page, f"{base}/")
     page.screenshot(path=str(results_dir / "ef-contract-phone.png"), full_page=True)

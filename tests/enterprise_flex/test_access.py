@@ -1,4 +1,4 @@
-"""Who reaches which Enterprise Flexible page: the level × action table of portal.policy, applied
+"""Who reaches which Enterprise Flexible page: the level-by-action table of portal.policy, applied
 by every view; objects outside the actor's reach are a 404, actions above the level a 403."""
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _pages(world: Any) -> list[tuple[str, str, str, dict[str, int]]]:
         ("get", "ef-true-up-pdf", reverse("ef-true-up-pdf", args=[n, 1]),
          {**super_ok, **outside}),
         ("get", "ef-invitation", reverse("ef-invitation", args=[world.landing.token]),
-         {role: 200 for role in ROLES}),
+         dict.fromkeys(ROLES, 200)),
     ]  # fmt: skip
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from enterprise_flex.models import EFContract, EFContractUser, EFLine, EFSite
-from enterprise_flex.services import DrawdownRequest, drawdown_create
+from enterprise_flex.services import SITE_FIELDS, DrawdownRequest, drawdown_create
 from portal.models import AuditEvent, Membership, User
 from tests.enterprise_flex.factories import make_world
 from tests.licensing.factories import ProductVersionFactory
@@ -112,10 +112,9 @@ def _change_data(contract: EFContract, **overrides: Any) -> dict[str, Any]:
         if line.overage_allowed:
             data[f"lines-{i}-overage_allowed"] = "on"
     for i, site in enumerate(sites):
-        data |= {f"sites-{i}-id": site.pk, f"sites-{i}-contract": contract.pk, f"sites-{i}-name": site.name,
-                 f"sites-{i}-address": site.address, f"sites-{i}-country": site.country,
-                 f"sites-{i}-contact_name": site.contact_name, f"sites-{i}-contact_email": site.contact_email,
-                 f"sites-{i}-contact_phone": site.contact_phone, f"sites-{i}-active": "on"}  # fmt: skip
+        data |= {f"sites-{i}-id": site.pk, f"sites-{i}-contract": contract.pk}
+        data |= {f"sites-{i}-{name}": getattr(site, name) for name in SITE_FIELDS}
+        data[f"sites-{i}-active"] = "on"
     for i, row in enumerate(users):
         data |= {
             f"users-{i}-id": row.pk,

@@ -17,7 +17,7 @@ from tests.enterprise_flex.factories import EFContractFactory, contract_member
 
 pytestmark = pytest.mark.django_db
 
-START = date(2026, 1, 1)  # year 1: 2026-01-01 – 2026-12-31, year 2 to 2027-12-31
+START = date(2026, 1, 1)  # year 1: 2026-01-01 to 2026-12-31, year 2 to 2027-12-31
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import base64
 import csv
 import io
 import re
-import zlib
 import secrets
+import zlib
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -220,7 +220,7 @@ def test_true_up_figures_follow_the_report_and_the_drawdowns() -> None:
     rows = {row.line.pk: row for row in result.rows}
     assert (rows[world.line.pk].deployed, rows[world.line.pk].overage) == (15, 5)
     assert (rows[second.pk].deployed, rows[second.pk].overage) == (7, 2)
-    assert result.totals == {"USD": Decimal("325.00")}  # 5 × 25 + 2 × 100
+    assert result.totals == {"USD": Decimal("325.00")}  # 5 x 25 + 2 x 100
     assert result.deployed_source == "submitted"
 
 
