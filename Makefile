@@ -21,6 +21,7 @@ run: $(STAMP)  ## The portal on its embedded default, with demo data, at http://
 	$(BIN)/python manage.py seed_demo_upgrades
 	$(BIN)/python manage.py seed_demo_partners
 	$(BIN)/python manage.py releases seed-demo
+	$(BIN)/python manage.py seed_demo_ef
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP) lint  ## Lint, migrations check, the whole test suite and the invariants

@@ -80,21 +80,25 @@ class PortalWizard(SessionWizardView):
         return token
 
     def posted_instance(self) -> str:
-        return self.request.POST.get(f"{self.get_prefix(self.request)}-instance", "")
+        return self.request.POST.get(f"{self.prefix}-instance", "")
 
     def finished_result(self, token: str) -> str | None:
         results: dict[str, str] = self.request.session.get(RESULTS_KEY) or {}
         return results.get(token) if token else None
 
-    def finish(self, license_id: object) -> HttpResponseRedirect:
+    def result_location(self, result_id: object) -> str:
+        """Where a finished instance's result is shown."""
+        return reverse(self.result_url, kwargs={"pk": result_id})
+
+    def finish(self, result_id: object) -> HttpResponseRedirect:
         """Ends this instance on its result page; a repeated submit of it finds that page."""
         results: dict[str, str] = dict(self.request.session.get(RESULTS_KEY) or {})
         token = self.instance
         if token:
-            results[token] = str(license_id)
+            results[token] = str(result_id)
             self.request.session[RESULTS_KEY] = dict(list(results.items())[-RESULTS_KEPT:])
         self.storage.reset()
-        return HttpResponseRedirect(reverse(self.result_url, kwargs={"pk": license_id}))
+        return HttpResponseRedirect(self.result_location(result_id))
 
     def started_over(self) -> HttpResponse:
         """The posted page belongs to an instance that moved on: say so, show the live one."""
@@ -110,7 +114,7 @@ class PortalWizard(SessionWizardView):
         return self.render(self.get_form())
 
     def posted_step(self) -> str | None:
-        return self.request.POST.get(f"{self.get_prefix(self.request)}-current_step")
+        return self.request.POST.get(f"{self.prefix}-current_step")
 
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
         goto = self.request.POST.get("wizard_goto_step")
@@ -126,7 +130,7 @@ class PortalWizard(SessionWizardView):
         elif not posted or posted != self.instance:
             finished = self.finished_result(posted)
             if finished and step == self.steps.last and goto is None:
-                return HttpResponseRedirect(reverse(self.result_url, kwargs={"pk": finished}))
+                return HttpResponseRedirect(self.result_location(finished))
             return self.started_over()
         return super().post(*args, **kwargs)
 

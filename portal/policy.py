@@ -40,6 +40,8 @@ class Action(StrEnum):
     DEFINE_CUSTOM_FIELDS = "define_custom_fields"
     SHARE_LICENSES = "share_licenses"
     DOWNLOAD_SOFTWARE = "download_software"  # FileConnect
+    # Enterprise Flexible pages: the user's level on each contract decides the rest (below).
+    ENTERPRISE_FLEX = "enterprise_flex"
     VIEW_DOWNLOAD_LOG = "view_download_log"
     VIEW_MEMBERS = "view_members"
     MANAGE_MEMBERS = "manage_members"
@@ -94,6 +96,7 @@ RULES: dict[Action, Rule] = {
     Action.DEFINE_CUSTOM_FIELDS: Rule(admin_only=True, scope=None),
     Action.SHARE_LICENSES: Rule(admin_only=True, scope=None),
     Action.DOWNLOAD_SOFTWARE: Rule(admin_only=False, scope=Scope.DOWNLOAD_SOFTWARE),
+    Action.ENTERPRISE_FLEX: Rule(admin_only=False, scope=Scope.OBTAIN_KEYS),
     Action.VIEW_DOWNLOAD_LOG: Rule(admin_only=True, scope=None),
     Action.VIEW_MEMBERS: Rule(admin_only=False, scope=None),
     Action.MANAGE_MEMBERS: Rule(admin_only=True, scope=None),
@@ -250,3 +253,58 @@ def require(request: HttpRequest, action: Action) -> None:
     if not allows(request, action):
         access: OrganizationAccess | None = getattr(request, "access", None)
         raise PermissionDenied(refusal(delegated=access is not None and access.is_delegated))
+
+
+# ---------------------------------------------------------------------------------------------
+# Enterprise Flexible: what each per-contract level may do
+#
+# A user's level on one EF contract (enterprise_flex's EFContractUser.level) decides what they
+# may do with that contract; a user may hold different levels on different contracts. Plain
+# strings, so that this module never imports enterprise_flex. Each level includes the one
+# before it.
+
+EF_CONTRACT_USER = "contract"
+EF_CONFIGURATION_USER = "configuration"
+EF_SUPER_USER = "super"
+
+_EF_CONTRACT_ACTIONS = frozenset(
+    {
+        "view_contract",  # details, dates, the product summary, sites and users
+        "draw_down",
+        "view_own_drawdowns",  # their own drawdowns and the licenses they drew down
+        "declare_deployment",  # deployed quantities in a year's deployment report (a draft)
+    }
+)
+_EF_CONFIGURATION_ACTIONS = _EF_CONTRACT_ACTIONS | {
+    "view_all_drawdowns",  # every drawdown and license of the contract
+    "manage_sites",
+    "view_true_up",  # the true-up page, quantities only
+}
+_EF_SUPER_ACTIONS = _EF_CONFIGURATION_ACTIONS | {
+    "view_values",  # unit values and overage values, on every page
+    "run_reports",  # the true-up's CSV and PDF exports
+    "submit_report",  # a submitted deployment report is final
+    "manage_users",  # add, re-level, remove and invite the contract's users
+}
+
+EF_LEVEL_ACTIONS: dict[str, frozenset[str]] = {
+    EF_CONTRACT_USER: _EF_CONTRACT_ACTIONS,
+    EF_CONFIGURATION_USER: _EF_CONFIGURATION_ACTIONS,
+    EF_SUPER_USER: _EF_SUPER_ACTIONS,
+}
+
+
+def ef_level_allows(level: str | None, action: str) -> bool:
+    """Whether a user holding `level` on an EF contract may do `action` on it."""
+    return level is not None and action in EF_LEVEL_ACTIONS.get(level, frozenset())
+
+
+def ef_delegated_level(access: OrganizationAccess) -> str | None:
+    """The level a delegated partner user holds on every EF contract of the customer.
+
+    With the obtain-keys scope a partner draws down for the customer and sees its own
+    drawdowns, as a contract user does; it never configures, reports or manages users.
+    """
+    if access.is_delegated and access.allows(Action.OBTAIN_KEYS):
+        return EF_CONTRACT_USER
+    return None

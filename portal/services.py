@@ -139,6 +139,32 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
 
 
 @transaction.atomic
+def membership_ensure(
+    *, organization: Organization, user: User, actor: User | None, reason: str
+) -> Membership:
+    """Makes `user` a member of `organization` (role member) unless they already belong to it.
+
+    For invitations a feature app sends on the organization's behalf (an Enterprise Flexible
+    contract's super user inviting a colleague); `reason` names that invitation in the audit.
+    """
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                user=user, organization=organization, role=Membership.Role.MEMBER
+            )
+    except IntegrityError:
+        return Membership.objects.get(user=user, organization=organization)
+    audit_record(
+        action="membership.added",
+        actor=actor,
+        organization=organization,
+        obj=membership,
+        details={"email": user.email, "role": membership.role, "reason": reason},
+    )
+    return membership
+
+
+@transaction.atomic
 def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     """Withdraws an open invitation."""
     _require_admin(actor, invitation.organization)

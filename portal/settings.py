@@ -271,6 +271,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "licensing.tasks.send_maintenance_reminders",
         "schedule": crontab(hour=6, minute=0),
     },
+    # Enterprise Flexible: year-end and overdue-report reminders to contracts' super users.
+    "ef-reminders": {
+        "task": "enterprise_flex.tasks.send_ef_reminders",
+        "schedule": crontab(hour=6, minute=15),
+    },
 }
 
 PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES = int(os.environ.get("PORTAL_SERIAL_ATTEMPTS", "10"))

@@ -33,6 +33,7 @@ urlpatterns = [
     path("vouchers/", include("vouchers.urls")),
     path("upgrades/", include("upgrades.urls")),
     path("fileconnect/", include("fileconnect.urls")),
+    path("enterprise-flex/", include("enterprise_flex.urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -97,6 +97,17 @@ FUNCTIONS = [
         "action": Action.VIEW_LICENSES,
     },
     {
+        "title": gettext_lazy("Enterprise Flexible"),
+        "text": gettext_lazy(
+            "Gives Enterprise Flexible customers the ability to manage and control the licenses "
+            "of their Enterprise Flexible contract: draw keys down as you deploy, report what "
+            "you deployed and follow the true-up."
+        ),
+        "url": "ef-contracts",
+        "button": gettext_lazy("My contracts"),
+        "action": Action.ENTERPRISE_FLEX,
+    },
+    {
         "title": gettext_lazy("Voucher center"),
         "text": gettext_lazy(
             "Convert the voucher codes that came with your hardware into licenses, one or a "

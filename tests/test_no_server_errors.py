@@ -12,7 +12,7 @@ from tests.portal.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
-OUR_APPS = ("portal", "licensing", "upgrades", "vouchers", "fileconnect")
+OUR_APPS = ("portal", "licensing", "upgrades", "vouchers", "enterprise_flex", "fileconnect")
 JUNK_QUERY = {
     "page": "-1",
     "sort": "'; drop table",
@@ -58,6 +58,8 @@ def _fill(route: str, license_pk: str) -> str:
         ("<str:token>", "nope"),
         ("<slug:token>", "nope"),
         ("<str:fmt>", "csv"),
+        ("<str:number>", "EF-10000000"),
+        ("<int:year>", "1"),
         ("<uuid:", "x"),
     ):
         path = path.replace(token, value)

@@ -104,6 +104,7 @@ LICENSE_MANAGE = row(**{**LICENSE_VIEW, "share_recipient": REFUSED})
 CUSTOMER_OBJECT = LICENSE_MANAGE  # a conversion, a notification: not shared with anyone
 # The result page names the people the key was emailed to: the owner's context only.
 LICENSE_RESULT = row(**{**LICENSE_VIEW, "share_recipient": REFUSED})
+EF_CONTRACT_USER = row(**{**CUSTOMER_ADMIN_ONLY, "partner_in_scope": OK})
 PARTNER_OWN = row(
     **{
         **_CLOSED,
@@ -172,6 +173,25 @@ EXPECTED: dict[str, dict[str, str]] = {
     "fileconnect-download": row(**_CLOSED),  # a link is personal: a forged one is refused
     "fileconnect-link": row(**{**LICENSE_VIEW, "partner_out_of_scope": OK}),
     "fileconnect-log": ADMIN_OF_OWN,
+    # enterprise_flex: the customer's admin is the contract's super user; its member is on no
+    # contract; a partner with the obtain-keys scope acts as a contract user
+    "ef-contracts": NEEDS_SCOPE,
+    "ef-invitation": PUBLIC,
+    "ef-contract": EF_CONTRACT_USER,
+    "ef-drawdown": EF_CONTRACT_USER,
+    "ef-drawdowns": EF_CONTRACT_USER,
+    "ef-drawdown-result": CUSTOMER_ADMIN_ONLY,  # the super user's own drawdown
+    "ef-licenses": EF_CONTRACT_USER,
+    "ef-licenses-export": EF_CONTRACT_USER,
+    "ef-report": EF_CONTRACT_USER,
+    "ef-site-create": CUSTOMER_ADMIN_ONLY,
+    "ef-site-edit": CUSTOMER_ADMIN_ONLY,
+    "ef-users": CUSTOMER_ADMIN_ONLY,
+    "ef-user-update": CUSTOMER_ADMIN_ONLY,
+    "ef-invitation-revoke": CUSTOMER_ADMIN_ONLY,
+    "ef-true-up": CUSTOMER_ADMIN_ONLY,
+    "ef-true-up-csv": CUSTOMER_ADMIN_ONLY,
+    "ef-true-up-pdf": CUSTOMER_ADMIN_ONLY,
     # upgrades
     "upgrade": NEEDS_SCOPE,
     "upgrades-pending": NEEDS_SCOPE,
@@ -200,6 +220,10 @@ ALLAUTH_MFA_ACTIVE = {
 ADMIN_READ_ONLY = {
     f"admin:{model}_{verb}"
     for model in (
+        "enterprise_flex_efdeploymentreport",
+        "enterprise_flex_efdrawdown",
+        "enterprise_flex_efinvitation",
+        "enterprise_flex_efreminder",
         "fileconnect_downloadevent",
         "fileconnect_release",
         "fileconnect_releasefile",
@@ -259,6 +283,8 @@ POST_ONLY = {
     "license-renew",
     "license-rehost",
     "fileconnect-link",
+    "ef-user-update",
+    "ef-invitation-revoke",
 }
 
 
@@ -371,7 +397,44 @@ def world(settings: Any, tmp_path: Any) -> dict[str, Any]:
         "conversion": conversion,
         "batch": VoucherBatchFactory(oem=partners["partner_in_scope"].organization),
         "release_file": add_file(old),
+        **_ef_world(admin.user, member.user, old),
         "serial": SerialNumberFactory(version=old),
+    }
+
+
+def _ef_world(super_user: User, member: User, version: Any) -> dict[str, Any]:
+    """An EF contract of the customer: its admin the super user, a drawdown of theirs, an open
+    invitation; the customer's member is on no contract."""
+    from enterprise_flex.models import EFContractUser
+    from enterprise_flex.services import (
+        DrawdownRequest,
+        contract_user_set,
+        drawdown_create,
+        invitation_create,
+    )
+    from tests.enterprise_flex.factories import EFContractFactory, EFLineFactory
+
+    contract = EFContractFactory(organization=super_user.memberships.get().organization)
+    line = EFLineFactory(contract=contract, version=version, committed_quantity=50)
+    contract_user_set(
+        contract=contract, user=super_user, level=EFContractUser.Level.SUPER, actor=None
+    )
+    site = contract.sites.get()
+    drawdown = drawdown_create(
+        contract=contract,
+        request=DrawdownRequest(line_id=line.pk, site_id=site.pk, quantity=2),
+        actor=super_user,
+        token="permissions-world",
+    )
+    invitation = invitation_create(
+        contract=contract, email="new-ef@customer.example", level="contract", actor=super_user
+    )
+    return {
+        "contract": contract,
+        "ef_site": site,
+        "ef_drawdown": drawdown,
+        "ef_invitation": invitation,
+        "ef_contract_user": contract.users.get(user=super_user),
     }
 
 
@@ -424,7 +487,24 @@ ARGUMENTS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "fileconnect-serial": lambda w: [w["serial"].pk],
     "fileconnect-download": lambda w: [w["release_file"].pk, "forged-token"],
     "fileconnect-link": lambda w: [w["release_file"].pk],
+    "ef-invitation": lambda w: [w["ef_invitation"].token],
+    "ef-drawdown-result": lambda w: [w["contract"].number, w["ef_drawdown"].pk],
+    "ef-site-edit": lambda w: [w["contract"].number, w["ef_site"].pk],
+    "ef-user-update": lambda w: [w["contract"].number, w["ef_contract_user"].pk],
+    "ef-invitation-revoke": lambda w: [w["contract"].number, w["ef_invitation"].pk],
 }
+for _name in ("ef-report", "ef-true-up", "ef-true-up-csv", "ef-true-up-pdf"):
+    ARGUMENTS[_name] = lambda w: [w["contract"].number, 1]
+for _name in (
+    "ef-contract",
+    "ef-drawdown",
+    "ef-drawdowns",
+    "ef-licenses",
+    "ef-licenses-export",
+    "ef-site-create",
+    "ef-users",
+):
+    ARGUMENTS[_name] = lambda w: [w["contract"].number]
 for _name in (
     "license-detail",
     "license-file",

@@ -148,7 +148,6 @@ def license_issue(
     owner: Organization,
     registration: SupportRegistration,
     acting_user: User | None,
-    acting_for: Organization | None = None,
     notify: bool = True,
 ) -> License:
     """Creates a license: key, audit event and email with its signed file, in one transaction.
@@ -198,7 +197,6 @@ def license_issue(
             action="license.superseded",
             actor=acting_user,
             organization=owner,
-            acting_for=acting_for,
             obj=source.supersedes,
             details={"by": str(license.pk), "key": source.supersedes.key},
         )
@@ -206,7 +204,6 @@ def license_issue(
         action="license.issued",
         actor=acting_user,
         organization=owner,
-        acting_for=acting_for,
         obj=license,
         details={
             "key": license.key,

@@ -58,9 +58,12 @@ from ..services import (
 PAGE_SIZE = 50
 
 
-def _filtered(request: PortalRequest) -> tuple[LicenseFilter, list[CustomField]]:
+def _filtered(
+    request: PortalRequest, base: QuerySet[License] | None = None
+) -> tuple[LicenseFilter, list[CustomField]]:
     custom_fields = custom_fields_of(request.organization)
-    base = licenses_visible_to(actor=request.user, organization=request.organization)
+    if base is None:
+        base = licenses_visible_to(actor=request.user, organization=request.organization)
     return (
         LicenseFilter(
             request.GET or None,
@@ -83,7 +86,23 @@ def _with_custom_values(queryset: QuerySet[License]) -> QuerySet[License]:
 
 @organization_required(action=Action.VIEW_LICENSES)
 def license_list(request: PortalRequest) -> HttpResponse:
-    license_filter, custom_fields = _filtered(request)
+    return license_list_render(request)
+
+
+def license_list_render(
+    request: PortalRequest,
+    *,
+    base: QuerySet[License] | None = None,
+    template: str = "licensing/license_list.html",
+    context: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """The My licenses list (filters, search, sorting, pages) over `base`, with `template`.
+
+    For other apps that list a part of what the actor sees with the same components (an
+    Enterprise Flexible contract's licenses): `base` must come from licenses_visible_to, and
+    `template` may extend licensing/license_list.html.
+    """
+    license_filter, custom_fields = _filtered(request, base)
     paginator = Paginator(_with_custom_values(license_filter.sorted_queryset()), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     today = timezone.localdate()
@@ -108,7 +127,7 @@ def license_list(request: PortalRequest) -> HttpResponse:
     sort_query.pop("sort", None)
     return render(
         request,
-        "licensing/license_list.html",
+        template,
         {
             "filter": license_filter,
             "page": page,
@@ -121,6 +140,7 @@ def license_list(request: PortalRequest) -> HttpResponse:
             "can_share": allows(request, Action.SHARE_LICENSES),
             "can_bulk_custom_data": allows(request, Action.BULK_CUSTOM_DATA),
             "has_owned": any(row["access"].is_owner for row in rows),
+            **(context or {}),
         },
     )
 
@@ -177,8 +197,10 @@ def _batched(items: Iterator[Any], size: int) -> Iterator[tuple[Any, ...]]:
         yield chunk
 
 
-def _export_rows(request: PortalRequest) -> tuple[list[str], Iterator[list[Any]]]:
-    license_filter, custom_fields = _filtered(request)
+def _export_rows(
+    request: PortalRequest, base: QuerySet[License] | None = None
+) -> tuple[list[str], Iterator[list[Any]]]:
+    license_filter, custom_fields = _filtered(request, base)
     queryset = license_filter.sorted_queryset().values_list(*EXPORT_COLUMNS)
     header = EXPORT_HEADER + [f.name for f in custom_fields]
     field_ids = [f.pk for f in custom_fields]
@@ -220,16 +242,12 @@ def _csv_safe(value: Any) -> Any:
 
 @organization_required(action=Action.VIEW_LICENSES)
 def license_export(request: PortalRequest, fmt: str) -> HttpResponseBase:
-    header, rows = _export_rows(request)
-    stamp = timezone.localdate().isoformat()
     if fmt == "csv":
-        writer = csv.writer(_Echo())
-        stream = (writer.writerow([_csv_safe(v) for v in row]) for row in _chain([header], rows))
-        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="licenses-{stamp}.csv"'
-        return response
+        return license_csv_response(request)
     if fmt != "xlsx":
         raise Http404
+    header, rows = _export_rows(request)
+    stamp = timezone.localdate().isoformat()
     # constant_memory writes each row to disk as it goes; the file is then streamed from disk.
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by FileResponse
     workbook = xlsxwriter.Workbook(
@@ -259,6 +277,19 @@ def license_export(request: PortalRequest, fmt: str) -> HttpResponseBase:
         filename=f"licenses-{stamp}.xlsx",
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
+
+
+def license_csv_response(
+    request: PortalRequest, *, base: QuerySet[License] | None = None, name: str = "licenses"
+) -> StreamingHttpResponse:
+    """The list's CSV export (the request's filters over `base`), streamed."""
+    header, rows = _export_rows(request, base)
+    stamp = timezone.localdate().isoformat()
+    writer = csv.writer(_Echo())
+    stream = (writer.writerow([_csv_safe(v) for v in row]) for row in _chain([header], rows))
+    response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
+    return response
 
 
 def _chain(first: list[list[Any]], rest: Iterator[list[Any]]) -> Iterator[list[Any]]:

@@ -1,0 +1,449 @@
+"""Reads of Enterprise Flexible. Each takes the actor's access: a contract the actor is not on
+(or that belongs to another organization) is a 404, and the actor's level on the contract
+(portal.policy's EF table) decides what else is shown.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet, Sum
+from django.http import Http404
+from django.utils.translation import gettext as _
+
+from licensing.models import License
+from licensing.selectors import licenses_visible_to
+from portal.models import Membership, User
+from portal.policy import (
+    EF_LEVEL_ACTIONS,
+    OrganizationAccess,
+    ef_delegated_level,
+    ef_level_allows,
+)
+
+from .models import (
+    ContractYear,
+    EFContract,
+    EFContractUser,
+    EFDeploymentEntry,
+    EFDeploymentReport,
+    EFDrawdown,
+    EFInvitation,
+    EFLine,
+    EFReminder,
+    EFSite,
+)
+from .services import DueReminder
+
+
+@dataclass(frozen=True)
+class ContractAccess:
+    """One actor's reach into one contract: the contract and the level they hold on it."""
+
+    contract: EFContract
+    level: str
+    actor: User
+    partner_id: int | None = None  # set when a delegated partner user acts for the customer
+
+    def allows(self, action: str) -> bool:
+        return ef_level_allows(self.level, action)
+
+    def require(self, action: str) -> None:
+        """Refuses with a translated 403 when the level does not allow `action`."""
+        if not self.allows(action):
+            raise PermissionDenied(
+                _("Your level on contract %(number)s does not allow this. Ask its super user.")
+                % {"number": self.contract.number}
+            )
+
+    @property
+    def can(self) -> dict[str, bool]:
+        """The allowed actions, for templates: {% if reach.can.manage_sites %}."""
+        return dict.fromkeys(EF_LEVEL_ACTIONS.get(self.level, frozenset()), True)
+
+    @property
+    def level_label(self) -> str:
+        if self.partner_id is not None:
+            return _("Contract user (partner)")
+        return str(EFContractUser.Level(self.level).label)
+
+
+def _contracts_of(organization_id: int) -> QuerySet[EFContract]:
+    return EFContract.objects.filter(organization_id=organization_id).select_related("organization")
+
+
+def contracts_for(*, actor: User, access: OrganizationAccess) -> list[ContractAccess]:
+    """The contracts of the acting organization the actor is on, each with its level."""
+    organization = access.organization
+    delegated = ef_delegated_level(access)
+    if access.is_delegated:
+        if delegated is None:
+            return []
+        partner_id = access.partner.pk if access.partner is not None else None
+        return [
+            ContractAccess(contract=c, level=delegated, actor=actor, partner_id=partner_id)
+            for c in _contracts_of(organization.pk).order_by("-period_start", "number")
+        ]
+    rows = (
+        EFContractUser.objects.filter(user=actor, contract__organization_id=organization.pk)
+        .select_related("contract__organization")
+        .order_by("-contract__period_start", "contract__number")
+    )
+    return [ContractAccess(contract=r.contract, level=r.level, actor=actor) for r in rows]
+
+
+def contract_for(*, actor: User, access: OrganizationAccess, number: str) -> ContractAccess:
+    """One contract the actor reaches in the acting organization, or 404."""
+    contract = _contracts_of(access.organization.pk).filter(number=number).first()
+    if contract is None:
+        raise Http404("No such contract.")
+    if access.is_delegated:
+        level = ef_delegated_level(access)
+        if level is None:
+            raise Http404("No such contract.")
+        partner_id = access.partner.pk if access.partner is not None else None
+        return ContractAccess(contract=contract, level=level, actor=actor, partner_id=partner_id)
+    row = EFContractUser.objects.filter(contract=contract, user=actor).only("level").first()
+    if row is None or row.level not in EF_LEVEL_ACTIONS:
+        raise Http404("No such contract.")
+    return ContractAccess(contract=contract, level=row.level, actor=actor)
+
+
+# ---------------------------------------------------------------------------------------------
+# Contract page
+
+
+def contract_lines(reach: ContractAccess) -> list[EFLine]:
+    """The contract's lines with their product, in display order (figures are on the rows)."""
+    return list(
+        EFLine.objects.filter(contract=reach.contract)
+        .select_related("version__product")
+        .order_by("version__product__name", "version__version", "pk")
+    )
+
+
+def contract_sites(reach: ContractAccess, *, active_only: bool = False) -> list[EFSite]:
+    """The contract's sites, active first."""
+    sites = EFSite.objects.filter(contract=reach.contract)
+    if active_only:
+        sites = sites.filter(active=True)
+    return list(sites.order_by("-active", "name"))
+
+
+def contract_users(reach: ContractAccess) -> list[EFContractUser]:
+    """The contract's users and levels."""
+    return list(
+        EFContractUser.objects.filter(contract=reach.contract)
+        .select_related("user")
+        .order_by("user__email")
+    )
+
+
+def open_invitations(reach: ContractAccess) -> list[EFInvitation]:
+    """Invitations not yet accepted, for super users."""
+    if not reach.allows("manage_users"):
+        return []
+    return list(
+        EFInvitation.objects.filter(
+            contract=reach.contract, accepted_at__isnull=True, revoked_at__isnull=True
+        ).order_by("-created_at")
+    )
+
+
+def addable_members(reach: ContractAccess) -> QuerySet[Membership]:
+    """Users of the customer organization who are not on the contract yet."""
+    if not reach.allows("manage_users"):
+        return Membership.objects.none()
+    on_contract = EFContractUser.objects.filter(contract=reach.contract).values("user_id")
+    return (
+        Membership.objects.filter(organization_id=reach.contract.organization_id)
+        .exclude(user_id__in=on_contract)
+        .select_related("user")
+        .order_by("user__email")
+    )
+
+
+def drawdowns_visible(reach: ContractAccess) -> QuerySet[EFDrawdown]:
+    """Drawdowns the actor may see: all of the contract's, or their own, by level."""
+    drawdowns = EFDrawdown.objects.filter(contract=reach.contract)
+    if not reach.allows("view_all_drawdowns"):
+        drawdowns = drawdowns.filter(created_by=reach.actor)
+    return drawdowns.select_related(
+        "line__version__product", "site", "license", "created_by", "partner"
+    ).order_by("-created_at", "-pk")
+
+
+def drawdown_for(reach: ContractAccess, pk: int) -> EFDrawdown:
+    """One drawdown the actor may see, or 404."""
+    drawdown = drawdowns_visible(reach).filter(pk=pk).first()
+    if drawdown is None:
+        raise Http404("No such drawdown.")
+    return drawdown
+
+
+def site_for(reach: ContractAccess, pk: int) -> EFSite:
+    """A site of this contract, or 404 (a site of another contract is out of reach)."""
+    site = EFSite.objects.filter(contract=reach.contract, pk=pk).first()
+    if site is None:
+        raise Http404("No such site.")
+    return site
+
+
+def contract_user_for(reach: ContractAccess, pk: int) -> EFContractUser:
+    row = EFContractUser.objects.filter(contract=reach.contract, pk=pk).select_related("user")
+    found = row.first()
+    if found is None:
+        raise Http404("No such contract user.")
+    return found
+
+
+def invitation_for(reach: ContractAccess, pk: int) -> EFInvitation:
+    found = EFInvitation.objects.filter(contract=reach.contract, pk=pk).first()
+    if found is None:
+        raise Http404("No such invitation.")
+    return found
+
+
+def catalog_licenses(reach: ContractAccess) -> QuerySet[License]:
+    """The licenses drawn down from the contract that the actor may see, as My licenses lists
+    them (the one door: licensing's visibility first, the contract and level on top)."""
+    organization = reach.contract.organization
+    drawdowns = EFDrawdown.objects.filter(contract=reach.contract)
+    if not reach.allows("view_all_drawdowns"):
+        drawdowns = drawdowns.filter(created_by=reach.actor)
+    return licenses_visible_to(actor=reach.actor, organization=organization).filter(
+        pk__in=drawdowns.values("license_id")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deployment reports and true-up
+
+
+def drawn_by_line_and_site(contract: EFContract, *, until: date) -> dict[tuple[int, int], int]:
+    """Quantities drawn down per (line, site) up to a day: one grouped query, any count."""
+    rows = (
+        EFDrawdown.objects.filter(contract=contract, drawn_on__lte=until)
+        .values_list("line_id", "site_id")
+        .annotate(total=Sum("quantity"))
+        .order_by()
+    )
+    return {(line_id, site_id): int(total) for line_id, site_id, total in rows}
+
+
+@dataclass
+class ReportRow:
+    line: EFLine
+    site: EFSite
+    drawn: int
+    declared: int | None
+
+    @property
+    def key(self) -> str:
+        return f"q_{self.line.pk}_{self.site.pk}"
+
+    @property
+    def value(self) -> int:
+        return self.drawn if self.declared is None else self.declared
+
+
+@dataclass
+class ReportView:
+    contract_year: ContractYear
+    report: EFDeploymentReport | None
+    rows: list[ReportRow]
+    lines: list[EFLine]
+    sites: list[EFSite]
+
+
+def deployment_report_view(reach: ContractAccess, year: int) -> ReportView:
+    """The year's report: a row per line and site that has drawdowns or a declared figure,
+    prefilled with what was drawn down by the year's end."""
+    contract_year = reach.contract.year(year)
+    if contract_year is None:
+        raise Http404("No such contract year.")
+    report = EFDeploymentReport.objects.filter(contract=reach.contract, year=year).first()
+    declared: dict[tuple[int, int], int] = {}
+    if report is not None:
+        declared = {
+            (e.line_id, e.site_id): e.quantity
+            for e in EFDeploymentEntry.objects.filter(report=report)
+        }
+    drawn = drawn_by_line_and_site(reach.contract, until=contract_year.end)
+    lines = contract_lines(reach)
+    sites = contract_sites(reach)
+    by_line = {line.pk: line for line in lines}
+    by_site = {site.pk: site for site in sites}
+    rows = [
+        ReportRow(
+            line=by_line[key[0]],
+            site=by_site[key[1]],
+            drawn=drawn.get(key, 0),
+            declared=declared.get(key),
+        )
+        for key in sorted(set(drawn) | set(declared))
+        if key[0] in by_line and key[1] in by_site
+    ]
+    rows.sort(key=lambda r: (r.line.version.product.name, r.line.version.version, r.site.name))
+    return ReportView(
+        contract_year=contract_year, report=report, rows=rows, lines=lines, sites=sites
+    )
+
+
+def deployment_reports(reach: ContractAccess) -> dict[int, EFDeploymentReport]:
+    """The contract's reports by year."""
+    return {r.year: r for r in EFDeploymentReport.objects.filter(contract=reach.contract)}
+
+
+@dataclass
+class TrueUpRow:
+    line: EFLine
+    committed: int
+    drawn_to_date: int
+    drawn_in_year: int
+    deployed: int
+    overage: int
+    overage_value: Decimal
+
+    @property
+    def product_label(self) -> str:
+        return f"{self.line.version.product.name} {self.line.version.version}"
+
+
+@dataclass
+class TrueUp:
+    contract: EFContract
+    contract_year: ContractYear
+    report: EFDeploymentReport | None
+    rows: list[TrueUpRow]
+    # Overage value per currency: lines of one contract may be priced in several.
+    totals: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def deployed_source(self) -> str:
+        if self.report is None:
+            return "drawdowns"
+        return str(self.report.status)
+
+
+def true_up(reach: ContractAccess, year: int) -> TrueUp:
+    """Committed vs deployed vs drawn down per line for one contract year.
+
+    Deployed is what the year's report declares (drawn down by the year's end where it
+    declares nothing); overage is deployment beyond the commitment, valued at the unit price.
+    Two grouped queries over the drawdowns, whatever their number.
+    """
+    reach.require("view_true_up")
+    contract = reach.contract
+    contract_year = contract.year(year)
+    if contract_year is None:
+        raise Http404("No such contract year.")
+    report = EFDeploymentReport.objects.filter(contract=contract, year=year).first()
+    sums = (
+        EFDrawdown.objects.filter(contract=contract, drawn_on__lte=contract_year.end)
+        .values("line_id")
+        .annotate(
+            to_date=Sum("quantity"),
+            in_year=Sum("quantity", filter=Q(drawn_on__gte=contract_year.start)),
+        )
+        .order_by()
+    )
+    drawn = {row["line_id"]: (row["to_date"] or 0, row["in_year"] or 0) for row in sums}
+    declared: dict[int, dict[int, int]] = defaultdict(dict)
+    if report is not None:
+        for line_id, site_id, quantity in EFDeploymentEntry.objects.filter(
+            report=report
+        ).values_list("line_id", "site_id", "quantity"):
+            declared[line_id][site_id] = quantity
+    by_site = drawn_by_line_and_site(contract, until=contract_year.end) if report else {}
+    rows: list[TrueUpRow] = []
+    totals: dict[str, Decimal] = {}
+    for line in contract_lines(reach):
+        to_date, in_year = drawn.get(line.pk, (0, 0))
+        if report is None:
+            deployed = to_date
+        else:
+            # Per site: the declared figure, or what was drawn down where none was declared.
+            sites = {site for (line_id, site) in by_site if line_id == line.pk}
+            sites |= set(declared[line.pk])
+            deployed = sum(
+                declared[line.pk].get(site, by_site.get((line.pk, site), 0)) for site in sites
+            )
+        overage = max(0, deployed - line.committed_quantity)
+        value = line.unit_value * overage
+        totals[line.currency] = totals.get(line.currency, Decimal(0)) + value
+        rows.append(
+            TrueUpRow(
+                line=line,
+                committed=line.committed_quantity,
+                drawn_to_date=to_date,
+                drawn_in_year=in_year,
+                deployed=deployed,
+                overage=overage,
+                overage_value=value,
+            )
+        )
+    return TrueUp(
+        contract=contract, contract_year=contract_year, report=report, rows=rows, totals=totals
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reminders
+
+REMINDER_DAYS = (60, 30)
+
+
+def reminders_due(*, today: date) -> list[DueReminder]:
+    """Reminders to send today that were not sent before (one query each for candidates,
+    reports and sent reminders)."""
+    from .models import REPORT_DUE_DAYS
+
+    horizon = today + timedelta(days=max(REMINDER_DAYS))
+    # Active contracts whose deployment period, or the report window after it, is open.
+    contracts = list(
+        EFContract.objects.filter(
+            status=EFContract.Status.ACTIVE,
+            period_start__lte=horizon,
+            grey_year_end__gte=today,
+        ).order_by("pk")
+    )
+    if not contracts:
+        return []
+    ids = [c.pk for c in contracts]
+    submitted = set(
+        EFDeploymentReport.objects.filter(
+            contract_id__in=ids, status=EFDeploymentReport.Status.SUBMITTED
+        ).values_list("contract_id", "year")
+    )
+    sent = set(
+        EFReminder.objects.filter(contract_id__in=ids).values_list("contract_id", "year", "reason")
+    )
+    due: list[DueReminder] = []
+    for contract in contracts:
+        for contract_year in contract.years():
+            if (contract.pk, contract_year.number) in submitted:
+                continue
+            days_left = (contract_year.end - today).days
+            reason: str | None = None
+            if 0 <= days_left <= max(REMINDER_DAYS):
+                # The smallest threshold crossed: a year first seen 20 days out gets the
+                # 30-day reminder only; a day the scheduler missed is caught up the next run.
+                threshold = min(d for d in REMINDER_DAYS if days_left <= d)
+                reason = f"year_end_{threshold}"
+            elif today > contract_year.end + timedelta(days=REPORT_DUE_DAYS):
+                reason = EFReminder.Reason.REPORT_OVERDUE
+            if reason is not None and (contract.pk, contract_year.number, reason) not in sent:
+                due.append(
+                    DueReminder(
+                        contract=contract,
+                        year=contract_year.number,
+                        reason=str(reason),
+                        days_left=days_left,
+                    )
+                )
+    return due

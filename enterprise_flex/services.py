@@ -1,0 +1,1009 @@
+"""Writes of Enterprise Flexible: contracts and lines (staff), sites, users, drawdowns, reports.
+
+Every write is here, audited, and called alike by views, admin, commands and tasks. A drawdown
+locks its line, moves the line's drawn-down figure and mints the license through
+licensing.license_issue in one transaction; the database's CHECK constraint on the line backs
+the lock up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from licensing.models import License, ProductVersion, SupportRegistration, add_months
+from licensing.services import IssueSource, license_issue
+from portal.models import Membership, Organization, User
+from portal.services import audit_record, membership_ensure
+
+from .emails import invitation_email_queue, reminder_email_queue, user_added_email_queue
+from .models import (
+    EFContract,
+    EFContractUser,
+    EFDeploymentEntry,
+    EFDeploymentReport,
+    EFDrawdown,
+    EFInvitation,
+    EFLine,
+    EFReminder,
+    EFSite,
+    generate_contract_number,
+)
+
+# Far above any real deployment, far below the column's limit: a typo ("1e9") is refused.
+MAX_QUANTITY = 1_000_000
+# A year's report can be submitted from this many days before the year ends (the first reminder).
+REPORT_WINDOW_DAYS = 60
+SITE_FIELDS = ("name", "address", "country", "contact_name", "contact_email", "contact_phone")
+
+
+class EFError(Exception):
+    """An illegal Enterprise Flexible state change; the message tells the user what to do."""
+
+
+class DrawdownRefused(EFError):
+    """A drawdown the contract does not allow now (period, status, commitment, site)."""
+
+
+class ReportLocked(EFError):
+    """The deployment report was submitted and is read-only."""
+
+
+def _audit(
+    action: str,
+    *,
+    contract: EFContract,
+    actor: User | None,
+    partner: Organization | None = None,
+    obj: Any = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    # As everywhere in the portal: a partner acting for the customer is the organization that
+    # acted, and the customer is who it acted for.
+    audit_record(
+        action=action,
+        actor=actor,
+        organization=partner or contract.organization,
+        acting_for=contract.organization if partner is not None else None,
+        obj=obj if obj is not None else contract,
+        details={"contract": contract.number, **(details or {})},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Contracts and lines (staff: admin and the ef_contracts command)
+
+
+def default_grey_year_end(period_end: date) -> date:
+    """The last day of the year that follows the deployment period: a year after its end."""
+    return add_months(period_end, 12)
+
+
+def contract_dates_problem(
+    *, period_start: date, period_end: date, grey_year_end: date | None
+) -> str | None:
+    """Why these dates cannot be a contract's, or None. Admin forms show it; services enforce it."""
+    if period_end < period_start:
+        return _("The deployment period must end on or after the day it starts.")
+    if grey_year_end is not None and grey_year_end <= period_end:
+        return _("The grey year must end after the deployment period.")
+    return None
+
+
+def _check_dates(period_start: date, period_end: date, grey_year_end: date) -> None:
+    problem = contract_dates_problem(
+        period_start=period_start, period_end=period_end, grey_year_end=grey_year_end
+    )
+    if problem:
+        raise EFError(problem)
+
+
+def _free_contract_number() -> str:
+    # Eight random digits: a collision is rare, so look it up rather than loop on IntegrityError
+    # (which would abort the caller's transaction); the unique constraint stays the final judge.
+    while True:
+        number = generate_contract_number()
+        if not EFContract.objects.filter(number=number).exists():
+            return number
+
+
+@transaction.atomic
+def contract_create(
+    *,
+    organization: Organization,
+    period_start: date,
+    period_end: date,
+    grey_year_end: date | None = None,
+    status: str = EFContract.Status.ACTIVE,
+    actor: User | None,
+    super_user: User | None = None,
+) -> EFContract:
+    """Creates a contract with its "Main site" (the customer's address), and its super user."""
+    if organization.kind != Organization.Kind.CUSTOMER:
+        raise EFError(
+            _("%(name)s is not a customer organization: contracts are signed by customers.")
+            % {"name": organization.name}
+        )
+    grey_year_end = grey_year_end or default_grey_year_end(period_end)
+    _check_dates(period_start, period_end, grey_year_end)
+    contract = EFContract.objects.create(
+        number=_free_contract_number(),
+        organization=organization,
+        period_start=period_start,
+        period_end=period_end,
+        grey_year_end=grey_year_end,
+        status=status,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    contact = super_user or _first_admin(organization)
+    EFSite.objects.create(
+        contract=contract,
+        name=EFSite.MAIN_SITE_NAME,
+        address=organization.address,
+        country=organization.country,
+        contact_name=contact.get_full_name() if contact else "",
+        contact_email=contact.email if contact else "",
+    )
+    _audit(
+        "ef.contract_created",
+        contract=contract,
+        actor=actor,
+        details={
+            "period_start": period_start.isoformat(),
+            "period_end": period_end.isoformat(),
+            "grey_year_end": grey_year_end.isoformat(),
+        },
+    )
+    if super_user is not None:
+        contract_user_set(
+            contract=contract, user=super_user, level=EFContractUser.Level.SUPER, actor=actor
+        )
+    return contract
+
+
+def _first_admin(organization: Organization) -> User | None:
+    membership = (
+        Membership.objects.filter(organization=organization, role=Membership.Role.ADMIN)
+        .select_related("user")
+        .order_by("created_at", "pk")
+        .first()
+    )
+    return membership.user if membership else None
+
+
+@transaction.atomic
+def contract_update(
+    *,
+    contract: EFContract,
+    actor: User | None,
+    period_start: date,
+    period_end: date,
+    grey_year_end: date,
+    status: str,
+) -> EFContract:
+    """Amends a contract's dates or status; keys already drawn down keep their maintenance."""
+    _check_dates(period_start, period_end, grey_year_end)
+    locked = EFContract.objects.select_for_update().get(pk=contract.pk)
+    wanted = {
+        "period_start": period_start,
+        "period_end": period_end,
+        "grey_year_end": grey_year_end,
+        "status": status,
+    }
+    changes = {
+        name: {"from": str(getattr(locked, name)), "to": str(value)}
+        for name, value in wanted.items()
+        if getattr(locked, name) != value
+    }
+    if not changes:
+        return locked
+    for name, value in wanted.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=list(wanted))
+    _audit("ef.contract_changed", contract=locked, actor=actor, details={"changes": changes})
+    return locked
+
+
+def line_change_problem(
+    *, drawn: int, committed: int, overage_allowed: bool, unit_value: Decimal | int = 0
+) -> str | None:
+    """Why a line cannot have these terms, or None. Admin forms show it; services enforce it."""
+    if committed < 1 or committed > MAX_QUANTITY:
+        return _("Enter a committed quantity from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
+    if unit_value < 0:
+        return _("The unit value cannot be negative.")
+    # Also when overage is allowed: what is drawn down beyond the commitment stays overage, and
+    # a line whose commitment covers its drawdowns may then stop allowing more.
+    if committed < drawn:
+        return _(
+            "%(drawn)s are already drawn down on this line: the commitment cannot be lower."
+        ) % {"drawn": drawn}
+    return None
+
+
+@transaction.atomic
+def line_add(
+    *,
+    contract: EFContract,
+    version: ProductVersion,
+    committed_quantity: int,
+    unit_value: Decimal,
+    currency: str = "USD",
+    overage_allowed: bool = False,
+    actor: User | None,
+) -> EFLine:
+    """Adds a product version to a contract with its commitment."""
+    problem = line_change_problem(
+        drawn=0,
+        committed=committed_quantity,
+        overage_allowed=overage_allowed,
+        unit_value=unit_value,
+    )
+    if problem:
+        raise EFError(problem)
+    if EFLine.objects.filter(contract=contract, version=version).exists():
+        raise EFError(
+            _("%(version)s is already on this contract: change its line instead.")
+            % {"version": version}
+        )
+    line = EFLine.objects.create(
+        contract=contract,
+        version=version,
+        committed_quantity=committed_quantity,
+        unit_value=unit_value,
+        currency=currency.upper(),
+        overage_allowed=overage_allowed,
+    )
+    _audit(
+        "ef.line_added",
+        contract=contract,
+        actor=actor,
+        obj=line,
+        details={
+            "product": version.product.sku,
+            "version": version.version,
+            "committed": committed_quantity,
+            "unit_value": str(unit_value),
+            "currency": line.currency,
+            "overage_allowed": overage_allowed,
+        },
+    )
+    return line
+
+
+@transaction.atomic
+def line_update(
+    *,
+    line: EFLine,
+    actor: User | None,
+    committed_quantity: int,
+    unit_value: Decimal,
+    currency: str,
+    overage_allowed: bool,
+) -> EFLine:
+    """Amends a line; a commitment below what is drawn down is refused."""
+    # The lock makes the check and a concurrent drawdown take turns.
+    locked = EFLine.objects.select_for_update().select_related("contract").get(pk=line.pk)
+    problem = line_change_problem(
+        drawn=locked.drawn_quantity,
+        committed=committed_quantity,
+        overage_allowed=overage_allowed,
+        unit_value=unit_value,
+    )
+    if problem:
+        raise EFError(problem)
+    wanted = {
+        "committed_quantity": committed_quantity,
+        "unit_value": unit_value,
+        "currency": currency.upper(),
+        "overage_allowed": overage_allowed,
+    }
+    changes = {
+        name: {"from": str(getattr(locked, name)), "to": str(value)}
+        for name, value in wanted.items()
+        if getattr(locked, name) != value
+    }
+    if not changes:
+        return locked
+    for name, value in wanted.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=list(wanted))
+    _audit("ef.line_changed", contract=locked.contract, actor=actor, obj=locked, details=changes)
+    return locked
+
+
+@transaction.atomic
+def line_delete(*, line: EFLine, actor: User | None) -> None:
+    """Removes a line nothing was drawn down from."""
+    locked = (
+        EFLine.objects.select_for_update().select_related("contract", "version").get(pk=line.pk)
+    )
+    if locked.drawn_quantity or EFDrawdown.objects.filter(line=locked).exists():
+        raise EFError(_("Keys were drawn down from this line: it cannot be removed."))
+    contract = locked.contract
+    _audit(
+        "ef.line_removed",
+        contract=contract,
+        actor=actor,
+        details={"version": str(locked.version), "committed": locked.committed_quantity},
+    )
+    locked.delete()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sites
+
+
+def _site_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    cleaned = {name: str(values.get(name, "") or "").strip() for name in SITE_FIELDS}
+    cleaned["contact_email"] = cleaned["contact_email"].lower()
+    if not cleaned["name"]:
+        raise EFError(_("Give the site a name."))
+    return cleaned
+
+
+@transaction.atomic
+def site_create(
+    *,
+    contract: EFContract,
+    values: Mapping[str, Any],
+    actor: User | None,
+    partner: Organization | None = None,
+) -> EFSite:
+    """Adds a deployment site to a contract."""
+    data = _site_values(values)
+    if EFSite.objects.filter(contract=contract, name__iexact=data["name"]).exists():
+        raise EFError(
+            _("This contract already has a site called %(name)s. Choose another name.")
+            % {"name": data["name"]}
+        )
+    site = EFSite.objects.create(contract=contract, **data)
+    _audit("ef.site_added", contract=contract, actor=actor, partner=partner, obj=site, details=data)
+    return site
+
+
+@transaction.atomic
+def site_update(
+    *,
+    site: EFSite,
+    values: Mapping[str, Any],
+    active: bool,
+    actor: User | None,
+    partner: Organization | None = None,
+) -> EFSite:
+    """Edits a site; keys drawn down before keep the contacts they were registered with."""
+    data = _site_values(values)
+    locked = EFSite.objects.select_for_update().select_related("contract").get(pk=site.pk)
+    clash = (
+        EFSite.objects.filter(contract_id=locked.contract_id, name__iexact=data["name"])
+        .exclude(pk=locked.pk)
+        .exists()
+    )
+    if clash:
+        raise EFError(
+            _("This contract already has a site called %(name)s. Choose another name.")
+            % {"name": data["name"]}
+        )
+    wanted: dict[str, Any] = {**data, "active": active}
+    changes = {
+        name: {"from": getattr(locked, name), "to": value}
+        for name, value in wanted.items()
+        if getattr(locked, name) != value
+    }
+    if not changes:
+        return locked
+    for name, value in wanted.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=list(wanted))
+    _audit(
+        "ef.site_changed",
+        contract=locked.contract,
+        actor=actor,
+        partner=partner,
+        obj=locked,
+        details={"changes": changes},
+    )
+    return locked
+
+
+# ---------------------------------------------------------------------------------------------
+# Contract users and invitations
+
+
+def _lock_super_users(contract: EFContract) -> list[int]:
+    # Two super users demoting each other at once take turns here; one of them is refused.
+    return list(
+        EFContractUser.objects.select_for_update()
+        .filter(contract=contract, level=EFContractUser.Level.SUPER)
+        .values_list("pk", flat=True)
+    )
+
+
+def _last_super_user_message() -> str:
+    return _("A contract needs at least one super user. Make another user super user first.")
+
+
+def contract_user_problem(*, organization: Organization, user: User) -> str | None:
+    """Why `user` cannot be put on a contract of `organization`, or None."""
+    if not Membership.objects.filter(user=user, organization=organization).exists():
+        return _(
+            "%(email)s is not a user of %(organization)s. Invite them by email instead: "
+            "accepting adds them to the organization."
+        ) % {"email": user.email, "organization": organization.name}
+    return None
+
+
+@transaction.atomic
+def contract_user_set(
+    *, contract: EFContract, user: User, level: str, actor: User | None
+) -> EFContractUser:
+    """Adds a user of the customer organization to the contract, or changes their level."""
+    if level not in EFContractUser.Level.values:
+        raise EFError(_("Choose a level: contract user, configuration user or super user."))
+    problem = contract_user_problem(organization=contract.organization, user=user)
+    if problem:
+        raise EFError(problem)
+    supers = _lock_super_users(contract)
+    existing = EFContractUser.objects.filter(contract=contract, user=user).first()
+    if existing is None:
+        contract_user = EFContractUser.objects.create(
+            contract=contract,
+            user=user,
+            level=level,
+            added_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        _audit(
+            "ef.user_added",
+            contract=contract,
+            actor=actor,
+            obj=contract_user,
+            details={"email": user.email, "level": level},
+        )
+        user_added_email_queue(contract_user=contract_user, actor=actor)
+        return contract_user
+    if existing.level == level:
+        return existing
+    if existing.pk in supers and len(supers) == 1:
+        raise EFError(_last_super_user_message())
+    old = existing.level
+    existing.level = level
+    existing.save(update_fields=["level"])
+    _audit(
+        "ef.user_level_changed",
+        contract=contract,
+        actor=actor,
+        obj=existing,
+        details={"email": user.email, "from": old, "to": level},
+    )
+    return existing
+
+
+@transaction.atomic
+def contract_user_remove(*, contract_user: EFContractUser, actor: User | None) -> None:
+    """Takes a user off the contract; their drawdowns and licenses stay the customer's."""
+    contract = contract_user.contract
+    supers = _lock_super_users(contract)
+    if contract_user.pk in supers and len(supers) == 1:
+        raise EFError(_last_super_user_message())
+    email = contract_user.user.email
+    level = contract_user.level
+    EFContractUser.objects.filter(pk=contract_user.pk).delete()
+    _audit(
+        "ef.user_removed",
+        contract=contract,
+        actor=actor,
+        details={"email": email, "level": level},
+    )
+
+
+@transaction.atomic
+def invitation_create(*, contract: EFContract, email: str, level: str, actor: User) -> EFInvitation:
+    """Invites an email address to the contract at `level` (inviting again re-sends it)."""
+    email = email.strip().lower()
+    if level not in EFContractUser.Level.values:
+        raise EFError(_("Choose a level: contract user, configuration user or super user."))
+    if EFContractUser.objects.filter(contract=contract, user__email__iexact=email).exists():
+        raise EFError(
+            _("%(email)s is already a user of this contract: change their level instead.")
+            % {"email": email}
+        )
+    now = timezone.now()
+    invitation = (
+        EFInvitation.objects.select_for_update()
+        .filter(contract=contract, email=email, accepted_at__isnull=True, revoked_at__isnull=True)
+        .first()
+    )
+    if invitation is not None and (not invitation.is_open(now=now) or invitation.level != level):
+        invitation.revoked_at = now
+        invitation.save(update_fields=["revoked_at"])
+        invitation = None
+    if invitation is None:
+        invitation = EFInvitation.objects.create(
+            contract=contract, email=email, level=level, invited_by=actor
+        )
+    invitation_email_queue(invitation=invitation, inviter=actor)
+    _audit(
+        "ef.invitation_sent",
+        contract=contract,
+        actor=actor,
+        obj=invitation,
+        details={"email": email, "level": level},
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: EFInvitation, user: User) -> EFContractUser:
+    """Puts the invited user on the contract (and in the customer organization, as a member)."""
+    locked = (
+        EFInvitation.objects.select_for_update().select_related("contract__organization")
+    ).get(pk=invitation.pk)
+    if not locked.is_open(now=timezone.now()):
+        raise EFError(_("This invitation has expired or was already used. Ask for a new one."))
+    if locked.email.lower() != user.email.lower():
+        raise EFError(
+            _("This invitation was sent to %(email)s. Log in with that address to accept it.")
+            % {"email": locked.email}
+        )
+    contract = locked.contract
+    locked.accepted_at = timezone.now()
+    locked.save(update_fields=["accepted_at"])
+    membership_ensure(
+        organization=contract.organization,
+        user=user,
+        actor=user,
+        reason=f"ef_invitation:{contract.number}",
+    )
+    existing = EFContractUser.objects.filter(contract=contract, user=user).first()
+    if existing is not None:
+        contract_user = existing  # already added meanwhile: the level given then stands
+    else:
+        contract_user = EFContractUser.objects.create(
+            contract=contract, user=user, level=locked.level, added_by=locked.invited_by
+        )
+    _audit(
+        "ef.invitation_accepted",
+        contract=contract,
+        actor=user,
+        obj=contract_user,
+        details={"email": user.email, "level": contract_user.level},
+    )
+    return contract_user
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: EFInvitation, actor: User) -> None:
+    """Withdraws an open invitation."""
+    updated = EFInvitation.objects.filter(
+        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    if updated:
+        _audit(
+            "ef.invitation_revoked",
+            contract=invitation.contract,
+            actor=actor,
+            obj=invitation,
+            details={"email": invitation.email},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawdown
+
+
+def quantity_problem(quantity: int, *, line: EFLine) -> str | None:
+    """Why `quantity` cannot be drawn down from `line` as it stands, or None.
+
+    The drawdown wizard shows it as a form error; drawdown_create checks it again under the
+    line's lock, where it is final.
+    """
+    if quantity < 1 or quantity > MAX_QUANTITY:
+        return _("Enter a quantity from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
+    if not line.overage_allowed and quantity > line.remaining_quantity:
+        if line.remaining_quantity == 0:
+            return _(
+                "Everything committed on this line is drawn down, and it does not allow "
+                "overage. Ask your account manager to amend the contract."
+            )
+        return _(
+            "Only %(remaining)s are left on this line, and it does not allow overage. Enter "
+            "%(remaining)s or less."
+        ) % {"remaining": line.remaining_quantity}
+    return None
+
+
+def period_problem(contract: EFContract, *, today: date) -> str | None:
+    """Why the contract allows no drawdown today, with its dates, or None."""
+    if contract.status != EFContract.Status.ACTIVE:
+        return _(
+            "Contract %(number)s is %(status)s: no keys can be drawn down. Contact your account "
+            "manager."
+        ) % {"number": contract.number, "status": contract.get_status_display().lower()}
+    dates = {
+        "number": contract.number,
+        "start": contract.period_start.isoformat(),
+        "end": contract.period_end.isoformat(),
+        "grey": contract.grey_year_end.isoformat(),
+    }
+    phase = contract.phase(today=today)
+    if phase == EFContract.Phase.UPCOMING:
+        return (
+            _(
+                "The deployment period of contract %(number)s runs from %(start)s to %(end)s: "
+                "keys can be drawn down from %(start)s."
+            )
+            % dates
+        )
+    if phase == EFContract.Phase.GREY:
+        return (
+            _(
+                "The deployment period of contract %(number)s ended on %(end)s. Maintenance "
+                "continues until %(grey)s, but no more keys can be drawn down."
+            )
+            % dates
+        )
+    if phase == EFContract.Phase.ENDED:
+        return _("Contract %(number)s ended on %(grey)s: no more keys can be drawn down.") % dates
+    return None
+
+
+def _site_registration(site: EFSite, organization: Organization) -> SupportRegistration:
+    # A snapshot per drawdown: editing the site later (or one license's registration in My
+    # licenses) never rewrites who another key was registered to.
+    return SupportRegistration.objects.create(
+        organization=organization,
+        company=organization.name,
+        address=site.address or organization.address,
+        country=site.country or organization.country,
+        primary_name=site.contact_name,
+        primary_email=site.contact_email,
+        primary_phone=site.contact_phone,
+        technical_name=site.contact_name,
+        technical_email=site.contact_email,
+        technical_phone=site.contact_phone,
+    )
+
+
+@dataclass(frozen=True)
+class DrawdownRequest:
+    """What the wizard's steps collected; ids as posted, checked against the contract."""
+
+    line_id: int
+    site_id: int
+    quantity: int
+    host_id: str = ""
+
+
+@transaction.atomic
+def drawdown_create(
+    *,
+    contract: EFContract,
+    request: DrawdownRequest,
+    actor: User,
+    token: str,
+    partner: Organization | None = None,
+    today: date | None = None,
+) -> EFDrawdown:
+    """Draws `quantity` keys down from a line for a site: one license, maintenance to the end
+    of the grey year, emailed with its file to the actor and the site's contact.
+
+    The line's row lock serialises drawdowns of one line, so the commitment check and the
+    update of its drawn-down figure cannot interleave; the CHECK constraint refuses an
+    over-drawn line even if they did. A repeated token returns the first drawdown.
+    """
+    today = today or timezone.localdate()
+    previous = _drawdown_by_token(token, contract)
+    if previous is not None:
+        return previous
+    # `of=("self",)`: lock the line only; the joined product rows are shared by every contract
+    # that sells them, and locking those would make unrelated customers queue behind each other.
+    line = (
+        EFLine.objects.select_for_update(of=("self",))
+        .select_related("version__product")
+        .filter(pk=request.line_id, contract=contract)
+        .first()
+    )
+    if line is None:
+        raise DrawdownRefused(_("Choose a product of this contract."))
+    # Checked again under the lock: a concurrent confirmation with the same token waited here
+    # for the first one to commit, and now finds its drawdown.
+    previous = _drawdown_by_token(token, contract)
+    if previous is not None:
+        return previous
+    locked_contract = EFContract.objects.select_related("organization").get(pk=contract.pk)
+    problem = period_problem(locked_contract, today=today) or quantity_problem(
+        request.quantity, line=line
+    )
+    if problem:
+        raise DrawdownRefused(problem)
+    site = EFSite.objects.filter(pk=request.site_id, contract=contract, active=True).first()
+    if site is None:
+        raise DrawdownRefused(_("Choose one of the contract's active sites."))
+    host_id = request.host_id.strip()
+    if line.version.product.node_locked and not host_id:
+        raise DrawdownRefused(
+            _("%(product)s is node-locked: enter the host ID of the machine.")
+            % {"product": line.version.product.name}
+        )
+
+    before = line.drawn_quantity
+    overage = max(0, before + request.quantity - max(before, line.committed_quantity))
+    EFLine.objects.filter(pk=line.pk).update(drawn_quantity=F("drawn_quantity") + request.quantity)
+    organization = locked_contract.organization
+    license = license_issue(
+        source=IssueSource(
+            kind=License.Source.EF_DRAWDOWN,
+            ref=locked_contract.number,
+            version=line.version,
+            quantity=request.quantity,
+            maintenance_start=today,
+            maintenance_end=locked_contract.grey_year_end,
+            host_id=host_id if line.version.product.node_locked else "",
+        ),
+        owner=organization,
+        registration=_site_registration(site, organization),
+        acting_user=actor,
+    )
+    drawdown = EFDrawdown.objects.create(
+        contract=locked_contract,
+        line=line,
+        site=site,
+        quantity=request.quantity,
+        overage_quantity=overage,
+        license=license,
+        drawn_on=today,
+        created_by=actor,
+        partner=partner,
+        token=token,
+    )
+    _audit(
+        "ef.drawdown",
+        contract=locked_contract,
+        actor=actor,
+        partner=partner,
+        obj=drawdown,
+        details={
+            "product": line.version.product.sku,
+            "version": line.version.version,
+            "quantity": request.quantity,
+            "overage": overage,
+            "site": site.name,
+            "license": str(license.pk),
+        },
+    )
+    return drawdown
+
+
+def _drawdown_by_token(token: str, contract: EFContract) -> EFDrawdown | None:
+    # A bare index probe first: almost every confirmation is a first one, and the full read
+    # with its joins is only needed for a repeat.
+    pk = EFDrawdown.objects.filter(token=token, contract=contract).values_list("pk", flat=True)
+    found = pk.order_by().first()
+    if found is None:
+        return None
+    return EFDrawdown.objects.select_related("license", "line__version__product", "site").get(
+        pk=found
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deployment reports
+
+ReportEntries = Mapping[tuple[int, int], int]  # (line id, site id) -> deployed quantity
+
+
+def report_window_problem(contract: EFContract, year: int, *, today: date) -> str | None:
+    """Why the year's report cannot be edited yet, or None."""
+    contract_year = contract.year(year)
+    if contract_year is None:
+        return _("Contract %(number)s has no year %(year)s.") % {
+            "number": contract.number,
+            "year": year,
+        }
+    if today < contract_year.start:
+        return _("Contract year %(year)s starts on %(date)s: report it from then on.") % {
+            "year": year,
+            "date": contract_year.start.isoformat(),
+        }
+    return None
+
+
+def submit_window_opens(contract: EFContract, year: int) -> date | None:
+    contract_year = contract.year(year)
+    if contract_year is None:
+        return None
+    return max(contract_year.start, contract_year.end - timedelta(days=REPORT_WINDOW_DAYS))
+
+
+def _locked_report(contract: EFContract, year: int) -> EFDeploymentReport:
+    report, _created = EFDeploymentReport.objects.get_or_create(contract=contract, year=year)
+    return EFDeploymentReport.objects.select_for_update().get(pk=report.pk)
+
+
+def _write_entries(report: EFDeploymentReport, entries: ReportEntries) -> dict[str, int]:
+    line_ids = set(
+        EFLine.objects.filter(contract_id=report.contract_id).values_list("pk", flat=True)
+    )
+    site_ids = set(
+        EFSite.objects.filter(contract_id=report.contract_id).values_list("pk", flat=True)
+    )
+    for (line_id, site_id), quantity in entries.items():
+        if line_id not in line_ids or site_id not in site_ids:
+            raise EFError(_("Report only the products and sites of this contract."))
+        if not 0 <= quantity <= MAX_QUANTITY:
+            raise EFError(
+                _("Enter deployed quantities from 0 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
+            )
+    current = {
+        (e.line_id, e.site_id): e.quantity for e in EFDeploymentEntry.objects.filter(report=report)
+    }
+    changed = {f"{k[0]}/{k[1]}": v for k, v in entries.items() if current.get(k) != v}
+    if changed:
+        EFDeploymentEntry.objects.filter(report=report).delete()
+        EFDeploymentEntry.objects.bulk_create(
+            [
+                EFDeploymentEntry(report=report, line_id=k[0], site_id=k[1], quantity=v)
+                for k, v in {**current, **entries}.items()
+            ]
+        )
+    return changed
+
+
+@transaction.atomic
+def deployment_report_save(
+    *,
+    contract: EFContract,
+    year: int,
+    entries: ReportEntries,
+    actor: User,
+    partner: Organization | None = None,
+    today: date | None = None,
+) -> EFDeploymentReport:
+    """Saves declared deployed quantities in the year's draft report."""
+    today = today or timezone.localdate()
+    problem = report_window_problem(contract, year, today=today)
+    if problem:
+        raise EFError(problem)
+    report = _locked_report(contract, year)
+    if report.is_submitted:
+        raise ReportLocked(
+            _("The report for year %(year)s was submitted and can no longer change.")
+            % {"year": year}
+        )
+    changed = _write_entries(report, entries)
+    report.updated_at = timezone.now()
+    report.updated_by = actor
+    report.save(update_fields=["updated_at", "updated_by"])
+    if changed:
+        _audit(
+            "ef.report_saved",
+            contract=contract,
+            actor=actor,
+            partner=partner,
+            obj=report,
+            details={"year": year, "entries": changed},
+        )
+    return report
+
+
+@transaction.atomic
+def deployment_report_submit(
+    *,
+    contract: EFContract,
+    year: int,
+    entries: ReportEntries,
+    actor: User,
+    today: date | None = None,
+) -> EFDeploymentReport:
+    """Saves and submits the year's report: from then on it is read-only."""
+    today = today or timezone.localdate()
+    problem = report_window_problem(contract, year, today=today)
+    if problem:
+        raise EFError(problem)
+    opens = submit_window_opens(contract, year)
+    if opens is not None and today < opens:
+        raise EFError(
+            _("The report for year %(year)s can be submitted from %(date)s.")
+            % {"year": year, "date": opens.isoformat()}
+        )
+    report = _locked_report(contract, year)
+    if report.is_submitted:
+        raise ReportLocked(
+            _("The report for year %(year)s was already submitted.") % {"year": year}
+        )
+    _write_entries(report, entries)
+    now = timezone.now()
+    report.status = EFDeploymentReport.Status.SUBMITTED
+    report.submitted_at = now
+    report.submitted_by = actor
+    report.updated_at = now
+    report.updated_by = actor
+    report.save()
+    totals = {str(line_id): total for line_id, total in _entry_totals(report).items()}
+    _audit(
+        "ef.report_submitted",
+        contract=contract,
+        actor=actor,
+        obj=report,
+        details={"year": year, "deployed_by_line": totals},
+    )
+    return report
+
+
+def _entry_totals(report: EFDeploymentReport) -> dict[int, int]:
+    totals: dict[int, int] = {}
+    for line_id, quantity in EFDeploymentEntry.objects.filter(report=report).values_list(
+        "line_id", "quantity"
+    ):
+        totals[line_id] = totals.get(line_id, 0) + quantity
+    return totals
+
+
+# ---------------------------------------------------------------------------------------------
+# Reminders (Celery beat)
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    contract: EFContract
+    year: int
+    reason: str
+    days_left: int
+
+
+def reminders_send(*, today: date) -> int:
+    """Emails super users 60 and 30 days before a contract year ends and when a year's report
+    is overdue; returns how many reminders it sent. Never twice for a contract, year and reason.
+    """
+    from .selectors import reminders_due  # reads live in selectors
+
+    sent = 0
+    for due in reminders_due(today=today):
+        if _reminder_send(due):
+            sent += 1
+    return sent
+
+
+@transaction.atomic
+def _reminder_send(due: DueReminder) -> bool:
+    recipients = sorted(
+        EFContractUser.objects.filter(
+            contract=due.contract, level=EFContractUser.Level.SUPER
+        ).values_list("user__email", flat=True)
+    )
+    if not recipients:
+        return False  # kept due: sent once the contract has a super user
+    # The unique constraint decides: a second run (or a concurrent one, which waits for this
+    # insert to commit) gets IntegrityError here and sends nothing. The reminder row and its
+    # outbox row commit together, or neither does.
+    try:
+        with transaction.atomic():
+            EFReminder.objects.create(
+                contract=due.contract, year=due.year, reason=due.reason, recipients=recipients
+            )
+    except IntegrityError:
+        return False
+    contract_year = due.contract.year(due.year)
+    assert contract_year is not None  # reminders_due only yields the contract's own years
+    reminder_email_queue(
+        contract=due.contract,
+        year=contract_year,
+        reason=due.reason,
+        days_left=due.days_left,
+        to=recipients,
+    )
+    _audit(
+        "ef.reminder_sent",
+        contract=due.contract,
+        actor=None,
+        details={"year": due.year, "reason": due.reason, "to": recipients},
+    )
+    return True

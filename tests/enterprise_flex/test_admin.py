@@ -1,0 +1,228 @@
+"""Staff create and amend contracts in admin; every save goes through the services (audited),
+and a refused change is a form error, not a 500."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from enterprise_flex.models import EFContract, EFContractUser, EFLine, EFSite
+from enterprise_flex.services import SITE_FIELDS, DrawdownRequest, drawdown_create
+from portal.models import AuditEvent, Membership, User
+from tests.enterprise_flex.factories import make_world
+from tests.licensing.factories import ProductVersionFactory
+from tests.portal.factories import MembershipFactory, OrganizationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client) -> User:  # type: ignore[no-untyped-def]
+    user = User.objects.create_superuser(email="staff@example.com", password="x")
+    client.force_login(user)
+    return user
+
+
+def management(prefix: str, total: int, initial: int = 0) -> dict[str, Any]:
+    return {
+        f"{prefix}-TOTAL_FORMS": str(total),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+
+
+def test_add_a_contract_with_a_line(client, staff) -> None:  # type: ignore[no-untyped-def]
+    customer = OrganizationFactory()
+    version = ProductVersionFactory()
+    response = client.post(
+        reverse("admin:enterprise_flex_efcontract_add"),
+        {
+            "organization": customer.pk,
+            "period_start": "2026-01-01",
+            "period_end": "2028-12-31",
+            "grey_year_end": "",
+            "status": "active",
+            **management("lines", 1),
+            "lines-0-version": version.pk,
+            "lines-0-committed_quantity": "250",
+            "lines-0-unit_value": "12.50",
+            "lines-0-currency": "usd",
+            "lines-0-overage_allowed": "on",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    contract = EFContract.objects.get()
+    assert contract.grey_year_end == date(2029, 12, 31)
+    assert contract.sites.get().name == "Main site"
+    line = contract.lines.get()
+    assert (line.committed_quantity, line.currency, line.overage_allowed) == (250, "USD", True)
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"ef.contract_created", "ef.line_added"} <= actions
+    assert all(e.actor == staff for e in AuditEvent.objects.filter(action__startswith="ef."))
+
+
+def test_bad_dates_and_partner_customers_are_form_errors(client, staff) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("admin:enterprise_flex_efcontract_add")
+    base = {"status": "active", **management("lines", 0)}
+    response = client.post(
+        url,
+        {**base, "organization": OrganizationFactory().pk, "period_start": "2026-02-01",
+         "period_end": "2026-01-01"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "must end on or after" in response.content.decode()
+    partner = OrganizationFactory(kind="partner")
+    response = client.post(
+        url,
+        {**base, "organization": partner.pk, "period_start": "2026-01-01",
+         "period_end": "2026-12-31"},
+    )  # fmt: skip
+    assert (
+        response.status_code == 200 and "organization" in response.context["adminform"].form.errors
+    )
+    assert not EFContract.objects.exists()
+
+
+def _change_data(contract: EFContract, **overrides: Any) -> dict[str, Any]:
+    lines = list(contract.lines.order_by("pk"))
+    sites = list(contract.sites.order_by("pk"))
+    users = list(contract.users.order_by("pk"))
+    data: dict[str, Any] = {
+        "period_start": contract.period_start.isoformat(),
+        "period_end": contract.period_end.isoformat(),
+        "grey_year_end": contract.grey_year_end.isoformat(),
+        "status": contract.status,
+        **management("lines", len(lines), len(lines)),
+        **management("sites", len(sites), len(sites)),
+        **management("users", len(users), len(users)),
+    }
+    for i, line in enumerate(lines):
+        data |= {
+            f"lines-{i}-id": line.pk,
+            f"lines-{i}-contract": contract.pk,
+            f"lines-{i}-version": line.version_id,
+            f"lines-{i}-committed_quantity": line.committed_quantity,
+            f"lines-{i}-unit_value": line.unit_value,
+            f"lines-{i}-currency": line.currency,
+        }
+        if line.overage_allowed:
+            data[f"lines-{i}-overage_allowed"] = "on"
+    for i, site in enumerate(sites):
+        data |= {f"sites-{i}-id": site.pk, f"sites-{i}-contract": contract.pk}
+        data |= {f"sites-{i}-{name}": getattr(site, name) for name in SITE_FIELDS}
+        data[f"sites-{i}-active"] = "on"
+    for i, row in enumerate(users):
+        data |= {
+            f"users-{i}-id": row.pk,
+            f"users-{i}-contract": contract.pk,
+            f"users-{i}-user": row.user_id,
+            f"users-{i}-level": row.level,
+        }
+    return data | overrides
+
+
+def test_amend_a_line_site_and_users_through_the_services(client, staff) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(committed_quantity=10)
+    contract = world.contract
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
+    newcomer = MembershipFactory(organization=contract.organization, role=Membership.Role.MEMBER)
+    data = _change_data(contract)
+    line_index = next(i for i in range(5) if data.get(f"lines-{i}-id") == world.line.pk)
+    data[f"lines-{line_index}-committed_quantity"] = "40"
+    data["sites-0-contact_email"] = "main@acme.example"
+    total = int(data["users-TOTAL_FORMS"])
+    data |= {"users-TOTAL_FORMS": str(total + 1), f"users-{total}-user": newcomer.user.pk,
+             f"users-{total}-level": "contract"}  # fmt: skip
+    response = client.post(url, data)
+    assert response.status_code == 302, _errors(response)
+    world.line.refresh_from_db()
+    assert world.line.committed_quantity == 40
+    assert (
+        EFSite.objects.get(contract=contract, name="Main site").contact_email == "main@acme.example"
+    )
+    assert EFContractUser.objects.get(contract=contract, user=newcomer.user).level == "contract"
+    actions = list(AuditEvent.objects.filter(actor=staff).values_list("action", flat=True))
+    assert sorted(actions) == ["ef.line_changed", "ef.site_changed", "ef.user_added"]
+
+
+def test_committed_below_drawn_down_is_a_form_error_in_admin(client, staff) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(committed_quantity=10)
+    drawdown_create(
+        contract=world.contract,
+        request=DrawdownRequest(line_id=world.line.pk, site_id=world.site.pk, quantity=6),
+        actor=world.contract_user,
+        token="t",
+    )
+    data = _change_data(world.contract)
+    index = next(i for i in range(5) if data.get(f"lines-{i}-id") == world.line.pk)
+    data[f"lines-{index}-committed_quantity"] = "5"
+    response = client.post(
+        reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk]), data
+    )
+    assert response.status_code == 200
+    assert "6 are already drawn down" in response.content.decode()
+    world.line.refresh_from_db()
+    assert world.line.committed_quantity == 10
+    # Deleting the line is refused the same way.
+    data[f"lines-{index}-committed_quantity"] = "10"
+    data[f"lines-{index}-DELETE"] = "on"
+    response = client.post(
+        reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk]), data
+    )
+    assert response.status_code == 200
+    assert "protected related objects" in response.content.decode()
+    assert EFLine.objects.filter(pk=world.line.pk).exists()
+
+
+def test_users_outside_the_customer_and_the_last_super_user_in_admin(client, staff) -> None:  # type: ignore[no-untyped-def]
+    world = make_world()
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk])
+    data = _change_data(world.contract)
+    total = int(data["users-TOTAL_FORMS"])
+    data |= {"users-TOTAL_FORMS": str(total + 1), f"users-{total}-user": world.stranger.pk,
+             f"users-{total}-level": "super"}  # fmt: skip
+    response = client.post(url, data)
+    assert response.status_code == 200 and "is not a user of" in response.content.decode()
+    data = _change_data(world.contract)
+    for i in range(total):
+        if data[f"users-{i}-level"] == "super":
+            data[f"users-{i}-level"] = "contract"
+    response = client.post(url, data)
+    assert response.status_code == 200 and "at least one super user" in response.content.decode()
+    assert world.contract.users.filter(level="super").count() == 1
+
+
+def test_drawdowns_and_reports_are_read_only_in_admin(client, staff) -> None:  # type: ignore[no-untyped-def]
+    world = make_world()
+    drawdown = drawdown_create(
+        contract=world.contract,
+        request=DrawdownRequest(line_id=world.line.pk, site_id=world.site.pk, quantity=1),
+        actor=world.contract_user,
+        token="t",
+    )
+    assert client.get(reverse("admin:enterprise_flex_efdrawdown_changelist")).status_code == 200
+    page = client.get(reverse("admin:enterprise_flex_efdrawdown_change", args=[drawdown.pk]))
+    assert (
+        page.status_code == 200 and 'type="submit"' not in page.content.decode().split("<form")[-1]
+    )
+    assert client.get(reverse("admin:enterprise_flex_efdrawdown_add")).status_code == 403
+    for name in ("efdeploymentreport", "efinvitation", "efreminder", "efcontract"):
+        assert client.get(reverse(f"admin:enterprise_flex_{name}_changelist")).status_code == 200
+    assert client.get(reverse("admin:enterprise_flex_efcontract_add")).status_code == 200
+    change = reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk])
+    assert client.get(change).status_code == 200
+
+
+def _errors(response: Any) -> Any:
+    context = response.context
+    if context is None:
+        return response
+    return (
+        [context["adminform"].form.errors]
+        + [formset.errors for formset in context.get("inline_admin_formsets", [])]
+        + [f.formset.non_form_errors() for f in context.get("inline_admin_formsets", [])]
+    )

@@ -1,0 +1,195 @@
+"""The drawdown wizard: line → quantity and site → confirm → key; bad input is a form error
+that changes nothing; a second confirmation shows the first result."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from enterprise_flex.models import EFContract, EFDrawdown
+from licensing.models import License
+from portal.models import OutboundEmail
+from tests.enterprise_flex.factories import (
+    World,
+    draw_down,
+    make_world,
+    post_step,
+)
+from tests.licensing.factories import ProductFactory, ProductVersionFactory
+from tests.licensing.wizard import instance_token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(client) -> World:  # type: ignore[no-untyped-def]
+    world = make_world(committed_quantity=10)
+    world.site.contact_email = "plant@acme.example"
+    world.site.save()
+    client.force_login(world.contract_user)
+    return world
+
+
+def test_draw_down_and_get_the_key(client, world) -> None:  # type: ignore[no-untyped-def]
+    response = draw_down(
+        client, world.contract, line=world.line, site=world.site, quantity=4, confirm=False
+    )
+    page = response.content.decode()
+    assert "Confirm" in page and "4" in page and world.site.name in page
+    assert world.contract.grey_year_end.isoformat() in page
+    assert response.context["overage"] == 0 and not License.objects.exists()
+    assert "ef-overage-notice" not in page
+    response = post_step(client, world.contract, "confirm")
+    drawdown = EFDrawdown.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse(
+        "ef-drawdown-result", args=[world.contract.number, drawdown.pk]
+    )
+    result = client.get(response["Location"])
+    assert result.status_code == 200
+    content = result.content.decode()
+    assert drawdown.license.key in content and "Download license file" in content
+    assert "plant@acme.example" in content
+    email = OutboundEmail.objects.get(template="license_issued")
+    assert set(email.to) == {"plant@acme.example", world.contract_user.email}
+    download = client.get(reverse("license-file", args=[drawdown.license.pk]))
+    assert download.status_code == 200 and b"BEGIN LICENSE FILE" in download.content
+
+
+def test_confirming_twice_shows_the_first_result(client, world) -> None:  # type: ignore[no-untyped-def]
+    draw_down(client, world.contract, line=world.line, site=world.site, quantity=2, confirm=False)
+    page_token = instance_token(client, f"ef_drawdown_{world.contract.number}")
+    first = post_step(client, world.contract, "confirm")
+    # The same page submitted again (double click, back and resubmit) carries the same token.
+    second = post_step(client, world.contract, "confirm", token=page_token)
+    assert second.status_code == 302 and second["Location"] == first["Location"]
+    assert EFDrawdown.objects.count() == License.objects.count() == 1
+    world.line.refresh_from_db()
+    assert world.line.drawn_quantity == 2
+
+
+def test_the_confirm_step_announces_overage_before_the_click(client, world) -> None:  # type: ignore[no-untyped-def]
+    world.line.overage_allowed = True
+    world.line.save()
+    response = draw_down(
+        client, world.contract, line=world.line, site=world.site, quantity=13, confirm=False
+    )
+    assert response.context["overage"] == 3
+    assert "3 units will be recorded as overage" in response.content.decode()
+    post_step(client, world.contract, "confirm")
+    assert EFDrawdown.objects.get().overage_quantity == 3
+
+
+@pytest.mark.parametrize(
+    ("quantity", "message"),
+    [
+        ("0", "at least 1"),
+        ("-4", "at least 1"),
+        ("1e9", "whole number"),
+        ("abc", "whole number"),
+        ("", "required"),
+        ("99999999999999999999", "at most 1000000"),
+        ("11", "Only 10 are left on this line, and it does not allow overage"),
+    ],
+)
+def test_bad_quantities_are_form_errors_and_change_nothing(
+    client, world, quantity, message
+) -> None:  # type: ignore[no-untyped-def]
+    response = draw_down(
+        client, world.contract, line=world.line, site=world.site, quantity=quantity
+    )
+    assert response.status_code == 200
+    assert response.context["wizard"]["steps"].current == "quantity"
+    assert message in " ".join(response.context["wizard"]["form"].errors["quantity"])
+    assert not License.objects.exists()
+    world.line.refresh_from_db()
+    assert world.line.drawn_quantity == 0
+
+
+def test_a_site_or_line_of_another_contract_is_a_form_error(client, world) -> None:  # type: ignore[no-untyped-def]
+    other_site = world.other_contract.sites.get()
+    response = draw_down(client, world.contract, line=world.line, site=other_site, quantity=1)
+    assert (
+        "Choose one of this contract's active sites."
+        in response.context["wizard"]["form"].errors["site"]
+    )
+    client.get(reverse("ef-drawdown", args=[world.contract.number]))
+    response = post_step(
+        client, world.contract, "line", {"line": world.other_contract.lines.get().pk}
+    )
+    assert response.context["wizard"]["steps"].current == "line"
+    assert (
+        "Choose one of this contract's products."
+        in response.context["wizard"]["form"].errors["line"]
+    )
+    for junk in ("-1", "abc", "9" * 30):
+        response = post_step(client, world.contract, "line", {"line": junk})
+        assert response.status_code == 200 and response.context["wizard"]["form"].errors
+    assert not License.objects.exists()
+
+
+def test_steps_cannot_be_skipped(client, world) -> None:  # type: ignore[no-untyped-def]
+    client.get(reverse("ef-drawdown", args=[world.contract.number]))
+    response = post_step(client, world.contract, "confirm")
+    assert response.status_code == 200
+    assert response.context["wizard"]["steps"].current == "line"
+    assert not License.objects.exists()
+    response = post_step(client, world.contract, "nonsense")
+    assert response.status_code == 302  # a tampered step restarts the wizard
+    assert not License.objects.exists()
+
+
+def test_the_drawdown_link_of_a_line_starts_at_the_quantity_step(client, world) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("ef-drawdown", args=[world.contract.number])
+    response = client.get(url, {"line": world.line.pk})
+    assert response.context["wizard"]["steps"].current == "quantity"
+    response = client.get(url, {"line": world.other_contract.lines.get().pk})
+    assert response.context["wizard"]["steps"].current == "line"
+
+
+@pytest.mark.parametrize("when", ["before", "grey", "suspended"])
+def test_outside_the_period_the_wizard_refuses_with_the_dates(client, world, when) -> None:  # type: ignore[no-untyped-def]
+    contract = world.contract
+    if when == "before":
+        start = contract.period_start + timedelta(days=60)
+        EFContract.objects.filter(pk=contract.pk).update(period_start=start)
+        expected = start.isoformat()
+    elif when == "grey":
+        end = contract.period_start + timedelta(days=10)
+        EFContract.objects.filter(pk=contract.pk).update(period_end=end)
+        expected = end.isoformat()
+    else:
+        EFContract.objects.filter(pk=contract.pk).update(status="suspended")
+        expected = "suspended"
+    response = client.get(reverse("ef-drawdown", args=[contract.number]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("ef-contract", args=[contract.number])
+    assert expected in response.content.decode()
+    assert "ef-drawdown-refusal" in response.content.decode()
+
+
+def test_a_drawdown_refused_at_confirm_time_says_why(client, world) -> None:  # type: ignore[no-untyped-def]
+    draw_down(client, world.contract, line=world.line, site=world.site, quantity=6, confirm=False)
+    # Someone else drew down meanwhile: only 3 are left when this one confirms.
+    world.line.drawn_quantity = 7
+    world.line.save()
+    response = post_step(client, world.contract, "confirm")
+    assert response.status_code in (200, 302)
+    if response.status_code == 302:
+        response = client.get(response["Location"])
+    assert "Only 3 are left" in response.content.decode()
+    assert not License.objects.exists()
+
+
+def test_node_locked_lines_ask_for_the_host_id(client, world) -> None:  # type: ignore[no-untyped-def]
+    line = world.line
+    line.version = ProductVersionFactory(product=ProductFactory(node_locked=True))
+    line.save()
+    response = draw_down(client, world.contract, line=line, site=world.site, quantity=1)
+    assert "required" in " ".join(response.context["wizard"]["form"].errors["host_id"])
+    response = draw_down(
+        client, world.contract, line=line, site=world.site, quantity=1, host_id="HOST-42"
+    )
+    assert response.status_code == 302
+    assert License.objects.get().host_id == "HOST-42"

@@ -1,0 +1,300 @@
+"""Deployment reports: prefilled from drawdowns, declared by the contract's users, submitted by
+a super user, then read-only; the true-up reads them, with values for super users only."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import secrets
+import zlib
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from enterprise_flex.models import EFDeploymentReport
+from enterprise_flex.selectors import contract_for, true_up
+from enterprise_flex.services import (
+    DrawdownRequest,
+    EFError,
+    ReportLocked,
+    deployment_report_save,
+    deployment_report_submit,
+    drawdown_create,
+    site_create,
+)
+from portal.models import AuditEvent
+from portal.policy import OrganizationAccess
+from tests.enterprise_flex.factories import EFContractFactory, EFLineFactory, World, make_world
+
+pytestmark = pytest.mark.django_db
+
+
+def world_in_report_window() -> World:
+    """Year 1 ends in 44 days: its report can be submitted (from 60 days before the end)."""
+    world = make_world(committed_quantity=10, overage_allowed=True, unit_value=Decimal("25.00"))
+    contract = world.contract
+    contract.period_start = date.today() - timedelta(days=320)
+    contract.save()
+    return world
+
+
+def draw(world: World, quantity: int, *, site=None, line=None, today=None):  # type: ignore[no-untyped-def]
+    return drawdown_create(
+        contract=world.contract,
+        request=DrawdownRequest(
+            line_id=(line or world.line).pk, site_id=(site or world.site).pk, quantity=quantity
+        ),
+        actor=world.contract_user,
+        token=secrets.token_urlsafe(8),
+        today=today,
+    )
+
+
+def report_url(world: World, year: int = 1) -> str:
+    return reverse("ef-report", args=[world.contract.number, year])
+
+
+def test_the_report_is_prefilled_with_what_was_drawn_down_per_line_and_site(client) -> None:  # type: ignore[no-untyped-def]
+    world = world_in_report_window()
+    plant = site_create(contract=world.contract, values={"name": "Plant 2"}, actor=None)
+    draw(world, 4)
+    draw(world, 3)
+    draw(world, 5, site=plant)
+    client.force_login(world.contract_user)
+    response = client.get(report_url(world))
+    rows = {(r.line.pk, r.site.pk): (r.drawn, r.value) for r in response.context["view"].rows}
+    assert rows == {(world.line.pk, world.site.pk): (7, 7), (world.line.pk, plant.pk): (5, 5)}
+    assert not EFDeploymentReport.objects.exists()  # reading writes nothing
+
+
+def test_a_contract_user_saves_a_draft_and_cannot_submit(client) -> None:  # type: ignore[no-untyped-def]
+    world = world_in_report_window()
+    draw(world, 4)
+    client.force_login(world.contract_user)
+    key = f"q_{world.line.pk}_{world.site.pk}"
+    response = client.post(report_url(world), {key: "3", "save": "1"})
+    assert response.status_code == 302
+    report = EFDeploymentReport.objects.get()
+    assert report.status == "draft" and report.entries.get().quantity == 3
+    assert AuditEvent.objects.filter(action="ef.report_saved").count() == 1
+    assert client.post(report_url(world), {key: "3", "submit": "1"}).status_code == 403
+    report.refresh_from_db()
+    assert report.status == "draft"
+
+
+def test_a_super_user_submits_and_the_report_becomes_read_only(client) -> None:  # type: ignore[no-untyped-def]
+    world = world_in_report_window()
+    draw(world, 4)
+    client.force_login(world.super_user)
+    key = f"q_{world.line.pk}_{world.site.pk}"
+    extra_site = site_create(contract=world.contract, values={"name": "Lab"}, actor=None)
+    response = client.post(
+        report_url(world),
+        {key: "12", "add_line": world.line.pk, "add_site": extra_site.pk, "add_quantity": "2",
+         "submit": "1"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    report = EFDeploymentReport.objects.get()
+    assert report.is_submitted and report.submitted_by == world.super_user
+    assert sorted(report.entries.values_list("quantity", flat=True)) == [2, 12]
+    event = AuditEvent.objects.get(action="ef.report_submitted")
+    assert event.details == {
+        "contract": world.contract.number,
+        "year": 1,
+        "deployed_by_line": {str(world.line.pk): 14},
+    }
+    # Read-only: a later save or submit changes nothing and says why.
+    response = client.post(report_url(world), {key: "1", "save": "1"}, follow=True)
+    assert "can no longer change" in response.content.decode()
+    assert sorted(report.entries.values_list("quantity", flat=True)) == [2, 12]
+    page = client.get(report_url(world)).content.decode()
+    assert "<input" not in page.split('data-testid="ef-report"')[1].split("</table>")[0]
+    with pytest.raises(ReportLocked):
+        deployment_report_save(contract=world.contract, year=1, entries={}, actor=world.super_user)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"KEY": "-1"}, "at least 0"),
+        ({"KEY": "lots"}, "whole number"),
+        ({"KEY": "10000000"}, "at most"),
+        ({"add_line": "LINE", "add_quantity": "3"}, "choose a product and a site"),
+        (
+            {"add_line": "999999", "add_site": "SITE", "add_quantity": "1"},
+            "this contract&#x27;s products",
+        ),
+    ],
+)
+def test_bad_report_input_is_a_form_error(client, data, error) -> None:  # type: ignore[no-untyped-def]
+    world = world_in_report_window()
+    draw(world, 4)
+    client.force_login(world.super_user)
+    key = f"q_{world.line.pk}_{world.site.pk}"
+    payload = {
+        (key if k == "KEY" else k): (
+            str(world.line.pk) if v == "LINE" else str(world.site.pk) if v == "SITE" else v
+        )
+        for k, v in data.items()
+    }
+    response = client.post(report_url(world), {**payload, "save": "1"})
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert not EFDeploymentReport.objects.exists()
+
+
+def test_reports_only_take_the_contracts_own_lines_and_sites() -> None:
+    world = world_in_report_window()
+    other_line = world.other_contract.lines.get()
+    with pytest.raises(EFError, match="products and sites of this contract"):
+        deployment_report_save(
+            contract=world.contract,
+            year=1,
+            entries={(other_line.pk, world.site.pk): 3},
+            actor=world.super_user,
+        )
+    assert not EFDeploymentReport.objects.filter(entries__isnull=False).exists()
+
+
+def test_submission_window_and_future_years() -> None:
+    world = make_world()  # started 30 days ago: year 1 ends in about 11 months
+    with pytest.raises(EFError, match="can be submitted from"):
+        deployment_report_submit(
+            contract=world.contract, year=1, entries={}, actor=world.super_user
+        )
+    with pytest.raises(EFError, match="starts on"):
+        deployment_report_save(contract=world.contract, year=2, entries={}, actor=world.super_user)
+    with pytest.raises(EFError, match="has no year 9"):
+        deployment_report_save(contract=world.contract, year=9, entries={}, actor=world.super_user)
+
+
+def test_report_pages_for_missing_years_are_404(client) -> None:  # type: ignore[no-untyped-def]
+    world = make_world()
+    client.force_login(world.super_user)
+    for year in (0, 4, 999999):
+        assert client.get(report_url(world, year)).status_code == 404
+        assert (
+            client.get(reverse("ef-true-up", args=[world.contract.number, year])).status_code == 404
+        )
+
+
+# -- true-up -----------------------------------------------------------------------------------
+
+
+def _reach(world: World, user):  # type: ignore[no-untyped-def]
+    membership = user.memberships.get(organization=world.contract.organization)
+    access = OrganizationAccess(organization=world.contract.organization, role=membership.role)
+    return contract_for(actor=user, access=access, number=world.contract.number)
+
+
+def test_true_up_figures_follow_the_report_and_the_drawdowns() -> None:
+    world = world_in_report_window()
+    second = EFLineFactory(contract=world.contract, committed_quantity=5, unit_value=Decimal("100"))
+    contract = world.contract
+    year_one = contract.year(1)
+    assert year_one is not None
+    draw(world, 6, today=year_one.start + timedelta(days=1))
+    draw(world, 6)  # 12 on a line committed to 10: 2 drawn beyond the commitment
+    draw(world, 3, line=second)
+    result = true_up(_reach(world, world.super_user), 1)
+    rows = {row.line.pk: row for row in result.rows}
+    first_row = rows[world.line.pk]
+    assert (first_row.committed, first_row.drawn_to_date, first_row.drawn_in_year) == (10, 12, 12)
+    assert (first_row.deployed, first_row.overage) == (12, 2)  # no report: deployed = drawn
+    assert first_row.overage_value == Decimal("50.00")
+    assert (rows[second.pk].deployed, rows[second.pk].overage) == (3, 0)
+    assert result.totals == {"USD": Decimal("50.00")}
+    assert result.deployed_source == "drawdowns"
+    # The report declares 15 deployed on the first line, 7 on the second.
+    deployment_report_submit(
+        contract=contract,
+        year=1,
+        entries={(world.line.pk, world.site.pk): 15, (second.pk, world.site.pk): 7},
+        actor=world.super_user,
+    )
+    result = true_up(_reach(world, world.super_user), 1)
+    rows = {row.line.pk: row for row in result.rows}
+    assert (rows[world.line.pk].deployed, rows[world.line.pk].overage) == (15, 5)
+    assert (rows[second.pk].deployed, rows[second.pk].overage) == (7, 2)
+    assert result.totals == {"USD": Decimal("325.00")}  # 5 x 25 + 2 x 100
+    assert result.deployed_source == "submitted"
+
+
+def test_true_up_page_chart_and_exports(client) -> None:  # type: ignore[no-untyped-def]
+    world = world_in_report_window()
+    world.contract.organization.name = 'Acme & "Sons" <Ltd>'
+    world.contract.organization.save()
+    draw(world, 12)
+    client.force_login(world.super_user)
+    n = world.contract.number
+    page = client.get(reverse("ef-true-up", args=[n, 1]))
+    content = page.content.decode()
+    chart = content.split('data-testid="ef-true-up-chart"')[1].split("</figure>")[0]
+    assert "<svg" in chart and "<script" not in chart
+    assert "Committed" in chart and "Deployed" in chart and "Drawn down" in chart
+    assert "USD 50.00" in content  # 2 over the commitment at 25.00
+    response = client.get(reverse("ef-true-up-csv", args=[n, 1]))
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["contract", n]
+    header = rows.index(
+        ["sku", "product", "version", "committed", "deployed", "drawn_down_to_date",
+         "drawn_down_in_year", "overage", "unit_value", "currency", "overage_value"]
+    )  # fmt: skip
+    line = rows[header + 1]
+    assert line[0] == world.line.version.product.sku
+    assert line[3:9] == ["10", "12", "12", "12", "2", "25.00"] and line[10] == "50.00"
+    assert rows[-1][-2:] == ["USD", "50.00"]
+    pdf = client.get(reverse("ef-true-up-pdf", args=[n, 1]))
+    assert pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF") and len(pdf.content) > 2000
+    assert f"{n.lower()}-year-1-true-up.pdf" in pdf["Content-Disposition"]
+
+
+def _pdf_text(pdf: bytes) -> str:
+    """The content streams of a reportlab PDF (ASCII85, then Flate), decoded: text shows as
+    (…) Tj operands."""
+    texts = []
+    for match in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.S):
+        data = match.group(1).strip()
+        try:
+            raw = base64.a85decode(data.removesuffix(b"~>"))
+            texts.append(zlib.decompress(raw).decode("latin-1"))
+        except (ValueError, zlib.error):
+            continue  # fonts and images
+    return "\n".join(texts)
+
+
+def test_true_up_pdf_has_the_figures_and_the_chart(client) -> None:  # type: ignore[no-untyped-def]
+    world = world_in_report_window()
+    draw(world, 12)
+    client.force_login(world.super_user)
+    pdf = client.get(reverse("ef-true-up-pdf", args=[world.contract.number, 1])).content
+    text = _pdf_text(pdf)
+    assert f"True-up, contract {world.contract.number}, year 1" in text
+    assert "(USD 50.00)" in text and "(USD 25.00)" in text  # overage value, unit value
+    assert f"({world.line.version.product.name} {world.line.version.version})" in text
+    assert "(Deployed)" in text and "(Drawn down)" in text  # the chart's legend
+
+
+def test_configuration_users_see_the_true_up_without_values_or_exports(client) -> None:  # type: ignore[no-untyped-def]
+    world = world_in_report_window()
+    draw(world, 12)
+    client.force_login(world.configuration_user)
+    n = world.contract.number
+    content = client.get(reverse("ef-true-up", args=[n, 1])).content.decode()
+    assert "Overage value" not in content and "25.00" not in content
+    assert "Export PDF" not in content
+    assert client.get(reverse("ef-true-up-csv", args=[n, 1])).status_code == 403
+
+
+def test_second_contract_does_not_leak_into_the_true_up() -> None:
+    world = world_in_report_window()
+    other = EFContractFactory(organization=world.contract.organization)
+    EFLineFactory(contract=other, version=world.line.version)
+    result = true_up(_reach(world, world.super_user), 1)
+    assert [row.line for row in result.rows] == [world.line]

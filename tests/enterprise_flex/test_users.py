@@ -1,0 +1,192 @@
+"""Super users add users of the customer organization, re-level and remove them, and invite
+people by email; a contract always keeps one super user."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from enterprise_flex.models import EFContractUser, EFInvitation
+from enterprise_flex.services import EFError, contract_user_remove, contract_user_set
+from portal.models import AuditEvent, Membership, OutboundEmail
+from tests.enterprise_flex.factories import World, make_world
+from tests.portal.factories import PASSWORD, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(client) -> World:  # type: ignore[no-untyped-def]
+    world = make_world()
+    client.force_login(world.super_user)
+    return world
+
+
+def users_url(world: World) -> str:
+    return reverse("ef-users", args=[world.contract.number])
+
+
+def level_of(world: World, user) -> str | None:  # type: ignore[no-untyped-def]
+    row = EFContractUser.objects.filter(contract=world.contract, user=user).first()
+    return row.level if row else None
+
+
+def test_add_a_member_of_the_organization(client, world) -> None:  # type: ignore[no-untyped-def]
+    membership = world.member.memberships.get()
+    page = client.get(users_url(world)).content.decode()
+    assert world.member.email in page
+    response = client.post(
+        users_url(world), {"add": "1", "add-member": membership.pk, "add-level": "configuration"}
+    )
+    assert response.status_code == 302
+    assert level_of(world, world.member) == "configuration"
+    email = OutboundEmail.objects.filter(template="ef_user_added").order_by("created_at").last()
+    assert email is not None
+    assert email.to == [world.member.email] and world.contract.number in email.subject
+    event = AuditEvent.objects.filter(action="ef.user_added").order_by("created_at").last()
+    assert event is not None and event.actor == world.super_user
+    assert (
+        event.details["email"] == world.member.email and event.details["level"] == "configuration"
+    )
+
+
+def test_users_of_other_organizations_cannot_be_added(client, world) -> None:  # type: ignore[no-untyped-def]
+    outsider = world.stranger.memberships.get()
+    response = client.post(
+        users_url(world), {"add": "1", "add-member": outsider.pk, "add-level": "super"}
+    )
+    assert response.status_code == 400
+    assert "Choose a user of your organization." in response.content.decode()
+    assert level_of(world, world.stranger) is None
+    with pytest.raises(EFError, match="is not a user of"):
+        contract_user_set(
+            contract=world.contract, user=world.stranger, level="contract", actor=world.super_user
+        )
+
+
+def test_re_level_and_remove(client, world) -> None:  # type: ignore[no-untyped-def]
+    row = EFContractUser.objects.get(contract=world.contract, user=world.contract_user)
+    url = reverse("ef-user-update", args=[world.contract.number, row.pk])
+    assert client.post(url, {"level": "super"}).status_code == 302
+    assert level_of(world, world.contract_user) == "super"
+    client.post(url, {"level": "god"})
+    assert level_of(world, world.contract_user) == "super"
+    client.post(url, {"remove": "1"})
+    assert level_of(world, world.contract_user) is None
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"ef.user_level_changed", "ef.user_removed"} <= actions
+
+
+def test_the_last_super_user_cannot_leave_or_step_down(client, world) -> None:  # type: ignore[no-untyped-def]
+    row = EFContractUser.objects.get(contract=world.contract, user=world.super_user)
+    url = reverse("ef-user-update", args=[world.contract.number, row.pk])
+    response = client.post(url, {"level": "contract"}, follow=True)
+    assert "at least one super user" in response.content.decode()
+    response = client.post(url, {"remove": "1"}, follow=True)
+    assert "at least one super user" in response.content.decode()
+    assert level_of(world, world.super_user) == "super"
+    contract_user_set(
+        contract=world.contract, user=world.contract_user, level="super", actor=world.super_user
+    )
+    contract_user_remove(contract_user=row, actor=world.super_user)
+    assert level_of(world, world.super_user) is None
+
+
+def test_a_contract_user_row_of_another_contract_is_a_404(client, world) -> None:  # type: ignore[no-untyped-def]
+    other = MembershipFactory(organization=world.other_contract.organization)
+    contract_user_set(contract=world.other_contract, user=other.user, level="super", actor=None)
+    row = EFContractUser.objects.get(contract=world.other_contract)
+    url = reverse("ef-user-update", args=[world.contract.number, row.pk])
+    assert client.post(url, {"remove": "1"}).status_code == 404
+    assert EFContractUser.objects.filter(pk=row.pk).exists()
+
+
+def test_invite_by_email_sign_up_and_accept(client, world) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        users_url(world),
+        {
+            "invite": "1",
+            "invite-email": " New.Person@Example.com ",
+            "invite-level": "configuration",
+        },
+    )
+    assert response.status_code == 302
+    invitation = EFInvitation.objects.get()
+    assert invitation.email == "new.person@example.com"
+    email = OutboundEmail.objects.get(template="ef_invitation")
+    link = reverse("ef-invitation", args=[invitation.token])
+    assert email.to == ["new.person@example.com"] and link in email.body_text
+    # The invitee has no account: the landing page sends them to log in or sign up.
+    client.logout()
+    page = client.get(link)
+    assert page.status_code == 200 and "Sign up" in page.content.decode()
+    assert f"next={link}" in page.content.decode().replace("%2F", "/")
+    newcomer = UserFactory(email="new.person@example.com")
+    client.login(email=newcomer.email, password=PASSWORD)
+    response = client.post(link)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("ef-contract", args=[world.contract.number])
+    assert level_of(world, newcomer) == "configuration"
+    membership = Membership.objects.get(user=newcomer)
+    assert membership.organization == world.contract.organization and membership.role == "member"
+    assert client.get(response["Location"]).status_code == 200
+    # Used once: the link is now invalid.
+    assert client.get(link).status_code == 404
+
+
+def test_an_invitation_is_accepted_only_by_its_address(client, world) -> None:  # type: ignore[no-untyped-def]
+    client.post(
+        users_url(world), {"invite": "1", "invite-email": "x@example.com", "invite-level": "super"}
+    )
+    invitation = EFInvitation.objects.get()
+    link = reverse("ef-invitation", args=[invitation.token])
+    client.force_login(world.stranger)
+    response = client.post(link)
+    assert response.status_code == 400 and "was sent to x@example.com" in response.content.decode()
+    assert level_of(world, world.stranger) is None
+    assert not Membership.objects.filter(
+        user=world.stranger, organization=world.contract.organization
+    ).exists()
+
+
+def test_expired_withdrawn_and_unknown_invitations_are_invalid(client, world) -> None:  # type: ignore[no-untyped-def]
+    client.post(
+        users_url(world),
+        {"invite": "1", "invite-email": "a@example.com", "invite-level": "contract"},
+    )
+    client.post(
+        users_url(world),
+        {"invite": "1", "invite-email": "b@example.com", "invite-level": "contract"},
+    )
+    expired, withdrawn = EFInvitation.objects.order_by("email")
+    EFInvitation.objects.filter(pk=expired.pk).update(
+        created_at=timezone.now() - timedelta(days=15)
+    )
+    response = client.post(
+        reverse("ef-invitation-revoke", args=[world.contract.number, withdrawn.pk])
+    )
+    assert response.status_code == 302
+    for token in (expired.token, withdrawn.token, "nope"):
+        assert client.get(reverse("ef-invitation", args=[token])).status_code == 404
+
+
+def test_inviting_someone_already_on_the_contract_says_so(client, world) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        users_url(world),
+        {"invite": "1", "invite-email": world.contract_user.email.upper(), "invite-level": "super"},
+        follow=True,
+    )
+    assert "already a user of this contract" in response.content.decode()
+    assert not EFInvitation.objects.exists()
+
+
+def test_bad_invitation_input_is_a_form_error(client, world) -> None:  # type: ignore[no-untyped-def]
+    for data in ({"invite-email": "not-an-address", "invite-level": "super"},
+                 {"invite-email": "a@example.com", "invite-level": "emperor"},
+                 {"invite-email": "a" * 400 + "@x.com", "invite-level": "super"}):  # fmt: skip
+        response = client.post(users_url(world), {"invite": "1", **data})
+        assert response.status_code == 400
+    assert not EFInvitation.objects.exists()
