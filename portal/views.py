@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_POST
 from .forms import InvitationForm, MemberRoleForm, OrganizationForm
 from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
 from .models import Invitation, Membership, Organization
+from .requestcontext import request_id
 from .selectors import (
     SESSION_ORGANIZATION_KEY,
     acting_membership,
@@ -224,3 +226,15 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
     request.session[SESSION_ORGANIZATION_KEY] = membership.organization_id
     messages.success(request, _("You joined %(name)s.") % {"name": membership.organization.name})
     return redirect("dashboard")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page, with the request's ID so that support can find its log lines.
+
+    Rendered without context processors: whatever failed (the database, say) must not fail the
+    error page too.
+    """
+    template = loader.get_template("500.html")
+    response = HttpResponseServerError(template.render({"request_id": request_id.get()}))
+    response["Cache-Control"] = "no-store"
+    return response

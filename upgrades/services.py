@@ -47,7 +47,10 @@ def version_publish(*, version: ProductVersion, actor: User | None) -> bool:
     )
     from .tasks import publish_version
 
-    transaction.on_commit(lambda: publish_version.delay(version.pk))
+    # robust: a broker that is down must not turn the committed publication into an error
+    # page; the daily eligibility job (upgrades.tasks.refresh_upgrade_eligibility) creates the
+    # notifications the lost task would have.
+    transaction.on_commit(lambda: publish_version.delay(version.pk), robust=True)
     return True
 
 

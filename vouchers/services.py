@@ -9,6 +9,7 @@ that transaction too, so a conversion interrupted at any point resumes exactly w
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -253,8 +254,14 @@ def _existing_conversion(
     return existing
 
 
-def voucher_conversion_run(*, conversion_id: UUID | str) -> VoucherConversion:
-    """Runs a conversion to its end, or resumes it; a no-op for a finished one (idempotent)."""
+def voucher_conversion_run(
+    *, conversion_id: UUID | str, until: float | None = None
+) -> VoucherConversion:
+    """Runs a conversion to its end, or resumes it; a no-op for a finished one (idempotent).
+
+    With `until` (a time.monotonic() value) it returns after the first committed step past that
+    time, unfinished: the caller continues it later, from where it stopped.
+    """
     conflicts = 0
     while True:
         try:
@@ -264,7 +271,7 @@ def voucher_conversion_run(*, conversion_id: UUID | str) -> VoucherConversion:
             if conflicts >= 3:
                 raise
             continue
-        if finished:
+        if finished or (until is not None and time.monotonic() >= until):
             return conversion
 
 

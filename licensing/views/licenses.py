@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from portal.http import PortalRequest, organization_required
 
-from ..filters import SORTS, LicenseFilter
+from ..filters import SORTS, LicenseFilter, without_full_key
 from ..forms import (
     CustomValuesForm,
     RehostForm,
@@ -76,6 +76,9 @@ def _with_custom_values(queryset: QuerySet[License]) -> QuerySet[License]:
 
 @organization_required
 def license_list(request: PortalRequest) -> HttpResponse:
+    keyless = without_full_key(request.GET)
+    if keyless is not None:
+        return redirect(f"{request.path}?{keyless.urlencode()}")
     license_filter, custom_fields = _filtered(request)
     paginator = Paginator(_with_custom_values(license_filter.sorted_queryset()), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
@@ -357,7 +360,7 @@ def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
 @require_POST
 @organization_required
 def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
-    from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+    from portal.ratelimit import CodeGuard, code_limit_message
 
     from ..codes import CodeFormatError
     from ..forms import CODE_FORMAT_MESSAGES
@@ -365,13 +368,10 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
     _require_manage(access)
     form = RenewForm(request.POST)
-    budget = failed_attempts_budget(request)
+    guard = CodeGuard(request, organization=request.organization, action="serial.rate_limited")
+    budget = guard.budget()
     if budget.exhausted:
-        messages.error(
-            request,
-            _("Too many serial numbers were not recognised. Try again in %(minutes)s minutes.")
-            % {"minutes": budget.minutes_left},
-        )
+        messages.error(request, code_limit_message(budget.minutes_left))
     elif form.is_valid():
         try:
             license_renew_with_serial(
@@ -381,9 +381,7 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
                 actor=request.user,
             )
         except (CodeFormatError, LicensingError) as exc:
-            failed_attempt_record(
-                request, action="serial.rate_limited", organization=request.organization
-            )
+            guard.failed()
             reason = getattr(exc, "reason", None)
             messages.error(request, CODE_FORMAT_MESSAGES[reason] if reason else str(exc))
         else:
