@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,6 +25,9 @@ from ..models import (
     add_months,
 )
 from ..signing import get_signing_key, key_id
+
+# What was issued from what, for operations; portal.logs masks the key and codes in every line.
+logger = logging.getLogger(__name__)
 
 LICENSE_FILE_MIMETYPE = "application/x-license-file"
 
@@ -204,6 +208,13 @@ def license_issue(
             "quantity": source.quantity,
             "maintenance_end": source.maintenance_end.isoformat(),
         },
+    )
+    logger.info(
+        "License %s issued to %s from %s %s",
+        license.key,
+        owner.account_number,
+        source.kind,
+        source.ref,
     )
     if notify:
         license_email_queue(license=license, acting_user=acting_user, event="issued")
