@@ -9,15 +9,13 @@ the limits hold per process (a few times looser with several gunicorn workers, n
 the code-guessing budget does not depend on the cache at all (portal.ratelimit keeps it in the
 database).
 
-After a failure the cache stays on the fallback for `RETRY_AFTER` seconds before trying Redis
-again, so an outage costs one short connect timeout per process every few seconds, not one per
-cache call.
+After a failure the cache stays on the fallback for a few seconds before trying Redis again
+(portal.breaker, shared with the broker hand-off), so an outage costs one short timeout per
+process every few seconds, not one per cache call.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -26,9 +24,8 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
-logger = logging.getLogger(__name__)
+from . import breaker
 
-RETRY_AFTER = 5.0
 # Refused, unreachable, timed out, or something that is not Redis answering on its port.
 UNAVAILABLE = (RedisError, OSError)
 
@@ -56,19 +53,13 @@ class FallbackRedisCache(RedisCache):
             f"portal-cache-fallback-{server}",
             {key: value for key, value in params.items() if key != "OPTIONS"},
         )
-        self._down_until = 0.0
+        self.url = server.split(",")[0].split(";")[0]
 
     def redis_down(self) -> bool:
-        return time.monotonic() < self._down_until
+        return breaker.is_down(self.url)
 
     def mark_down(self, exc: BaseException) -> None:
-        if not self.redis_down():
-            logger.warning(
-                "Redis cache unavailable (%s); using this process's memory for %.0f s",
-                exc,
-                RETRY_AFTER,
-            )
-        self._down_until = time.monotonic() + RETRY_AFTER
+        breaker.mark_down(self.url, exc, what="cache (using this process's memory)")
 
     add = _degrading("add")
     get = _degrading("get")

@@ -9,7 +9,6 @@ not handed over (portal.services.outbound_email_send has the delivery guarantee)
 from __future__ import annotations
 
 import base64
-import logging
 from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import partial
@@ -23,8 +22,6 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from .models import OutboundEmail
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,16 +93,10 @@ def queue_email_rendered(
 
 def hand_off(email_id: UUID) -> bool:
     """Queues the send of one outbox email; with the broker down, leaves it to the relay."""
+    from .broker import enqueue
     from .tasks import send_outbound_email
 
-    try:
-        send_outbound_email.delay(str(email_id))
-    except Exception as exc:  # kombu, redis or socket errors: the row is safe in the outbox
-        logger.warning(
-            "Outbox email %s not handed to the broker (%r); the relay sends it", email_id, exc
-        )
-        return False
-    return True
+    return enqueue(send_outbound_email, str(email_id))
 
 
 def message_id(email: OutboundEmail) -> str:

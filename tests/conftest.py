@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from licensing.signing import create_signing_key
+from portal import breaker
 from portal.celery import app as celery_app
 
 
@@ -27,6 +28,7 @@ def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tasks run in-process unless a test starts a real worker (tests/vouchers/test_worker.py).
     celery_conf(task_always_eager=True)
+    breaker.reset()
     cache.clear()
     yield
     cache.clear()

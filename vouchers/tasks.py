@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from portal.broker import enqueue
+
 from .models import VoucherConversion
 from .services import voucher_conversion_fail, voucher_conversion_run
 
@@ -58,10 +60,8 @@ def convert_vouchers(self, conversion_id: str) -> str:  # type: ignore[no-untype
 
 
 def _continue(conversion_id: str) -> None:
-    try:
-        convert_vouchers.delay(conversion_id)
-    except Exception as exc:  # the broker is down: the resume job continues it
-        logger.warning("Voucher conversion %s not continued now (%r)", conversion_id, exc)
+    # With the broker down, the resume job continues it.
+    enqueue(convert_vouchers, conversion_id)
 
 
 @shared_task
