@@ -92,7 +92,7 @@ def main() -> None:
         second = None
         try:
             assert wait_until(lambda: "ready" in first.output(), timeout=60), first.output()
-            with Celery(broker=redis.url()) as client:
+            with Celery(broker=redis.url(), set_as_current=False) as client:
                 undisturbed = _conversion(f"{stamp}-a", version, oem)
                 started = time.monotonic()
                 client.send_task("vouchers.tasks.convert_vouchers", args=[str(undisturbed.pk)])

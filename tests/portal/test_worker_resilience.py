@@ -64,8 +64,9 @@ def _conversion(count: int) -> VoucherConversion:
 
 
 def _send(broker_url: str, conversion: VoucherConversion) -> None:
-    """Queues the conversion as the web process would (a client of its own, no global state)."""
-    with Celery(broker=broker_url) as client:
+    """Queues the conversion as the web process would, from a client app of its own that does not
+    become Celery's current app (shared tasks would follow it to this test's Redis)."""
+    with Celery(broker=broker_url, set_as_current=False) as client:
         client.send_task("vouchers.tasks.convert_vouchers", args=[str(conversion.pk)])
 
 
