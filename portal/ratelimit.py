@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from .models import AuditEvent, FailedCodeAttempt, Organization, User
-from .requestcontext import get_client_ip
+from .requestcontext import address_block, get_client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class CodeGuard:
         self.action = action
         user = getattr(request, "user", None)
         self.user: User | None = user if user is not None and user.is_authenticated else None
-        self.ip: str = getattr(request, "client_ip", None) or get_client_ip(request)
+        self.ip: str = address_block(getattr(request, "client_ip", None) or get_client_ip(request))
 
     def _scopes(self) -> dict[str, tuple[Q, int]]:
         scopes = {

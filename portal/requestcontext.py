@@ -54,3 +54,15 @@ def get_client_ip(request: HttpRequest) -> str:
     # trusted proxy wrote.
     candidate = forwarded[-count] if len(forwarded) >= count else forwarded[0]
     return _clean_ip(candidate) or remote
+
+
+def address_block(ip: str) -> str:
+    """The unit a per-address limit counts: the address itself for IPv4, its /64 for IPv6 (one
+    subscriber is usually given a whole /64, so single IPv6 addresses cost nothing to change)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False).network_address)
+    return str(address)

@@ -26,7 +26,7 @@ from ..models import (
 )
 from ..signing import get_signing_key, key_id
 
-# What was issued from what, for operations; portal.logs masks the key and codes in every line.
+# What was redeemed for what, for operations; portal.logs masks keys and codes in every line.
 logger = logging.getLogger(__name__)
 
 LICENSE_FILE_MIMETYPE = "application/x-license-file"
@@ -209,13 +209,6 @@ def license_issue(
             "maintenance_end": source.maintenance_end.isoformat(),
         },
     )
-    logger.info(
-        "License %s issued to %s from %s %s",
-        license.key,
-        owner.account_number,
-        source.kind,
-        source.ref,
-    )
     if notify:
         license_email_queue(license=license, acting_user=acting_user, event="issued")
     return license
@@ -376,6 +369,13 @@ def serial_redeem(
         organization=organization,
         obj=serial,
         details={"code": serial.code, "kind": serial.kind, "license": str(license.pk)},
+    )
+    logger.info(
+        "Serial %s redeemed by %s: license %s (%s)",
+        serial.code,
+        organization.account_number,
+        license.key,
+        "renewed" if renewed else serial.kind,
     )
     return RedeemResult(license=license, renewed=renewed)
 

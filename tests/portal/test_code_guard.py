@@ -198,6 +198,17 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_budget(client: Client, s
     ]
 
 
+def test_ipv6_clients_are_counted_by_their_64_block(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PORTAL_CODE_ATTEMPTS_PER_IP = 2
+    for host in ["2001:db8:1:2::10", "2001:db8:1:2::11"]:  # one subscriber's /64
+        member = MembershipFactory()
+        client.force_login(member.user)
+        client.defaults["REMOTE_ADDR"] = host
+        _serial(client, member, False)
+    client.defaults["REMOTE_ADDR"] = "2001:db8:1:2:ffff::1"
+    assert ONE_MESSAGE in _serial(client, MembershipFactory(), True)
+
+
 def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(client: Client, member: Any) -> None:
     client.defaults["HTTP_X_FORWARDED_FOR"] = "198.51.100.77"
     _serial(client, member, False)

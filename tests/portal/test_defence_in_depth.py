@@ -174,15 +174,15 @@ def test_keys_and_codes_are_masked_in_what_get_a_key_logs(
     with caplog.at_level(logging.INFO):
         walk(client, serial.code)
     key = License.objects.get().key
-    issued = [r for r in caplog.records if r.name == "licensing.services.issue"]
-    assert issued, "the wizard logs the key it issued and the serial it came from"
+    redeemed = [r for r in caplog.records if r.name == "licensing.services.issue"]
+    assert redeemed, "the wizard logs the serial redeemed and the key it gave"
     written = "\n".join(_written(record) for record in caplog.records)
     for text in (caplog.text, written):
         assert key not in text and serial.code not in text
         assert key.replace("-", "") not in text
     assert "…" + key[-4:] in written and "…" + serial.code[-4:] in written
     # Each line carries the ID of the request that wrote it.
-    assert re.search(r"\[[0-9a-f]{32}\] licensing\.services\.issue License …", written)
+    assert re.search(r"\[[0-9a-f]{32}\] licensing\.services\.issue Serial …", written)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,9 @@ on a free port and stops in the middle of the test. bench/bench_degraded.py prin
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,11 +26,17 @@ from licensing.models import License
 from portal.celery import app as celery_app
 from portal.models import OutboundEmail, User
 from portal.settings import redis_cache
-from tests.conftest import celery_conf
+from tests.conftest import celery_conf, postgres_only
 from tests.licensing.factories import LicenseFactory, SerialNumberFactory
 from tests.licensing.wizard import post_step, walk
 from tests.portal.factories import PASSWORD, MembershipFactory
-from tests.processes import RedisServer, closed_port_url, redis_server_available
+from tests.processes import (
+    ROOT,
+    RedisServer,
+    closed_port_url,
+    portal_env,
+    redis_server_available,
+)
 from tests.vouchers.factories import vouchers
 from tests.vouchers.wizard import confirm_token, submit_codes
 from tests.vouchers.wizard import walk as voucher_walk
@@ -247,6 +256,97 @@ def test_an_unexpected_redis_error_is_a_translated_503(client: Client, monkeypat
     assert response.status_code == 503
     assert "temporariamente indisponível" in response.content.decode()
     assert response["Retry-After"] == "60"
+
+
+# ---------------------------------------------------------------------------------------------
+# The settings as production reads them: REDIS_URL at a closed port, in a fresh process
+
+FRESH_PROCESS = """
+import json, sys, time
+import django
+django.setup()
+from django.test import Client
+from django.urls import reverse
+from licensing.models import License
+
+email, password, serial = sys.argv[1:4]
+registration = json.loads(sys.argv[4])
+client = Client(HTTP_HOST="localhost")
+timings = []
+
+def timed(page, call, *args, **kwargs):
+    started = time.monotonic()
+    response = call(*args, **kwargs)
+    timings.append((page, response.status_code, time.monotonic() - started))
+    return response
+
+def step(name, data):
+    payload = {f"{name}-{key}": value for key, value in data.items()}
+    payload["get_a_key_wizard-current_step"] = name
+    return client.post(reverse("get-a-key"), payload)
+
+timed("login", client.post, reverse("account_login"), {"login": email, "password": password})
+client.get(reverse("get-a-key"))
+timed("serial", step, "serial", {"serial": serial})
+timed("registration", step, "registration", registration)
+timed("confirm", step, "confirm", {})
+license = License.objects.get()
+timed("email again", client.post, reverse("license-email", kwargs={"pk": license.pk}))
+print(json.dumps(timings))
+"""
+
+
+@pytest.mark.postgres
+@postgres_only()
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_process_with_redis_url_at_a_closed_port(
+    tmp_path: Path, signing_key_path: Path
+) -> None:
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    from tests.licensing.factories import REGISTRATION
+
+    member = MembershipFactory()
+    # The fresh process has production's password hashers, not the tests' fast one.
+    member.user.password = PBKDF2PasswordHasher().encode(PASSWORD, "freshprocesssalt")
+    member.user.save(update_fields=["password"])
+    serial = SerialNumberFactory()
+    env = portal_env(
+        redis_url=closed_port_url(),
+        var_dir=tmp_path,
+        signing_key=signing_key_path,
+        DJANGO_ALLOWED_HOSTS="localhost",
+        DJANGO_SETTINGS_MODULE="portal.settings",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS,
+            member.user.email,
+            PASSWORD,
+            serial.code,
+            json.dumps(REGISTRATION),
+        ],
+        cwd=ROOT,
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    timings = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [(page, status) for page, status, _seconds in timings] == [
+        ("login", 302),
+        ("serial", 200),
+        ("registration", 200),
+        ("confirm", 302),
+        ("email again", 302),
+    ]
+    assert max(seconds for _page, _status, seconds in timings) < BUDGET, timings
+    assert License.objects.filter(owner=member.organization).count() == 1
+    assert OutboundEmail.objects.filter(status=OutboundEmail.Status.PENDING).count() == 2
 
 
 # ---------------------------------------------------------------------------------------------
