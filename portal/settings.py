@@ -202,7 +202,7 @@ ACCOUNT_FORMS = {"signup": "portal.forms.PortalSignupForm"}
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
 # Failed logins: per client IP, and per account *and* IP (portal.adapters keys "key" on both), so
 # wrong passwords sent from elsewhere never lock the account's owner out. The IP comes from
-# portal.clientip (PORTAL_TRUSTED_PROXY_COUNT), which allauth uses through the adapter.
+# portal.requestcontext (PORTAL_TRUSTED_PROXY_COUNT), which allauth uses through the adapter.
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,60/h/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Licensing Portal"
