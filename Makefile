@@ -49,13 +49,15 @@ lint: $(STAMP)
 	$(BIN)/djlint templates --lint --quiet
 	$(MAKE) --no-print-directory check-deploy
 
-# `manage.py check --deploy` in production mode, with a throwaway secret and signing key.
+# `manage.py check --deploy` in production mode, with a throwaway secret and signing key (and a
+# REDIS_URL, which production requires; the check does not connect to it).
 check-deploy: $(STAMP)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  PORTAL_VAR_DIR="$$tmp" $(BIN)/python manage.py signing_key create --path "$$tmp/key.pem" >/dev/null && \
 	  DJANGO_PRODUCTION=true DJANGO_DEBUG=false LICENSE_SIGNING_KEY_FILE="$$tmp/key.pem" \
 	  DJANGO_SECRET_KEY="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
 	  DJANGO_ALLOWED_HOSTS=licensing.example.com PORTAL_VAR_DIR="$$tmp" \
+	  REDIS_URL=redis://127.0.0.1:6379/0 \
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 format: $(STAMP)

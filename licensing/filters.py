@@ -9,12 +9,13 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import Organization
 
-from .codes import compact
+from .codes import GROUP, KEY_LENGTH, compact, is_base32
 from .models import CustomField, CustomFieldValue, License, Product, ProductVersion
 from .services import custom_value_clean
 
@@ -36,6 +37,22 @@ SORTS: dict[str, str] = {
     "issued": "issued_at",
 }
 DEFAULT_SORT = "-issued"
+
+
+def without_full_key(query: QueryDict) -> QueryDict | None:
+    """The list's query with a full license key in the search cut to its last two groups, or
+    None when it holds none.
+
+    The list's URL is repeated in its sort, page and export links, browser history, server logs
+    and Referer headers: a whole key must not travel there. Two groups (50 bits) still find the
+    one license.
+    """
+    chars = compact(query.get("q", ""))
+    if len(chars) != KEY_LENGTH or not is_base32(chars):
+        return None
+    shortened = query.copy()
+    shortened["q"] = f"{chars[-2 * GROUP : -GROUP]}-{chars[-GROUP:]}"
+    return shortened
 
 
 def _custom_value(custom_field: CustomField) -> Subquery:

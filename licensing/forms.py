@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import Organization
-from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+from portal.ratelimit import CodeGuard
 
 from .codes import CodeFormatError
 from .models import CustomField, License, LicenseShare, SerialNumber, SupportRegistration
@@ -36,29 +36,20 @@ class SerialForm(forms.Form):
         self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.request = request
         self.organization = organization
+        self.guard = CodeGuard(request, organization=organization, action="serial.rate_limited")
         self.serial_number: SerialNumber | None = None
         self.already_redeemed: License | None = None
 
     def clean_serial(self) -> str:
         raw = self.cleaned_data["serial"]
-        budget = failed_attempts_budget(self.request)
-        if budget.exhausted:
-            raise forms.ValidationError(
-                _(
-                    "Too many serial numbers were not recognised. For your security, try again in "
-                    "%(minutes)s minutes, or contact customer care."
-                ),
-                code="rate_limited",
-                params={"minutes": budget.minutes_left},
-            )
+        self.guard.check()
         try:
             self.serial_number = serial_check(
                 code=raw, organization=self.organization, today=timezone.localdate()
             )
         except CodeFormatError as exc:
-            self._failed()
+            self.guard.failed()
             raise forms.ValidationError(CODE_FORMAT_MESSAGES[exc.reason], code=exc.reason) from exc
         except SerialAlreadyRedeemed as exc:
             self.already_redeemed = exc.license
@@ -68,14 +59,9 @@ class SerialForm(forms.Form):
                 params={"key": exc.license.key},
             ) from exc
         except SerialError as exc:
-            self._failed()
+            self.guard.failed()
             raise forms.ValidationError(str(exc), code="refused") from exc
         return self.serial_number.code
-
-    def _failed(self) -> None:
-        failed_attempt_record(
-            self.request, action="serial.rate_limited", organization=self.organization
-        )
 
 
 CODE_FORMAT_MESSAGES = {

@@ -5,8 +5,30 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from django.http import HttpRequest
 
+from .requestcontext import get_client_ip
+
 
 class AccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # The same address the code budgets and the audit trail use: X-Forwarded-For read
+        # through PORTAL_TRUSTED_PROXY_COUNT proxies, never trusted further.
+        return getattr(request, "client_ip", None) or get_client_ip(request)
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        # allauth counts failed logins per "key" (the address typed) and refuses the account
+        # once the key's budget is spent, even with the right password: anyone could lock a
+        # user out. Keyed on address *and* client IP, wrong passwords from elsewhere spend
+        # only their own budget; the per-IP limits (settings.ACCOUNT_RATE_LIMITS) bound what
+        # one address can try across accounts.
+        login = credentials.get("email", credentials.get("username", "")).lower()
+        return f"{login}:{self.get_client_ip(request)}"
+
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        from .services import audit_record
+
+        login = str(credentials.get("email", credentials.get("username", "")))[:254]
+        audit_record(action="account.login_failed", details={"email": login.lower()})
+
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         # An invitation link clicked while logged out comes back here after login or sign-up.
         token = request.session.get("portal:invitation")

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import (
     AuditEvent,
@@ -16,6 +18,7 @@ from .models import (
     OutboundEmail,
     User,
 )
+from .services import outbound_emails_resend
 
 
 @admin.register(User)
@@ -88,10 +91,39 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(OutboundEmail)
 class OutboundEmailAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "template", "subject", "status", "attempts", "sent_at"]
+    list_display = [
+        "created_at",
+        "template",
+        "subject",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+    ]
     list_filter = ["status", "template"]
     search_fields = ["subject", "to"]
     exclude = ["attachments"]
+    actions = ["resend"]
+
+    @admin.action(description=_("Send again now (failed or pending emails)"))
+    def resend(self, request: HttpRequest, queryset: QuerySet[OutboundEmail]) -> None:
+        count = outbound_emails_resend(emails=list(queryset), actor=request.user)  # type: ignore[arg-type]
+        skipped = queryset.count() - count
+        messages.success(
+            request,
+            ngettext("%(count)d email queued again.", "%(count)d emails queued again.", count)
+            % {"count": count},
+        )
+        if skipped:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(count)d email was skipped: it was already sent or is being sent.",
+                    "%(count)d emails were skipped: they were already sent or are being sent.",
+                    skipped,
+                )
+                % {"count": skipped},
+            )
 
 
 @admin.register(Delegation)

@@ -12,3 +12,7 @@ class PortalConfig(AppConfig):
         from .invariants import invariant_register, outbox_nothing_stale
 
         invariant_register("outbox.nothing_stale", outbox_nothing_stale)
+
+        from .logs import install
+
+        install()

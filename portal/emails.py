@@ -1,15 +1,19 @@
 """One helper renders every email from its subject/text/HTML template trio and queues it.
 
 The message is written to the outbox in the caller's transaction and handed to Celery only after
-commit, so an email never announces something that was rolled back, and a broker that is down
-when the transaction commits delays the email instead of losing it (the periodic relay resends).
+commit, so an email never announces something that was rolled back. The hand-off may fail (the
+broker is down) without failing the request that committed: the periodic relay sends what was
+not handed over (portal.services.outbound_email_send has the delivery guarantee).
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from email.utils import parseaddr
+from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -64,7 +68,10 @@ def queue_email_rendered(
 ) -> OutboundEmail:
     """Writes an already rendered email to the outbox and sends it after commit."""
     recipients = sorted({address.strip().lower() for address in to if address and address.strip()})
+    now = timezone.now()
     email = OutboundEmail.objects.create(
+        created_at=now,
+        next_attempt_at=now,
         template=template,
         to=recipients,
         subject=subject[:300],
@@ -79,26 +86,37 @@ def queue_email_rendered(
             for a in attachments or []
         ],
     )
-    from .tasks import send_outbound_email
-
-    transaction.on_commit(lambda: send_outbound_email.delay(str(email.pk)))
+    # robust: whatever the hand-off raises, the request that committed the change succeeds.
+    transaction.on_commit(partial(hand_off, email.pk), robust=True)
     return email
 
 
+def hand_off(email_id: UUID) -> bool:
+    """Queues the send of one outbox email; with the broker down, leaves it to the relay."""
+    from .broker import enqueue
+    from .tasks import send_outbound_email
+
+    return enqueue(send_outbound_email, str(email_id))
+
+
+def message_id(email: OutboundEmail) -> str:
+    """The Message-ID of an outbox email: the same for every attempt, so a duplicate sent after
+    a lost acknowledgement is recognisable as one."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "licensing-portal"
+    return f"<{email.pk}@{domain}>"
+
+
 def deliver(email: OutboundEmail) -> None:
-    """Sends one outbox message through the configured backend and marks it sent."""
+    """Sends one outbox message through the configured backend (SMTP: within EMAIL_TIMEOUT)."""
     message = EmailMultiAlternatives(
         subject=email.subject,
         body=email.body_text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=email.to,
+        headers={"Message-ID": message_id(email)},
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
     for item in email.attachments:
         message.attach(item["filename"], base64.b64decode(item["content"]), item["mimetype"])
     message.send()
-    email.status = OutboundEmail.Status.SENT
-    email.sent_at = timezone.now()
-    email.attempts += 1
-    email.save(update_fields=["status", "sent_at", "attempts"])

@@ -293,11 +293,16 @@ class OutboundEmail(models.Model):
     """The email outbox: written in the transaction that caused the email, relayed by a task.
 
     A broker that is down when the transaction commits therefore delays an email, never loses it:
-    the periodic relay picks up whatever is still pending.
+    the periodic relay picks up whatever is due. Delivery is at least once: a row is claimed
+    (PENDING -> SENDING, with a lease) by a conditional UPDATE, sent outside any transaction,
+    then marked SENT; a sender that dies between sending and marking leaves a lease that
+    expires, and the message goes out again with the same Message-ID (the row's id), so mail
+    programs can recognise the duplicate.
     """
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
 
@@ -312,6 +317,10 @@ class OutboundEmail(models.Model):
     attachments = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # When the relay may try a PENDING row again (backoff after a failure).
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Until when a SENDING row belongs to the sender that claimed it.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -319,7 +328,37 @@ class OutboundEmail(models.Model):
         verbose_name = _("outbound email")
         verbose_name_plural = _("outbound emails")
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["status", "next_attempt_at"], name="portal_outbox_due"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subject} → {', '.join(self.to)}"
+
+
+class FailedCodeAttempt(models.Model):
+    """One typed code (serial, notification ID, voucher) that was looked up and refused.
+
+    The failed-attempt budgets (portal.ratelimit) count these rows per user, per client IP and
+    for the whole portal over a sliding window. They live in the database, not the cache, so the
+    budget holds across processes and while Redis is down.
+    """
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    ip = models.GenericIPAddressField()
+    action = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("failed code attempt")
+        verbose_name_plural = _("failed code attempts")
+        indexes = [
+            models.Index(fields=["user", "at"], name="portal_failedcode_user_at"),
+            models.Index(fields=["ip", "at"], name="portal_failedcode_ip_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.ip}"

@@ -1,23 +1,44 @@
-"""One budget of failed code attempts per user: serials, notification IDs and vouchers share it.
+"""Limits on what can be tried or sent: typed codes, and emails sent to people on request.
 
-Codes are guessable only by trying many; counting failures (not attempts) per user lets honest
-typists retry freely while an enumeration stops after a handful of misses.
+Typed codes (serial numbers, upgrade notification IDs, voucher codes) are guessable only by
+trying many, so every path that looks one up goes through `CodeGuard`: it refuses while a
+budget of failed attempts is used up, and counts each refused code. Counting failures, not
+attempts, lets honest typists retry freely while an enumeration stops after a handful of misses.
+Three budgets apply over a sliding 10-minute window:
+
+- per user (PORTAL_SERIAL_ATTEMPTS, 10): one account's guesses;
+- per client IP (PORTAL_CODE_ATTEMPTS_PER_IP, 30): new accounts do not buy new guesses;
+- for the whole portal (PORTAL_CODE_ATTEMPTS_GLOBAL, 300): many accounts on many addresses
+  together cannot enumerate short legacy serials. Exhausting it blocks code entry for everyone
+  until the window moves on, a denial of service accepted in exchange (it is logged as an
+  error and audited, and set well above what honest customers mistype).
+
+The budgets live in the database (FailedCodeAttempt), not the cache: they hold across processes
+and while Redis is down.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django import forms
 from django.conf import settings
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from .models import Organization
-from .services import audit_record
+from .models import AuditEvent, FailedCodeAttempt, Organization, User
+from .requestcontext import address_block, get_client_ip
 
-GROUP = "portal.failed-code-attempts"
-PERIOD_SECONDS = 600
+logger = logging.getLogger(__name__)
+
+PERIOD = timedelta(minutes=10)
+KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -26,30 +47,147 @@ class Budget:
     minutes_left: int
 
 
-def _rate() -> str:
-    return f"{settings.PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES}/10m"
+def code_limit_message(minutes: int) -> str:
+    """The one message for a used-up budget, whichever code was typed."""
+    return ngettext(
+        "Too many codes were not recognised. For your security, try again in %(minutes)d "
+        "minute, or contact customer care.",
+        "Too many codes were not recognised. For your security, try again in %(minutes)d "
+        "minutes, or contact customer care.",
+        minutes,
+    ) % {"minutes": minutes}
 
 
-def failed_attempts_budget(request: HttpRequest) -> Budget:
-    """Whether the user has used up their failed attempts, and for how long."""
-    usage = get_usage(request, group=GROUP, key="user_or_ip", rate=_rate(), increment=False)
-    if usage is None:
-        return Budget(exhausted=False, minutes_left=0)
-    exhausted = usage["count"] >= settings.PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES
-    return Budget(exhausted=exhausted, minutes_left=max(1, math.ceil(usage["time_left"] / 60)))
+class CodeAttemptsExhausted(forms.ValidationError):
+    """Raised by CodeGuard.check: a form shows it as a field error, a view as a message."""
+
+    def __init__(self, minutes: int) -> None:
+        super().__init__(code_limit_message(minutes), code="rate_limited")
+        self.minutes = minutes
 
 
-def failed_attempt_record(
-    request: HttpRequest, *, action: str, organization: Organization | None
-) -> Budget:
-    """Counts one failed attempt; the one that uses up the budget writes the audit `action`."""
-    usage = get_usage(request, group=GROUP, key="user_or_ip", rate=_rate(), increment=True)
-    if usage is not None and usage["count"] == settings.PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES:
-        user = request.user if request.user.is_authenticated else None
-        audit_record(
-            action=action,
-            actor=user,  # type: ignore[arg-type]
-            organization=organization,
-            details={"ip": request.META.get("REMOTE_ADDR", "")},
+class CodeGuard:
+    """The failed-attempt guard of every typed code.
+
+    `check()` before looking a code up, `failed()` after a lookup that refused it. `action` names
+    the audit event written when an attempt uses a budget up ("serial.rate_limited"…).
+    """
+
+    def __init__(
+        self, request: HttpRequest, *, organization: Organization | None, action: str
+    ) -> None:
+        self.request = request
+        self.organization = organization
+        self.action = action
+        user = getattr(request, "user", None)
+        self.user: User | None = user if user is not None and user.is_authenticated else None
+        self.ip: str = address_block(getattr(request, "client_ip", None) or get_client_ip(request))
+
+    def _scopes(self) -> dict[str, tuple[Q, int]]:
+        scopes = {
+            "ip": (Q(ip=self.ip), settings.PORTAL_CODE_ATTEMPTS_PER_IP),
+            "global": (Q(), settings.PORTAL_CODE_ATTEMPTS_GLOBAL),
+        }
+        if self.user is not None:
+            scopes["user"] = (Q(user=self.user), settings.PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES)
+        return scopes
+
+    def _counts(self, window: QuerySet[FailedCodeAttempt]) -> dict[str, int]:
+        return window.aggregate(
+            **{name: Count("pk", filter=where) for name, (where, _limit) in self._scopes().items()}
         )
-    return failed_attempts_budget(request)
+
+    def budget(self, *, now: datetime | None = None) -> Budget:
+        """Whether any budget is used up, and when the tightest one frees an attempt."""
+        now = now or timezone.now()
+        window = FailedCodeAttempt.objects.filter(at__gt=now - PERIOD)
+        counts = self._counts(window)
+        waits = []
+        for name, (where, limit) in self._scopes().items():
+            if counts[name] >= limit:
+                # The budget frees up when enough of its failures leave the window.
+                oldest = (
+                    window.filter(where)
+                    .order_by("at")
+                    .values_list("at", flat=True)[counts[name] - limit]
+                )
+                waits.append((oldest + PERIOD - now).total_seconds())
+        if not waits:
+            return Budget(exhausted=False, minutes_left=0)
+        return Budget(exhausted=True, minutes_left=max(1, math.ceil(max(waits) / 60)))
+
+    def check(self) -> None:
+        """Refuses (CodeAttemptsExhausted) while a budget is used up."""
+        budget = self.budget()
+        if budget.exhausted:
+            raise CodeAttemptsExhausted(budget.minutes_left)
+
+    def failed(self) -> Budget:
+        """Counts one refused code; the attempt that uses a budget up is audited."""
+        now = timezone.now()
+        FailedCodeAttempt.objects.filter(at__lt=now - KEEP).delete()
+        FailedCodeAttempt.objects.create(at=now, user=self.user, ip=self.ip, action=self.action)
+        counts = self._counts(FailedCodeAttempt.objects.filter(at__gt=now - PERIOD))
+        for name, (_where, limit) in self._scopes().items():
+            if counts[name] == limit:
+                self._audit_exhausted(name)
+        return self.budget(now=now)
+
+    def _audit_exhausted(self, scope: str) -> None:
+        from .services import audit_record
+
+        if scope == "global":
+            logger.error("The portal-wide budget of failed code attempts is used up")
+        audit_record(
+            action=self.action,
+            actor=self.user,
+            organization=self.organization,
+            details={"ip": self.ip, "scope": scope},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Emails to people on a user's say-so: invitations and shares
+
+
+def people_emailed(
+    *, since: datetime, actor: User | None = None, organization: Organization | None = None
+) -> int:
+    """How many invitation and share emails the actor (or organization) sent since `since`.
+
+    Counted from the audit trail: each invitation sent is one event; shares count one per
+    recipient, however many licenses were shared with them at once.
+    """
+    events = AuditEvent.objects.filter(created_at__gte=since)
+    if actor is not None:
+        events = events.filter(actor=actor)
+    if organization is not None:
+        events = events.filter(organization=organization)
+    invitations = events.filter(action="invitation.sent").count()
+    shares = events.filter(action="license.shared").values("details__email").distinct().count()
+    return invitations + shares
+
+
+def invitations_refusal(
+    *, actor: User, organization: Organization, now: datetime | None = None
+) -> str | None:
+    """A translated refusal when the actor or organization emailed too many people this hour.
+
+    The callers (invitation and share services) lock the organization row first, so concurrent
+    requests of one organization are counted one after the other.
+    """
+    since = (now or timezone.now()) - timedelta(hours=1)
+    if people_emailed(since=since, actor=actor) >= settings.PORTAL_INVITES_PER_USER_PER_HOUR:
+        return _(
+            "You have sent many invitations and shares in the last hour. For everyone's "
+            "security, wait an hour before sending more, or contact customer care."
+        )
+    if (
+        people_emailed(since=since, organization=organization)
+        >= settings.PORTAL_INVITES_PER_ORG_PER_HOUR
+    ):
+        return _(
+            "Your organization has sent many invitations and shares in the last hour. For "
+            "everyone's security, wait an hour before sending more, or contact customer care."
+        )
+    return None

@@ -1,18 +1,34 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
+from uuid import UUID
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .acting import current_delegation
-from .emails import queue_email
-from .models import AuditEvent, Delegation, Invitation, Membership, Organization, User
+from .emails import deliver, hand_off, queue_email
+from .models import (
+    AuditEvent,
+    Delegation,
+    Invitation,
+    Membership,
+    Organization,
+    OutboundEmail,
+    User,
+)
 from .policy import Scope
+from .ratelimit import invitations_refusal
+from .requestcontext import client_ip
+
+logger = logging.getLogger(__name__)
 
 
 class PortalError(Exception):
@@ -31,8 +47,12 @@ def audit_record(
     """Appends one audit event.
 
     Under a partner's delegation (portal.acting), an event of the customer records the partner
-    organization and the customer it acted for, whichever service writes it.
+    organization and the customer it acted for, whichever service writes it; one written for a
+    request records the client's address.
     """
+    details = dict(details or {})
+    if client_ip.get():
+        details.setdefault("ip", client_ip.get())
     delegation = current_delegation()
     if (
         delegation is not None
@@ -48,7 +68,7 @@ def audit_record(
         acting_for=acting_for,
         object_type=obj._meta.label_lower if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
-        details=details or {},
+        details=details,
     )
 
 
@@ -78,6 +98,11 @@ def invitation_create(
 ) -> Invitation:
     """Invites an email address to join the organization (re-inviting re-sends the email)."""
     _require_admin(invited_by, organization)
+    # Serialises the organization's invitations, so that the limit counts each one.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    refusal = invitations_refusal(actor=invited_by, organization=organization)
+    if refusal:
+        raise PortalError(refusal)
     email = email.strip().lower()
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise PortalError(
@@ -218,6 +243,132 @@ def membership_update(
             obj=membership,
             details={"email": membership.user.email, "from": old, "to": role},
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The outbox: at-least-once delivery, recognisable duplicates, backoff, nothing given up silently
+
+# A sender that claimed a row owns it this long; one that died meanwhile (worker killed, host
+# lost) is replaced once the lease expires. Longer than EMAIL_TIMEOUT and the task time limit.
+OUTBOX_LEASE = timedelta(minutes=5)
+# The on-commit hand-off sends a new email at once; the relay only steps in after this long.
+OUTBOX_HANDOFF_GRACE = timedelta(minutes=1)
+
+
+def outbox_backoff(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failure: doubling from the base, at most 1 h."""
+    base = settings.PORTAL_EMAIL_RETRY_SECONDS
+    return min(timedelta(seconds=base * 2 ** max(0, attempts - 1)), timedelta(hours=1))
+
+
+def _outbox_claim(email_id: UUID | str, *, now: datetime) -> OutboundEmail | None:
+    """Takes one due email for this sender with a conditional UPDATE, or None if not due."""
+    due = Q(status=OutboundEmail.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=OutboundEmail.Status.SENDING, lease_expires_at__lt=now
+    )
+    claimed = (
+        OutboundEmail.objects.filter(due, pk=email_id).update(
+            status=OutboundEmail.Status.SENDING,
+            lease_expires_at=now + OUTBOX_LEASE,
+            attempts=F("attempts") + 1,
+        )
+        == 1
+    )
+    return OutboundEmail.objects.get(pk=email_id) if claimed else None
+
+
+def outbound_email_send(*, email_id: UUID | str, now: datetime | None = None) -> str:
+    """Sends one outbox email if it is due: "sent", "retry", "failed" or "skipped".
+
+    Not atomic on purpose: the claim commits before SMTP starts and the outcome commits after
+    it ends, so no transaction (and no row lock) is held while talking to the mail server, and a
+    failed commit can no longer undo the record of a message that was sent.
+    """
+    now = now or timezone.now()
+    email = _outbox_claim(email_id, now=now)
+    if email is None:
+        return "skipped"  # sent, not due yet, or another sender holds it
+    try:
+        deliver(email)
+    except Exception as exc:  # any failure is recorded on the row and retried with backoff
+        return _outbox_failed(email, exc, now=now)
+    # If this write is lost (database gone, worker killed), the lease expires and the relay
+    # sends again: at least once, with the same Message-ID.
+    _outbox_sent(email)
+    return "sent"
+
+
+def _outbox_sent(email: OutboundEmail) -> None:
+    OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.Status.SENDING).update(
+        status=OutboundEmail.Status.SENT,
+        sent_at=timezone.now(),
+        lease_expires_at=None,
+        last_error="",
+    )
+
+
+def _outbox_failed(email: OutboundEmail, exc: Exception, *, now: datetime) -> str:
+    gave_up = email.attempts >= settings.PORTAL_EMAIL_MAX_ATTEMPTS
+    OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.Status.SENDING).update(
+        status=OutboundEmail.Status.FAILED if gave_up else OutboundEmail.Status.PENDING,
+        next_attempt_at=now + outbox_backoff(email.attempts),
+        lease_expires_at=None,
+        last_error=repr(exc)[:2000],
+    )
+    if gave_up:
+        # Loud, and visible in admin (status Failed) where staff resend it.
+        logger.error(
+            "Outbox email %s to %s failed %d times and is no longer retried: %r",
+            email.pk,
+            ", ".join(email.to),
+            email.attempts,
+            exc,
+        )
+        return "failed"
+    logger.warning("Outbox email %s attempt %d failed: %r", email.pk, email.attempts, exc)
+    return "retry"
+
+
+def outbox_due(*, now: datetime, limit: int = 500) -> list[UUID]:
+    """Emails the relay should (re)send now: pending and due, or held by a sender that died."""
+    return list(
+        OutboundEmail.objects.filter(
+            # A new email is the on-commit hand-off's for a minute; a retried one is due on time.
+            Q(status=OutboundEmail.Status.PENDING, next_attempt_at__lte=now)
+            & (Q(attempts__gt=0) | Q(created_at__lte=now - OUTBOX_HANDOFF_GRACE))
+            | Q(status=OutboundEmail.Status.SENDING, lease_expires_at__lt=now)
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+@transaction.atomic
+def outbound_emails_resend(*, emails: Iterable[OutboundEmail], actor: User) -> int:
+    """Staff: sends failed (or still pending) emails again now, with fresh attempts; audited."""
+    now = timezone.now()
+    count = 0
+    for email in emails:
+        resent = OutboundEmail.objects.filter(
+            pk=email.pk,
+            status__in=[OutboundEmail.Status.FAILED, OutboundEmail.Status.PENDING],
+        ).update(
+            status=OutboundEmail.Status.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            lease_expires_at=None,
+        )
+        if not resent:
+            continue
+        audit_record(
+            action="outbox.resent",
+            actor=actor,
+            obj=email,
+            details={"to": email.to, "status": email.status, "attempts": email.attempts},
+        )
+        transaction.on_commit(partial(hand_off, email.pk), robust=True)
+        count += 1
+    return count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,6 +619,12 @@ def customer_account_create(
         or not Membership.objects.filter(user=actor, organization=partner).exists()
     ):
         raise PortalError(_("Only a channel partner's users can add customers."))
+    # The contact gets an invitation email: the same hourly limits as any invitation, counted
+    # one request after another under the partner's row lock.
+    Organization.objects.select_for_update().filter(pk=partner.pk).first()
+    refusal = invitations_refusal(actor=actor, organization=partner)
+    if refusal:
+        raise PortalError(refusal)
     customer = Organization.objects.create(
         name=name.strip(), address=address.strip(), country=country.strip()
     )

@@ -36,6 +36,15 @@ DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
 
 _DEV_SECRET_KEY = "django-insecure-demo-key-only-for-the-embedded-default"  # noqa: S105
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "" if PRODUCTION else _DEV_SECRET_KEY)
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def placeholder_secret(value: str) -> bool:
+    """A secret copied from an example rather than generated (.env.example says change-me)."""
+    lowered = value.lower()
+    return any(word in lowered for word in ("change-me", "changeme", "change_me", "insecure"))
+
+
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -45,8 +54,21 @@ LICENSE_SIGNING_KEY_FILE = Path(
 
 if PRODUCTION:
     # Production refuses to start on a default it would be unsafe to run with.
-    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50:
-        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY to a random string of 50+ characters.")
+    if (
+        not SECRET_KEY
+        or SECRET_KEY == _DEV_SECRET_KEY
+        or len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 10
+        or placeholder_secret(SECRET_KEY)
+    ):
+        raise ImproperlyConfigured(
+            "Set DJANGO_SECRET_KEY to a random string of 50+ characters, not the example's "
+            "placeholder (python -c 'import secrets; print(secrets.token_urlsafe(64))')."
+        )
+    if not REDIS_URL:
+        # Without Redis, tasks would run in the web process, the outbox relay and the voucher
+        # resume job would never run, and rate limits would be per process.
+        raise ImproperlyConfigured("Set REDIS_URL in production mode (Celery broker and cache).")
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production mode.")
     if not ALLOWED_HOSTS:
@@ -70,6 +92,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "import_export",
+    "csp",
     "portal",
     "licensing",
     "upgrades",
@@ -79,7 +102,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every log line of the request, and its error page, carry its ID.
+    "portal.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -89,6 +116,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "portal.middleware.PrivateNoStoreMiddleware",
+    # Last, so that it sees the exceptions of views: Redis or the broker down is a translated
+    # "temporarily unavailable" page, not a 500.
+    "portal.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -119,11 +150,27 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+# How long a request waits for Redis (cache and broker) before it degrades. Short, so that with
+# Redis down every page still answers within 2 seconds; Redis on the same network answers in
+# well under a millisecond.
+REDIS_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REDIS_CONNECT_TIMEOUT", "0.5"))
+REDIS_SOCKET_TIMEOUT = float(os.environ.get("PORTAL_REDIS_SOCKET_TIMEOUT", "1"))
+
+
+def redis_cache(url: str) -> dict[str, Any]:
+    """The cache on Redis, falling back to process memory while Redis is down (portal/cache.py)."""
+    return {
+        "BACKEND": "portal.cache.FallbackRedisCache",
+        "LOCATION": url,
+        "OPTIONS": {
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        },
     }
+
+
+if REDIS_URL:
+    CACHES = {"default": redis_cache(REDIS_URL)}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -153,7 +200,10 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
 ACCOUNT_FORMS = {"signup": "portal.forms.PortalSignupForm"}
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Failed logins: per client IP, and per account *and* IP (portal.adapters keys "key" on both), so
+# wrong passwords sent from elsewhere never lock the account's owner out. The IP comes from
+# portal.requestcontext (PORTAL_TRUSTED_PROXY_COUNT), which allauth uses through the adapter.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,60/h/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Licensing Portal"
 # One 30-second step either side, as RFC 6238 suggests for clock drift between phone and server.
@@ -225,6 +275,12 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
 PORTAL_SITE_URL = os.environ.get("PORTAL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+# An SMTP server that hangs must not hold a worker beyond the task's time limit.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+# The outbox retries a failed email after 1, 2, 4… minutes (at most an hour apart), 12 times in
+# all (about 6 hours), then marks it failed for staff to resend (admin → Outbound emails).
+PORTAL_EMAIL_RETRY_SECONDS = int(os.environ.get("PORTAL_EMAIL_RETRY_SECONDS", "60"))
+PORTAL_EMAIL_MAX_ATTEMPTS = int(os.environ.get("PORTAL_EMAIL_MAX_ATTEMPTS", "12"))
 if EMAIL_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
@@ -239,11 +295,53 @@ else:
 
 # Celery: Redis when REDIS_URL is set; otherwise tasks run eagerly in the web process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://localhost/")
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or None)
+# No result backend: nothing reads task results (pages read the database, e.g. a voucher
+# conversion's progress), and the Redis result backend made every .delay() wait up to 20 s for
+# its own connection when Redis was down.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A web request hands work to the broker once, quickly: a broker that is down costs a page at
+# most about a second (the outbox relay and the resume job send what was not handed over).
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+# The worker, on the other hand, keeps reconnecting for as long as the broker is away.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task taken by a worker that died (kill -9, OOM, lost host) goes back to the queue once the
+# visibility timeout passes: with acks_late, every task that is not acknowledged early must
+# finish well within it (hence the time limits below and chunked voucher conversions).
+PORTAL_VISIBILITY_TIMEOUT = int(os.environ.get("PORTAL_VISIBILITY_TIMEOUT", "120"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": PORTAL_VISIBILITY_TIMEOUT,
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    # The worker reads its queue when the socket is readable, so a short timeout only bounds
+    # the commands themselves, which a healthy Redis answers in well under a millisecond.
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    "socket_keepalive": True,
+    "health_check_interval": 10,
+}
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("PORTAL_TASK_SOFT_TIME_LIMIT", "60"))
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
+if CELERY_TASK_TIME_LIMIT >= PORTAL_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        "PORTAL_TASK_SOFT_TIME_LIMIT + 30 must stay below PORTAL_VISIBILITY_TIMEOUT, or a "
+        "healthy task would be delivered twice."
+    )
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# The worker logs through LOGGING below (request IDs, masked keys), not its own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A voucher conversion silent this long lost its worker: the resume job re-queues it.
+PORTAL_STALLED_AFTER = int(os.environ.get("PORTAL_STALLED_AFTER", "60"))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
@@ -251,9 +349,10 @@ CELERY_BEAT_SCHEDULE = {
     # Relays any email whose on-commit enqueue was lost (broker down, worker crash).
     "relay-outbox": {"task": "portal.tasks.relay_outbox", "schedule": 60.0},
     # Re-queues voucher conversions whose worker was lost; they resume where they stopped.
+    # With PORTAL_STALLED_AFTER (60 s) a killed worker's conversion resumes within 2 minutes.
     "vouchers-resume-conversions": {
         "task": "vouchers.tasks.resume_stalled_conversions",
-        "schedule": 300.0,
+        "schedule": float(os.environ.get("PORTAL_RESUME_EVERY", "30")),
     },
     # Licenses renewed after a version was published become eligible for its upgrade.
     "upgrade-eligibility": {
@@ -278,13 +377,58 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Failed attempts at typed codes (serials, notification IDs, vouchers) per 10 minutes: per user,
+# per client IP and for the whole portal (portal.ratelimit). Legacy imported serials can be
+# short, so the global budget bounds what many accounts on many addresses can guess together.
 PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES = int(os.environ.get("PORTAL_SERIAL_ATTEMPTS", "10"))
+PORTAL_CODE_ATTEMPTS_PER_IP = int(os.environ.get("PORTAL_CODE_ATTEMPTS_PER_IP", "30"))
+PORTAL_CODE_ATTEMPTS_GLOBAL = int(os.environ.get("PORTAL_CODE_ATTEMPTS_GLOBAL", "300"))
+# Emails sent to people on a user's say-so (invitations, shares) per hour.
+PORTAL_INVITES_PER_USER_PER_HOUR = int(os.environ.get("PORTAL_INVITES_PER_USER_PER_HOUR", "20"))
+PORTAL_INVITES_PER_ORG_PER_HOUR = int(os.environ.get("PORTAL_INVITES_PER_ORG_PER_HOUR", "50"))
+# How many reverse proxies (load balancer, nginx) in front of gunicorn append to
+# X-Forwarded-For; the client address is read that many entries from the right. 0: the
+# address that connected (REMOTE_ADDR), and X-Forwarded-For is ignored (it can be forged).
+PORTAL_TRUSTED_PROXY_COUNT = int(os.environ.get("PORTAL_TRUSTED_PROXY_COUNT", "0"))
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Scripts and styles come from our static files only: no inline script, style or handler.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# The portal uses no browser feature that needs a permission.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
@@ -294,10 +438,24 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# Every line carries the request's ID (also in the X-Request-ID header and on the error page),
+# and license keys, codes and link tokens are masked before any handler writes them.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "request_id": {"()": "portal.logs.RequestIdFilter"},
+        "mask_secrets": {"()": "portal.logs.MaskSecretsFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id", "mask_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }

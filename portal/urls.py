@@ -7,6 +7,7 @@ from . import views
 
 admin.site.site_header = "Licensing Portal administration"
 admin.site.site_title = "Licensing Portal admin"
+handler500 = "portal.views.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),

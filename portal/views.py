@@ -6,8 +6,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    HttpResponseServerError,
+)
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -27,6 +34,7 @@ from .forms import (
 from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
 from .models import Delegation, Invitation, Membership, Organization
 from .policy import SCOPE_SHORT_LABELS, Action, Scope, partner_allows, require
+from .requestcontext import request_id
 from .selectors import (
     SESSION_ACTING_FOR_KEY,
     SESSION_ORGANIZATION_KEY,
@@ -311,6 +319,18 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
     request.session[SESSION_ORGANIZATION_KEY] = membership.organization_id
     messages.success(request, _("You joined %(name)s.") % {"name": membership.organization.name})
     return redirect("dashboard")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page, with the request's ID so that support can find its log lines.
+
+    Rendered without context processors: whatever failed (the database, say) must not fail the
+    error page too.
+    """
+    template = loader.get_template("500.html")
+    response = HttpResponseServerError(template.render({"request_id": request_id.get()}))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # ---------------------------------------------------------------------------------------------

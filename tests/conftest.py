@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from licensing.signing import create_signing_key
+from portal import breaker
 from portal.celery import app as celery_app
 
 
@@ -25,11 +26,22 @@ def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  
     settings.PORTAL_SITE_URL = "http://testserver"
     # Real hashing costs ~0.3 s per user; tests create hundreds.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # Tasks run in-process unless a test starts a real worker (tests/portal/test_worker.py).
-    celery_app.conf.task_always_eager = True
+    # Tasks run in-process unless a test starts a real worker (tests/vouchers/test_worker.py).
+    celery_conf(task_always_eager=True)
+    breaker.reset()
     cache.clear()
     yield
     cache.clear()
+
+
+def celery_conf(**changes: object) -> None:
+    """Changes Celery settings for a test.
+
+    Celery 5.6 reads a setting under the settings' namespace (CELERY_TASK_ALWAYS_EAGER) before
+    the plain name, so a plain `conf.task_always_eager = True` would be silently ignored.
+    """
+    for name, value in changes.items():
+        celery_app.conf.update({name: value, f"CELERY_{name.upper()}": value})
 
 
 def postgres_only() -> pytest.MarkDecorator:

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from licensing.forms import CODE_INPUT_ATTRS, SupportRegistrationForm
 from portal.models import Organization
-from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+from portal.ratelimit import CodeGuard
 
 from .models import UpgradeLine, UpgradeNotification
 from .selectors import open_notification
@@ -32,28 +32,17 @@ class NotificationIdForm(forms.Form):
         self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.request = request
         self.organization = organization
+        self.guard = CodeGuard(request, organization=organization, action="upgrade.rate_limited")
         self.notification: UpgradeNotification | None = None
 
     def clean_notification_id(self) -> str:
-        budget = failed_attempts_budget(self.request)
-        if budget.exhausted:
-            raise forms.ValidationError(
-                _(
-                    "Too many codes were not recognised. For your security, try again in "
-                    "%(minutes)s minutes, or contact customer care."
-                ),
-                params={"minutes": budget.minutes_left},
-                code="rate_limited",
-            )
+        self.guard.check()
         self.notification = open_notification(
             code=self.cleaned_data["notification_id"], organization=self.organization
         )
         if self.notification is None:
-            failed_attempt_record(
-                self.request, action="upgrade.rate_limited", organization=self.organization
-            )
+            self.guard.failed()
             raise forms.ValidationError(REFUSED, code="refused")
         return self.notification.code
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from licensing.codes import generate_short_code
 from licensing.models import License, ProductVersion
 from licensing.services import IssueSource, LicensingError, license_issue, registration_update
+from portal.broker import enqueue
 from portal.emails import queue_email
 from portal.models import Organization, User
 from portal.services import audit_record
@@ -47,7 +48,10 @@ def version_publish(*, version: ProductVersion, actor: User | None) -> bool:
     )
     from .tasks import publish_version
 
-    transaction.on_commit(lambda: publish_version.delay(version.pk))
+    # robust: a broker that is down must not turn the committed publication into an error
+    # page; the daily eligibility job (upgrades.tasks.refresh_upgrade_eligibility) creates the
+    # notifications the lost task would have.
+    transaction.on_commit(lambda: enqueue(publish_version, version.pk), robust=True)
     return True
 
 

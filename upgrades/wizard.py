@@ -22,7 +22,7 @@ from licensing.services import REGISTRATION_FIELDS, LicensingError
 from licensing.wizard import PortalWizard
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
-from portal.ratelimit import failed_attempt_record
+from portal.ratelimit import CodeGuard, code_limit_message
 
 from .forms import ConfirmForm, LineForm, NotificationIdForm, QuantityForm, RegistrationForm
 from .models import UpgradeLine, UpgradeNotification
@@ -92,12 +92,17 @@ class UpgradeWizard(PortalWizard):
         # pending list carries the notification ID and starts at step 2.
         self.start_instance()
         code = request.GET.get("notification", "")
-        if code:
+        guard = CodeGuard(
+            request, organization=self.request.organization, action="upgrade.rate_limited"
+        )
+        budget = guard.budget() if code else None
+        if budget is not None and budget.exhausted:
+            # The link is a typed code like any other: a used-up budget refuses it unread.
+            messages.error(request, code_limit_message(budget.minutes_left))
+        elif code:
             notification = open_notification(code=code, organization=self.request.organization)
             if notification is None:
-                failed_attempt_record(
-                    request, action="upgrade.rate_limited", organization=self.request.organization
-                )
+                guard.failed()
                 messages.error(
                     request,
                     _(

@@ -15,7 +15,7 @@ from django.utils.translation import ngettext
 from licensing.codes import CODE_BODY_LENGTH, CodeFormatError, canonical_code, compact
 from licensing.forms import CODE_INPUT_ATTRS
 from portal.models import Organization
-from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+from portal.ratelimit import CodeGuard
 
 from .selectors import CodeCheck, Reason, vouchers_check
 
@@ -49,10 +49,6 @@ CODE_HEADERS = {
 _PIECES = re.compile(r"[\r\n,;\t]+")
 _CODE_LIKE = re.compile(r"^[0-9A-Za-z]{20,30}$")
 
-LIMIT_MESSAGE = _(
-    "Too many codes could not be used. For your security, try again in %(minutes)s minutes, "
-    "or contact customer care."
-)
 NOT_CSV_MESSAGE = _(
     "This file is not a CSV file. Save the list of voucher codes as CSV (comma-separated "
     "values, one code per line) and upload that file."
@@ -206,8 +202,8 @@ class VoucherCodesForm(forms.Form):
         self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.request = request
         self.organization = organization
+        self.guard = CodeGuard(request, organization=organization, action="vouchers.rate_limited")
         self.entries: list[str] = []
         self.checks: list[CodeCheck] = []
         self.unchecked: list[str] = []
@@ -250,11 +246,7 @@ class VoucherCodesForm(forms.Form):
                 % {"count": f"{len(entries):,}", "max": f"{MAX_CODES:,}"},
                 code="too_many",
             )
-        budget = failed_attempts_budget(self.request)
-        if budget.exhausted:
-            raise forms.ValidationError(
-                LIMIT_MESSAGE, code="rate_limited", params={"minutes": budget.minutes_left}
-            )
+        self.guard.check()
         self.entries = entries
         self.checks, self.unchecked = self._check_within_budget(entries)
         return cleaned
@@ -279,9 +271,7 @@ class VoucherCodesForm(forms.Form):
                 continue
             shown.append(check)
             if check.counts_as_failure and not exhausted:
-                budget = failed_attempt_record(
-                    self.request, action="vouchers.rate_limited", organization=self.organization
-                )
+                budget = self.guard.failed()
                 if budget.exhausted:
                     exhausted = True
                     self.minutes_left = budget.minutes_left

@@ -9,6 +9,7 @@ that transaction too, so a conversion interrupted at any point resumes exactly w
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -263,8 +264,14 @@ def _delegation_for(organization: Organization) -> Delegation | None:
     return delegation
 
 
-def voucher_conversion_run(*, conversion_id: UUID | str) -> VoucherConversion:
-    """Runs a conversion to its end, or resumes it; a no-op for a finished one (idempotent)."""
+def voucher_conversion_run(
+    *, conversion_id: UUID | str, until: float | None = None
+) -> VoucherConversion:
+    """Runs a conversion to its end, or resumes it; a no-op for a finished one (idempotent).
+
+    With `until` (a time.monotonic() value) it returns after the first committed step past that
+    time, unfinished: the caller continues it later, from where it stopped.
+    """
     # A conversion a channel partner confirmed for its customer runs under that delegation,
     # whether in the request or in a worker: the audit trail and the licenses say who obtained
     # them, and the customer's administrators get the email.
@@ -279,10 +286,10 @@ def voucher_conversion_run(*, conversion_id: UUID | str) -> VoucherConversion:
         else None
     )
     with acting_under(delegation or current_delegation()):
-        return _conversion_run(conversion_id)
+        return _conversion_run(conversion_id, until)
 
 
-def _conversion_run(conversion_id: UUID | str) -> VoucherConversion:
+def _conversion_run(conversion_id: UUID | str, until: float | None) -> VoucherConversion:
     conflicts = 0
     while True:
         try:
@@ -292,7 +299,7 @@ def _conversion_run(conversion_id: UUID | str) -> VoucherConversion:
             if conflicts >= 3:
                 raise
             continue
-        if finished:
+        if finished or (until is not None and time.monotonic() >= until):
             return conversion
 
 

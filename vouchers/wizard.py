@@ -27,6 +27,7 @@ from licensing.forms import RegistrationForm
 from licensing.models import add_months
 from licensing.selectors import latest_registration
 from licensing.wizard import STARTED_OVER
+from portal.broker import enqueue
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
@@ -362,11 +363,11 @@ def _confirm(request: PortalRequest, state: VoucherCenterState) -> HttpResponse:
 def _start(conversion: VoucherConversion) -> None:
     conversion_id = str(conversion.pk)
     if conversion.total > INLINE_MAX:
-        transaction.on_commit(lambda: convert_vouchers.delay(conversion_id), robust=True)
+        transaction.on_commit(lambda: enqueue(convert_vouchers, conversion_id), robust=True)
         return
     try:
         voucher_conversion_run(conversion_id=conversion_id)
     except Exception:
         # What was converted is committed; the task finishes (or reports) the rest.
         logger.exception("Voucher conversion %s failed in the request; queued", conversion_id)
-        transaction.on_commit(lambda: convert_vouchers.delay(conversion_id), robust=True)
+        transaction.on_commit(lambda: enqueue(convert_vouchers, conversion_id), robust=True)

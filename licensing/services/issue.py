@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +27,9 @@ from ..models import (
     add_months,
 )
 from ..signing import get_signing_key, key_id
+
+# What was redeemed for what, for operations; portal.logs masks keys and codes in every line.
+logger = logging.getLogger(__name__)
 
 LICENSE_FILE_MIMETYPE = "application/x-license-file"
 
@@ -379,6 +383,13 @@ def serial_redeem(
         organization=organization,
         obj=serial,
         details={"code": serial.code, "kind": serial.kind, "license": str(license.pk)},
+    )
+    logger.info(
+        "Serial %s redeemed by %s: license %s (%s)",
+        serial.code,
+        organization.account_number,
+        license.key,
+        "renewed" if renewed else serial.kind,
     )
     return RedeemResult(license=license, renewed=renewed)
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from portal.emails import queue_email
 from portal.models import Membership, Organization, User
+from portal.ratelimit import invitations_refusal
 from portal.services import audit_record
 
 from ..codes import canonical_key, generate_license_key
@@ -161,6 +162,11 @@ def license_share(*, licenses: list[License], email: str, access: str, actor: Us
         raise LicensingError(_("Select at least one license to share."))
     if email == actor.email.lower():
         raise LicensingError(_("You cannot share a license with yourself."))
+    # Serialises the owner's shares, so that the limit on emails to people counts each one.
+    owner = Organization.objects.select_for_update().get(pk=licenses[0].owner_id)
+    refusal = invitations_refusal(actor=actor, organization=owner)
+    if refusal:
+        raise LicensingError(refusal)
     recipient = User.objects.filter(email__iexact=email).first()
     result = ShareResult()
     for license in licenses:

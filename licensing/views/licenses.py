@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action, allows, refusal
 
-from ..filters import SORTS, LicenseFilter
+from ..filters import SORTS, LicenseFilter, without_full_key
 from ..forms import (
     CustomValuesForm,
     RehostForm,
@@ -102,6 +102,10 @@ def license_list_render(
     Enterprise Flexible contract's licenses): `base` must come from licenses_visible_to, and
     `template` may extend licensing/license_list.html.
     """
+    # A full key typed into the search would sit in the URL (history, logs): search by its tail.
+    keyless = without_full_key(request.GET)
+    if keyless is not None:
+        return redirect(f"{request.path}?{keyless.urlencode()}")
     license_filter, custom_fields = _filtered(request, base)
     paginator = Paginator(_with_custom_values(license_filter.sorted_queryset()), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
@@ -419,7 +423,7 @@ def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
 @require_POST
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
-    from portal.ratelimit import failed_attempt_record, failed_attempts_budget
+    from portal.ratelimit import CodeGuard, code_limit_message
 
     from ..codes import CodeFormatError
     from ..forms import CODE_FORMAT_MESSAGES
@@ -427,13 +431,10 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
     _require(access, Action.MANAGE_LICENSES)
     form = RenewForm(request.POST)
-    budget = failed_attempts_budget(request)
+    guard = CodeGuard(request, organization=request.organization, action="serial.rate_limited")
+    budget = guard.budget()
     if budget.exhausted:
-        messages.error(
-            request,
-            _("Too many serial numbers were not recognised. Try again in %(minutes)s minutes.")
-            % {"minutes": budget.minutes_left},
-        )
+        messages.error(request, code_limit_message(budget.minutes_left))
     elif form.is_valid():
         try:
             license_renew_with_serial(
@@ -443,9 +444,7 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
                 actor=request.user,
             )
         except (CodeFormatError, LicensingError) as exc:
-            failed_attempt_record(
-                request, action="serial.rate_limited", organization=request.organization
-            )
+            guard.failed()
             reason = getattr(exc, "reason", None)
             messages.error(request, CODE_FORMAT_MESSAGES[reason] if reason else str(exc))
         else:

@@ -106,6 +106,7 @@ def test_a_super_user_submits_and_the_report_becomes_read_only(client) -> None: 
         "contract": world.contract.number,
         "year": 1,
         "deployed_by_line": {str(world.line.pk): 14},
+        "ip": "127.0.0.1",  # every event written for a request records the client's address
     }
     # Read-only: a later save or submit changes nothing and says why.
     response = client.post(report_url(world), {key: "1", "save": "1"}, follow=True)

@@ -122,11 +122,11 @@ def test_failed_attempts_share_get_a_keys_budget(client, settings, catalog) -> N
     enter(client, generate_code())
     good = SerialNumberFactory(version=catalog.v14)
     refused = enter(client, good.code).content.decode()
-    assert "Too many serial numbers were not recognised" in refused
+    assert "Too many codes were not recognised" in refused
     assert AuditEvent.objects.filter(action="serial.rate_limited").count() == 1
     # …and Get a key refuses too: one budget.
     wizard = post_step(client, "serial", {"serial": good.code}).content.decode()
-    assert "Too many serial numbers were not recognised" in wizard
+    assert "Too many codes were not recognised" in wizard
 
 
 def test_serial_page_needs_the_serial_entered_in_this_session(client, catalog) -> None:  # type: ignore[no-untyped-def]

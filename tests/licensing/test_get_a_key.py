@@ -259,7 +259,7 @@ def test_rate_limit_after_ten_failures(client, member) -> None:  # type: ignore[
         assert "could not find" in message
     good = SerialNumberFactory()
     message = step_errors(post_step(client, "serial", {"serial": good.code}))
-    assert "Too many serial numbers were not recognised" in message
+    assert "Too many codes were not recognised" in message
     assert "try again in" in message
     assert AuditEvent.objects.filter(action="serial.rate_limited").count() == 1
     good.refresh_from_db()

@@ -427,7 +427,7 @@ def test_rehost_issues_a_new_key_and_revokes_the_old(
     assert node_locked.host_id == "HOST-B" and node_locked.key != old_key
     assert RetiredKey.objects.get().key == old_key
     assert License.objects.count() == 1  # same license, new key
-    assert "HOST-B" in mail.outbox[0].subject and node_locked.key in mail.outbox[0].body
+    assert "HOST-B" in mail.outbox[0].body and node_locked.key in mail.outbox[0].body
     event = AuditEvent.objects.get(action="license.rehosted")
     assert event.details["old_key"] == old_key
     page = client.get(_detail(node_locked)).content.decode()
@@ -531,5 +531,5 @@ def test_failed_renewal_serials_spend_the_budget_and_are_audited(client, admin, 
     for _ in range(10):
         client.post(url, {"serial": generate_code()})
     response = client.post(url, {"serial": generate_code()}, follow=True)
-    assert "Too many serial numbers" in _messages(response)
+    assert "Too many codes were not recognised" in _messages(response)
     assert AuditEvent.objects.filter(action="serial.rate_limited").count() == 1

@@ -550,3 +550,25 @@ def test_a_partner_downloads_software_for_its_customer(
     client.force_login(customer_admin.user)
     log = client.get(reverse("fileconnect-log")).content.decode()
     assert f"for you, by {partner_admin.organization.name}" in log
+
+
+def test_adding_customers_counts_against_the_invitation_limit(
+    client, partner_admin, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.PORTAL_INVITES_PER_USER_PER_HOUR = 2
+    client.force_login(partner_admin.user)
+    for index in range(3):
+        response = client.post(
+            reverse("partner-customer-create"),
+            {
+                "name": f"Customer {index}",
+                "address": "Rua 1",
+                "country": "Brazil",
+                "contact_name": "Ana",
+                "contact_email": f"ana{index}@customer.example",
+            },
+        )
+    assert response.status_code == 200
+    assert "many invitations" in response.content.decode()
+    assert Email.objects.filter(template="customer_account_created").count() == 2
+    assert Organization.objects.filter(name__startswith="Customer ").count() == 2

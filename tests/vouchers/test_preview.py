@@ -134,7 +134,7 @@ def test_failed_codes_spend_the_serial_budget(client, member, settings) -> None:
         post_step(client, "serial", {"serial": generate_code()})
     response = submit_codes(client, good.code)
     errors = " ".join(form_errors(response)["__all__"])
-    assert "Too many codes could not be used" in errors
+    assert "Too many codes were not recognised" in errors
     assert re.search(r"try again in \d+ minutes", errors)
 
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from licensing.models import License
 from portal.celery import app as celery_app
 from portal.models import OutboundEmail
-from tests.conftest import redis_url
+from tests.conftest import celery_conf, redis_url
 from tests.portal.factories import MembershipFactory
 from tests.vouchers.factories import vouchers
 from tests.vouchers.wizard import confirm_token, walk
@@ -30,7 +30,7 @@ pytestmark = [
 def test_a_real_worker_converts_a_large_submission() -> None:
     from celery.contrib.testing.worker import start_worker
 
-    celery_app.conf.task_always_eager = False
+    celery_conf(task_always_eager=False)
     assert celery_app.conf.broker_url.startswith("redis://")
     count = INLINE_MAX * 4
     codes = [v.code for v in vouchers(count, quantity_per_voucher=1)]
