@@ -68,6 +68,7 @@ def test_every_app_registers_its_checks() -> None:
         "licenses.issued_once",
         "upgrades.lines_within_limit",
         "vouchers.spent_once",
+        "enterprise_flex.lines_add_up",
         "outbox.nothing_stale",
     } <= names
 
@@ -223,3 +224,23 @@ def test_a_stale_unsent_email_fails_and_the_threshold_is_a_flag() -> None:
     assert "no violations" in _run("--outbox-max-age", "30")
     OutboundEmail.objects.filter(pk=row.pk).update(status=OutboundEmail.Status.SENT)
     assert "no violations" in _run()
+
+
+def test_an_ef_line_that_does_not_add_up_fails(member) -> None:  # type: ignore[no-untyped-def]
+    from enterprise_flex.models import EFLine
+    from enterprise_flex.services import DrawdownRequest, drawdown_create
+    from tests.enterprise_flex.factories import EFContractFactory, EFLineFactory
+
+    contract = EFContractFactory(organization=member.organization)
+    line = EFLineFactory(contract=contract, committed_quantity=5)
+    drawdown_create(
+        contract=contract,
+        request=DrawdownRequest(line_id=line.pk, site_id=contract.sites.get().pk, quantity=3),
+        actor=member.user,
+        token="invariants",
+    )
+    assert "enterprise_flex" not in _run()
+    EFLine.objects.filter(pk=line.pk).update(drawn_quantity=2)
+    out = _fails()
+    expected = f"line {line.pk} of {contract.number} says 2 drawn down, its drawdowns add up to 3"
+    assert expected in out
