@@ -15,8 +15,8 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 
 from licensing.models import ProductVersion
-from portal.acting import current_delegation
 from portal.models import Organization, User
+from portal.requestcontext import current_delegation
 from portal.services import audit_record
 
 from .integrity import Digest, DigestingReader, digest_sign

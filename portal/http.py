@@ -12,9 +12,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .acting import acting_under
 from .models import Delegation, Membership, Organization, User
 from .policy import Action, OrganizationAccess, refusal, remember_access
+from .requestcontext import acting_under
 from .selectors import SESSION_ACTING_FOR_KEY, acting_context
 
 

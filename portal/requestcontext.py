@@ -1,22 +1,48 @@
 """What the code running for a request (or a task) knows about it without being passed it.
 
-The request ID reaches every log line (portal.logs.RequestIdFilter) and the client address
-reaches the audit trail (portal.services.audit_record), without threading the request through
-every service. Context variables are per thread and per asyncio task, so concurrent requests
-never see each other's values.
+The request ID reaches every log line (portal.logs.RequestIdFilter), the client address reaches
+the audit trail (portal.services.audit_record), and the channel-partner delegation a request acts
+under reaches the audit trail, the mint and the license email, without threading the request
+through every service (a caller that forgot to pass it would be a hole). Context variables are
+per thread and per asyncio task, so concurrent requests never see each other's values.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.http import HttpRequest
 
+if TYPE_CHECKING:
+    from .models import Delegation
+
 request_id: ContextVar[str] = ContextVar("portal_request_id", default="-")
 client_ip: ContextVar[str] = ContextVar("portal_client_ip", default="")
+_delegation: ContextVar[Delegation | None] = ContextVar("portal_delegation", default=None)
+
+
+def current_delegation() -> Delegation | None:
+    """The delegation the current request acts under (a partner acting for a customer), or None.
+
+    Set by portal.http.organization_required for the duration of the view, and by a voucher
+    conversion that a worker finishes for a partner; Celery tasks and commands run with none.
+    """
+    return _delegation.get()
+
+
+@contextmanager
+def acting_under(delegation: Delegation | None) -> Iterator[None]:
+    token = _delegation.set(delegation)
+    try:
+        yield
+    finally:
+        _delegation.reset(token)
 
 
 def new_request_id() -> str:

@@ -13,7 +13,6 @@ from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .acting import current_delegation
 from .emails import deliver, hand_off, queue_email
 from .models import (
     AuditEvent,
@@ -26,7 +25,7 @@ from .models import (
 )
 from .policy import Scope
 from .ratelimit import invitations_refusal
-from .requestcontext import client_ip
+from .requestcontext import client_ip, current_delegation
 
 logger = logging.getLogger(__name__)
 

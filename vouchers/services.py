@@ -25,8 +25,8 @@ from django.utils.translation import gettext as _
 from licensing.codes import generate_code
 from licensing.models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
 from licensing.services import IssueSource, license_issue
-from portal.acting import acting_under, current_delegation
 from portal.models import Delegation, Organization, User
+from portal.requestcontext import acting_under, current_delegation
 from portal.services import audit_record
 
 from .emails import conversion_email_queue

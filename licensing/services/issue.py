@@ -10,9 +10,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.acting import current_delegation
 from portal.emails import Attachment, queue_email
 from portal.models import Organization, User
+from portal.requestcontext import current_delegation
 from portal.services import admin_emails, audit_record
 
 from ..codes import canonical_code, canonical_key, generate_license_key
