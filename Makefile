@@ -40,6 +40,8 @@ check-invariants: $(STAMP)
 	  $(BIN)/python manage.py seed_demo >/dev/null && \
 	  $(BIN)/python manage.py seed_demo_vouchers >/dev/null && \
 	  $(BIN)/python manage.py seed_demo_upgrades >/dev/null && \
+	  $(BIN)/python manage.py seed_demo_partners >/dev/null && \
+	  $(BIN)/python manage.py seed_demo_ef >/dev/null && \
 	  $(BIN)/python manage.py check_invariants
 
 lint: $(STAMP)
