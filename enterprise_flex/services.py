@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from licensing.models import License, ProductVersion, SupportRegistration, add_months
 from licensing.services import IssueSource, license_issue
+from portal.formats import short_date
 from portal.models import Membership, Organization, User
 from portal.services import audit_record, membership_ensure
 
@@ -811,7 +812,7 @@ def report_window_problem(contract: EFContract, year: int, *, today: date) -> st
     if today < contract_year.start:
         return _("Contract year %(year)s starts on %(date)s: report it from then on.") % {
             "year": year,
-            "date": contract_year.start.isoformat(),
+            "date": short_date(contract_year.start),
         }
     return None
 
@@ -912,7 +913,7 @@ def deployment_report_submit(
     if opens is not None and today < opens:
         raise EFError(
             _("The report for year %(year)s can be submitted from %(date)s.")
-            % {"year": year, "date": opens.isoformat()}
+            % {"year": year, "date": short_date(opens)}
         )
     report = _locked_report(contract, year)
     if report.is_submitted:
