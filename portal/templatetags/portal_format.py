@@ -6,6 +6,8 @@ from datetime import date, datetime
 from typing import Any
 
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from portal import formats
 
@@ -32,3 +34,11 @@ def country_name(value: Any) -> str:
         return ""
     name = countries.name(str(code))
     return str(name) if name else str(code)
+
+
+@register.filter
+def wrap_at_dashes(value: str) -> SafeString:
+    """A license key or code that may break onto the next line after each dash, never inside a
+    group: the browser would otherwise cut a long key at the screen's edge or mid-group (no
+    break is allowed between a hyphen and a digit)."""
+    return mark_safe("-<wbr>".join(escape(part) for part in str(value).split("-")))  # noqa: S308
