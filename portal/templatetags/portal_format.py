@@ -41,4 +41,4 @@ def wrap_at_dashes(value: str) -> SafeString:
     """A license key or code that may break onto the next line after each dash, never inside a
     group: the browser would otherwise cut a long key at the screen's edge or mid-group (no
     break is allowed between a hyphen and a digit)."""
-    return mark_safe("-<wbr>".join(escape(part) for part in str(value).split("-")))  # noqa: S308
+    return mark_safe("-<wbr>".join(escape(part) for part in str(value).split("-")))
