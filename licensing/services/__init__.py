@@ -45,6 +45,7 @@ from .serials import (
     SerialImportResult,
     serials_import,
     serials_import_preview,
+    serials_void,
 )
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "serials_create",
     "serials_import",
     "serials_import_preview",
+    "serials_void",
     "share_accept",
     "share_revoke",
     "shares_bind_verified_email",
