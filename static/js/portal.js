@@ -4,7 +4,7 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
   button.classList.remove("d-none");
   button.addEventListener("click", () => {
     const source = document.querySelector(button.dataset.copy);
-    navigator.clipboard.writeText(source.value || source.textContent.trim()).then(() => {
+    navigator.clipboard.writeText(source.dataset.key || source.value || source.textContent.trim()).then(() => {
       const label = button.textContent;
       button.textContent = button.dataset.copied;
       setTimeout(() => { button.textContent = label; }, 1500);
