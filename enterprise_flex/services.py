@@ -343,6 +343,10 @@ def line_delete(*, line: EFLine, actor: User | None) -> None:
 # Sites
 
 
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, bool | int | type(None)) else str(value)
+
+
 def _site_values(values: Mapping[str, Any]) -> dict[str, Any]:
     cleaned = {name: str(values.get(name, "") or "").strip() for name in SITE_FIELDS}
     cleaned["contact_email"] = cleaned["contact_email"].lower()
@@ -395,7 +399,8 @@ def site_update(
         )
     wanted: dict[str, Any] = {**data, "active": active}
     changes = {
-        name: {"from": getattr(locked, name), "to": value}
+        # A country is a Country object on the model, a code here: the audit keeps the code.
+        name: {"from": _plain(getattr(locked, name)), "to": value}
         for name, value in wanted.items()
         if getattr(locked, name) != value
     }

@@ -343,7 +343,21 @@ class SerialRedemptionAdmin(admin.ModelAdmin):
 
 @admin.register(SupportRegistration)
 class SupportRegistrationAdmin(admin.ModelAdmin):
-    list_display = ["company", "organization", "technical_email", "country", "created_at"]
-    search_fields = ["company", "technical_email", "primary_email", "organization__name"]
+    list_display = [
+        "company",
+        "organization",
+        "technical_email",
+        "country",
+        "country_legacy",
+        "created_at",
+    ]
+    search_fields = [
+        "company",
+        "technical_email",
+        "primary_email",
+        "organization__name",
+        "country_legacy",
+    ]
     list_select_related = ["organization"]
-    readonly_fields = ["created_at", "updated_at"]
+    # country_legacy: what was typed before countries were codes and matched none.
+    readonly_fields = ["country_legacy", "created_at", "updated_at"]

@@ -7,6 +7,7 @@ from allauth.core import context as allauth_context
 from django import forms
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
 
 from .models import Membership, Organization
 from .policy import SCOPE_LABELS, Scope
@@ -181,7 +182,7 @@ class CustomerAccountForm(forms.Form):
     address = forms.CharField(
         label=_("Address"), max_length=500, widget=forms.Textarea(attrs={"rows": 3})
     )
-    country = forms.CharField(label=_("Country"), max_length=100)
+    country = CountryField().formfield(label=_("Country"))
     contact_name = forms.CharField(label=_("Administrator's name"), max_length=200)
     contact_email = forms.EmailField(
         label=_("Administrator's email address"),

@@ -100,7 +100,8 @@ def registration_update(
     )
     registration = SupportRegistration.objects.select_for_update().get(pk=registration_id)
     changes = {
-        name: {"from": getattr(registration, name), "to": data[name]}
+        # str(): a country is a Country object on the model and a code in the form's data.
+        name: {"from": str(getattr(registration, name)), "to": str(data[name])}
         for name in REGISTRATION_FIELDS
         if name in data and getattr(registration, name) != data[name]
     }

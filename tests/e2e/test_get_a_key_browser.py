@@ -73,10 +73,10 @@ def enter_serial(page: Page, code: str) -> None:
 def fill_registration(page: Page) -> None:
     """Keeps what the portal prefilled and completes whatever it left empty."""
     expect(current_step(page)).to_contain_text("Registration and contacts")
-    for label, value in {"Address": "Av. Paulista 1000", "Country": "Brazil", **PHONES}.items():
+    for label, value in {"Address": "Av. Paulista 1000", "Country": "BR", **PHONES}.items():
         field = page.get_by_label(label)
         if not field.input_value():
-            field.fill(value)
+            field.select_option(value) if label == "Country" else field.fill(value)
     page.get_by_role("button", name="Next").click()
 
 
