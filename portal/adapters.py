@@ -58,7 +58,8 @@ class AccountAdapter(DefaultAccountAdapter):
         from .emails import queue_email_rendered, site_context
 
         context = {"email": email, **context, **site_context()}
-        subject = render_to_string(f"{template_prefix}_subject.txt", context)
-        subject = self.format_email_subject(subject)
+        subject = self.format_email_subject(
+            render_to_string(f"{template_prefix}_subject.txt", context)
+        )
         text = render_to_string(f"{template_prefix}_message.txt", context, self.request)
         queue_email_rendered(template=template_prefix, to=[email], subject=subject, text=text)

@@ -76,8 +76,9 @@ class PortalSignupForm(SignupForm):
                 else _("The address the licenses were shared with.")
             )
             if self.is_bound:  # whatever was posted: the address the email went to
-                self.data = self.data.copy()
-                self.data[self.add_prefix("email")] = self.fixed_email
+                data: Any = self.data.copy()  # type: ignore[has-type]
+                data[self.add_prefix("email")] = self.fixed_email
+                self.data = data
         if self.invited:
             del self.fields["organization_name"]
         elif self.via == SIGNUP_VIA_SHARE:

@@ -19,5 +19,5 @@ def short_date(value: date | datetime | str | None) -> str:
         try:
             value = date.fromisoformat(value[:10])
         except ValueError:
-            return value
-    return formats.date_format(value, "SHORT_DATE_FORMAT")
+            return str(value)
+    return str(formats.date_format(value, "SHORT_DATE_FORMAT"))

@@ -67,7 +67,7 @@ def test_email_writes_dates_in_the_language(
 def test_certificate_pdf_facts_write_dates_in_the_language(licensed: Any) -> None:
     _admin, license = licensed
     with translation.override("pt-br"):
-        facts = dict((str(label), value) for label, value in _facts(license))
+        facts = {str(label): value for label, value in _facts(license)}
     assert facts["Manutenção"] == "02/12/2025 – 02/12/2026"
 
 
