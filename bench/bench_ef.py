@@ -108,7 +108,7 @@ def contract_with_lines(
 ) -> tuple[EFContract, User]:
     """A customer, its super user and a contract of 50 lines, started 20 months ago."""
     organization = Organization.objects.create(
-        name=f"Bench EF {label} {stamp}", address="1 Bench Street", country="Brazil"
+        name=f"Bench EF {label} {stamp}", address="1 Bench Street", country="BR"
     )
     user = User.objects.create_user(email=f"ef-{label}-{stamp}@bench.example", password=None)
     Membership.objects.create(user=user, organization=organization, role="admin")
@@ -144,7 +144,7 @@ def seed_drawdowns(contract: EFContract, count: int) -> None:
         organization=contract.organization,
         company=contract.organization.name,
         address="1 Bench Street",
-        country="Brazil",
+        country="BR",
         primary_name="Site",
         primary_email="site@bench.example",
         primary_phone="1",
@@ -342,7 +342,7 @@ def raw_rate(contract: EFContract, user: User, count: int) -> float:
                 cursor.execute(RAW_SQL["line"], [line.pk])
                 cursor.execute(
                     RAW_SQL["registration"],
-                    [organization.pk, organization.name, "1 Bench Street", "Brazil", "Site",
+                    [organization.pk, organization.name, "1 Bench Street", "BR", "Site",
                      "site@bench.example", "1", "Site", "site@bench.example", "1"],
                 )  # fmt: skip
                 registration_id = cursor.fetchone()[0]  # type: ignore[index]

@@ -39,7 +39,7 @@ from portal.models import Membership, Organization, User  # noqa: E402
 REGISTRATION = {
     "company": "Bench Co",
     "address": "1 Bench Street",
-    "country": "Brazil",
+    "country": "BR",
     "primary_name": "P",
     "primary_email": "p@bench.example",
     "primary_phone": "1",

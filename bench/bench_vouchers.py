@@ -42,7 +42,7 @@ from vouchers.selectors import vouchers_check  # noqa: E402
 from vouchers.services import voucher_batch_create, vouchers_convert  # noqa: E402
 
 REGISTRATION = {
-    "company": "Bench Co", "address": "1 Bench Street", "country": "Brazil",
+    "company": "Bench Co", "address": "1 Bench Street", "country": "BR",
     "primary_name": "P", "primary_email": "p@bench.example", "primary_phone": "1",
     "technical_name": "T", "technical_email": "t@bench.example", "technical_phone": "2",
 }  # fmt: skip

@@ -44,7 +44,7 @@ from vouchers.services import voucher_batch_create, voucher_conversion_create  #
 
 CODES = 1000
 REGISTRATION = {
-    "company": "Bench Co", "address": "1 Bench Street", "country": "Brazil",
+    "company": "Bench Co", "address": "1 Bench Street", "country": "BR",
     "primary_name": "P", "primary_email": "p@bench.example", "primary_phone": "1",
     "technical_name": "T", "technical_email": "t@bench.example", "technical_phone": "2",
 }  # fmt: skip

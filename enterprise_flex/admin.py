@@ -111,7 +111,9 @@ class EFSiteInline(admin.StackedInline):
     formset = SiteInlineFormSet
     extra = 0
     can_delete = False  # sites keep their drawdowns: deactivate instead
-    fields = [*SITE_FIELDS, "active"]
+    fields = [*SITE_FIELDS, "country_legacy", "active"]
+    # What was typed before countries were codes and matched none.
+    readonly_fields = ["country_legacy"]
 
 
 class ContractUserInlineFormSet(forms.BaseInlineFormSet):

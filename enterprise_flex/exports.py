@@ -20,6 +20,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
+from portal.formats import short_date
+
 from .selectors import TrueUp, TrueUpRow
 
 SERIES_COLORS = (colors.HexColor("#6c757d"), colors.HexColor("#0d6efd"), colors.HexColor("#198754"))
@@ -159,9 +161,9 @@ def true_up_pdf(result: TrueUp) -> bytes:
                 _("%(customer)s · %(start)s to %(end)s · printed on %(today)s")
                 % {
                     "customer": contract.organization.name,
-                    "start": year.start.isoformat(),
-                    "end": year.end.isoformat(),
-                    "today": timezone.localdate().isoformat(),
+                    "start": short_date(year.start),
+                    "end": short_date(year.end),
+                    "today": short_date(timezone.localdate()),
                 }
             ),
             styles["Normal"],

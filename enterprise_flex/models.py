@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
 
 from licensing.models import License, Product, ProductVersion, add_months
 from portal.models import Organization
@@ -212,7 +213,12 @@ class EFSite(models.Model):
     contract = models.ForeignKey(EFContract, on_delete=models.CASCADE, related_name="sites")
     name = models.CharField(_("name"), max_length=120)
     address = models.TextField(_("address"), blank=True)
-    country = models.CharField(_("country"), max_length=100, blank=True)
+    country = CountryField(_("country"), blank=True)
+    # Free text typed before countries were codes, which no country matched (portal.countries):
+    # kept for staff to read and fix, never dropped.
+    country_legacy = models.CharField(
+        _("country as typed before"), max_length=100, blank=True, editable=False
+    )
     contact_name = models.CharField(_("contact name"), max_length=200, blank=True)
     contact_email = models.EmailField(_("contact email"), blank=True)
     contact_phone = models.CharField(_("contact phone"), max_length=40, blank=True)

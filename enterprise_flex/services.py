@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from licensing.models import License, ProductVersion, SupportRegistration, add_months
 from licensing.services import IssueSource, license_issue
+from portal.formats import short_date
 from portal.models import Membership, Organization, User
 from portal.services import audit_record, membership_ensure
 
@@ -342,6 +343,10 @@ def line_delete(*, line: EFLine, actor: User | None) -> None:
 # Sites
 
 
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, bool | int | type(None)) else str(value)
+
+
 def _site_values(values: Mapping[str, Any]) -> dict[str, Any]:
     cleaned = {name: str(values.get(name, "") or "").strip() for name in SITE_FIELDS}
     cleaned["contact_email"] = cleaned["contact_email"].lower()
@@ -394,7 +399,8 @@ def site_update(
         )
     wanted: dict[str, Any] = {**data, "active": active}
     changes = {
-        name: {"from": getattr(locked, name), "to": value}
+        # A country is a Country object on the model, a code here: the audit keeps the code.
+        name: {"from": _plain(getattr(locked, name)), "to": value}
         for name, value in wanted.items()
         if getattr(locked, name) != value
     }
@@ -811,7 +817,7 @@ def report_window_problem(contract: EFContract, year: int, *, today: date) -> st
     if today < contract_year.start:
         return _("Contract year %(year)s starts on %(date)s: report it from then on.") % {
             "year": year,
-            "date": contract_year.start.isoformat(),
+            "date": short_date(contract_year.start),
         }
     return None
 
@@ -912,7 +918,7 @@ def deployment_report_submit(
     if opens is not None and today < opens:
         raise EFError(
             _("The report for year %(year)s can be submitted from %(date)s.")
-            % {"year": year, "date": opens.isoformat()}
+            % {"year": year, "date": short_date(opens)}
         )
     report = _locked_report(contract, year)
     if report.is_submitted:

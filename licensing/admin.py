@@ -23,7 +23,13 @@ from .models import (
     SerialRedemption,
     SupportRegistration,
 )
-from .services import LicensingError, serials_create, serials_import, serials_import_preview
+from .services import (
+    LicensingError,
+    serials_create,
+    serials_import,
+    serials_import_preview,
+    serials_void,
+)
 
 
 class ProductVersionInline(admin.TabularInline):
@@ -253,24 +259,40 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
             },
         )
 
-    @admin.action(description=_("Void the selected open serial numbers"))
-    def void_serials(self, request: HttpRequest, queryset: QuerySet[SerialNumber]) -> None:
-        from portal.services import audit_record
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # void instead: a serial is printed on a certificate out in the world
 
-        codes = list(
-            queryset.filter(status=SerialNumber.Status.OPEN).values_list("code", flat=True)
-        )
-        count = SerialNumber.objects.filter(code__in=codes, status="open").update(status="void")
-        audit_record(
-            action="serials.voided",
+    @admin.action(description=_("Void the selected open serial numbers"))
+    def void_serials(self, request: HttpRequest, queryset: QuerySet[SerialNumber]) -> Any:
+        open_serials = queryset.filter(status=SerialNumber.Status.OPEN)
+        if "apply" not in request.POST:
+            # Say what will happen first: how many stop working, which ones are left alone.
+            open_count = open_serials.count()
+            return render(
+                request,
+                "admin/licensing/void_serials_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Void serial numbers"),
+                    "objects": list(open_serials.select_related("version__product")[:50]),
+                    "open_count": open_count,
+                    "other_count": queryset.count() - open_count,
+                    "queryset": queryset,
+                    "opts": self.model._meta,
+                },
+            )
+        codes = serials_void(
+            serial_ids=list(queryset.values_list("pk", flat=True)),
             actor=request.user,  # type: ignore[arg-type]
-            details={"codes": codes},
         )
         self.message_user(
             request,
-            ngettext("%(count)d serial number voided.", "%(count)d serial numbers voided.", count)
-            % {"count": count},
+            ngettext(
+                "%(count)d serial number voided.", "%(count)d serial numbers voided.", len(codes)
+            )
+            % {"count": len(codes)},
         )
+        return None
 
 
 @admin.register(License)
@@ -321,7 +343,21 @@ class SerialRedemptionAdmin(admin.ModelAdmin):
 
 @admin.register(SupportRegistration)
 class SupportRegistrationAdmin(admin.ModelAdmin):
-    list_display = ["company", "organization", "technical_email", "country", "created_at"]
-    search_fields = ["company", "technical_email", "primary_email", "organization__name"]
+    list_display = [
+        "company",
+        "organization",
+        "technical_email",
+        "country",
+        "country_legacy",
+        "created_at",
+    ]
+    search_fields = [
+        "company",
+        "technical_email",
+        "primary_email",
+        "organization__name",
+        "country_legacy",
+    ]
     list_select_related = ["organization"]
-    readonly_fields = ["created_at", "updated_at"]
+    # country_legacy: what was typed before countries were codes and matched none.
+    readonly_fields = ["country_legacy", "created_at", "updated_at"]

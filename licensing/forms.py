@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from portal.formats import short_date
 from portal.models import Organization
 from portal.ratelimit import CodeGuard
 
@@ -124,7 +125,7 @@ class RegistrationForm(forms.ModelForm):
                 (
                     str(lic.pk),
                     f"{lic.version} × {lic.quantity} — {lic.key} "
-                    f"({_('maintenance until')} {lic.maintenance_end:%Y-%m-%d})",
+                    f"({_('maintenance until')} {short_date(lic.maintenance_end)})",
                 )
                 for lic in targets
             ]

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
 
 from portal.models import Organization
 
@@ -176,7 +177,12 @@ class SupportRegistration(models.Model):
     company = models.CharField(_("company"), max_length=200)
     # Capped: it is copied into emails and license pages; 500 characters hold any address.
     address = models.TextField(_("address"), max_length=500)
-    country = models.CharField(_("country"), max_length=100)
+    country = CountryField(_("country"))
+    # Free text typed before countries were codes, which no country matched (portal.countries):
+    # kept for staff to read and fix, never dropped.
+    country_legacy = models.CharField(
+        _("country as typed before"), max_length=100, blank=True, editable=False
+    )
     primary_name = models.CharField(_("primary contact name"), max_length=200)
     primary_email = models.EmailField(_("primary contact email"))
     primary_phone = models.CharField(_("primary contact phone"), max_length=40)

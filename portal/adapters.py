@@ -4,6 +4,7 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.http import HttpRequest
+from django.utils.encoding import force_str
 
 from .requestcontext import get_client_ip
 
@@ -43,14 +44,22 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_signup_redirect_url(self, request: HttpRequest) -> str:
         return self.get_login_redirect_url(request)
 
+    def format_email_subject(self, subject: str) -> str:
+        from .emails import email_subject
+
+        return email_subject(force_str(subject))
+
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         # allauth's own emails (verification, password reset) go through the outbox as well,
-        # so that they are sent by the worker and survive a broker outage.
+        # so that they are sent by the worker and survive a broker outage. They name the portal
+        # from settings (allauth's templates read current_site.name and .domain).
         from django.template.loader import render_to_string
 
-        from .emails import queue_email_rendered
+        from .emails import queue_email_rendered, site_context
 
-        subject = render_to_string(f"{template_prefix}_subject.txt", context)
-        subject = self.format_email_subject(" ".join(subject.split()))
+        context = {"email": email, **context, **site_context()}
+        subject = self.format_email_subject(
+            render_to_string(f"{template_prefix}_subject.txt", context)
+        )
         text = render_to_string(f"{template_prefix}_message.txt", context, self.request)
         queue_email_rendered(template=template_prefix, to=[email], subject=subject, text=text)

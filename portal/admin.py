@@ -48,8 +48,9 @@ class MembershipInline(admin.TabularInline):
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "account_number", "kind", "country", "created_at"]
     list_filter = ["kind", "country"]
-    search_fields = ["name", "account_number"]
-    readonly_fields = ["account_number", "created_at"]
+    search_fields = ["name", "account_number", "country_legacy"]
+    # country_legacy: what was typed before countries were codes and matched none.
+    readonly_fields = ["account_number", "country_legacy", "created_at"]
     inlines = [MembershipInline]
 
 

@@ -12,7 +12,10 @@ from .selectors import acting_context, memberships_of
 
 def portal(request: HttpRequest) -> dict[str, Any]:
     """The acting organization, what the actor may do there, and the switcher's choices."""
-    context: dict[str, Any] = {"PORTAL_PRODUCTION": settings.PRODUCTION}
+    context: dict[str, Any] = {
+        "PORTAL_PRODUCTION": settings.PRODUCTION,
+        "site_name": str(settings.PORTAL_SITE_NAME),
+    }
     if getattr(request, "user", None) is None or not request.user.is_authenticated:
         return context
     # organization_required already decided for this request; other pages (account, errors)

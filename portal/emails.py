@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from django.conf import settings
@@ -31,11 +32,49 @@ class Attachment:
     mimetype: str = "application/octet-stream"
 
 
+@dataclass(frozen=True)
+class PortalSite:
+    """What emails call the portal: allauth's templates read it as `current_site`.
+
+    The portal does not use Django's Sites framework, so without this allauth's emails said
+    "Hello from !" (the request's RequestSite has no name once the email is rendered for the
+    outbox). Name and address come from settings, in the active language.
+    """
+
+    name: str
+    domain: str
+    url: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def portal_site() -> PortalSite:
+    """The portal's name (PORTAL_SITE_NAME, translated when not set) and address."""
+    url = settings.PORTAL_SITE_URL
+    return PortalSite(name=str(settings.PORTAL_SITE_NAME), domain=urlsplit(url).netloc, url=url)
+
+
+def site_context() -> dict[str, Any]:
+    """The variables every email template may use to name the portal and link to it."""
+    site = portal_site()
+    return {
+        "current_site": site,
+        "site_name": site.name,
+        "site_domain": site.domain,
+        "site_url": site.url,
+    }
+
+
+def email_subject(subject: str) -> str:
+    """A subject with the portal's prefix, "[Licensing Portal] …" in the active language."""
+    return f"[{portal_site().name}] " + " ".join(subject.split())
+
+
 def render_email(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """Renders emails/<template>_{subject.txt,body.txt,body.html}."""
-    context = {"site_url": settings.PORTAL_SITE_URL, **context}
-    subject_lines = render_to_string(f"emails/{template}_subject.txt", context)
-    subject = settings.EMAIL_SUBJECT_PREFIX + " ".join(subject_lines.split())
+    context = {**site_context(), **context}
+    subject = email_subject(render_to_string(f"emails/{template}_subject.txt", context))
     text = render_to_string(f"emails/{template}_body.txt", context)
     html = render_to_string(f"emails/{template}_body.html", context)
     return subject, text, html

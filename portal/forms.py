@@ -5,7 +5,9 @@ from typing import Any
 from allauth.account.forms import SignupForm
 from allauth.core import context as allauth_context
 from django import forms
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
 
 from .models import Membership, Organization
 from .policy import SCOPE_LABELS, Scope
@@ -19,27 +21,80 @@ class OrganizationForm(forms.ModelForm):
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
 
 
+# Set by a landing page reached from an email (an invitation, a share) while logged out: the
+# address it was sent to and why, so that sign-up uses that address (what invitation_accept and
+# share_accept require) and asks only what that path needs.
+SESSION_SIGNUP = "portal:signup"
+SIGNUP_VIA_INVITATION = "invitation"
+SIGNUP_VIA_SHARE = "share"
+
+
+def signup_remember(request: HttpRequest, *, email: str, via: str) -> None:
+    """Remembers for sign-up the address an emailed link was sent to (and which link it was)."""
+    request.session[SESSION_SIGNUP] = {"email": email.strip().lower(), "via": via}
+
+
 class PortalSignupForm(SignupForm):
-    """allauth's sign-up plus the user's name and, unless they were invited, their organization."""
+    """allauth's sign-up plus the user's name and, unless they were invited, their organization.
+
+    Reached from an invitation or a share email, the address is the one the email went to and
+    cannot be changed here. Invited people join the inviting organization, so there is no
+    organization to name. Share recipients may name their company; left empty, the licenses
+    shared with them are kept in an organization under their own name.
+    """
 
     full_name = forms.CharField(label=_("Your name"), max_length=200)
     organization_name = forms.CharField(
         label=_("Organization name"),
         max_length=200,
-        required=False,
-        help_text=_("The company the licenses belong to. Leave empty if you were invited."),
+        help_text=_(
+            "The company the licenses belong to: you become its administrator. If your company "
+            "already uses the portal, ask one of its administrators to invite you instead."
+        ),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         request = allauth_context.request
-        self.invited = bool(request is not None and request.session.get("portal:invitation"))
+        session = request.session if request is not None else {}
+        if request is not None and request.GET.get("another_address"):
+            # "Not your address?": sign up as someone else, without the emailed link's state.
+            for key in (SESSION_SIGNUP, "portal:invitation", "licensing:share-token"):
+                session.pop(key, None)
+        remembered = session.get(SESSION_SIGNUP) or {}
+        self.invited = bool(session.get("portal:invitation"))
+        self.via = SIGNUP_VIA_INVITATION if self.invited else remembered.get("via")
+        same_link = self.via is not None and remembered.get("via") == self.via
+        self.fixed_email: str = remembered.get("email", "") if same_link else ""
+        if self.fixed_email:
+            email = self.fields["email"]
+            email.initial = self.fixed_email
+            email.widget.attrs.update(readonly=True, autocomplete="off")
+            email.help_text = (
+                _("The address your invitation was sent to.")
+                if self.via == SIGNUP_VIA_INVITATION
+                else _("The address the licenses were shared with.")
+            )
+            if self.is_bound:  # whatever was posted: the address the email went to
+                data: Any = self.data.copy()  # type: ignore[has-type]
+                data[self.add_prefix("email")] = self.fixed_email
+                self.data = data
         if self.invited:
             del self.fields["organization_name"]
+        elif self.via == SIGNUP_VIA_SHARE:
+            organization = self.fields["organization_name"]
+            organization.required = False
+            organization.help_text = _(
+                "Optional. Leave it empty to keep the licenses shared with you in an "
+                "organization under your own name; enter your company's name to register its "
+                "purchases here as well."
+            )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if not self.invited and not (cleaned.get("organization_name") or "").strip():
+        if self.invited or self.via == SIGNUP_VIA_SHARE:
+            return cleaned
+        if not (cleaned.get("organization_name") or "").strip():
             self.add_error(
                 "organization_name",
                 _(
@@ -56,7 +111,9 @@ class PortalSignupForm(SignupForm):
         user.full_name = self.cleaned_data["full_name"]
         user.save(update_fields=["full_name"])
         if not self.invited:
-            organization_create(name=self.cleaned_data["organization_name"].strip(), admin=user)
+            name = (self.cleaned_data.get("organization_name") or "").strip()
+            organization_create(name=name or user.full_name or user.email, admin=user)
+        request.session.pop(SESSION_SIGNUP, None)
         return user
 
 
@@ -126,7 +183,7 @@ class CustomerAccountForm(forms.Form):
     address = forms.CharField(
         label=_("Address"), max_length=500, widget=forms.Textarea(attrs={"rows": 3})
     )
-    country = forms.CharField(label=_("Country"), max_length=100)
+    country = CountryField().formfield(label=_("Country"))
     contact_name = forms.CharField(label=_("Administrator's name"), max_length=200)
     contact_email = forms.EmailField(
         label=_("Administrator's email address"),

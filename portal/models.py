@@ -10,6 +10,7 @@ from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
 
 INVITATION_LIFETIME = timedelta(days=14)
 
@@ -80,7 +81,12 @@ class Organization(models.Model):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.CUSTOMER)
     # Capped: it is copied into emails and pages; 500 characters hold any address.
     address = models.TextField(_("address"), blank=True, max_length=500)
-    country = models.CharField(_("country"), max_length=100, blank=True)
+    country = CountryField(_("country"), blank=True)
+    # Free text typed before countries were codes, which no country matched (portal.countries):
+    # kept for staff to read and fix, never dropped.
+    country_legacy = models.CharField(
+        _("country as typed before"), max_length=100, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "import_export",
     "csp",
+    "django_countries",
     "portal",
     "licensing",
     "upgrades",
@@ -199,19 +200,23 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
 ACCOUNT_FORMS = {"signup": "portal.forms.PortalSignupForm"}
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
+# The subject prefix is the translated site name, "[<PORTAL_SITE_NAME>] " (portal.emails).
 # Failed logins: per client IP, and per account *and* IP (portal.adapters keys "key" on both), so
 # wrong passwords sent from elsewhere never lock the account's owner out. The IP comes from
 # portal.requestcontext (PORTAL_TRUSTED_PROXY_COUNT), which allauth uses through the adapter.
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,60/h/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_TOTP_ISSUER = "Licensing Portal"
+MFA_TOTP_ISSUER = os.environ.get("PORTAL_SITE_NAME") or "Licensing Portal"
 # One 30-second step either side, as RFC 6238 suggests for clock drift between phone and server.
 MFA_TOTP_TOLERANCE = 1
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("pt-br", _("Brazilian Portuguese"))]
 LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
+# Dates follow the active language: portal/formats/<lang>/formats.py (English keeps ISO dates,
+# unambiguous for every English-speaking country; pt-BR writes 02/12/2026). Templates print
+# dates with |date:"SHORT_DATE_FORMAT"; CSV exports keep ISO (isoformat()).
+FORMAT_MODULE_PATH = ["portal.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -273,6 +278,9 @@ DEFAULT_FROM_EMAIL = os.environ.get(
 )
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
+# What every email and page calls the portal, and where it lives. Unset, the name is the
+# translated "Licensing Portal"; set, it is used as it is in both languages (a brand).
+PORTAL_SITE_NAME: Any = os.environ.get("PORTAL_SITE_NAME") or _("Licensing Portal")
 PORTAL_SITE_URL = os.environ.get("PORTAL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 # An SMTP server that hangs must not hold a worker beyond the task's time limit.

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from .forms import (
+    SIGNUP_VIA_INVITATION,
     CustomerAccountForm,
     CustomerSearchForm,
     DelegationGrantForm,
@@ -30,6 +31,7 @@ from .forms import (
     InvitationForm,
     MemberRoleForm,
     OrganizationForm,
+    signup_remember,
 )
 from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
 from .models import Delegation, Invitation, Membership, Organization
@@ -307,6 +309,7 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
     if not request.user.is_authenticated:
         # Remembered through sign-up or login; the adapter brings the user back here.
         request.session["portal:invitation"] = token
+        signup_remember(request, email=invitation.email, via=SIGNUP_VIA_INVITATION)
         return render(request, "portal/invitation.html", {"invitation": invitation})
     if request.method != "POST":
         return render(request, "portal/invitation.html", {"invitation": invitation})

@@ -228,6 +228,7 @@ ADMIN_READ_ONLY = {
         "fileconnect_release",
         "fileconnect_releasefile",
         "licensing_license",
+        "licensing_serialnumber",
         "licensing_serialredemption",
         "portal_auditevent",
         "portal_delegation",
@@ -241,14 +242,14 @@ ADMIN_READ_ONLY = {
     )
     for verb in ("add", "delete")
 } - {
-    # Staff create batches and notifications (through services) and delete what is unused.
+    # Staff create batches (through services); nothing here is ever deleted: serials, licenses,
+    # notifications, vouchers and audit events are voided, revoked, expire or stay.
     "admin:vouchers_voucherbatch_add",
     # Releases are created and files uploaded in admin; withdrawn, never deleted.
     "admin:fileconnect_release_add",
     "admin:fileconnect_releasefile_add",
-    "admin:upgrades_upgradenotification_delete",
-    "admin:upgrades_upgradenotice_delete",
-    "admin:upgrades_upgraderedemption_delete",
+    # Staff create serial numbers (one by one, generated or imported); void, never delete.
+    "admin:licensing_serialnumber_add",
 }
 ADMIN_NOT_FOUND = {"admin:autocomplete", "admin:view_on_site"}
 ALLAUTH_LOGIN_REQUIRED = {

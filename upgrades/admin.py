@@ -4,7 +4,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -12,6 +13,7 @@ from licensing.admin import ProductVersionAdmin as CatalogVersionAdmin
 from licensing.models import ProductVersion
 
 from .models import UpgradeLine, UpgradeNotice, UpgradeNotification, UpgradeRedemption
+from .selectors import publication_preview
 from .services import version_publish
 
 # The catalog's version admin gains the publish action here, so that licensing never imports
@@ -27,9 +29,30 @@ class ProductVersionAdmin(CatalogVersionAdmin):
     readonly_fields = ["published_at"]
 
     @admin.action(description=_("Publish and notify"))
-    def publish_and_notify(self, request: HttpRequest, queryset: QuerySet[ProductVersion]) -> None:
+    def publish_and_notify(
+        self, request: HttpRequest, queryset: QuerySet[ProductVersion]
+    ) -> HttpResponse | None:
+        versions = list(queryset.select_related("product"))
+        if "apply" not in request.POST:
+            # Emails go out to customers: say to how many before anything is published.
+            previews = [publication_preview(version=version) for version in versions]
+            to_publish = [p for p in previews if not p.already_published]
+            return render(
+                request,
+                "admin/upgrades/publish_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Publish and notify"),
+                    "previews": previews,
+                    "organizations": sum(p.organizations for p in to_publish),
+                    "licenses": sum(p.licenses for p in to_publish),
+                    "publishable": len(to_publish),
+                    "queryset": queryset,
+                    "opts": self.model._meta,
+                },
+            )
         published = skipped = 0
-        for version in queryset.select_related("product"):
+        for version in versions:
             if version_publish(version=version, actor=request.user):  # type: ignore[arg-type]
                 published += 1
             else:
@@ -57,6 +80,7 @@ class ProductVersionAdmin(CatalogVersionAdmin):
                 % {"count": skipped},
                 messages.WARNING,
             )
+        return None
 
 
 class UpgradeLineInline(admin.TabularInline):
@@ -82,6 +106,11 @@ class UpgradeNotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A customer holds this ID and may be mid-upgrade with it; its lines count what was
+        # spent (check_invariants). It expires instead.
+        return False
+
 
 @admin.register(UpgradeRedemption)
 class UpgradeRedemptionAdmin(admin.ModelAdmin):
@@ -95,6 +124,9 @@ class UpgradeRedemptionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # what an upgrade line spent: the invariants count it
+
 
 @admin.register(UpgradeNotice)
 class UpgradeNoticeAdmin(admin.ModelAdmin):
@@ -103,3 +135,6 @@ class UpgradeNoticeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deleting a notice would email the technical contact again

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from licensing.codes import CodeFormatError, canonical_short_code
+from licensing.models import License, ProductVersion
 from portal.models import Organization
 
 from .models import UpgradeLine, UpgradeNotification, UpgradeRedemption
@@ -77,4 +80,35 @@ def notification_history(notification: UpgradeNotification) -> QuerySet[UpgradeR
         UpgradeRedemption.objects.filter(line__notification=notification)
         .select_related("license", "line__source_license__version", "user")
         .order_by("-created_at")
+    )
+
+
+@dataclass(frozen=True)
+class PublicationPreview:
+    """What publishing a version would do: who would be notified (nothing yet is written)."""
+
+    version: ProductVersion
+    organizations: int
+    licenses: int
+
+    @property
+    def already_published(self) -> bool:
+        return self.version.published_at is not None
+
+
+def publication_preview(*, version: ProductVersion) -> PublicationPreview:
+    """The organizations and licenses that publishing `version` now would notify.
+
+    The same eligibility rule as notifications_create (upgrades/services.py): an active license
+    of an earlier version of the product whose maintenance is current on the release date.
+    """
+    counts = License.objects.filter(
+        version__product_id=version.product_id,
+        version__released_on__lt=version.released_on,
+        status=License.Status.ACTIVE,
+        quantity__gt=0,
+        maintenance_end__gte=version.released_on,
+    ).aggregate(licenses=Count("pk"), organizations=Count("owner", distinct=True))
+    return PublicationPreview(
+        version=version, organizations=counts["organizations"], licenses=counts["licenses"]
     )

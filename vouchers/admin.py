@@ -250,6 +250,9 @@ class VoucherBatchAdmin(admin.ModelAdmin):
                     **self.admin_site.each_context(request),
                     "title": _("Void voucher batches"),
                     "objects": batches,
+                    "open_count": Voucher.objects.filter(
+                        batch__in=batches, status=Voucher.Status.OPEN
+                    ).count(),
                     "action": "void_batches",
                     "queryset": queryset,
                     "opts": self.model._meta,

@@ -156,18 +156,28 @@ def codes_from_csv(upload: UploadedFile) -> list[str]:
 
 def unique_entries(entries: list[str]) -> list[str]:
     """Entries in order, each code once however it was typed (case, dashes, spaces)."""
-    seen: set[str] = set()
+    return split_duplicates(entries)[0]
+
+
+def split_duplicates(entries: list[str]) -> tuple[list[str], list[str]]:
+    """(each code once, in order; the codes that were entered more than once, once each)."""
+    seen: dict[str, int] = {}
     unique: list[str] = []
+    repeated: list[str] = []
     for raw in entries:
         entry = " ".join(raw.split())
+        if not entry:
+            continue
         try:
             key = canonical_code(entry)
         except CodeFormatError:
             key = compact(entry)
-        if entry and key not in seen:
-            seen.add(key)
+        if key not in seen:
+            seen[key] = len(unique)
             unique.append(entry)
-    return unique
+        elif unique[seen[key]] not in repeated:
+            repeated.append(unique[seen[key]])
+    return unique, repeated
 
 
 class VoucherCodesForm(forms.Form):
@@ -205,6 +215,8 @@ class VoucherCodesForm(forms.Form):
         self.organization = organization
         self.guard = CodeGuard(request, organization=organization, action="vouchers.rate_limited")
         self.entries: list[str] = []
+        # Codes pasted more than once: checked and converted once, and the preview says so.
+        self.duplicates: list[str] = []
         self.checks: list[CodeCheck] = []
         self.unchecked: list[str] = []
         self.file_entries: list[str] = []
@@ -230,7 +242,7 @@ class VoucherCodesForm(forms.Form):
                 code="too_many",
                 params={"limit": f"{MAX_ENTRIES:,}", "max": f"{MAX_CODES:,}"},
             )
-        entries = unique_entries(typed + self.file_entries)
+        entries, duplicates = split_duplicates(typed + self.file_entries)
         if not entries:
             raise forms.ValidationError(
                 _("Enter at least one voucher code, or upload a CSV file of them."), code="empty"
@@ -248,6 +260,7 @@ class VoucherCodesForm(forms.Form):
             )
         self.guard.check()
         self.entries = entries
+        self.duplicates = duplicates
         self.checks, self.unchecked = self._check_within_budget(entries)
         return cleaned
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from licensing.codes import CodeFormatError, canonical_code, generate_code
 from licensing.models import ProductVersion, SerialNumber
+from portal.formats import short_date
 from portal.models import Organization, User
 from portal.policy import organization_access
 
@@ -96,6 +97,8 @@ def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
         ),
     }
     message = messages.get(reason, _("This voucher cannot be converted."))
+    if "date" in params:  # stored as ISO (the conversion keeps it as JSON): shown in the language
+        params = {**params, "date": short_date(params["date"])}
     try:
         return message % params if "%(" in message else message
     except (KeyError, TypeError, ValueError):

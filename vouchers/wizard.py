@@ -80,9 +80,17 @@ class VoucherCenterState:
 
     # -- step 1 --------------------------------------------------------------------------
 
-    def set_codes(self, *, entries: list[str], unchecked: list[str], minutes_left: int) -> None:
+    def set_codes(
+        self,
+        *,
+        entries: list[str],
+        unchecked: list[str],
+        minutes_left: int,
+        duplicates: list[str] | None = None,
+    ) -> None:
         self._data.update(
             entries=entries,
+            duplicates=list(duplicates or []),
             unchecked=unchecked,
             minutes_left=minutes_left,
             token=str(uuid.uuid4()),
@@ -92,6 +100,11 @@ class VoucherCenterState:
     @property
     def entries(self) -> list[str]:
         return list(self._data.get("entries", []))
+
+    @property
+    def duplicates(self) -> list[str]:
+        """Codes that were entered more than once (each is kept once)."""
+        return list(self._data.get("duplicates", []))
 
     @property
     def unchecked(self) -> list[str]:
@@ -222,7 +235,10 @@ def voucher_center(request: PortalRequest) -> HttpResponse:
         )
         if form.is_valid():
             state.set_codes(
-                entries=form.entries, unchecked=form.unchecked, minutes_left=form.minutes_left
+                entries=form.entries,
+                unchecked=form.unchecked,
+                minutes_left=form.minutes_left,
+                duplicates=form.duplicates,
             )
             state.save()
             return redirect("voucher-center-preview")
@@ -261,6 +277,7 @@ def voucher_center_preview(request: PortalRequest) -> HttpResponse:
         {
             "form": form,
             "token": state.token,
+            "duplicates": state.duplicates,
             **_summary(checks, state.combine),
             **steps_context("codes"),
         },

@@ -34,6 +34,7 @@ from .manage import (
     license_share,
     normalize_share_email,
     registration_update,
+    rehost_refusal,
     rehosts_left,
     share_accept,
     share_revoke,
@@ -45,6 +46,7 @@ from .serials import (
     SerialImportResult,
     serials_import,
     serials_import_preview,
+    serials_void,
 )
 
 __all__ = [
@@ -77,12 +79,14 @@ __all__ = [
     "maintenance_reminders_send",
     "normalize_share_email",
     "registration_update",
+    "rehost_refusal",
     "rehosts_left",
     "serial_check",
     "serial_redeem",
     "serials_create",
     "serials_import",
     "serials_import_preview",
+    "serials_void",
     "share_accept",
     "share_revoke",
     "shares_bind_verified_email",

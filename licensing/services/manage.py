@@ -100,7 +100,8 @@ def registration_update(
     )
     registration = SupportRegistration.objects.select_for_update().get(pk=registration_id)
     changes = {
-        name: {"from": getattr(registration, name), "to": data[name]}
+        # str(): a country is a Country object on the model and a code in the form's data.
+        name: {"from": str(getattr(registration, name)), "to": str(data[name])}
         for name in REGISTRATION_FIELDS
         if name in data and getattr(registration, name) != data[name]
     }
@@ -497,37 +498,44 @@ def custom_values_csv_preview(
 # Rehost and renewal
 
 
+def rehost_refusal(license: License, host_id: str) -> str | None:
+    """Why `license` cannot move to `host_id` now (a sentence that says what to do), or None.
+
+    Asked before the confirmation page and again, under the row lock, by license_rehost.
+    """
+    product = license.version.product
+    new_host = " ".join((host_id or "").split())
+    if not product.node_locked:
+        return _("%(product)s is not node-locked: its licenses are not bound to a host.") % {
+            "product": product.name
+        }
+    if license.status != License.Status.ACTIVE:
+        return _("Only active licenses can be rehosted.")
+    if not new_host:
+        return _("Enter the host ID of the new machine.")
+    if new_host.lower() == license.host_id.lower():
+        return _(
+            "The license is already bound to %(host)s. Enter the host ID of the new machine."
+        ) % {"host": new_host}
+    used = _rehosts_in_last_year(license)
+    if used >= product.rehost_limit:
+        return _(
+            "This license was rehosted %(count)d times in the last 12 months, the most "
+            "%(product)s allows. Contact customer care to move it again."
+        ) % {"count": used, "product": product.name}
+    return None
+
+
 @transaction.atomic
 def license_rehost(*, license: License, host_id: str, actor: User) -> License:
     """Moves a node-locked license to a new host: new key and file, the old key is revoked."""
     locked = (
         License.objects.select_for_update().select_related("version__product").get(pk=license.pk)
     )
-    product = locked.version.product
     new_host = " ".join((host_id or "").split())
-    if not product.node_locked:
-        raise LicensingError(
-            _("%(product)s is not node-locked: its licenses are not bound to a host.")
-            % {"product": product.name}
-        )
-    if locked.status != License.Status.ACTIVE:
-        raise LicensingError(_("Only active licenses can be rehosted."))
-    if not new_host:
-        raise LicensingError(_("Enter the host ID of the new machine."))
-    if new_host.lower() == locked.host_id.lower():
-        raise LicensingError(
-            _("The license is already bound to %(host)s. Enter the host ID of the new machine.")
-            % {"host": new_host}
-        )
-    used = _rehosts_in_last_year(locked)
-    if used >= product.rehost_limit:
-        raise LicensingError(
-            _(
-                "This license was rehosted %(count)d times in the last 12 months, the most "
-                "%(product)s allows. Contact customer care to move it again."
-            )
-            % {"count": used, "product": product.name}
-        )
+    refusal = rehost_refusal(locked, new_host)
+    if refusal:
+        raise LicensingError(refusal)
     old_key, old_host = locked.key, locked.host_id
     RetiredKey.objects.create(key=old_key, license=locked, host_id=old_host, reason="rehost")
     locked.key = generate_license_key()

@@ -264,3 +264,22 @@ def serials_import(
         details={"created": result.created, "existing": result.existing},
     )
     return result
+
+
+@transaction.atomic
+def serials_void(*, serial_ids: list[int], actor: User | None) -> list[str]:
+    """Voids the open serials among `serial_ids`; redeemed and void ones are left as they are.
+
+    A conditional UPDATE (status still open) decides, so a serial redeemed meanwhile is never
+    voided. Returns the codes voided, which the audit event lists.
+    """
+    open_serials = SerialNumber.objects.select_for_update().filter(
+        pk__in=serial_ids, status=SerialNumber.Status.OPEN
+    )
+    codes = list(open_serials.values_list("code", flat=True))
+    SerialNumber.objects.filter(code__in=codes, status=SerialNumber.Status.OPEN).update(
+        status=SerialNumber.Status.VOID
+    )
+    if codes:
+        audit_record(action="serials.voided", actor=actor, details={"codes": codes})
+    return codes

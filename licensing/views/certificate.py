@@ -17,6 +17,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
+from portal.formats import short_date
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
@@ -32,7 +33,7 @@ def _facts(license: License) -> list[tuple[str, str]]:
         (_("Quantity"), str(license.quantity)),
         (
             _("Maintenance"),
-            f"{license.maintenance_start:%Y-%m-%d} – {license.maintenance_end:%Y-%m-%d}",
+            f"{short_date(license.maintenance_start)} – {short_date(license.maintenance_end)}",
         ),
         (_("Licensed to"), f"{license.owner.name} ({license.owner.account_number})"),
         (_("Status"), str(license.get_status_display())),
@@ -97,7 +98,7 @@ def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
         25 * mm,
         20 * mm,
         _("Printed on %(date)s. Keep this certificate with your records.")
-        % {"date": timezone.localdate().isoformat()},
+        % {"date": short_date(timezone.localdate())},
     )
     pdf.showPage()
     pdf.save()

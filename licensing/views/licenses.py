@@ -52,6 +52,7 @@ from ..services import (
     license_rehost,
     license_renew_with_serial,
     registration_update,
+    rehost_refusal,
     rehosts_left,
 )
 
@@ -463,6 +464,10 @@ def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, " ".join(str(e) for e in form.errors.get("host_id", [])))
         return redirect("license-detail", pk=license.pk)
+    host_id = form.cleaned_data["host_id"]
+    if request.POST.get("confirm") != "1" and not rehost_refusal(license, host_id):
+        # Nothing wrong with the request: say what it will do before doing it.
+        return _rehost_confirmation(request, license, " ".join(host_id.split()))
     try:
         license = license_rehost(
             license=license, host_id=form.cleaned_data["host_id"], actor=request.user
@@ -476,3 +481,12 @@ def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
             % {"host": license.host_id},
         )
     return redirect("license-detail", pk=license.pk)
+
+
+def _rehost_confirmation(request: PortalRequest, license: License, host_id: str) -> HttpResponse:
+    """Before a rehost: the current key stops working, a new one is issued for `host_id`."""
+    return render(
+        request,
+        "licensing/rehost_confirm.html",
+        {"license": license, "host_id": host_id, "moves_after": max(0, rehosts_left(license) - 1)},
+    )

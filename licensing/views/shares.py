@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from portal.forms import SIGNUP_VIA_SHARE, signup_remember
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
@@ -102,6 +103,7 @@ def share_landing(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "licensing/share_invalid.html", status=404)
     if not request.user.is_authenticated:
         request.session[SESSION_SHARE_TOKEN] = token
+        signup_remember(request, email=share.email, via=SIGNUP_VIA_SHARE)
         return render(request, "licensing/share_landing.html", {"share": share})
     return _accept(request, token)
 

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 RESULT_URL = re.compile(r"/vouchers/conversions/[0-9a-f-]{36}/$")
 MISSING = {
     "Address": "Av. Paulista 1000",
-    "Country": "Brazil",
+    "Country": "BR",  # a select of countries: the option's value
     "Primary contact phone": "+55 11 5555-0100",
     "Technical contact phone": "+55 11 5555-0101",
 }
@@ -84,7 +84,7 @@ def convert_two_of_three(
     for label, value in MISSING.items():
         field = page.get_by_label(label)
         if not field.input_value():
-            field.fill(value)
+            field.select_option(value) if label == "Country" else field.fill(value)
     page.get_by_role("button", name="Next").click()
 
     expect(current_step(page)).to_contain_text("Confirm")

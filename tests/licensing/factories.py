@@ -43,7 +43,7 @@ class SupportRegistrationFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     company = factory.LazyAttribute(lambda o: o.organization.name)
     address = "Rua Augusta 500"
-    country = "Brazil"
+    country = "BR"
     primary_name = "Paula Primary"
     primary_email = "paula@customer.example"
     primary_phone = "+55 11 5555-0100"
@@ -55,7 +55,7 @@ class SupportRegistrationFactory(factory.django.DjangoModelFactory):
 REGISTRATION = {
     "company": "Acme Manufacturing",
     "address": "Av. Paulista 1000",
-    "country": "Brazil",
+    "country": "BR",
     "primary_name": "Paula Primary",
     "primary_email": "paula@acme.example",
     "primary_phone": "+55 11 5555-0100",

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from licensing.models import SerialNumber
 from portal.models import AuditEvent
-from tests.licensing.factories import ProductVersionFactory, SerialNumberFactory
+from tests.licensing.factories import LicenseFactory, ProductVersionFactory, SerialNumberFactory
 from tests.licensing.wizard import walk
 from tests.portal.factories import MembershipFactory, UserFactory
 
@@ -89,14 +89,34 @@ def test_generate_serials_action(staff_client) -> None:  # type: ignore[no-untyp
     assert SerialNumber.objects.filter(version=version, quantity=5).count() == 12
 
 
-def test_void_action(staff_client) -> None:  # type: ignore[no-untyped-def]
+def test_void_action_asks_first_then_voids_the_open_serials(staff_client) -> None:  # type: ignore[no-untyped-def]
     serial = SerialNumberFactory()
-    staff_client.post(
-        reverse("admin:licensing_serialnumber_changelist"),
-        {"action": "void_serials", "_selected_action": [serial.pk]},
-    )
+    redeemed = SerialNumberFactory(status=SerialNumber.Status.VOID)
+    url = reverse("admin:licensing_serialnumber_changelist")
+    action = {"action": "void_serials", "_selected_action": [serial.pk, redeemed.pk]}
+    page = staff_client.post(url, action)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "1 open serial number will stop working" in text
+    assert "1 selected serial number is already redeemed or void" in text
+    serial.refresh_from_db()
+    assert serial.status == SerialNumber.Status.OPEN  # nothing changed yet
+    staff_client.post(url, {**action, "apply": "1"})
     serial.refresh_from_db()
     assert serial.status == SerialNumber.Status.VOID
+    event = AuditEvent.objects.get(action="serials.voided")
+    assert event.details["codes"] == [serial.code]
+
+
+def test_serials_licenses_and_audit_events_cannot_be_deleted_in_admin(staff_client) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory()
+    for name, args in (
+        ("admin:licensing_serialnumber_delete", [serial.pk]),
+        ("admin:licensing_license_delete", [LicenseFactory().pk]),
+    ):
+        assert staff_client.get(reverse(name, args=args)).status_code == 403
+    changelist = staff_client.get(reverse("admin:licensing_serialnumber_changelist"))
+    assert "delete_selected" not in changelist.content.decode()
 
 
 def test_csv_import_of_serials(staff_client) -> None:  # type: ignore[no-untyped-def]

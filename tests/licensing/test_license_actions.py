@@ -419,10 +419,17 @@ def test_rehost_issues_a_new_key_and_revokes_the_old(
     client, admin, node_locked, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     old_key = node_locked.key
+    url = reverse("license-rehost", kwargs={"pk": node_locked.pk})
+    # First a page that says the current key stops working; nothing changes yet.
+    confirm = client.post(url, {"host_id": "  HOST-B  "})
+    assert confirm.status_code == 200
+    text = confirm.content.decode()
+    assert "stops working as soon as you confirm" in text and "HOST-B" in text
+    assert "After this move, 1 move is left in the last 12 months." in text
+    node_locked.refresh_from_db()
+    assert node_locked.key == old_key and not RetiredKey.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(
-            reverse("license-rehost", kwargs={"pk": node_locked.pk}), {"host_id": "  HOST-B  "}
-        )
+        client.post(url, {"host_id": "HOST-B", "confirm": "1"})
     node_locked.refresh_from_db()
     assert node_locked.host_id == "HOST-B" and node_locked.key != old_key
     assert RetiredKey.objects.get().key == old_key
@@ -447,15 +454,16 @@ def test_rehost_bad_input(client, admin, node_locked, host, message) -> None:  #
 
 def test_rehost_limit(client, admin, node_locked) -> None:  # type: ignore[no-untyped-def]
     url = reverse("license-rehost", kwargs={"pk": node_locked.pk})
-    client.post(url, {"host_id": "B"})
-    client.post(url, {"host_id": "C"})
+    client.post(url, {"host_id": "B", "confirm": "1"})
+    client.post(url, {"host_id": "C", "confirm": "1"})
+    # Refused at once, without a confirmation page for a move that cannot happen.
     response = client.post(url, {"host_id": "D"}, follow=True)
     assert "Contact customer care" in _messages(response)
     node_locked.refresh_from_db()
     assert node_locked.host_id == "C"
     # Moves older than 12 months no longer count.
     RetiredKey.objects.update(retired_at=timezone.now() - timedelta(days=400))
-    client.post(url, {"host_id": "D"})
+    client.post(url, {"host_id": "D", "confirm": "1"})
     node_locked.refresh_from_db()
     assert node_locked.host_id == "D"
 

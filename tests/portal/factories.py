@@ -29,7 +29,7 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Customer {n} Ltda")
     address = "Rua Augusta 500\nSão Paulo"
-    country = "Brazil"
+    country = "BR"
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -93,7 +93,9 @@ def test_po_header_declares_brazilian_portuguese(po_entries: list[Entry]) -> Non
     header = po_entries[0].msgstr[0]
     assert "Language: pt_BR\n" in header
     assert "charset=UTF-8" in header
-    assert "Plural-Forms: nplurals=2; plural=(n > 1);" in header
+    # Brazilian usage puts zero in the plural ("0 licenças"), unlike gettext's default for pt_BR
+    # ((n > 1), which would print "0 licença").
+    assert "Plural-Forms: nplurals=2; plural=(n != 1);" in header
 
 
 def test_every_message_is_translated_and_reviewed(po_entries: list[Entry]) -> None:
@@ -181,3 +183,15 @@ def test_home_page_stays_english_by_default(client: Client) -> None:
     content = response.content.decode()
     assert "Licensing Portal" in content
     assert "Portal de licenciamento" not in content
+
+
+def test_zero_reads_plural_in_portuguese() -> None:
+    with translation.override("pt-br"):
+        zero = translation.ngettext(
+            "%(count)d serial number created.", "%(count)d serial numbers created.", 0
+        ) % {"count": 0}
+        one = translation.ngettext(
+            "%(count)d serial number created.", "%(count)d serial numbers created.", 1
+        ) % {"count": 1}
+    assert zero.startswith("0 números de série"), zero
+    assert one.startswith("1 número de série"), one

@@ -130,7 +130,10 @@ def test_user_entered_text_stays_out_of_subjects(
     with django_capture_on_commit_callbacks(execute=True):
         _invite(client, "victim@example.com")
         _share(client, LicenseFactory(owner=admin.organization), "other@example.com")
-        client.post(reverse("license-rehost", kwargs={"pk": node_locked.pk}), {"host_id": EVIL})
+        client.post(
+            reverse("license-rehost", kwargs={"pk": node_locked.pk}),
+            {"host_id": EVIL, "confirm": "1"},
+        )
     subjects = [email.subject for email in mail.outbox]
     assert len(subjects) == 3
     for subject in subjects:

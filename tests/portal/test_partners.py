@@ -402,7 +402,7 @@ def test_partner_adds_a_customer_that_claims_its_account_and_sees_everything(
         {
             "name": "Initech Brasil",
             "address": "Rua Funchal 200",
-            "country": "Brazil",
+            "country": "BR",
             "contact_name": "Irene Initech",
             "contact_email": "Irene@Initech.example",
         },
@@ -563,7 +563,7 @@ def test_adding_customers_counts_against_the_invitation_limit(
             {
                 "name": f"Customer {index}",
                 "address": "Rua 1",
-                "country": "Brazil",
+                "country": "BR",
                 "contact_name": "Ana",
                 "contact_email": f"ana{index}@customer.example",
             },

@@ -128,18 +128,25 @@ def test_admin_action(client, django_capture_on_commit_callbacks) -> None:  # ty
     licensed(OrganizationFactory(), old)
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     url = reverse("admin:licensing_productversion_changelist")
+    action = {"action": "publish_and_notify", "_selected_action": [new.pk]}
+    # First a page that says whom the emails will reach; nothing is published yet.
+    confirm = client.post(url, action).content.decode()
+    assert "1 organization will get an upgrade notification" in confirm
+    assert "1 license is eligible for the free upgrade" in confirm
+    new.refresh_from_db()
+    assert new.published_at is None and not UpgradeNotification.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(
-            url, {"action": "publish_and_notify", "_selected_action": [new.pk]}, follow=True
-        )
+        response = client.post(url, {**action, "apply": "1"}, follow=True)
     assert "1 version published" in response.content.decode()
     assert UpgradeNotification.objects.count() == 1
-    response = client.post(
-        url, {"action": "publish_and_notify", "_selected_action": [new.pk]}, follow=True
-    )
+    assert "already published: skipped" in client.post(url, action).content.decode()
+    response = client.post(url, {**action, "apply": "1"}, follow=True)
     assert "already published" in response.content.decode()
     for name in ("upgradenotification", "upgraderedemption", "upgradenotice"):
         assert client.get(reverse(f"admin:upgrades_{name}_changelist")).status_code == 200
+    notification = UpgradeNotification.objects.get()
+    delete = reverse("admin:upgrades_upgradenotification_delete", args=[notification.pk])
+    assert client.get(delete).status_code == 403
     notification = UpgradeNotification.objects.get()
     assert (
         client.get(

@@ -142,6 +142,7 @@ def test_void_batch_asks_then_voids_only_open_vouchers(staff_client) -> None:  #
     url = reverse("admin:vouchers_voucherbatch_changelist")
     ask = staff_client.post(url, {"action": "void_batches", "_selected_action": [batch.pk]})
     assert ask.status_code == 200 and "cannot be undone" in ask.content.decode()
+    assert "3 open vouchers of these batches will no longer convert" in ask.content.decode()
     assert Voucher.objects.filter(status=Voucher.Status.VOID).count() == 0
     staff_client.post(url, {"action": "void_batches", "_selected_action": [batch.pk], "apply": "1"})
     batch.refresh_from_db()

@@ -378,3 +378,27 @@ def test_steps_posted_without_the_token_are_refused(client, member) -> None:  # 
     assert client.get(reverse("voucher-center-registration"))["Location"] == reverse(
         "voucher-center-preview"
     )
+
+
+def test_preview_says_which_codes_were_pasted_twice(client, member) -> None:  # type: ignore[no-untyped-def]
+    first, second = vouchers(2, quantity_per_voucher=1)
+    text = f"{first.code}\n{first.code.lower().replace('-', '')}\n{second.code}\n{first.code}"
+    submit_codes(client, text)
+    page = client.get(reverse("voucher-center-preview")).content.decode()
+    assert "1 code was entered more than once; it is checked and converted only once" in page
+    assert first.code in page.split('data-testid="voucher-duplicates"')[1].split("</div>")[0]
+    assert page.count(f'data-code="{first.code}"') == 1  # one row in the preview
+
+
+def test_conversion_result_lists_licenses_and_codes_in_a_table(
+    client, member, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    codes = vouchers(2, quantity_per_voucher=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = walk(client, "\n".join(v.code for v in codes))
+    page = client.get(response["Location"]).content.decode()
+    table = page.split('data-testid="voucher-licenses"')[1].split("</table>")[0]
+    assert '<th scope="col">License key</th>' in table
+    for voucher in codes:
+        assert f'<li class="font-monospace text-break converted-code">{voucher.code}</li>' in table
+    assert License.objects.get().key.split("-")[0] in table

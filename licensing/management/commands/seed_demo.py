@@ -67,7 +67,7 @@ class Command(BaseCommand):
                 )
                 if organization is None:
                     organization = Organization.objects.create(
-                        name=org_name, address="Av. Paulista 1000\nSão Paulo - SP", country="Brazil"
+                        name=org_name, address="Av. Paulista 1000\nSão Paulo - SP", country="BR"
                     )
                 organizations[org_name] = organization
                 Membership.objects.get_or_create(

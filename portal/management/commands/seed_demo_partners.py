@@ -29,7 +29,7 @@ class Command(BaseCommand):
             defaults={
                 "kind": Organization.Kind.PARTNER,
                 "address": "Rua Funchal 418\nSão Paulo - SP",
-                "country": "Brazil",
+                "country": "BR",
             },
         )
         user = User.objects.filter(email=PARTNER_LOGIN).first()
