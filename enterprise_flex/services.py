@@ -8,14 +8,14 @@ the lock up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -199,16 +199,9 @@ def contract_update(
         "grey_year_end": grey_year_end,
         "status": status,
     }
-    changes = {
-        name: {"from": str(getattr(locked, name)), "to": str(value)}
-        for name, value in wanted.items()
-        if getattr(locked, name) != value
-    }
+    changes = _assign(locked, wanted, show=str)
     if not changes:
         return locked
-    for name, value in wanted.items():
-        setattr(locked, name, value)
-    locked.save(update_fields=list(wanted))
     _audit("ef.contract_changed", contract=locked, actor=actor, details={"changes": changes})
     return locked
 
@@ -307,16 +300,9 @@ def line_update(
         "currency": currency.upper(),
         "overage_allowed": overage_allowed,
     }
-    changes = {
-        name: {"from": str(getattr(locked, name)), "to": str(value)}
-        for name, value in wanted.items()
-        if getattr(locked, name) != value
-    }
+    changes = _assign(locked, wanted, show=str)
     if not changes:
         return locked
-    for name, value in wanted.items():
-        setattr(locked, name, value)
-    locked.save(update_fields=list(wanted))
     _audit("ef.line_changed", contract=locked.contract, actor=actor, obj=locked, details=changes)
     return locked
 
@@ -345,6 +331,21 @@ def line_delete(*, line: EFLine, actor: User | None) -> None:
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, bool | int | type(None)) else str(value)
+
+
+def _assign(obj: Model, wanted: Mapping[str, Any], *, show: Callable[[Any], Any]) -> dict[str, Any]:
+    """Sets and saves the fields whose wanted value differs; returns {field: {from, to}} for the
+    audit trail (empty, and nothing saved, when nothing changes)."""
+    changes = {
+        name: {"from": show(getattr(obj, name)), "to": show(value)}
+        for name, value in wanted.items()
+        if getattr(obj, name) != value
+    }
+    if changes:
+        for name, value in wanted.items():
+            setattr(obj, name, value)
+        obj.save(update_fields=list(wanted))
+    return changes
 
 
 def _site_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -398,17 +399,10 @@ def site_update(
             % {"name": data["name"]}
         )
     wanted: dict[str, Any] = {**data, "active": active}
-    changes = {
-        # A country is a Country object on the model, a code here: the audit keeps the code.
-        name: {"from": _plain(getattr(locked, name)), "to": value}
-        for name, value in wanted.items()
-        if getattr(locked, name) != value
-    }
+    # A country is a Country object on the model, a code here: the audit keeps the code.
+    changes = _assign(locked, wanted, show=_plain)
     if not changes:
         return locked
-    for name, value in wanted.items():
-        setattr(locked, name, value)
-    locked.save(update_fields=list(wanted))
     _audit(
         "ef.site_changed",
         contract=locked.contract,
