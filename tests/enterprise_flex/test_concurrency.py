@@ -4,14 +4,12 @@ figure always equals the sum of its drawdowns."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.test import Client
 
@@ -24,6 +22,7 @@ from enterprise_flex.services import (
 )
 from licensing.models import License
 from portal.models import OutboundEmail
+from tests.concurrency import run_concurrently
 from tests.conftest import postgres_only
 from tests.enterprise_flex.factories import (
     EFContractFactory,
@@ -37,30 +36,6 @@ from tests.enterprise_flex.factories import (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, postgres_only()]
 
 THREADS = 20
-
-
-def run_concurrently(jobs: list[Callable[[], Any]]) -> list[Any]:
-    """Starts every job at once (a barrier), each in its own thread and database connection."""
-    results: list[Any] = [None] * len(jobs)
-    barrier = threading.Barrier(len(jobs))
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            try:
-                results[index] = jobs[index]()
-            finally:
-                connections.close_all()
-        except BaseException as exc:  # reported by the test, whatever it is
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a drawdown hung (deadlock?)"
-    return results
 
 
 def assert_line_consistent(line: EFLine) -> None:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import uuid
 from collections import Counter
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from licensing.models import License
+from tests.concurrency import run_concurrently
 from tests.conftest import postgres_only
 from tests.licensing.factories import REGISTRATION, ProductVersionFactory
 from tests.portal.factories import MembershipFactory, OrganizationFactory
@@ -35,32 +35,6 @@ REQUESTS = 100
 # All requests start together; they reach the database through a pool of this many connections,
 # as behind a web tier. PostgreSQL's default limit is 100 connections, shared with other runs.
 POOL = int(os.environ.get("VOUCHER_RACE_CONNECTIONS", "40"))
-
-
-def run_concurrently(jobs: list[Any], *, pool: int = POOL) -> list[Any]:
-    """Starts every job at once (a barrier), each in its own thread and database connection."""
-    results: list[Any] = [None] * len(jobs)
-    barrier = threading.Barrier(len(jobs))
-    slots = threading.BoundedSemaphore(pool)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            with slots:
-                try:
-                    results[index] = jobs[index]()
-                finally:
-                    connections.close_all()
-        except BaseException as exc:  # reported by the test, whatever it is
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a request hung (deadlock?)"
-    return results
 
 
 def confirming_client(membership, code: str) -> tuple[Client, str]:  # type: ignore[no-untyped-def]
@@ -96,7 +70,7 @@ def test_one_voucher_confirmed_by_100_requests_from_two_organizations() -> None:
     def confirm(client: Client, token: str) -> Any:
         return client.post(reverse("voucher-center-confirm"), {"token": token})
 
-    responses = run_concurrently([lambda c=c, t=t: confirm(c, t) for c, t in clients])
+    responses = run_concurrently([lambda c=c, t=t: confirm(c, t) for c, t in clients], pool=POOL)
     errors = [r for r in responses if isinstance(r, BaseException)]
     assert not errors, errors[:3]
     assert all(
