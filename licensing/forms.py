@@ -313,5 +313,8 @@ class CustomValuesForm(forms.Form):
 class CsvUploadForm(forms.Form):
     file = forms.FileField(
         label=_("CSV file"),
-        help_text=_("Columns: key, then one column per custom field (its name as header)."),
+        help_text=_(
+            "Columns: key, then one column per custom field (its name as header). Other "
+            "columns, such as those of the My licenses export, are ignored."
+        ),
     )
