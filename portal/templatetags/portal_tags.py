@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+
+from portal.ratelimit import support_contact
 
 register = template.Library()
 
@@ -83,4 +86,10 @@ def audit_action(action: str) -> str:
     """The human phrase for an audit action code; an unknown code reads as a generic sentence."""
     if action in AUDIT_ACTIONS:
         return str(AUDIT_ACTIONS[action])
-    return _("Recorded an event")
+    return str(_("Recorded an event"))
+
+
+@register.simple_tag
+def support_sentence() -> SafeString:
+    """Whom to contact for help, with the configured support links."""
+    return support_contact()
