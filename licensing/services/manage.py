@@ -579,6 +579,13 @@ def license_renew_with_serial(
     *, license: License, code: str, organization: Organization, actor: User
 ) -> License:
     """Applies a renewal serial to one license (the Get-a-key renewal path, from its page)."""
+    if license.source == License.Source.EF_DRAWDOWN:
+        raise LicensingError(
+            _(
+                "This license was drawn down from an Enterprise Flexible contract: its maintenance "
+                "follows the contract, not a renewal serial number."
+            )
+        )
     serial = serial_check(code=code, organization=organization, today=timezone.localdate())
     if serial.kind != SerialNumber.Kind.RENEWAL:
         raise LicensingError(

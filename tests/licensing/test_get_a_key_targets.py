@@ -150,3 +150,19 @@ def test_globex_demo_with_endpoint_protection_15_is_told_the_truth(client) -> No
     assert "has no active one" not in message
     assert "already at version 15.0 or later" in message
     assert "Endpoint Protection" in message
+
+
+def test_an_ef_key_is_not_renewed_from_its_page_either(client) -> None:  # type: ignore[no-untyped-def]
+    admin = MembershipFactory(role=Membership.Role.ADMIN)
+    client.force_login(admin.user)
+    ef_key = LicenseFactory(owner=admin.organization, source="ef_drawdown")
+    LicenseFactory(owner=admin.organization, version=ef_key.version)
+    serial = SerialNumberFactory(version=ef_key.version, kind=SerialNumber.Kind.RENEWAL)
+    end = ef_key.maintenance_end
+    response = client.post(
+        reverse("license-renew", args=[ef_key.pk]), {"serial": serial.code}, follow=True
+    )
+    assert "drawn down from an Enterprise Flexible contract" in response.content.decode()
+    ef_key.refresh_from_db()
+    serial.refresh_from_db()
+    assert ef_key.maintenance_end == end and serial.status == SerialNumber.Status.OPEN
