@@ -78,6 +78,25 @@ CODE_FORMAT_MESSAGES = {
 }
 
 
+def target_label(license: License) -> str:
+    """A license as a renewal or upgrade choice: enough to tell it from its neighbours."""
+    where = (
+        _("host %(host)s") % {"host": license.host_id}
+        if license.host_id
+        else _("registered to %(company)s") % {"company": license.registration.company}
+    )
+    return _(
+        "%(key)s — %(product)s %(version)s × %(quantity)s — maintenance until %(end)s — %(where)s"
+    ) % {
+        "key": license.key,
+        "product": license.version.product.name,
+        "version": license.version.version,
+        "quantity": license.quantity,
+        "end": short_date(license.maintenance_end),
+        "where": where,
+    }
+
+
 class RegistrationForm(forms.ModelForm):
     """Product registration and support contacts; the target license and host ID when needed."""
 
@@ -116,21 +135,28 @@ class RegistrationForm(forms.ModelForm):
         if kind == SerialNumber.Kind.NEW or not targets:
             del self.fields["target_license"]
         else:
-            self.fields["target_license"].label = (
+            field = self.fields["target_license"]
+            field.label = (
                 _("License to upgrade")
                 if kind == SerialNumber.Kind.UPGRADE
                 else _("License to renew")
             )
-            self.fields["target_license"].choices = [  # type: ignore[attr-defined]
-                (
-                    str(lic.pk),
-                    f"{lic.version} × {lic.quantity} — {lic.key} "
-                    f"({_('maintenance until')} {short_date(lic.maintenance_end)})",
-                )
-                for lic in targets
-            ]
+            # Radio buttons, each naming its license in full; with several, none is chosen
+            # for the user: renewing the wrong license cannot be undone.
+            field.widget = forms.RadioSelect()
+            field.choices = [(str(lic.pk), target_label(lic)) for lic in targets]  # type: ignore[attr-defined]
+            field.error_messages["required"] = (
+                _("Choose the license this serial number upgrades.")
+                if kind == SerialNumber.Kind.UPGRADE
+                else _("Choose the license this serial number renews.")
+            )
             if len(targets) == 1:
-                self.fields["target_license"].initial = str(targets[0].pk)
+                field.initial = str(targets[0].pk)
+            else:
+                field.help_text = _(
+                    "Several of your licenses fit this serial number: choose one. Compare the "
+                    "key, version, end of maintenance and host or registered company."
+                )
         needs_host = (
             serial is not None
             and serial.version.product.node_locked
@@ -287,5 +313,8 @@ class CustomValuesForm(forms.Form):
 class CsvUploadForm(forms.Form):
     file = forms.FileField(
         label=_("CSV file"),
-        help_text=_("Columns: key, then one column per custom field (its name as header)."),
+        help_text=_(
+            "Columns: key, then one column per custom field (its name as header). Other "
+            "columns, such as those of the My licenses export, are ignored."
+        ),
     )

@@ -113,6 +113,8 @@ def license_history(
 class RelatedLicenses:
     supersedes: License | None
     superseded_by: License | None
+    # Every visible license an upgrade of this one created, oldest first.
+    upgrades: tuple[License, ...] = ()
 
 
 def related_licenses(
@@ -135,6 +137,11 @@ def related_licenses(
     return RelatedLicenses(
         supersedes=next((r for r in related if r.pk == license.supersedes_id), None),
         superseded_by=next((r for r in related if r.supersedes_id == license.pk), None),
+        upgrades=tuple(
+            r
+            for r in reversed(related)
+            if r.supersedes_id == license.pk and r.source == License.Source.UPGRADE
+        ),
     )
 
 

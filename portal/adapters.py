@@ -10,6 +10,16 @@ from .requestcontext import get_client_ip
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    @property  # type: ignore[override]
+    def error_messages(self) -> dict[str, Any]:
+        # The lockout says whom to contact, read per request: the support address is a setting.
+        from .ratelimit import login_lockout_message
+
+        return {
+            **DefaultAccountAdapter.error_messages,
+            "too_many_login_attempts": login_lockout_message(),
+        }
+
     def get_client_ip(self, request: HttpRequest) -> str:
         # The same address the code budgets and the audit trail use: X-Forwarded-For read
         # through PORTAL_TRUSTED_PROXY_COUNT proxies, never trusted further.

@@ -19,6 +19,7 @@ from .models import (
     User,
 )
 from .services import outbound_emails_resend
+from .templatetags.portal_tags import audit_action
 
 
 @admin.register(User)
@@ -79,6 +80,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "action",
+        "description",
         "actor_email",
         "organization",
         "object_type",
@@ -88,6 +90,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ["action", "actor_email", "object_id", "organization__name"]
     date_hierarchy = "created_at"
     list_select_related = ["organization"]
+
+    @admin.display(description=_("What happened"))
+    def description(self, obj: AuditEvent) -> str:
+        return audit_action(obj.action)
 
 
 @admin.register(OutboundEmail)

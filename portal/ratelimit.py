@@ -29,6 +29,8 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -47,15 +49,41 @@ class Budget:
     minutes_left: int
 
 
-def code_limit_message(minutes: int) -> str:
-    """The one message for a used-up budget, whichever code was typed."""
-    return ngettext(
-        "Too many codes were not recognised. For your security, try again in %(minutes)d "
-        "minute, or contact customer care.",
-        "Too many codes were not recognised. For your security, try again in %(minutes)d "
-        "minutes, or contact customer care.",
+def support_contact() -> SafeString:
+    """Whom to contact, as a sentence with links (PORTAL_SUPPORT_URL / PORTAL_SUPPORT_EMAIL)."""
+    url = settings.PORTAL_SUPPORT_URL
+    email = settings.PORTAL_SUPPORT_EMAIL
+    links = []
+    if url:
+        links.append((url, _("customer care")))
+    if email:
+        links.append((f"mailto:{email}", email))
+    if not links:
+        return conditional_escape(_("If you need help, contact customer care."))
+    joined = format_html_join(_(" or "), '<a href="{}">{}</a>', links)
+    # The sentence is escaped first, then the links go in: a translation cannot inject markup.
+    return mark_safe(
+        conditional_escape(_("If you need help, contact %(contact)s.")) % {"contact": joined}
+    )
+
+
+def code_limit_message(minutes: int) -> SafeString:
+    """The one message for a used-up budget, whichever code was typed: when, and whom to ask."""
+    wait = ngettext(
+        "Too many codes were not recognised. For your security, try again in %(minutes)d minute.",
+        "Too many codes were not recognised. For your security, try again in %(minutes)d minutes.",
         minutes,
     ) % {"minutes": minutes}
+    return format_html("{} {}", wait, support_contact())
+
+
+def login_lockout_message() -> SafeString:
+    """allauth's "too many failed login attempts", saying whom to contact."""
+    return format_html(
+        "{} {}",
+        _("Too many failed login attempts. For your security, try again in a few minutes."),
+        support_contact(),
+    )
 
 
 class CodeAttemptsExhausted(forms.ValidationError):

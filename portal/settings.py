@@ -282,6 +282,10 @@ EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
 # translated "Licensing Portal"; set, it is used as it is in both languages (a brand).
 PORTAL_SITE_NAME: Any = os.environ.get("PORTAL_SITE_NAME") or _("Licensing Portal")
 PORTAL_SITE_URL = os.environ.get("PORTAL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Whom a locked-out user contacts (spent code or login budgets, the 429 page): a web page, an
+# email address, or both; shown as a link. Unset, the messages say "contact customer care".
+PORTAL_SUPPORT_URL = os.environ.get("PORTAL_SUPPORT_URL", "").strip()
+PORTAL_SUPPORT_EMAIL = os.environ.get("PORTAL_SUPPORT_EMAIL", "").strip()
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 # An SMTP server that hangs must not hold a worker beyond the task's time limit.
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))

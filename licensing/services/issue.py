@@ -253,30 +253,70 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
         )
     needs_target = serial.kind != SerialNumber.Kind.NEW
     if needs_target and not target_licenses(serial=serial, organization=organization).exists():
-        if serial.kind == SerialNumber.Kind.UPGRADE:
-            message = _(
-                "This upgrade serial number applies to a %(product)s license, and your "
-                "organization has no active one. Redeem the original purchase first."
-            )
-        else:
-            message = _(
-                "This renewal serial number extends the maintenance of a %(product)s "
-                "license, and your organization has no active one."
-            )
-        raise SerialError(message % {"product": serial.version.product.name})
+        raise SerialError(_no_target_message(serial=serial, organization=organization))
     return serial
 
 
 def target_licenses(*, serial: SerialNumber, organization: Organization) -> QuerySet[License]:
-    """The organization's licenses an upgrade or renewal serial can apply to."""
+    """The organization's licenses an upgrade or renewal serial can apply to.
+
+    Keys drawn down from an Enterprise Flexible contract are kept current through the contract,
+    never with a serial; an upgrade serial applies only to versions older than its own.
+    """
     licenses = License.objects.filter(
         owner=organization,
         status=License.Status.ACTIVE,
         version__product_id=serial.version.product_id,
-    ).select_related("version__product")
+    ).exclude(source=License.Source.EF_DRAWDOWN)
     if serial.kind == SerialNumber.Kind.UPGRADE:
-        licenses = licenses.exclude(version_id=serial.version_id)
-    return licenses.order_by("-issued_at")
+        licenses = licenses.exclude(version_id=serial.version_id).exclude(
+            version__released_on__gt=serial.version.released_on
+        )
+    return licenses.select_related("version__product", "registration").order_by("-issued_at")
+
+
+def _no_target_message(*, serial: SerialNumber, organization: Organization) -> str:
+    """Why an upgrade or renewal serial fits none of the organization's licenses, in its terms."""
+    held = License.objects.filter(
+        owner=organization,
+        status=License.Status.ACTIVE,
+        version__product_id=serial.version.product_id,
+    )
+    names = {"product": serial.version.product.name, "version": serial.version.version}
+    if held.exclude(source=License.Source.EF_DRAWDOWN).exists():
+        # Only an upgrade serial can refuse licenses of the product that are not EF keys.
+        return (
+            _(
+                "Your organization's active %(product)s licenses are already at version "
+                "%(version)s or later, so this upgrade serial number has nothing to upgrade. It "
+                "upgrades earlier versions of %(product)s to %(version)s."
+            )
+            % names
+        )
+    if held.exists():
+        return (
+            _(
+                "Your organization's %(product)s licenses were drawn down from an Enterprise "
+                "Flexible contract: they are renewed and upgraded through the contract, not with a "
+                "serial number."
+            )
+            % names
+        )
+    if serial.kind == SerialNumber.Kind.UPGRADE:
+        return (
+            _(
+                "This upgrade serial number applies to a %(product)s license, and your "
+                "organization has no active one. Redeem the original purchase first."
+            )
+            % names
+        )
+    return (
+        _(
+            "This renewal serial number extends the maintenance of a %(product)s "
+            "license, and your organization has no active one."
+        )
+        % names
+    )
 
 
 @dataclass(frozen=True)

@@ -393,6 +393,8 @@ class CsvRow:
 class CsvPreview:
     rows: list[CsvRow]
     error: str = ""
+    # Header columns that are not custom fields (an export's product, status…): not read.
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def changing(self) -> list[CsvRow]:
@@ -432,18 +434,18 @@ def custom_values_csv_preview(
         header = []
     by_name = {f.name.lower(): f for f in fields}
     key_column = next((h for h in header if h.lower() in ("key", "license key")), None)
-    unknown = [h for h in header if h != key_column and h.lower() not in by_name]
-    if key_column is None or unknown or len(header) < 2:
+    # A file exported from My licenses comes back with its other columns: they are skipped and
+    # listed, so the export → edit → upload round trip needs no column deleting.
+    ignored = [h for h in header if h != key_column and h.lower() not in by_name]
+    if key_column is None or len(header) - len(ignored) < 2:
         expected = ", ".join(["key", *[f.name for f in fields]])
-        problem = (
-            _("unknown columns: %(columns)s") % {"columns": ", ".join(unknown)}
-            if unknown
-            else _("a “key” column and at least one custom field column are needed")
-        )
         return CsvPreview(
             [],
-            _("The CSV's columns are not right (%(problem)s). Use a header row with: %(expected)s.")
-            % {"problem": problem, "expected": expected},
+            _(
+                "The CSV's columns are not right (a “key” column and at least one custom field "
+                "column are needed). Use a header row with: %(expected)s."
+            )
+            % {"expected": expected},
         )
     raw_rows = []
     try:
@@ -476,11 +478,11 @@ def custom_values_csv_preview(
         row.license_id = str(license.pk)
         errors = []
         for column, raw in record.items():
-            if column == key_column or column is None:
+            if column == key_column or column is None or column.lower() not in by_name:
                 continue
             custom_field = by_name[column.lower()]
             try:
-                value = custom_value_clean(custom_field, raw)
+                value = custom_value_clean(custom_field, _csv_unguarded(raw))
             except ValidationError as exc:
                 errors.append(" ".join(exc.messages))
                 continue
@@ -491,7 +493,15 @@ def custom_values_csv_preview(
         if errors:
             row.error = " ".join(errors)
             row.changes = {}
-    return CsvPreview(rows)
+    return CsvPreview(rows, ignored=ignored)
+
+
+def _csv_unguarded(raw: str | None) -> str:
+    """A cell as typed: the export's guard quote against spreadsheet formulas comes off."""
+    raw = raw or ""
+    if raw[:1] == "'" and raw[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+        return raw[1:]
+    return raw
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,6 +579,13 @@ def license_renew_with_serial(
     *, license: License, code: str, organization: Organization, actor: User
 ) -> License:
     """Applies a renewal serial to one license (the Get-a-key renewal path, from its page)."""
+    if license.source == License.Source.EF_DRAWDOWN:
+        raise LicensingError(
+            _(
+                "This license was drawn down from an Enterprise Flexible contract: its maintenance "
+                "follows the contract, not a renewal serial number."
+            )
+        )
     serial = serial_check(code=code, organization=organization, today=timezone.localdate())
     if serial.kind != SerialNumber.Kind.RENEWAL:
         raise LicensingError(

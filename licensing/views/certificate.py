@@ -6,6 +6,7 @@ import io
 from uuid import UUID
 
 import segno
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -71,7 +72,7 @@ def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     pdf.drawString(25 * mm, y, _("License certificate"))
     y -= 10 * mm
     pdf.setFont("Helvetica", 10)
-    pdf.drawString(25 * mm, y, _("Licensing Portal"))
+    pdf.drawString(25 * mm, y, str(settings.PORTAL_SITE_NAME))
     y -= 18 * mm
     pdf.setFont("Helvetica", 10)
     pdf.drawString(25 * mm, y, _("License key"))

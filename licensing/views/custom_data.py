@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from uuid import UUID
 
 from django.contrib import messages
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -17,7 +20,7 @@ from portal.policy import Action, require
 from portal.services import audit_record
 
 from ..forms import CsvUploadForm, CustomFieldForm, CustomValuesForm
-from ..models import CustomField, License
+from ..models import CustomField, CustomFieldValue, License
 from ..selectors import custom_fields_of, licenses_visible_to
 from ..services import custom_values_csv_preview, custom_values_set
 
@@ -140,6 +143,9 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
     manageable = licenses_visible_to(actor=request.user, organization=request.organization).filter(
         owner=request.organization
     )
+    template = request.GET.get("template")
+    if request.method == "GET" and template in ("licenses", "empty") and fields:
+        return _csv_template(fields, manageable if template == "licenses" else None)
     form = CsvUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and "confirm" in request.POST:
         stored = request.session.pop(SESSION_CSV_PREVIEW, None)
@@ -191,3 +197,35 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
         "licensing/custom_values_csv.html",
         {"form": form, "preview": preview, "fields": fields},
     )
+
+
+def _csv_template(fields: list[CustomField], licenses: QuerySet[License] | None) -> HttpResponse:
+    """The upload's own format: key and one column per field, with the licenses' current values
+    (or only the header), so what is downloaded can be filled in and uploaded as it is."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["key", *[f.name for f in fields]])
+    if licenses is not None:
+        rows = list(licenses.order_by("issued_at").values_list("pk", "key"))
+        values: dict[tuple[UUID, int], str] = {
+            (license_id, field_id): value
+            for license_id, field_id, value in CustomFieldValue.objects.filter(
+                license__in=licenses.values("pk"), field__in=fields
+            ).values_list("license_id", "field_id", "value")
+        }
+        for pk, key in rows:
+            writer.writerow([key, *[_csv_safe(values.get((pk, f.pk), "")) for f in fields]])
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    name = "custom-data-template.csv" if licenses is None else "custom-data.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _csv_safe(value: str) -> str:
+    # As the list's export: a cell a spreadsheet would run as a formula gets a guard quote,
+    # which the upload takes off again.
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not (
+        value[:1] == "-" and value[1:2].isdigit()
+    ):
+        return "'" + value
+    return value

@@ -345,12 +345,18 @@ def _render_detail(
     related = related_licenses(
         actor=request.user, organization=request.organization, license=license
     )
+    history = list(license_history(license, access=access).select_related("actor")[:100])
     context = {
         "license": license,
         "access": access,
         "product": product,
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
-        "history": license_history(license, access=access).select_related("actor")[:100],
+        "history": history,
+        # Seats moved to a newer version by upgrades: the page says so instead of "Quantity 0".
+        "upgraded_seats": sum(
+            int(e.details.get("quantity") or 0) for e in history if e.action == "license.upgraded"
+        ),
+        "upgraded_to": related.upgrades,
         "supersedes": related.supersedes,
         "superseded_by": related.superseded_by,
         "shares": license_shares(license) if access.can_share else [],

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+
+from portal.ratelimit import support_contact
 
 register = template.Library()
 
 # Every audit action the portal writes, as a translated phrase. Apps are named by their action
-# strings only, so the core never imports them. An unknown action reads as itself.
+# strings only, so the core never imports them. tests/portal/test_audit_sentences.py fails when
+# the code base writes an action that has no sentence here.
 AUDIT_ACTIONS = {
+    "account.login_failed": _("A sign-in attempt failed"),
     "organization.created": _("Created the organization"),
     "invitation.sent": _("Invited a person to join"),
     "invitation.accepted": _("Accepted an invitation"),
     "invitation.revoked": _("Withdrew an invitation"),
+    "membership.added": _("Added a member"),
     "membership.removed": _("Removed a member"),
     "membership.role_changed": _("Changed a member's role"),
+    "outbox.resent": _("Sent failed emails again"),
     "delegation.granted": _("Delegated to a channel partner"),
     "delegation.changed": _("Changed a partner's access"),
     "delegation.revoked": _("Revoked a partner's access"),
@@ -36,15 +43,53 @@ AUDIT_ACTIONS = {
     "custom_field.deleted": _("Deleted a custom field"),
     "serial.redeemed": _("Redeemed a serial number"),
     "serial.rate_limited": _("Too many unrecognised serial numbers"),
+    "serials.created": _("Created serial numbers"),
+    "serials.imported": _("Imported serial numbers"),
+    "serials.voided": _("Voided serial numbers"),
+    "version.published": _("Published a product version"),
+    "upgrade.notifications_created": _("Sent upgrade notifications"),
     "upgrade.rate_limited": _("Too many unrecognised notification IDs"),
+    "voucher_batch.created": _("Created a voucher batch"),
+    "voucher_batch.voided": _("Voided a voucher batch"),
+    "vouchers.voided": _("Voided vouchers"),
     "vouchers.rate_limited": _("Too many unrecognised voucher codes"),
     "vouchers.converted": _("Converted vouchers into licenses"),
     "vouchers.conversion_failed": _("A voucher conversion failed"),
     "maintenance.reminders_sent": _("Sent maintenance reminders"),
+    "ef.contract_created": _("Created an Enterprise Flexible contract"),
+    "ef.contract_changed": _("Changed an Enterprise Flexible contract"),
+    "ef.line_added": _("Added a product to a contract"),
+    "ef.line_changed": _("Changed a contract's product line"),
+    "ef.line_removed": _("Removed a product from a contract"),
+    "ef.site_added": _("Added a deployment site"),
+    "ef.site_changed": _("Changed a deployment site"),
+    "ef.user_added": _("Gave a person access to a contract"),
+    "ef.user_level_changed": _("Changed a person's contract access level"),
+    "ef.user_removed": _("Removed a person from a contract"),
+    "ef.invitation_sent": _("Invited a person to a contract"),
+    "ef.invitation_accepted": _("Accepted an invitation to a contract"),
+    "ef.invitation_revoked": _("Withdrew an invitation to a contract"),
+    "ef.drawdown": _("Drew license keys from a contract"),
+    "ef.report_saved": _("Saved a deployment report"),
+    "ef.report_submitted": _("Submitted a deployment report"),
+    "ef.reminder_sent": _("Sent a deployment report reminder"),
+    "release.created": _("Published a software release"),
+    "release.changed": _("Changed a software release"),
+    "release.file_added": _("Added a file to a software release"),
+    "release.withdrawn": _("Withdrew a software release"),
+    "release.restored": _("Restored a software release"),
 }
 
 
 @register.filter
 def audit_action(action: str) -> str:
-    """The human phrase for an audit action code."""
-    return str(AUDIT_ACTIONS.get(action, action))
+    """The human phrase for an audit action code; an unknown code reads as a generic sentence."""
+    if action in AUDIT_ACTIONS:
+        return str(AUDIT_ACTIONS[action])
+    return str(_("Recorded an event"))
+
+
+@register.simple_tag
+def support_sentence() -> SafeString:
+    """Whom to contact for help, with the configured support links."""
+    return support_contact()

@@ -306,7 +306,7 @@ def test_csv_upload_preview_then_apply(client, admin, license) -> None:  # type:
     ("content", "message"),
     [
         ("serial,Site\nX,Y\n", "columns are not right"),
-        ("key,Colour\nX,Y\n", "unknown columns: Colour"),
+        ("key,Colour\nX,Y\n", "columns are not right"),
         ("key\nX\n", "columns are not right"),
         ("\x00\x01binary", "not a CSV file"),
     ],

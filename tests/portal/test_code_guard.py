@@ -127,7 +127,7 @@ def test_every_path_refuses_with_the_one_message_once_the_budget_is_spent(
 ) -> None:
     _spend(10, user=member.user, minutes_ago=9.5)
     text = PATHS[path](client, member, True)  # even a good code is not looked up
-    assert ONE_MESSAGE in text and "1 minute," in text
+    assert ONE_MESSAGE in text and "1 minute." in text and "contact customer care" in text
     assert not License.objects.filter(owner=member.organization, source="upgrade").exists()
     assert not SerialNumber.objects.filter(status=SerialNumber.Status.REDEEMED).exists()
 

@@ -1,0 +1,102 @@
+"""The license page: a badge per status; upgraded seats said in words, not "Quantity 0"."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from licensing.models import License
+from portal.models import Membership
+from tests.licensing.factories import REGISTRATION, LicenseFactory
+from tests.portal.factories import MembershipFactory
+from tests.upgrades.factories import catalog, licensed
+from upgrades.models import UpgradeLine
+from upgrades.services import notifications_create, upgrade_redeem
+
+pytestmark = pytest.mark.django_db
+
+BADGE = re.compile(r'<span class="badge (text-bg-[a-z]+)">([^<]+)</span>')
+
+
+def _quantity_cell(html: str) -> str:
+    start = html.index('data-testid="license-quantity"')
+    return re.sub(r"\s+", " ", html[start : html.index("</dd>", start)])
+
+
+@pytest.fixture
+def admin() -> Membership:
+    return MembershipFactory(role=Membership.Role.ADMIN)
+
+
+def test_every_status_has_its_own_badge(client, admin) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(admin.user)
+    colours = {}
+    for status in License.Status:
+        license = LicenseFactory(owner=admin.organization)
+        License.objects.filter(pk=license.pk).update(status=status)
+        html = client.get(reverse("license-detail", args=[license.pk])).content.decode()
+        badges = {label.strip(): colour for colour, label in BADGE.findall(html)}
+        assert str(status.label) in badges, status
+        colours[status] = badges[str(status.label)]
+        # The list draws the same badge for the same status.
+        listed = client.get(reverse("license-list"), {"status": status.value})
+        if listed.status_code == 200 and str(license.key) in listed.content.decode():
+            assert f'<span class="badge {colours[status]}">{status.label}</span>' in (
+                listed.content.decode()
+            )
+    assert colours[License.Status.ACTIVE] == "text-bg-success"
+    assert len(set(colours.values())) == len(License.Status), colours
+
+
+def _upgrade(admin: Membership, quantities: list[int]) -> tuple[License, list[License]]:
+    old, new = catalog()
+    source = licensed(admin.organization, old, quantity=sum(quantities))
+    notifications_create(version=new, today=timezone.localdate())
+    line = UpgradeLine.objects.get(source_license=source)
+    upgraded = [
+        upgrade_redeem(
+            line_id=line.pk,
+            quantity=quantity,
+            organization=admin.organization,
+            registration=REGISTRATION,
+            actor=admin.user,
+            token=f"token-{index}",
+        )
+        for index, quantity in enumerate(quantities)
+    ]
+    source.refresh_from_db()
+    return source, upgraded
+
+
+def test_a_wholly_upgraded_license_says_where_its_seats_went(client, admin) -> None:  # type: ignore[no-untyped-def]
+    source, upgraded = _upgrade(admin, [3, 2])
+    assert source.quantity == 0 and source.status == License.Status.SUPERSEDED
+    client.force_login(admin.user)
+    html = client.get(reverse("license-detail", args=[source.pk])).content.decode()
+    cell = _quantity_cell(html)
+    assert "All 5 seats were upgraded to" in cell
+    for new in upgraded:
+        assert reverse("license-detail", args=[new.pk]) in cell
+    assert "> 0 <" not in cell and not re.search(r">\s*0\s*<", cell)
+
+
+def test_a_partly_upgraded_license_shows_what_is_left_and_what_went(client, admin) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    source = licensed(admin.organization, old, quantity=10)
+    notifications_create(version=new, today=timezone.localdate())
+    line = UpgradeLine.objects.get(source_license=source)
+    upgrade_redeem(
+        line_id=line.pk,
+        quantity=4,
+        organization=admin.organization,
+        registration=REGISTRATION,
+        actor=admin.user,
+        token="t",
+    )
+    client.force_login(admin.user)
+    cell = _quantity_cell(client.get(reverse("license-detail", args=[source.pk])).content.decode())
+    assert cell.split(">", 1)[1].strip().startswith("6")
+    assert "4 more seats were upgraded to" in cell
