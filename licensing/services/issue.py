@@ -235,6 +235,16 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
         .filter(code=canonical_code(code))
         .first()
     )
+    serial_refusal_raise(serial=serial, organization=organization, today=today)
+    assert serial is not None
+    return serial
+
+
+def serial_refusal_raise(
+    *, serial: SerialNumber | None, organization: Organization, today: date
+) -> None:
+    """Raises SerialError (or SerialAlreadyRedeemed) when the organization may not redeem
+    `serial` as it was read; returns when it may."""
     # Unknown, void and redeemed-by-someone-else read the same, so codes cannot be probed.
     unknown = _(
         "We could not find this serial number. Check it against your license certificate; "
@@ -246,6 +256,8 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
         if serial.redeemed_by_id == organization.pk and serial.license is not None:
             raise SerialAlreadyRedeemed(serial.license)
         raise SerialError(unknown)
+    if serial.status != SerialNumber.Status.OPEN:
+        raise SerialError(_("This serial number can no longer be redeemed."))
     if serial.is_expired(today=today):
         raise SerialError(
             _("This serial number expired on %(date)s and can no longer be redeemed.")
@@ -264,7 +276,6 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
                 "license, and your organization has no active one."
             )
         raise SerialError(message % {"product": serial.version.product.name})
-    return serial
 
 
 def target_licenses(*, serial: SerialNumber, organization: Organization) -> QuerySet[License]:
@@ -297,17 +308,18 @@ def serial_redeem(
 ) -> RedeemResult:
     """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names."""
     today = timezone.localdate()
-    serial_check(code=code, organization=organization, today=today)
-    # The row lock serialises concurrent redemptions of one serial: the second waits here, then
-    # sees the first one's committed status and is refused (or shown the first one's result).
+    # Read once, locked: the row lock serialises concurrent redemptions of one serial; the second
+    # waits here, then sees the first one's committed status and is refused (or shown the first
+    # one's result). The license is not joined: a row re-read after a lock wait would come
+    # with the join partner of the old row version, so SerialAlreadyRedeemed loads it itself.
     serial = (
-        SerialNumber.objects.select_for_update()
+        SerialNumber.objects.select_for_update(of=("self",))
         .select_related("version__product")
-        .get(code=canonical_code(code))
+        .filter(code=canonical_code(code))
+        .first()
     )
-    if serial.status != SerialNumber.Status.OPEN:
-        serial_check(code=code, organization=organization, today=today)  # raises with the reason
-        raise SerialError(_("This serial number can no longer be redeemed."))
+    serial_refusal_raise(serial=serial, organization=organization, today=today)
+    assert serial is not None
 
     product = serial.version.product
     target: License | None = None
@@ -404,18 +416,19 @@ def _redemption_record(
 ) -> None:
     # The unique serial and code of SerialRedemption are the last word: if anything reopened
     # this serial after it was redeemed, this insert fails and the whole redemption (license,
-    # audit event, email) rolls back with it.
+    # audit event, email) rolls back with it. No savepoint of its own: nothing runs between the
+    # failed insert and leaving serial_redeem's atomic block, which rolls back (to its own
+    # savepoint when nested).
     try:
-        with transaction.atomic():
-            SerialRedemption.objects.create(
-                serial=serial,
-                code=serial.code,
-                kind=serial.kind,
-                license=license,
-                organization=organization,
-                redeemed_by=actor,
-                redeemed_at=now,
-            )
+        SerialRedemption.objects.create(
+            serial=serial,
+            code=serial.code,
+            kind=serial.kind,
+            license=license,
+            organization=organization,
+            redeemed_by=actor,
+            redeemed_at=now,
+        )
     except IntegrityError as exc:
         raise SerialError(_("This serial number can no longer be redeemed.")) from exc
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from licensing.models import License
-from tests.licensing.factories import SerialNumberFactory, SupportRegistrationFactory
+from licensing.services import serial_redeem
+from tests.licensing.factories import (
+    REGISTRATION,
+    SerialNumberFactory,
+    SupportRegistrationFactory,
+)
 from tests.licensing.wizard import post_step, walk
 from tests.portal.factories import MembershipFactory
 
@@ -52,3 +59,19 @@ def test_members_page(client, member, django_assert_max_num_queries) -> None:  #
         MembershipFactory(organization=member.organization, role="member")
     with django_assert_max_num_queries(10):
         assert client.get(reverse("members")).status_code == 200
+
+
+def test_mint_reads_the_serial_once(member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory()
+    # Eight statements (the serial locked, registration, license, audit event, outbox row,
+    # redemption, serial, audit event) and the savepoint pair of the test's transaction.
+    with CaptureQueriesContext(connection) as captured, django_assert_max_num_queries(10):
+        serial_redeem(
+            code=serial.code,
+            organization=member.organization,
+            registration=REGISTRATION,
+            acting_user=member.user,
+        )
+    serial_reads = [q for q in captured if 'FROM "licensing_serialnumber"' in q["sql"]]
+    assert len(serial_reads) == 1
+    assert "FOR UPDATE" in serial_reads[0]["sql"]
