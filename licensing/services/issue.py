@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -11,9 +12,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.emails import Attachment, queue_email
-from portal.models import Organization, User
+from portal.models import AuditEvent, Organization, User
 from portal.requestcontext import current_delegation
-from portal.services import admin_emails, audit_record
+from portal.services import admin_emails, audit_event_build, audit_record
 
 from ..codes import canonical_code, canonical_key, generate_license_key
 from ..licensefile import build_license_file
@@ -171,12 +172,7 @@ def license_issue(
     else:
         # 125 random bits: the unique constraint is the guard, a retry loop would be dead code.
         key = generate_license_key()
-    delegation = current_delegation()
-    partner = (
-        delegation.partner
-        if delegation is not None and delegation.customer_id == owner.pk
-        else None
-    )
+    partner = _partner_for(owner)
     license = License.objects.create(
         key=key,
         owner=owner,
@@ -209,19 +205,99 @@ def license_issue(
         actor=acting_user,
         organization=owner,
         obj=license,
-        details={
-            "key": license.key,
-            "source": source.kind,
-            "source_ref": source.ref,
-            "product": source.version.product.sku,
-            "version": source.version.version,
-            "quantity": source.quantity,
-            "maintenance_end": source.maintenance_end.isoformat(),
-        },
+        details=_issued_details(license, source),
     )
     if notify:
         license_email_queue(license=license, acting_user=acting_user, event="issued")
     return license
+
+
+@transaction.atomic(savepoint=False)
+def licenses_issue(
+    *,
+    sources: Sequence[IssueSource],
+    owner: Organization,
+    registration: SupportRegistration,
+    acting_user: User | None,
+) -> list[License]:
+    """The bulk form of license_issue, for callers that issue many at once (voucher conversions).
+
+    The same rows as one license_issue(notify=False) per source: the licenses in one INSERT, their
+    `license.issued` audit events in another. Superseding stays license_issue's; the caller sends
+    one email listing them all.
+    """
+    if any(source.supersedes is not None for source in sources):
+        raise ValueError("licenses_issue does not supersede; call license_issue for that.")
+    if any(source.quantity <= 0 for source in sources):
+        raise LicensingError(_("A license needs a quantity of at least 1."))
+    now = timezone.now()
+    preset = [canonical_key(source.preset_key) for source in sources if source.preset_key]
+    if preset and (
+        len(set(preset)) != len(preset)
+        or License.objects.filter(key__in=preset).exists()
+        or RetiredKey.objects.filter(key__in=preset).exists()
+    ):
+        raise LicensingError(
+            _("The license key printed on this certificate is already registered.")
+        )
+    partner = _partner_for(owner)
+    licenses = License.objects.bulk_create(
+        [
+            License(
+                key=canonical_key(source.preset_key)
+                if source.preset_key
+                else generate_license_key(),
+                owner=owner,
+                version=source.version,
+                quantity=source.quantity,
+                maintenance_start=source.maintenance_start,
+                maintenance_end=source.maintenance_end,
+                host_id=source.host_id,
+                source=source.kind,
+                source_ref=source.ref,
+                registration=registration,
+                issued_at=now,
+                issued_by=acting_user,
+                partner=partner,
+                file_issued_at=now,
+            )
+            for source in sources
+        ]
+    )
+    AuditEvent.objects.bulk_create(
+        [
+            audit_event_build(
+                action="license.issued",
+                actor=acting_user,
+                organization=owner,
+                obj=license,
+                details=_issued_details(license, source),
+            )
+            for license, source in zip(licenses, sources, strict=True)
+        ]
+    )
+    return licenses
+
+
+def _partner_for(owner: Organization) -> Organization | None:
+    delegation = current_delegation()
+    return (
+        delegation.partner
+        if delegation is not None and delegation.customer_id == owner.pk
+        else None
+    )
+
+
+def _issued_details(license: License, source: IssueSource) -> dict[str, Any]:
+    return {
+        "key": license.key,
+        "source": source.kind,
+        "source_ref": source.ref,
+        "product": source.version.product.sku,
+        "version": source.version.version,
+        "quantity": source.quantity,
+        "maintenance_end": source.maintenance_end.isoformat(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
