@@ -209,7 +209,7 @@ def _notices_queue(
                     "notification": notifications[notification_id],
                     "version": version,
                     "product": version.product,
-                    "lines": lines,
+                    "lines": _notice_lines(version, lines),
                 },
             )
             for (notification_id, email), lines in batch
@@ -217,6 +217,22 @@ def _notices_queue(
         ]
     )
     return len(created)
+
+
+def _notice_lines(
+    version: ProductVersion, lines: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    # Written here, not by a translation tag per line in the template: an organization's notice
+    # lists every license, and thousands of notices made those tags most of a publication's time.
+    wording = _("quantity %(quantity)s, license %(key)s")
+    return [
+        {
+            **line,
+            "text": f"{version.product.name} {line['from_version']} → {version.version}, "
+            + wording % {"quantity": line["quantity"], "key": line["key"]},
+        }
+        for line in lines
+    ]
 
 
 def _notices_insert(keys: list[_NoticeKey]) -> set[_NoticeKey]:
