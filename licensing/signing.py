@@ -7,6 +7,7 @@ import hashlib
 import os
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -14,15 +15,39 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
-# Keyed by the resolved path so a test (or a deployment) that points the setting elsewhere gets
-# that file's key, never one cached from another path.
-_KEY_CACHE: dict[str, Ed25519PrivateKey] = {}
+
+@dataclass(frozen=True)
+class _LoadedKey:
+    key: Ed25519PrivateKey
+    key_id: str
+    # (inode, size, mtime) of the file it was read from: a replaced or rewritten file is read again.
+    stamp: tuple[int, int, int]
+
+
+# Loaded once per process and setting value, then reused for every file signed: reading and
+# parsing the PEM (and hashing the public key for its ID) per license made a bulk conversion
+# spend more time resolving the key than signing. Keyed by the setting's value, so a test (or a
+# deployment) that points it elsewhere gets that file's key, never one cached from another path.
+_KEY_CACHE: dict[str, _LoadedKey] = {}
 _KEY_CACHE_LOCK = threading.Lock()
 
 
-def _cache_key(path: Path) -> str:
-    return str(Path(path).expanduser().resolve())
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+@receiver(setting_changed)
+def _forget_keys(*, setting: str, **kwargs: object) -> None:
+    if setting == "LICENSE_SIGNING_KEY_FILE":
+        with _KEY_CACHE_LOCK:
+            _KEY_CACHE.clear()
 
 
 def _publish_no_clobber(tmp_name: str, path: Path) -> None:
@@ -65,7 +90,7 @@ def create_signing_key(path: Path) -> Ed25519PrivateKey:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
     with _KEY_CACHE_LOCK:
-        _KEY_CACHE.pop(_cache_key(path), None)
+        _KEY_CACHE.clear()
     return key
 
 
@@ -78,15 +103,18 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def get_signing_key() -> Ed25519PrivateKey:
-    """Return the portal's signing key, creating it on first use outside production."""
-    path = Path(settings.LICENSE_SIGNING_KEY_FILE).expanduser()
-    cache_key = _cache_key(path)
+def _loaded() -> _LoadedKey:
+    setting = settings.LICENSE_SIGNING_KEY_FILE
+    cache_key = str(setting)
     with _KEY_CACHE_LOCK:
         cached = _KEY_CACHE.get(cache_key)
-    if cached is not None:
+    path = Path(setting).expanduser()
+    stamp = _stamp(path)
+    # One stat per call: cheap, and a key file replaced on disk (a rotation) is picked up. A file
+    # that vanished keeps the key in use rather than minting a new one under running workers.
+    if cached is not None and (stamp is None or stamp == cached.stamp):
         return cached
-    if path.exists():
+    if stamp is not None:
         key = load_signing_key(path)
     elif settings.PRODUCTION:
         # A silently generated key in production would issue licenses nobody can verify later.
@@ -100,9 +128,17 @@ def get_signing_key() -> Ed25519PrivateKey:
         except FileExistsError:
             # Another process (a second worker starting up) created it first; use theirs.
             key = load_signing_key(path)
+    loaded = _LoadedKey(
+        key=key, key_id=_key_id_of(key.public_key()), stamp=_stamp(path) or (0, 0, 0)
+    )
     with _KEY_CACHE_LOCK:
-        _KEY_CACHE[cache_key] = key
-    return key
+        _KEY_CACHE[cache_key] = loaded
+    return loaded
+
+
+def get_signing_key() -> Ed25519PrivateKey:
+    """Return the portal's signing key, creating it on first use outside production."""
+    return _loaded().key
 
 
 def get_public_key() -> Ed25519PublicKey:
@@ -130,10 +166,13 @@ def public_key_hex(public_key: Ed25519PublicKey | None = None) -> str:
     return _raw_public_bytes(public_key or get_public_key()).hex()
 
 
+def _key_id_of(public_key: Ed25519PublicKey) -> str:
+    return hashlib.sha256(_raw_public_bytes(public_key)).hexdigest()[:16]
+
+
 def key_id(public_key: Ed25519PublicKey | None = None) -> str:
-    """Return a stable 16-hex-character ID for a public key (default: the portal's)."""
-    raw = _raw_public_bytes(public_key or get_public_key())
-    return hashlib.sha256(raw).hexdigest()[:16]
+    """Return a stable 16-hex-character ID for a public key (default: the portal's, cached)."""
+    return _loaded().key_id if public_key is None else _key_id_of(public_key)
 
 
 def load_public_key(data: str | bytes) -> Ed25519PublicKey:

@@ -156,24 +156,70 @@ class GetAKeyWizard(PortalWizard):
 
     # -- state ------------------------------------------------------------------------------
 
-    def _serial(self) -> SerialNumber | None:
-        """The serial of step 1, re-read from the database on every request."""
+    # What one request already resolved, so that each step's forms, its page and the final write
+    # do not read the same serial, licenses and registration again (formtools builds a step's
+    # form several times per request: to validate, to revalidate every step, for the page).
+    _serial_cache: tuple[str, SerialNumber | None] | None = None
+    _targets_cache: tuple[int, list[License]] | None = None
+    _binding = False
+
+    def setup(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().setup(request, *args, **kwargs)
+        self._serial_forms: list[SerialForm] = []
+
+    def _serial_code(self) -> str | None:
         data = self.storage.get_step_data("serial")
         if not data:
             return None
         raw = data.get(f"{self.get_form_prefix('serial')}-serial", "")
         try:
-            code = canonical_code(raw)
+            return canonical_code(raw)
         except CodeFormatError:
             return None
-        return SerialNumber.objects.select_related("version__product").filter(code=code).first()
+
+    def _serial(self) -> SerialNumber | None:
+        """The serial of step 1, read from the database once per request."""
+        code = self._serial_code()
+        if code is None:
+            return None
+        if self._serial_cache is None or self._serial_cache[0] != code:
+            # The serial step's form of this request, once validated, holds the row it checked.
+            checked = [
+                form.serial_number
+                for form in self._serial_forms
+                if form.serial_number is not None and form.serial_number.code == code
+            ]
+            serial = (
+                checked[-1]
+                if checked
+                else SerialNumber.objects.select_related("version__product")
+                .filter(code=code)
+                .first()
+            )
+            self._serial_cache = (code, serial)
+        return self._serial_cache[1]
 
     def _targets(self, serial: SerialNumber | None) -> list[License]:
         if serial is None or serial.kind == SerialNumber.Kind.NEW:
             return []
-        return list(target_licenses(serial=serial, organization=self.request.organization))
+        if self._targets_cache is None or self._targets_cache[0] != serial.pk:
+            targets = list(target_licenses(serial=serial, organization=self.request.organization))
+            self._targets_cache = (serial.pk, targets)
+        return self._targets_cache[1]
 
     # -- formtools hooks --------------------------------------------------------------------
+
+    def get_form(self, step: str | None = None, data: Any = None, files: Any = None) -> Any:
+        # A form bound to posted or stored data never shows its initial values: reading the
+        # last registration to prefill it would be a query for nothing.
+        self._binding = data is not None
+        try:
+            form = super().get_form(step=step, data=data, files=files)
+        finally:
+            self._binding = False
+        if isinstance(form, SerialForm):
+            self._serial_forms.append(form)
+        return form
 
     def get_form_kwargs(self, step: str | None = None) -> dict[str, Any]:
         if step == "serial":
@@ -184,7 +230,7 @@ class GetAKeyWizard(PortalWizard):
         return {}
 
     def get_form_initial(self, step: str) -> dict[str, Any]:
-        if step != "registration":
+        if step != "registration" or self._binding:
             return {}
         previous = latest_registration(organization=self.request.organization)
         if previous is not None:
@@ -231,26 +277,11 @@ class GetAKeyWizard(PortalWizard):
                 )
         return context
 
-    def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
-        # This instance's own serial was redeemed meanwhile (a double click whose first request
-        # finished after this one read the session): its result, not a second attempt.
-        if (
-            self.posted_step() == "confirm"
-            and "wizard_goto_step" not in self.request.POST
-            and self.posted_instance()
-            and self.posted_instance() == self.instance
-        ):
-            serial = self._serial()
-            if (
-                serial is not None
-                and serial.status == SerialNumber.Status.REDEEMED
-                and serial.redeemed_by_id == self.request.organization.pk
-                and serial.license_id
-            ):
-                return self.finish(serial.license_id)
-        return super().post(*args, **kwargs)
-
     def render_revalidation_failure(self, failed_step: str, form: Any, **kwargs: Any) -> Any:
+        # This instance's own serial was redeemed meanwhile (a double click whose first request
+        # finished after this one read the session): its result, not a second attempt. The
+        # serial step's revalidation finds it, so the confirmation reads the serial no more
+        # than that check and the locked read of the redemption itself.
         if failed_step == "serial" and getattr(form, "already_redeemed", None) is not None:
             return self.finish(form.already_redeemed.pk)
         return super().render_revalidation_failure(failed_step, form, **kwargs)

@@ -9,6 +9,7 @@ not handed over (portal.services.outbound_email_send has the delivery guarantee)
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import partial
@@ -106,9 +107,57 @@ def queue_email_rendered(
     attachments: list[Attachment] | None = None,
 ) -> OutboundEmail:
     """Writes an already rendered email to the outbox and sends it after commit."""
+    email = _outbox_row(
+        template=template, to=to, subject=subject, text=text, html=html, attachments=attachments
+    )
+    email.save(force_insert=True)
+    # robust: whatever the hand-off raises, the request that committed the change succeeds.
+    transaction.on_commit(partial(hand_off, email.pk), robust=True)
+    return email
+
+
+@dataclass(frozen=True)
+class EmailToQueue:
+    """One email of a bulk queue_emails: its template trio, recipients and context."""
+
+    template: str
+    to: list[str]
+    context: dict[str, Any]
+
+
+def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None) -> int:
+    """Renders many emails into the outbox with one INSERT per 500 and sends each after commit.
+
+    The bulk form of queue_email, for jobs that notify thousands (a version's upgrade notices):
+    the same rows and the same hand-off per email, without a statement per email.
+    """
+    with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
+        rows = []
+        for email in emails:
+            subject, text, html = render_email(email.template, email.context)
+            rows.append(
+                _outbox_row(
+                    template=email.template, to=email.to, subject=subject, text=text, html=html
+                )
+            )
+    OutboundEmail.objects.bulk_create(rows, batch_size=500)
+    for row in rows:
+        transaction.on_commit(partial(hand_off, row.pk), robust=True)
+    return len(rows)
+
+
+def _outbox_row(
+    *,
+    template: str,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str = "",
+    attachments: list[Attachment] | None = None,
+) -> OutboundEmail:
     recipients = sorted({address.strip().lower() for address in to if address and address.strip()})
     now = timezone.now()
-    email = OutboundEmail.objects.create(
+    return OutboundEmail(
         created_at=now,
         next_attempt_at=now,
         template=template,
@@ -125,9 +174,6 @@ def queue_email_rendered(
             for a in attachments or []
         ],
     )
-    # robust: whatever the hand-off raises, the request that committed the change succeeds.
-    transaction.on_commit(partial(hand_off, email.pk), robust=True)
-    return email
 
 
 def hand_off(email_id: UUID) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -15,7 +15,7 @@ from licensing.codes import generate_short_code
 from licensing.models import License, ProductVersion
 from licensing.services import IssueSource, LicensingError, license_issue, registration_update
 from portal.broker import enqueue
-from portal.emails import queue_email
+from portal.emails import EmailToQueue, queue_emails
 from portal.models import Organization, User
 from portal.services import audit_record
 
@@ -144,6 +144,14 @@ def notifications_create(*, version: ProductVersion, today: date) -> Notificatio
     return NotificationsCreated(notifications=len(owners), lines=lines)
 
 
+# Notices are queued this many per transaction: one INSERT for their rows and one per 500 for
+# their outbox rows, so publishing to thousands of organizations costs a few statements per
+# batch, not a transaction and a dozen statements per organization.
+NOTICE_BATCH = 500
+
+_NoticeKey = tuple[int, str]
+
+
 def upgrade_notices_send(*, version: ProductVersion) -> int:
     """Queues one notice per notification and technical contact not yet noticed."""
     rows = (
@@ -157,7 +165,7 @@ def upgrade_notices_send(*, version: ProductVersion) -> int:
         )
         .order_by("notification_id", "source_license__version__version")
     )
-    by_contact: dict[tuple[int, str], list[dict[str, object]]] = defaultdict(list)
+    by_contact: dict[_NoticeKey, list[dict[str, object]]] = defaultdict(list)
     for notification_id, email, from_version, key, quantity in rows.iterator(chunk_size=5000):
         by_contact[(notification_id, email.strip().lower())].append(
             {"from_version": from_version, "key": key, "quantity": quantity}
@@ -167,33 +175,83 @@ def upgrade_notices_send(*, version: ProductVersion) -> int:
             "notification_id", "email"
         )
     )
+    pending = [(key, lines) for key, lines in by_contact.items() if key not in sent]
     notifications = UpgradeNotification.objects.in_bulk(
-        {notification_id for notification_id, _email in by_contact}
+        {notification_id for (notification_id, _email), _lines in pending}
     )
     queued = 0
-    for (notification_id, email), lines in by_contact.items():
-        if (notification_id, email) in sent:
-            continue
-        notification = notifications[notification_id]
-        # The notice row and the outbox row commit together: never twice, never lost.
-        with transaction.atomic():
-            _notice, created = UpgradeNotice.objects.get_or_create(
-                notification=notification, email=email
-            )
-            if not created:
-                continue
-            queue_email(
+    for start in range(0, len(pending), NOTICE_BATCH):
+        queued += _notices_queue(
+            version=version,
+            notifications=notifications,
+            batch=pending[start : start + NOTICE_BATCH],
+        )
+    return queued
+
+
+@transaction.atomic
+def _notices_queue(
+    *,
+    version: ProductVersion,
+    notifications: dict[int, UpgradeNotification],
+    batch: list[tuple[_NoticeKey, list[dict[str, object]]]],
+) -> int:
+    # The notice rows and their outbox rows commit together: never twice, never lost. A notice
+    # another run inserted meanwhile conflicts on the unique constraint and is not returned, so
+    # it gets no second email.
+    created = _notices_insert([key for key, _lines in batch])
+    queue_emails(
+        emails=[
+            EmailToQueue(
                 template="upgrade_notice",
                 to=[email],
                 context={
-                    "notification": notification,
+                    "notification": notifications[notification_id],
                     "version": version,
                     "product": version.product,
-                    "lines": lines,
+                    "lines": _notice_lines(version, lines),
                 },
             )
-        queued += 1
-    return queued
+            for (notification_id, email), lines in batch
+            if (notification_id, email) in created
+        ]
+    )
+    return len(created)
+
+
+def _notice_lines(
+    version: ProductVersion, lines: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    # Written here, not by a translation tag per line in the template: an organization's notice
+    # lists every license, and thousands of notices made those tags most of a publication's time.
+    wording = _("quantity %(quantity)s, license %(key)s")
+    return [
+        {
+            **line,
+            "text": f"{version.product.name} {line['from_version']} → {version.version}, "
+            + wording % {"quantity": line["quantity"], "key": line["key"]},
+        }
+        for line in lines
+    ]
+
+
+def _notices_insert(keys: list[_NoticeKey]) -> set[_NoticeKey]:
+    """Inserts the notices not there yet, in one statement; returns those it inserted."""
+    if not keys:
+        return set()
+    table = connection.ops.quote_name(UpgradeNotice._meta.db_table)
+    now = timezone.now()
+    values = ", ".join(["(%s, %s, %s)"] * len(keys))
+    params: list[int | str | datetime] = []
+    for notification_id, email in keys:
+        params += [notification_id, email, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (notification_id, email, queued_at) VALUES {values} "  # noqa: S608
+            "ON CONFLICT (notification_id, email) DO NOTHING RETURNING notification_id, email",
+            params,
+        )
+        return {(row[0], row[1]) for row in cursor.fetchall()}
 
 
 # ---------------------------------------------------------------------------------------------

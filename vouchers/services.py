@@ -9,6 +9,7 @@ that transaction too, so a conversion interrupted at any point resumes exactly w
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,14 +18,14 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from licensing.codes import generate_code
 from licensing.models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
-from licensing.services import IssueSource, license_issue
+from licensing.services import IssueSource, licenses_issue
 from portal.models import Delegation, Organization, User
 from portal.requestcontext import acting_under, current_delegation
 from portal.services import audit_record
@@ -291,9 +292,11 @@ def voucher_conversion_run(
 
 def _conversion_run(conversion_id: UUID | str, until: float | None) -> VoucherConversion:
     conflicts = 0
+    # The plan is fixed once made: read once per run, not decoded again for every chunk.
+    plans: dict[str, list[list[int]]] = {}
     while True:
         try:
-            conversion, finished = _conversion_step(conversion_id)
+            conversion, finished = _conversion_step(conversion_id, plans)
         except _ClaimConflict:
             conflicts += 1
             if conflicts >= 3:
@@ -334,10 +337,17 @@ def conversion_licenses(conversion: VoucherConversion) -> list[License]:
     ids = [item["id"] for item in conversion.licenses]
     found: dict[str, License] = {}
     for part in slices(ids):
-        for license in License.objects.select_related(
-            "version__product", "owner", "registration"
-        ).filter(pk__in=part):
+        for license in License.objects.select_related("version__product").filter(pk__in=part):
             found[str(license.pk)] = license
+    # All of them belong to the conversion's organization and registration: share those two
+    # objects rather than joining and building them again for each of thousands of licenses.
+    for license in found.values():
+        if license.owner_id == conversion.organization_id:
+            license.owner = conversion.organization
+        if conversion.registration is not None and (
+            license.registration_id == conversion.registration_id
+        ):
+            license.registration = conversion.registration
     return [found[str(pk)] for pk in ids if str(pk) in found]
 
 
@@ -378,28 +388,41 @@ def voucher_conversion_fail(*, conversion_id: UUID | str, error: str) -> None:
 
 
 @transaction.atomic
-def _conversion_step(conversion_id: UUID | str) -> tuple[VoucherConversion, bool]:
+def _conversion_step(
+    conversion_id: UUID | str, plans: dict[str, list[list[int]]] | None = None
+) -> tuple[VoucherConversion, bool]:
     """One transaction of a conversion: plan it, convert one chunk, or finish it."""
+    plans = {} if plans is None else plans
     # The row lock makes the conversion's steps strictly sequential, so two workers running the
-    # same conversion (a redelivered task, the resume job) never process a chunk twice.
+    # same conversion (a redelivered task, the resume job) never process a chunk twice. Its
+    # growing result and its plan are left in the database (read when needed): decoding and
+    # rewriting them for every chunk made a large conversion quadratic.
     conversion = (
         VoucherConversion.objects.select_for_update(of=("self",))
         .select_related("organization", "created_by", "registration")
+        .defer("result", "plan", "codes")
         .get(pk=conversion_id)
     )
     if conversion.is_finished:
         return conversion, True
     if conversion.status == VoucherConversion.Status.PENDING:
         _plan(conversion)
+        plans[str(conversion.pk)] = conversion.plan
         return conversion, False
-    if conversion.next_group < len(conversion.plan):
-        _convert_chunk(conversion)
+    plan = plans.get(str(conversion.pk))
+    if plan is None:
+        plan = plans[str(conversion.pk)] = (
+            VoucherConversion.objects.filter(pk=conversion.pk).values_list("plan", flat=True).get()
+        )
+    if conversion.next_group < len(plan):
+        _convert_chunk(conversion, plan)
         return conversion, False
     _finish(conversion)
     return conversion, True
 
 
 def _plan(conversion: VoucherConversion) -> None:
+    conversion.refresh_from_db(fields=["codes", "result"])
     checks = vouchers_check(
         entries=conversion.codes,
         organization=conversion.organization,
@@ -423,10 +446,10 @@ def _plan(conversion: VoucherConversion) -> None:
     conversion.save()
 
 
-def _next_chunk(conversion: VoucherConversion) -> list[list[int]]:
+def _next_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> list[list[int]]:
     groups: list[list[int]] = []
     vouchers = 0
-    for group in conversion.plan[conversion.next_group :]:
+    for group in plan[conversion.next_group :]:
         if groups and (vouchers + len(group) > CHUNK_VOUCHERS or len(groups) >= CHUNK_LICENSES):
             break
         groups.append(group)
@@ -439,8 +462,8 @@ def _source_ref(codes: list[str]) -> str:
     return ref if len(ref) <= SOURCE_REF_LENGTH else f"{codes[0]} +{len(codes) - 1}"
 
 
-def _convert_chunk(conversion: VoucherConversion) -> None:
-    groups = _next_chunk(conversion)
+def _convert_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> None:
+    groups = _next_chunk(conversion, plan)
     ids = sorted(pk for group in groups for pk in group)
     today = timezone.localdate()
     now = timezone.now()
@@ -473,39 +496,44 @@ def _convert_chunk(conversion: VoucherConversion) -> None:
     license_of: dict[int, UUID] = {}
     issued: list[dict[str, Any]] = []
     lost: list[int] = []
+    sources: list[IssueSource] = []
+    members_of: list[list[tuple[int, str, int, int, int]]] = []
     for group in groups:
         members = [claimable[pk] for pk in group if pk in claimable]
         lost.extend(pk for pk in group if pk not in claimable)
         if not members:
             continue
-        version = versions[members[0][3]]
         codes = [row[1] for row in members]
-        assert conversion.registration is not None
-        license = license_issue(
-            source=IssueSource(
+        sources.append(
+            IssueSource(
                 kind=License.Source.VOUCHER,
                 ref=_source_ref(codes),
-                version=version,
+                version=versions[members[0][3]],
                 quantity=sum(row[2] for row in members),
                 maintenance_start=today,
                 maintenance_end=add_months(today, members[0][4]),
-            ),
-            owner=organization,
-            registration=conversion.registration,
-            acting_user=conversion.created_by,
-            notify=False,
+            )
         )
+        members_of.append(members)
+    assert conversion.registration is not None
+    licenses = licenses_issue(
+        sources=sources,
+        owner=organization,
+        registration=conversion.registration,
+        acting_user=conversion.created_by,
+    )
+    for license, source, members in zip(licenses, sources, members_of, strict=True):
         license_of.update({row[0]: license.pk for row in members})
         issued.append(
             {
                 "id": str(license.pk),
                 "key": license.key,
-                "product": version.product.name,
-                "sku": version.product.sku,
-                "version": version.version,
+                "product": source.version.product.name,
+                "sku": source.version.product.sku,
+                "version": source.version.version,
                 "quantity": license.quantity,
                 "maintenance_end": license.maintenance_end.isoformat(),
-                "codes": codes,
+                "codes": [row[1] for row in members],
             }
         )
 
@@ -547,13 +575,61 @@ def _convert_chunk(conversion: VoucherConversion) -> None:
                 else {"code": voucher.code, "reason": Reason.STOPPED, "params": {}}
             )
 
-    result = conversion.result
-    result["licenses"].extend(issued)
-    result["refused"].extend(refused)
     conversion.next_group += len(groups)
     conversion.processed = min(conversion.total, conversion.processed + len(ids))
     conversion.converted += claimed
-    conversion.save(update_fields=["result", "next_group", "processed", "converted", "updated_at"])
+    conversion.updated_at = timezone.now()
+    _progress_save(conversion, licenses=issued, refused=refused)
+
+
+_APPEND_SQL = """
+    UPDATE {table} SET
+        result = jsonb_set(
+            jsonb_set(result, '{{licenses}}', COALESCE(result -> 'licenses', '[]') || %s::jsonb),
+            '{{refused}}', COALESCE(result -> 'refused', '[]') || %s::jsonb),
+        next_group = %s, processed = %s, converted = %s, updated_at = %s
+    WHERE id = %s
+"""
+
+
+def _progress_save(
+    conversion: VoucherConversion, *, licenses: list[dict[str, Any]], refused: list[dict[str, Any]]
+) -> None:
+    """Appends a chunk's outcome to the conversion's result and records its progress.
+
+    On PostgreSQL one UPDATE appends to the JSONB arrays in place of reading the result into
+    Python and writing all of it back, which made each chunk cost as much as all before it.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _APPEND_SQL.format(
+                    table=connection.ops.quote_name(VoucherConversion._meta.db_table)
+                ),
+                [
+                    json.dumps(licenses),
+                    json.dumps(refused),
+                    conversion.next_group,
+                    conversion.processed,
+                    conversion.converted,
+                    conversion.updated_at,
+                    conversion.pk,
+                ],
+            )
+        return
+    result = (
+        VoucherConversion.objects.filter(pk=conversion.pk).values_list("result", flat=True).get()
+        or {}
+    )
+    result.setdefault("licenses", []).extend(licenses)
+    result.setdefault("refused", []).extend(refused)
+    VoucherConversion.objects.filter(pk=conversion.pk).update(
+        result=result,
+        next_group=conversion.next_group,
+        processed=conversion.processed,
+        converted=conversion.converted,
+        updated_at=conversion.updated_at,
+    )
 
 
 def _finish(conversion: VoucherConversion) -> None:

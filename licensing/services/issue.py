@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -11,9 +12,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.emails import Attachment, queue_email
-from portal.models import Organization, User
+from portal.models import AuditEvent, Organization, User
 from portal.requestcontext import current_delegation
-from portal.services import admin_emails, audit_record
+from portal.services import admin_emails, audit_event_build, audit_record
 
 from ..codes import canonical_code, canonical_key, generate_license_key
 from ..licensefile import build_license_file
@@ -171,12 +172,7 @@ def license_issue(
     else:
         # 125 random bits: the unique constraint is the guard, a retry loop would be dead code.
         key = generate_license_key()
-    delegation = current_delegation()
-    partner = (
-        delegation.partner
-        if delegation is not None and delegation.customer_id == owner.pk
-        else None
-    )
+    partner = _partner_for(owner)
     license = License.objects.create(
         key=key,
         owner=owner,
@@ -209,19 +205,99 @@ def license_issue(
         actor=acting_user,
         organization=owner,
         obj=license,
-        details={
-            "key": license.key,
-            "source": source.kind,
-            "source_ref": source.ref,
-            "product": source.version.product.sku,
-            "version": source.version.version,
-            "quantity": source.quantity,
-            "maintenance_end": source.maintenance_end.isoformat(),
-        },
+        details=_issued_details(license, source),
     )
     if notify:
         license_email_queue(license=license, acting_user=acting_user, event="issued")
     return license
+
+
+@transaction.atomic(savepoint=False)
+def licenses_issue(
+    *,
+    sources: Sequence[IssueSource],
+    owner: Organization,
+    registration: SupportRegistration,
+    acting_user: User | None,
+) -> list[License]:
+    """The bulk form of license_issue, for callers that issue many at once (voucher conversions).
+
+    The same rows as one license_issue(notify=False) per source: the licenses in one INSERT, their
+    `license.issued` audit events in another. Superseding stays license_issue's; the caller sends
+    one email listing them all.
+    """
+    if any(source.supersedes is not None for source in sources):
+        raise ValueError("licenses_issue does not supersede; call license_issue for that.")
+    if any(source.quantity <= 0 for source in sources):
+        raise LicensingError(_("A license needs a quantity of at least 1."))
+    now = timezone.now()
+    preset = [canonical_key(source.preset_key) for source in sources if source.preset_key]
+    if preset and (
+        len(set(preset)) != len(preset)
+        or License.objects.filter(key__in=preset).exists()
+        or RetiredKey.objects.filter(key__in=preset).exists()
+    ):
+        raise LicensingError(
+            _("The license key printed on this certificate is already registered.")
+        )
+    partner = _partner_for(owner)
+    licenses = License.objects.bulk_create(
+        [
+            License(
+                key=canonical_key(source.preset_key)
+                if source.preset_key
+                else generate_license_key(),
+                owner=owner,
+                version=source.version,
+                quantity=source.quantity,
+                maintenance_start=source.maintenance_start,
+                maintenance_end=source.maintenance_end,
+                host_id=source.host_id,
+                source=source.kind,
+                source_ref=source.ref,
+                registration=registration,
+                issued_at=now,
+                issued_by=acting_user,
+                partner=partner,
+                file_issued_at=now,
+            )
+            for source in sources
+        ]
+    )
+    AuditEvent.objects.bulk_create(
+        [
+            audit_event_build(
+                action="license.issued",
+                actor=acting_user,
+                organization=owner,
+                obj=license,
+                details=_issued_details(license, source),
+            )
+            for license, source in zip(licenses, sources, strict=True)
+        ]
+    )
+    return licenses
+
+
+def _partner_for(owner: Organization) -> Organization | None:
+    delegation = current_delegation()
+    return (
+        delegation.partner
+        if delegation is not None and delegation.customer_id == owner.pk
+        else None
+    )
+
+
+def _issued_details(license: License, source: IssueSource) -> dict[str, Any]:
+    return {
+        "key": license.key,
+        "source": source.kind,
+        "source_ref": source.ref,
+        "product": source.version.product.sku,
+        "version": source.version.version,
+        "quantity": source.quantity,
+        "maintenance_end": source.maintenance_end.isoformat(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +311,16 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
         .filter(code=canonical_code(code))
         .first()
     )
+    serial_refusal_raise(serial=serial, organization=organization, today=today)
+    assert serial is not None
+    return serial
+
+
+def serial_refusal_raise(
+    *, serial: SerialNumber | None, organization: Organization, today: date
+) -> None:
+    """Raises SerialError (or SerialAlreadyRedeemed) when the organization may not redeem
+    `serial` as it was read; returns when it may."""
     # Unknown, void and redeemed-by-someone-else read the same, so codes cannot be probed.
     unknown = _(
         "We could not find this serial number. Check it against your license certificate; "
@@ -246,6 +332,8 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
         if serial.redeemed_by_id == organization.pk and serial.license is not None:
             raise SerialAlreadyRedeemed(serial.license)
         raise SerialError(unknown)
+    if serial.status != SerialNumber.Status.OPEN:
+        raise SerialError(_("This serial number can no longer be redeemed."))
     if serial.is_expired(today=today):
         raise SerialError(
             _("This serial number expired on %(date)s and can no longer be redeemed.")
@@ -254,7 +342,6 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
     needs_target = serial.kind != SerialNumber.Kind.NEW
     if needs_target and not target_licenses(serial=serial, organization=organization).exists():
         raise SerialError(_no_target_message(serial=serial, organization=organization))
-    return serial
 
 
 def target_licenses(*, serial: SerialNumber, organization: Organization) -> QuerySet[License]:
@@ -337,17 +424,18 @@ def serial_redeem(
 ) -> RedeemResult:
     """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names."""
     today = timezone.localdate()
-    serial_check(code=code, organization=organization, today=today)
-    # The row lock serialises concurrent redemptions of one serial: the second waits here, then
-    # sees the first one's committed status and is refused (or shown the first one's result).
+    # Read once, locked: the row lock serialises concurrent redemptions of one serial; the second
+    # waits here, then sees the first one's committed status and is refused (or shown the first
+    # one's result). The license is not joined: a row re-read after a lock wait would come
+    # with the join partner of the old row version, so SerialAlreadyRedeemed loads it itself.
     serial = (
-        SerialNumber.objects.select_for_update()
+        SerialNumber.objects.select_for_update(of=("self",))
         .select_related("version__product")
-        .get(code=canonical_code(code))
+        .filter(code=canonical_code(code))
+        .first()
     )
-    if serial.status != SerialNumber.Status.OPEN:
-        serial_check(code=code, organization=organization, today=today)  # raises with the reason
-        raise SerialError(_("This serial number can no longer be redeemed."))
+    serial_refusal_raise(serial=serial, organization=organization, today=today)
+    assert serial is not None
 
     product = serial.version.product
     target: License | None = None
@@ -444,18 +532,19 @@ def _redemption_record(
 ) -> None:
     # The unique serial and code of SerialRedemption are the last word: if anything reopened
     # this serial after it was redeemed, this insert fails and the whole redemption (license,
-    # audit event, email) rolls back with it.
+    # audit event, email) rolls back with it. No savepoint of its own: nothing runs between the
+    # failed insert and leaving serial_redeem's atomic block, which rolls back (to its own
+    # savepoint when nested).
     try:
-        with transaction.atomic():
-            SerialRedemption.objects.create(
-                serial=serial,
-                code=serial.code,
-                kind=serial.kind,
-                license=license,
-                organization=organization,
-                redeemed_by=actor,
-                redeemed_at=now,
-            )
+        SerialRedemption.objects.create(
+            serial=serial,
+            code=serial.code,
+            kind=serial.kind,
+            license=license,
+            organization=organization,
+            redeemed_by=actor,
+            redeemed_at=now,
+        )
     except IntegrityError as exc:
         raise SerialError(_("This serial number can no longer be redeemed.")) from exc
 

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from licensing.models import License
-from tests.licensing.factories import SerialNumberFactory, SupportRegistrationFactory
+from licensing.services import serial_redeem
+from tests.licensing.factories import (
+    REGISTRATION,
+    LicenseFactory,
+    ProductVersionFactory,
+    SerialNumberFactory,
+    SupportRegistrationFactory,
+)
 from tests.licensing.wizard import post_step, walk
 from tests.portal.factories import MembershipFactory
 
@@ -25,20 +34,54 @@ def test_dashboard(client, member, django_assert_max_num_queries) -> None:  # ty
         assert client.get(reverse("dashboard")).status_code == 200
 
 
+# Counted inside the test's transaction: each request's atomic blocks add a savepoint pair, and
+# post_step reads the session once to find the instance token. Per request the portal itself
+# spends five (session, user, membership twice, session save); the rest is the wizard's.
 def test_wizard_steps(client, member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
     for _ in range(5):
         SupportRegistrationFactory(organization=member.organization)
     serial = SerialNumberFactory()
-    with django_assert_max_num_queries(10):
-        client.get(reverse("get-a-key"))
-    with django_assert_max_num_queries(16):
+    with CaptureQueriesContext(connection) as whole:
+        with django_assert_max_num_queries(7):
+            client.get(reverse("get-a-key"))
+        # The rate-limit count, the serial, the last registration to prefill the next step.
+        with django_assert_max_num_queries(11):
+            post_step(client, "serial", {"serial": serial.code})
+        # The serial, read again once (the confirm page shows what it holds now).
+        with django_assert_max_num_queries(9):
+            post_step(client, "registration", REGISTRATION)
+        with CaptureQueriesContext(connection) as confirm, django_assert_max_num_queries(19):
+            response = post_step(client, "confirm")
+        assert response.status_code == 302
+    assert len(whole) <= 46
+    serial_reads = [q for q in whole if 'FROM "licensing_serialnumber"' in q["sql"]]
+    assert len(serial_reads) == 4  # one per step, and the locked read of the redemption
+    confirm_serial_reads = [q for q in confirm if 'FROM "licensing_serialnumber"' in q["sql"]]
+    assert len(confirm_serial_reads) == 2  # the step's revalidation, the redemption's lock
+    assert "FOR UPDATE" in confirm_serial_reads[-1]["sql"]
+
+
+def test_upgrade_wizard_reads_the_licenses_once_per_step(
+    client, member, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    old = LicenseFactory(owner=member.organization)
+    serial = SerialNumberFactory(
+        kind="upgrade", version=ProductVersionFactory(product=old.version.product)
+    )
+    client.get(reverse("get-a-key"))
+    with django_assert_max_num_queries(13):
         post_step(client, "serial", {"serial": serial.code})
+    with django_assert_max_num_queries(10):
+        post_step(client, "registration", {**REGISTRATION, "target_license": str(old.pk)})
+    with django_assert_max_num_queries(25):
+        response = post_step(client, "confirm")
+    assert response.status_code == 302
 
 
 def test_confirm_and_result(client, member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
     serial = SerialNumberFactory()
     walk(client, serial.code, confirm=False)
-    with django_assert_max_num_queries(40):
+    with django_assert_max_num_queries(19):
         response = post_step(client, "confirm")
     with django_assert_max_num_queries(10):
         assert client.get(response["Location"]).status_code == 200
@@ -52,3 +95,19 @@ def test_members_page(client, member, django_assert_max_num_queries) -> None:  #
         MembershipFactory(organization=member.organization, role="member")
     with django_assert_max_num_queries(10):
         assert client.get(reverse("members")).status_code == 200
+
+
+def test_mint_reads_the_serial_once(member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory()
+    # Eight statements (the serial locked, registration, license, audit event, outbox row,
+    # redemption, serial, audit event) and the savepoint pair of the test's transaction.
+    with CaptureQueriesContext(connection) as captured, django_assert_max_num_queries(10):
+        serial_redeem(
+            code=serial.code,
+            organization=member.organization,
+            registration=REGISTRATION,
+            acting_user=member.user,
+        )
+    serial_reads = [q for q in captured if 'FROM "licensing_serialnumber"' in q["sql"]]
+    assert len(serial_reads) == 1
+    assert "FOR UPDATE" in serial_reads[0]["sql"]

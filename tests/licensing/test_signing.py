@@ -176,3 +176,31 @@ def test_key_file_is_not_world_readable_even_with_permissive_umask(tmp_path: Pat
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_key_is_read_once_for_many_files(key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    signing.create_signing_key(key_file)
+    reads: list[Path] = []
+    real_load = signing.load_signing_key
+
+    def counting_load(path: Path) -> Ed25519PrivateKey:
+        reads.append(path)
+        return real_load(path)
+
+    monkeypatch.setattr(signing, "load_signing_key", counting_load)
+    kid = signing.key_id()
+    for _ in range(50):
+        assert signing.get_signing_key() is signing.get_signing_key()
+        assert signing.key_id() == kid
+    assert len(reads) == 1
+
+
+def test_a_replaced_key_file_is_read_again(key_file: Path) -> None:
+    signing.create_signing_key(key_file)
+    before = signing.key_id()
+    # A rotation: another key written in place of the file the process already loaded.
+    other = key_file.with_name("other.pem")
+    signing.create_signing_key(other)
+    os.replace(other, key_file)
+    assert signing.key_id() != before
+    assert signing.key_id() == signing.key_id(signing.load_signing_key(key_file).public_key())

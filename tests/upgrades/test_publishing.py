@@ -5,14 +5,16 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from licensing.models import License
-from portal.models import AuditEvent
+from portal.models import AuditEvent, OutboundEmail
 from tests.licensing.factories import ProductVersionFactory, SupportRegistrationFactory
 from tests.portal.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.upgrades.factories import RELEASE, catalog, licensed
+from upgrades import services as upgrade_services
 from upgrades.models import UpgradeLine, UpgradeNotice, UpgradeNotification
 from upgrades.services import notifications_create, upgrade_notices_send, version_publish
 
@@ -106,6 +108,68 @@ def test_notices_one_per_organization_and_contact_and_never_twice(
     with django_capture_on_commit_callbacks(execute=True):
         assert upgrade_notices_send(version=new) == 0
     assert len(mail.outbox) == 2 and UpgradeNotice.objects.count() == 2
+
+
+class _Statements:
+    """Counts every statement (an execute wrapper: no cap, unlike Django's query log)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+@pytest.mark.parametrize("organizations", [4, 12])
+def test_notices_cost_a_constant_number_of_statements_per_batch(
+    organizations: int, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(upgrade_services, "NOTICE_BATCH", 5)
+    old, new = catalog()
+    for _ in range(organizations):
+        org = OrganizationFactory()
+        licensed(org, old)
+        licensed(org, old)
+    notifications_create(version=new, today=TODAY)
+    statements = _Statements()
+    with django_capture_on_commit_callbacks() as handoffs, connection.execute_wrapper(statements):
+        assert upgrade_notices_send(version=new) == organizations
+    batches = -(-organizations // 5)
+    # Three reads (lines, notices already sent, notifications), then per batch: the notices'
+    # INSERT, the outbox rows' INSERT and the savepoint pair of the test's transaction.
+    assert statements.count == 3 + 4 * batches
+    assert len(handoffs) == organizations  # still one email per organization, after commit
+    assert UpgradeNotice.objects.count() == organizations
+    assert OutboundEmail.objects.filter(template="upgrade_notice").count() == organizations
+
+
+def test_a_notice_queued_meanwhile_gets_no_second_email(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    first, second = OrganizationFactory(), OrganizationFactory()
+    licensed(first, old)
+    licensed(second, old)
+    notifications_create(version=new, today=TODAY)
+    line = UpgradeLine.objects.get(notification__organization=first)
+    contact = line.source_license.registration.technical_email.lower()
+    # Another run (the daily job) queued the first organization's notice after this one read
+    # what was sent: the unique constraint skips it, and only the second gets an email.
+    real = upgrade_services._notices_insert
+
+    def racing(keys):  # type: ignore[no-untyped-def]
+        UpgradeNotice.objects.create(
+            notification=UpgradeNotification.objects.get(organization=first), email=contact
+        )
+        return real(keys)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        upgrade_services._notices_insert = racing
+        try:
+            assert upgrade_notices_send(version=new) == 1
+        finally:
+            upgrade_services._notices_insert = real
+    assert len(mail.outbox) == 1
+    assert UpgradeNotice.objects.count() == 2
 
 
 def test_publish_is_idempotent_and_runs_the_task(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]

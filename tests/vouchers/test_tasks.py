@@ -41,9 +41,9 @@ def test_task_converts_and_reports_progress(member, monkeypatch) -> None:  # typ
     seen: list[tuple[str, int]] = []
     original = services._convert_chunk
 
-    def spy(conv: VoucherConversion) -> None:
+    def spy(conv: VoucherConversion, plan: list[list[int]]) -> None:
         seen.append((conv.status, conv.processed))
-        original(conv)
+        original(conv, plan)
 
     monkeypatch.setattr(services, "_convert_chunk", spy)
     assert tasks.convert_vouchers.delay(str(conversion.pk)).get() == "done"
@@ -71,7 +71,7 @@ def test_unexpected_error_stops_the_conversion_and_says_so(client, member, monke
     def broken(**kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("signing service unavailable")
 
-    monkeypatch.setattr(services, "license_issue", broken)
+    monkeypatch.setattr(services, "licenses_issue", broken)
     with pytest.raises(RuntimeError):
         tasks.convert_vouchers.delay(str(conversion.pk))
     conversion.refresh_from_db()
