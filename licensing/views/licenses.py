@@ -7,6 +7,7 @@ import itertools
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -14,7 +15,6 @@ from uuid import UUID
 import xlsxwriter
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action, allows, refusal
 
-from ..filters import SORTS, LicenseFilter, without_full_key
+from ..filters import INCLUDE_ALL, SORTS, LicenseFilter, without_full_key
 from ..forms import (
     CustomValuesForm,
     RehostForm,
@@ -57,6 +57,88 @@ from ..services import (
 )
 
 PAGE_SIZE = 50
+# Counting every match of a large list is a scan of all of them, for a figure nobody reads to
+# the unit: past this many the list says "more than 10,000".
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of the list, with the paginator's names the template uses.
+
+    `count` is exact up to COUNT_CAP and COUNT_CAP + 1 beyond (`count_capped`).
+    """
+
+    number: int
+    object_list: list[License]
+    count: int
+    has_next: bool
+    page_size: int = PAGE_SIZE
+    count_cap: int = COUNT_CAP
+
+    @property
+    def count_capped(self) -> bool:
+        return self.count > self.count_cap
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.count // self.page_size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+
+def _page_number(value: str | None) -> int:
+    try:
+        return max(1, int(value or 1))
+    except ValueError:
+        return 1
+
+
+def _list_page(license_filter: LicenseFilter, number: str | None) -> ListPage:
+    """The requested page (the last one when it is past the end), read ids first.
+
+    The page's ids come from the filtered, sorted query alone (an index-only scan for the
+    usual sorts), and only those rows are then read whole with their joins and custom values:
+    a deep page skips ids, not joined rows.
+    """
+    ordered = license_filter.sorted_queryset()
+    count = ordered.order_by().values("pk")[: COUNT_CAP + 1].count()
+    page = _page_number(number)
+    if count <= COUNT_CAP:
+        page = min(page, max(1, -(-count // PAGE_SIZE)))
+    start = (page - 1) * PAGE_SIZE
+    ids = list(ordered.values_list("pk", flat=True)[start : start + PAGE_SIZE + 1])
+    if not ids and page > 1:  # past the end of a capped count: the exact count, once
+        count = ordered.order_by().count()
+        return _list_page(license_filter, str(max(1, -(-count // PAGE_SIZE))))
+    has_next = len(ids) > PAGE_SIZE
+    ids = ids[:PAGE_SIZE]
+    by_id = {
+        license.pk: license
+        for license in _with_custom_values(license_filter.queryset.filter(pk__in=ids))
+    }
+    return ListPage(
+        number=page,
+        object_list=[by_id[pk] for pk in ids if pk in by_id],
+        count=count,
+        has_next=has_next,
+        page_size=PAGE_SIZE,
+        count_cap=COUNT_CAP,
+    )
 
 
 def _filtered(
@@ -108,10 +190,9 @@ def license_list_render(
     if keyless is not None:
         return redirect(f"{request.path}?{keyless.urlencode()}")
     license_filter, custom_fields = _filtered(request, base)
-    paginator = Paginator(_with_custom_values(license_filter.sorted_queryset()), PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
+    page = _list_page(license_filter, request.GET.get("page"))
     today = timezone.localdate()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for license in page.object_list:
         access = access_of(license, access=request.access)
         # Custom columns are the acting organization's fields; a shared license shows none.
@@ -123,13 +204,20 @@ def license_list_render(
                 "license": license,
                 "access": access,
                 "maintenance_state": license.maintenance_state(today=today),
-                "custom": [values.get(f.pk, "") for f in custom_fields],
+                "custom": [(f.name, values.get(f.pk, "")) for f in custom_fields],
             }
         )
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()
     sort_query.pop("sort", None)
+    showing_all = license_filter.shows_all_statuses()
+    toggle_query = query.copy()
+    toggle_query.pop("status", None)
+    if showing_all:
+        toggle_query.pop("include", None)
+    else:
+        toggle_query["include"] = INCLUDE_ALL
     return render(
         request,
         template,
@@ -145,9 +233,29 @@ def license_list_render(
             "can_share": allows(request, Action.SHARE_LICENSES),
             "can_bulk_custom_data": allows(request, Action.BULK_CUSTOM_DATA),
             "has_owned": any(row["access"].is_owner for row in rows),
+            "showing_all": showing_all,
+            "filtered": any(
+                value for key, value in request.GET.items() if key not in (*NOT_FILTERS, "q")
+            ),
+            "toggle_query": toggle_query.urlencode(),
+            "empty_state": _empty_state(request, license_filter) if not rows else "",
             **(context or {}),
         },
     )
+
+
+# Parameters that narrow the list; sorting, paging and the status switch do not.
+NOT_FILTERS = ("sort", "page", "include")
+
+
+def _empty_state(request: PortalRequest, license_filter: LicenseFilter) -> str:
+    """Why the list is empty, so that the page says what is true: "filtered" (nothing matches
+    the filters), "none_current" (only superseded or revoked licenses), or "none"."""
+    if any(value for key, value in request.GET.items() if key not in NOT_FILTERS):
+        return "filtered"
+    if license_filter.queryset.exists():
+        return "none_current"
+    return "none"
 
 
 EXPORT_HEADER = [
