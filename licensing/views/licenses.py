@@ -27,7 +27,13 @@ from django.db.models import (
     Value,
     When,
 )
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -245,6 +251,9 @@ def license_list_render(
             "can_bulk_custom_data": allows(request, Action.BULK_CUSTOM_DATA),
             "has_owned": any(row["access"].is_owner for row in rows),
             "showing_all": showing_all,
+            # Only My licenses itself: "all matching" resolves the filters over My licenses,
+            # not over another app's narrower base (an Enterprise Flexible catalog).
+            "can_select_matching": base is None,
             "filtered": any(
                 value for key, value in request.GET.items() if key not in (*NOT_FILTERS, "q")
             ),
@@ -253,6 +262,48 @@ def license_list_render(
             **(context or {}),
         },
     )
+
+
+# "All N matching the filters" acts on at most this many licenses at once.
+BULK_LIMIT = COUNT_CAP
+
+
+class SelectionTooLarge(LicensingError):
+    """A bulk action asked for more licenses than BULK_LIMIT."""
+
+
+def bulk_selection(request: PortalRequest) -> list[License]:
+    """The licenses a bulk action from the list (share, custom data) acts on: the ticked ones,
+    or with `all_matching` every license the list's filters (posted back as `matching`, the
+    list's query string) select. Either way only the acting organization's own licenses among
+    those the actor sees: the posted ids and filters choose, the selectors decide.
+    """
+    organization = request.organization
+    own = licenses_visible_to(actor=request.user, organization=organization).filter(
+        owner=organization
+    )
+    if request.POST.get("all_matching"):
+        license_filter = LicenseFilter(
+            QueryDict(request.POST.get("matching", "")) or None,
+            queryset=own,
+            custom_fields=custom_fields_of(organization),
+            organization=organization,
+        )
+        licenses = list(license_filter.sorted_queryset()[: BULK_LIMIT + 1])
+        if len(licenses) > BULK_LIMIT:
+            raise SelectionTooLarge(
+                _(
+                    "More than %(limit)s licenses match these filters. Narrow them down, "
+                    "then apply the action again."
+                )
+                % {"limit": f"{BULK_LIMIT:,}"}
+            )
+        return licenses
+    try:
+        ids = [str(UUID(value)) for value in request.POST.getlist("licenses")]
+    except ValueError as exc:
+        raise Http404 from exc
+    return list(own.filter(pk__in=ids))
 
 
 # Parameters that narrow the list; sorting, paging and the status switch do not.
