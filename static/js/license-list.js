@@ -1,19 +1,23 @@
-// My licenses: the header checkbox selects every license on this page. Without JavaScript it
-// stays hidden and each row is selected by hand ("all matching the filters" needs no script).
-document.querySelectorAll("[data-select-page]").forEach((all) => {
-  const table = all.closest("table");
-  const rows = () => Array.from(table.querySelectorAll("[data-row-select]"));
+// My licenses: "select all on this page" (in the table's header, and above the actions on a
+// phone, where the header is hidden) ticks every license on this page. Without JavaScript the
+// controls stay hidden and rows are ticked one by one ("all matching the filters" needs none).
+const pageSelectors = Array.from(document.querySelectorAll("[data-select-page]"));
+const rowBoxes = Array.from(document.querySelectorAll("[data-row-select]"));
+if (pageSelectors.length && rowBoxes.length) {
   const sync = () => {
-    const checked = rows().filter((box) => box.checked).length;
-    all.checked = checked > 0 && checked === rows().length;
-    all.indeterminate = checked > 0 && checked < rows().length;
+    const checked = rowBoxes.filter((box) => box.checked).length;
+    pageSelectors.forEach((all) => {
+      all.checked = checked === rowBoxes.length;
+      all.indeterminate = checked > 0 && checked < rowBoxes.length;
+    });
   };
-  all.classList.remove("d-none");
-  all.addEventListener("change", () => {
-    rows().forEach((box) => { box.checked = all.checked; });
+  pageSelectors.forEach((all) => {
+    (all.closest("[data-select-page-block]") || all).classList.remove("d-none");
+    all.addEventListener("change", () => {
+      rowBoxes.forEach((box) => { box.checked = all.checked; });
+      sync();
+    });
   });
-  table.addEventListener("change", (event) => {
-    if (event.target.matches("[data-row-select]")) sync();
-  });
+  rowBoxes.forEach((box) => box.addEventListener("change", sync));
   sync();
-});
+}

@@ -115,9 +115,7 @@ def test_too_many_matching_is_refused_with_a_message(client, world, monkeypatch)
 def test_custom_data_for_all_matching(client, world) -> None:  # type: ignore[no-untyped-def]
     field = CustomField.objects.create(organization=world["admin"].organization, name="Team")
     matching = urlencode({"product": world["alpha"].product_id})
-    page = client.post(
-        reverse("custom-values-bulk"), {"all_matching": "1", "matching": matching}
-    )
+    page = client.post(reverse("custom-values-bulk"), {"all_matching": "1", "matching": matching})
     assert page.status_code == 200
     content = page.content.decode()
     assert 'name="all_matching" value="1"' in content and 'name="licenses"' not in content
