@@ -16,14 +16,33 @@ from django.utils.translation import gettext_lazy as _
 from portal.models import Organization
 
 from .codes import GROUP, KEY_LENGTH, compact, is_base32
-from .models import CustomField, CustomFieldValue, License, Product, ProductVersion
+from .models import (
+    CustomField,
+    CustomFieldValue,
+    License,
+    Product,
+    ProductVersion,
+    SerialNumber,
+    SupportRegistration,
+)
 from .services import custom_value_clean
 
+# Not the status words ("Active", "Expired"): a license's status and its maintenance are two
+# different things, and the two filters sit side by side.
 MAINTENANCE_CHOICES = [
-    ("active", _("Active")),
-    ("expiring", _("Expiring within 90 days")),
-    ("expired", _("Expired")),
+    ("active", _("Maintenance current")),
+    ("expiring", _("Maintenance ending within 90 days")),
+    ("expired", _("Maintenance ended")),
 ]
+
+# Statuses shown when the list is not asked for the others ("include=all" or a status filter):
+# what a customer can still use. Superseded and revoked licenses are history.
+CURRENT_STATUSES = (License.Status.ACTIVE,)
+INCLUDE_ALL = "all"
+
+# Licenses touched by the serials a search matches, followed along upgrades (each upgrade
+# supersedes the license it upgraded) this many steps either way.
+SERIAL_LINEAGE_STEPS = 5
 
 SORTS: dict[str, str] = {
     "product": "version__product__name",
@@ -63,6 +82,19 @@ def _custom_value(custom_field: CustomField) -> Subquery:
     )
 
 
+# Ids read before the main query in a search (see filter_search); past this many, the subquery
+# itself goes into the main query instead.
+SEARCH_ID_CAP = 1000
+
+
+def _ids_or_subquery(column: str, ids_query: QuerySet[Any, Any]) -> Q:
+    """`column IN (ids)` with the ids read first when they are few, else with the subquery."""
+    ids = list(ids_query[: SEARCH_ID_CAP + 1])
+    if len(ids) > SEARCH_ID_CAP:
+        return Q(**{f"{column}__in": ids_query})
+    return Q(**{f"{column}__in": ids})
+
+
 class LicenseFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label=_("Search"),
@@ -85,6 +117,11 @@ class LicenseFilter(django_filters.FilterSet):
         lookup_expr="lte",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+    include = django_filters.ChoiceFilter(
+        choices=[(INCLUDE_ALL, _("All statuses"))],
+        method="filter_include",
+        widget=forms.HiddenInput,
+    )
     sort = django_filters.CharFilter(method="filter_sort", widget=forms.HiddenInput)
 
     def __init__(
@@ -106,6 +143,24 @@ class LicenseFilter(django_filters.FilterSet):
         ).distinct()
         for custom_field in custom_fields:
             self.filters[f"cf_{custom_field.pk}"] = self._custom_filter(custom_field)
+
+    @property
+    def form(self) -> forms.Form:
+        # The list renders this form by hand (not field by field through crispy, which was a
+        # fifth of the page's time): the Bootstrap classes go on the widgets once, here.
+        if not hasattr(self, "_form"):
+            form = super().form
+            for field in form.fields.values():
+                widget = field.widget
+                if isinstance(widget, forms.HiddenInput):
+                    continue
+                css = "form-select" if isinstance(widget, forms.Select) else "form-control"
+                widget.attrs["class"] = css
+            if form.is_bound and not form.is_valid():
+                for name in form.errors:
+                    if name in form.fields:
+                        form.fields[name].widget.attrs["class"] += " is-invalid"
+        return self._form
 
     def _custom_filter(self, custom_field: CustomField) -> django_filters.Filter:
         label = custom_field.name
@@ -159,27 +214,91 @@ class LicenseFilter(django_filters.FilterSet):
         # tell a share recipient what they hold. Custom values are searched only in the acting
         # organization's own fields, the purchase reference only on its own licenses.
         owned = Q(owner=self.organization) if self.organization is not None else Q(pk__in=[])
-        own_values = CustomFieldValue.objects.filter(
-            license=OuterRef("pk"),
-            field_id__in=[f.pk for f in self.custom_fields],
-            value__icontains=text,
-        )
+        # Matches in other tables become id lists read first, so that every branch of the OR is
+        # an indexed condition on the license row (a trigram index or an id lookup) and
+        # PostgreSQL can combine them instead of testing each of the organization's rows.
+        registrations = SupportRegistration.objects.filter(
+            Q(company__icontains=text)
+            | Q(primary_name__icontains=text)
+            | Q(primary_email__icontains=text)
+            | Q(technical_name__icontains=text)
+            | Q(technical_email__icontains=text)
+        ).values_list("pk", flat=True)
         condition = (
             Q(key__icontains=text)
             | (Q(source_ref__icontains=text) & owned)
             | Q(host_id__icontains=text)
-            | Q(registration__company__icontains=text)
-            | Q(registration__primary_name__icontains=text)
-            | Q(registration__primary_email__icontains=text)
-            | Q(registration__technical_name__icontains=text)
-            | Q(registration__technical_email__icontains=text)
-            | Q(Exists(own_values))
+            | _ids_or_subquery("registration_id", registrations)
         )
+        field_ids = [f.pk for f in self.custom_fields]
+        if field_ids:
+            own_values = CustomFieldValue.objects.filter(
+                field_id__in=field_ids, value__icontains=text
+            ).values_list("license_id", flat=True)
+            condition |= _ids_or_subquery("pk", own_values)
+        patterns = [text]
         if len(bare) >= 5 and bare.isalnum():
             # A key or serial typed without its dashes still matches.
             grouped = "-".join(bare[i : i + 5] for i in range(0, len(bare), 5))
             condition |= Q(key__icontains=grouped) | (Q(source_ref__icontains=grouped) & owned)
+            patterns.append(grouped)
+        serial_ids = self._serial_lineage(patterns)
+        if serial_ids:
+            condition |= Q(pk__in=serial_ids)
         return queryset.filter(condition)
+
+    def _serial_lineage(self, patterns: list[str]) -> set[Any]:
+        """Ids of the acting organization's licenses that a serial matching `patterns` touched:
+        the license it created or renewed, and along upgrades the licenses before and after.
+
+        A renewal serial does not change the license's source_ref, and an upgrade serial is the
+        source_ref of the new license only: the serials' own record (SerialNumber.license, set
+        on redemption) is what knows every one. Only owned licenses: serials are purchase
+        references, the owner's (see filter_search).
+        """
+        if self.organization is None:
+            return set()
+        matches = Q()
+        for pattern in patterns:
+            matches |= Q(code__icontains=pattern)
+        found = set(
+            SerialNumber.objects.filter(matches, license__owner=self.organization).values_list(
+                "license_id", flat=True
+            )
+        )
+        frontier = set(found)
+        for _step in range(SERIAL_LINEAGE_STEPS):
+            if not frontier:
+                break
+            related = License.objects.filter(
+                Q(supersedes__in=frontier) | Q(superseded_by__in=frontier),
+                owner=self.organization,
+            ).values_list("pk", flat=True)
+            frontier = set(related) - found
+            found |= frontier
+        return found
+
+    def filter_include(
+        self, queryset: QuerySet[License], name: str, value: str
+    ) -> QuerySet[License]:
+        return queryset  # read in filter_queryset, with the status filter
+
+    def shows_all_statuses(self) -> bool:
+        """Whether the list shows every status, not only the current licenses."""
+        if not self.form.is_bound:
+            return False
+        self.form.is_valid()  # cleaned_data keeps the valid fields of an invalid form too
+        data = getattr(self.form, "cleaned_data", {})
+        return data.get("include") == INCLUDE_ALL or bool(data.get("status"))
+
+    @property
+    def qs(self) -> QuerySet[License]:
+        if not hasattr(self, "_current_qs"):
+            queryset = super().qs
+            if not self.shows_all_statuses():
+                queryset = queryset.filter(status__in=CURRENT_STATUSES)
+            self._current_qs = queryset
+        return self._current_qs
 
     def filter_maintenance(
         self, queryset: QuerySet[License], name: str, value: str

@@ -276,10 +276,18 @@ class License(models.Model):
         verbose_name = _("license")
         verbose_name_plural = _("licenses")
         ordering = ["-issued_at"]
+        # The list's usual orders (newest first, by maintenance end) with the id tie-break and
+        # the status it filters on: a page's ids, however deep, come from the index alone.
+        # Trigram indexes for the search are PostgreSQL's and live in migration 0011.
         indexes = [
             models.Index(fields=["owner", "status", "maintenance_end"]),
-            models.Index(fields=["owner", "-issued_at"]),
-            models.Index(fields=["owner", "maintenance_end"]),
+            models.Index(
+                fields=["owner", "-issued_at", "-id", "status"], name="licensing_license_newest"
+            ),
+            models.Index(
+                fields=["owner", "maintenance_end", "id", "status"],
+                name="licensing_license_maint_end",
+            ),
             models.Index(fields=["owner", "version"]),
         ]
         constraints = [

@@ -9,7 +9,7 @@ from uuid import UUID
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -23,6 +23,7 @@ from ..forms import CsvUploadForm, CustomFieldForm, CustomValuesForm
 from ..models import CustomField, CustomFieldValue, License
 from ..selectors import custom_fields_of, licenses_visible_to
 from ..services import custom_values_csv_preview, custom_values_set
+from .licenses import SelectionTooLarge, bulk_selection
 
 SESSION_CSV_PREVIEW = "licensing:custom-csv-preview"
 
@@ -85,23 +86,17 @@ def custom_field_edit(request: PortalRequest, pk: int) -> HttpResponse:
     )
 
 
-def _selection(request: PortalRequest) -> list[License]:
-    try:
-        ids = [str(UUID(value)) for value in request.POST.getlist("licenses")]
-    except ValueError as exc:
-        raise Http404 from exc
-    # Custom data belongs to the acting organization's own licenses.
-    return list(
-        licenses_visible_to(actor=request.user, organization=request.organization).filter(
-            pk__in=ids, owner=request.organization
-        )
-    )
+BULK_SHOWN = 50  # licenses named on the bulk edit page; the rest are counted
 
 
 @require_POST
 @organization_required(action=Action.BULK_CUSTOM_DATA)
 def custom_values_bulk(request: PortalRequest) -> HttpResponse:
-    licenses = _selection(request)
+    try:
+        licenses = bulk_selection(request)
+    except SelectionTooLarge as exc:
+        messages.error(request, str(exc))
+        return redirect("license-list")
     if not licenses:
         messages.error(request, _("Select at least one of your organization's licenses."))
         return redirect("license-list")
@@ -133,7 +128,17 @@ def custom_values_bulk(request: PortalRequest) -> HttpResponse:
         )
         return redirect("license-list")
     return render(
-        request, "licensing/custom_values_bulk.html", {"form": form, "licenses": licenses}
+        request,
+        "licensing/custom_values_bulk.html",
+        {
+            "form": form,
+            "licenses": licenses,
+            "shown": licenses[:BULK_SHOWN],
+            # With "all matching" the next step resolves the filters again rather than carry
+            # thousands of ids through the form.
+            "all_matching": bool(request.POST.get("all_matching")),
+            "matching": request.POST.get("matching", ""),
+        },
     )
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -17,30 +15,21 @@ from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
 from ..forms import ShareForm
-from ..models import License, LicenseShare
-from ..selectors import licenses_visible_to
+from ..models import LicenseShare
 from ..services import LicensingError, license_share, share_accept, share_revoke
+from .licenses import SelectionTooLarge, bulk_selection
 
 SESSION_SHARE_TOKEN = "licensing:share-token"  # noqa: S105 - a session key, not a secret
-
-
-def _owned_selection(request: PortalRequest) -> list[License]:
-    ids = request.POST.getlist("licenses")
-    try:
-        ids = [str(UUID(value)) for value in ids]
-    except ValueError as exc:
-        raise Http404 from exc
-    return list(
-        licenses_visible_to(actor=request.user, organization=request.organization).filter(
-            pk__in=ids, owner=request.organization
-        )
-    )
 
 
 @require_POST
 @organization_required(action=Action.SHARE_LICENSES)
 def share_create(request: PortalRequest) -> HttpResponse:
-    licenses = _owned_selection(request)
+    try:
+        licenses = bulk_selection(request)
+    except SelectionTooLarge as exc:
+        messages.error(request, str(exc))
+        return redirect("license-list")
     back = request.POST.get("back") or "license-list"
     if len(licenses) == 1 and back == "license-detail":
         target = redirect("license-detail", pk=licenses[0].pk)

@@ -11,8 +11,9 @@ from typing import Any, cast
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from licensing.models import License, LicenseShare, Product, ProductVersion
+from licensing.models import CustomField, License, LicenseShare, Product, ProductVersion
 from portal.models import Membership
+from tests.e2e.conftest import PHONE
 from tests.licensing.factories import LicenseFactory, ProductFactory, ProductVersionFactory
 from tests.portal.factories import PASSWORD, MembershipFactory
 
@@ -162,3 +163,35 @@ def test_filter_open_share_and_recipient_sees_it(
     expect(main.get_by_role("heading", name="Renew maintenance")).to_have_count(0)
     expect(main.get_by_role("region", name="Shared with")).to_have_count(0)
     expect(main.get_by_role("button", name="Email key again")).to_have_count(0)
+
+
+def test_phone_list_has_no_sideways_scroll_and_page_selection_works(
+    live_server: Any, open_context: Any, results_dir: Path
+) -> None:
+    owner = new_member()
+    version = new_version("Gamma Endpoint Protection Suite")
+    for _ in range(3):
+        license = new_license(owner, version)
+        license.host_id = "LAB-SERVER-WITH-A-VERY-LONG-HOST-NAME-0001.example.com"
+        license.save(update_fields=["host_id"])
+    CustomField.objects.create(organization=owner.organization, name="Cost center")
+    page = open_context(viewport=PHONE).new_page()
+    log_in(page, live_server.url, owner.user.email)
+    open_page(page, f"{live_server.url}/licenses/")
+    # The search box is there without opening the filter panel.
+    expect(page.get_by_role("searchbox", name="Search")).to_be_visible()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow} px"
+    table = page.get_by_role("main").locator("table")
+    assert page.evaluate(
+        "(t) => t.scrollWidth <= t.parentElement.clientWidth", table.element_handle()
+    )
+    rows = license_rows(page)
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("Gamma Endpoint Protection Suite")
+    # Below 576 px each cell is a line under its column's label (CSS ::before, data-label).
+    expect(rows.first.locator('td[data-label="Maintenance ends"]')).to_be_visible()
+    # "Select all on this page" (script) ticks every row.
+    page.locator("#select-page-phone").check()  # the header's twin, shown on a phone
+    expect(rows.get_by_role("checkbox").and_(page.locator(":checked"))).to_have_count(3)
+    page.screenshot(path=str(results_dir / "my-licenses-phone.png"), full_page=True)

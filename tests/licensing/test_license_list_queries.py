@@ -1,0 +1,73 @@
+"""Query bounds of My licenses (issue 13): page 1, a deep page, a search, with licenses shared
+with the user, and the export. They do not grow with the number of licenses."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from licensing.models import CustomField, CustomFieldValue, LicenseShare
+from licensing.views import licenses as list_views
+from tests.licensing.factories import (
+    LicenseFactory,
+    ProductVersionFactory,
+    SupportRegistrationFactory,
+)
+from tests.portal.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=[12, 60], ids=["few", "more"])
+def licensed(request, client, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(list_views, "PAGE_SIZE", 5)
+    admin = MembershipFactory()
+    client.force_login(admin.user)
+    org = admin.organization
+    version = ProductVersionFactory()
+    registration = SupportRegistrationFactory(organization=org)
+    field = CustomField.objects.create(organization=org, name="PO")
+    licenses = [
+        LicenseFactory(owner=org, version=version, registration=registration)
+        for _ in range(request.param)
+    ]
+    CustomFieldValue.objects.bulk_create(
+        [
+            CustomFieldValue(license=lic, field=field, value=f"PO-{i}")
+            for i, lic in enumerate(licenses)
+        ]
+    )
+    other = MembershipFactory()
+    for _ in range(3):
+        theirs = LicenseFactory(owner=other.organization, version=version)
+        LicenseShare.objects.create(license=theirs, email=admin.user.email, user=admin.user)
+    return request.param
+
+
+# What a page takes today (request context, shares, count, ids, rows, custom values, and the
+# filter form's products and versions), independent of the number of licenses.
+LIST_BOUND = 12
+SEARCH_BOUND = LIST_BOUND + 3  # matching registrations, custom values and serials
+
+
+@pytest.mark.parametrize(
+    ("params", "bound"),
+    [
+        ({}, LIST_BOUND),
+        ({"page": "2", "sort": "-maintenance"}, LIST_BOUND),
+        ({"page": "9999", "sort": "product"}, LIST_BOUND),  # past the end: the last page
+        ({"q": "PO-1", "include": "all"}, SEARCH_BOUND),
+        ({"q": "zzz-nothing"}, SEARCH_BOUND + 1),  # and the empty state's one question
+    ],
+)
+def test_list_pages(client, licensed, django_assert_max_num_queries, params, bound) -> None:  # type: ignore[no-untyped-def]
+    with django_assert_max_num_queries(bound):
+        response = client.get(reverse("license-list"), params)
+    assert response.status_code == 200
+
+
+def test_export(client, licensed, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("license-export", args=["csv"]))
+        body = b"".join(response.streaming_content)
+    assert body.count(b"\n") == licensed + 3 + 1
