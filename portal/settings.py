@@ -124,6 +124,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "portal.urls"
+# Benchmarks: mounts /bench-floor/, a page that only loads the session and the user, which
+# bench/run.py measures every page against. Ignored in production mode.
+PORTAL_BENCH_FLOOR = env_bool("PORTAL_BENCH_FLOOR") and not PRODUCTION
 WSGI_APPLICATION = "portal.wsgi.application"
 
 TEMPLATES = [

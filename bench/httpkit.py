@@ -1,0 +1,165 @@
+"""One HTTP client for every page figure and its floor (no Django here).
+
+`hammer` runs `concurrency` threads, each with its own keep-alive connection, requesting one
+path for a fixed time: requests per second, p50 and p95. The page and its floor are measured
+with the same client, connections and concurrency, so their ratio compares the server only.
+`form_fields` reads a form out of a page the way a browser would submit it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
+
+    @property
+    def p95(self) -> float:
+        return self.percentile(0.95)
+
+
+def hammer(
+    base_url: str,
+    path: str,
+    *,
+    cookie: str = "",
+    concurrency: int = 8,
+    seconds: float = 5.0,
+    warmup: float = 1.0,
+) -> LoadResult:
+    """Requests `path` from `concurrency` keep-alive connections for `seconds` after a warmup."""
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    headers = {"Cookie": cookie, "Connection": "keep-alive"} if cookie else {}
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = [0]
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + seconds
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        mine: list[float] = []
+        failed = 0
+        while True:
+            began = time.perf_counter()
+            if began >= stop_at:
+                break
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+                if response.will_close:
+                    connection.close()
+            except (OSError, http.client.HTTPException):
+                ok = False
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=60)
+            ended = time.perf_counter()
+            if began >= measure_from and ended <= stop_at:
+                if ok:
+                    mine.append((ended - began) * 1000)
+                else:
+                    failed += 1
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return LoadResult(len(latencies), errors[0], seconds, latencies)
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[dict[str, object]] = []
+        self._select: str | None = None
+        self._select_value: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get"),
+                               "fields": []})  # fmt: skip
+            return
+        if not self.forms:
+            return
+        fields: list[tuple[str, str]] = self.forms[-1]["fields"]  # type: ignore[assignment]
+        name = a.get("name")
+        if tag == "input" and name:
+            kind = a.get("type", "text").lower()
+            if kind in {"checkbox", "radio"}:
+                if "checked" in a:
+                    fields.append((name, a.get("value", "on")))
+            elif kind not in {"submit", "button", "image", "file"}:
+                fields.append((name, a.get("value", "")))
+        elif tag == "select" and name:
+            self._select, self._select_value = name, None
+        elif tag == "option" and self._select is not None:
+            value = a.get("value", "")
+            if self._select_value is None or "selected" in a:
+                if self._select_value is not None:
+                    fields[:] = [(n, v) for n, v in fields if n != self._select]
+                self._select_value = value
+                fields.append((self._select, value))
+        elif tag == "textarea" and name:
+            self._textarea = name
+            fields.append((name, ""))
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea and self.forms:
+            fields: list[tuple[str, str]] = self.forms[-1]["fields"]  # type: ignore[assignment]
+            name, value = fields[-1]
+            fields[-1] = (name, value + data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+
+def form_fields(html: str, *, containing: str) -> dict[str, str]:
+    """The fields of the first POST form that has a field named `containing` (its defaults)."""
+    parser = _FormParser()
+    parser.feed(html)
+    for form in parser.forms:
+        fields: list[tuple[str, str]] = form["fields"]  # type: ignore[assignment]
+        if str(form["method"]).lower() == "post" and any(
+            containing in name for name, _value in fields
+        ):
+            return dict(fields)
+    raise LookupError(f"no POST form with a field named like {containing!r}")
