@@ -51,25 +51,29 @@ def hammer(
     concurrency: int = 8,
     seconds: float = 5.0,
     warmup: float = 1.0,
+    min_requests: int = 20,
 ) -> LoadResult:
-    """Requests `path` from `concurrency` keep-alive connections for `seconds` after a warmup."""
+    """Requests `path` from `concurrency` keep-alive connections after a warmup.
+
+    The window lasts `seconds`, longer if fewer than `min_requests` completed by then (at most
+    five times as long), so a slow page still gets a median; a request counts when it completes
+    inside the window, whenever it started.
+    """
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    headers = {"Cookie": cookie, "Connection": "keep-alive"} if cookie else {}
+    headers = {"Cookie": cookie} if cookie else {}
     lock = threading.Lock()
     latencies: list[float] = []
     errors = [0]
-    start = time.perf_counter()
-    measure_from = start + warmup
-    stop_at = measure_from + seconds
+    measure_from = time.perf_counter() + warmup
+    window = {"end": measure_from + seconds}
+    limit = measure_from + 5 * seconds
 
     def worker() -> None:
-        connection = http.client.HTTPConnection(host, port, timeout=60)
-        mine: list[float] = []
-        failed = 0
+        connection = http.client.HTTPConnection(host, port, timeout=120)
         while True:
             began = time.perf_counter()
-            if began >= stop_at:
+            if began >= window["end"]:
                 break
             try:
                 connection.request("GET", path, headers=headers)
@@ -81,24 +85,24 @@ def hammer(
             except (OSError, http.client.HTTPException):
                 ok = False
                 connection.close()
-                connection = http.client.HTTPConnection(host, port, timeout=60)
+                connection = http.client.HTTPConnection(host, port, timeout=120)
             ended = time.perf_counter()
-            if began >= measure_from and ended <= stop_at:
-                if ok:
-                    mine.append((ended - began) * 1000)
-                else:
-                    failed += 1
+            with lock:
+                if ended > window["end"] and len(latencies) < min_requests:
+                    window["end"] = min(limit, ended + 0.5)
+                if measure_from <= ended <= window["end"]:
+                    if ok:
+                        latencies.append((ended - began) * 1000)
+                    else:
+                        errors[0] += 1
         connection.close()
-        with lock:
-            latencies.extend(mine)
-            errors[0] += failed
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return LoadResult(len(latencies), errors[0], seconds, latencies)
+    return LoadResult(len(latencies), errors[0], window["end"] - measure_from, latencies)
 
 
 class _FormParser(HTMLParser):
