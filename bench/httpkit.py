@@ -111,6 +111,7 @@ class _FormParser(HTMLParser):
         self.forms: list[dict[str, object]] = []
         self._select: str | None = None
         self._select_value: str | None = None
+        self._select_explicit = False
         self._textarea: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -125,19 +126,26 @@ class _FormParser(HTMLParser):
         name = a.get("name")
         if tag == "input" and name:
             kind = a.get("type", "text").lower()
-            if kind in {"checkbox", "radio"}:
+            if kind == "radio":
+                # The checked choice, else the first, as a person picking one would.
+                if "checked" in a:
+                    fields[:] = [(n, v) for n, v in fields if n != name]
+                if "checked" in a or all(n != name for n, _v in fields):
+                    fields.append((name, a.get("value", "on")))
+            elif kind == "checkbox":
                 if "checked" in a:
                     fields.append((name, a.get("value", "on")))
             elif kind not in {"submit", "button", "image", "file"}:
                 fields.append((name, a.get("value", "")))
         elif tag == "select" and name:
-            self._select, self._select_value = name, None
+            self._select, self._select_value, self._select_explicit = name, None, False
         elif tag == "option" and self._select is not None:
+            # The selected option, else the first with a value (not a "choose…" placeholder).
             value = a.get("value", "")
-            if self._select_value is None or "selected" in a:
-                if self._select_value is not None:
-                    fields[:] = [(n, v) for n, v in fields if n != self._select]
+            if "selected" in a or (not self._select_explicit and not self._select_value):
+                fields[:] = [(n, v) for n, v in fields if n != self._select]
                 self._select_value = value
+                self._select_explicit = "selected" in a
                 fields.append((self._select, value))
         elif tag == "textarea" and name:
             self._textarea = name
@@ -156,14 +164,21 @@ class _FormParser(HTMLParser):
             self._textarea = None
 
 
+def _matches(name: str, wanted: str) -> bool:
+    if wanted.endswith("-"):  # a form prefix: "registration-"
+        return name.startswith(wanted)
+    return name == wanted or name.endswith("-" + wanted)  # "serial" is "serial-serial"
+
+
 def form_fields(html: str, *, containing: str) -> dict[str, str]:
-    """The fields of the first POST form that has a field named `containing` (its defaults)."""
+    """The fields (their defaults) of the first POST form with a field named `containing`,
+    or prefixed with it (a wizard step's `step-field`)."""
     parser = _FormParser()
     parser.feed(html)
     for form in parser.forms:
         fields: list[tuple[str, str]] = form["fields"]  # type: ignore[assignment]
         if str(form["method"]).lower() == "post" and any(
-            containing in name for name, _value in fields
+            _matches(name, containing) for name, _value in fields
         ):
             return dict(fields)
     raise LookupError(f"no POST form with a field named like {containing!r}")
