@@ -27,7 +27,7 @@ from licensing.models import CustomField
 from portal.management.commands.seed_bench import LARGE_ADMIN, SMALL_ADMIN
 from portal.models import Organization
 
-SECONDS = 4.0 if QUICK else 8.0
+SECONDS = 4.0 if QUICK else 6.0
 FLOOR = "session floor"
 
 

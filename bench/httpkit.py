@@ -56,7 +56,7 @@ def hammer(
     """Requests `path` from `concurrency` keep-alive connections after a warmup.
 
     The window lasts `seconds`, longer if fewer than `min_requests` completed by then (at most
-    five times as long), so a slow page still gets a median; a request counts when it completes
+    three times as long), so a slow page still gets a median; a request counts when it completes
     inside the window, whenever it started.
     """
     parts = urlsplit(base_url)
@@ -67,7 +67,7 @@ def hammer(
     errors = [0]
     measure_from = time.perf_counter() + warmup
     window = {"end": measure_from + seconds}
-    limit = measure_from + 5 * seconds
+    limit = measure_from + 3 * seconds
 
     def worker() -> None:
         connection = http.client.HTTPConnection(host, port, timeout=120)

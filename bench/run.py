@@ -57,7 +57,7 @@ def script_args(name: str, scale: int, quick: bool) -> list[str] | str:
     return {
         "bench_downloads": ["--size-mib", "64" if quick else "512",
                             "--runs", "1" if quick else "3"],
-        "bench_ef": ["--drawdowns", str(min(scale, 10_000 if quick else 100_000)),
+        "bench_ef": ["--drawdowns", str(min(scale, 10_000 if quick else 20_000)),
                      "--service", "50" if quick else "200", "--runs", "3" if quick else "5"],
         "bench_partners": ["--customers", "500" if quick else "5000"],
         "bench_publish": ["--sizes", str(scale), "--notices-for", str(scale), "--per-org", "20"],
