@@ -150,7 +150,12 @@ def run_locust(
     if Path(f"{prefix}_failures.csv").exists():
         with open(f"{prefix}_failures.csv", newline="") as handle:
             failures = list(csv.DictReader(handle))
-    return {"users": users, "stats": stats, "failures": failures, "cpu": sampler.summary()}
+    exceptions: list[dict[str, str]] = []
+    if Path(f"{prefix}_exceptions.csv").exists():
+        with open(f"{prefix}_exceptions.csv", newline="") as handle:
+            exceptions = list(csv.DictReader(handle))
+    return {"users": users, "stats": stats, "failures": failures, "exceptions": exceptions,
+            "cpu": sampler.summary()}  # fmt: skip
 
 
 def _ms(row: dict[str, str], key: str) -> str:
@@ -162,15 +167,17 @@ def render(runs: list[dict[str, Any]], meta: dict[str, str], invariants: str) ->
     lines = ["# Load test report", ""]
     lines += [f"- **{key}**: {value}" for key, value in meta.items()]
     lines += ["", "## Runs", "",
-              "| Users | Requests/s | Requests | Failures | Error rate | p50 | p95 | p99 | "
+              "| Users | Requests/s | Requests | Failures | Abandoned flows | Error rate | p50 | "
+              "p95 | p99 | "
               "CPU gunicorn | CPU postgres | CPU celery | CPU locust | CPU machine |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for run in runs:
         total = next(r for r in run["stats"] if r["Name"] == "Aggregated")
         count, failed = int(total["Request Count"]), int(total["Failure Count"])
         cpu = run["cpu"]
         lines.append(
             f"| {run['users']} | {float(total['Requests/s']):.1f} | {count:,} | {failed:,} | "
+            f"{sum(int(e['Count']) for e in run['exceptions'])} | "
             f"{failed / count * 100 if count else 0:.2f} % | {_ms(total, '50%')} ms | "
             f"{_ms(total, '95%')} ms | {_ms(total, '99%')} ms | {cpu['gunicorn']:.0f} % | "
             f"{cpu['postgres']:.0f} % | {cpu['celery']:.0f} % | {cpu['locust']:.0f} % | "
@@ -193,6 +200,9 @@ def render(runs: list[dict[str, Any]], meta: dict[str, str], invariants: str) ->
             lines += ["", "Failures:", ""]
             lines += [f"- {f['Method']} {f['Name']}: {f['Error']} ×{f['Occurrences']}"
                       for f in run["failures"]]  # fmt: skip
+        if run["exceptions"]:
+            lines += ["", "Flows abandoned (an expected form missing from the page):", ""]
+            lines += [f"- {e['Message']} ×{e['Count']}" for e in run["exceptions"]]
         lines.append("")
     lines += ["## check_invariants on the load database", "", "```", invariants.strip(), "```", ""]
     return "\n".join(lines)
@@ -234,6 +244,9 @@ def main() -> None:
     ):
         for users in [int(u) for u in args.users.split(",")]:
             print(f"== {users} users for {args.duration}", flush=True)
+            # Fresh pools before each run: a serial an earlier run redeemed is refused now,
+            # and counted as a failed code by the portal's rate limit.
+            sizes = write_pools(DATABASE, pools)
             prefix = LOGS / f"load-{users}"
             runs.append(run_locust(url, users, args.duration, pools, prefix, args.tags))
             total = next(r for r in runs[-1]["stats"] if r["Name"] == "Aggregated")
