@@ -307,8 +307,8 @@ RAW_SQL = {
     ),
     "outbox": (
         'INSERT INTO portal_outboundemail (id, created_at, template, "to", subject, body_text,'
-        " body_html, attachments, status, attempts, last_error) VALUES (%s, now(),"
-        " 'license_issued', %s::jsonb, %s, %s, %s, %s::jsonb, 'pending', 0, '')"
+        " body_html, attachments, status, attempts, last_error, next_attempt_at) VALUES (%s,"
+        " now(), 'license_issued', %s::jsonb, %s, %s, %s, %s::jsonb, 'pending', 0, '', now())"
     ),
     "drawdown": (
         "INSERT INTO enterprise_flex_efdrawdown (contract_id, line_id, site_id, quantity,"
