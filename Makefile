@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check-deploy check-invariants format worker beat serve messages bench clean
+.PHONY: run test lint check-deploy check-invariants format worker beat serve messages bench load clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -80,8 +80,20 @@ serve: $(STAMP)  ## gunicorn, for the full stack
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/gunicorn portal.wsgi --bind 0.0.0.0:8000 --workers 3
 
-bench: $(STAMP)  ## Every benchmark against DATABASE_URL (PostgreSQL for meaningful figures)
-	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+# Every benchmark beside its floor, on PostgreSQL + Redis (started when absent), gunicorn (2
+# workers) and a Celery worker, into bench/REPORT.md. BENCH_SCALE=100000 licenses; BENCH_QUICK=1
+# shortens the run; BENCH_ARGS="--only license_list,get_a_key" picks scripts (bench/run.py).
+bench: $(STAMP)  ## Every benchmark beside its floor, into bench/REPORT.md
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The load test: locust headless against gunicorn (2 workers) + a Celery worker + PostgreSQL +
+# Redis on a seed_bench database, then check_invariants, into bench/LOAD.md. USERS (several,
+# comma-separated, one run each), DURATION per run (default 2m). Installs the `load` extra.
+USERS ?= 20
+DURATION ?= 2m
+load: $(STAMP)  ## Load test (locust, headless) into bench/LOAD.md
+	@$(BIN)/python -c "import locust, psutil" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[load]'
+	$(BIN)/python bench/load.py --users $(USERS) --duration $(DURATION) $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var/portal.sqlite3 var/emails var/staticfiles var/fileconnect

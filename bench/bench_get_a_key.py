@@ -1,41 +1,43 @@
-"""Figures for the Get-a-key path: redemption time and queries, license-file sign/verify speed.
+"""Figures for the mint and the Get-a-key wizard.
 
-Run against the database in DATABASE_URL (SQLite under var/ by default):
+- Mint rate: serials redeemed through `serial_redeem` (the one mint, one transaction each),
+  per second, beside its floor: the very rows one of those mints wrote (captured from it with an
+  execute wrapper: registration, license, audit events, outbox email, redemption, serial
+  update), replayed with raw psycopg in one transaction per mint, with fresh ids and keys.
+- Statements per mint and how often the serial is read, counted without a cap.
+- The wizard over HTTP (Django's test client through the whole middleware stack): queries per
+  license for the whole wizard (every GET and POST until the result page) and for the confirm
+  POST alone.
+- License files signed and verified per second.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_bench \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_bench \\
         .venv/bin/python bench/bench_get_a_key.py
-
-It creates its own organization, product and serials, and prints a table; it asserts nothing.
 """
 
 from __future__ import annotations
 
-import os
-import statistics
-import sys
+import json
 import time
-from pathlib import Path
+import uuid
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
-os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+import psycopg
+from common import QUICK, Target, count_queries, emit
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from httpkit import form_fields
+from psycopg.types.json import Json, Jsonb
 
-import django
+from licensing.codes import generate_license_key
+from licensing.licensefile import build_license_file, verify_license_file
+from licensing.models import Product, ProductVersion, SerialNumber
+from licensing.services import serial_redeem, serials_create
+from licensing.signing import get_public_key, get_signing_key
+from portal.models import Membership, Organization, User
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection, reset_queries  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-
-from licensing.licensefile import build_license_file, verify_license_file  # noqa: E402
-from licensing.models import Product, ProductVersion  # noqa: E402
-from licensing.services import serial_redeem, serials_create  # noqa: E402
-from licensing.signing import get_public_key, get_signing_key  # noqa: E402
-from portal.models import Membership, Organization, User  # noqa: E402
-
+MINTS = 100 if QUICK else 300
+WIZARDS = 5 if QUICK else 20
 REGISTRATION = {
     "company": "Bench Co",
     "address": "1 Bench Street",
@@ -49,54 +51,168 @@ REGISTRATION = {
 }
 
 
-def main(redemptions: int = 200) -> None:
-    call_command("migrate", verbosity=0)
-    stamp = str(time.time_ns())
-    product = Product.objects.create(sku=f"BENCH-{stamp}", name="Bench Product")
-    version = ProductVersion.objects.create(product=product, version="1.0")
-    user = User.objects.create_user(email=f"bench-{stamp}@bench.example", password=None)
-    organization = Organization.objects.create(name=f"Bench {stamp}")
-    Membership.objects.create(user=user, organization=organization, role="admin")
+class Recorder:
+    """Counts every statement; keeps the writes (SQL and parameters) and the serial reads."""
 
-    started = time.perf_counter()
-    serials = serials_create(version=version, count=10_000)
-    create_seconds = time.perf_counter() - started
+    def __init__(self) -> None:
+        self.count = 0
+        self.serial_reads = 0
+        self.writes: list[tuple[str, Any]] = []
 
-    durations, queries = [], []
-    for serial in serials[:redemptions]:
-        reset_queries()
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
+    def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        self.count += 1
+        head = sql.lstrip()[:6].upper()
+        if head == "SELECT" and 'FROM "licensing_serialnumber"' in sql:
+            self.serial_reads += 1
+        if head in ("INSERT", "UPDATE", "DELETE"):
+            self.writes.append((sql, params))
+        return execute(sql, params, many, context)
+
+
+def _swap(value: Any, mapping: dict[Any, Any], fresh: dict[Any, Any]) -> Any:
+    if isinstance(value, uuid.UUID):
+        return mapping.get(value) or fresh.setdefault(value, uuid.uuid4())
+    if isinstance(value, Jsonb | Json):
+        text = _swap(json.dumps(value.obj), mapping, fresh)
+        return type(value)(json.loads(text))
+    if isinstance(value, str):
+        for old, new in mapping.items():
+            if isinstance(old, str) and old in value:
+                value = value.replace(old, new)
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value in mapping:
+        return mapping[value]
+    return value
+
+
+def raw_floor(writes: list[tuple[str, Any]], old: dict[str, Any], serials: list[Any]) -> float:
+    """Mints per second replaying `writes` with psycopg, one transaction per mint."""
+    db = connection.settings_dict
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+        password=db.get("PASSWORD") or None, dbname=db["NAME"],
+    )  # fmt: skip
+    with psycopg.connect(conninfo) as raw:
+        started = time.perf_counter()
+        for serial in serials:
+            new_license = uuid.uuid4()
+            mapping: dict[Any, Any] = {
+                old["license"]: new_license,
+                str(old["license"]): str(new_license),
+                old["key"]: generate_license_key(),
+                old["code"]: serial.code,
+                old["serial"]: serial.pk,
+                str(old["serial"]): str(serial.pk),
+            }
+            fresh: dict[Any, Any] = {}
+            with raw.transaction(), raw.cursor() as cursor:
+                for sql, params in writes:
+                    args = [_swap(p, mapping, fresh) for p in params or ()]
+                    cursor.execute(sql, args)
+                    if "RETURNING" in sql and 'INSERT INTO "licensing_supportregistration"' in sql:
+                        mapping[old["registration"]] = cursor.fetchone()[0]  # type: ignore[index]
+        return len(serials) / (time.perf_counter() - started)
+
+
+def mint_figures(organization: Organization, user: User, serials: list[SerialNumber]) -> None:
+    first, rest = serials[0], serials[1 : MINTS + 1]
+    recorder = Recorder()
+    with connection.execute_wrapper(recorder):
+        result = serial_redeem(
+            code=first.code, organization=organization, registration=REGISTRATION, acting_user=user
+        )
+    license = result.license
+    writes = recorder.writes
+    old = {
+        "license": license.pk,
+        "key": license.key,
+        "code": first.code,
+        "serial": first.pk,
+        "registration": license.registration_id,
+    }
+    counter = Recorder()
+    with connection.execute_wrapper(counter):
+        started = time.perf_counter()
+        for serial in rest:
             serial_redeem(
                 code=serial.code,
                 organization=organization,
                 registration=REGISTRATION,
                 acting_user=user,
             )
-            durations.append(time.perf_counter() - started)
-        queries.append(len(captured))
+        rate = len(rest) / (time.perf_counter() - started)
+    floor = raw_floor(writes, old, serials[MINTS + 1 : 2 * MINTS + 1])
+    tables = ", ".join(sql.split('"')[1] for sql, _params in writes)
+    emit("Mint: serials redeemed through the service, one transaction each", rate, "/s",
+         floor_name="the same rows with raw psycopg", floor_value=floor, target=Target(">=", 0.5),
+         note=f"{len(rest)} mints each way; rows written per mint: {tables}")  # fmt: skip
+    emit("Mint: statements per mint", counter.count / len(rest), "statements",
+         note=f"the serial read {counter.serial_reads / len(rest):.1f} times per mint; "
+         f"the floor sends {len(writes)} statements")  # fmt: skip
 
+
+def wizard_figures(organization: Organization, user: User, serials: list[SerialNumber]) -> None:
+    client = Client()
+    client.force_login(user)
+    whole, confirm = [], []
+    for serial in serials[:WIZARDS]:
+        with count_queries() as all_queries:
+            page = client.get("/get-a-key/")
+            fields = form_fields(page.content.decode(), containing="serial")
+            fields = {k: v for k, v in fields.items() if not k.startswith("wizard_goto")}
+            serial_field = next(k for k in fields if k.endswith("-serial"))
+            page = client.post("/get-a-key/", {**fields, serial_field: serial.code})
+            fields = form_fields(page.content.decode(), containing="registration-")
+            for name, value in REGISTRATION.items():
+                if not fields.get(f"registration-{name}"):
+                    fields[f"registration-{name}"] = value
+            page = client.post("/get-a-key/", fields)
+            fields = form_fields(page.content.decode(), containing="current_step")
+            fields = {k: v for k, v in fields.items() if not k.startswith("wizard_goto")}
+            with count_queries() as confirm_queries:
+                response = client.post("/get-a-key/", fields)
+            assert response.status_code == 302, response.status_code
+            result = client.get(response["Location"])
+            assert result.status_code == 200
+        whole.append(all_queries.count)
+        confirm.append(confirm_queries.count)
+    serial = SerialNumber.objects.get(pk=serials[WIZARDS - 1].pk)
+    assert serial.status == SerialNumber.Status.REDEEMED, serial.status
+    emit("Get a key over HTTP: queries for the whole wizard, per license",
+         sum(whole) / len(whole), "queries", target=Target("<=", 20, on="value"),
+         note=f"{len(whole)} wizards: GET, serial, registration, confirm, result page "
+         f"(min {min(whole)}, max {max(whole)})")  # fmt: skip
+    emit("Get a key over HTTP: queries of the confirm POST", sum(confirm) / len(confirm),
+         "queries", note=f"min {min(confirm)}, max {max(confirm)}")  # fmt: skip
+
+
+def signing_figures() -> None:
     key, payload = "ABCDE-FGHJK-MNPQR-STVWX-YZ012", {"data": {"id": "x", "attributes": {}}}
     signing_key, public_key = get_signing_key(), get_public_key()
     started = time.perf_counter()
     files = [
         build_license_file(payload=payload, license_key=key, signing_key=signing_key)
-        for _ in range(2000)
+        for _ in range(1000)
     ]
-    sign_rate = 2000 / (time.perf_counter() - started)
+    emit("License files signed", 1000 / (time.perf_counter() - started), "/s")
     started = time.perf_counter()
     for text in files:
         verify_license_file(text, license_key=key, public_key=public_key)
-    verify_rate = 2000 / (time.perf_counter() - started)
+    emit("License files verified", 1000 / (time.perf_counter() - started), "/s")
 
-    durations.sort()
-    print(f"database                      {connection.vendor}")
-    print(f"serials_create 10,000         {create_seconds:.2f} s")
-    print(f"serial_redeem median          {statistics.median(durations) * 1000:.1f} ms")
-    print(f"serial_redeem p95             {durations[int(len(durations) * 0.95)] * 1000:.1f} ms")
-    print(f"serial_redeem queries         {min(queries)}–{max(queries)} per redemption")
-    print(f"license files signed          {sign_rate:,.0f} /s")
-    print(f"license files verified        {verify_rate:,.0f} /s")
+
+def main() -> None:
+    settings.ALLOWED_HOSTS = ["*"]
+    stamp = str(time.time_ns())
+    product = Product.objects.create(sku=f"BENCH-M-{stamp}"[:40], name="Bench Mint Product")
+    version = ProductVersion.objects.create(product=product, version="1.0")
+    user = User.objects.create_user(email=f"bench-mint-{stamp}@bench.example", password=None)
+    organization = Organization.objects.create(name=f"Bench Mint {stamp}")
+    Membership.objects.create(user=user, organization=organization, role="admin")
+    serials = serials_create(version=version, count=2 * MINTS + 2 + WIZARDS)
+    mint_figures(organization, user, serials[: 2 * MINTS + 1])
+    wizard_figures(organization, user, serials[2 * MINTS + 1 :])
+    signing_figures()
 
 
 if __name__ == "__main__":

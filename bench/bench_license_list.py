@@ -1,173 +1,130 @@
-"""Figures for My licenses: list page time and queries at 1,000 and 100,000 licenses, and the
-streamed CSV export of 100,000 rows (time, Python peak memory).
+"""Figures for the dashboard and My licenses, over HTTP against the gunicorn of `make bench`:
+requests/s and p50 at concurrency 8 beside the session floor, the list at 1,000 and at
+BENCH_SCALE licenses, a deep page and a text search, and the CSV export beside `psql \\copy` of
+the same rows.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_bench \\
-        .venv/bin/python bench/bench_license_list.py [--big 100000] [--small 1000]
+    make bench                      # everything; or, with the stack of bench/run.py running:
+    BENCH_BASE_URL=http://127.0.0.1:PORT .venv/bin/python bench/bench_license_list.py
 
-Seeding 100,000 licenses through license_issue (one signed file and audit event each) takes too
-long for a benchmark, so this script bulk-inserts the rows directly; nothing else does.
+The data set is seed_bench's: bench-large@ owns BENCH_SCALE licenses, bench-small@ 1,000.
+Every page and its floor go through the same client (bench/httpkit.py: threads with keep-alive
+connections), in the same run, interleaved, so their ratio compares the server only.
 """
 
 from __future__ import annotations
 
-import argparse
+import http.client
 import os
-import resource
-import statistics
 import subprocess
-import sys
 import time
-from datetime import date, timedelta
-from pathlib import Path
+from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+from common import QUICK, SCALE, Target, base_url, emit, session_cookie
+from django.db import connection
+from httpkit import LoadResult, hammer
 
-import django
+from licensing.models import CustomField
+from portal.management.commands.seed_bench import LARGE_ADMIN, SMALL_ADMIN
+from portal.models import Organization
 
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-
-from licensing.codes import generate_license_key  # noqa: E402
-from licensing.models import (  # noqa: E402
-    CustomField,
-    CustomFieldValue,
-    License,
-    Product,
-    ProductVersion,
-    SupportRegistration,
-)
-from portal.models import Membership, Organization, User  # noqa: E402
+SECONDS = 4.0 if QUICK else 6.0
+FLOOR = "session floor"
 
 
-def catalog(stamp: str) -> list[ProductVersion]:
-    """One catalog shared by every organization, as in production."""
-    products = [
-        Product.objects.create(sku=f"B-{i}-{stamp}", name=f"Bench product {i}") for i in range(5)
-    ]
-    return [ProductVersion.objects.create(product=p, version="1.0") for p in products]
+def pair(url: str, path: str, cookie: str) -> tuple[LoadResult, LoadResult]:
+    """The page and the floor, each measured twice, alternating; the better run of each."""
+    page_runs, floor_runs = [], []
+    for _ in range(1 if QUICK else 2):
+        page_runs.append(hammer(url, path, cookie=cookie, seconds=SECONDS))
+        floor_runs.append(hammer(url, "/bench-floor/", cookie=cookie, seconds=SECONDS))
+    best = max(page_runs, key=lambda r: r.rps), max(floor_runs, key=lambda r: r.rps)
+    for result in best:
+        if result.errors or not result.requests:
+            raise SystemExit(f"{path}: {result.errors} errors in {result.requests} requests")
+    return best
 
 
-def seed(count: int, stamp: str, versions: list[ProductVersion]) -> User:
-    organization = Organization.objects.create(name=f"Bench {count} {stamp}")
-    user = User.objects.create_user(email=f"bench-{count}-{stamp}@bench.example", password=None)
-    Membership.objects.create(user=user, organization=organization, role="admin")
-    registration = SupportRegistration.objects.create(
-        organization=organization,
-        company="Bench Co",
-        address="1 Street",
-        country="BR",
-        primary_name="P",
-        primary_email="p@bench.example",
-        primary_phone="1",
-        technical_name="T",
-        technical_email="t@bench.example",
-        technical_phone="2",
-    )
-    field = CustomField.objects.create(organization=organization, name="Cost center")
-    today = date.today()
-    batch: list[License] = []
-    for index in range(count):
-        batch.append(
-            License(
-                key=generate_license_key(),
-                owner=organization,
-                version=versions[index % 5],
-                quantity=1 + index % 50,
-                maintenance_start=today - timedelta(days=200),
-                maintenance_end=today + timedelta(days=index % 700 - 200),
-                source="serial",
-                source_ref=f"BENCH-{index}",
-                registration=registration,
-            )
-        )
-        if len(batch) == 5000:
-            _flush(batch, field)
-    _flush(batch, field)
-    return user
-
-
-def _flush(batch: list[License], field: CustomField) -> None:
-    License.objects.bulk_create(batch)
-    CustomFieldValue.objects.bulk_create(
-        [
-            CustomFieldValue(license=lic, field=field, value=f"CC-{i % 20}")
-            for i, lic in enumerate(batch)
-        ]
-    )
-    batch.clear()
-
-
-def measure_list(client: Client, runs: int = 15) -> tuple[float, int]:
-    durations, queries = [], 0
-    for _ in range(runs):
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            response = client.get("/licenses/", {"sort": "-maintenance"})
-            durations.append(time.perf_counter() - started)
-        assert response.status_code == 200
-        queries = len(captured)
-    return statistics.median(durations), queries
-
-
-def measure_export(email: str) -> None:
-    """Runs in a fresh process, so that its peak RSS is the export's and not the seeding's."""
-    client = Client()
-    client.force_login(User.objects.get(email=email))
-    client.get("/licenses/")  # warm imports and connections before the baseline
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def export_seconds(url: str, cookie: str) -> tuple[float, int]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
     started = time.perf_counter()
-    response = client.get("/licenses/export.csv")
-    size = sum(len(chunk) for chunk in response.streaming_content)
+    conn.request("GET", "/licenses/export.csv", headers={"Cookie": cookie})
+    response = conn.getresponse()
+    size = 0
+    while chunk := response.read(1 << 16):
+        size += len(chunk)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"CSV export                          {seconds:.1f} s   {size / 1e6:.1f} MB written   "
-        f"peak RSS {peak:.0f} MiB (baseline {baseline:.0f} MiB, +{peak - baseline:.0f} MiB)"
+    if response.status != 200:
+        raise SystemExit(f"export answered {response.status}")
+    return seconds, size
+
+
+def copy_seconds(organization: Organization) -> tuple[float, int]:
+    """`psql \\copy` of the export's rows: the same columns, joins and custom values, to CSV."""
+    fields = list(CustomField.objects.filter(organization=organization).order_by("position", "pk"))
+    custom = "".join(f", cf{f.pk}.value" for f in fields)
+    joins = "".join(
+        f" LEFT JOIN licensing_customfieldvalue cf{f.pk}"
+        f" ON cf{f.pk}.license_id = l.id AND cf{f.pk}.field_id = {f.pk}"
+        for f in fields
     )
+    query = (
+        "SELECT l.key, p.name, p.sku, v.version, l.quantity, l.host_id, l.status,"  # noqa: S608
+        " l.maintenance_start, l.maintenance_end, o.name, o.account_number, l.source,"
+        " l.source_ref, r.company, r.technical_name, r.technical_email, l.issued_at"
+        f"{custom} FROM licensing_license l"
+        " JOIN licensing_productversion v ON v.id = l.version_id"
+        " JOIN licensing_product p ON p.id = v.product_id"
+        " JOIN portal_organization o ON o.id = l.owner_id"
+        " LEFT JOIN licensing_supportregistration r ON r.id = l.registration_id"
+        f"{joins} WHERE l.owner_id = {organization.pk} ORDER BY l.maintenance_end, l.id"
+    )
+    db = connection.settings_dict
+    env = {**os.environ, "PGPASSWORD": str(db.get("PASSWORD") or "")}
+    command = [
+        "psql", "-X", "-q", "-h", str(db["HOST"] or "127.0.0.1"), "-p", str(db["PORT"] or 5432),
+        "-U", str(db["USER"]), "-d", str(db["NAME"]),
+        "-c", f"\\copy ({query}) TO STDOUT WITH (FORMAT csv, HEADER)",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, check=True)  # noqa: S603
+    return time.perf_counter() - started, len(result.stdout)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--small", type=int, default=1000)
-    parser.add_argument("--big", type=int, default=100_000)
-    parser.add_argument("--export", help="internal: measure the export for this user")
-    args = parser.parse_args()
-    settings.ALLOWED_HOSTS = ["*"]
-    if args.export:
-        measure_export(args.export)
-        return
-    call_command("migrate", verbosity=0)
-    stamp = str(time.time_ns())
-    print(f"database {connection.vendor}; seeding {args.small:,} and {args.big:,} licenses…")
-    started = time.perf_counter()
-    versions = catalog(stamp)
-    small, big = seed(args.small, stamp, versions), seed(args.big, stamp, versions)
-    print(f"seeded in {time.perf_counter() - started:.0f} s")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")  # what autovacuum would do after a bulk load
-    results = {}
-    for label, user in (("small", small), ("big", big)):
-        client = Client()
-        client.force_login(user)
-        results[label] = measure_list(client)
-    for label, count in (("small", args.small), ("big", args.big)):
-        median, queries = results[label]
-        print(
-            f"list page, {count:>7,} licenses   median {median * 1000:7.1f} ms   {queries} queries"
-        )
-    print(f"ratio big/small median             {results['big'][0] / results['small'][0]:.2f}")
-    print(f"CSV export of {args.big:,} rows in a fresh process:")
-    sys.stdout.flush()
-    subprocess.run([sys.executable, __file__, "--export", big.email], check=True)  # noqa: S603
+    url = base_url()
+    large, small = session_cookie(LARGE_ADMIN), session_cookie(SMALL_ADMIN)
+    scale = f"{SCALE:,}"
+
+    dashboard, floor = pair(url, "/dashboard/", small)
+    emit("Dashboard, requests/s at c=8", dashboard.rps, "rps",
+         floor_name=FLOOR, floor_value=floor.rps, note=f"p50 {dashboard.p50:.0f} ms")  # fmt: skip
+
+    page, floor = pair(url, "/licenses/", small)
+    emit("License list, 1,000 licenses: requests/s at c=8", page.rps, "rps",
+         floor_name=FLOOR, floor_value=floor.rps, target=Target(">=", 0.5))  # fmt: skip
+    emit("License list, 1,000 licenses: p50 at c=8", page.p50, "ms",
+         floor_name=FLOOR, floor_value=floor.p50)  # fmt: skip
+
+    big, _floor = pair(url, "/licenses/", large)
+    emit(f"License list p50, {scale} ÷ 1,000 licenses", big.p50, "ms",
+         floor_name="list at 1,000", floor_value=page.p50, target=Target("<=", 1.1))  # fmt: skip
+    last_page = max(1, min(1000, SCALE // 50))
+    deep = hammer(url, f"/licenses/?page={last_page}", cookie=large, seconds=SECONDS)
+    emit(f"License list page {last_page} at {scale}: p50 at c=8", deep.p50, "ms",
+         floor_name="page 1", floor_value=big.p50, target=Target("<=", 1.1))  # fmt: skip
+    search = hammer(url, "/licenses/?q=host-00042", cookie=large, seconds=SECONDS)
+    emit(f"License list text search at {scale}: p50 at c=8", search.p50, "ms",
+         floor_name="page 1", floor_value=big.p50, target=Target("<=", 1.1),
+         note="q=host-00042 (a host ID substring; matches ~0.03 % of the licenses)")  # fmt: skip
+
+    organization = Organization.objects.get(memberships__user__email=LARGE_ADMIN)
+    seconds, size = export_seconds(url, large)
+    floor_seconds, floor_size = copy_seconds(organization)
+    emit(f"CSV export, {scale} licenses (HTTP, streamed)", seconds, "s",
+         floor_name="psql \\copy of the same rows", floor_value=floor_seconds,
+         target=Target("<=", 3),
+         note=f"{size / 1e6:.1f} MB over HTTP; \\copy wrote {floor_size / 1e6:.1f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

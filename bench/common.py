@@ -1,5 +1,6 @@
 """What every benchmark shares: Django set up against DATABASE_URL, an exact query counter, a
-median timer and the floor view (a page that only loads the session and the user).
+median timer, the floor view (a page that only loads the session and the user), logged-in
+session cookies for the bench's gunicorn, and `emit` for the figures bench/run.py collects.
 
 A figure is printed beside a floor measured in the same run, on the same machine and database, so
 that a ratio means something; queries are counted with a database execute wrapper, which has no
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
@@ -32,8 +34,37 @@ from django.contrib.auth.decorators import login_required  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.urls import clear_url_caches, path  # noqa: E402
+from results import Target, emit  # noqa: E402
+
+__all__ = ["QUICK", "SCALE", "Target", "base_url", "emit", "session_cookie"]
 
 FLOOR_URL = "/bench-floor/"
+# Set by bench/run.py: the data set's size, a shortened run, the gunicorn it started.
+SCALE = int(os.environ.get("BENCH_SCALE", "100000"))
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
+
+
+def base_url() -> str:
+    url = os.environ.get("BENCH_BASE_URL", "")
+    if not url:
+        raise SystemExit("BENCH_BASE_URL is not set: run this through `make bench` (bench/run.py)")
+    return url
+
+
+def session_cookie(email: str) -> str:
+    """A logged-in session for `email`, as the login page would create it (no rate limit)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from portal.models import User
+
+    user = User.objects.get(email=email)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
 
 class QueryCounter:

@@ -124,6 +124,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "portal.urls"
+# Benchmarks: mounts /bench-floor/, a page that only loads the session and the user, which
+# bench/run.py measures every page against. Ignored in production mode.
+PORTAL_BENCH_FLOOR = env_bool("PORTAL_BENCH_FLOOR") and not PRODUCTION
 WSGI_APPLICATION = "portal.wsgi.application"
 
 TEMPLATES = [
@@ -143,10 +146,17 @@ TEMPLATES = [
     },
 ]
 
+_DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")
+# Persistent connections on a server database: opening a PostgreSQL connection per request
+# halved the dashboard's throughput (issue 13). The health check pings a reused connection once
+# per request, so a restarted database costs one failed ping, not a 500. SQLite opens a file,
+# nothing to save, and keeps the embedded default and the tests as they were.
+_CONN_MAX_AGE_DEFAULT = "0" if _DATABASE_URL.startswith("sqlite") else "60"
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        _DATABASE_URL,
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", _CONN_MAX_AGE_DEFAULT)),
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

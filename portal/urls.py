@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import benchfloor, views
 
 admin.site.site_header = "Licensing Portal administration"
 admin.site.site_title = "Licensing Portal admin"
@@ -39,3 +39,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
+# Benchmarks only (PORTAL_BENCH_FLOOR, never in production): the session floor.
+urlpatterns += benchfloor.urlpatterns()

@@ -1,0 +1,90 @@
+"""The benchmarks' session floor is mounted only on request and never in production; the
+database connection settings keep PostgreSQL connections and leave SQLite alone."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from django.urls import clear_url_caches
+
+from tests.portal.factories import UserFactory
+from tests.processes import ROOT
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def floor_mounted(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    from portal import urls
+
+    settings.PORTAL_BENCH_FLOOR = True
+    importlib.reload(urls)
+    clear_url_caches()
+    yield
+    settings.PORTAL_BENCH_FLOOR = False
+    importlib.reload(urls)
+    clear_url_caches()
+
+
+def test_the_floor_is_absent_by_default(client: Client) -> None:
+    client.force_login(UserFactory())
+    assert client.get("/bench-floor/").status_code == 404
+
+
+@pytest.mark.usefixtures("floor_mounted")
+def test_the_floor_answers_with_the_user_when_switched_on(client: Client) -> None:
+    user = UserFactory()
+    assert client.get("/bench-floor/").status_code == 302  # to the login page
+    client.force_login(user)
+    response = client.get("/bench-floor/")
+    assert response.status_code == 200
+    assert response.content.decode() == str(user.pk)
+
+
+def _settings_value(expression: str, **env: str) -> str:
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "REDIS_", "PORTAL_", "CELERY_", "EMAIL_", "DATABASE_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", f"from portal import settings; print({expression})"],
+        cwd=ROOT,
+        env={**inherited, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
+
+
+def test_production_mode_never_mounts_the_floor() -> None:
+    production = {
+        "DJANGO_PRODUCTION": "true",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "licensing.example.com",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    assert _settings_value("settings.PORTAL_BENCH_FLOOR", PORTAL_BENCH_FLOOR="1") == "True"
+    floor = _settings_value("settings.PORTAL_BENCH_FLOOR", PORTAL_BENCH_FLOOR="1", **production)
+    assert floor == "False"
+
+
+def test_postgresql_connections_persist_with_health_checks_sqlite_does_not() -> None:
+    database = "settings.DATABASES['default']"
+    expression = f"({database}['CONN_MAX_AGE'], {database}['CONN_HEALTH_CHECKS'])"
+    postgres = "postgres://postgres@127.0.0.1:5432/portal"
+    assert _settings_value(expression, DATABASE_URL=postgres) == "(60, True)"
+    assert _settings_value(expression, DATABASE_URL="sqlite:///x.sqlite3") == "(0, True)"
+    assert _settings_value(expression, DATABASE_URL=postgres, DATABASE_CONN_MAX_AGE="0") == (
+        "(0, True)"
+    )

@@ -1,0 +1,38 @@
+"""The benchmark report: ratios against the floor, targets met or not, one table row each."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from results import Figure, Target, emit, load_figures, render_report
+
+
+def test_ratio_is_value_over_floor_and_targets_apply_to_ratio_or_value() -> None:
+    page = Figure("list", 50, "rps", floor_name="floor", floor_value=200,
+                  target={"op": ">=", "threshold": 0.5, "on": "ratio"})  # fmt: skip
+    assert page.ratio == pytest.approx(0.25)
+    assert page.met is False
+    queries = Figure("wizard", 18, "queries", target={"op": "<=", "threshold": 20, "on": "value"})
+    assert queries.ratio is None
+    assert queries.met is True
+    assert Figure("no floor, no target", 1, "s").met is None
+
+
+def test_emitted_figures_render_as_a_table(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    results = tmp_path / "results.jsonl"
+    monkeypatch.setenv("BENCH_RESULTS", str(results))
+    emit("Export", 0.9, "s", floor_name="psql \\copy", floor_value=0.3, target=Target("<=", 3))
+    emit("Dashboard", 120, "rps", floor_name="session floor", floor_value=400, note="p50 60 ms")
+    assert '"figure": "Export"' in capsys.readouterr().out
+    figures = load_figures(results)
+    report = render_report(figures, {"Commit": "abc123"}, ["seeded in 3 s"])
+    assert "- **Commit**: abc123" in report
+    assert "| Export | 0.90 s | psql \\copy: 0.30 s | 3.00 | ≤ 3 × floor | yes |" in report
+    assert "| Dashboard | 120 rps | session floor: 400 rps | 0.30 | – | – |" in report
+    assert "*Dashboard*: p50 60 ms" in report
+    assert "- seeded in 3 s" in report
