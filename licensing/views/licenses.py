@@ -94,6 +94,11 @@ class ListPage:
     count_cap: int = COUNT_CAP
 
     @property
+    def paginator(self) -> ListPage:
+        """Itself: `page.paginator.count` and `.num_pages` read as on a Django Page."""
+        return self
+
+    @property
     def count_capped(self) -> bool:
         return self.count > self.count_cap
 
