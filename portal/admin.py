@@ -75,6 +75,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class _NamedEmptyValuesFilter(admin.AllValuesFieldListFilter):
+    """Django lists an empty value (an event about no object) as a link without text, which a
+    screen reader cannot announce: name it."""
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice["display"] == "":
+                choice["display"] = _("(none)")
+            yield choice
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
@@ -86,7 +97,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "object_type",
         "object_id",
     ]
-    list_filter = ["action", "object_type"]
+    list_filter = ["action", ("object_type", _NamedEmptyValuesFilter)]
     search_fields = ["action", "actor_email", "object_id", "organization__name"]
     date_hierarchy = "created_at"
     list_select_related = ["organization"]

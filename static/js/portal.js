@@ -38,3 +38,18 @@ document.querySelectorAll("form[data-focus-first]").forEach((form) => {
   const first = invalid || Array.from(form.querySelectorAll(FIELDS)).find(visible);
   if (first) first.focus();
 });
+
+// A table or listing wider than the screen scrolls sideways: make the scroller reachable with the
+// keyboard (Tab, then the arrow keys) only while it actually scrolls, so it is no idle tab stop.
+const SCROLLERS = ".table-responsive, pre";
+const focusableScrollers = () => {
+  document.querySelectorAll(SCROLLERS).forEach((scroller) => {
+    if (scroller.scrollWidth > scroller.clientWidth || scroller.scrollHeight > scroller.clientHeight) {
+      scroller.setAttribute("tabindex", "0");
+    } else {
+      scroller.removeAttribute("tabindex");
+    }
+  });
+};
+focusableScrollers();
+window.addEventListener("resize", focusableScrollers);
