@@ -8,9 +8,9 @@ and a summary table, for tests/e2e/A11Y.md.
 
 One world for the whole module: built once, committed, and flushed at the end (as
 transactional tests do), served by a module-scoped live server, one session per role. Each
-page is loaded once at desktop size, checked, then resized to the phone's 390 × 844 (the layout
-follows the window's width) and checked again. Wizard steps are reached by walking the wizard from its first step with a fresh serial,
-voucher or notification, as a person would.
+page is loaded once at desktop size, checked, then resized to the phone's 390x844 (the layout
+follows the window's width) and checked again. Wizard steps are reached by walking the
+wizard from its first step with a fresh serial, voucher or notification, as a person would.
 """
 
 from __future__ import annotations
