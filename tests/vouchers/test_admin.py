@@ -143,6 +143,11 @@ def test_void_batch_asks_then_voids_only_open_vouchers(staff_client) -> None:  #
     ask = staff_client.post(url, {"action": "void_batches", "_selected_action": [batch.pk]})
     assert ask.status_code == 200 and "cannot be undone" in ask.content.decode()
     assert "3 open vouchers of these batches will no longer convert" in ask.content.decode()
+    # The confirmation re-posts the same action and selection, enabled.
+    form = ask.content.decode()
+    assert '<input type="hidden" name="action" value="void_batches">' in form
+    assert f'<input type="hidden" name="_selected_action" value="{batch.pk}">' in form
+    assert 'value="Void" >' in form or 'value="Void">' in form
     assert Voucher.objects.filter(status=Voucher.Status.VOID).count() == 0
     staff_client.post(url, {"action": "void_batches", "_selected_action": [batch.pk], "apply": "1"})
     batch.refresh_from_db()
