@@ -172,24 +172,16 @@ def license_issue(
     else:
         # 125 random bits: the unique constraint is the guard, a retry loop would be dead code.
         key = generate_license_key()
-    partner = _partner_for(owner)
-    license = License.objects.create(
+    license = _license_row(
+        source,
         key=key,
         owner=owner,
-        version=source.version,
-        quantity=source.quantity,
-        maintenance_start=source.maintenance_start,
-        maintenance_end=source.maintenance_end,
-        host_id=source.host_id,
-        source=source.kind,
-        source_ref=source.ref,
-        supersedes=source.supersedes,
         registration=registration,
-        issued_at=now,
-        issued_by=acting_user,
-        partner=partner,
-        file_issued_at=now,
+        acting_user=acting_user,
+        partner=_partner_for(owner),
+        now=now,
     )
+    license.save(force_insert=True)
 
     if source.supersedes is not None and source.retire_superseded:
         License.objects.filter(pk=source.supersedes.pk).update(status=License.Status.SUPERSEDED)
@@ -243,23 +235,16 @@ def licenses_issue(
     partner = _partner_for(owner)
     licenses = License.objects.bulk_create(
         [
-            License(
+            _license_row(
+                source,
                 key=canonical_key(source.preset_key)
                 if source.preset_key
                 else generate_license_key(),
                 owner=owner,
-                version=source.version,
-                quantity=source.quantity,
-                maintenance_start=source.maintenance_start,
-                maintenance_end=source.maintenance_end,
-                host_id=source.host_id,
-                source=source.kind,
-                source_ref=source.ref,
                 registration=registration,
-                issued_at=now,
-                issued_by=acting_user,
+                acting_user=acting_user,
                 partner=partner,
-                file_issued_at=now,
+                now=now,
             )
             for source in sources
         ]
@@ -277,6 +262,36 @@ def licenses_issue(
         ]
     )
     return licenses
+
+
+def _license_row(
+    source: IssueSource,
+    *,
+    key: str,
+    owner: Organization,
+    registration: SupportRegistration,
+    acting_user: User | None,
+    partner: Organization | None,
+    now: datetime,
+) -> License:
+    """The unsaved license row license_issue and licenses_issue write for one source."""
+    return License(
+        key=key,
+        owner=owner,
+        version=source.version,
+        quantity=source.quantity,
+        maintenance_start=source.maintenance_start,
+        maintenance_end=source.maintenance_end,
+        host_id=source.host_id,
+        source=source.kind,
+        source_ref=source.ref,
+        supersedes=source.supersedes,
+        registration=registration,
+        issued_at=now,
+        issued_by=acting_user,
+        partner=partner,
+        file_issued_at=now,
+    )
 
 
 def _partner_for(owner: Organization) -> Organization | None:
