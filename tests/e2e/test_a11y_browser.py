@@ -114,6 +114,22 @@ def _fill_registration(page: Page) -> None:
         country.select_option("BR")
 
 
+def _finish(page: Page, until: str, result: str, *, registration: bool = False) -> None:
+    """The wizards' common tail: the registration step (when the wizard has one), Confirm, and
+    the result page at `result`; stops on the step named by `until`."""
+    if registration:
+        if until == "registration":
+            expect(_step(page)).to_contain_text(re.compile("registration", re.I))
+            return
+        _fill_registration(page)
+        _next(page)
+    expect(_step(page)).to_contain_text("Confirm")
+    if until == "confirm":
+        return
+    _next(page, "Confirm")
+    expect(page).to_have_url(re.compile(result))
+
+
 def _get_a_key(kind: str, until: str) -> Walk:
     def walk(page: Page, base: str, world: World) -> None:
         version = world["old"] if kind != SerialNumber.Kind.NEW else world["new"]
@@ -123,16 +139,7 @@ def _get_a_key(kind: str, until: str) -> Walk:
             return
         page.get_by_label("Serial number").fill(serial.code)
         _next(page)
-        if until == "registration":
-            expect(_step(page)).to_contain_text(re.compile("registration", re.I))
-            return
-        _fill_registration(page)
-        _next(page)
-        expect(_step(page)).to_contain_text("Confirm")
-        if until == "confirm":
-            return
-        _next(page, "Confirm")
-        expect(page).to_have_url(re.compile(r"/get-a-key/result/"))
+        _finish(page, until, r"/get-a-key/result/", registration=True)
 
     return walk
 
@@ -153,16 +160,7 @@ def _upgrade(until: str) -> Walk:
             return
         page.get_by_label("Quantity").fill("1")
         _next(page)
-        if until == "registration":
-            expect(_step(page)).to_contain_text(re.compile("registration", re.I))
-            return
-        _fill_registration(page)
-        _next(page)
-        expect(_step(page)).to_contain_text("Confirm")
-        if until == "confirm":
-            return
-        _next(page, "Confirm")
-        expect(page).to_have_url(re.compile(r"/get-a-key/result/"))
+        _finish(page, until, r"/get-a-key/result/", registration=True)
 
     return walk
 
@@ -179,16 +177,7 @@ def _vouchers(until: str) -> Walk:
         if until == "preview":
             return
         _next(page)
-        if until == "registration":
-            expect(_step(page)).to_contain_text(re.compile("registration", re.I))
-            return
-        _fill_registration(page)
-        _next(page)
-        expect(_step(page)).to_contain_text("Confirm")
-        if until == "confirm":
-            return
-        _next(page, "Confirm")
-        expect(page).to_have_url(re.compile(r"/vouchers/conversions/"))
+        _finish(page, until, r"/vouchers/conversions/", registration=True)
 
     return walk
 
@@ -205,11 +194,7 @@ def _drawdown(until: str) -> Walk:
             return
         page.get_by_label("Quantity").fill("1")
         _next(page)
-        expect(_step(page)).to_contain_text("Confirm")
-        if until == "confirm":
-            return
-        _next(page, "Confirm")
-        expect(page).to_have_url(re.compile(r"/drawdowns/\d+/"))
+        _finish(page, until, r"/drawdowns/\d+/")
 
     return walk
 
