@@ -8,6 +8,7 @@ Setting DJANGO_PRODUCTION=true switches to production mode, which refuses insecu
 from __future__ import annotations
 
 import os
+from email.utils import formataddr
 from pathlib import Path
 from typing import Any
 
@@ -283,11 +284,13 @@ CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # Email: SMTP when EMAIL_HOST is set, otherwise files under var/emails (one file per message).
+# The sender's display name is the portal's (PORTAL_SITE_NAME) unless DEFAULT_FROM_EMAIL says.
+_SENDER_NAME = os.environ.get("PORTAL_SITE_NAME") or "Licensing Portal"
 DEFAULT_FROM_EMAIL = os.environ.get(
-    "DEFAULT_FROM_EMAIL", "Licensing Portal <licensing@example.com>"
+    "DEFAULT_FROM_EMAIL", formataddr((_SENDER_NAME, "licensing@example.com"))
 )
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-EMAIL_SUBJECT_PREFIX = "[Licensing Portal] "
+EMAIL_SUBJECT_PREFIX = f"[{_SENDER_NAME}] "
 # What every email and page calls the portal, and where it lives. Unset, the name is the
 # translated "Licensing Portal"; set, it is used as it is in both languages (a brand).
 PORTAL_SITE_NAME: Any = os.environ.get("PORTAL_SITE_NAME") or _("Licensing Portal")

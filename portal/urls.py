@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 
 from . import benchfloor, views
 
-admin.site.site_header = "Licensing Portal administration"
-admin.site.site_title = "Licensing Portal admin"
+
+def _with_site_name(sentence: str) -> str:
+    """`sentence` in the active language, naming the portal as PORTAL_SITE_NAME does."""
+    return str(sentence) % {"site": settings.PORTAL_SITE_NAME}
+
+
+# Lazy: the language and the site name are those of the request that renders the admin.
+admin.site.site_header = lazy(_with_site_name, str)(_("%(site)s administration"))
+admin.site.site_title = lazy(_with_site_name, str)(_("%(site)s admin"))
 handler500 = "portal.views.server_error"
 
 urlpatterns = [

@@ -52,3 +52,17 @@ def test_an_invitation_names_the_configured_portal(  # type: ignore[no-untyped-d
     sentence = {"en": "on Acme Licensing.", "pt-br": "no Acme Licensing."}[language]
     assert sentence in message.body, message.body
     assert not any(literal in message.body for literal in LITERALS)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "header"),
+    [("en", "Acme Licensing administration"), ("pt-br", "Administração do Acme Licensing")],
+)
+def test_the_admin_names_the_configured_portal(  # type: ignore[no-untyped-def]
+    settings, admin_client: Any, language: str, header: str
+) -> None:
+    settings.PORTAL_SITE_NAME = "Acme Licensing"
+    response = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE=language)
+    assert header in response.content.decode()
+    assert "Licensing Portal administration" not in response.content.decode()
