@@ -387,6 +387,12 @@ class LicenseFilter(django_filters.FilterSet):
             return value
         return DEFAULT_SORT
 
+    def sort_column(self) -> tuple[str | None, bool]:
+        """The column sorted on (None for a custom field's value, which may be missing) and
+        whether the order is descending."""
+        sort = self.sort_key()
+        return SORTS.get(sort.lstrip("-")), sort.startswith("-")
+
     def sorted_queryset(self) -> QuerySet[License]:
         """The filtered licenses in the requested order (a stable one: ties by id)."""
         queryset = self.qs
