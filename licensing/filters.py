@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import django_filters
@@ -23,7 +24,6 @@ from .models import (
     CustomField,
     CustomFieldValue,
     License,
-    Product,
     ProductVersion,
     SerialNumber,
     SupportRegistration,
@@ -161,12 +161,10 @@ class LicenseFilter(django_filters.FilterSet):
         method="filter_search",
         help_text=_("Key, serial number, host ID, contact or custom value."),
     )
-    product = django_filters.ModelChoiceFilter(
-        label=_("Product"), field_name="version__product", queryset=Product.objects.none()
-    )
-    version = django_filters.ModelChoiceFilter(
-        label=_("Version"), field_name="version", queryset=ProductVersion.objects.none()
-    )
+    # Choices (the products and versions of the visible licenses) from one query, read when the
+    # form is rendered or a value is checked: see _catalog.
+    product = django_filters.ChoiceFilter(label=_("Product"), field_name="version__product")
+    version = django_filters.ChoiceFilter(label=_("Version"), field_name="version")
     status = django_filters.ChoiceFilter(label=_("Status"), choices=License.Status.choices)
     maintenance = django_filters.ChoiceFilter(
         label=_("Maintenance"), choices=MAINTENANCE_CHOICES, method="filter_maintenance"
@@ -197,15 +195,26 @@ class LicenseFilter(django_filters.FilterSet):
         super().__init__(*args, **kwargs)
         self.custom_fields = custom_fields
         self.organization = organization
-        visible_versions = self.queryset.values("version_id")
-        self.filters["version"].queryset = ProductVersion.objects.filter(
-            pk__in=visible_versions
-        ).select_related("product")
-        self.filters["product"].queryset = Product.objects.filter(
-            versions__in=visible_versions
-        ).distinct()
+        self.filters["product"].extra["choices"] = self._product_choices
+        self.filters["version"].extra["choices"] = self._version_choices
         for custom_field in custom_fields:
             self.filters[f"cf_{custom_field.pk}"] = self._custom_filter(custom_field)
+
+    @cached_property
+    def _catalog(self) -> list[ProductVersion]:
+        """The versions of the visible licenses, with their products, in the catalog's order."""
+        return list(
+            ProductVersion.objects.filter(pk__in=self.queryset.values("version_id")).select_related(
+                "product"
+            )
+        )
+
+    def _product_choices(self) -> list[tuple[int, str]]:
+        products = {version.product for version in self._catalog}
+        return [(p.pk, str(p)) for p in sorted(products, key=lambda p: (p.name, p.pk))]
+
+    def _version_choices(self) -> list[tuple[int, str]]:
+        return [(version.pk, str(version)) for version in self._catalog]
 
     @property
     def form(self) -> forms.Form:
