@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import html
 from datetime import date
 from typing import Any
 
 from django import template
 from django.urls import reverse
 from django.utils.formats import date_format
-from django.utils.html import conditional_escape, escape, format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -101,6 +102,14 @@ SELECT_BOX = (
     'data-row-select id="select-{pk}" aria-label="{label} {masked}">'
 )
 CUSTOM_CELL = '<td class="small text-break" data-label="{}">{}</td>'
+
+
+# The stdlib's escape, which Django's wraps (same output: & < > " ' escaped) at a few
+# microseconds a call, 17 calls a row.
+def _escape(value: Any) -> str:
+    return html.escape(str(value))
+
+
 # The detail URL of any license is this one's with the id replaced: one reverse per page.
 _URL_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -128,15 +137,16 @@ def license_rows(rows: list[dict[str, Any]]) -> SafeString:
     }
     maintenance_html = {state: maintenance_badge(state) for state in MAINTENANCE_BADGES}
     shared_html: dict[str, str] = {}
-    html = []
+    out = []
     for row in rows:
         license = row["license"]
         pk = str(license.pk)
-        masked = escape(mask_key(license.key))
+        masked = _escape(mask_key(license.key))
         end = license.maintenance_end
         if end not in dates:
-            dates[end] = escape(date_format(end, "SHORT_DATE_FORMAT"))
+            dates[end] = _escape(date_format(end, "SHORT_DATE_FORMAT"))
         owner = license.owner.name
+        custom = row["custom"]
         shared = ""
         if not row["access"].is_owner:
             if owner not in shared_html:
@@ -145,7 +155,7 @@ def license_rows(rows: list[dict[str, Any]]) -> SafeString:
                     gettext("shared by %(name)s") % {"name": owner},
                 )
             shared = shared_html[owner]
-        html.append(
+        out.append(
             ROW.format(
                 select=(
                     SELECT_BOX.format(pk=pk, label=select_label, masked=masked)
@@ -153,19 +163,19 @@ def license_rows(rows: list[dict[str, Any]]) -> SafeString:
                     else ""
                 ),
                 url=url_pattern.replace(_URL_ID, pk),
-                product=escape(license.version.product.name),
-                version=escape(license.version.version),
+                product=_escape(license.version.product.name),
+                version=_escape(license.version.version),
                 quantity=license.quantity,
                 masked=masked,
-                key=escape(license.key),
-                host=escape(license.host_id or "—"),
+                key=_escape(license.key),
+                host=_escape(license.host_id or "—"),
                 maintenance_end=dates[end],
                 maintenance=maintenance_html.get(row["maintenance_state"], ""),
                 status=status_html.get(license.status) or status_badge(license),
-                owner=escape(owner),
+                owner=_escape(owner),
                 shared=shared,
-                custom="".join(CUSTOM_CELL.format(escape(n), escape(v)) for n, v in row["custom"]),
+                custom="".join(CUSTOM_CELL.format(_escape(n), _escape(v)) for n, v in custom),
                 **labels,
             )
         )
-    return mark_safe("\n".join(html))  # every value above is escaped
+    return mark_safe("\n".join(out))  # every value above is escaped
