@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import html
+from datetime import date
 from typing import Any
 
 from django import template
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import License
@@ -58,10 +63,12 @@ MAINTENANCE_BADGES: dict[str, tuple[str, Any]] = {
 @register.simple_tag
 def status_badge(license: License) -> SafeString:
     """The license's status as a coloured badge."""
+    return status_badge_html(license.status, license.get_status_display())
+
+
+def status_badge_html(status: str, label: Any) -> SafeString:
     return format_html(
-        '<span class="badge {}">{}</span>',
-        STATUS_BADGES.get(license.status, "text-bg-light"),
-        license.get_status_display(),
+        '<span class="badge {}">{}</span>', STATUS_BADGES.get(status, "text-bg-light"), label
     )
 
 
@@ -70,3 +77,105 @@ def maintenance_badge(state: str) -> SafeString:
     """A maintenance state (License.maintenance_state) as a coloured badge."""
     css, label = MAINTENANCE_BADGES.get(state, MAINTENANCE_BADGES["expired"])
     return format_html('<span class="badge {}">{}</span>', css, label)
+
+
+# One row of My licenses. The rows were 50 times ~40 template nodes (a url tag, filters, badges,
+# a blocktranslate per row): most of the page's time. Here a row is one format call, and what
+# is the same on every row (labels, the detail URL's prefix, badges, formatted dates) is
+# prepared once per page, in the active language.
+ROW = (
+    '<tr><td class="list-select">{select}</td>'
+    '<td class="fw-semibold"><a href="{url}">{product}</a></td>'
+    '<td data-label="{l_version}">{version}</td>'
+    '<td class="text-sm-end" data-label="{l_quantity}">{quantity}</td>'
+    '<td class="font-monospace small" data-label="{l_key}"><details>'
+    '<summary class="text-nowrap">{masked}</summary>'
+    '<span class="user-select-all text-break">{key}</span></details></td>'
+    '<td class="small text-break" data-label="{l_host}">{host}</td>'
+    '<td data-label="{l_maintenance}">{maintenance_end} {maintenance}</td>'
+    '<td data-label="{l_status}">{status}</td>'
+    '<td class="small" data-label="{l_owner}">{owner}{shared}</td>'
+    "{custom}</tr>"
+)
+SELECT_BOX = (
+    '<input class="form-check-input" type="checkbox" name="licenses" value="{pk}" '
+    'data-row-select id="select-{pk}" aria-label="{label} {masked}">'
+)
+CUSTOM_CELL = '<td class="small text-break" data-label="{}">{}</td>'
+
+
+# The stdlib's escape, which Django's wraps (same output: & < > " ' escaped) at a few
+# microseconds a call, 17 calls a row.
+def _escape(value: Any) -> str:
+    return html.escape(str(value))
+
+
+# The detail URL of any license is this one's with the id replaced: one reverse per page.
+_URL_ID = "00000000-0000-0000-0000-000000000000"
+
+
+@register.simple_tag
+def license_rows(rows: list[dict[str, Any]]) -> SafeString:
+    """The table rows of My licenses (licensing.views.licenses builds `rows`)."""
+    labels = {
+        f"l_{name}": conditional_escape(label)
+        for name, label in (
+            ("version", _("Version")),
+            ("quantity", _("Quantity")),
+            ("key", _("License key")),
+            ("host", _("Host ID")),
+            ("maintenance", _("Maintenance ends")),
+            ("status", _("Status")),
+            ("owner", _("Owner")),
+        )
+    }
+    select_label = conditional_escape(_("Select"))
+    url_pattern = reverse("license-detail", args=[_URL_ID])
+    dates: dict[date, str] = {}
+    status_html = {
+        value: status_badge_html(value, label) for value, label in License.Status.choices
+    }
+    maintenance_html = {state: maintenance_badge(state) for state in MAINTENANCE_BADGES}
+    shared_html: dict[str, str] = {}
+    out = []
+    for row in rows:
+        license = row["license"]
+        pk = str(license.pk)
+        masked = _escape(mask_key(license.key))
+        end = license.maintenance_end
+        if end not in dates:
+            dates[end] = _escape(date_format(end, "SHORT_DATE_FORMAT"))
+        owner = license.owner.name
+        custom = row["custom"]
+        shared = ""
+        if not row["access"].is_owner:
+            if owner not in shared_html:
+                shared_html[owner] = format_html(
+                    ' <span class="badge text-bg-info">{}</span>',
+                    gettext("shared by %(name)s") % {"name": owner},
+                )
+            shared = shared_html[owner]
+        out.append(
+            ROW.format(
+                select=(
+                    SELECT_BOX.format(pk=pk, label=select_label, masked=masked)
+                    if row["access"].is_owner
+                    else ""
+                ),
+                url=url_pattern.replace(_URL_ID, pk),
+                product=_escape(license.version.product.name),
+                version=_escape(license.version.version),
+                quantity=license.quantity,
+                masked=masked,
+                key=_escape(license.key),
+                host=_escape(license.host_id or "—"),
+                maintenance_end=dates[end],
+                maintenance=maintenance_html.get(row["maintenance_state"], ""),
+                status=status_html.get(license.status) or status_badge(license),
+                owner=_escape(owner),
+                shared=shared,
+                custom="".join(CUSTOM_CELL.format(_escape(n), _escape(v)) for n, v in custom),
+                **labels,
+            )
+        )
+    return mark_safe("\n".join(out))  # every value above is escaped

@@ -13,12 +13,13 @@ from uuid import UUID
 
 import xlsxwriter
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import (
     Case,
     CharField,
     F,
+    Field,
     FilteredRelation,
     Func,
     Prefetch,
@@ -83,7 +84,9 @@ COUNT_CAP = 10_000
 class ListPage:
     """One page of the list, with the paginator's names the template uses.
 
-    `count` is exact up to COUNT_CAP and COUNT_CAP + 1 beyond (`count_capped`).
+    `count` is exact up to COUNT_CAP and COUNT_CAP + 1 beyond (`count_capped`). `next_cursor`
+    and `previous_cursor` (None where a page is reached by its number) carry the sort value and
+    id of the page's last and first rows, for the Next and Previous links.
     """
 
     number: int
@@ -92,6 +95,8 @@ class ListPage:
     has_next: bool
     page_size: int = PAGE_SIZE
     count_cap: int = COUNT_CAP
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
 
     @property
     def paginator(self) -> ListPage:
@@ -130,29 +135,115 @@ def _page_number(value: str | None) -> int:
         return 1
 
 
-def _list_page(license_filter: LicenseFilter, number: str | None) -> ListPage:
+# The list's Next and Previous links carry a cursor, "<id>:<sort value>" of the row the page
+# continues from (keyset pagination): page 1,000 then reads its 50 ids from the index where the
+# cursor points, as page 1 does, instead of skipping 49,950. A page asked for by its number
+# alone (an edited URL, the custom-field sorts whose values may be missing) skips with OFFSET.
+AFTER, BEFORE = "after", "before"
+
+
+def _sort_field(column: str) -> Field[Any, Any]:
+    model: Any = License
+    *relations, name = column.split("__")
+    for relation in relations:
+        model = model._meta.get_field(relation).related_model
+    return model._meta.get_field(name)
+
+
+def _cursor(row: tuple[Any, Any]) -> str:
+    pk, value = row
+    return f"{pk}:{value.isoformat() if isinstance(value, date) else value}"
+
+
+def _after_cursor(
+    ordered: QuerySet[License], column: str, descending: bool, cursor: str, *, backwards: bool
+) -> QuerySet[License] | None:
+    """`ordered` from the row past `cursor`, or None when the cursor does not parse. Backwards:
+    the rows before it, nearest first."""
+    raw_pk, _sep, raw = cursor.partition(":")
+    try:
+        pk = UUID(raw_pk)
+        value = _sort_field(column).to_python(raw)
+    except (ValueError, ValidationError):
+        return None
+    later = "lt" if descending != backwards else "gt"
+    # The first condition alone is the index's range (owner, sort column, ...); the second
+    # settles ties with the id.
+    keyset = Q(**{f"{column}__{later}e": value}) & (
+        Q(**{f"{column}__{later}": value}) | Q(**{column: value, f"pk__{later}": pk})
+    )
+    ordered = ordered.filter(keyset)
+    return ordered.reverse() if backwards else ordered
+
+
+# What a row of the list shows (licensing_tags.license_rows) and access_of reads: nothing more
+# is read for a page.
+ROW_COLUMNS = (
+    "key",
+    "quantity",
+    "host_id",
+    "status",
+    "maintenance_end",
+    "owner__name",
+    "version__version",
+    "version__product__name",
+)
+
+
+def _list_page(
+    license_filter: LicenseFilter, number: str | None, cursors: QueryDict | None = None
+) -> ListPage:
     """The requested page (the last one when it is past the end), read ids first.
 
     The page's ids come from the filtered, sorted query alone (an index-only scan for the
-    usual sorts), and only those rows are then read whole with their joins and custom values:
-    a deep page skips ids, not joined rows.
+    usual sorts), and only those rows are then read whole with their joins and custom values.
+    The capped count is read only when the ids do not tell it (a short first or last page).
     """
     ordered = license_filter.sorted_queryset()
-    count = ordered.order_by().values("pk")[: COUNT_CAP + 1].count()
+    column, descending = license_filter.sort_column()
     page = _page_number(number)
-    if count <= COUNT_CAP:
-        page = min(page, max(1, -(-count // PAGE_SIZE)))
+    cursor = (cursors or QueryDict()).get(AFTER) or (cursors or QueryDict()).get(BEFORE)
+    backwards = bool(cursors and not cursors.get(AFTER) and cursors.get(BEFORE))
+    continued = (
+        _after_cursor(ordered, column, descending, cursor, backwards=backwards)
+        if cursor and column and page > 1
+        else None
+    )
     start = (page - 1) * PAGE_SIZE
-    ids = list(ordered.values_list("pk", flat=True)[start : start + PAGE_SIZE + 1])
-    if not ids and page > 1:  # past the end of a capped count: the exact count, once
-        count = ordered.order_by().count()
+    window = (
+        continued[: PAGE_SIZE + 1]
+        if continued is not None
+        else ordered[start : start + PAGE_SIZE + 1]
+    )
+    rows = list(window.values_list("pk", column or "pk"))
+    if continued is not None and not rows:  # nothing past the cursor any more: by number
+        return _list_page(license_filter, number)
+    if backwards:
+        if len(rows) <= PAGE_SIZE:  # back at the start
+            return _list_page(license_filter, "1")
+        rows = rows[:PAGE_SIZE][::-1]
+        has_next = True
+    else:
+        has_next = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+    if not has_next and continued is None and (rows or page == 1):
+        count = start + len(rows)  # the last page: the ids tell the count
+    else:
+        count = ordered.order_by().values("pk")[: COUNT_CAP + 1].count()
+    if not rows and page > 1:  # past the end: the last page
+        if count > COUNT_CAP:
+            count = ordered.order_by().count()
         return _list_page(license_filter, str(max(1, -(-count // PAGE_SIZE))))
-    has_next = len(ids) > PAGE_SIZE
-    ids = ids[:PAGE_SIZE]
-    by_id = {
-        license.pk: license
-        for license in _with_custom_values(license_filter.queryset.filter(pk__in=ids))
-    }
+    ids = [pk for pk, _value in rows]
+    page_rows = (
+        license_filter.queryset.filter(pk__in=ids)
+        .select_related(None)
+        .select_related("version__product", "owner")
+        .only(*ROW_COLUMNS)
+    )
+    if license_filter.custom_fields:
+        page_rows = _with_custom_values(page_rows)
+    by_id = {license.pk: license for license in page_rows}
     return ListPage(
         number=page,
         object_list=[by_id[pk] for pk in ids if pk in by_id],
@@ -160,6 +251,8 @@ def _list_page(license_filter: LicenseFilter, number: str | None) -> ListPage:
         has_next=has_next,
         page_size=PAGE_SIZE,
         count_cap=COUNT_CAP,
+        next_cursor=_cursor(rows[-1]) if column and has_next else None,
+        previous_cursor=_cursor(rows[0]) if column and page > 2 else None,
     )
 
 
@@ -212,14 +305,16 @@ def license_list_render(
     if keyless is not None:
         return redirect(f"{request.path}?{keyless.urlencode()}")
     license_filter, custom_fields = _filtered(request, base)
-    page = _list_page(license_filter, request.GET.get("page"))
+    page = _list_page(license_filter, request.GET.get("page"), request.GET)
     today = timezone.localdate()
     rows: list[dict[str, Any]] = []
     for license in page.object_list:
         access = access_of(license, access=request.access)
         # Custom columns are the acting organization's fields; a shared license shows none.
         values = (
-            {v.field_id: v.value for v in license.custom_values.all()} if access.is_owner else {}
+            {v.field_id: v.value for v in license.custom_values.all()}
+            if access.is_owner and custom_fields
+            else {}
         )
         rows.append(
             {
@@ -230,7 +325,8 @@ def license_list_render(
             }
         )
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in ("page", AFTER, BEFORE):
+        query.pop(name, None)
     sort_query = query.copy()
     sort_query.pop("sort", None)
     showing_all = license_filter.shows_all_statuses()
@@ -312,7 +408,7 @@ def bulk_selection(request: PortalRequest) -> list[License]:
 
 
 # Parameters that narrow the list; sorting, paging and the status switch do not.
-NOT_FILTERS = ("sort", "page", "include")
+NOT_FILTERS = ("sort", "page", AFTER, BEFORE, "include")
 
 
 def _empty_state(request: PortalRequest, license_filter: LicenseFilter) -> str:

@@ -160,7 +160,7 @@ def test_query_count_does_not_grow_with_licenses(  # type: ignore[no-untyped-def
     )
     # A search reads the matching registrations, custom values and serials first (3), and a
     # page reads its ids before its rows (1): see filters.filter_search and views._list_page.
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(14):
         response = client.get(reverse("license-list"), {"q": "PO", "sort": "-maintenance"})
     assert response.status_code == 200
     assert response.context["page"].count == count
@@ -193,3 +193,20 @@ def test_xlsx_export(client, admin) -> None:  # type: ignore[no-untyped-def]
         )
     assert license.key in sheet + strings
     assert client.get(reverse("license-export", args=["pdf"])).status_code == 404
+
+
+def test_rows_escape_what_people_typed_and_speak_the_language(client, admin) -> None:  # type: ignore[no-untyped-def]
+    org = admin.organization
+    field = CustomField.objects.create(organization=org, name='Team "A"')
+    version = ProductVersionFactory(product=ProductFactory(name="<b>Shield</b>"))
+    license = LicenseFactory(owner=org, version=version, host_id="h<1>&'")
+    CustomFieldValue.objects.create(license=license, field=field, value="<i>x</i>")
+    page = client.get(reverse("license-list")).content.decode()
+    assert "<b>Shield</b>" not in page and "&lt;b&gt;Shield&lt;/b&gt;" in page
+    assert "h&lt;1&gt;&amp;&#x27;" in page and "&lt;i&gt;x&lt;/i&gt;" in page
+    assert 'data-label="Team &quot;A&quot;"' in page
+    assert f'href="/licenses/{license.pk}/"' in page
+    portuguese = client.get(reverse("license-list"), HTTP_ACCEPT_LANGUAGE="pt-br")
+    body = portuguese.content.decode()
+    assert 'data-label="Versão"' in body
+    assert license.maintenance_end.strftime("%d/%m/%Y") in body
