@@ -202,8 +202,8 @@ def _list_page(
     ordered = license_filter.sorted_queryset()
     column, descending = license_filter.sort_column()
     page = _page_number(number)
-    cursor = (cursors or QueryDict()).get(AFTER) or (cursors or QueryDict()).get(BEFORE)
-    backwards = bool(cursors and not cursors.get(AFTER) and cursors.get(BEFORE))
+    after, before = (cursors.get(AFTER), cursors.get(BEFORE)) if cursors else (None, None)
+    cursor, backwards = (after, False) if after else (before, bool(before))
     continued = (
         _after_cursor(ordered, column, descending, cursor, backwards=backwards)
         if cursor and column and page > 1
