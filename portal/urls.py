@@ -3,13 +3,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.utils.functional import lazy
+from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import benchfloor, views
 
 
-def _with_site_name(sentence: str) -> str:
+def _with_site_name(sentence: str | Promise) -> str:
     """`sentence` in the active language, naming the portal as PORTAL_SITE_NAME does."""
     return str(sentence) % {"site": settings.PORTAL_SITE_NAME}
 
