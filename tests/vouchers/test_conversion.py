@@ -291,8 +291,9 @@ def test_separate_licenses_cost_a_constant_number_of_statements_per_chunk(  # ty
     # Per chunk, whatever its licenses: the conversion locked, the vouchers locked, their
     # versions, the licenses (one INSERT), their audit events (one INSERT), the claim, the
     # result appended with the progress, and the savepoint pair of the test's transaction.
+    # SQLite has no in-place JSON append: it reads the result before writing it back (one more).
     per_chunk = (large - small) / 4
-    assert per_chunk <= 9, (small, large, per_chunk)
+    assert per_chunk <= (9 if connection.vendor == "postgresql" else 10), (small, large, per_chunk)
     # The result holds every license, appended chunk by chunk.
     conversion = VoucherConversion.objects.order_by("-created_at").first()
     assert conversion is not None and len(conversion.licenses) == 60
