@@ -6,7 +6,7 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,6 @@ from django.db.models import (
     Field,
     FilteredRelation,
     Func,
-    Prefetch,
     Q,
     QuerySet,
     Value,
@@ -97,6 +96,9 @@ class ListPage:
     count_cap: int = COUNT_CAP
     next_cursor: str | None = None
     previous_cursor: str | None = None
+    # The custom values of the page's licenses in the acting organization's fields, by license
+    # id and field id.
+    custom_values: dict[Any, dict[int, str]] = field(default_factory=dict)
 
     @property
     def paginator(self) -> ListPage:
@@ -241,9 +243,14 @@ def _list_page(
         .select_related("version__product", "owner")
         .only(*ROW_COLUMNS)
     )
-    if license_filter.custom_fields:
-        page_rows = _with_custom_values(page_rows)
     by_id = {license.pk: license for license in page_rows}
+    custom_values: dict[Any, dict[int, str]] = {}
+    if license_filter.custom_fields and by_id:
+        # Plain tuples, not prefetched model rows: a page's values cost a third of its reads.
+        for license_id, field_id, value in CustomFieldValue.objects.filter(
+            license_id__in=list(by_id), field__in=license_filter.custom_fields
+        ).values_list("license_id", "field_id", "value"):
+            custom_values.setdefault(license_id, {})[field_id] = value
     return ListPage(
         number=page,
         object_list=[by_id[pk] for pk in ids if pk in by_id],
@@ -253,6 +260,7 @@ def _list_page(
         count_cap=COUNT_CAP,
         next_cursor=_cursor(rows[-1]) if column and has_next else None,
         previous_cursor=_cursor(rows[0]) if column and page > 2 else None,
+        custom_values=custom_values,
     )
 
 
@@ -270,15 +278,6 @@ def _filtered(
             organization=request.organization,
         ),
         custom_fields,
-    )
-
-
-def _with_custom_values(queryset: QuerySet[License]) -> QuerySet[License]:
-    return queryset.prefetch_related(
-        Prefetch(
-            "custom_values",
-            queryset=CustomFieldValue.objects.only("license_id", "field_id", "value"),
-        )
     )
 
 
@@ -311,11 +310,7 @@ def license_list_render(
     for license in page.object_list:
         access = access_of(license, access=request.access)
         # Custom columns are the acting organization's fields; a shared license shows none.
-        values = (
-            {v.field_id: v.value for v in license.custom_values.all()}
-            if access.is_owner and custom_fields
-            else {}
-        )
+        values = page.custom_values.get(license.pk, {}) if access.is_owner else {}
         rows.append(
             {
                 "license": license,
