@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -15,3 +16,8 @@ if settings.PRODUCTION:
     from licensing.signing import get_signing_key
 
     get_signing_key()
+
+# Everything loaded so far (Django, the apps, the URLconf's modules) lives as long as the process:
+# moved out of the collector's generations, it is no longer walked by every full collection,
+# which cost a list page about 2 ms of its 20 ms of CPU (measured with gc.callbacks).
+gc.freeze()
