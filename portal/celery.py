@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import gc
 import os
 from contextvars import Token
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -32,3 +33,10 @@ def _task_log_id_reset(task_id: str | None = None, **kwargs: Any) -> None:
     token = _tokens.pop(task_id or "", None)
     if token is not None:
         request_id.reset(token)
+
+
+@worker_process_init.connect
+def _freeze_loaded(**kwargs: Any) -> None:
+    """As portal.wsgi does for web workers: what a worker process loaded at start is left out of
+    the garbage collector's full collections."""
+    gc.freeze()

@@ -16,3 +16,18 @@ def test_the_loaded_application_is_frozen_out_of_the_collector() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert int(result.stdout.strip().splitlines()[-1]) > 10_000
+
+
+def test_celery_worker_processes_freeze_what_they_loaded() -> None:
+    import gc
+
+    from celery.signals import worker_process_init
+
+    import portal.celery  # noqa: F401 - connects the receiver
+
+    assert gc.get_freeze_count() == 0
+    try:
+        worker_process_init.send(sender=None)
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
