@@ -246,7 +246,7 @@ def _list_page(
     by_id = {license.pk: license for license in page_rows}
     custom_values: dict[Any, dict[int, str]] = {}
     if license_filter.custom_fields and by_id:
-        # Plain tuples, not prefetched model rows: a page's values cost a third of its reads.
+        # Plain tuples in one query, not prefetched model rows (no measurable CPU change).
         for license_id, field_id, value in CustomFieldValue.objects.filter(
             license_id__in=list(by_id), field__in=license_filter.custom_fields
         ).values_list("license_id", "field_id", "value"):
