@@ -19,6 +19,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -141,8 +142,9 @@ def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None)
                 )
             )
     OutboundEmail.objects.bulk_create(rows, batch_size=500)
-    for row in rows:
-        transaction.on_commit(partial(hand_off, row.pk), robust=True)
+    # One hand-off per batch of OUTBOX_BATCH_SIZE, sent by a task over one connection: a
+    # thousand notices are twenty tasks, not a thousand tasks of three statements each.
+    transaction.on_commit(partial(hand_off_batches, [row.pk for row in rows]), robust=True)
     return len(rows)
 
 
@@ -184,6 +186,22 @@ def hand_off(email_id: UUID) -> bool:
     return enqueue(send_outbound_email, str(email_id))
 
 
+def hand_off_batches(email_ids: Sequence[UUID]) -> int:
+    """Queues the send of many outbox emails, a batch per task; returns the batches queued.
+
+    With the broker down the first failed batch marks it down (portal.breaker), so the rest are
+    left to the relay without waiting for it again.
+    """
+    from .broker import enqueue
+    from .tasks import send_outbound_emails
+
+    size = settings.OUTBOX_BATCH_SIZE
+    return sum(
+        enqueue(send_outbound_emails, [str(pk) for pk in email_ids[start : start + size]])
+        for start in range(0, len(email_ids), size)
+    )
+
+
 def message_id(email: OutboundEmail) -> str:
     """The Message-ID of an outbox email: the same for every attempt, so a duplicate sent after
     a lost acknowledgement is recognisable as one."""
@@ -191,14 +209,16 @@ def message_id(email: OutboundEmail) -> str:
     return f"<{email.pk}@{domain}>"
 
 
-def deliver(email: OutboundEmail) -> None:
-    """Sends one outbox message through the configured backend (SMTP: within EMAIL_TIMEOUT)."""
+def deliver(email: OutboundEmail, *, connection: BaseEmailBackend | None = None) -> None:
+    """Sends one outbox message through the configured backend (SMTP: within EMAIL_TIMEOUT),
+    over `connection` when a batch shares one."""
     message = EmailMultiAlternatives(
         subject=email.subject,
         body=email.body_text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=email.to,
         headers={"Message-ID": message_id(email)},
+        connection=connection,
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")

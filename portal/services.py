@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.mail import get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -328,9 +335,12 @@ def _outbox_sent(email: OutboundEmail) -> None:
     )
 
 
-def _outbox_failed(email: OutboundEmail, exc: Exception, *, now: datetime) -> str:
+def _outbox_failed(
+    email: OutboundEmail, exc: Exception, *, now: datetime, lease: datetime | None = None
+) -> str:
     gave_up = email.attempts >= settings.PORTAL_EMAIL_MAX_ATTEMPTS
-    OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.Status.SENDING).update(
+    claimed = Q(lease_expires_at=lease) if lease else Q()
+    OutboundEmail.objects.filter(claimed, pk=email.pk, status=OutboundEmail.Status.SENDING).update(
         status=OutboundEmail.Status.FAILED if gave_up else OutboundEmail.Status.PENDING,
         next_attempt_at=now + outbox_backoff(email.attempts),
         lease_expires_at=None,
@@ -348,6 +358,193 @@ def _outbox_failed(email: OutboundEmail, exc: Exception, *, now: datetime) -> st
         return "failed"
     logger.warning("Outbox email %s attempt %d failed: %r", email.pk, email.attempts, exc)
     return "retry"
+
+
+# -- in batches: many emails claimed by one statement and sent over one connection ----------
+
+
+def outbox_batch_lease() -> timedelta:
+    """How long a batch's claim lasts before another sender may take its emails over."""
+    return timedelta(seconds=settings.OUTBOX_BATCH_SECONDS)
+
+
+_OUTBOX_DUE_SQL = """
+    ((status = 'pending' AND next_attempt_at <= %(now)s)
+     OR (status = 'sending' AND lease_expires_at < %(now)s))
+"""
+
+
+def _outbox_claim_batch(
+    email_ids: Sequence[UUID | str], *, now: datetime, lease: datetime
+) -> list[OutboundEmail]:
+    """Takes the due emails among `email_ids` (at most OUTBOX_BATCH_SIZE) for this sender.
+
+    The claim's lease is its token: a sender marks only the rows that still carry its lease,
+    and another sender can take a row over only once that lease has passed.
+    """
+    ids = [UUID(str(pk)) for pk in email_ids]
+    limit = settings.OUTBOX_BATCH_SIZE
+    if db_connection.vendor != "postgresql":
+        # SQLite (the embedded default) has no SKIP LOCKED; its one writer at a time makes
+        # the plain read-then-update in one transaction a claim.
+        due = Q(status=OutboundEmail.Status.PENDING, next_attempt_at__lte=now) | Q(
+            status=OutboundEmail.Status.SENDING, lease_expires_at__lt=now
+        )
+        with transaction.atomic():
+            picked = list(
+                OutboundEmail.objects.filter(due, pk__in=ids)
+                .order_by("next_attempt_at")
+                .values_list("pk", flat=True)[:limit]
+            )
+            OutboundEmail.objects.filter(due, pk__in=picked).update(
+                status=OutboundEmail.Status.SENDING,
+                lease_expires_at=lease,
+                attempts=F("attempts") + 1,
+            )
+            return list(
+                OutboundEmail.objects.filter(
+                    pk__in=picked, status=OutboundEmail.Status.SENDING, lease_expires_at=lease
+                ).order_by("created_at")
+            )
+    # One statement: rows another sender is claiming right now are skipped, not waited for,
+    # and a row it claimed meanwhile no longer matches when the lock is taken.
+    table = OutboundEmail._meta.db_table
+    sql = (
+        f"UPDATE {table} SET status = 'sending', lease_expires_at = %(lease)s, "  # noqa: S608
+        "attempts = attempts + 1 "
+        f"WHERE id IN (SELECT id FROM {table} WHERE id = ANY(%(ids)s) AND {_OUTBOX_DUE_SQL} "
+        "ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+        'RETURNING id, created_at, template, "to", subject, body_text, body_html, attachments, '
+        "attempts"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, {"lease": lease, "ids": ids, "now": now, "limit": limit})
+        rows = cursor.fetchall()
+    emails = [
+        OutboundEmail(
+            id=pk,
+            created_at=created_at,
+            template=template,
+            to=_json(to),
+            subject=subject,
+            body_text=body_text,
+            body_html=body_html,
+            attachments=_json(attachments),
+            status=OutboundEmail.Status.SENDING,
+            attempts=attempts,
+            lease_expires_at=lease,
+        )
+        for (
+            pk,
+            created_at,
+            template,
+            to,
+            subject,
+            body_text,
+            body_html,
+            attachments,
+            attempts,
+        ) in rows
+    ]
+    return sorted(emails, key=lambda email: email.created_at)
+
+
+def _json(value: Any) -> Any:
+    # A raw cursor returns jsonb decoded, but a str if a driver or column type does not.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _outbox_renew(
+    emails: list[OutboundEmail], *, lease: datetime, renewed: datetime
+) -> list[OutboundEmail]:
+    """Extends a batch's claim on the emails still to send; those it lost are dropped."""
+    kept = set(
+        OutboundEmail.objects.filter(
+            pk__in=[email.pk for email in emails],
+            status=OutboundEmail.Status.SENDING,
+            lease_expires_at=lease,
+        ).values_list("pk", flat=True)
+    )
+    OutboundEmail.objects.filter(pk__in=kept, lease_expires_at=lease).update(
+        lease_expires_at=renewed
+    )
+    return [email for email in emails if email.pk in kept]
+
+
+def outbound_emails_send(*, email_ids: Sequence[UUID | str]) -> dict[str, int]:
+    """Sends the due emails among `email_ids` over one connection; counts the outcomes.
+
+    The batch form of outbound_email_send, with the same guarantees: claimed before the mail
+    server is contacted, sent outside any transaction, each failure recorded on its row (backoff,
+    then "failed"), and at least once (a worker that dies mid-batch leaves a claim that lapses
+    after OUTBOX_BATCH_SECONDS and the relay sends the rest again, with the same Message-IDs).
+    Two statements for a batch that all goes well: the claim and the sent mark.
+    """
+    now = timezone.now()
+    lease = now + outbox_batch_lease()
+    emails = _outbox_claim_batch(email_ids, now=now, lease=lease)
+    outcomes: Counter[str] = Counter(skipped=len(set(map(str, email_ids))) - len(emails))
+    sent: list[UUID] = []
+    half_lease = outbox_batch_lease().total_seconds() / 2
+    renew_at = time.monotonic() + half_lease
+    mailer = get_connection()
+    try:
+        down = _mailer_open(mailer)
+        while emails and down is None:
+            if time.monotonic() > renew_at:  # a slow mail server: keep the rest of the batch
+                renewed = timezone.now() + outbox_batch_lease()
+                _outbox_sent_many(sent, lease=lease)
+                sent = []
+                emails = _outbox_renew(emails, lease=lease, renewed=renewed)
+                lease, renew_at = renewed, time.monotonic() + half_lease
+                if not emails:
+                    break
+            email = emails.pop(0)
+            try:
+                deliver(email, connection=mailer)
+            except Exception as exc:  # recorded on the row and retried with backoff
+                outcomes[_outbox_failed(email, exc, now=now, lease=lease)] += 1
+                # A broken connection is not reused; one that cannot be opened again fails
+                # the rest of the batch at once instead of timing out once per email.
+                _mailer_close(mailer)
+                down = _mailer_open(mailer)
+                continue
+            sent.append(email.pk)
+            outcomes["sent"] += 1
+        if down is not None:
+            for email in emails:
+                outcomes[_outbox_failed(email, down, now=now, lease=lease)] += 1
+    finally:
+        _mailer_close(mailer)
+        _outbox_sent_many(sent, lease=lease)
+    return dict(outcomes)
+
+
+def _mailer_open(mailer: BaseEmailBackend) -> Exception | None:
+    """Opens the batch's connection to the mail server; the error if it cannot."""
+    try:
+        mailer.open()
+    except Exception as exc:  # the server is down: every email of the batch is retried later
+        return exc
+    return None
+
+
+def _mailer_close(mailer: BaseEmailBackend) -> None:
+    # A connection that is already broken has nothing left to close.
+    with suppress(Exception):
+        mailer.close()
+
+
+def _outbox_sent_many(email_ids: list[UUID], *, lease: datetime) -> None:
+    if email_ids:
+        OutboundEmail.objects.filter(
+            pk__in=email_ids, status=OutboundEmail.Status.SENDING, lease_expires_at=lease
+        ).update(
+            status=OutboundEmail.Status.SENT,
+            sent_at=timezone.now(),
+            lease_expires_at=None,
+            last_error="",
+        )
 
 
 def outbox_due(*, now: datetime, limit: int = 500) -> list[UUID]:

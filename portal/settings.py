@@ -306,6 +306,11 @@ EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
 # all (about 6 hours), then marks it failed for staff to resend (admin → Outbound emails).
 PORTAL_EMAIL_RETRY_SECONDS = int(os.environ.get("PORTAL_EMAIL_RETRY_SECONDS", "60"))
 PORTAL_EMAIL_MAX_ATTEMPTS = int(os.environ.get("PORTAL_EMAIL_MAX_ATTEMPTS", "12"))
+# The outbox sends in batches: a task claims up to OUTBOX_BATCH_SIZE due emails at once and sends
+# them over one mail server connection. Its claim lasts OUTBOX_BATCH_SECONDS and is renewed while
+# the batch is still sending; a claim left by a worker that died is taken over once it lapses.
+OUTBOX_BATCH_SIZE = int(os.environ.get("OUTBOX_BATCH_SIZE", "50"))
+OUTBOX_BATCH_SECONDS = int(os.environ.get("OUTBOX_BATCH_SECONDS", "30"))
 if EMAIL_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))

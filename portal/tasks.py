@@ -3,9 +3,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
-from .services import outbound_email_send, outbox_due
+from .services import outbound_email_send, outbound_emails_send, outbox_due
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +20,18 @@ def send_outbound_email(email_id: str) -> str:
 
 
 @shared_task(acks_late=True)
+def send_outbound_emails(email_ids: list[str]) -> dict[str, int]:
+    """Sends a batch of outbox emails over one connection (each claimed once, as above)."""
+    return outbound_emails_send(email_ids=email_ids)
+
+
+@shared_task(acks_late=True)
 def relay_outbox() -> int:
     """Queues the outbox emails that are due: never handed over, backed off, or orphaned."""
     due = outbox_due(now=timezone.now())
-    for email_id in due:
-        send_outbound_email.delay(str(email_id))
+    size = settings.OUTBOX_BATCH_SIZE
+    for start in range(0, len(due), size):
+        send_outbound_emails.delay([str(email_id) for email_id in due[start : start + size]])
     return len(due)
 
 

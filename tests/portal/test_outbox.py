@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -67,11 +68,11 @@ class FlakySMTP:
         self.tried: list[datetime] = []
         self.real = services.deliver
 
-    def __call__(self, email: OutboundEmail) -> None:
+    def __call__(self, email: OutboundEmail, **kwargs: Any) -> None:
         self.tried.append(self.clock.now)
         if len(self.tried) <= self.failures:
             raise smtplib.SMTPServerDisconnected("mail server down")
-        self.real(email)
+        self.real(email, **kwargs)  # the relay's batches pass their shared connection
 
 
 @pytest.mark.django_db

@@ -139,9 +139,15 @@ def test_notices_cost_a_constant_number_of_statements_per_batch(
     # Three reads (lines, notices already sent, notifications), then per batch: the notices'
     # INSERT, the outbox rows' INSERT and the savepoint pair of the test's transaction.
     assert statements.count == 3 + 4 * batches
-    assert len(handoffs) == organizations  # still one email per organization, after commit
+    # One hand-off per batch after commit, carrying one email per organization, all delivered.
+    assert len(handoffs) == batches
+    assert sum(len(handoff.args[0]) for handoff in handoffs) == organizations
     assert UpgradeNotice.objects.count() == organizations
     assert OutboundEmail.objects.filter(template="upgrade_notice").count() == organizations
+    for handoff in handoffs:
+        handoff()
+    assert len(mail.outbox) == organizations
+    assert not OutboundEmail.objects.exclude(status=OutboundEmail.Status.SENT).exists()
 
 
 def test_a_notice_queued_meanwhile_gets_no_second_email(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
