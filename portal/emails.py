@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.template.loader import render_to_string
+from django.template.loader import get_template
 from django.utils import timezone, translation
 
 from .models import OutboundEmail
@@ -73,13 +73,24 @@ def email_subject(subject: str) -> str:
     return f"[{portal_site().name}] " + " ".join(subject.split())
 
 
+class EmailTemplates:
+    """An email's subject/text/HTML template trio, looked up once for many renderings."""
+
+    def __init__(self, template: str) -> None:
+        self.subject = get_template(f"emails/{template}_subject.txt")
+        self.text = get_template(f"emails/{template}_body.txt")
+        self.html = get_template(f"emails/{template}_body.html")
+
+    def render(self, context: dict[str, Any]) -> tuple[str, str, str]:
+        """Subject (with the portal's prefix), text and HTML for a context that has the site's
+        variables already (site_context)."""
+        subject = email_subject(self.subject.render(context))
+        return subject, self.text.render(context), self.html.render(context)
+
+
 def render_email(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """Renders emails/<template>_{subject.txt,body.txt,body.html}."""
-    context = {**site_context(), **context}
-    subject = email_subject(render_to_string(f"emails/{template}_subject.txt", context))
-    text = render_to_string(f"emails/{template}_body.txt", context)
-    html = render_to_string(f"emails/{template}_body.html", context)
-    return subject, text, html
+    return EmailTemplates(template).render({**site_context(), **context})
 
 
 def queue_email(
@@ -133,9 +144,14 @@ def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None)
     the same rows and the same hand-off per email, without a statement per email.
     """
     with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
+        # The templates and the site's variables once per call, not once per email.
+        site = site_context()
+        templates: dict[str, EmailTemplates] = {}
         rows = []
         for email in emails:
-            subject, text, html = render_email(email.template, email.context)
+            if email.template not in templates:
+                templates[email.template] = EmailTemplates(email.template)
+            subject, text, html = templates[email.template].render({**site, **email.context})
             rows.append(
                 _outbox_row(
                     template=email.template, to=email.to, subject=subject, text=text, html=html

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from html import escape
 
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from licensing.codes import generate_short_code
@@ -200,6 +203,7 @@ def _notices_queue(
     # another run inserted meanwhile conflicts on the unique constraint and is not returned, so
     # it gets no second email.
     created = _notices_insert([key for key, _lines in batch])
+    wording = _NoticeWording(version)
     queue_emails(
         emails=[
             EmailToQueue(
@@ -209,7 +213,7 @@ def _notices_queue(
                     "notification": notifications[notification_id],
                     "version": version,
                     "product": version.product,
-                    "lines": _notice_lines(version, lines),
+                    **wording.context(notifications[notification_id], lines),
                 },
             )
             for (notification_id, email), lines in batch
@@ -219,20 +223,47 @@ def _notices_queue(
     return len(created)
 
 
-def _notice_lines(
-    version: ProductVersion, lines: list[dict[str, object]]
-) -> list[dict[str, object]]:
-    # Written here, not by a translation tag per line in the template: an organization's notice
-    # lists every license, and thousands of notices made those tags most of a publication's time.
-    wording = _("quantity %(quantity)s, license %(key)s")
-    return [
-        {
-            **line,
-            "text": f"{version.product.name} {line['from_version']} → {version.version}, "
-            + wording % {"quantity": line["quantity"], "key": line["key"]},
+class _NoticeWording:
+    """The sentences of a version's notices, translated once per batch, not once per email.
+
+    Written here, not by translation tags and a loop over the lines in the templates: an
+    organization's notice lists every license, and thousands of notices made those tags and
+    loops most of a publication's time. The msgids are the ones the templates had.
+    """
+
+    def __init__(self, version: ProductVersion) -> None:
+        self.product, self.target = version.product.name, version.version
+        self.released = _(
+            "%(product)s %(version)s has been released. Because maintenance was current on "
+            "these licenses, you can upgrade them at no cost:"
+        ) % {"product": version.product.name, "version": version.version}
+        self.line = _("quantity %(quantity)s, license %(key)s")
+        self._deadlines: dict[date, str] = {}
+
+    def deadline(self, expires_on: date) -> str:
+        if expires_on not in self._deadlines:
+            self._deadlines[expires_on] = _("Upgrade before %(date)s.") % {
+                "date": date_format(expires_on, "SHORT_DATE_FORMAT")
+            }
+        return self._deadlines[expires_on]
+
+    def context(
+        self, notification: UpgradeNotification, lines: list[dict[str, object]]
+    ) -> dict[str, object]:
+        """What emails/upgrade_notice_* show of one notice: its sentences and its lines."""
+        texts = [
+            f"{self.product} {line['from_version']} → {self.target}, "
+            + self.line % {"quantity": line["quantity"], "key": line["key"]}
+            for line in lines
+        ]
+        return {
+            "released": self.released,
+            "deadline": self.deadline(notification.expires_on),
+            "lines_text": "\n".join(f"- {text}" for text in texts),
+            # Every line escaped with the stdlib's escape, as Django's filter does, without its
+            # wrapping per call.
+            "lines_html": mark_safe("".join(f"<li>{escape(text)}</li>" for text in texts)),
         }
-        for line in lines
-    ]
 
 
 def _notices_insert(keys: list[_NoticeKey]) -> set[_NoticeKey]:

@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 from django.core import mail
-from django.utils import timezone
+from django.utils import timezone, translation
 from kombu.exceptions import OperationalError as BrokerDown
 
 from portal.models import OutboundEmail
@@ -73,3 +73,25 @@ def test_a_publication_while_the_broker_is_down_commits_and_its_notices_go_out_l
     assert relay_outbox() == 3  # the broker is back: one batch
     assert len(mail.outbox) == 3
     assert set(OutboundEmail.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+def test_a_notice_reads_in_its_language_with_every_line_escaped(
+    django_capture_on_commit_callbacks,
+) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    old.product.name = "Shield & <Co>"
+    old.product.save()
+    org = OrganizationFactory()
+    first = licensed(org, old, quantity=3)
+    licensed(org, old, quantity=4, registration=first.registration)
+    notifications_create(version=new, today=timezone.localdate())
+    with translation.override("pt-br"), django_capture_on_commit_callbacks(execute=True):
+        assert upgrade_notices_send(version=new) == 1
+    (email,) = mail.outbox
+    expires_on = UpgradeNotice.objects.get().notification.expires_on
+    assert "Shield & <Co> 15.0 foi lançado." in email.body
+    assert f"- Shield & <Co> 14.3 → 15.0, quantidade 3, licença {first.key}\n" in email.body
+    assert f"Faça o upgrade até {expires_on:%d/%m/%Y}." in email.body
+    html = email.alternatives[0][0]
+    assert "<Co>" not in html and html.count("<li>Shield &amp; &lt;Co&gt; 14.3 → 15.0, ") == 2
+    assert f"<p>Faça o upgrade até {expires_on:%d/%m/%Y}.</p>" in html
