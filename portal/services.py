@@ -20,7 +20,7 @@ from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .emails import deliver, hand_off, queue_email
+from .emails import deliver, hand_off, hand_off_batches, queue_email
 from .models import (
     AuditEvent,
     Delegation,
@@ -485,18 +485,25 @@ def outbound_emails_send(*, email_ids: Sequence[UUID | str]) -> dict[str, int]:
     emails = _outbox_claim_batch(email_ids, now=now, lease=lease)
     outcomes: Counter[str] = Counter(skipped=len(set(map(str, email_ids))) - len(emails))
     sent: list[UUID] = []
-    half_lease = outbox_batch_lease().total_seconds() / 2
-    renew_at = time.monotonic() + half_lease
+    seconds = outbox_batch_lease().total_seconds()
+    started = time.monotonic()
+    # A slow mail server: the claim is renewed halfway through its lease, and no email is
+    # started once the batch has had a whole lease (well within the task's time limit); the
+    # rest goes back to the outbox and is handed over again.
+    renew_at, stop_at = started + seconds / 2, started + seconds
     mailer = get_connection()
     try:
         down = _mailer_open(mailer)
         while emails and down is None:
-            if time.monotonic() > renew_at:  # a slow mail server: keep the rest of the batch
+            if outcomes["sent"] and time.monotonic() >= stop_at:
+                outcomes["released"] = _outbox_release(emails, lease=lease)
+                break
+            if time.monotonic() > renew_at:
                 renewed = timezone.now() + outbox_batch_lease()
                 _outbox_sent_many(sent, lease=lease)
                 sent = []
                 emails = _outbox_renew(emails, lease=lease, renewed=renewed)
-                lease, renew_at = renewed, time.monotonic() + half_lease
+                lease, renew_at = renewed, time.monotonic() + seconds / 2
                 if not emails:
                     break
             email = emails.pop(0)
@@ -518,6 +525,26 @@ def outbound_emails_send(*, email_ids: Sequence[UUID | str]) -> dict[str, int]:
         _mailer_close(mailer)
         _outbox_sent_many(sent, lease=lease)
     return dict(outcomes)
+
+
+def _outbox_release(emails: list[OutboundEmail], *, lease: datetime) -> int:
+    """Gives a batch's unsent emails back, due now and without the attempt they did not get,
+    and hands them over again (the relay's if the broker is down)."""
+    released = list(
+        OutboundEmail.objects.filter(
+            pk__in=[email.pk for email in emails],
+            status=OutboundEmail.Status.SENDING,
+            lease_expires_at=lease,
+        ).values_list("pk", flat=True)
+    )
+    OutboundEmail.objects.filter(pk__in=released, lease_expires_at=lease).update(
+        status=OutboundEmail.Status.PENDING,
+        lease_expires_at=None,
+        attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now(),
+    )
+    hand_off_batches(released)
+    return len(released)
 
 
 def _mailer_open(mailer: BaseEmailBackend) -> Exception | None:

@@ -133,13 +133,43 @@ def test_a_mail_server_that_is_down_fails_the_batch_once_each_and_raises_nothing
     assert set(OutboundEmail.objects.values_list("status", "attempts")) == {("pending", 1)}
 
 
+class SlowServer:
+    """deliver() on a mail server that takes `seconds` per email, on a fake monotonic clock."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+        self.t = 1000.0
+        self.seconds = seconds
+        self.real = services.deliver
+        monkeypatch.setattr(services.time, "monotonic", lambda: self.t)
+        monkeypatch.setattr(services, "deliver", self)
+
+    def __call__(self, email: OutboundEmail, **kwargs: Any) -> None:
+        self.real(email, **kwargs)
+        self.t += self.seconds
+
+
 @pytest.mark.django_db
-def test_a_slow_batch_renews_its_claim_and_still_sends_each_email_once(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.OUTBOX_BATCH_SECONDS = 0  # renewed before every email
-    emails = _queue(4)
-    assert outbound_emails_send(email_ids=_ids(emails)) == {"sent": 4, "skipped": 0}
-    assert len(mail.outbox) == 4
-    assert set(OutboundEmail.objects.values_list("status", "attempts")) == {("sent", 1)}
+def test_a_slow_batch_renews_its_claim_then_gives_the_rest_back(monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.OUTBOX_BATCH_SECONDS = 30
+    emails = _queue(5)
+    SlowServer(monkeypatch, seconds=10)
+    renew = mock.Mock(wraps=services._outbox_renew)
+    monkeypatch.setattr(services, "_outbox_renew", renew)
+    with mock.patch.object(services, "hand_off_batches") as hand_off:
+        outcomes = outbound_emails_send(email_ids=_ids(emails))
+    # 0 s, 10 s, then renewed at 20 s (past half the lease) and sent; at 30 s the batch has
+    # had its lease: the last two go back to the outbox and to a new task.
+    assert outcomes == {"sent": 3, "released": 2, "skipped": 0}
+    assert renew.call_count == 1 and len(mail.outbox) == 3
+    released = {str(email.pk) for email in emails[3:]}
+    assert {str(pk) for pk in hand_off.call_args.args[0]} == released
+    rows = OutboundEmail.objects.filter(pk__in=released)
+    assert {(r.status, r.attempts, r.lease_expires_at) for r in rows} == {("pending", 0, None)}
+    assert set(
+        OutboundEmail.objects.exclude(pk__in=released).values_list("status", "attempts")
+    ) == {("sent", 1)}
+    assert outbound_emails_send(email_ids=sorted(released)) == {"sent": 2, "skipped": 0}
+    assert len(mail.outbox) == 5
 
 
 @pytest.mark.django_db
