@@ -3,6 +3,7 @@ organizations, and a broker that is down delays them, never loses them."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from unittest import mock
 
@@ -11,9 +12,11 @@ from django.core import mail
 from django.utils import timezone, translation
 from kombu.exceptions import OperationalError as BrokerDown
 
+from portal.celery import app as celery_app
 from portal.models import OutboundEmail
 from portal.services import OUTBOX_HANDOFF_GRACE
 from portal.tasks import relay_outbox, send_outbound_emails
+from tests.conftest import celery_conf, redis_url
 from tests.portal.factories import OrganizationFactory, UserFactory
 from tests.upgrades.factories import catalog, licensed
 from upgrades.models import UpgradeNotice
@@ -95,3 +98,25 @@ def test_a_notice_reads_in_its_language_with_every_line_escaped(
     html = email.alternatives[0][0]
     assert "<Co>" not in html and html.count("<li>Shield &amp; &lt;Co&gt; 14.3 → 15.0, ") == 2
     assert f"<p>Faça o upgrade até {expires_on:%d/%m/%Y}.</p>" in html
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not redis_url(), reason="needs Redis: set REDIS_URL=redis://… (CI does)")
+def test_a_real_worker_delivers_every_notice_through_redis_in_batches(settings) -> None:  # type: ignore[no-untyped-def]
+    from celery.contrib.testing.worker import start_worker
+
+    settings.OUTBOX_BATCH_SIZE = 4
+    celery_conf(task_always_eager=False)
+    new = _eligible(10)
+    with start_worker(
+        celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING", shutdown_timeout=10
+    ):
+        assert upgrade_notices_send(version=new) == 10
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not OutboundEmail.objects.exclude(status=OutboundEmail.Status.SENT).exists():
+                break
+            time.sleep(0.1)
+    assert set(OutboundEmail.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert len(mail.outbox) == 10
