@@ -138,10 +138,11 @@ class EmailToQueue:
 
 
 def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None) -> int:
-    """Renders many emails into the outbox with one INSERT per 500 and sends each after commit.
+    """Renders many emails into the outbox with one INSERT per 500 and sends them after commit.
 
     The bulk form of queue_email, for jobs that notify thousands (a version's upgrade notices):
-    the same rows and the same hand-off per email, without a statement per email.
+    the same rows, without a statement per email, handed to Celery in batches that each send
+    over one connection (portal.services.outbound_emails_send).
     """
     with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
         # The templates and the site's variables once per call, not once per email.
