@@ -2,9 +2,10 @@
 
 A conversion is planned once (which vouchers become which license), then carried out one
 transaction per chunk of licenses. Each chunk locks its vouchers, issues the licenses through
-licensing.license_issue and claims the vouchers with one conditional UPDATE whose row count is
-checked, all in the same transaction; the chunk's outcome is written to the conversion row in
-that transaction too, so a conversion interrupted at any point resumes exactly where it stopped.
+licensing.licenses_issue and claims the vouchers with one conditional UPDATE whose row count is
+checked, all in the same transaction; the chunk's outcome (its licenses as
+VoucherConversionLicense rows, its progress) is written in that transaction too, so a conversion
+interrupted at any point resumes exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -31,8 +32,16 @@ from portal.requestcontext import acting_under, current_delegation
 from portal.services import audit_record
 
 from .emails import conversion_email_queue
-from .models import Voucher, VoucherBatch, VoucherConversion
-from .selectors import Reason, license_groups, slices, voucher_check, vouchers_check
+from .models import Voucher, VoucherBatch, VoucherConversion, VoucherConversionLicense
+from .selectors import (
+    Reason,
+    conversion_converted_codes,
+    conversion_licenses,
+    license_groups,
+    slices,
+    voucher_check,
+    vouchers_check,
+)
 
 MAX_BATCH_SIZE = 100_000
 # One transaction converts at most this many vouchers (unless one license needs more: a license
@@ -196,7 +205,7 @@ class ConversionResult:
 
     @property
     def converted_codes(self) -> list[str]:
-        return [code for item in self.conversion.licenses for code in item["codes"]]
+        return conversion_converted_codes(self.conversion)
 
 
 def voucher_conversion_create(
@@ -235,7 +244,7 @@ def voucher_conversion_create(
                 codes=codes,
                 registration_data=dict(registration),
                 total=len(codes) + len(not_checked),
-                result={"licenses": [], "refused": list(not_checked)},
+                result={"refused": list(not_checked)},
             )
     except IntegrityError:
         # The same confirmation, submitted twice at the same moment: the other one won.
@@ -290,13 +299,22 @@ def voucher_conversion_run(
         return _conversion_run(conversion_id, until)
 
 
+@dataclass
+class _RunState:
+    """What one run of a conversion reads once and reuses for every chunk."""
+
+    # The plan is fixed once made: read once per run, not decoded again for every chunk.
+    plan: list[list[int]] | None = None
+    # The product versions licenses are issued for: a handful, whatever the chunk count.
+    versions: dict[int, ProductVersion] = field(default_factory=dict)
+
+
 def _conversion_run(conversion_id: UUID | str, until: float | None) -> VoucherConversion:
     conflicts = 0
-    # The plan is fixed once made: read once per run, not decoded again for every chunk.
-    plans: dict[str, list[list[int]]] = {}
+    state = _RunState()
     while True:
         try:
-            conversion, finished = _conversion_step(conversion_id, plans)
+            conversion, finished = _conversion_step(conversion_id, state)
         except _ClaimConflict:
             conflicts += 1
             if conflicts >= 3:
@@ -332,33 +350,14 @@ def vouchers_convert(
     )
 
 
-def conversion_licenses(conversion: VoucherConversion) -> list[License]:
-    """The licenses a conversion issued, in the order it issued them."""
-    ids = [item["id"] for item in conversion.licenses]
-    found: dict[str, License] = {}
-    for part in slices(ids):
-        for license in License.objects.select_related("version__product").filter(pk__in=part):
-            found[str(license.pk)] = license
-    # All of them belong to the conversion's organization and registration: share those two
-    # objects rather than joining and building them again for each of thousands of licenses.
-    for license in found.values():
-        if license.owner_id == conversion.organization_id:
-            license.owner = conversion.organization
-        if conversion.registration is not None and (
-            license.registration_id == conversion.registration_id
-        ):
-            license.registration = conversion.registration
-    return [found[str(pk)] for pk in ids if str(pk) in found]
-
-
 @transaction.atomic
 def voucher_conversion_fail(*, conversion_id: UUID | str, error: str) -> None:
     """Stops a conversion that cannot go on: what was converted stays, the rest is reported."""
     conversion = VoucherConversion.objects.select_for_update().filter(pk=conversion_id).first()
     if conversion is None or conversion.is_finished:
         return
-    result = conversion.result or {"licenses": [], "refused": []}
-    done = {code for item in result.get("licenses", []) for code in item["codes"]}
+    result = conversion.result or {"refused": []}
+    done = set(conversion_converted_codes(conversion))
     done.update(item["code"] for item in result.get("refused", []))
     pending_ids = [pk for group in conversion.plan[conversion.next_group :] for pk in group]
     pending_codes: list[str] = []
@@ -389,14 +388,14 @@ def voucher_conversion_fail(*, conversion_id: UUID | str, error: str) -> None:
 
 @transaction.atomic
 def _conversion_step(
-    conversion_id: UUID | str, plans: dict[str, list[list[int]]] | None = None
+    conversion_id: UUID | str, state: _RunState | None = None
 ) -> tuple[VoucherConversion, bool]:
     """One transaction of a conversion: plan it, convert one chunk, or finish it."""
-    plans = {} if plans is None else plans
+    state = _RunState() if state is None else state
     # The row lock makes the conversion's steps strictly sequential, so two workers running the
     # same conversion (a redelivered task, the resume job) never process a chunk twice. Its
-    # growing result and its plan are left in the database (read when needed): decoding and
-    # rewriting them for every chunk made a large conversion quadratic.
+    # result and its plan are left in the database (read when needed): decoding them for every
+    # chunk made a large conversion quadratic.
     conversion = (
         VoucherConversion.objects.select_for_update(of=("self",))
         .select_related("organization", "created_by", "registration")
@@ -407,15 +406,15 @@ def _conversion_step(
         return conversion, True
     if conversion.status == VoucherConversion.Status.PENDING:
         _plan(conversion)
-        plans[str(conversion.pk)] = conversion.plan
+        state.plan = conversion.plan
         return conversion, False
-    plan = plans.get(str(conversion.pk))
-    if plan is None:
-        plan = plans[str(conversion.pk)] = (
+    if state.plan is None:
+        state.plan = (
             VoucherConversion.objects.filter(pk=conversion.pk).values_list("plan", flat=True).get()
         )
+    plan = state.plan
     if conversion.next_group < len(plan):
-        _convert_chunk(conversion, plan)
+        _convert_chunk(conversion, plan, state.versions)
         return conversion, False
     _finish(conversion)
     return conversion, True
@@ -441,7 +440,7 @@ def _plan(conversion: VoucherConversion) -> None:
     conversion.next_group = 0
     conversion.total = len(decided_before) + len(checks)
     conversion.processed = len(refused)
-    conversion.result = {"licenses": [], "refused": refused}
+    conversion.result = {"refused": refused}
     conversion.status = VoucherConversion.Status.RUNNING
     conversion.save()
 
@@ -462,7 +461,9 @@ def _source_ref(codes: list[str]) -> str:
     return ref if len(ref) <= SOURCE_REF_LENGTH else f"{codes[0]} +{len(codes) - 1}"
 
 
-def _convert_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> None:
+def _convert_chunk(
+    conversion: VoucherConversion, plan: list[list[int]], versions: dict[int, ProductVersion]
+) -> None:
     groups = _next_chunk(conversion, plan)
     ids = sorted(pk for group in groups for pk in group)
     today = timezone.localdate()
@@ -489,16 +490,16 @@ def _convert_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> None
             )
         )
         claimable.update({row[0]: row for row in rows})
-    versions = ProductVersion.objects.select_related("product").in_bulk(
-        {row[3] for row in claimable.values()}
-    )
+    missing = {row[3] for row in claimable.values()} - versions.keys()
+    if missing:
+        versions.update(ProductVersion.objects.select_related("product").in_bulk(missing))
 
     license_of: dict[int, UUID] = {}
-    issued: list[dict[str, Any]] = []
     lost: list[int] = []
     sources: list[IssueSource] = []
     members_of: list[list[tuple[int, str, int, int, int]]] = []
-    for group in groups:
+    positions: list[int] = []
+    for position, group in enumerate(groups, start=conversion.next_group):
         members = [claimable[pk] for pk in group if pk in claimable]
         lost.extend(pk for pk in group if pk not in claimable)
         if not members:
@@ -515,6 +516,7 @@ def _convert_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> None
             )
         )
         members_of.append(members)
+        positions.append(position)
     assert conversion.registration is not None
     licenses = licenses_issue(
         sources=sources,
@@ -522,20 +524,14 @@ def _convert_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> None
         registration=conversion.registration,
         acting_user=conversion.created_by,
     )
-    for license, source, members in zip(licenses, sources, members_of, strict=True):
+    for license, members in zip(licenses, members_of, strict=True):
         license_of.update({row[0]: license.pk for row in members})
-        issued.append(
-            {
-                "id": str(license.pk),
-                "key": license.key,
-                "product": source.version.product.name,
-                "sku": source.version.product.sku,
-                "version": source.version.version,
-                "quantity": license.quantity,
-                "maintenance_end": license.maintenance_end.isoformat(),
-                "codes": [row[1] for row in members],
-            }
-        )
+    # Positioned by the license's group in the plan: unique, in order, and the same whichever
+    # run or worker converts the chunk.
+    VoucherConversionLicense.objects.bulk_create(
+        VoucherConversionLicense(conversion=conversion, position=position, license=license)
+        for position, license in zip(positions, licenses, strict=True)
+    )
 
     # The claim: one conditional UPDATE per slice of vouchers, status and license together.
     claimed = 0
@@ -579,57 +575,45 @@ def _convert_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> None
     conversion.processed = min(conversion.total, conversion.processed + len(ids))
     conversion.converted += claimed
     conversion.updated_at = timezone.now()
-    _progress_save(conversion, licenses=issued, refused=refused)
+    _progress_save(conversion, refused=refused)
 
 
 _APPEND_SQL = """
     UPDATE {table} SET
-        result = jsonb_set(
-            jsonb_set(result, '{{licenses}}', COALESCE(result -> 'licenses', '[]') || %s::jsonb),
-            '{{refused}}', COALESCE(result -> 'refused', '[]') || %s::jsonb),
-        next_group = %s, processed = %s, converted = %s, updated_at = %s
+        result = jsonb_set(result, '{{refused}}', COALESCE(result -> 'refused', '[]') || %s::jsonb)
     WHERE id = %s
 """
 
 
-def _progress_save(
-    conversion: VoucherConversion, *, licenses: list[dict[str, Any]], refused: list[dict[str, Any]]
-) -> None:
-    """Appends a chunk's outcome to the conversion's result and records its progress.
+def _progress_save(conversion: VoucherConversion, *, refused: list[dict[str, Any]]) -> None:
+    """Records a chunk's progress, and appends the codes it could not convert to the result.
 
-    On PostgreSQL one UPDATE appends to the JSONB arrays in place of reading the result into
-    Python and writing all of it back, which made each chunk cost as much as all before it.
+    On PostgreSQL one UPDATE appends to the JSONB array in place of reading the result into
+    Python and writing all of it back.
     """
+    VoucherConversion.objects.filter(pk=conversion.pk).update(
+        next_group=conversion.next_group,
+        processed=conversion.processed,
+        converted=conversion.converted,
+        updated_at=conversion.updated_at,
+    )
+    if not refused:
+        return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
                 _APPEND_SQL.format(
                     table=connection.ops.quote_name(VoucherConversion._meta.db_table)
                 ),
-                [
-                    json.dumps(licenses),
-                    json.dumps(refused),
-                    conversion.next_group,
-                    conversion.processed,
-                    conversion.converted,
-                    conversion.updated_at,
-                    conversion.pk,
-                ],
+                [json.dumps(refused), conversion.pk],
             )
         return
     result = (
         VoucherConversion.objects.filter(pk=conversion.pk).values_list("result", flat=True).get()
         or {}
     )
-    result.setdefault("licenses", []).extend(licenses)
     result.setdefault("refused", []).extend(refused)
-    VoucherConversion.objects.filter(pk=conversion.pk).update(
-        result=result,
-        next_group=conversion.next_group,
-        processed=conversion.processed,
-        converted=conversion.converted,
-        updated_at=conversion.updated_at,
-    )
+    VoucherConversion.objects.filter(pk=conversion.pk).update(result=result)
 
 
 def _finish(conversion: VoucherConversion) -> None:
