@@ -319,3 +319,21 @@ def test_conversion_through_the_page_is_bounded(  # type: ignore[no-untyped-def]
         response = client.post(reverse("voucher-center-confirm"), {"token": token})
     with django_assert_max_num_queries(10):
         assert client.get(response["Location"]).status_code == 200
+
+
+def test_the_claim_pairs_each_voucher_with_its_license_and_skips_what_is_not_open(  # type: ignore[no-untyped-def]
+    member,
+) -> None:
+    batch = vouchers(4)
+    licenses = convert(member, [v.code for v in batch[:2]], combine=False).licenses
+    taken = Voucher.objects.get(pk=batch[0].pk)  # converted above: no longer open
+    license_of = {
+        batch[0].pk: licenses[1].pk,
+        batch[2].pk: licenses[0].pk,
+        batch[3].pk: licenses[1].pk,
+    }
+    claimed = services._claim(license_of, organization=member.organization, now=timezone.now())
+    assert claimed == 2  # the caller sees the shortfall and rolls the chunk back
+    assert Voucher.objects.get(pk=batch[0].pk).license_id == taken.license_id
+    assert Voucher.objects.get(pk=batch[2].pk).license_id == licenses[0].pk
+    assert Voucher.objects.get(pk=batch[3].pk).license_id == licenses[1].pk
