@@ -166,6 +166,14 @@ def test_email_goes_out_in_the_submitters_language(
     email = OutboundEmail.objects.get()
     assert email.subject  # rendered under pt-BR (catalog may not cover it yet)
     assert 'lang="pt-br"' in email.body_html
+    # The rows are prepared once, in the email's language, for both bodies.
+    license = License.objects.get()
+    end = license.maintenance_end.strftime("%d/%m/%Y")
+    assert f"Chave de licença: {license.key}" in email.body_text
+    assert (
+        f"Manutenção: {license.maintenance_start.strftime('%d/%m/%Y')} – {end}" in email.body_text
+    )
+    assert f"<td>{end}</td>" in email.body_html
 
 
 def test_audit_events(member) -> None:  # type: ignore[no-untyped-def]
