@@ -282,15 +282,20 @@ def conversion_for(*, actor: User, organization: Organization, pk: UUID | str) -
 
 
 def conversion_licenses(conversion: VoucherConversion) -> list[License]:
-    """The licenses a conversion issued, in the order it issued them (one query)."""
+    """The licenses a conversion issued, in the order it issued them (two queries)."""
     licenses = list(
-        License.objects.select_related("version__product")
-        .filter(voucher_conversion_entries__conversion=conversion)
-        .order_by("voucher_conversion_entries__position")
+        License.objects.filter(voucher_conversion_entries__conversion=conversion).order_by(
+            "voucher_conversion_entries__position"
+        )
     )
-    # All of them belong to the conversion's organization and registration: share those two
-    # objects rather than joining and building them again for each of thousands of licenses.
+    # All of them belong to the conversion's organization and registration, and to a handful
+    # of product versions: share those objects rather than joining and building them again for
+    # each of thousands of licenses.
+    versions = ProductVersion.objects.select_related("product").in_bulk(
+        {license.version_id for license in licenses}
+    )
     for license in licenses:
+        license.version = versions[license.version_id]
         if license.owner_id == conversion.organization_id:
             license.owner = conversion.organization
         if conversion.registration is not None and (

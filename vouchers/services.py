@@ -275,7 +275,7 @@ def _delegation_for(organization: Organization) -> Delegation | None:
 
 
 def voucher_conversion_run(
-    *, conversion_id: UUID | str, until: float | None = None
+    *, conversion_id: UUID | str, until: float | None = None, state: _RunState | None = None
 ) -> VoucherConversion:
     """Runs a conversion to its end, or resumes it; a no-op for a finished one (idempotent).
 
@@ -296,7 +296,7 @@ def voucher_conversion_run(
         else None
     )
     with acting_under(delegation or current_delegation()):
-        return _conversion_run(conversion_id, until)
+        return _conversion_run(conversion_id, until, state or _RunState())
 
 
 @dataclass
@@ -307,11 +307,14 @@ class _RunState:
     plan: list[list[int]] | None = None
     # The product versions licenses are issued for: a handful, whatever the chunk count.
     versions: dict[int, ProductVersion] = field(default_factory=dict)
+    # Every license of the conversion, as its last step read them for the email.
+    licenses: list[License] | None = None
 
 
-def _conversion_run(conversion_id: UUID | str, until: float | None) -> VoucherConversion:
+def _conversion_run(
+    conversion_id: UUID | str, until: float | None, state: _RunState
+) -> VoucherConversion:
     conflicts = 0
-    state = _RunState()
     while True:
         try:
             conversion, finished = _conversion_step(conversion_id, state)
@@ -342,10 +345,11 @@ def vouchers_convert(
         combine=combine,
         language=language,
     )
-    conversion = voucher_conversion_run(conversion_id=conversion.pk)
+    state = _RunState()
+    conversion = voucher_conversion_run(conversion_id=conversion.pk, state=state)
     return ConversionResult(
         conversion=conversion,
-        licenses=conversion_licenses(conversion),
+        licenses=state.licenses if state.licenses is not None else conversion_licenses(conversion),
         refused=conversion.refused,
     )
 
@@ -416,7 +420,7 @@ def _conversion_step(
     if conversion.next_group < len(plan):
         _convert_chunk(conversion, plan, state.versions)
         return conversion, False
-    _finish(conversion)
+    state.licenses = _finish(conversion)
     return conversion, True
 
 
@@ -657,7 +661,7 @@ def _progress_save(conversion: VoucherConversion, *, refused: list[dict[str, Any
     VoucherConversion.objects.filter(pk=conversion.pk).update(result=result)
 
 
-def _finish(conversion: VoucherConversion) -> None:
+def _finish(conversion: VoucherConversion) -> list[License]:
     licenses = conversion_licenses(conversion)
     if licenses:
         conversion_email_queue(conversion=conversion, licenses=licenses)
@@ -677,3 +681,4 @@ def _finish(conversion: VoucherConversion) -> None:
             "combine": conversion.combine,
         },
     )
+    return licenses
