@@ -46,9 +46,11 @@ from .selectors import (
 MAX_BATCH_SIZE = 100_000
 # One transaction converts at most this many vouchers (unless one license needs more: a license
 # and the vouchers it consumes are never split) and issues at most this many licenses. Small
-# enough that progress moves and locks are short, large enough that overhead stays flat.
+# enough that progress moves and locks are short (500 licenses: well under a second), large
+# enough that overhead stays flat (100 made a 10,000-license conversion 101 transactions of ~9
+# statements each).
 CHUNK_VOUCHERS = 2000
-CHUNK_LICENSES = 100
+CHUNK_LICENSES = 500
 SOURCE_REF_LENGTH = 100  # License.source_ref
 
 
