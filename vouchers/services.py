@@ -448,7 +448,13 @@ def _plan(conversion: VoucherConversion) -> None:
     conversion.processed = len(refused)
     conversion.result = {"refused": refused}
     conversion.status = VoucherConversion.Status.RUNNING
-    conversion.save()
+    # Not the submitted codes, read above: writing them back would rewrite all of them.
+    conversion.save(
+        update_fields=[
+            "registration", "plan", "next_group", "total", "processed", "result", "status",
+            "updated_at",
+        ]
+    )  # fmt: skip
 
 
 def _next_chunk(conversion: VoucherConversion, plan: list[list[int]]) -> list[list[int]]:
