@@ -309,7 +309,10 @@ class _RunState:
     plan: list[list[int]] | None = None
     # The product versions licenses are issued for: a handful, whatever the chunk count.
     versions: dict[int, ProductVersion] = field(default_factory=dict)
-    # Every license of the conversion, as its last step read them for the email.
+    # The licenses this run issued, in order, when it ran the conversion from its plan: all of
+    # them, so its last step need not read them back. None when it resumed someone else's run.
+    issued: list[License] | None = None
+    # Every license of the conversion, as its last step had them for the email.
     licenses: list[License] | None = None
 
 
@@ -413,6 +416,7 @@ def _conversion_step(
     if conversion.status == VoucherConversion.Status.PENDING:
         _plan(conversion)
         state.plan = conversion.plan
+        state.issued = []
         return conversion, False
     if state.plan is None:
         state.plan = (
@@ -420,9 +424,11 @@ def _conversion_step(
         )
     plan = state.plan
     if conversion.next_group < len(plan):
-        _convert_chunk(conversion, plan, state.versions)
+        issued = _convert_chunk(conversion, plan, state.versions)
+        if state.issued is not None:
+            state.issued.extend(issued)
         return conversion, False
-    state.licenses = _finish(conversion)
+    state.licenses = _finish(conversion, state.issued)
     return conversion, True
 
 
@@ -475,7 +481,7 @@ def _source_ref(codes: list[str]) -> str:
 
 def _convert_chunk(
     conversion: VoucherConversion, plan: list[list[int]], versions: dict[int, ProductVersion]
-) -> None:
+) -> list[License]:
     groups = _next_chunk(conversion, plan)
     ids = sorted(pk for group in groups for pk in group)
     today = timezone.localdate()
@@ -569,6 +575,7 @@ def _convert_chunk(
     conversion.converted += claimed
     conversion.updated_at = timezone.now()
     _progress_save(conversion, refused=refused)
+    return licenses
 
 
 def _claim(license_of: dict[int, UUID], *, organization: Organization, now: datetime) -> int:
@@ -669,8 +676,10 @@ def _progress_save(conversion: VoucherConversion, *, refused: list[dict[str, Any
     VoucherConversion.objects.filter(pk=conversion.pk).update(result=result)
 
 
-def _finish(conversion: VoucherConversion) -> list[License]:
-    licenses = conversion_licenses(conversion)
+def _finish(conversion: VoucherConversion, issued: list[License] | None) -> list[License]:
+    # The licenses this run issued are all of them when it planned the conversion too; a run
+    # that resumed one reads them from the conversion's rows.
+    licenses = issued if issued is not None else conversion_licenses(conversion)
     if licenses:
         conversion_email_queue(conversion=conversion, licenses=licenses)
     conversion.status = VoucherConversion.Status.DONE
