@@ -7,6 +7,7 @@ so a typo is caught before any lookup; license keys carry no check character.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 
@@ -21,8 +22,19 @@ CODE_BODY_LENGTH = 24  # 120 bits, plus one check character
 GROUP = 5
 
 
+# RFC 4648 base32 digit → the Crockford digit of the same value: both map 5 bits to one symbol.
+_RFC4648_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET.encode())
+
+
 def _random_chars(count: int) -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(count))
+    """`count` uniformly random characters, 5 bits each, from one call to the CSPRNG.
+
+    One secrets.choice per character cost a system call each: 25 per license key, 250,000 for a
+    conversion of 10,000 vouchers. Every 5-bit group of random bytes is uniform, so reading
+    them as base32 digits gives the same distribution.
+    """
+    raw = secrets.token_bytes((count * 5 + 7) // 8)
+    return base64.b32encode(raw)[:count].translate(_RFC4648_TO_CROCKFORD).decode("ascii")
 
 
 def group(chars: str) -> str:

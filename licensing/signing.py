@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
@@ -103,12 +104,18 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+@functools.lru_cache(maxsize=16)
+def _key_path(setting: str) -> Path:
+    # Parsed once per setting value: building the Path for every file signed cost as much as
+    # the stat itself, twice per license (its key and its key ID) in a bulk conversion.
+    return Path(setting).expanduser()
+
+
 def _loaded() -> _LoadedKey:
-    setting = settings.LICENSE_SIGNING_KEY_FILE
-    cache_key = str(setting)
+    cache_key = str(settings.LICENSE_SIGNING_KEY_FILE)
     with _KEY_CACHE_LOCK:
         cached = _KEY_CACHE.get(cache_key)
-    path = Path(setting).expanduser()
+    path = _key_path(cache_key)
     stamp = _stamp(path)
     # One stat per call: cheap, and a key file replaced on disk (a rotation) is picked up. A file
     # that vanished keeps the key in use rather than minting a new one under running workers.

@@ -42,7 +42,7 @@ from tests.upgrades.factories import catalog, licensed
 from tests.vouchers.factories import VoucherBatchFactory
 from upgrades.models import UpgradeNotification
 from upgrades.services import notifications_create
-from vouchers.models import VoucherConversion
+from vouchers.models import VoucherConversion, VoucherConversionLicense
 
 pytestmark = pytest.mark.django_db
 
@@ -377,8 +377,9 @@ def world(settings: Any, tmp_path: Any) -> dict[str, Any]:
         status=VoucherConversion.Status.DONE,
         finished_at=timezone.now(),
         registration_data={"technical_email": "tech@customer.example"},
-        result={"licenses": [{"id": str(license.pk)}], "refused": []},
+        result={"refused": []},
     )
+    VoucherConversionLicense.objects.create(conversion=conversion, position=0, license=license)
     return {
         "admin": admin,
         "member": member,

@@ -192,8 +192,9 @@ class VoucherConversion(models.Model):
     total = models.PositiveIntegerField(_("codes"), default=0)
     processed = models.PositiveIntegerField(_("codes processed"), default=0)
     converted = models.PositiveIntegerField(_("vouchers converted"), default=0)
-    # {"licenses": [{id, key, product, sku, version, quantity, maintenance_end, codes}],
-    #  "refused": [{code, reason, params}]}
+    # {"refused": [{code, reason, params}]}: decided when the conversion is planned, rarely
+    # added to after. The licenses it issued are VoucherConversionLicense rows: appended to a
+    # JSON list, they made every chunk rewrite (and the result page decode) all before it.
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 
@@ -223,9 +224,48 @@ class VoucherConversion(models.Model):
         return min(100, self.processed * 100 // self.total)
 
     @property
-    def licenses(self) -> list[dict]:
-        return list((self.result or {}).get("licenses", []))
-
-    @property
     def refused(self) -> list[dict]:
         return list((self.result or {}).get("refused", []))
+
+
+class VoucherConversionLicense(models.Model):
+    """One license a conversion issued, at its place in the order it issued them.
+
+    Written in the transaction of the chunk that issued the license, so the result page, the
+    email and the zip read a resumed conversion's licenses in one piece. The vouchers a license
+    consumed are the vouchers pointing at it (Voucher.license).
+    """
+
+    conversion = models.ForeignKey(
+        VoucherConversion,
+        on_delete=models.CASCADE,
+        related_name="issued",
+        db_index=False,  # the (conversion, position) constraint's index serves it
+        verbose_name=_("voucher conversion"),
+    )
+    position = models.PositiveIntegerField(_("position"))
+    license = models.ForeignKey(
+        License,
+        on_delete=models.PROTECT,
+        related_name="voucher_conversion_entries",
+        db_index=False,  # the unique constraint's index serves it
+        verbose_name=_("license"),
+    )
+
+    class Meta:
+        verbose_name = _("license of a voucher conversion")
+        verbose_name_plural = _("licenses of voucher conversions")
+        ordering = ["conversion", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversion", "position"],
+                name="vouchers_voucherconversionlicense_position_unique",
+            ),
+            # A license comes from one conversion, once: a chunk done twice fails here.
+            models.UniqueConstraint(
+                fields=["license"], name="vouchers_voucherconversionlicense_license_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversion_id} #{self.position}"

@@ -14,12 +14,12 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 
 from licensing.codes import CodeFormatError, canonical_code, generate_code
-from licensing.models import ProductVersion, SerialNumber
+from licensing.models import License, ProductVersion, SerialNumber
 from portal.formats import short_date
 from portal.models import Organization, User
 from portal.policy import organization_access
 
-from .models import Voucher, VoucherBatch, VoucherConversion
+from .models import Voucher, VoucherBatch, VoucherConversion, VoucherConversionLicense
 
 # Statements carry at most this many ids: portable across databases' parameter limits, and
 # still one statement per thousands of vouchers, never one per voucher.
@@ -279,6 +279,61 @@ def conversion_for(*, actor: User, organization: Organization, pk: UUID | str) -
         )
     except (VoucherConversion.DoesNotExist, ValidationError, ValueError) as exc:
         raise Http404("No such conversion.") from exc
+
+
+def conversion_licenses(conversion: VoucherConversion) -> list[License]:
+    """The licenses a conversion issued, in the order it issued them (two queries)."""
+    licenses = list(
+        License.objects.filter(voucher_conversion_entries__conversion=conversion).order_by(
+            "voucher_conversion_entries__position"
+        )
+    )
+    # All of them belong to the conversion's organization and registration, and to a handful
+    # of product versions: share those objects rather than joining and building them again for
+    # each of thousands of licenses.
+    versions = ProductVersion.objects.select_related("product").in_bulk(
+        {license.version_id for license in licenses}
+    )
+    for license in licenses:
+        license.version = versions[license.version_id]
+        if license.owner_id == conversion.organization_id:
+            license.owner = conversion.organization
+        if conversion.registration is not None and (
+            license.registration_id == conversion.registration_id
+        ):
+            license.registration = conversion.registration
+    return licenses
+
+
+def conversion_entries(conversion: VoucherConversion) -> QuerySet[VoucherConversionLicense]:
+    """A conversion's licenses as its rows, in order, product and version joined: to page."""
+    return (
+        VoucherConversionLicense.objects.filter(conversion=conversion)
+        .select_related("license__version__product")
+        .order_by("position")
+    )
+
+
+def license_codes(license_ids: Sequence[UUID]) -> dict[UUID, list[str]]:
+    """The codes of the vouchers each of these licenses consumed (one query per 2,000)."""
+    codes: dict[UUID, list[str]] = {pk: [] for pk in license_ids}
+    for part in slices(license_ids):
+        for license_id, code in (
+            Voucher.objects.filter(license_id__in=part)
+            .order_by("pk")
+            .values_list("license_id", "code")
+        ):
+            codes[license_id].append(code)
+    return codes
+
+
+def conversion_converted_codes(conversion: VoucherConversion) -> list[str]:
+    """The codes a conversion converted (one query)."""
+    return list(
+        Voucher.objects.filter(
+            license__voucher_conversion_entries__conversion=conversion
+        ).values_list("code", flat=True)
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -19,7 +20,9 @@ from .selectors import (
     batch_for,
     batch_redeemers,
     batches_visible_to,
+    conversion_entries,
     conversion_for,
+    license_codes,
     reason_message,
     slices,
 )
@@ -27,6 +30,8 @@ from .wizard import steps_context
 
 # Without JavaScript, the progress page reloads itself this often (the HTTP Refresh header).
 PROGRESS_REFRESH_SECONDS = 2
+# Licenses per page of a conversion's result: a conversion may issue 10,000; the zip has them all.
+RESULT_PAGE_SIZE = 100
 
 
 @require_GET
@@ -47,14 +52,23 @@ def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
         response["Refresh"] = str(PROGRESS_REFRESH_SECONDS)
         response["Cache-Control"] = "no-store"
         return response
+    page = Paginator(conversion_entries(conversion), RESULT_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    entries = list(page.object_list)
+    codes = license_codes([entry.license_id for entry in entries])
+    for entry in entries:
+        entry.codes = codes[entry.license_id]  # type: ignore[attr-defined]
     return render(
         request,
         "vouchers/conversion_result.html",
         {
             "conversion": conversion,
-            "licenses": conversion.licenses,
+            "page": page,
+            "entries": entries,
+            "license_count": page.paginator.count,
             "refused": _refused_rows(conversion),
-            "recipients": _recipients(conversion),
+            "recipients": _recipients(conversion, entries),
             "converted_count": conversion.converted,
             **steps_context("result"),
         },
@@ -72,13 +86,14 @@ def _refused_rows(conversion: VoucherConversion) -> list[dict[str, Any]]:
     ]
 
 
-def _recipients(conversion: VoucherConversion) -> list[str]:
+def _recipients(conversion: VoucherConversion, entries: list[Any]) -> list[str]:
     """Who the license email went to: licensing's rule, applied to the conversion's licenses."""
-    first = next(iter(conversion.licenses), None)
+    if not entries:
+        return []
     license = (
-        License.objects.select_related("registration", "owner").filter(pk=first["id"]).first()
-        if first
-        else None
+        License.objects.select_related("registration", "owner")
+        .filter(pk=entries[0].license_id)
+        .first()
     )
     return license_email_recipients(license, conversion.created_by) if license else []
 
@@ -88,7 +103,7 @@ def _recipients(conversion: VoucherConversion) -> list[str]:
 def voucher_conversion_zip(request: PortalRequest, pk: str) -> HttpResponse:
     """Every license file of a conversion, freshly signed, in one zip."""
     conversion = conversion_for(actor=request.user, organization=request.organization, pk=pk)
-    ids = [item["id"] for item in conversion.licenses]
+    ids = [str(pk) for pk in conversion_entries(conversion).values_list("license_id", flat=True)]
     visible = licenses_visible_to(actor=request.user, organization=request.organization)
     found = {}
     for part in slices(ids):

@@ -683,7 +683,7 @@ def _more_records(
     from tests.licensing.factories import REGISTRATION
     from upgrades.models import UpgradeLine, UpgradeNotice
     from upgrades.services import upgrade_redeem
-    from vouchers.models import VoucherConversion
+    from vouchers.models import VoucherConversion, VoucherConversionLicense
 
     customer, user = admin_m.organization, admin_m.user
     serial_redeem(
@@ -703,14 +703,15 @@ def _more_records(
         token="a11y-upgrade",
     )
     UpgradeNotice.objects.create(notification=line.notification, email=user.email)
-    VoucherConversion.objects.create(
+    conversion = VoucherConversion.objects.create(
         organization=customer,
         created_by=user,
         status=VoucherConversion.Status.DONE,
         finished_at=timezone.now(),
         registration_data=REGISTRATION,
-        result={"licenses": [{"id": str(license.pk)}], "refused": []},
+        result={"refused": []},
     )
+    VoucherConversionLicense.objects.create(conversion=conversion, position=0, license=license)
     DownloadEvent.objects.create(
         user=user,
         organization=customer,

@@ -89,3 +89,25 @@ def test_legacy_serials_are_accepted_as_they_are() -> None:
 def test_canonical_key_groups_typed_keys() -> None:
     key = generate_license_key()
     assert canonical_key(key.lower().replace("-", "")) == key
+
+
+def test_a_key_or_code_reads_the_csprng_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import secrets
+
+    calls: list[int] = []
+    real = secrets.token_bytes
+
+    def counting(n: int) -> bytes:
+        calls.append(n)
+        return real(n)
+
+    monkeypatch.setattr(secrets, "token_bytes", counting)
+    generate_license_key()
+    generate_code()
+    assert calls == [16, 15]  # 125 and 120 bits, rounded up to whole bytes
+
+
+def test_every_character_of_the_alphabet_is_drawn_at_every_position() -> None:
+    keys = [generate_license_key().replace("-", "") for _ in range(3000)]
+    for position in (0, 12, 24):
+        assert {key[position] for key in keys} == set(ALPHABET)

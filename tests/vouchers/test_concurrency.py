@@ -25,7 +25,7 @@ from tests.licensing.factories import REGISTRATION, ProductVersionFactory
 from tests.portal.factories import MembershipFactory, OrganizationFactory
 from tests.vouchers.factories import VoucherFactory, vouchers
 from vouchers.models import Voucher, VoucherConversion
-from vouchers.selectors import Reason
+from vouchers.selectors import Reason, conversion_licenses
 from vouchers.services import voucher_batch_void, vouchers_convert
 from vouchers.wizard import SESSION_KEY
 
@@ -87,9 +87,10 @@ def test_one_voucher_confirmed_by_100_requests_from_two_organizations() -> None:
     assert all(c.status == VoucherConversion.Status.DONE for c in conversions)
     outcomes: Counter[str] = Counter()
     for conversion in conversions:
-        if conversion.licenses:
+        issued = conversion_licenses(conversion)
+        if issued:
             outcomes["converted"] += 1
-            assert conversion.licenses[0]["key"] == license.key
+            assert issued[0].key == license.key
             continue
         ((refusal),) = conversion.refused
         assert refusal["code"] == voucher.code
@@ -163,3 +164,34 @@ def test_voiding_a_batch_while_it_converts() -> None:
     assert statuses["redeemed"] + statuses["void"] == 150 and statuses["open"] == 0
     assert statuses["redeemed"] == License.objects.count() == len(result.licenses)
     assert statuses["void"] == voided
+
+
+def test_the_same_codes_submitted_twice_at_once_convert_once_each_to_its_own_license() -> None:
+    # One license per voucher, several chunks: the claim pairs every voucher with its own
+    # license in one UPDATE per chunk, and only one of the two submissions can make it.
+    pool = vouchers(250, quantity_per_voucher=1)
+    codes = [v.code for v in pool]
+    members = [MembershipFactory(user__password=None) for _ in range(2)]
+
+    def convert(member, order):  # type: ignore[no-untyped-def]
+        return vouchers_convert(
+            codes=order,
+            organization=member.organization,
+            registration=REGISTRATION,
+            acting_user=member.user,
+            combine=False,
+        )
+
+    results = run_concurrently(
+        [lambda: convert(members[0], codes), lambda: convert(members[1], codes[::-1])], pool=2
+    )
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    converted = [code for result in results for code in result.converted_codes]
+    assert sorted(converted) == sorted(codes)  # every code once, by one submission or the other
+    assert License.objects.count() == len(codes)
+    for result in results:
+        owner = result.conversion.organization_id
+        issued = {lic.pk for lic in conversion_licenses(result.conversion)}
+        for voucher in Voucher.objects.filter(redeemed_by_id=owner).select_related("license"):
+            assert voucher.license is not None and voucher.license.pk in issued
+            assert voucher.license.source_ref == voucher.code  # its own license, not a neighbour's

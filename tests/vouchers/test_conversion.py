@@ -20,7 +20,7 @@ from tests.portal.factories import MembershipFactory
 from tests.vouchers.factories import VoucherFactory, vouchers, with_typo
 from vouchers import services
 from vouchers.models import Voucher, VoucherConversion
-from vouchers.selectors import Reason
+from vouchers.selectors import Reason, conversion_licenses, license_codes
 from vouchers.services import (
     voucher_conversion_create,
     voucher_conversion_fail,
@@ -166,6 +166,14 @@ def test_email_goes_out_in_the_submitters_language(
     email = OutboundEmail.objects.get()
     assert email.subject  # rendered under pt-BR (catalog may not cover it yet)
     assert 'lang="pt-br"' in email.body_html
+    # The rows are prepared once, in the email's language, for both bodies.
+    license = License.objects.get()
+    end = license.maintenance_end.strftime("%d/%m/%Y")
+    assert f"Chave de licença: {license.key}" in email.body_text
+    assert (
+        f"Manutenção: {license.maintenance_start.strftime('%d/%m/%Y')} – {end}" in email.body_text
+    )
+    assert f"<td>{end}</td>" in email.body_html
 
 
 def test_audit_events(member) -> None:  # type: ignore[no-untyped-def]
@@ -202,9 +210,11 @@ def test_interrupted_conversion_resumes_after_its_last_chunk(member, monkeypatch
     # The worker dies here; the task is delivered again and picks up where it stopped.
     finished = voucher_conversion_run(conversion_id=conversion.pk)
     assert finished.status == VoucherConversion.Status.DONE
-    assert License.objects.count() == 5 and len(finished.licenses) == 5
+    assert License.objects.count() == 5 and len(conversion_licenses(finished)) == 5
     assert Voucher.objects.filter(status=Voucher.Status.REDEEMED).count() == 5
-    assert OutboundEmail.objects.count() == 1
+    # The email of the run that resumed lists the licenses issued before it stopped too.
+    email = OutboundEmail.objects.get()
+    assert all(license.key in email.body_text for license in License.objects.all())
 
 
 def test_a_failing_conversion_keeps_what_it_converted_and_reports_the_rest(  # type: ignore[no-untyped-def]
@@ -224,7 +234,7 @@ def test_a_failing_conversion_keeps_what_it_converted_and_reports_the_rest(  # t
     voucher_conversion_fail(conversion_id=conversion.pk, error="RuntimeError('boom')")
     conversion.refresh_from_db()
     assert conversion.status == VoucherConversion.Status.FAILED
-    assert len(conversion.licenses) == 2
+    assert len(conversion_licenses(conversion)) == 2
     assert [r["reason"] for r in conversion.refused] == [Reason.STOPPED] * 3
     assert conversion.processed == conversion.total == 5
     assert Voucher.objects.filter(status=Voucher.Status.OPEN).count() == 3
@@ -244,8 +254,8 @@ def test_a_voucher_lost_between_plan_and_claim_is_reported_not_converted(member)
     other = MembershipFactory()
     convert(other, [batch[1].code])  # another organization is faster for one of them
     finished = voucher_conversion_run(conversion_id=conversion.pk)
-    (license,) = finished.licenses
-    assert license["quantity"] == 10 and batch[1].code not in license["codes"]
+    (license,) = conversion_licenses(finished)
+    assert license.quantity == 10 and batch[1].code not in license_codes([license.pk])[license.pk]
     assert finished.refused == [{"code": batch[1].code, "reason": Reason.REDEEMED, "params": {}}]
 
 
@@ -260,7 +270,7 @@ def test_batch_voided_between_plan_and_claim(member) -> None:  # type: ignore[no
     services._conversion_step(conversion.pk)
     services.voucher_batch_void(batch=batch[0].batch, acting_user=None)
     finished = voucher_conversion_run(conversion_id=conversion.pk)
-    assert finished.licenses == [] and not License.objects.exists()
+    assert conversion_licenses(finished) == [] and not License.objects.exists()
     assert {r["reason"] for r in finished.refused} == {Reason.VOID}
 
 
@@ -290,14 +300,15 @@ def test_separate_licenses_cost_a_constant_number_of_statements_per_chunk(  # ty
     large = _queries(member, [v.code for v in vouchers(60, version=version)], combine=False)
     # Per chunk, whatever its licenses: the conversion locked, the vouchers locked, their
     # versions, the licenses (one INSERT), their audit events (one INSERT), the claim, the
-    # result appended with the progress, and the savepoint pair of the test's transaction.
-    # SQLite has no in-place JSON append: it reads the result before writing it back (one more).
+    # conversion's rows for them (one INSERT), the progress, and the savepoint pair of the
+    # test's transaction. (A chunk that could not claim some vouchers also appends them to the
+    # refused codes; SQLite, with no in-place JSON append, reads the result first.)
     per_chunk = (large - small) / 4
     assert per_chunk <= (9 if connection.vendor == "postgresql" else 10), (small, large, per_chunk)
     # The result holds every license, appended chunk by chunk.
     conversion = VoucherConversion.objects.order_by("-created_at").first()
-    assert conversion is not None and len(conversion.licenses) == 60
-    assert len({item["id"] for item in conversion.licenses}) == 60
+    assert conversion is not None and len(conversion_licenses(conversion)) == 60
+    assert len({license.pk for license in conversion_licenses(conversion)}) == 60
     assert AuditEvent.objects.filter(action="license.issued").count() == 80
 
 
@@ -318,3 +329,21 @@ def test_conversion_through_the_page_is_bounded(  # type: ignore[no-untyped-def]
         response = client.post(reverse("voucher-center-confirm"), {"token": token})
     with django_assert_max_num_queries(10):
         assert client.get(response["Location"]).status_code == 200
+
+
+def test_the_claim_pairs_each_voucher_with_its_license_and_skips_what_is_not_open(  # type: ignore[no-untyped-def]
+    member,
+) -> None:
+    batch = vouchers(4)
+    licenses = convert(member, [v.code for v in batch[:2]], combine=False).licenses
+    taken = Voucher.objects.get(pk=batch[0].pk)  # converted above: no longer open
+    license_of = {
+        batch[0].pk: licenses[1].pk,
+        batch[2].pk: licenses[0].pk,
+        batch[3].pk: licenses[1].pk,
+    }
+    claimed = services._claim(license_of, organization=member.organization, now=timezone.now())
+    assert claimed == 2  # the caller sees the shortfall and rolls the chunk back
+    assert Voucher.objects.get(pk=batch[0].pk).license_id == taken.license_id
+    assert Voucher.objects.get(pk=batch[2].pk).license_id == licenses[0].pk
+    assert Voucher.objects.get(pk=batch[3].pk).license_id == licenses[1].pk
