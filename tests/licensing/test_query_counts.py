@@ -29,8 +29,9 @@ def member(client):  # type: ignore[no-untyped-def]
     return membership
 
 
-def test_dashboard(client, member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
-    with django_assert_max_num_queries(8):
+def test_dashboard(client, member, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    # The session and the user with its memberships (portal.middleware); nothing else.
+    with django_assert_num_queries(2):
         assert client.get(reverse("dashboard")).status_code == 200
 
 
