@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from licensing.models import License
 from licensing.services import serial_redeem
+from portal.models import AuditEvent
 from tests.licensing.factories import (
     REGISTRATION,
     LicenseFactory,
@@ -60,8 +61,8 @@ def test_wizard_steps(client, member, django_assert_num_queries) -> None:  # typ
         # Nothing of the wizard's own: the serial step's check left the serial in the session.
         with django_assert_num_queries(5):
             post_step(client, "registration", REGISTRATION, token=token)
-        # The redemption (the serial locked, eight writes) in its savepoint pair.
-        with CaptureQueriesContext(connection) as confirm, django_assert_num_queries(15):
+        # The redemption (the serial locked, six writes) in its savepoint pair.
+        with CaptureQueriesContext(connection) as confirm, django_assert_num_queries(14):
             response = post_step(client, "confirm", token=token)
         assert response.status_code == 302
     serial_reads = [q for q in whole if 'FROM "licensing_serialnumber"' in q["sql"]]
@@ -83,9 +84,17 @@ def test_upgrade_wizard_reads_the_licenses_once_per_step(
         post_step(client, "serial", {"serial": serial.code})
     with django_assert_max_num_queries(10):
         post_step(client, "registration", {**REGISTRATION, "target_license": str(old.pk)})
-    with django_assert_max_num_queries(25):
+    with CaptureQueriesContext(connection) as confirm, django_assert_max_num_queries(25):
         response = post_step(client, "confirm")
     assert response.status_code == 302
+    # superseded, issued and redeemed: one INSERT
+    audit_inserts = [q for q in confirm if 'INSERT INTO "portal_auditevent"' in q["sql"]]
+    assert len(audit_inserts) == 1
+    assert set(AuditEvent.objects.values_list("action", flat=True)) >= {
+        "license.superseded",
+        "license.issued",
+        "serial.redeemed",
+    }
 
 
 def test_confirm_and_result(
@@ -110,11 +119,11 @@ def test_members_page(client, member, django_assert_max_num_queries) -> None:  #
         assert client.get(reverse("members")).status_code == 200
 
 
-def test_mint_reads_the_serial_once(member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_mint_reads_the_serial_once(member, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
     serial = SerialNumberFactory()
-    # Eight statements (the serial locked, registration, license, audit event, outbox row,
-    # redemption, serial, audit event) and the savepoint pair of the test's transaction.
-    with CaptureQueriesContext(connection) as captured, django_assert_max_num_queries(10):
+    # Seven statements (the serial locked, registration, license, outbox row, redemption,
+    # serial, the audit events in one INSERT) and the savepoint pair of the test's transaction.
+    with CaptureQueriesContext(connection) as captured, django_assert_num_queries(9):
         serial_redeem(
             code=serial.code,
             organization=member.organization,
@@ -124,3 +133,9 @@ def test_mint_reads_the_serial_once(member, django_assert_max_num_queries) -> No
     serial_reads = [q for q in captured if 'FROM "licensing_serialnumber"' in q["sql"]]
     assert len(serial_reads) == 1
     assert "FOR UPDATE" in serial_reads[0]["sql"]
+    audit_inserts = [q for q in captured if 'INSERT INTO "portal_auditevent"' in q["sql"]]
+    assert len(audit_inserts) == 1
+    assert sorted(AuditEvent.objects.values_list("action", flat=True)) == [
+        "license.issued",
+        "serial.redeemed",
+    ]
