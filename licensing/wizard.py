@@ -62,6 +62,15 @@ def _snapshot_load(snapshot: dict[str, str] | None, code: str) -> SerialNumber |
     return serial
 
 
+# The support registration the registration step was prefilled with: its id and its values.
+PREFILL = "prefill"
+
+
+def _comparable(data: dict[str, Any]) -> dict[str, str]:
+    # str(): a country is a Country object on the model and a code in the form's data.
+    return {name: str(value) for name, value in data.items()}
+
+
 STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")
 # Finished instances of this session: token → license id, so that a second submit of a
 # confirmation (double click, back and resubmit) lands on its own result and nobody else's.
@@ -277,7 +286,13 @@ class GetAKeyWizard(PortalWizard):
             return {}
         previous = latest_registration(organization=self.request.organization)
         if previous is not None:
-            return {name: getattr(previous, name) for name in RegistrationForm.Meta.fields}
+            initial = {name: getattr(previous, name) for name in RegistrationForm.Meta.fields}
+            # Confirmed unchanged, the license is linked to this row instead of a copy of it.
+            self.storage.extra_data = {
+                **self.storage.extra_data,
+                PREFILL: {"id": previous.pk, "data": _comparable(initial)},
+            }
+            return initial
         organization = self.request.organization
         user = self.request.user
         return {
@@ -320,6 +335,13 @@ class GetAKeyWizard(PortalWizard):
                 )
         return context
 
+    def _unchanged_prefill(self, registration: RegistrationForm) -> int | None:
+        """The registration the form was prefilled with, if the user confirmed it unchanged."""
+        prefill = self.storage.extra_data.get(PREFILL) or {}
+        if prefill.get("data") == _comparable(registration.registration_data()):
+            return int(prefill["id"])
+        return None
+
     def render_revalidation_failure(self, failed_step: str, form: Any, **kwargs: Any) -> Any:
         # This instance's own serial was redeemed meanwhile (a double click whose first request
         # finished after this one read the session): its result, not a second attempt. The
@@ -340,6 +362,7 @@ class GetAKeyWizard(PortalWizard):
                 acting_user=self.request.user,
                 target_license_id=registration.cleaned_data.get("target_license"),
                 host_id=registration.cleaned_data.get("host_id", ""),
+                registration_reuse_id=self._unchanged_prefill(registration),
             )
         except SerialAlreadyRedeemed as exc:
             return self.finish(exc.license.pk)

@@ -448,8 +448,13 @@ def serial_redeem(
     acting_user: User,
     target_license_id: str | None = None,
     host_id: str = "",
+    registration_reuse_id: int | None = None,
 ) -> RedeemResult:
-    """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names."""
+    """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names.
+
+    `registration_reuse_id`: the organization's support registration the form was prefilled
+    with; reused, not copied, when it still holds exactly `registration`.
+    """
     today = timezone.localdate()
     events: list[AuditEvent] = []  # the mint's audit events, written at the end in one INSERT
     # Read once, locked: the row lock serialises concurrent redemptions of one serial; the second
@@ -491,7 +496,9 @@ def serial_redeem(
     if registration is None and serial.kind != SerialNumber.Kind.RENEWAL:
         raise SerialError(_("Enter the product registration and support contacts."))
     support = (
-        SupportRegistration.objects.create(organization=organization, **registration)
+        _registration_for(
+            organization=organization, data=registration, reuse_id=registration_reuse_id
+        )
         if registration is not None
         else None
     )
@@ -552,6 +559,28 @@ def serial_redeem(
         "renewed" if renewed else serial.kind,
     )
     return RedeemResult(license=license, renewed=renewed)
+
+
+def _registration_for(
+    *, organization: Organization, data: dict[str, str], reuse_id: int | None
+) -> SupportRegistration:
+    """The registration a mint links its license to: `reuse_id` if it still holds `data`,
+    otherwise a new one.
+
+    Sharing a row is safe because editing a license's registration copies a shared row
+    (registration_update). The row is locked while it is compared: an edit that got to it first
+    is waited for and then compared against (no longer equal: a new row); an edit that comes
+    second waits for this mint and then finds the row shared, so it copies it.
+    """
+    if reuse_id is not None:
+        reused = (
+            SupportRegistration.objects.select_for_update()
+            .filter(pk=reuse_id, organization=organization, **data)
+            .first()
+        )
+        if reused is not None:
+            return reused
+    return SupportRegistration.objects.create(organization=organization, **data)
 
 
 def _redemption_record(
