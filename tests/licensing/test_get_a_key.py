@@ -412,6 +412,7 @@ def test_confirm_reads_the_serial_once_locked_and_counts_no_attempt(
         response = post_step(client, "confirm", token=token)
     assert response.status_code == 302
     serial_reads = [q["sql"] for q in captured if 'FROM "licensing_serialnumber"' in q["sql"]]
-    assert len(serial_reads) == 1 and "FOR UPDATE" in serial_reads[0]
+    assert len(serial_reads) == 1
+    assert "FOR UPDATE" in serial_reads[0] or connection.vendor == "sqlite"  # no row locks there
     assert not [q for q in captured if "portal_failedcodeattempt" in q["sql"]]
     assert License.objects.get().owner == member.organization

@@ -69,7 +69,8 @@ def test_wizard_steps(client, member, django_assert_num_queries) -> None:  # typ
     assert len(serial_reads) == 2  # the serial step's check, the locked read of the redemption
     confirm_serial_reads = [q for q in confirm if 'FROM "licensing_serialnumber"' in q["sql"]]
     assert len(confirm_serial_reads) == 1
-    assert "FOR UPDATE" in confirm_serial_reads[0]["sql"]
+    # SQLite has no row locks: Django leaves FOR UPDATE out there.
+    assert "FOR UPDATE" in confirm_serial_reads[0]["sql"] or connection.vendor == "sqlite"
 
 
 def test_upgrade_wizard_reads_the_licenses_once_per_step(
@@ -139,7 +140,7 @@ def test_mint_reads_the_serial_once(member, django_assert_num_queries) -> None: 
         )
     serial_reads = [q for q in captured if 'FROM "licensing_serialnumber"' in q["sql"]]
     assert len(serial_reads) == 1
-    assert "FOR UPDATE" in serial_reads[0]["sql"]
+    assert "FOR UPDATE" in serial_reads[0]["sql"] or connection.vendor == "sqlite"
     audit_inserts = [q for q in captured if 'INSERT INTO "portal_auditevent"' in q["sql"]]
     assert len(audit_inserts) == 1
     assert sorted(AuditEvent.objects.values_list("action", flat=True)) == [
