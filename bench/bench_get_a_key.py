@@ -72,6 +72,8 @@ class Recorder:
 def _swap(value: Any, mapping: dict[Any, Any], fresh: dict[Any, Any]) -> Any:
     if isinstance(value, uuid.UUID):
         return mapping.get(value) or fresh.setdefault(value, uuid.uuid4())
+    if isinstance(value, list | tuple):  # a bulk INSERT's columns (UNNEST of arrays)
+        return type(value)(_swap(item, mapping, fresh) for item in value)
     if isinstance(value, Jsonb | Json):
         text = _swap(json.dumps(value.obj), mapping, fresh)
         return type(value)(json.loads(text))

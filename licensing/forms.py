@@ -11,7 +11,7 @@ from portal.formats import short_date
 from portal.models import Organization
 from portal.ratelimit import CodeGuard
 
-from .codes import CodeFormatError
+from .codes import CodeFormatError, canonical_code
 from .models import CustomField, License, LicenseShare, SerialNumber, SupportRegistration
 from .services import (
     SerialAlreadyRedeemed,
@@ -34,16 +34,32 @@ class SerialForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
+        self,
+        *args: Any,
+        request: HttpRequest,
+        organization: Organization,
+        typed: bool = True,
+        **kwargs: Any,
     ) -> None:
+        """`typed=False`: a code the user typed earlier and this form checked then (the wizard's
+        confirmation): its format only, no lookup and no attempt counted; whoever redeems it
+        reads it, locked, and refuses it if it changed meanwhile."""
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.typed = typed
         self.guard = CodeGuard(request, organization=organization, action="serial.rate_limited")
         self.serial_number: SerialNumber | None = None
         self.already_redeemed: License | None = None
 
     def clean_serial(self) -> str:
         raw = self.cleaned_data["serial"]
+        if not self.typed:
+            try:
+                return canonical_code(raw)
+            except CodeFormatError as exc:
+                raise forms.ValidationError(
+                    CODE_FORMAT_MESSAGES[exc.reason], code=exc.reason
+                ) from exc
         self.guard.check()
         try:
             self.serial_number = serial_check(

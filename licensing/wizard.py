@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core import serializers
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -27,7 +28,7 @@ from portal.policy import Action
 
 from .codes import CodeFormatError, canonical_code
 from .forms import ConfirmForm, RegistrationForm, SerialForm
-from .models import License, SerialNumber, add_months
+from .models import License, ProductVersion, SerialNumber, add_months
 from .selectors import latest_registration
 from .services import LicensingError, SerialAlreadyRedeemed, serial_redeem, target_licenses
 
@@ -36,6 +37,38 @@ STEP_TITLES = {
     "registration": gettext_lazy("Registration and contacts"),
     "confirm": gettext_lazy("Confirm"),
 }
+
+
+# The serial as the serial step found it, for the later steps' forms and pages: the registration
+# step and the confirmation do not read it again, since the redemption reads it, locked, and
+# refuses it if it changed meanwhile. Kept in the wizard's server-side storage.
+SERIAL_SNAPSHOT = "serial"
+
+
+def _snapshot_dump(serial: SerialNumber) -> dict[str, str]:
+    rows = [serial, serial.version, serial.version.product]
+    return {"code": serial.code, "rows": serializers.serialize("json", rows)}
+
+
+def _snapshot_load(snapshot: dict[str, str] | None, code: str) -> SerialNumber | None:
+    if not snapshot or snapshot.get("code") != code:
+        return None
+    serial, version, product = (
+        row.object for row in serializers.deserialize("json", snapshot["rows"])
+    )
+    assert isinstance(serial, SerialNumber) and isinstance(version, ProductVersion)
+    version.product = product  # type: ignore[assignment]
+    serial.version = version
+    return serial
+
+
+# The support registration the registration step was prefilled with: its id and its values.
+PREFILL = "prefill"
+
+
+def _comparable(data: dict[str, Any]) -> dict[str, str]:
+    # str(): a country is a Country object on the model and a code in the form's data.
+    return {name: str(value) for name, value in data.items()}
 
 
 STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")
@@ -162,6 +195,7 @@ class GetAKeyWizard(PortalWizard):
     _serial_cache: tuple[str, SerialNumber | None] | None = None
     _targets_cache: tuple[int, list[License]] | None = None
     _binding = False
+    _confirming = False
 
     def setup(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().setup(request, *args, **kwargs)
@@ -178,12 +212,13 @@ class GetAKeyWizard(PortalWizard):
             return None
 
     def _serial(self) -> SerialNumber | None:
-        """The serial of step 1, read from the database once per request."""
+        """The serial of step 1, as the serial step checked it (or read once per request)."""
         code = self._serial_code()
         if code is None:
             return None
         if self._serial_cache is None or self._serial_cache[0] != code:
-            # The serial step's form of this request, once validated, holds the row it checked.
+            # The serial step's form of this request, once validated, holds the row it checked;
+            # later steps have the snapshot that form left in the session.
             checked = [
                 form.serial_number
                 for form in self._serial_forms
@@ -192,9 +227,8 @@ class GetAKeyWizard(PortalWizard):
             serial = (
                 checked[-1]
                 if checked
-                else SerialNumber.objects.select_related("version__product")
-                .filter(code=code)
-                .first()
+                else _snapshot_load(self.storage.extra_data.get(SERIAL_SNAPSHOT), code)
+                or SerialNumber.objects.select_related("version__product").filter(code=code).first()
             )
             self._serial_cache = (code, serial)
         return self._serial_cache[1]
@@ -221,9 +255,27 @@ class GetAKeyWizard(PortalWizard):
             self._serial_forms.append(form)
         return form
 
+    def process_step(self, form: Any) -> Any:
+        if isinstance(form, SerialForm) and form.serial_number is not None:
+            self.storage.extra_data = {
+                **self.storage.extra_data,
+                SERIAL_SNAPSHOT: _snapshot_dump(form.serial_number),
+            }
+        return super().process_step(form)
+
+    def render_done(self, form: Any, **kwargs: Any) -> Any:
+        self._confirming = True
+        return super().render_done(form, **kwargs)
+
     def get_form_kwargs(self, step: str | None = None) -> dict[str, Any]:
         if step == "serial":
-            return {"request": self.request, "organization": self.request.organization}
+            return {
+                "request": self.request,
+                "organization": self.request.organization,
+                # Confirming: the serial step is not typed again, and the redemption's locked
+                # read decides (serial_redeem refuses a serial spent or voided meanwhile).
+                "typed": not self._confirming,
+            }
         if step == "registration":
             serial = self._serial()
             return {"serial": serial, "targets": self._targets(serial)}
@@ -234,7 +286,13 @@ class GetAKeyWizard(PortalWizard):
             return {}
         previous = latest_registration(organization=self.request.organization)
         if previous is not None:
-            return {name: getattr(previous, name) for name in RegistrationForm.Meta.fields}
+            initial = {name: getattr(previous, name) for name in RegistrationForm.Meta.fields}
+            # Confirmed unchanged, the license is linked to this row instead of a copy of it.
+            self.storage.extra_data = {
+                **self.storage.extra_data,
+                PREFILL: {"id": previous.pk, "data": _comparable(initial)},
+            }
+            return initial
         organization = self.request.organization
         user = self.request.user
         return {
@@ -277,6 +335,13 @@ class GetAKeyWizard(PortalWizard):
                 )
         return context
 
+    def _unchanged_prefill(self, registration: RegistrationForm) -> int | None:
+        """The registration the form was prefilled with, if the user confirmed it unchanged."""
+        prefill = self.storage.extra_data.get(PREFILL) or {}
+        if prefill.get("data") == _comparable(registration.registration_data()):
+            return int(prefill["id"])
+        return None
+
     def render_revalidation_failure(self, failed_step: str, form: Any, **kwargs: Any) -> Any:
         # This instance's own serial was redeemed meanwhile (a double click whose first request
         # finished after this one read the session): its result, not a second attempt. The
@@ -297,6 +362,7 @@ class GetAKeyWizard(PortalWizard):
                 acting_user=self.request.user,
                 target_license_id=registration.cleaned_data.get("target_license"),
                 host_id=registration.cleaned_data.get("host_id", ""),
+                registration_reuse_id=self._unchanged_prefill(registration),
             )
         except SerialAlreadyRedeemed as exc:
             return self.finish(exc.license.pk)

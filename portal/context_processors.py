@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from .models import Organization
 from .policy import Action
-from .selectors import acting_context, memberships_of
+from .selectors import acting_context, user_memberships
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
@@ -39,6 +39,6 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         is_partner_user=membership.organization.kind == Organization.Kind.PARTNER,
         # {"view_licenses": True, ...}: what the navigation may offer in this context.
         can={action.value: access.allows(action) for action in Action},
-        all_memberships=memberships_of(request.user),  # type: ignore[arg-type]
+        all_memberships=user_memberships(request.user),  # type: ignore[arg-type]
     )
     return context

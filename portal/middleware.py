@@ -1,17 +1,27 @@
-"""Request context (ID and client address) and the page for a dependency that is down."""
+"""Request context (ID and client address), the request's user with its memberships, and the
+page for a dependency that is down."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
+from django.utils.crypto import constant_time_compare
+from django.utils.functional import SimpleLazyObject
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import RedisError
 
+from .models import Membership, User
+from .policy import MEMBERSHIPS_ATTR
 from .requestcontext import client_ip, get_client_ip, new_request_id, request_id
+from .selectors import MEMBERSHIP_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +48,82 @@ class RequestContextMiddleware:
             client_ip.reset(ip_token)
         response[REQUEST_ID_HEADER] = rid
         return response
+
+
+def _user_with_memberships(user_id: int) -> User | None:
+    """The user and its memberships (with their organizations) in one query; a second one only
+    for a user who belongs to no organization yet."""
+    memberships = list(
+        Membership.objects.filter(user_id=user_id)
+        .select_related("user", "organization")
+        .order_by(*MEMBERSHIP_ORDER)
+    )
+    user: User | None
+    if memberships:
+        user = memberships[0].user
+        for membership in memberships:
+            membership.user = user
+    else:
+        user = User.objects.filter(pk=user_id).first()
+    if user is not None:
+        setattr(user, MEMBERSHIPS_ATTR, memberships)
+    return user
+
+
+def get_user(request: HttpRequest) -> User | AnonymousUser:
+    """django.contrib.auth.get_user, loading the user with its memberships.
+
+    The same checks: the backend that logged the session in must still be configured and allow
+    the user (is_active), and the session's auth hash must match the user's password hash (a
+    password change logs the user's other sessions out), or a fallback secret's, which rotates it.
+    """
+    try:
+        # Stored as a string, as Django's auth._get_user_session_key reads it.
+        user_id = User._meta.pk.to_python(request.session[auth.SESSION_KEY])  # type: ignore[union-attr]
+        backend_path = request.session[auth.BACKEND_SESSION_KEY]
+    except KeyError:
+        return AnonymousUser()
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return AnonymousUser()
+    backend = auth.load_backend(backend_path)
+    user = _user_with_memberships(user_id)
+    can_authenticate = getattr(backend, "user_can_authenticate", None)
+    if user is None or (can_authenticate is not None and not can_authenticate(user)):
+        return AnonymousUser()
+    session_hash = request.session.get(auth.HASH_SESSION_KEY)
+    user_hash = user.get_session_auth_hash()
+    if session_hash and constant_time_compare(session_hash, user_hash):
+        return user
+    if session_hash and any(
+        constant_time_compare(session_hash, fallback)
+        for fallback in user.get_session_auth_fallback_hash()
+    ):
+        request.session.cycle_key()
+        request.session[auth.HASH_SESSION_KEY] = user_hash
+        return user
+    request.session.flush()
+    return AnonymousUser()
+
+
+class PortalAuthenticationMiddleware(AuthenticationMiddleware):
+    """django.contrib.auth's AuthenticationMiddleware, but the user comes with its memberships.
+
+    Nearly every page asks which organizations the user belongs to (the acting organization,
+    the switcher, the access checks): loaded with the user, that costs no query of its own.
+    Lazy like Django's: a request that never looks at request.user reads nothing. A subclass,
+    so that whatever checks for Django's (the admin's system check) finds it.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)
+        request.user = SimpleLazyObject(lambda: _cached_user(request))  # type: ignore[assignment]
+
+
+def _cached_user(request: HttpRequest) -> User | AnonymousUser:
+    # The attribute Django's middleware caches the user under.
+    if not hasattr(request, "_cached_user"):
+        request._cached_user = get_user(request)  # type: ignore[attr-defined]
+    return request._cached_user  # type: ignore[attr-defined]
 
 
 class PrivateNoStoreMiddleware:

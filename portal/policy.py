@@ -206,6 +206,9 @@ def delegated_access(delegation: Delegation) -> OrganizationAccess:
 # request's user object, so selectors asking again get the same answer without a query. The user
 # object lives for one request only: nothing is cached across requests.
 _REMEMBERED = "_portal_accesses"
+# The user's memberships, loaded with the user by portal.middleware.PortalAuthenticationMiddleware
+# (one query) or by portal.selectors.user_memberships; the same one-request lifetime.
+MEMBERSHIPS_ATTR = "_portal_memberships"
 
 
 def remember_access(actor: User, access: OrganizationAccess) -> None:
@@ -222,7 +225,12 @@ def organization_access(
     remembered = actor.__dict__.get(_REMEMBERED, {})
     if organization.pk in remembered:
         return remembered[organization.pk]
-    membership = Membership.objects.filter(user=actor, organization=organization).first()
+    memberships: list[Membership] | None = getattr(actor, MEMBERSHIPS_ATTR, None)
+    membership = (
+        next((m for m in memberships if m.organization_id == organization.pk), None)
+        if memberships is not None
+        else Membership.objects.filter(user=actor, organization=organization).first()
+    )
     if membership is not None:
         return OrganizationAccess(organization=organization, role=membership.role)
     delegation = (

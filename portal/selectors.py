@@ -7,11 +7,19 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .models import AuditEvent, Delegation, Invitation, Membership, Organization, User
-from .policy import OrganizationAccess, delegated_access, effective_delegations
+from .policy import (
+    MEMBERSHIPS_ATTR,
+    OrganizationAccess,
+    delegated_access,
+    effective_delegations,
+)
 
 SESSION_ORGANIZATION_KEY = "portal:organization"
 # The customer a partner's user acts for, chosen on the Customers page.
 SESSION_ACTING_FOR_KEY = "portal:acting-for"
+
+
+MEMBERSHIP_ORDER = ("organization__name", "organization_id")
 
 
 def memberships_of(user: User) -> QuerySet[Membership]:
@@ -19,8 +27,25 @@ def memberships_of(user: User) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(user=user)
         .select_related("organization")
-        .order_by("organization__name", "organization_id")
+        .order_by(*MEMBERSHIP_ORDER)
     )
+
+
+def user_memberships(user: User) -> list[Membership]:
+    """The user's memberships as memberships_of orders them, read once per request: the ones
+    the authentication middleware loaded with the user, or one query remembered on the user."""
+    if not user.is_authenticated:
+        return []
+    cached: list[Membership] | None = getattr(user, MEMBERSHIPS_ATTR, None)
+    if cached is None:
+        cached = list(memberships_of(user))
+        setattr(user, MEMBERSHIPS_ATTR, cached)
+    return cached
+
+
+def membership_in(user: User, organization: Organization) -> Membership | None:
+    """The user's membership of `organization`, from user_memberships."""
+    return next((m for m in user_memberships(user) if m.organization_id == organization.pk), None)
 
 
 def acting_membership(request: HttpRequest) -> Membership | None:
@@ -29,7 +54,7 @@ def acting_membership(request: HttpRequest) -> Membership | None:
     user = request.user
     if not user.is_authenticated:
         return None
-    memberships = list(memberships_of(user))  # type: ignore[arg-type]
+    memberships = user_memberships(user)  # type: ignore[arg-type]
     if not memberships:
         return None
     chosen = request.session.get(SESSION_ORGANIZATION_KEY)
@@ -134,7 +159,7 @@ def partner_activity(*, customer: Organization) -> QuerySet[AuditEvent]:
 
 def organization_members(*, actor: User, organization: Organization) -> QuerySet[Membership]:
     """Members of an organization the actor belongs to."""
-    if not Membership.objects.filter(user=actor, organization=organization).exists():
+    if membership_in(actor, organization) is None:
         return Membership.objects.none()
     return (
         Membership.objects.filter(organization=organization)
@@ -145,9 +170,8 @@ def organization_members(*, actor: User, organization: Organization) -> QuerySet
 
 def open_invitations(*, actor: User, organization: Organization) -> QuerySet[Invitation]:
     """Pending invitations of an organization the actor administers."""
-    if not Membership.objects.filter(
-        user=actor, organization=organization, role=Membership.Role.ADMIN
-    ).exists():
+    membership = membership_in(actor, organization)
+    if membership is None or membership.role != Membership.Role.ADMIN:
         return Invitation.objects.none()
     return Invitation.objects.filter(
         organization=organization, accepted_at__isnull=True, revoked_at__isnull=True

@@ -114,7 +114,8 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's AuthenticationMiddleware, loading the user's memberships in the same query.
+    "portal.middleware.PortalAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -422,6 +423,10 @@ PORTAL_INVITES_PER_ORG_PER_HOUR = int(os.environ.get("PORTAL_INVITES_PER_ORG_PER
 PORTAL_TRUSTED_PROXY_COUNT = int(os.environ.get("PORTAL_TRUSTED_PROXY_COUNT", "0"))
 
 SESSION_COOKIE_HTTPONLY = True
+# With Redis, sessions are read from it and written through to the database, which alone serves
+# them while Redis is down (portal/sessions.py); without it, the database.
+if REDIS_URL:
+    SESSION_ENGINE = "portal.sessions"
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -44,11 +44,11 @@ from .selectors import (
     delegation_of_customer,
     delegation_of_partner,
     delegations_of_customer,
-    memberships_of,
     open_invitations,
     organization_members,
     partner_activity,
     partner_customers,
+    user_memberships,
 )
 from .services import (
     PortalError,
@@ -211,7 +211,7 @@ def organization_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 def organization_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
     wanted = request.POST.get("organization", "")
-    for membership in memberships_of(request.user):
+    for membership in user_memberships(request.user):
         if str(membership.organization_id) == wanted:
             request.session[SESSION_ORGANIZATION_KEY] = membership.organization_id
             request.session.pop(SESSION_ACTING_FOR_KEY, None)

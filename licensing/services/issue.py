@@ -154,11 +154,14 @@ def license_issue(
     registration: SupportRegistration,
     acting_user: User | None,
     notify: bool = True,
+    events: list[AuditEvent] | None = None,
 ) -> License:
     """Creates a license: key, audit event and email with its signed file, in one transaction.
 
     Every License row in the system is created here. Callers that issue many licenses at once
-    pass notify=False and send one email listing them all.
+    pass notify=False and send one email listing them all. A caller that writes audit events of
+    its own in the same transaction passes `events`: the license's are appended to it, unsaved,
+    and the caller inserts them all at once (serial_redeem: one INSERT per mint, not two).
     """
     if source.quantity <= 0:
         raise LicensingError(_("A license needs a quantity of at least 1."))
@@ -183,22 +186,31 @@ def license_issue(
     )
     license.save(force_insert=True)
 
+    issued: list[AuditEvent] = []
     if source.supersedes is not None and source.retire_superseded:
         License.objects.filter(pk=source.supersedes.pk).update(status=License.Status.SUPERSEDED)
-        audit_record(
-            action="license.superseded",
+        issued.append(
+            audit_event_build(
+                action="license.superseded",
+                actor=acting_user,
+                organization=owner,
+                obj=source.supersedes,
+                details={"by": str(license.pk), "key": source.supersedes.key},
+            )
+        )
+    issued.append(
+        audit_event_build(
+            action="license.issued",
             actor=acting_user,
             organization=owner,
-            obj=source.supersedes,
-            details={"by": str(license.pk), "key": source.supersedes.key},
+            obj=license,
+            details=_issued_details(license, source),
         )
-    audit_record(
-        action="license.issued",
-        actor=acting_user,
-        organization=owner,
-        obj=license,
-        details=_issued_details(license, source),
     )
+    if events is not None:
+        events.extend(issued)
+    else:
+        AuditEvent.objects.bulk_create(issued)
     if notify:
         license_email_queue(license=license, acting_user=acting_user, event="issued")
     return license
@@ -436,9 +448,15 @@ def serial_redeem(
     acting_user: User,
     target_license_id: str | None = None,
     host_id: str = "",
+    registration_reuse_id: int | None = None,
 ) -> RedeemResult:
-    """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names."""
+    """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names.
+
+    `registration_reuse_id`: the organization's support registration the form was prefilled
+    with; reused, not copied, when it still holds exactly `registration`.
+    """
     today = timezone.localdate()
+    events: list[AuditEvent] = []  # the mint's audit events, written at the end in one INSERT
     # Read once, locked: the row lock serialises concurrent redemptions of one serial; the second
     # waits here, then sees the first one's committed status and is refused (or shown the first
     # one's result). The license is not joined: a row re-read after a lock wait would come
@@ -478,7 +496,9 @@ def serial_redeem(
     if registration is None and serial.kind != SerialNumber.Kind.RENEWAL:
         raise SerialError(_("Enter the product registration and support contacts."))
     support = (
-        SupportRegistration.objects.create(organization=organization, **registration)
+        _registration_for(
+            organization=organization, data=registration, reuse_id=registration_reuse_id
+        )
         if registration is not None
         else None
     )
@@ -509,6 +529,7 @@ def serial_redeem(
             owner=organization,
             registration=support,
             acting_user=acting_user,
+            events=events,
         )
         renewed = False
     now = timezone.now()
@@ -520,13 +541,16 @@ def serial_redeem(
     serial.redeemed_at = now
     serial.license = license
     serial.save(update_fields=["status", "redeemed_by", "redeemed_at", "license"])
-    audit_record(
-        action="serial.redeemed",
-        actor=acting_user,
-        organization=organization,
-        obj=serial,
-        details={"code": serial.code, "kind": serial.kind, "license": str(license.pk)},
+    events.append(
+        audit_event_build(
+            action="serial.redeemed",
+            actor=acting_user,
+            organization=organization,
+            obj=serial,
+            details={"code": serial.code, "kind": serial.kind, "license": str(license.pk)},
+        )
     )
+    AuditEvent.objects.bulk_create(events)
     logger.info(
         "Serial %s redeemed by %s: license %s (%s)",
         serial.code,
@@ -535,6 +559,28 @@ def serial_redeem(
         "renewed" if renewed else serial.kind,
     )
     return RedeemResult(license=license, renewed=renewed)
+
+
+def _registration_for(
+    *, organization: Organization, data: dict[str, str], reuse_id: int | None
+) -> SupportRegistration:
+    """The registration a mint links its license to: `reuse_id` if it still holds `data`,
+    otherwise a new one.
+
+    Sharing a row is safe because editing a license's registration copies a shared row
+    (registration_update). The row is locked while it is compared: an edit that got to it first
+    is waited for and then compared against (no longer equal: a new row); an edit that comes
+    second waits for this mint and then finds the row shared, so it copies it.
+    """
+    if reuse_id is not None:
+        reused = (
+            SupportRegistration.objects.select_for_update()
+            .filter(pk=reuse_id, organization=organization, **data)
+            .first()
+        )
+        if reused is not None:
+            return reused
+    return SupportRegistration.objects.create(organization=organization, **data)
 
 
 def _redemption_record(

@@ -19,6 +19,8 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
     # The owner's page: it names whom the key was emailed to. A share recipient has the
     # license's own page instead.
     license = owned_license_for(actor=request.user, organization=request.organization, pk=pk)
+    # Usually the person looking obtained it: the request's user, not a second read of it.
+    issued_by = request.user if license.issued_by_id == request.user.pk else license.issued_by
     return render(
         request,
         "licensing/get_a_key_result.html",
@@ -30,7 +32,7 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
                 license=license,
                 superseded_by=False,
             ).supersedes,
-            "recipients": license_email_recipients(license, license.issued_by),
+            "recipients": license_email_recipients(license, issued_by),
             "maintenance_state": license.maintenance_state(today=timezone.localdate()),
         },
     )

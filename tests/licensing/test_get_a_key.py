@@ -4,14 +4,17 @@ from datetime import date, timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from licensing.codes import generate_code
 from licensing.licensefile import verify_license_file
 from licensing.models import License, SerialNumber, add_months
+from licensing.services import serial_redeem
 from licensing.signing import get_public_key
-from portal.models import AuditEvent, OutboundEmail
+from portal.models import AuditEvent, FailedCodeAttempt, OutboundEmail
 from tests.licensing.factories import (
     REGISTRATION,
     ProductVersionFactory,
@@ -352,3 +355,64 @@ def test_a_printed_key_already_registered_is_refused(client, member) -> None:  #
     assert "already registered" in page
     second.refresh_from_db()
     assert second.status == SerialNumber.Status.OPEN and License.objects.count() == 1
+
+
+# -- Confirm: the redemption's locked read is the only check --------------------------------
+
+
+def _confirm_refused(client) -> None:  # type: ignore[no-untyped-def]
+    before = (License.objects.count(), AuditEvent.objects.count(), OutboundEmail.objects.count())
+    response = post_step(client, "confirm")
+    assert response.status_code == 302 and response["Location"] == reverse("get-a-key")
+    page = client.get(response["Location"])
+    shown = " ".join(str(m) for m in page.context["messages"])
+    assert "could not find this serial number" in shown
+    after = (License.objects.count(), AuditEvent.objects.count(), OutboundEmail.objects.count())
+    assert after == before
+    assert not FailedCodeAttempt.objects.exists()  # not a typed code: no attempt counted
+
+
+def test_confirm_of_a_serial_spent_meanwhile_changes_nothing(client, member) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory()
+    walk(client, serial.code, confirm=False)
+    other = MembershipFactory()
+    serial_redeem(
+        code=serial.code,
+        organization=other.organization,
+        registration=REGISTRATION,
+        acting_user=other.user,
+    )
+    _confirm_refused(client)
+    serial.refresh_from_db()
+    assert serial.redeemed_by_id == other.organization.pk
+    assert License.objects.filter(owner=member.organization).count() == 0
+
+
+def test_confirm_of_a_serial_voided_meanwhile_changes_nothing(client, member) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory()
+    walk(client, serial.code, confirm=False)
+    SerialNumber.objects.filter(pk=serial.pk).update(status=SerialNumber.Status.VOID)
+    _confirm_refused(client)
+    serial.refresh_from_db()
+    assert serial.status == SerialNumber.Status.VOID
+    assert not License.objects.exists()
+
+
+def test_confirm_reads_the_serial_once_locked_and_counts_no_attempt(
+    client, member, settings, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    serial = SerialNumberFactory()
+    walk(client, serial.code, confirm=False)
+    token = instance_token(client)
+    # The session and the user; the savepoint pair of the redemption and its seven statements
+    # (the serial locked, registration, license, outbox, redemption, serial, audit events);
+    # the session saved inside its savepoint pair.
+    with CaptureQueriesContext(connection) as captured, django_assert_num_queries(14):
+        response = post_step(client, "confirm", token=token)
+    assert response.status_code == 302
+    serial_reads = [q["sql"] for q in captured if 'FROM "licensing_serialnumber"' in q["sql"]]
+    assert len(serial_reads) == 1
+    assert "FOR UPDATE" in serial_reads[0] or connection.vendor == "sqlite"  # no row locks there
+    assert not [q for q in captured if "portal_failedcodeattempt" in q["sql"]]
+    assert License.objects.get().owner == member.organization
