@@ -7,10 +7,13 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from html import escape
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import formats, translation
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from licensing.models import License
 from licensing.services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
@@ -93,17 +96,48 @@ def email_rows(licenses: Sequence[License]) -> list[EmailRow]:
     ]
 
 
+def rows_text(rows: Sequence[EmailRow]) -> str:
+    """The text body's list: three lines a license, a blank line between licenses.
+
+    Joined here, not by a loop in the template: 10,000 rows were 130,000 template nodes to
+    render, the larger part of the email's cost. Labels are the templates' former msgids.
+    """
+    quantity, key, maintenance = _("Quantity"), _("License key"), _("Maintenance")
+    return "".join(
+        f"\n{number}. {row.product} · {quantity} {row.quantity}\n"
+        f"   {key}: {row.key}\n"
+        f"   {maintenance}: {row.maintenance_start} – {row.maintenance_end}\n"
+        for number, row in enumerate(rows, start=1)
+    )
+
+
+def rows_html(rows: Sequence[EmailRow]) -> SafeString:
+    """The HTML body's table rows, every value escaped (the stdlib escape Django's filter uses)."""
+    return mark_safe(  # every interpolated value is escaped
+        "".join(
+            '<tr style="border-bottom: 1px solid #dee2e6;">'
+            f"<td>{escape(row.product)}</td><td>{row.quantity}</td>"
+            '<td style="font-family: monospace; letter-spacing: 1px;">'
+            f"<strong>{escape(row.key)}</strong></td>"
+            f"<td>{escape(row.maintenance_end)}</td></tr>\n"
+            for row in rows
+        )
+    )
+
+
 def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[License]) -> None:
     """Queues one email listing every license of the conversion, files attached."""
     language = conversion.language or translation.get_language() or settings.LANGUAGE_CODE
     with translation.override(language):
         rows = email_rows(licenses)
+        text, html = rows_text(rows), rows_html(rows)
     queue_email(
         template="vouchers_converted",
         to=license_email_recipients(licenses[0], conversion.created_by),
         context={
             "conversion": conversion,
-            "rows": rows,
+            "rows_text": text,
+            "rows_html": html,
             "license_count": len(licenses),
             "refused_count": len(conversion.refused),
             "zipped": len(licenses) > ZIP_THRESHOLD,

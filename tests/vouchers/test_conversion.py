@@ -347,3 +347,26 @@ def test_the_claim_pairs_each_voucher_with_its_license_and_skips_what_is_not_ope
     assert Voucher.objects.get(pk=batch[0].pk).license_id == taken.license_id
     assert Voucher.objects.get(pk=batch[2].pk).license_id == licenses[0].pk
     assert Voucher.objects.get(pk=batch[3].pk).license_id == licenses[1].pk
+
+
+def test_email_rows_are_joined_in_python_as_the_template_loop_wrote_them() -> None:
+    """Text: three lines a license, a blank line between; HTML: every value escaped."""
+    from vouchers.emails import EmailRow, rows_html, rows_text
+
+    rows = [
+        EmailRow("Suite <Pro> & Co 1.0", 2, "AAAAA-BBBBB", "01/01/2026", "01/01/2027"),
+        EmailRow("Suite 1.0", 1, "CCCCC-DDDDD", "02/01/2026", "02/01/2027"),
+    ]
+    assert rows_text(rows) == (
+        "\n1. Suite <Pro> & Co 1.0 · Quantity 2\n"
+        "   License key: AAAAA-BBBBB\n"
+        "   Maintenance: 01/01/2026 – 01/01/2027\n"
+        "\n2. Suite 1.0 · Quantity 1\n"
+        "   License key: CCCCC-DDDDD\n"
+        "   Maintenance: 02/01/2026 – 02/01/2027\n"
+    )
+    html = rows_html(rows)
+    assert html.count("<tr ") == 2
+    assert "<td>Suite &lt;Pro&gt; &amp; Co 1.0</td><td>2</td>" in html
+    assert "<strong>CCCCC-DDDDD</strong>" in html
+    assert "<Pro>" not in html
