@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from licensing.models import CustomField, CustomFieldValue, LicenseShare
 from licensing.views import licenses as list_views
+from tests.conftest import postgres_only
 from tests.licensing.factories import (
     LicenseFactory,
     ProductVersionFactory,
@@ -92,3 +93,24 @@ def test_next_page_by_cursor(client, licensed, django_assert_max_num_queries) ->
     assert not {r["license"].pk for r in response.context["rows"]} & {
         r["license"].pk for r in first.context["rows"]
     }
+
+
+@postgres_only()
+@pytest.mark.django_db
+def test_trigram_indexes_merge_their_pending_lists_at_one_megabyte() -> None:
+    """Migration 0013: a search reads at most 1 MB of pending entries; bulk inserts merge less."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = 'licensing_license'::regclass AND c.relname LIKE %s",
+            ["%trgm"],
+        )
+        options = dict(cursor.fetchall())
+    assert set(options) == {
+        "licensing_license_key_trgm",
+        "licensing_license_source_ref_trgm",
+        "licensing_license_host_id_trgm",
+    }
+    assert all(value == ["gin_pending_list_limit=1024"] for value in options.values())
