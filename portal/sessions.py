@@ -16,6 +16,11 @@ Django's `cached_db` engine, with three changes that its stock form does not mak
 - **What Redis missed is forgotten when it answers again.** The keys this process wrote or
   deleted while Redis was down are removed from Redis on its first successful call afterwards,
   so an entry from before the outage does not come back (a Redis that restarted has none).
+- **An entry lives in Redis for 15 minutes at most** (CACHE_SECONDS), then is read from the
+  database again once. What the previous point cannot cover — a logout written only to the
+  database while Redis was unreachable, read from Redis by another process before this one
+  clears it, or after this one restarted — is so bounded to 15 minutes, for one query per
+  session every 15 minutes.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "portal.sessions."
 TOMBSTONE = "deleted"
+CACHE_SECONDS = 15 * 60
 _MISS = object()
 
 # Session keys written or deleted while Redis was unreachable, to drop from Redis once it answers.
@@ -95,6 +101,10 @@ class SessionStore(CachedDBStore):
                 _missed.update(keys)
             raise
 
+    @staticmethod
+    def _cache_age(expiry_age: int) -> int:
+        return min(expiry_age, CACHE_SECONDS)
+
     # -- the session store ----------------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
@@ -110,7 +120,7 @@ class SessionStore(CachedDBStore):
             return {}
         data: dict[str, Any] = self.decode(row.session_data)
         # Into Redis from now on (a no-op while it is down), unless it was deleted meanwhile.
-        self._redis("add", key, data, self.get_expiry_age(expiry=row.expire_date))
+        self._redis("add", key, data, self._cache_age(self.get_expiry_age(expiry=row.expire_date)))
         return data
 
     def exists(self, session_key: str | None) -> bool:
@@ -124,7 +134,7 @@ class SessionStore(CachedDBStore):
     def save(self, must_create: bool = False) -> None:
         super(CachedDBStore, self).save(must_create)
         key = self.cache_key
-        if self._redis("set", key, self._session, self.get_expiry_age()) is _MISS:
+        if self._redis("set", key, self._session, self._cache_age(self.get_expiry_age())) is _MISS:
             _remember_missed(key)
 
     def delete(self, session_key: str | None = None) -> None:

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal import breaker
-from portal.sessions import KEY_PREFIX, TOMBSTONE, SessionStore
+from portal.sessions import CACHE_SECONDS, KEY_PREFIX, TOMBSTONE, SessionStore
 from portal.settings import redis_cache
 from tests.conftest import redis_url
 from tests.portal.factories import PASSWORD, MembershipFactory
@@ -146,3 +146,15 @@ def test_a_logout_while_redis_was_down_stays_final_when_it_answers_again(
         assert caches["default"].get(KEY_PREFIX + key) in (None, TOMBSTONE)
     finally:
         server.stop()
+
+
+def test_a_session_lives_in_redis_for_fifteen_minutes_at_most(client, redis_sessions) -> None:  # type: ignore[no-untyped-def]
+    """Bounds what a logout Redis missed (another process, a restart) can leave behind."""
+    key = _log_in(client)
+    cache = caches["default"]
+    full_key = cache.make_and_validate_key(KEY_PREFIX + key)  # type: ignore[attr-defined]
+    redis = cache._cache.get_client(full_key)  # type: ignore[attr-defined]
+    assert 0 < redis.ttl(full_key) <= CACHE_SECONDS
+    redis.delete(full_key)  # as after the 15 minutes: read from the database, cached again
+    assert client.get(reverse("dashboard")).status_code == 200
+    assert 0 < redis.ttl(full_key) <= CACHE_SECONDS
