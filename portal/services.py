@@ -454,17 +454,22 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _outbox_renew(
-    emails: list[OutboundEmail], *, lease: datetime, renewed: datetime
-) -> list[OutboundEmail]:
-    """Extends a batch's claim on the emails still to send; those it lost are dropped."""
-    kept = set(
+def _outbox_held(emails: list[OutboundEmail], *, lease: datetime) -> list[UUID]:
+    """The emails of a batch still claimed under `lease` (the relay may have taken some over)."""
+    return list(
         OutboundEmail.objects.filter(
             pk__in=[email.pk for email in emails],
             status=OutboundEmail.Status.SENDING,
             lease_expires_at=lease,
         ).values_list("pk", flat=True)
     )
+
+
+def _outbox_renew(
+    emails: list[OutboundEmail], *, lease: datetime, renewed: datetime
+) -> list[OutboundEmail]:
+    """Extends a batch's claim on the emails still to send; those it lost are dropped."""
+    kept = set(_outbox_held(emails, lease=lease))
     OutboundEmail.objects.filter(pk__in=kept, lease_expires_at=lease).update(
         lease_expires_at=renewed
     )
@@ -530,13 +535,7 @@ def outbound_emails_send(*, email_ids: Sequence[UUID | str]) -> dict[str, int]:
 def _outbox_release(emails: list[OutboundEmail], *, lease: datetime) -> int:
     """Gives a batch's unsent emails back, due now and without the attempt they did not get,
     and hands them over again (the relay's if the broker is down)."""
-    released = list(
-        OutboundEmail.objects.filter(
-            pk__in=[email.pk for email in emails],
-            status=OutboundEmail.Status.SENDING,
-            lease_expires_at=lease,
-        ).values_list("pk", flat=True)
-    )
+    released = _outbox_held(emails, lease=lease)
     OutboundEmail.objects.filter(pk__in=released, lease_expires_at=lease).update(
         status=OutboundEmail.Status.PENDING,
         lease_expires_at=None,
