@@ -6,8 +6,7 @@ from __future__ import annotations
 import smtplib
 import threading
 import time
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from unittest import mock
 
@@ -15,7 +14,6 @@ import pytest
 from django.core import mail
 from django.db import connection, connections, transaction
 from django.urls import reverse
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 from portal import services
@@ -25,6 +23,7 @@ from portal.models import AuditEvent, OutboundEmail
 from portal.services import OUTBOX_HANDOFF_GRACE, OUTBOX_LEASE, outbound_email_send
 from portal.tasks import relay_outbox, send_outbound_email
 from tests.conftest import celery_conf, postgres_only, redis_url
+from tests.portal.conftest import Clock
 from tests.portal.factories import MembershipFactory
 
 
@@ -39,24 +38,6 @@ def _queue() -> OutboundEmail:
             "inviter": membership.user,
         },
     )
-
-
-class Clock:
-    """A fake clock for timezone.now(): the relay's schedule without waiting for it."""
-
-    def __init__(self) -> None:
-        self.now = timezone.now()
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    fake = Clock()
-    monkeypatch.setattr(timezone, "now", lambda: fake.now)
-    yield fake
 
 
 class FlakySMTP:

@@ -7,8 +7,7 @@ import smtplib
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
@@ -47,22 +46,6 @@ def _queue(count: int) -> list[OutboundEmail]:
 
 def _ids(emails: list[OutboundEmail]) -> list[str]:
     return [str(email.pk) for email in emails]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = timezone.now()
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    fake = Clock()
-    monkeypatch.setattr(timezone, "now", lambda: fake.now)
-    yield fake
 
 
 class CountingBackend(LocmemBackend):
