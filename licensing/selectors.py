@@ -17,6 +17,20 @@ def _active_shares(actor: User) -> QuerySet[LicenseShare]:
     return LicenseShare.objects.filter(license=OuterRef("pk"), user=actor, revoked_at__isnull=True)
 
 
+def _owned(actor: User, organization: Organization | None, purpose: Action) -> Q | None:
+    """The acting organization's licenses the actor may see, or None (portal.policy decides):
+    all of them with the view-licenses scope (or `purpose`'s), or only those the actor obtained
+    with the obtain-keys scope."""
+    access = organization_access(actor=actor, organization=organization)
+    if access is None:
+        return None
+    if access.allows(Action.VIEW_LICENSES) or access.allows(purpose):
+        return Q(owner=organization)
+    if access.allows(Action.VIEW_OWN_RESULTS):
+        return Q(owner=organization, issued_by=actor)
+    return None
+
+
 def licenses_visible_to(
     *,
     actor: User,
@@ -41,11 +55,9 @@ def licenses_visible_to(
     )
     # An empty id list drops out of the OR when the query is compiled.
     visible = Q(pk__in=shared_ids)
-    access = organization_access(actor=actor, organization=organization)
-    if access is not None and (access.allows(Action.VIEW_LICENSES) or access.allows(purpose)):
-        visible |= Q(owner=organization)
-    elif access is not None and access.allows(Action.VIEW_OWN_RESULTS):
-        visible |= Q(owner=organization, issued_by=actor)
+    owned = _owned(actor, organization, purpose)
+    if owned is not None:
+        visible |= owned
     queryset = License.objects.filter(visible)
     if shared_ids:
         queryset = queryset.annotate(
@@ -151,16 +163,15 @@ def owned_license_for(*, actor: User, organization: Organization | None, pk: UUI
     The owner's part of licenses_visible_to, in one query: shares do not matter here, so they
     are not read.
     """
-    access = organization_access(actor=actor, organization=organization)
-    if access is None or organization is None:
+    owned = _owned(actor, organization, Action.VIEW_LICENSES)
+    if owned is None:
         raise Http404("No such license.")
-    licenses = License.objects.filter(owner=organization)
-    if not access.allows(Action.VIEW_LICENSES):
-        if not access.allows(Action.VIEW_OWN_RESULTS):
-            raise Http404("No such license.")
-        licenses = licenses.filter(issued_by=actor)
     try:
-        return licenses.select_related("version__product", "owner", "registration").get(pk=pk)
+        return (
+            License.objects.filter(owned)
+            .select_related("version__product", "owner", "registration")
+            .get(pk=pk)
+        )
     except (License.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
         raise Http404("No such license.") from exc
 
