@@ -22,7 +22,6 @@ from licensing.views.licenses import license_csv_response, license_list_render
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action, require
 
-from . import exports
 from .charts import bar_chart
 from .forms import (
     AddUserForm,
@@ -494,6 +493,9 @@ def true_up_view(request: PortalRequest, number: str, year: int) -> HttpResponse
 
 @organization_required(action=Action.ENTERPRISE_FLEX)
 def true_up_export(request: PortalRequest, number: str, year: int, fmt: str) -> HttpResponse:
+    # The exports module loads reportlab (about 8 MB of a web worker's memory): on first use.
+    from . import exports
+
     reach = _reach(request, number, "run_reports")
     result = true_up(reach, year)
     name = f"{reach.contract.number.lower()}-year-{year}-true-up"

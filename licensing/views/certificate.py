@@ -11,12 +11,6 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from reportlab.graphics import renderPDF
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-from reportlab.pdfgen import canvas
 
 from portal.formats import short_date
 from portal.http import PortalRequest, organization_required
@@ -62,6 +56,15 @@ def license_certificate(request: PortalRequest, pk: UUID) -> HttpResponse:
 
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
+    # reportlab is loaded by the first PDF a process renders, not by every web worker at start:
+    # it is about 8 MB of a worker's resident memory, for a page few requests ask for.
+    from reportlab.graphics import renderPDF
+    from reportlab.graphics.barcode.qr import QrCodeWidget
+    from reportlab.graphics.shapes import Drawing
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen import canvas
+
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)

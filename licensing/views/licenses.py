@@ -11,7 +11,6 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-import xlsxwriter
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -636,6 +635,8 @@ def license_export(request: PortalRequest, fmt: str) -> HttpResponseBase:
         return license_csv_response(request)
     if fmt != "xlsx":
         raise Http404
+    import xlsxwriter  # on first use: a web worker that never exports does not carry it
+
     header, rows = _export_rows(request)
     stamp = timezone.localdate().isoformat()
     # constant_memory writes each row to disk as it goes; the file is then streamed from disk.

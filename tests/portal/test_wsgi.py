@@ -31,3 +31,17 @@ def test_celery_worker_processes_freeze_what_they_loaded() -> None:
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_a_web_worker_loads_the_pdf_and_spreadsheet_libraries_only_when_used() -> None:
+    # reportlab (certificate PDF, true-up PDF) and xlsxwriter (license export) are about 10 MB
+    # of every worker's resident memory; they load with the first request that needs them.
+    code = (
+        "import sys; import portal.wsgi; from django.urls import get_resolver; "
+        "get_resolver().url_patterns; "
+        "print(sorted(m for m in ('reportlab', 'xlsxwriter') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
