@@ -3,6 +3,7 @@
 `hammer` runs `concurrency` threads, each with its own keep-alive connection, requesting one
 path for a fixed time: requests per second, p50 and p95. The page and its floor are measured
 with the same client, connections and concurrency, so their ratio compares the server only.
+`interleaved` requests several pages in turn, one at a time, to compare their cost pair by pair.
 `form_fields` reads a form out of a page the way a browser would submit it.
 """
 
@@ -103,6 +104,60 @@ def hammer(
     for thread in threads:
         thread.join()
     return LoadResult(len(latencies), errors[0], window["end"] - measure_from, latencies)
+
+
+def interleaved(
+    base_url: str,
+    paths: list[tuple[str, str]],
+    *,
+    rounds: int = 200,
+    warmup: int = 10,
+) -> list[LoadResult]:
+    """Requests each (path, cookie) in turn, one request at a time, for `rounds` rounds.
+
+    One keep-alive connection per path and nothing else in flight: each latency is the server's
+    time for that page alone (no queue behind a busy worker), and the pages of one round are
+    measured within milliseconds of each other, so a shared machine's changing load falls on
+    all of them alike. Pages are compared pair by pair, as the issue's figures are.
+    """
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    connections = [http.client.HTTPConnection(host, port, timeout=120) for _ in paths]
+    latencies: list[list[float]] = [[] for _ in paths]
+    errors = [0 for _ in paths]
+    started = time.perf_counter()
+    for number in range(warmup + rounds):
+        for index, (path, cookie) in enumerate(paths):
+            connection = connections[index]
+            began = time.perf_counter()
+            try:
+                connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                connection.close()
+            elapsed = (time.perf_counter() - began) * 1000
+            if number >= warmup:
+                if ok:
+                    latencies[index].append(elapsed)
+                else:
+                    errors[index] += 1
+    seconds = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
+    return [
+        LoadResult(len(times), failed, seconds, times)
+        for times, failed in zip(latencies, errors, strict=True)
+    ]
+
+
+def paired_ratio(page: LoadResult, floor: LoadResult) -> float:
+    """The median of page ÷ floor over the rounds of `interleaved`, request by request."""
+    return statistics.median(
+        a / b for a, b in zip(page.latencies_ms, floor.latencies_ms, strict=False) if b
+    )
 
 
 class _FormParser(HTMLParser):

@@ -36,3 +36,41 @@ def test_emitted_figures_render_as_a_table(tmp_path: Path, monkeypatch, capsys) 
     assert "| Dashboard | 120 rps | session floor: 400 rps | 0.30 | – | – |" in report
     assert "*Dashboard*: p50 60 ms" in report
     assert "- seeded in 3 s" in report
+
+
+def test_interleaved_requests_pages_in_turn_and_pairs_their_ratios() -> None:
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from httpkit import interleaved, paired_ratio
+
+    order: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # no delayed-ACK stalls between headers and body
+
+        def do_GET(self) -> None:
+            order.append(self.path)
+            time.sleep(0.004 if self.path == "/slow" else 0.002)
+            self.send_response(200 if self.headers.get("Cookie") == "c=1" else 403)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        fast, slow = interleaved(url, [("/fast", "c=1"), ("/slow", "c=1")], rounds=20, warmup=2)
+        refused = interleaved(url, [("/fast", "c=0")], rounds=3, warmup=0)[0]
+    finally:
+        server.shutdown()
+    assert order[:6] == ["/fast", "/slow"] * 3  # one at a time, in turn
+    assert len(fast.latencies_ms) == len(slow.latencies_ms) == 20  # the warmup is not counted
+    assert 1.2 < paired_ratio(slow, fast) < 4
+    assert refused.errors == 3 and not refused.latencies_ms
