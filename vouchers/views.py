@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -55,6 +57,10 @@ def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
     page = Paginator(conversion_entries(conversion), RESULT_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    # The codes not converted are paged too, on their own: 10,000 mistyped codes are 10,000 rows.
+    refused = Paginator(conversion.refused, RESULT_PAGE_SIZE).get_page(
+        request.GET.get("refused_page")
+    )
     entries = list(page.object_list)
     codes = license_codes([entry.license_id for entry in entries])
     for entry in entries:
@@ -67,7 +73,12 @@ def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
             "page": page,
             "entries": entries,
             "license_count": page.paginator.count,
-            "refused": _refused_rows(conversion),
+            "refused": _refused_rows(refused.object_list),
+            "refused_page": refused,
+            "refused_count": refused.paginator.count,
+            # Each list's page links keep the other list's page.
+            "licenses_query": _page_query("refused_page", refused.number),
+            "refused_query": _page_query("page", page.number),
             "recipients": _recipients(conversion, entries),
             "converted_count": conversion.converted,
             **steps_context("result"),
@@ -75,14 +86,18 @@ def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
     )
 
 
-def _refused_rows(conversion: VoucherConversion) -> list[dict[str, Any]]:
+def _page_query(param: str, number: int) -> str:
+    return urlencode({param: number}) if number > 1 else ""
+
+
+def _refused_rows(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "code": item["code"],
             "reason": item["reason"],
             "message": reason_message(item["reason"], item.get("params")),
         }
-        for item in conversion.refused
+        for item in items
     ]
 
 

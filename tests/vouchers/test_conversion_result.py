@@ -79,3 +79,45 @@ def test_the_zip_holds_every_license_not_only_a_page(
     response = client.get(reverse("voucher-conversion-zip", kwargs={"pk": converted.pk}))
     names = zipfile.ZipFile(io.BytesIO(response.getvalue())).namelist()
     assert len(names) == COUNT == License.objects.count()
+
+
+REFUSED = RESULT_PAGE_SIZE + 50
+
+
+def _refused_codes(page: str) -> list[str]:
+    table = page.split('data-testid="voucher-refused"')[1].split("</table>")[0]
+    return [row.split('"')[0] for row in table.split('data-code="')[1:]]
+
+
+def test_the_codes_not_converted_are_paged_on_their_own(
+    client: Client, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    membership = MembershipFactory()
+    client.force_login(membership.user)
+    batch = vouchers(RESULT_PAGE_SIZE + 5, version=ProductVersionFactory())
+    unknown = [f"ZZZZZ-ZZZZZ-{number:05d}" for number in range(REFUSED)]
+    conversion = vouchers_convert(
+        codes=[v.code for v in batch] + unknown,
+        organization=membership.organization,
+        registration=REGISTRATION,
+        acting_user=membership.user,
+        combine=False,
+    ).conversion
+    url = reverse("voucher-conversion", kwargs={"pk": conversion.pk})
+
+    with django_assert_max_num_queries(10):
+        first = client.get(url).content.decode()
+    assert _refused_codes(first) == unknown[:RESULT_PAGE_SIZE]
+    assert f"{REFUSED} codes were not converted." in first
+    assert 'href="?refused_page=2#not-converted"' in first
+    assert 'href="?page=2#converted"' in first  # each list keeps its own control
+    assert 'aria-label="Pages of codes not converted"' in first
+
+    # The second page of codes keeps the licenses' page, and the other way round.
+    second = client.get(url, {"page": 2, "refused_page": 2}).content.decode()
+    assert _refused_codes(second) == unknown[RESULT_PAGE_SIZE:]
+    assert f"{REFUSED} codes were not converted." in second
+    assert 'href="?page=2&amp;refused_page=1#not-converted"' in second
+    assert 'href="?refused_page=2&amp;page=1#converted"' in second
+    for number in ("0", "x", "999"):
+        assert client.get(url, {"refused_page": number}).status_code == 200
