@@ -9,7 +9,7 @@ not handed over (portal.services.outbound_email_send has the delivery guarantee)
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import partial
@@ -32,6 +32,54 @@ class Attachment:
     filename: str
     content: bytes
     mimetype: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    """An attachment the outbox row names instead of holding: built when the email is sent.
+
+    For large attachments made from committed rows (a conversion's 10,000 license files): the
+    transaction that queues the email writes a few bytes instead of megabytes, and the files are
+    built by the sender, from what committed. `source` is a name registered with
+    attachment_source_register, `ref` what that source builds from (a primary key).
+    """
+
+    filename: str
+    source: str
+    ref: str
+    mimetype: str = "application/octet-stream"
+
+
+# Builds an attachment's content from its ref; raises AttachmentUnavailable when it cannot.
+AttachmentSource = Callable[[str], bytes]
+
+_ATTACHMENT_SOURCES: dict[str, AttachmentSource] = {}
+
+
+class AttachmentUnavailable(Exception):
+    """An attachment reference that cannot be built: unknown source, or what it names is gone.
+
+    deliver raises it before anything is sent, so the outbox records it on the row (last_error)
+    and retries with backoff like any failed send, then marks the row failed.
+    """
+
+
+def attachment_source_register(name: str, source: AttachmentSource) -> None:
+    """Lets outbox rows name attachments built by `source` (apps call it from AppConfig.ready,
+    so the portal imports no domain app)."""
+    _ATTACHMENT_SOURCES[name] = source
+
+
+def attachment_content(item: dict[str, str]) -> bytes:
+    """The bytes of one attachment of an outbox row: inline (base64) or built by its source."""
+    if "content" in item:
+        return base64.b64decode(item["content"])
+    source = _ATTACHMENT_SOURCES.get(item.get("source", ""))
+    if source is None:
+        raise AttachmentUnavailable(
+            f"Attachment {item.get('filename')!r}: no attachment source {item.get('source')!r}"
+        )
+    return source(item["ref"])
 
 
 @dataclass(frozen=True)
@@ -98,7 +146,7 @@ def queue_email(
     template: str,
     to: list[str],
     context: dict[str, Any],
-    attachments: list[Attachment] | None = None,
+    attachments: Sequence[Attachment | AttachmentRef] | None = None,
     language: str | None = None,
 ) -> OutboundEmail:
     """Renders an email into the outbox and sends it after the current transaction commits."""
@@ -116,7 +164,7 @@ def queue_email_rendered(
     subject: str,
     text: str,
     html: str = "",
-    attachments: list[Attachment] | None = None,
+    attachments: Sequence[Attachment | AttachmentRef] | None = None,
 ) -> OutboundEmail:
     """Writes an already rendered email to the outbox and sends it after commit."""
     email = _outbox_row(
@@ -172,7 +220,7 @@ def _outbox_row(
     subject: str,
     text: str,
     html: str = "",
-    attachments: list[Attachment] | None = None,
+    attachments: Sequence[Attachment | AttachmentRef] | None = None,
 ) -> OutboundEmail:
     recipients = sorted({address.strip().lower() for address in to if address and address.strip()})
     now = timezone.now()
@@ -184,15 +232,23 @@ def _outbox_row(
         subject=subject[:300],
         body_text=text,
         body_html=html,
-        attachments=[
-            {
-                "filename": a.filename,
-                "content": base64.b64encode(a.content).decode("ascii"),
-                "mimetype": a.mimetype,
-            }
-            for a in attachments or []
-        ],
+        attachments=[_attachment_json(attachment) for attachment in attachments or []],
     )
+
+
+def _attachment_json(attachment: Attachment | AttachmentRef) -> dict[str, str]:
+    if isinstance(attachment, AttachmentRef):
+        return {
+            "filename": attachment.filename,
+            "mimetype": attachment.mimetype,
+            "source": attachment.source,
+            "ref": attachment.ref,
+        }
+    return {
+        "filename": attachment.filename,
+        "content": base64.b64encode(attachment.content).decode("ascii"),
+        "mimetype": attachment.mimetype,
+    }
 
 
 def hand_off(email_id: UUID) -> bool:
@@ -228,7 +284,14 @@ def message_id(email: OutboundEmail) -> str:
 
 def deliver(email: OutboundEmail, *, connection: BaseEmailBackend | None = None) -> None:
     """Sends one outbox message through the configured backend (SMTP: within EMAIL_TIMEOUT),
-    over `connection` when a batch shares one."""
+    over `connection` when a batch shares one.
+
+    Attachments named by reference are built first: one that cannot be built fails the send
+    before the mail server is contacted (AttachmentUnavailable, recorded on the row).
+    """
+    attachments = [
+        (item["filename"], attachment_content(item), item["mimetype"]) for item in email.attachments
+    ]
     message = EmailMultiAlternatives(
         subject=email.subject,
         body=email.body_text,
@@ -239,6 +302,6 @@ def deliver(email: OutboundEmail, *, connection: BaseEmailBackend | None = None)
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
-    for item in email.attachments:
-        message.attach(item["filename"], base64.b64decode(item["content"]), item["mimetype"])
+    for filename, content, mimetype in attachments:
+        message.attach(filename, content, mimetype)
     message.send()

@@ -17,6 +17,7 @@ from tests.conftest import celery_conf, redis_url
 from tests.portal.factories import MembershipFactory
 from tests.vouchers.factories import vouchers
 from tests.vouchers.wizard import confirm_token, walk
+from tests.vouchers.zips import assert_zip_of
 from vouchers.models import VoucherConversion
 from vouchers.views import RESULT_PAGE_SIZE
 from vouchers.wizard import INLINE_MAX
@@ -72,7 +73,13 @@ def test_a_real_worker_converts_a_large_submission() -> None:
         for number in range(1, count // RESULT_PAGE_SIZE + 2)
     )
     assert all(lic.key in pages for lic in License.objects.all())
-    assert OutboundEmail.objects.get().status == OutboundEmail.Status.SENT
+    outbox_row = OutboundEmail.objects.get()
+    assert outbox_row.status == OutboundEmail.Status.SENT
+    # The row named the zip; the worker built it from the committed licenses when it sent it.
+    assert outbox_row.attachments[0]["ref"] == str(conversion.pk)
+    assert "content" not in outbox_row.attachments[0]
     (email,) = mail.outbox
-    assert email.attachments[0][0] == "licenses.zip"
+    ((filename, content, _mimetype),) = email.attachments
+    assert filename == "licenses.zip"
+    assert_zip_of(content, conversion)
     assert seen  # the progress page was shown while the worker ran
