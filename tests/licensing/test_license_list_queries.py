@@ -114,3 +114,34 @@ def test_trigram_indexes_merge_their_pending_lists_at_one_megabyte() -> None:
         "licensing_license_host_id_trgm",
     }
     assert all(value == ["gin_pending_list_limit=1024"] for value in options.values())
+
+
+@postgres_only()
+@pytest.mark.django_db
+def test_the_append_heavy_tables_carry_no_index_nothing_reads() -> None:
+    """Migrations licensing 0014 / portal 0007: no pattern-ops twin of an index (nothing runs a
+    prefix LIKE), no index on the owner alone (every license index starts with it)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid IN ('licensing_license'::regclass, 'portal_auditevent'::regclass)"
+        )
+        definitions = dict(cursor.fetchall())
+    assert not [name for name, sql in definitions.items() if "pattern_ops" in sql]
+    assert not [sql for sql in definitions.values() if sql.endswith("btree (owner_id)")]
+    assert "UNIQUE" in definitions["licensing_license_key_unique"]
+    assert definitions["portal_auditevent_action"].endswith("btree (action)")
+
+
+def test_a_license_key_is_still_unique() -> None:
+    from django.db import IntegrityError, transaction
+
+    from licensing.models import License
+    from tests.licensing.factories import LicenseFactory
+
+    first, second = LicenseFactory(), LicenseFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        License.objects.filter(pk=second.pk).update(key=first.key)
