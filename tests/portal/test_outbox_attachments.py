@@ -79,3 +79,18 @@ def test_an_attachment_that_cannot_be_built_fails_the_send_with_backoff(
     email.refresh_from_db()
     assert email.status == OutboundEmail.Status.FAILED and error in email.last_error
     assert mail.outbox == []  # nothing half-sent
+
+
+def test_a_batch_keeps_its_connection_past_an_attachment_that_cannot_be_built(
+    source, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.mail.backends.locmem import EmailBackend
+
+    opened: list[int] = []
+    monkeypatch.setattr(EmailBackend, "open", lambda self: opened.append(1), raising=False)
+    broken, fine = _queue(AttachmentRef("b.bin", "tests.files", "43")), _queue()
+    assert outbound_emails_send(email_ids=[broken.pk, fine.pk]) == {
+        "skipped": 0, "retry": 1, "sent": 1,
+    }  # fmt: skip
+    assert len(opened) == 1  # the mail server was never involved: no reconnection
+    assert [message.subject for message in mail.outbox] == ["S"]
