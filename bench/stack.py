@@ -1,8 +1,8 @@
 """The full stack on 127.0.0.1 for benchmarks and the load test (no Django here).
 
 PostgreSQL and Redis are started the way .ci/run starts them when they do not answer; gunicorn
-(two sync workers, persistent connections, the session floor mounted) and a Celery worker run
-as child processes of the caller with the environment it gives them.
+(two sync workers, persistent connections, the session floor mounted) and a Celery worker with
+its beat run as child processes of the caller with the environment it gives them.
 """
 
 from __future__ import annotations
@@ -140,11 +140,16 @@ def celery_worker(
     env: dict[str, str], *, concurrency: int = 2, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    schedule = ROOT / "var" / "bench" / f"celerybeat-{os.getpid()}"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(  # noqa: S603
         [
             str(BIN / "celery"), "-A", "portal", "worker", "--loglevel=WARNING",
             f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
             "-n", f"bench-{os.getpid()}@%h",
+            # The beat too, as the full stack runs it (docker-compose.yml): its periodic jobs
+            # (the outbox relay, the search indexes' merge) are part of production's load.
+            "--beat", "--schedule", str(schedule),
         ],
         cwd=ROOT, env=env, stdout=out, stderr=out,
     )  # fmt: skip
@@ -162,6 +167,8 @@ def celery_worker(
             process.wait()
         if log:
             out.close()  # type: ignore[union-attr]
+        for path in schedule.parent.glob(f"{schedule.name}*"):
+            path.unlink(missing_ok=True)
 
 
 def have(command: str) -> bool:

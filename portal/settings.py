@@ -379,6 +379,12 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # Relays any email whose on-commit enqueue was lost (broker down, worker crash).
     "relay-outbox": {"task": "portal.tasks.relay_outbox", "schedule": 60.0},
+    # New rows of the search's trigram indexes wait in pending lists that every search reads:
+    # merged this often, and after bulk writes (portal.services.gin_pending_lists_merge).
+    "merge-search-indexes": {
+        "task": "portal.tasks.merge_search_indexes",
+        "schedule": float(os.environ.get("PORTAL_GIN_MERGE_EVERY", "30")),
+    },
     # Re-queues voucher conversions whose worker was lost; they resume where they stopped.
     # With PORTAL_STALLED_AFTER (60 s) a killed worker's conversion resumes within 2 minutes.
     "vouchers-resume-conversions": {

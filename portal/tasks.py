@@ -6,7 +6,12 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from .services import outbound_email_send, outbound_emails_send, outbox_due
+from .services import (
+    gin_pending_lists_merge,
+    outbound_email_send,
+    outbound_emails_send,
+    outbox_due,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,3 +46,9 @@ def refresh_delegations() -> dict[str, int]:
     from .services import delegations_refresh
 
     return delegations_refresh()
+
+
+@shared_task
+def merge_search_indexes() -> int:
+    """Merges the search indexes' pending lists (portal.services.gin_pending_lists_merge)."""
+    return gin_pending_lists_merge()

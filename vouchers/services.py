@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -27,9 +28,11 @@ from django.utils.translation import gettext as _
 from licensing.codes import generate_code
 from licensing.models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
 from licensing.services import IssueSource, licenses_issue
+from portal.broker import enqueue
 from portal.models import Delegation, Organization, User
 from portal.requestcontext import acting_under, current_delegation
 from portal.services import audit_record
+from portal.tasks import merge_search_indexes
 
 from .emails import conversion_email_queue
 from .models import Voucher, VoucherBatch, VoucherConversion, VoucherConversionLicense
@@ -686,6 +689,9 @@ def _finish(conversion: VoucherConversion, issued: list[License] | None) -> list
     conversion.finished_at = timezone.now()
     conversion.processed = conversion.total
     conversion.save(update_fields=["status", "finished_at", "processed", "updated_at"])
+    # Up to 10,000 new licenses wait in the search indexes' pending lists, which every search
+    # reads until they are merged: merged now, by the worker, not at the next beat.
+    transaction.on_commit(partial(enqueue, merge_search_indexes), robust=True)
     audit_record(
         action="vouchers.converted",
         actor=conversion.created_by,

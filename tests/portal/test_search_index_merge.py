@@ -1,0 +1,58 @@
+"""The search indexes' pending lists are merged by the beat and after bulk writes."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from portal.services import gin_pending_lists_merge
+from portal.tasks import merge_search_indexes
+from tests.conftest import postgres_only
+from tests.licensing.factories import REGISTRATION, LicenseFactory, ProductVersionFactory
+from tests.portal.factories import MembershipFactory
+from tests.vouchers.factories import vouchers
+
+pytestmark = pytest.mark.django_db
+
+
+@postgres_only()
+def test_new_licenses_wait_in_pending_lists_until_merged() -> None:
+    gin_pending_lists_merge()  # what earlier tests left
+    assert gin_pending_lists_merge() == 0
+    LicenseFactory.create_batch(5)
+    assert gin_pending_lists_merge() > 0  # pages moved from the pending lists into the indexes
+    assert merge_search_indexes.apply().get() == 0  # nothing left
+
+
+def test_merging_is_a_no_op_off_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import connection
+
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    assert gin_pending_lists_merge() == 0
+
+
+def test_the_beat_merges_every_half_minute() -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["merge-search-indexes"]
+    assert entry["task"] == "portal.tasks.merge_search_indexes"
+    assert entry["schedule"] == 30.0
+
+
+def test_a_voucher_conversion_queues_a_merge_when_it_commits(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from vouchers import services
+    from vouchers.services import vouchers_convert
+
+    queued: list[str] = []
+    monkeypatch.setattr(services, "enqueue", lambda task, *args: queued.append(task.name))
+    membership = MembershipFactory()
+    batch = vouchers(3, version=ProductVersionFactory())
+    with django_capture_on_commit_callbacks(execute=True):
+        vouchers_convert(
+            codes=[v.code for v in batch],
+            organization=membership.organization,
+            registration=REGISTRATION,
+            acting_user=membership.user,
+            combine=False,
+        )
+    assert queued == ["portal.tasks.merge_search_indexes"]
