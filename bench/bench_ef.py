@@ -326,7 +326,10 @@ def raw_rate(contract: EFContract, user: User, count: int) -> float:
     organization = contract.organization
     today = timezone.localdate()
     body = "x" * 1_200  # the rendered email's text and HTML, about this long
-    attachment = '[{"filename": "x.lic", "content": "' + "A" * 1_600 + '", "mimetype": "x"}]'
+    # A sendable attachment: the beat's relay sends these rows like any other (to locmem).
+    attachment = (
+        '[{"filename": "x.lic", "content": "' + "A" * 1_600 + '", "mimetype": "text/plain"}]'
+    )
     database = settings.DATABASES["default"]
     conninfo = {
         "dbname": database["NAME"],
