@@ -271,8 +271,8 @@ def main() -> None:
         "Commit": commit(),
         "Date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
         "Machine": machine_line,
-        "Stack": "gunicorn 2 sync workers (persistent connections), Celery worker 2 processes, "
-        "PostgreSQL, Redis, locust on the same machine",
+        "Stack": "gunicorn 2 sync workers (persistent connections), Celery worker 2 processes "
+        "with its beat, PostgreSQL, Redis, locust on the same machine",
         "Data": f"seed_bench --scale {args.scale:,}; pools: {sizes}",
         "Duration per run": args.duration,
         "Total duration": f"{time.perf_counter() - started:.0f} s",
