@@ -4,7 +4,8 @@
    from seed_bench's template at LOAD_SCALE (built if missing, as bench/run.py does); Redis db
    9 emptied (rate-limit counters, cache, queue of an earlier run).
 2. gunicorn (2 sync workers, persistent connections, PORTAL_TRUSTED_PROXY_COUNT=1 so that each
-   simulated person's X-Forwarded-For is its address) and a Celery worker (2 processes).
+   simulated person's X-Forwarded-For is its address) and a Celery worker (2 processes, with
+   its beat, as the full stack runs it).
 3. For each user count: locust headless for DURATION (bench/locustfile.py), CPU of gunicorn,
    PostgreSQL and Celery sampled every second from /proc (psutil).
 4. The outbox drains, then `manage.py check_invariants` on the load database; its output goes
