@@ -56,3 +56,19 @@ def test_a_voucher_conversion_queues_a_merge_when_it_commits(
             combine=False,
         )
     assert queued == ["portal.tasks.merge_search_indexes"]
+
+
+@postgres_only()
+def test_a_role_that_does_not_own_the_indexes_merges_nothing_and_fails_nothing() -> None:
+    from django.db import connection
+
+    LicenseFactory.create_batch(2)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE portal_test_reader NOLOGIN")
+        cursor.execute("GRANT USAGE ON SCHEMA public TO portal_test_reader")
+        cursor.execute("SET LOCAL ROLE portal_test_reader")
+        try:
+            assert gin_pending_lists_merge() == 0
+        finally:
+            cursor.execute("RESET ROLE")
+    assert gin_pending_lists_merge() > 0  # the owner's run still merges what waits
