@@ -514,15 +514,13 @@ def outbound_emails_send(*, email_ids: Sequence[UUID | str]) -> dict[str, int]:
             email = emails.pop(0)
             try:
                 deliver(email, connection=mailer)
-            except AttachmentUnavailable as exc:  # failed before the mail server heard of it
-                outcomes[_outbox_failed(email, exc, now=now, lease=lease)] += 1
-                continue
             except Exception as exc:  # recorded on the row and retried with backoff
                 outcomes[_outbox_failed(email, exc, now=now, lease=lease)] += 1
-                # A broken connection is not reused; one that cannot be opened again fails
-                # the rest of the batch at once instead of timing out once per email.
-                _mailer_close(mailer)
-                down = _mailer_open(mailer)
+                if not isinstance(exc, AttachmentUnavailable):  # the server never heard of those
+                    # A broken connection is not reused; one that cannot be opened again fails
+                    # the rest of the batch at once instead of timing out once per email.
+                    _mailer_close(mailer)
+                    down = _mailer_open(mailer)
                 continue
             sent.append(email.pk)
             outcomes["sent"] += 1
