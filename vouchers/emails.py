@@ -26,6 +26,11 @@ from .selectors import conversion_licenses
 ZIP_THRESHOLD = 10
 ZIP_NAME = "licenses.zip"
 ZIP_MIMETYPE = "application/zip"
+# More licenses than this are not attached at all: the email lists every key and links to the
+# result page's zip. A signed license file is about 1.2 KB in the zip (10,000 made 11.5 MB), so
+# 5,000 are about 6 MB, 8 MB once encoded for mail: under the 10 MB many company mail servers
+# accept, where a 10,000-license email with its zip (16 MB, plus the list) would bounce.
+ATTACH_MAX_LICENSES = 5000
 # The outbox's name for the zip of a conversion's license files (registered in apps.py).
 CONVERSION_FILES = "vouchers.conversion_files"
 
@@ -150,11 +155,13 @@ def rows_html(rows: Sequence[EmailRow]) -> SafeString:
 
 
 def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[License]) -> None:
-    """Queues one email listing every license of the conversion, files attached."""
+    """Queues one email listing every license of the conversion, files attached (up to
+    ATTACH_MAX_LICENSES of them; past that, a link to the zip on the result page)."""
     language = conversion.language or translation.get_language() or settings.LANGUAGE_CODE
     with translation.override(language):
         rows = email_rows(licenses)
         text, html = rows_text(rows), rows_html(rows)
+    attached = len(licenses) <= ATTACH_MAX_LICENSES
     queue_email(
         template="vouchers_converted",
         to=license_email_recipients(licenses[0], conversion.created_by),
@@ -166,8 +173,9 @@ def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[
             "refused_count": len(conversion.refused),
             "zipped": len(licenses) > ZIP_THRESHOLD,
             "zip_name": ZIP_NAME,
+            "attached": attached,
             "organization": conversion.organization,
         },
-        attachments=license_attachments(conversion, licenses),
+        attachments=license_attachments(conversion, licenses) if attached else [],
         language=language,
     )

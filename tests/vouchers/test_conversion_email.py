@@ -134,3 +134,29 @@ def test_staff_resend_a_failed_conversion_email_with_its_zip(
     assert email.status == OutboundEmail.Status.SENT
     ((_filename, content, _mimetype),) = mail.outbox[0].attachments
     assert_zip_of(content, conversion)
+
+
+def test_past_the_attachment_limit_the_email_links_to_the_zip_instead(
+    client, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from vouchers import emails, views
+
+    monkeypatch.setattr(emails, "ATTACH_MAX_LICENSES", COUNT - 1)
+    monkeypatch.setattr(views, "ATTACH_MAX_LICENSES", COUNT - 1)
+    conversion = _convert()
+    email = OutboundEmail.objects.get()
+    assert email.attachments == []
+    zip_path = reverse("voucher-conversion-zip", args=[conversion.pk])
+    for body in (email.body_text, email.body_html):
+        assert "too many license files to attach" in body
+        assert "are attached" not in body
+        assert zip_path in body
+    assert f"{zip_path}\nInstall each file" in email.body_text
+    assert all(lic.key in email.body_text for lic in License.objects.all())
+    assert outbound_email_send(email_id=email.pk) == "sent"
+    assert mail.outbox[0].attachments == []
+
+    client.force_login(conversion.created_by)
+    page = client.get(reverse("voucher-conversion", args=[conversion.pk])).content.decode()
+    assert "with a link to this zip: too many license files to attach" in page
+    assert "The keys and the license files were emailed" not in page
