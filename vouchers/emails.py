@@ -35,6 +35,11 @@ ATTACH_MAX_LICENSES = 5000
 CONVERSION_FILES = "vouchers.conversion_files"
 
 
+def files_attached(license_count: int) -> bool:
+    """Whether the conversion email of this many licenses carries their files (else a link)."""
+    return license_count <= ATTACH_MAX_LICENSES
+
+
 def license_file_names(licenses: Sequence[License]) -> list[str]:
     """Each license's file name, made unique (two keys may end in the same five characters)."""
     names: list[str] = []
@@ -161,7 +166,7 @@ def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[
     with translation.override(language):
         rows = email_rows(licenses)
         text, html = rows_text(rows), rows_html(rows)
-    attached = len(licenses) <= ATTACH_MAX_LICENSES
+    attached = files_attached(len(licenses))
     queue_email(
         template="vouchers_converted",
         to=license_email_recipients(licenses[0], conversion.created_by),

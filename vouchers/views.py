@@ -16,7 +16,7 @@ from licensing.services import license_email_recipients
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
-from .emails import ATTACH_MAX_LICENSES, ZIP_MIMETYPE, ZIP_NAME, licenses_zip
+from .emails import ZIP_MIMETYPE, ZIP_NAME, files_attached, licenses_zip
 from .models import VoucherConversion
 from .selectors import (
     batch_for,
@@ -73,7 +73,7 @@ def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
             "page": page,
             "entries": entries,
             "license_count": page.paginator.count,
-            "files_emailed": page.paginator.count <= ATTACH_MAX_LICENSES,
+            "files_emailed": files_attached(page.paginator.count),
             "refused": _refused_rows(refused.object_list),
             "refused_page": refused,
             "refused_count": refused.paginator.count,

@@ -139,10 +139,9 @@ def test_staff_resend_a_failed_conversion_email_with_its_zip(
 def test_past_the_attachment_limit_the_email_links_to_the_zip_instead(
     client, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from vouchers import emails, views
+    from vouchers import emails
 
-    monkeypatch.setattr(emails, "ATTACH_MAX_LICENSES", COUNT - 1)
-    monkeypatch.setattr(views, "ATTACH_MAX_LICENSES", COUNT - 1)
+    monkeypatch.setattr(emails, "ATTACH_MAX_LICENSES", COUNT - 1)  # the email's and the page's
     conversion = _convert()
     email = OutboundEmail.objects.get()
     assert email.attachments == []
