@@ -8,9 +8,9 @@ from django.conf import settings
 from portal.services import gin_pending_lists_merge
 from portal.tasks import merge_search_indexes
 from tests.conftest import postgres_only
-from tests.licensing.factories import REGISTRATION, LicenseFactory, ProductVersionFactory
+from tests.licensing.factories import LicenseFactory, ProductVersionFactory
 from tests.portal.factories import MembershipFactory
-from tests.vouchers.factories import vouchers
+from tests.vouchers.factories import convert_separately, vouchers
 
 pytestmark = pytest.mark.django_db
 
@@ -41,20 +41,13 @@ def test_a_voucher_conversion_queues_a_merge_when_it_commits(
     monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     from vouchers import services
-    from vouchers.services import vouchers_convert
 
     queued: list[str] = []
     monkeypatch.setattr(services, "enqueue", lambda task, *args: queued.append(task.name))
     membership = MembershipFactory()
     batch = vouchers(3, version=ProductVersionFactory())
     with django_capture_on_commit_callbacks(execute=True):
-        vouchers_convert(
-            codes=[v.code for v in batch],
-            organization=membership.organization,
-            registration=REGISTRATION,
-            acting_user=membership.user,
-            combine=False,
-        )
+        convert_separately(membership, [v.code for v in batch])
     assert queued == ["portal.tasks.merge_search_indexes"]
 
 

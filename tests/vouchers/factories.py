@@ -5,10 +5,11 @@ from typing import Any
 import factory
 
 from licensing.codes import generate_code
-from portal.models import Organization
-from tests.licensing.factories import ProductVersionFactory
+from portal.models import Membership, Organization
+from tests.licensing.factories import REGISTRATION, ProductVersionFactory
 from tests.portal.factories import OrganizationFactory
 from vouchers.models import Voucher, VoucherBatch
+from vouchers.services import ConversionResult, vouchers_convert
 
 
 class PartnerFactory(OrganizationFactory):
@@ -39,6 +40,18 @@ def vouchers(count: int, **batch_fields: Any) -> list[Voucher]:
     batch = VoucherBatchFactory(**batch_fields)
     return Voucher.objects.bulk_create(
         [Voucher(code=generate_code(), batch=batch) for _ in range(count)]
+    )
+
+
+def convert_separately(membership: Membership, codes: list[str]) -> ConversionResult:
+    """`codes` converted through the service, one license each, by the member for its
+    organization with the test registration (what the wizard's confirm step calls)."""
+    return vouchers_convert(
+        codes=codes,
+        organization=membership.organization,
+        registration=REGISTRATION,
+        acting_user=membership.user,
+        combine=False,
     )
 
 

@@ -14,13 +14,11 @@ from portal.emails import AttachmentRef, deliver, queue_email_rendered
 from portal.models import OutboundEmail
 from portal.services import outbound_email_send, outbound_emails_send
 from portal.tasks import send_outbound_email
-from tests.licensing.factories import REGISTRATION
 from tests.portal.factories import MembershipFactory
-from tests.vouchers.factories import vouchers
+from tests.vouchers.factories import convert_separately, vouchers
 from tests.vouchers.zips import assert_zip_of
 from vouchers.emails import CONVERSION_FILES, ZIP_NAME, ZIP_THRESHOLD
 from vouchers.models import VoucherConversion
-from vouchers.services import vouchers_convert
 
 pytestmark = pytest.mark.django_db
 
@@ -29,13 +27,7 @@ COUNT = ZIP_THRESHOLD + 2
 
 def _convert() -> VoucherConversion:
     member = MembershipFactory()
-    result = vouchers_convert(
-        codes=[v.code for v in vouchers(COUNT)],
-        organization=member.organization,
-        registration=REGISTRATION,
-        acting_user=member.user,
-        combine=False,
-    )
+    result = convert_separately(member, [v.code for v in vouchers(COUNT)])
     assert len(result.licenses) == COUNT
     return result.conversion
 
@@ -136,9 +128,7 @@ def test_staff_resend_a_failed_conversion_email_with_its_zip(
     assert_zip_of(content, conversion)
 
 
-def test_past_the_attachment_limit_the_email_links_to_the_zip_instead(
-    client, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+def test_past_the_attachment_limit_the_email_links_to_the_zip_instead(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from vouchers import emails
 
     monkeypatch.setattr(emails, "ATTACH_MAX_LICENSES", COUNT - 1)  # the email's and the page's

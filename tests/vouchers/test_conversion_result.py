@@ -10,12 +10,11 @@ from django.test import Client
 from django.urls import reverse
 
 from licensing.models import License
-from tests.licensing.factories import REGISTRATION, ProductVersionFactory
+from tests.licensing.factories import ProductVersionFactory
 from tests.portal.factories import MembershipFactory
-from tests.vouchers.factories import vouchers
+from tests.vouchers.factories import convert_separately, vouchers
 from vouchers.models import Voucher, VoucherConversion
 from vouchers.selectors import conversion_licenses
-from vouchers.services import vouchers_convert
 from vouchers.views import RESULT_PAGE_SIZE
 
 pytestmark = pytest.mark.django_db
@@ -28,14 +27,7 @@ def converted(client: Client) -> VoucherConversion:
     membership = MembershipFactory()
     client.force_login(membership.user)
     batch = vouchers(COUNT, version=ProductVersionFactory())
-    result = vouchers_convert(
-        codes=[v.code for v in batch],
-        organization=membership.organization,
-        registration=REGISTRATION,
-        acting_user=membership.user,
-        combine=False,
-    )
-    return result.conversion
+    return convert_separately(membership, [v.code for v in batch]).conversion
 
 
 def _rows(page: str) -> list[str]:
@@ -96,13 +88,7 @@ def test_the_codes_not_converted_are_paged_on_their_own(
     client.force_login(membership.user)
     batch = vouchers(RESULT_PAGE_SIZE + 5, version=ProductVersionFactory())
     unknown = [f"ZZZZZ-ZZZZZ-{number:05d}" for number in range(REFUSED)]
-    conversion = vouchers_convert(
-        codes=[v.code for v in batch] + unknown,
-        organization=membership.organization,
-        registration=REGISTRATION,
-        acting_user=membership.user,
-        combine=False,
-    ).conversion
+    conversion = convert_separately(membership, [v.code for v in batch] + unknown).conversion
     url = reverse("voucher-conversion", kwargs={"pk": conversion.pk})
 
     with django_assert_max_num_queries(10):

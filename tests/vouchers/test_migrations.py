@@ -9,12 +9,10 @@ import pytest
 from django.apps import apps
 
 from licensing.models import License
-from tests.licensing.factories import REGISTRATION
 from tests.portal.factories import MembershipFactory
-from tests.vouchers.factories import vouchers
+from tests.vouchers.factories import convert_separately, vouchers
 from vouchers.models import VoucherConversion, VoucherConversionLicense
 from vouchers.selectors import conversion_licenses
-from vouchers.services import vouchers_convert
 
 pytestmark = pytest.mark.django_db
 
@@ -37,13 +35,7 @@ def _item(license: License, codes: list[str]) -> dict[str, object]:
 def test_json_licenses_become_rows_in_order_and_back() -> None:
     membership = MembershipFactory()
     batch = vouchers(3)
-    result = vouchers_convert(
-        codes=[v.code for v in batch],
-        organization=membership.organization,
-        registration=REGISTRATION,
-        acting_user=membership.user,
-        combine=False,
-    )
+    result = convert_separately(membership, [v.code for v in batch])
     conversion = result.conversion
     issued = conversion_licenses(conversion)
     codes = {v.license_id: [v.code] for v in type(batch[0]).objects.all()}
