@@ -129,7 +129,7 @@ class Command(BaseCommand):
             return
         self.today = timezone.localdate()
         self.now = timezone.now()
-        self.password = make_password(BENCH_PASSWORD)  # hashed once: PBKDF2 is slow on purpose
+        self.password = make_password(BENCH_PASSWORD)  # hashed once: hashing is slow on purpose
         self.rng = random.Random(13)  # noqa: S311 - fixture data, reproducible
         self.started = started
         with transaction.atomic():
