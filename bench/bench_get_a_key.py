@@ -4,6 +4,8 @@
   per second, beside its floor: the very rows one of those mints wrote (captured from it with an
   execute wrapper: registration, license, audit events, outbox email, redemption, serial
   update), replayed with raw psycopg in one transaction per mint, with fresh ids and keys.
+  For the record, the same rows written through Django's ORM alone (model saves and one
+  bulk_create, no domain logic, no email rendering, no broker): what the ORM costs by itself.
 - Statements per mint and how often the serial is read, counted without a cap.
 - The wizard over HTTP (Django's test client through the whole middleware stack): queries per
   license for the whole wizard (every GET and POST until the result page) and for the confirm
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -24,17 +27,24 @@ from typing import Any
 import psycopg
 from common import QUICK, Target, count_queries, emit
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from httpkit import form_fields
 from psycopg.types.json import Json, Jsonb
 
 from licensing.codes import generate_license_key
 from licensing.licensefile import build_license_file, verify_license_file
-from licensing.models import Product, ProductVersion, SerialNumber
+from licensing.models import (
+    License,
+    Product,
+    ProductVersion,
+    SerialNumber,
+    SerialRedemption,
+    SupportRegistration,
+)
 from licensing.services import serial_redeem, serials_create
 from licensing.signing import get_public_key, get_signing_key
-from portal.models import Membership, Organization, User
+from portal.models import AuditEvent, Membership, Organization, OutboundEmail, User
 
 MINTS = 100 if QUICK else 300
 WIZARDS = 5 if QUICK else 20
@@ -116,6 +126,44 @@ def raw_floor(writes: list[tuple[str, Any]], old: dict[str, Any], serials: list[
         return len(serials) / (time.perf_counter() - started)
 
 
+def _fresh(instance: Any, **changes: Any) -> Any:
+    """A copy of a saved model instance, not yet saved, with `changes` applied."""
+    fresh = copy.copy(instance)  # Model.__getstate__ copies its _state and relation cache
+    fresh._state.adding = True
+    for name, value in changes.items():
+        setattr(fresh, name, value)
+    return fresh
+
+
+def orm_floor(license: License, serial: SerialNumber, serials: list[SerialNumber]) -> float:
+    """Mints per second writing the rows `license`'s mint wrote through the ORM alone: one
+    transaction per mint, a save per row and one bulk_create for the audit events, as the mint
+    writes them; no lookups, checks, email rendering or broker hand-off."""
+    registration = SupportRegistration.objects.get(pk=license.registration_id)
+    email = OutboundEmail.objects.latest("created_at")  # the last mint's: the same email
+    redemption = SerialRedemption.objects.get(serial=serial)
+    events = list(AuditEvent.objects.filter(object_id__in=[str(license.pk), str(serial.pk)]))
+    started = time.perf_counter()
+    for each in serials:
+        with transaction.atomic():
+            copied = _fresh(registration, pk=None)
+            copied.save(force_insert=True)
+            minted = _fresh(license, pk=uuid.uuid4(), key=generate_license_key(),
+                            registration=copied)  # fmt: skip
+            minted.save(force_insert=True)
+            _fresh(email, pk=uuid.uuid4()).save(force_insert=True)
+            _fresh(redemption, pk=None, serial=each, code=each.code, license=minted).save(
+                force_insert=True
+            )
+            each.status = SerialNumber.Status.REDEEMED
+            each.license = minted
+            each.redeemed_by_id = serial.redeemed_by_id
+            each.redeemed_at = serial.redeemed_at
+            each.save(update_fields=["status", "redeemed_by", "redeemed_at", "license"])
+            AuditEvent.objects.bulk_create([_fresh(event, pk=uuid.uuid4()) for event in events])
+    return len(serials) / (time.perf_counter() - started)
+
+
 def mint_figures(organization: Organization, user: User, serials: list[SerialNumber]) -> None:
     first, rest = serials[0], serials[1 : MINTS + 1]
     recorder = Recorder()
@@ -144,10 +192,16 @@ def mint_figures(organization: Organization, user: User, serials: list[SerialNum
             )
         rate = len(rest) / (time.perf_counter() - started)
     floor = raw_floor(writes, old, serials[MINTS + 1 : 2 * MINTS + 1])
+    first.refresh_from_db()
+    orm = orm_floor(license, first, serials[2 * MINTS + 1 : 3 * MINTS + 1])
     tables = ", ".join(sql.split('"')[1] for sql, _params in writes)
     emit("Mint: serials redeemed through the service, one transaction each", rate, "/s",
          floor_name="the same rows with raw psycopg", floor_value=floor, target=Target(">=", 0.5),
          note=f"{len(rest)} mints each way; rows written per mint: {tables}")  # fmt: skip
+    emit("Mint: the same rows through Django's ORM alone", orm, "/s",
+         floor_name="the same rows with raw psycopg", floor_value=floor,
+         note="a save per row and one bulk_create, one transaction per mint; no domain logic, "
+         "email rendering or broker hand-off: what the ORM costs by itself")  # fmt: skip
     emit("Mint: statements per mint", counter.count / len(rest), "statements",
          note=f"the serial read {counter.serial_reads / len(rest):.1f} times per mint; "
          f"the floor sends {len(writes)} statements")  # fmt: skip
@@ -211,9 +265,9 @@ def main() -> None:
     user = User.objects.create_user(email=f"bench-mint-{stamp}@bench.example", password=None)
     organization = Organization.objects.create(name=f"Bench Mint {stamp}")
     Membership.objects.create(user=user, organization=organization, role="admin")
-    serials = serials_create(version=version, count=2 * MINTS + 2 + WIZARDS)
-    mint_figures(organization, user, serials[: 2 * MINTS + 1])
-    wizard_figures(organization, user, serials[2 * MINTS + 1 :])
+    serials = serials_create(version=version, count=3 * MINTS + 2 + WIZARDS)
+    mint_figures(organization, user, serials[: 3 * MINTS + 1])
+    wizard_figures(organization, user, serials[3 * MINTS + 1 :])
     signing_figures()
 
 
