@@ -127,9 +127,13 @@ def main() -> None:
     emit("Dashboard, requests/s at c=8", dashboard.rps, "rps",
          floor_name=FLOOR, floor_value=floor.rps, note=f"p50 {dashboard.p50:.0f} ms")  # fmt: skip
 
-    page, floor = pair(url, "/licenses/", small)
+    page, layout, floor = alternate(url, ["/licenses/", "/bench-floor/layout/", "/bench-floor/"],
+                                    small)  # fmt: skip
     emit("License list, 1,000 licenses: requests/s at c=8", page.rps, "rps",
          floor_name=FLOOR, floor_value=floor.rps, target=Target(">=", 0.5))  # fmt: skip
+    emit("The layout alone (base.html, no content): requests/s at c=8", layout.rps, "rps",
+         floor_name=FLOOR, floor_value=floor.rps,
+         note=f"what every page renders besides its content; p50 {layout.p50:.0f} ms")  # fmt: skip
     emit("License list, 1,000 licenses: p50 at c=8", page.p50, "ms",
          floor_name=FLOOR, floor_value=floor.p50)  # fmt: skip
 

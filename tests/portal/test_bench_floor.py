@@ -48,6 +48,17 @@ def test_the_floor_answers_with_the_user_when_switched_on(client: Client) -> Non
     assert response.content.decode() == str(user.pk)
 
 
+@pytest.mark.usefixtures("floor_mounted")
+def test_the_layout_floor_renders_the_layout_for_the_user(client: Client) -> None:
+    user = UserFactory()
+    assert client.get("/bench-floor/layout/").status_code == 302
+    client.force_login(user)
+    response = client.get("/bench-floor/layout/")
+    assert response.status_code == 200
+    assert response.templates[0].name == "base.html"
+    assert 'data-testid="account-menu"' in response.content.decode()  # the logged-in layout
+
+
 def _settings_value(expression: str, **env: str) -> str:
     inherited = {
         key: value
