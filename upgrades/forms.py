@@ -51,7 +51,14 @@ class LineForm(forms.Form):
     line = forms.ChoiceField(
         label=_("Product to upgrade"),
         widget=forms.RadioSelect,
-        error_messages={"required": _("Choose the product to upgrade.")},
+        error_messages={
+            "required": _("Choose the product to upgrade."),
+            # Also a line used up since the page was shown (by a colleague, in another tab).
+            "invalid_choice": _(
+                "Choose one of the products listed: the one you chose has nothing left to "
+                "upgrade with this notification."
+            ),
+        },
     )
 
     def __init__(self, *args: Any, lines: list[UpgradeLine], **kwargs: Any) -> None:
@@ -74,6 +81,13 @@ class LineForm(forms.Form):
             self.fields["line"].initial = str(lines[0].pk)
 
 
+# The line was used up after it was chosen: by a colleague, or in another tab.
+NOTHING_LEFT_ON_LINE = _(
+    "Nothing is left to upgrade on this line any more: it has just been used, perhaps by "
+    "someone else in your organization. Go back and choose another product, if one is left."
+)
+
+
 class QuantityForm(forms.Form):
     quantity = forms.IntegerField(
         label=_("Quantity"),
@@ -88,7 +102,9 @@ class QuantityForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["quantity"]
         field.validators.append(_MaxValue(remaining))
-        field.help_text = _("From 1 to %(max)d.") % {"max": remaining}
+        field.help_text = (
+            _("From 1 to %(max)d.") % {"max": remaining} if remaining else NOTHING_LEFT_ON_LINE
+        )
         field.widget.attrs.update({"min": 1, "max": remaining})
         self.initial.setdefault("quantity", remaining)
 
@@ -98,6 +114,8 @@ class _MaxValue:
         self.limit = limit
 
     def __call__(self, value: int) -> None:
+        if not self.limit:  # used up since the line was chosen
+            raise forms.ValidationError(NOTHING_LEFT_ON_LINE, code="max_value")
         if value > self.limit:
             raise forms.ValidationError(
                 _("Only %(max)d can be upgraded on this line. Enter 1 to %(max)d."),

@@ -339,6 +339,14 @@ def upgrade_redeem(
         raise UpgradeError(
             _("This upgrade notification expired on %(date)s.") % {"date": notification.expires_on}
         )
+    if not line.remaining_quantity:  # used up since the wizard showed it
+        raise UpgradeError(
+            _(
+                "Nothing is left to upgrade on this line any more: it was used while you were "
+                "confirming, perhaps by someone else in your organization. Start again to see "
+                "what is left."
+            )
+        )
     if quantity < 1 or quantity > line.remaining_quantity:
         raise UpgradeError(
             _("Choose a quantity from 1 to %(max)d: that is what is left to upgrade.")

@@ -182,7 +182,8 @@ def test_line_of_another_notification_is_refused(client, setup) -> None:  # type
     client.get(reverse("upgrade"))
     step(client, "notification", {"notification_id": setup["notification"].code})
     response = step(client, "line", {"line": foreign_line.pk})
-    assert current(response) == "line" and "valid choice" in errors(response)
+    assert current(response) == "line"
+    assert "Choose one of the products listed" in errors(response)
 
 
 def test_confirm_twice_gives_one_license(client, setup) -> None:  # type: ignore[no-untyped-def]
@@ -263,3 +264,54 @@ def test_pending_and_notification_pages_have_bounded_queries(  # type: ignore[no
     assert page.status_code == 200
     with django_assert_max_num_queries(13):  # + the failed-attempt budget the link goes through
         client.get(reverse("upgrade"), {"notification": setup["notification"].code})
+
+
+def test_a_line_used_up_after_it_was_shown_is_refused_at_each_step(client, setup) -> None:  # type: ignore[no-untyped-def]
+    """Someone else in the organization used the line while this wizard was open: each step
+    says so in words that make sense (never "Enter 1 to 0"), and nothing is spent."""
+    line = setup["line"]
+    client.get(reverse("upgrade"))
+    step(client, "notification", {"notification_id": setup["notification"].code})
+    UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=0)
+    response = step(client, "line", {"line": line.pk})
+    assert current(response) == "line"
+    assert "nothing left to upgrade with this notification" in errors(response)
+
+    UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=10)
+    step(client, "line", {"line": line.pk})
+    UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=0)
+    response = step(client, "quantity", {"quantity": 1})
+    assert current(response) == "quantity"
+    assert "Nothing is left to upgrade on this line any more" in errors(response)
+    assert "1 to 0" not in response.content.decode()
+
+    UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=10)
+    response = step(client, "quantity", {"quantity": 1})
+    response = step(client, "registration", REGISTRATION)
+    assert current(response) == "confirm", errors(response)
+    UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=0)
+    # The wizard checks its steps again; its only line used up, the notification has nothing
+    # open any more.
+    response = step(client, "confirm")
+    assert current(response) == "notification"
+    assert "no open upgrade notification" in errors(response)
+    assert not License.objects.filter(source="upgrade").exists()
+    assert not UpgradeRedemption.objects.exists()
+
+
+def test_the_service_refuses_a_used_up_line_in_words(setup) -> None:  # type: ignore[no-untyped-def]
+    """Used up between the wizard's last check and the line's lock (a race): the redirect to
+    the start carries this message."""
+    from upgrades.services import UpgradeError, upgrade_redeem
+
+    UpgradeLine.objects.filter(pk=setup["line"].pk).update(remaining_quantity=0)
+    with pytest.raises(UpgradeError, match="Nothing is left to upgrade on this line any more"):
+        upgrade_redeem(
+            line_id=setup["line"].pk,
+            quantity=1,
+            registration=REGISTRATION,
+            organization=setup["member"].organization,
+            actor=setup["member"].user,
+            token="tok-used-up",
+        )
+    assert not UpgradeRedemption.objects.exists()
