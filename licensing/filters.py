@@ -8,6 +8,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.forms.renderers import DjangoTemplates
@@ -17,13 +18,14 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import Organization
+from portal.models import Organization, User
 
 from .codes import GROUP, KEY_LENGTH, compact, is_base32
 from .models import (
     CustomField,
     CustomFieldValue,
     License,
+    LicenseShare,
     ProductVersion,
     SerialNumber,
     SupportRegistration,
@@ -190,11 +192,13 @@ class LicenseFilter(django_filters.FilterSet):
         *args: Any,
         custom_fields: list[CustomField],
         organization: Organization | None,
+        actor: User | AnonymousUser | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.custom_fields = custom_fields
         self.organization = organization
+        self.actor = actor
         self.filters["product"].extra["choices"] = self._product_choices
         self.filters["version"].extra["choices"] = self._version_choices
         for custom_field in custom_fields:
@@ -289,13 +293,18 @@ class LicenseFilter(django_filters.FilterSet):
         # Matches in other tables become id lists read first, so that every branch of the OR is
         # an indexed condition on the license row (a trigram index or an id lookup) and
         # PostgreSQL can combine them instead of testing each of the organization's rows.
-        registrations = SupportRegistration.objects.filter(
-            Q(company__icontains=text)
-            | Q(primary_name__icontains=text)
-            | Q(primary_email__icontains=text)
-            | Q(technical_name__icontains=text)
-            | Q(technical_email__icontains=text)
-        ).values_list("pk", flat=True)
+        registrations = (
+            SupportRegistration.objects.filter(
+                self._registrations_in_reach(),
+                Q(company__icontains=text)
+                | Q(primary_name__icontains=text)
+                | Q(primary_email__icontains=text)
+                | Q(technical_name__icontains=text)
+                | Q(technical_email__icontains=text),
+            )
+            .order_by()
+            .values_list("pk", flat=True)
+        )
         condition = (
             Q(key__icontains=text)
             | (Q(source_ref__icontains=text) & owned)
@@ -321,6 +330,25 @@ class LicenseFilter(django_filters.FilterSet):
             condition |= Q(pk__in=serial_ids)
         return queryset.filter(condition)
 
+    def _registrations_in_reach(self) -> Q:
+        """The support registrations a search may match: the acting organization's and those of
+        the licenses shared with the actor (a registration belongs to its license's owner).
+
+        Not every organization's: below ~8,000 rows in all PostgreSQL reads the whole table
+        for the five substring tests (0.7 ms at 500 rows, ~2 ms at 1,500, growing with every
+        mint anywhere), where the acting organization's are an index lookup.
+        """
+        reach = Q(pk__in=[])
+        if self.actor is not None and self.actor.is_authenticated:
+            reach = Q(
+                pk__in=LicenseShare.objects.filter(
+                    user=self.actor, revoked_at__isnull=True
+                ).values("license__registration_id")
+            )
+        if self.organization is not None:
+            reach |= Q(organization=self.organization)
+        return reach
+
     def _serial_lineage(self, patterns: list[str]) -> set[Any]:
         """Ids of the acting organization's licenses that a serial matching `patterns` touched:
         the license it created or renewed, and along upgrades the licenses before and after.
@@ -336,9 +364,9 @@ class LicenseFilter(django_filters.FilterSet):
         for pattern in patterns:
             matches |= Q(code__icontains=pattern)
         found = set(
-            SerialNumber.objects.filter(matches, license__owner=self.organization).values_list(
-                "license_id", flat=True
-            )
+            SerialNumber.objects.filter(matches, license__owner=self.organization)
+            .order_by()
+            .values_list("license_id", flat=True)
         )
         frontier = set(found)
         for _step in range(SERIAL_LINEAGE_STEPS):

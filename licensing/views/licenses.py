@@ -275,6 +275,7 @@ def _filtered(
             queryset=base,
             custom_fields=custom_fields,
             organization=request.organization,
+            actor=request.user,
         ),
         custom_fields,
     )
@@ -383,6 +384,7 @@ def bulk_selection(request: PortalRequest) -> list[License]:
             queryset=own,
             custom_fields=custom_fields_of(organization),
             organization=organization,
+            actor=request.user,
         )
         licenses = list(license_filter.sorted_queryset()[: BULK_LIMIT + 1])
         if len(licenses) > BULK_LIMIT:

@@ -8,6 +8,8 @@ import zipfile
 from datetime import date, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from licensing.models import CustomField, CustomFieldValue, LicenseShare, SerialNumber
@@ -103,6 +105,32 @@ def test_search_over_key_serial_host_contacts_and_custom_values(client, admin) -
     found = client.get(url, {"q": serial.code.lower().replace("-", "")}, follow=True)
     assert _keys(found) == {by_serial.key}
     assert _keys(client.get(url, {"q": by_host.key[-11:]})) == {by_host.key}
+
+
+def test_the_contact_search_reads_the_acting_organizations_registrations_only(  # type: ignore[no-untyped-def]
+    client, admin
+) -> None:
+    """Another organization's registration with the same contact is not read (the search used to
+    scan every organization's registrations: a whole-table read up to ~8,000 rows), and its
+    license stays out of the results."""
+    org = admin.organization
+    mine = LicenseFactory(
+        owner=org,
+        registration=SupportRegistrationFactory(organization=org, technical_email="ops@a.example"),
+    )
+    other = MembershipFactory().organization
+    LicenseFactory(
+        owner=other,
+        registration=SupportRegistrationFactory(
+            organization=other, technical_email="ops@a.example"
+        ),
+    )
+    with CaptureQueriesContext(connection) as captured:
+        found = client.get(reverse("license-list"), {"q": "ops@a."})
+    assert _keys(found) == {mine.key}
+    (lookup,) = [q["sql"] for q in captured if 'FROM "licensing_supportregistration"' in q["sql"]]
+    assert f'"licensing_supportregistration"."organization_id" = {org.pk}' in lookup
+    assert "ORDER BY" not in lookup
 
 
 def test_custom_field_filter_and_column(client, admin) -> None:  # type: ignore[no-untyped-def]

@@ -195,3 +195,18 @@ def test_administrators_keep_bulk_custom_data(client, world) -> None:  # type: i
         {"licenses": [world["new"].pk], "apply": "1", f"cf_{field.pk}": "CC-2"},
     )
     assert response.status_code == 302 and CustomFieldValue.objects.get().value == "CC-2"
+
+
+def test_a_recipient_finds_a_shared_license_by_its_support_contacts(client, world) -> None:  # type: ignore[no-untyped-def]
+    """The registration belongs to the owner, yet the recipient sees it: the search reaches it
+    through the share, and stops reaching it when the share is revoked."""
+    new = world["new"]
+    contact = new.registration.technical_email
+    client.force_login(world["reader"].user)
+    found = client.get(reverse("license-list"), {"q": contact})
+    assert [row["license"].key for row in found.context["rows"]] == [new.key]
+    LicenseShare.objects.filter(license=new, user=world["reader"].user).update(
+        revoked_at=new.issued_at
+    )
+    found = client.get(reverse("license-list"), {"q": contact})
+    assert found.context["page"].paginator.count == 0
