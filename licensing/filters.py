@@ -335,7 +335,7 @@ class LicenseFilter(django_filters.FilterSet):
         the licenses shared with the actor (a registration belongs to its license's owner).
 
         Not every organization's: below ~8,000 rows in all PostgreSQL reads the whole table
-        for the five substring tests (0.7 ms at 500 rows, ~2 ms at 1,500, growing with every
+        for the five substring tests (0.7 ms at 500 rows, 1.6 ms at 1,500, growing with every
         mint anywhere), where the acting organization's are an index lookup.
         """
         reach = Q(pk__in=[])
