@@ -102,9 +102,10 @@ class QuantityForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["quantity"]
         field.validators.append(_MaxValue(remaining))
-        field.help_text = (
-            _("From 1 to %(max)d.") % {"max": remaining} if remaining else NOTHING_LEFT_ON_LINE
-        )
+        if remaining:
+            field.help_text = _("From 1 to %(max)d.") % {"max": remaining}
+        elif not self.is_bound:  # a submitted form says it as its error, once
+            field.help_text = NOTHING_LEFT_ON_LINE
         field.widget.attrs.update({"min": 1, "max": remaining})
         self.initial.setdefault("quantity", remaining)
 

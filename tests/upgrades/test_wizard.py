@@ -283,7 +283,9 @@ def test_a_line_used_up_after_it_was_shown_is_refused_at_each_step(client, setup
     response = step(client, "quantity", {"quantity": 1})
     assert current(response) == "quantity"
     assert "Nothing is left to upgrade on this line any more" in errors(response)
-    assert "1 to 0" not in response.content.decode()
+    page = response.content.decode()
+    assert "1 to 0" not in page
+    assert page.count("Nothing is left to upgrade on this line any more") == 1  # error, no help
 
     UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=10)
     response = step(client, "quantity", {"quantity": 1})
@@ -315,3 +317,14 @@ def test_the_service_refuses_a_used_up_line_in_words(setup) -> None:  # type: ig
             token="tok-used-up",
         )
     assert not UpgradeRedemption.objects.exists()
+
+
+def test_a_quantity_form_with_nothing_left_says_so_once() -> None:
+    from upgrades.forms import QuantityForm
+
+    shown = QuantityForm(remaining=0)
+    assert "Nothing is left" in str(shown.fields["quantity"].help_text)
+    submitted = QuantityForm({"quantity": "1"}, remaining=0)
+    assert not submitted.is_valid()
+    assert "Nothing is left" in " ".join(submitted.errors["quantity"])
+    assert not submitted.fields["quantity"].help_text
