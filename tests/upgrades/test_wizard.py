@@ -287,7 +287,22 @@ def test_a_line_used_up_after_it_was_shown_is_refused_at_each_step(client, setup
     assert "1 to 0" not in page
     assert page.count("Nothing is left to upgrade on this line any more") == 1  # error, no help
 
+    # Back to the products: none is left, and the page says so instead of an empty choice.
+    response = client.post(
+        reverse("upgrade"),
+        {
+            f"{PREFIX}-current_step": "quantity",
+            f"{PREFIX}-instance": instance_token(client, PREFIX),
+            "wizard_goto_step": "line",
+        },
+    )
+    assert current(response) == "line"
+    page = response.content.decode()
+    assert 'data-testid="nothing-left"' in page and reverse("upgrades-pending") in page
+    assert 'name="line-line"' not in page
+
     UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=10)
+    step(client, "line", {"line": line.pk})
     response = step(client, "quantity", {"quantity": 1})
     response = step(client, "registration", REGISTRATION)
     assert current(response) == "confirm", errors(response)
