@@ -152,6 +152,8 @@ class UpgradeWizard(PortalWizard):
         context["step_titles"].append((len(self.steps.all) + 1, "result", _("License key")))
         context["notification"] = self._notification()
         context["line"] = self._line()
+        # Every line used up while the wizard was open: nothing to choose, Back only.
+        context["nothing_left"] = self.steps.current == "line" and not form.fields["line"].choices
         if self.steps.current == "confirm":
             context["quantity"] = (self.get_cleaned_data_for_step("quantity") or {}).get("quantity")
             context["registration"] = self.get_cleaned_data_for_step("registration") or {}
