@@ -25,11 +25,11 @@ from .models import (
     CustomField,
     CustomFieldValue,
     License,
-    LicenseShare,
     ProductVersion,
     SerialNumber,
     SupportRegistration,
 )
+from .selectors import active_shares
 from .services import custom_value_clean
 
 # Not the status words ("Active", "Expired"): a license's status and its maintenance are two
@@ -340,11 +340,7 @@ class LicenseFilter(django_filters.FilterSet):
         """
         reach = Q(pk__in=[])
         if self.actor is not None and self.actor.is_authenticated:
-            reach = Q(
-                pk__in=LicenseShare.objects.filter(
-                    user=self.actor, revoked_at__isnull=True
-                ).values("license__registration_id")
-            )
+            reach = Q(pk__in=active_shares(self.actor).values("license__registration_id"))
         if self.organization is not None:
             reach |= Q(organization=self.organization)
         return reach

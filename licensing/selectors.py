@@ -13,8 +13,13 @@ from portal.policy import Action, LicenseAccess, OrganizationAccess, organizatio
 from .models import CustomField, License, LicenseShare, SupportRegistration
 
 
+def active_shares(actor: User) -> QuerySet[LicenseShare]:
+    """The shares that let `actor` see a license now: theirs, not revoked."""
+    return LicenseShare.objects.filter(user=actor, revoked_at__isnull=True)
+
+
 def _active_shares(actor: User) -> QuerySet[LicenseShare]:
-    return LicenseShare.objects.filter(license=OuterRef("pk"), user=actor, revoked_at__isnull=True)
+    return active_shares(actor).filter(license=OuterRef("pk"))
 
 
 def _owned(actor: User, organization: Organization | None, purpose: Action) -> Q | None:
@@ -48,11 +53,7 @@ def licenses_visible_to(
         return License.objects.none()
     # Shares per person are few: fetching their ids first keeps the main query an index scan
     # on owner (OR a short id list) instead of an EXISTS evaluated on every license row.
-    shared_ids = list(
-        LicenseShare.objects.filter(user=actor, revoked_at__isnull=True).values_list(
-            "license_id", flat=True
-        )
-    )
+    shared_ids = list(active_shares(actor).values_list("license_id", flat=True))
     # An empty id list drops out of the OR when the query is compiled.
     visible = Q(pk__in=shared_ids)
     owned = _owned(actor, organization, purpose)

@@ -3,8 +3,7 @@
 Benchmarks measure every page beside it under the same server (bench/REPORT.md), so a ratio
 says what the page adds to the cost every logged-in request pays anyway. A second floor renders
 the portal's layout with nothing in it: what every page pays besides its own content. They are
-mounted only
-when PORTAL_BENCH_FLOOR is set, and never in production mode (portal/settings.py).
+mounted only when PORTAL_BENCH_FLOOR is set, and never in production mode (portal/settings.py).
 """
 
 from __future__ import annotations
