@@ -251,7 +251,8 @@ def basis_for_file(
         license = licenses.filter(pk=ident).first()
         if license is not None:
             return Basis(license=license)
-    elif kind == "serial" and ident.isdigit() and len(ident) < 19:
+    # isascii: "²" is a digit to isdigit() but not to int().
+    elif kind == "serial" and ident.isascii() and ident.isdigit() and len(ident) < 19:
         serial = serials.filter(pk=int(ident)).first()
         if serial is not None:
             return Basis(serial=serial)

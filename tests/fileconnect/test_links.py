@@ -141,3 +141,16 @@ def test_links_are_fresh_on_every_page_load_and_name_the_user(client, world) -> 
     links = download_links(license_page(client, license))
     assert set(links) == {catalog.f14.pk, catalog.f15.pk, catalog.f15_linux.pk}
     assert all(f"/files/{pk}/download/" in url for pk, url in links.items())
+
+
+@pytest.mark.parametrize(
+    "basis", ["serial:²", "serial:١٢", "serial:-1", "license:not-a-uuid", "serial:", ":", "x" * 500]
+)
+def test_a_fresh_link_for_an_odd_basis_falls_back_to_what_entitles(client, world, basis) -> None:  # type: ignore[no-untyped-def]
+    # "²" and Arabic-Indic digits are digits to str.isdigit() but not to int(): a 500 before.
+    catalog, license = world["catalog"], world["license"]
+    client.force_login(world["customer"].user)
+    response = client.post(reverse("fileconnect-link", args=[catalog.f14.pk]), {"basis": basis})
+    assert response.status_code == 302
+    assert body(client.get(response["Location"])) == b"fourteen" * 100
+    assert DownloadEvent.objects.get().license == license
