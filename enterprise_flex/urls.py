@@ -5,12 +5,13 @@ from django.urls import path
 from . import views
 from .wizard import DrawdownWizard
 
-# Contract numbers look like EF-12345678; the pattern keeps other junk out of the lookups.
-NUMBER = "<str:number>"
+# Contract numbers look like EF-12345678, invitation tokens are token_urlsafe: a slug keeps
+# other junk (a NUL, which PostgreSQL refuses in a query) out of the lookups, a 404 before any.
+NUMBER = "<slug:number>"
 
 urlpatterns = [
     path("", views.contract_list, name="ef-contracts"),
-    path("invitations/<str:token>/", views.invitation_landing, name="ef-invitation"),
+    path("invitations/<slug:token>/", views.invitation_landing, name="ef-invitation"),
     path(f"{NUMBER}/", views.contract_detail, name="ef-contract"),
     path(f"{NUMBER}/draw-down/", DrawdownWizard.as_view(), name="ef-drawdown"),
     path(f"{NUMBER}/drawdowns/", views.drawdown_list, name="ef-drawdowns"),

@@ -72,3 +72,21 @@ def test_junk_never_gives_a_500(client, who) -> None:  # type: ignore[no-untyped
     assert _snapshot() == before
     world.line.refresh_from_db()
     assert world.line.drawn_quantity == 0
+
+
+@pytest.mark.parametrize("who", ["super_user", None])
+def test_a_nul_in_a_contract_number_or_invitation_token_is_a_not_found(client, who) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL refuses a NUL in a text parameter: the lookup itself was a 500.
+    world = make_world()
+    if who is not None:
+        client.force_login(world.user(who))
+    number = world.contract.number
+    paths = [
+        f"/enterprise-flex/{number}%00/",
+        "/enterprise-flex/EF-1%00/draw-down/",
+        f"/enterprise-flex/{number}%00/reports/1/",
+        "/enterprise-flex/invitations/abc%00def/",
+    ]
+    for path in paths:
+        assert client.get(path).status_code == 404, path
+        assert client.post(path).status_code in (403, 404), path
