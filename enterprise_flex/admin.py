@@ -264,6 +264,18 @@ class EFContractAdmin(admin.ModelAdmin):
         actor = _staff(request)
         # What formset.save() would record, for the admin's change message.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        # Rows leave after every other row is saved: a super user removed or replaced in the
+        # same save that makes another user super finds that one already there. A user still
+        # named on another row stays (two rows that swap users swap levels).
+        leaving: list[Any] = []
+        staying = {
+            f.cleaned_data["user"].pk
+            for f in formset.forms
+            if isinstance(f.instance, EFContractUser)
+            and getattr(f, "cleaned_data", None)
+            and not f.cleaned_data.get("DELETE")
+            and f.cleaned_data.get("user") is not None
+        }
         for inline_form in formset.forms:
             data = getattr(inline_form, "cleaned_data", None)
             if not data:
@@ -271,16 +283,33 @@ class EFContractAdmin(admin.ModelAdmin):
             instance = inline_form.instance
             if data.get("DELETE"):
                 if instance.pk:
-                    self._delete(instance, actor)
+                    leaving.append(self._stored(instance))
                     formset.deleted_objects.append(instance)
                 continue
             if instance.pk and not inline_form.has_changed():
                 continue
+            if isinstance(instance, EFContractUser) and instance.pk:
+                # The form already put the submitted user on the instance: the stored row
+                # says who was there before. Another person on the row: the old one leaves.
+                before = self._stored(instance)
+                if before.user_id != data["user"].pk:
+                    leaving.append(before)
             saved = self._save(contract, instance, data, actor)
             if instance.pk:
                 formset.changed_objects.append((saved, inline_form.changed_data))
             else:
                 formset.new_objects.append(saved)
+        for stored in leaving:
+            if isinstance(stored, EFContractUser) and stored.user_id in staying:
+                continue
+            self._delete(stored, actor)
+
+    @staticmethod
+    def _stored(instance: Any) -> Any:
+        """The row as the database holds it, before this form's values were put on it."""
+        if isinstance(instance, EFContractUser):
+            return EFContractUser.objects.select_related("user").get(pk=instance.pk)
+        return instance
 
     @staticmethod
     def _delete(instance: Any, actor: User) -> None:
@@ -310,9 +339,6 @@ class EFContractAdmin(admin.ModelAdmin):
                 site = site_update(site=site, values=values, active=False, actor=actor)
             return site
         if isinstance(instance, EFContractUser):
-            if instance.pk and instance.user_id != data["user"].pk:
-                # Another person in an existing row: the old one leaves, the new one joins.
-                contract_user_remove(contract_user=instance, actor=actor)
             return contract_user_set(
                 contract=contract, user=data["user"], level=data["level"], actor=actor
             )

@@ -226,3 +226,70 @@ def _errors(response: Any) -> Any:
         + [formset.errors for formset in context.get("inline_admin_formsets", [])]
         + [f.formset.non_form_errors() for f in context.get("inline_admin_formsets", [])]
     )
+
+
+def test_replacing_the_user_of_a_row_takes_the_old_user_off_the_contract(client, staff) -> None:  # type: ignore[no-untyped-def]
+    # The form had already put the new user on the row's instance, so the old one was never
+    # removed: they kept their access while admin said the row was changed.
+    world = make_world()
+    contract = world.contract
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
+    newcomer = MembershipFactory(organization=contract.organization, role=Membership.Role.MEMBER)
+    data = _change_data(contract)
+    index = next(i for i in range(5) if data.get(f"users-{i}-user") == world.contract_user.pk)
+    data[f"users-{index}-user"] = newcomer.user.pk
+    response = client.post(url, data)
+    assert response.status_code == 302, _errors(response)
+    levels = dict(contract.users.values_list("user__email", "level"))
+    assert world.contract_user.email not in levels
+    assert levels[newcomer.user.email] == "contract"
+    actions = list(AuditEvent.objects.filter(actor=staff).values_list("action", flat=True))
+    assert sorted(actions) == ["ef.user_added", "ef.user_removed"]
+
+
+def test_replacing_the_only_super_user_keeps_a_super_user(client, staff) -> None:  # type: ignore[no-untyped-def]
+    world = make_world()
+    contract = world.contract
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
+    newcomer = MembershipFactory(organization=contract.organization, role=Membership.Role.MEMBER)
+    data = _change_data(contract)
+    index = next(i for i in range(5) if data.get(f"users-{i}-user") == world.super_user.pk)
+    data[f"users-{index}-user"] = newcomer.user.pk
+    response = client.post(url, data)
+    assert response.status_code == 302, _errors(response)
+    supers = list(contract.users.filter(level="super").values_list("user__email", flat=True))
+    assert supers == [newcomer.user.email]
+
+
+def test_removing_the_super_user_while_making_another_one_in_one_save(client, staff) -> None:  # type: ignore[no-untyped-def]
+    # The removal was applied first and refused as the last super user's: a 500.
+    world = make_world()
+    contract = world.contract
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
+    data = _change_data(contract)
+    rows = {data[f"users-{i}-user"]: i for i in range(int(data["users-TOTAL_FORMS"]))}
+    data[f"users-{rows[world.super_user.pk]}-DELETE"] = "on"
+    data[f"users-{rows[world.contract_user.pk]}-level"] = "super"
+    response = client.post(url, data)
+    assert response.status_code == 302, _errors(response)
+    supers = list(contract.users.filter(level="super").values_list("user__email", flat=True))
+    assert supers == [world.contract_user.email]
+
+
+def test_two_rows_that_swap_users_swap_their_levels(client, staff) -> None:  # type: ignore[no-untyped-def]
+    world = make_world()
+    contract = world.contract
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
+    data = _change_data(contract)
+    rows = {data[f"users-{i}-user"]: i for i in range(int(data["users-TOTAL_FORMS"]))}
+    first, second = rows[world.configuration_user.pk], rows[world.contract_user.pk]
+    data[f"users-{first}-user"], data[f"users-{second}-user"] = (
+        world.contract_user.pk,
+        world.configuration_user.pk,
+    )
+    response = client.post(url, data)
+    assert response.status_code == 302, _errors(response)
+    levels = dict(contract.users.values_list("user__email", "level"))
+    assert levels[world.contract_user.email] == "configuration"
+    assert levels[world.configuration_user.email] == "contract"
+    assert levels[world.super_user.email] == "super"
