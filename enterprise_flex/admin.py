@@ -60,6 +60,15 @@ class LineInlineFormSet(forms.BaseInlineFormSet):
             drawn = line.drawn_quantity if line.pk else 0
             if form.cleaned_data.get("DELETE"):
                 continue  # a line with drawdowns is protected: the admin refuses to delete it
+            if line.pk and "version" in form.changed_data:
+                # line_update amends terms only: a new version would be dropped in silence.
+                form.add_error(
+                    "version",
+                    _(
+                        "A line's product version cannot change. Add a line for the other "
+                        "version, and remove this one if nothing was drawn down from it."
+                    ),
+                )
             committed = form.cleaned_data.get("committed_quantity")
             if committed is None:
                 continue

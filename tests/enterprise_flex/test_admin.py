@@ -293,3 +293,18 @@ def test_two_rows_that_swap_users_swap_their_levels(client, staff) -> None:  # t
     assert levels[world.contract_user.email] == "configuration"
     assert levels[world.configuration_user.email] == "contract"
     assert levels[world.super_user.email] == "super"
+
+
+def test_changing_the_version_of_a_line_is_a_form_error(client, staff) -> None:  # type: ignore[no-untyped-def]
+    # line_update takes terms only: the new version was dropped while admin said "changed".
+    world = make_world()
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk])
+    data = _change_data(world.contract)
+    index = next(i for i in range(5) if data.get(f"lines-{i}-id") == world.line.pk)
+    data[f"lines-{index}-version"] = ProductVersionFactory().pk
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "product version cannot change" in response.content.decode()
+    before = world.line.version_id
+    world.line.refresh_from_db()
+    assert world.line.version_id == before
