@@ -23,6 +23,7 @@ from licensing.models import License, ProductVersion, SupportRegistration, add_m
 from licensing.services import IssueSource, license_issue
 from portal.formats import short_date
 from portal.models import Membership, Organization, User
+from portal.ratelimit import invitations_refusal
 from portal.services import audit_record, membership_ensure
 
 from .emails import invitation_email_queue, reminder_email_queue, user_added_email_queue
@@ -510,6 +511,12 @@ def invitation_create(*, contract: EFContract, email: str, level: str, actor: Us
     email = email.strip().lower()
     if level not in EFContractUser.Level.values:
         raise EFError(_("Choose a level: contract user, configuration user or super user."))
+    # The portal's limit on emails to addresses a user typed (invitations and shares): the
+    # organization's row lock makes concurrent invitations count one after the other.
+    Organization.objects.select_for_update().filter(pk=contract.organization_id).first()
+    refusal = invitations_refusal(actor=actor, organization=contract.organization)
+    if refusal:
+        raise EFError(refusal)
     if EFContractUser.objects.filter(contract=contract, user__email__iexact=email).exists():
         raise EFError(
             _("%(email)s is already a user of this contract: change their level instead.")

@@ -191,7 +191,8 @@ def people_emailed(
         events = events.filter(actor=actor)
     if organization is not None:
         events = events.filter(organization=organization)
-    invitations = events.filter(action="invitation.sent").count()
+    # An Enterprise Flexible contract's invitation is one too (enterprise_flex.services).
+    invitations = events.filter(action__in=("invitation.sent", "ef.invitation_sent")).count()
     shares = events.filter(action="license.shared").values("details__email").distinct().count()
     return invitations + shares
 

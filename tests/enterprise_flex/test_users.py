@@ -190,3 +190,34 @@ def test_bad_invitation_input_is_a_form_error(client, world) -> None:  # type: i
         response = client.post(users_url(world), {"invite": "1", **data})
         assert response.status_code == 400
     assert not EFInvitation.objects.exists()
+
+
+def test_contract_invitations_share_the_hourly_limit_of_invitations_and_shares(
+    client, world, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # Each one emails an address a user typed: without the limit a super user could send any
+    # number, and re-inviting one address re-sends to it every time.
+    settings.PORTAL_INVITES_PER_USER_PER_HOUR = 3
+    for _ in range(3):
+        response = client.post(
+            users_url(world),
+            {"invite": "1", "invite-email": "victim@example.com", "invite-level": "contract"},
+        )
+        assert response.status_code == 302
+    response = client.post(
+        users_url(world),
+        {"invite": "1", "invite-email": "other@example.com", "invite-level": "contract"},
+        follow=True,
+    )
+    assert "sent many invitations and shares in the last hour" in response.content.decode()
+    assert OutboundEmail.objects.filter(template="ef_invitation").count() == 3
+    assert not EFInvitation.objects.filter(email="other@example.com").exists()
+    # The organization's own invitations count against the same budget, and these against it.
+    client.force_login(world.super_user)
+    membership = Membership.objects.get(user=world.super_user)
+    membership.role = "admin"
+    membership.save()
+    response = client.post(
+        reverse("members"), {"email": "third@example.com", "role": "member"}, follow=True
+    )
+    assert "sent many invitations and shares in the last hour" in response.content.decode()
