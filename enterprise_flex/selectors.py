@@ -428,6 +428,10 @@ def reminders_due(*, today: date) -> list[DueReminder]:
         for contract_year in contract.years():
             if (contract.pk, contract_year.number) in submitted:
                 continue
+            if today < contract_year.start:
+                # A short last year can end within 60 days of a day before it starts: its
+                # report cannot be written yet (services.report_window_problem).
+                continue
             days_left = (contract_year.end - today).days
             reason: str | None = None
             if 0 <= days_left <= max(REMINDER_DAYS):

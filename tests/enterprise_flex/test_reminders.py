@@ -126,3 +126,16 @@ def test_the_beat_task_runs_the_service(contract, monkeypatch) -> None:  # type:
 def test_the_reminder_is_in_the_beat_schedule(settings) -> None:  # type: ignore[no-untyped-def]
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "enterprise_flex.tasks.send_ef_reminders" in tasks
+
+
+def test_a_short_last_year_is_not_reminded_before_it_starts() -> None:
+    # Year 2 runs 40 days (2027-01-01 to 2027-02-09): 60 days before its end it has not begun,
+    # and its report cannot be written yet. It was reminded then, beside year 1's 30 days.
+    contract = EFContractFactory(period_start=START, period_end=date(2027, 2, 9))
+    contract_member(contract, "super")
+    assert reminders_send(today=date(2026, 12, 11)) == 1
+    assert sent(contract) == [(1, "year_end_30")]
+    assert reminders_send(today=date(2027, 1, 1)) == 1  # its first day: 39 days left
+    assert sent(contract) == [(1, "year_end_30"), (2, "year_end_60")]
+    email = OutboundEmail.objects.filter(template="ef_reminder").latest("created_at")
+    assert "ends in 39 days" in email.subject
