@@ -44,6 +44,21 @@ def test_license_gets_its_version_and_later_ones_released_during_maintenance(
     assert page.index(">Linux<") < page.index(">Windows x64<", page.index("Version 15.0"))
 
 
+def test_a_drawn_down_license_past_its_contract_is_not_sent_to_renew_with_a_serial(
+    client, catalog
+) -> None:  # type: ignore[no-untyped-def]
+    # Its maintenance follows the Enterprise Flexible contract and a renewal serial is refused
+    # for it (licensing.services.license_renew_with_serial): the renew link led to that refusal.
+    customer = member()
+    license = catalog.license(customer, catalog.v14)
+    License.objects.filter(pk=license.pk).update(source=License.Source.EF_DRAWDOWN)
+    client.force_login(customer.user)
+    page = license_page(client, license).content.decode()
+    assert "maintenance ended on 2025-06-01" in page
+    assert "#renew-title" not in page
+    assert "Enterprise Flexible contract" in page
+
+
 def test_maintenance_window_is_inclusive_and_bounded_on_both_sides(client, catalog) -> None:  # type: ignore[no-untyped-def]
     customer = member()
     on_the_day = catalog.license(
