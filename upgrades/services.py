@@ -62,7 +62,8 @@ def version_publish(*, version: ProductVersion, actor: User | None) -> bool:
 # on the table being filled, which the planner can turn quadratic when its statistics say the
 # table is empty.
 # The eligibility rule: an active license of an earlier version of the same product whose
-# maintenance is current on the release date (ending that very day counts). Both statements
+# maintenance is current on the release date (ending that very day counts), and not drawn down
+# from an Enterprise Flexible contract (those follow the contract's lines). Both statements
 # below spell it out the same way; tests/upgrades/test_publishing.py pins it.
 _OWNERS_WITHOUT_NOTIFICATION_SQL = """
     SELECT DISTINCT l.owner_id
@@ -73,6 +74,7 @@ _OWNERS_WITHOUT_NOTIFICATION_SQL = """
       AND l.status = 'active'
       AND l.quantity > 0
       AND l.maintenance_end >= %(released_on)s
+      AND l.source <> 'ef_drawdown'
       AND NOT EXISTS (SELECT 1 FROM upgrades_upgradenotification n
                       WHERE n.organization_id = l.owner_id
                         AND n.target_version_id = %(version)s)
@@ -90,6 +92,7 @@ _INSERT_LINES_SQL = """
       AND l.status = 'active'
       AND l.quantity > 0
       AND l.maintenance_end >= %(released_on)s
+      AND l.source <> 'ef_drawdown'
     ON CONFLICT (notification_id, source_license_id) DO NOTHING
 """
 
@@ -353,6 +356,13 @@ def upgrade_redeem(
             % {"max": line.remaining_quantity}
         )
     source = License.objects.select_for_update().get(pk=line.source_license_id)
+    if source.source == License.Source.EF_DRAWDOWN:  # a line made before they were excluded
+        raise UpgradeError(
+            _(
+                "This license was drawn down from an Enterprise Flexible contract: new versions "
+                "come through the contract. Ask your account manager."
+            )
+        )
     if source.status != License.Status.ACTIVE or source.quantity < quantity:
         raise UpgradeError(_("The license to upgrade is no longer active with that quantity."))
 
