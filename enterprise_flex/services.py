@@ -419,11 +419,22 @@ def site_update(
 # Contract users and invitations
 
 
+def _members_of_the_customer(contract: EFContract) -> dict[str, int]:
+    # Removing someone from the organization (portal, which knows nothing of contracts) leaves
+    # their contract row: they can no longer act on the contract, so they count for nothing.
+    return {"user__memberships__organization_id": contract.organization_id}
+
+
 def _lock_super_users(contract: EFContract) -> list[int]:
     # Two super users demoting each other at once take turns here; one of them is refused.
+    # Only super users still in the organization count: one who left cannot stand in.
     return list(
-        EFContractUser.objects.select_for_update()
-        .filter(contract=contract, level=EFContractUser.Level.SUPER)
+        EFContractUser.objects.select_for_update(of=("self",))
+        .filter(
+            contract=contract,
+            level=EFContractUser.Level.SUPER,
+            **_members_of_the_customer(contract),
+        )
         .values_list("pk", flat=True)
     )
 
@@ -983,7 +994,9 @@ def reminders_send(*, today: date) -> int:
 def _reminder_send(due: DueReminder) -> bool:
     recipients = sorted(
         EFContractUser.objects.filter(
-            contract=due.contract, level=EFContractUser.Level.SUPER
+            contract=due.contract,
+            level=EFContractUser.Level.SUPER,
+            **_members_of_the_customer(due.contract),
         ).values_list("user__email", flat=True)
     )
     if not recipients:

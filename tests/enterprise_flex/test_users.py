@@ -10,9 +10,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from enterprise_flex.models import EFContractUser, EFInvitation
-from enterprise_flex.services import EFError, contract_user_remove, contract_user_set
+from enterprise_flex.services import (
+    EFError,
+    contract_user_remove,
+    contract_user_set,
+    reminders_send,
+)
 from portal.models import AuditEvent, Membership, OutboundEmail
-from tests.enterprise_flex.factories import World, make_world
+from portal.services import membership_update
+from tests.enterprise_flex.factories import World, contract_member, make_world
 from tests.portal.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -221,3 +227,34 @@ def test_contract_invitations_share_the_hourly_limit_of_invitations_and_shares(
         reverse("members"), {"email": "third@example.com", "role": "member"}, follow=True
     )
     assert "sent many invitations and shares in the last hour" in response.content.decode()
+
+
+def test_a_super_user_who_left_the_organization_is_neither_reminded_nor_counted(
+    client, world
+) -> None:  # type: ignore[no-untyped-def]
+    # Removing a member from the organization leaves their contract row (portal knows nothing of
+    # contracts). They kept receiving the contract's reminders, and they counted as the super
+    # user that let the last one inside the organization step down.
+    leaver = contract_member(world.contract, "super")
+    admin = MembershipFactory(organization=world.contract.organization, role="admin").user
+    membership_update(
+        membership=Membership.objects.get(user=leaver, organization=world.contract.organization),
+        actor=admin,
+        remove=True,
+    )
+    year = world.contract.years()[0]
+    assert reminders_send(today=year.end - timedelta(days=30)) == 1
+    reminder = OutboundEmail.objects.get(template="ef_reminder")
+    assert reminder.to == [world.super_user.email]
+    row = EFContractUser.objects.get(contract=world.contract, user=world.super_user)
+    response = client.post(
+        reverse("ef-user-update", args=[world.contract.number, row.pk]),
+        {"level": "contract"},
+        follow=True,
+    )
+    assert "at least one super user" in response.content.decode()
+    assert level_of(world, world.super_user) == "super"
+    # The leaver's row can still be taken off the contract.
+    leaver_row = EFContractUser.objects.get(contract=world.contract, user=leaver)
+    contract_user_remove(contract_user=leaver_row, actor=world.super_user)
+    assert level_of(world, leaver) is None
