@@ -51,6 +51,13 @@ class ReleaseAdmin(admin.ModelAdmin):
     def file_count(self, obj: Release) -> int:
         return getattr(obj, "file_total", 0)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A release with files keeps its version: another would hand the files to another
+        # product's licensees and rewrite what every logged download says was downloaded.
+        if obj is not None and obj.files.exists():
+            return [*self.readonly_fields, "version"]
+        return self.readonly_fields
+
     def save_model(self, request: HttpRequest, obj: Release, form: Any, change: bool) -> None:
         release_save(release=obj, actor=request.user)  # type: ignore[arg-type]
 

@@ -94,3 +94,32 @@ def test_files_are_read_only_and_never_deleted(admin_client, version) -> None:  
     assert admin_client.get(release_delete).status_code == 403
     assert admin_client.get(reverse("admin:fileconnect_release_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:fileconnect_releasefile_changelist")).status_code == 200
+
+
+def test_a_release_with_files_keeps_its_product_version(admin_client, version) -> None:  # type: ignore[no-untyped-def]
+    # Moving it would hand its files to another product's licensees and rewrite what every
+    # logged download says was downloaded; the version is read-only once files are added.
+    release_file = add_file(version)
+    release = release_file.release
+    other = version_of(ProductFactory(sku="OTH"), "9.0", date(2025, 5, 1))
+    url = reverse("admin:fileconnect_release_change", args=[release.pk])
+    assert 'name="version"' not in admin_client.get(url).content.decode()
+    admin_client.post(
+        url,
+        {
+            "version": other.pk,
+            "released_on": "2025-05-03",
+            "notes": "Moved",
+            "files-TOTAL_FORMS": "1",
+            "files-INITIAL_FORMS": "1",
+            "files-0-id": release_file.pk,
+            "files-0-release": release.pk,
+        },
+    )
+    release.refresh_from_db()
+    assert release.version == version
+    assert release.notes == "Moved"  # the rest of the release can still be edited
+    # Without files, a release made for the wrong version can still be corrected.
+    empty = Release.objects.create(version=version, released_on=date(2025, 5, 1))
+    url = reverse("admin:fileconnect_release_change", args=[empty.pk])
+    assert 'name="version"' in admin_client.get(url).content.decode()
