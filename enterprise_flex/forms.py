@@ -90,6 +90,18 @@ class QuantitySiteForm(forms.Form):
         field = self.fields["site"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = EFSite.objects.filter(pk__in=[s.pk for s in sites]).order_by("name")
+        if not sites:
+            # An empty list and "choose one of the active sites" leave the user stuck.
+            no_site = _(
+                "This contract has no active site to send keys to. Ask its configuration user "
+                "to add a site or make one active."
+            )
+            field.help_text = no_site
+            field.error_messages = {
+                **field.error_messages,
+                "required": no_site,
+                "invalid_choice": no_site,
+            }
         if line is None or not line.version.product.node_locked:
             del self.fields["host_id"]
         else:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from enterprise_flex.models import EFContract, EFDrawdown
+from enterprise_flex.models import EFContract, EFDrawdown, EFSite
 from licensing.models import License
 from portal.models import OutboundEmail
 from tests.enterprise_flex.factories import (
@@ -193,3 +193,13 @@ def test_node_locked_lines_ask_for_the_host_id(client, world) -> None:  # type: 
     )
     assert response.status_code == 302
     assert License.objects.get().host_id == "HOST-42"
+
+
+def test_without_an_active_site_the_quantity_step_says_whom_to_ask(client, world) -> None:  # type: ignore[no-untyped-def]
+    # The site list was empty and the error said to choose one of the active sites.
+    EFSite.objects.filter(contract=world.contract).update(active=False)
+    response = draw_down(client, world.contract, line=world.line, site=world.site, quantity=1)
+    message = "has no active site"
+    assert message in response.content.decode()
+    assert any(message in error for error in response.context["wizard"]["form"].errors["site"])
+    assert not License.objects.exists()
