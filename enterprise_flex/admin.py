@@ -33,6 +33,7 @@ from .services import (
     contract_user_problem,
     contract_user_remove,
     contract_user_set,
+    default_grey_year_end,
     line_add,
     line_change_problem,
     line_delete,
@@ -246,7 +247,10 @@ class EFContractAdmin(admin.ModelAdmin):
                 actor=_staff(request),
                 period_start=data["period_start"],
                 period_end=data["period_end"],
-                grey_year_end=data.get("grey_year_end") or obj.grey_year_end,
+                # Empty: one year after the period, as the field says (and as on the add
+                # page); `obj` already carries the form's empty value, never the stored one.
+                grey_year_end=data.get("grey_year_end")
+                or default_grey_year_end(data["period_end"]),
                 status=data["status"],
             )
             obj.refresh_from_db()

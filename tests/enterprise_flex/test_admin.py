@@ -308,3 +308,18 @@ def test_changing_the_version_of_a_line_is_a_form_error(client, staff) -> None: 
     before = world.line.version_id
     world.line.refresh_from_db()
     assert world.line.version_id == before
+
+
+def test_an_emptied_grey_year_end_is_one_year_after_the_period(client, staff) -> None:  # type: ignore[no-untyped-def]
+    # The field says "Empty: one year after the deployment period", as on the add page; on the
+    # change page an empty value reached the database as NULL: a 500.
+    world = make_world()
+    contract = world.contract
+    data = _change_data(contract, grey_year_end="", period_end="2030-06-30")
+    response = client.post(
+        reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk]), data
+    )
+    assert response.status_code == 302, _errors(response)
+    contract.refresh_from_db()
+    assert contract.period_end == date(2030, 6, 30)
+    assert contract.grey_year_end == date(2031, 6, 30)
