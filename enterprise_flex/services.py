@@ -647,9 +647,9 @@ def period_problem(contract: EFContract, *, today: date) -> str | None:
         ) % {"number": contract.number, "status": contract.get_status_display().lower()}
     dates = {
         "number": contract.number,
-        "start": contract.period_start.isoformat(),
-        "end": contract.period_end.isoformat(),
-        "grey": contract.grey_year_end.isoformat(),
+        "start": short_date(contract.period_start),
+        "end": short_date(contract.period_end),
+        "grey": short_date(contract.grey_year_end),
     }
     phase = contract.phase(today=today)
     if phase == EFContract.Phase.UPCOMING:

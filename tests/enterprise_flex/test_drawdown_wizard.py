@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from enterprise_flex.models import EFContract, EFDrawdown, EFSite
 from licensing.models import License
@@ -203,3 +204,22 @@ def test_without_an_active_site_the_quantity_step_says_whom_to_ask(client, world
     assert message in response.content.decode()
     assert any(message in error for error in response.context["wizard"]["form"].errors["site"])
     assert not License.objects.exists()
+
+
+def test_the_period_refusal_writes_dates_as_the_language_does(client, world) -> None:  # type: ignore[no-untyped-def]
+    # The dates were ISO in every language: 2026-03-04 in a Portuguese sentence, beside the
+    # page's 04/03/2026.
+    contract = world.contract
+    end = contract.period_start + timedelta(days=10)
+    EFContract.objects.filter(pk=contract.pk).update(period_end=end)
+    # The request activates Portuguese in this thread: `override` puts back what was active.
+    with translation.override("en"):
+        response = client.get(
+            reverse("ef-drawdown", args=[contract.number]),
+            HTTP_ACCEPT_LANGUAGE="pt-br",
+            follow=True,
+        )
+    page = response.content.decode()
+    assert "ef-drawdown-refusal" in page
+    assert end.strftime("%d/%m/%Y") in page
+    assert end.isoformat() not in page
