@@ -139,3 +139,22 @@ def test_a_short_last_year_is_not_reminded_before_it_starts() -> None:
     assert sent(contract) == [(1, "year_end_30"), (2, "year_end_60")]
     email = OutboundEmail.objects.filter(template="ef_reminder").latest("created_at")
     assert "ends in 39 days" in email.subject
+
+
+@pytest.mark.parametrize(
+    ("period_end", "subject", "body"),
+    [
+        (date(2027, 1, 2), "year 2 ends in 1 day", "in 1 day. Check"),
+        (date(2027, 1, 1), "year 2 ends today", "ends today. Check"),
+    ],
+)
+def test_a_reminder_counts_its_days_in_words(period_end, subject, body) -> None:  # type: ignore[no-untyped-def]
+    # A last year of two days or one is reminded on its first day: "in 1 days" and "in 0 days"
+    # were what the email said.
+    contract = EFContractFactory(period_start=START, period_end=period_end)
+    contract_member(contract, "super")
+    reminders_send(today=date(2026, 12, 31))  # year 1's last day
+    assert reminders_send(today=date(2027, 1, 1)) == 1
+    email = OutboundEmail.objects.filter(template="ef_reminder").latest("created_at")
+    assert subject in email.subject
+    assert body in email.body_text and body in email.body_html
