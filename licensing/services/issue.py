@@ -115,22 +115,36 @@ def license_file_text(license: License) -> str:
     )
 
 
-def license_email_recipients(license: License, acting_user: User | None) -> list[str]:
+def license_email_recipients(
+    license: License, acting_user: User | None, *, partner_acting: bool = False
+) -> list[str]:
     """The technical contact and the person acting; for a license a channel partner obtained,
-    also the owner's administrators, so the customer always gets its keys."""
+    or one a partner renews, rehosts or emails again now (`partner_acting`), also the owner's
+    administrators, so the customer always gets its keys."""
     recipients = [license.registration.technical_email]
     if acting_user is not None and acting_user.is_authenticated:
         recipients.append(acting_user.email)
-    if license.partner_id is not None:
+    if license.partner_id is not None or partner_acting:
         recipients += admin_emails(license.owner)
     return sorted({address.lower() for address in recipients})
 
 
+def partner_acts_for(owner: Organization) -> bool:
+    """Whether the current request is a channel partner acting for `owner`."""
+    return _partner_for(owner) is not None
+
+
 def license_email_queue(*, license: License, acting_user: User | None, event: str) -> None:
-    """Queues the license email (key, dates, file attached) for after the commit."""
+    """Queues the license email (key, dates, file attached) for after the commit.
+
+    A partner changing a license the customer obtained itself (a rehost gives it a new key)
+    copies the customer's administrators, as for a key the partner obtained.
+    """
     queue_email(
         template=f"license_{event}",
-        to=license_email_recipients(license, acting_user),
+        to=license_email_recipients(
+            license, acting_user, partner_acting=partner_acts_for(license.owner)
+        ),
         context={"license": license, "product": license.version.product},
         attachments=[
             Attachment(

@@ -34,6 +34,7 @@ from .issue import (
     LicensingError,
     license_email_queue,
     license_email_recipients,
+    partner_acts_for,
     serial_check,
     serial_redeem,
 )
@@ -76,7 +77,9 @@ def _audit_license(
 def license_email_again(*, license: License, actor: User) -> list[str]:
     """Emails the key and a fresh license file again to the technical contact (and the actor)."""
     license_email_queue(license=license, acting_user=actor, event="issued")
-    recipients = license_email_recipients(license, actor)
+    recipients = license_email_recipients(
+        license, actor, partner_acting=partner_acts_for(license.owner)
+    )
     _audit_license("license.emailed", license=license, actor=actor, details={"to": recipients})
     return recipients
 

@@ -13,7 +13,13 @@ from portal.models import AuditEvent, Delegation, Invitation, Membership, Organi
 from portal.models import OutboundEmail as Email
 from portal.policy import Scope
 from portal.services import delegations_refresh
-from tests.licensing.factories import REGISTRATION, LicenseFactory, SerialNumberFactory
+from tests.licensing.factories import (
+    REGISTRATION,
+    LicenseFactory,
+    ProductFactory,
+    ProductVersionFactory,
+    SerialNumberFactory,
+)
 from tests.licensing.wizard import walk
 from tests.portal.factories import (
     DelegationFactory,
@@ -572,3 +578,36 @@ def test_adding_customers_counts_against_the_invitation_limit(
     assert "many invitations" in response.content.decode()
     assert Email.objects.filter(template="customer_account_created").count() == 2
     assert Organization.objects.filter(name__startswith="Customer ").count() == 2
+
+
+# -- keys a partner changes reach the customer too ------------------------------------------
+
+
+def test_a_key_a_partner_rehosts_reaches_the_customers_administrators(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # The customer obtained this license itself; the partner moves it to a new host, which gives
+    # it a new key and revokes the old one. The customer must get the new key, whatever technical
+    # contact the registration names.
+    version = ProductVersionFactory(product=ProductFactory(node_locked=True))
+    license = LicenseFactory(owner=customer_admin.organization, version=version, host_id="HOST-A")
+    assert license.partner is None
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.VIEW_LICENSES, Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    response = client.post(
+        reverse("license-rehost", args=[license.pk]), {"host_id": "HOST-B", "confirm": "1"}
+    )
+    assert response.status_code == 302
+    license.refresh_from_db()
+    assert license.host_id == "HOST-B"
+    email = Email.objects.get(template="license_rehosted")
+    assert customer_admin.user.email in email.to
+    assert license.key in email.body_text
+    # The same rule for "Email the key again".
+    client.post(reverse("license-email", args=[license.pk]))
+    again = Email.objects.filter(template="license_issued").latest("created_at")
+    assert customer_admin.user.email in again.to
