@@ -72,6 +72,12 @@ def _comparable(data: dict[str, Any]) -> dict[str, str]:
 
 
 STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")
+# The organization changed under an open wizard (the switcher, or a partner now acting for
+# another customer): what it holds was typed and checked for the other one.
+OTHER_ORGANIZATION = gettext_lazy(
+    "You are now working for %(organization)s, so this started over. Enter the details again "
+    "for %(organization)s."
+)
 # Finished instances of this session: token → license id, so that a second submit of a
 # confirmation (double click, back and resubmit) lands on its own result and nobody else's.
 RESULTS_KEY = "wizard:results"
@@ -104,13 +110,22 @@ class PortalWizard(SessionWizardView):
     def instance(self) -> str:
         return str(self.storage.extra_data.get("instance") or "")
 
+    def _organization_id(self) -> int | None:
+        organization = getattr(self.request, "organization", None)
+        return organization.pk if organization is not None else None
+
     def start_instance(self) -> str:
-        """Resets the wizard to its first step under a new token."""
+        """Resets the wizard to its first step under a new token, for the request's organization."""
         self.storage.reset()
         self.storage.current_step = self.steps.first
         token = secrets.token_urlsafe(24)
-        self.storage.extra_data = {"instance": token}
+        self.storage.extra_data = {"instance": token, "organization": self._organization_id()}
         return token
+
+    def begun_elsewhere(self) -> bool:
+        """Whether the session's instance was begun in another organization than the request's."""
+        extra = self.storage.extra_data
+        return bool(self.instance) and extra.get("organization") != self._organization_id()
 
     def posted_instance(self) -> str:
         return self.request.POST.get(f"{self.prefix}-instance", "")
@@ -157,6 +172,15 @@ class PortalWizard(SessionWizardView):
             self.storage.reset()
             messages.warning(self.request, _("Your session moved on; please start again."))
             return redirect(self.restart_url)
+        if self.begun_elsewhere():
+            # Its serial, contacts and prefilled registration belong to the other organization:
+            # never let them reach this one's key. Start over, and say why.
+            self.start_instance()
+            messages.warning(
+                self.request,
+                OTHER_ORGANIZATION % {"organization": self.request.organization.name},
+            )
+            return self.render(self.get_form())
         posted = self.posted_instance()
         if not posted and step == self.steps.first and goto is None:
             self.start_instance()

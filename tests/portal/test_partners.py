@@ -20,7 +20,7 @@ from tests.licensing.factories import (
     ProductVersionFactory,
     SerialNumberFactory,
 )
-from tests.licensing.wizard import walk
+from tests.licensing.wizard import post_step, walk
 from tests.portal.factories import (
     DelegationFactory,
     MembershipFactory,
@@ -611,3 +611,33 @@ def test_a_key_a_partner_rehosts_reaches_the_customers_administrators(
     client.post(reverse("license-email", args=[license.pk]))
     again = Email.objects.filter(template="license_issued").latest("created_at")
     assert customer_admin.user.email in again.to
+
+
+def test_a_get_a_key_begun_for_one_customer_never_finishes_for_another(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # The partner types a serial and customer A's contacts, then acts for customer B in the same
+    # session (another tab, the Customers page) and confirms the page it had open. The key must
+    # not be issued to B with A's contacts (B's key emailed to A's technical contact, A's
+    # contacts stored in B's registration): the wizard starts over for B.
+    other = MembershipFactory(role=Membership.Role.ADMIN)
+    first = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    second = DelegationFactory(
+        customer=other.organization, partner=partner_admin.organization, scopes=[Scope.OBTAIN_KEYS]
+    )
+    serial = SerialNumberFactory()
+    _act_for(client, partner_admin, first)
+    walk(client, serial.code, registration={"technical_email": "ana@first.example"}, confirm=False)
+    client.post(reverse("partner-act", args=[second.pk]))
+    response = post_step(client, "confirm")
+    assert not License.objects.exists()
+    assert response.status_code == 200
+    assert response.context["wizard"]["steps"].current == "serial"
+    page = response.content.decode()
+    assert f"You are now working for {other.organization.name}, so this started over." in page
+    assert "ana@first.example" not in page
+    assert not Email.objects.filter(template="license_issued").exists()
