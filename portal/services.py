@@ -716,6 +716,10 @@ def delegation_grant(
     today = timezone.localdate()
     starts_on = starts_on or today
     _check_dates(starts_on=starts_on, ends_on=ends_on, today=today)
+    # Grants of one customer one after another, under its row lock: a double click or two
+    # administrators at once would otherwise both pass the check below, and the second insert
+    # would fail on the one-live-per-pair constraint (a server error instead of the message).
+    Organization.objects.select_for_update().filter(pk=customer.pk).first()
     if Delegation.objects.filter(
         customer=customer, partner=partner, status__in=Delegation.LIVE
     ).exists():
