@@ -20,6 +20,7 @@ from .services import (
     normalize_share_email,
     serial_check,
 )
+from .templatetags.licensing_tags import mask_key
 
 # Typed codes (serials, notification IDs, vouchers): no autocorrect, capitals on phones.
 CODE_INPUT_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
@@ -94,8 +95,12 @@ CODE_FORMAT_MESSAGES = {
 }
 
 
-def target_label(license: License) -> str:
-    """A license as a renewal or upgrade choice: enough to tell it from its neighbours."""
+def target_label(license: License, *, masked: bool = False) -> str:
+    """A license as a renewal or upgrade choice: enough to tell it from its neighbours.
+
+    `masked`: the key's last group only, for an actor who may not see the organization's
+    licenses (a partner with the obtain-keys scope alone).
+    """
     where = (
         _("host %(host)s") % {"host": license.host_id}
         if license.host_id
@@ -104,7 +109,7 @@ def target_label(license: License) -> str:
     return _(
         "%(key)s — %(product)s %(version)s × %(quantity)s — maintenance until %(end)s — %(where)s"
     ) % {
-        "key": license.key,
+        "key": mask_key(license.key) if masked else license.key,
         "product": license.version.product.name,
         "version": license.version.version,
         "quantity": license.quantity,
@@ -144,6 +149,7 @@ class RegistrationForm(forms.ModelForm):
         *args: Any,
         serial: SerialNumber | None,
         targets: list[License] | None = None,
+        mask_keys: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -160,7 +166,9 @@ class RegistrationForm(forms.ModelForm):
             # Radio buttons, each naming its license in full; with several, none is chosen
             # for the user: renewing the wrong license cannot be undone.
             field.widget = forms.RadioSelect()
-            field.choices = [(str(lic.pk), target_label(lic)) for lic in targets]  # type: ignore[attr-defined]
+            field.choices = [  # type: ignore[attr-defined]
+                (str(lic.pk), target_label(lic, masked=mask_keys)) for lic in targets
+            ]
             field.error_messages["required"] = (
                 _("Choose the license this serial number upgrades.")
                 if kind == SerialNumber.Kind.UPGRADE

@@ -25,14 +25,24 @@ def _active_shares(actor: User) -> QuerySet[LicenseShare]:
 def _owned(actor: User, organization: Organization | None, purpose: Action) -> Q | None:
     """The acting organization's licenses the actor may see, or None (portal.policy decides):
     all of them with the view-licenses scope (or `purpose`'s), or only those the actor obtained
-    with the obtain-keys scope."""
+    with the obtain-keys scope: issued, or renewed with a serial in Get a key (a renewal keeps
+    the license and its key, and emails them to the actor)."""
     access = organization_access(actor=actor, organization=organization)
     if access is None:
         return None
     if access.allows(Action.VIEW_LICENSES) or access.allows(purpose):
         return Q(owner=organization)
     if access.allows(Action.VIEW_OWN_RESULTS):
-        return Q(owner=organization, issued_by=actor)
+        # Read first, as the shares are: few, and a plain id list keeps the query an index scan.
+        renewed = list(
+            AuditEvent.objects.filter(
+                actor=actor,
+                acting_for=organization,
+                action="license.renewed",
+                object_type="licensing.license",
+            ).values_list("object_id", flat=True)
+        )
+        return Q(owner=organization) & (Q(issued_by=actor) | Q(pk__in=renewed))
     return None
 
 

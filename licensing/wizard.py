@@ -302,8 +302,17 @@ class GetAKeyWizard(PortalWizard):
             }
         if step == "registration":
             serial = self._serial()
-            return {"serial": serial, "targets": self._targets(serial)}
+            return {
+                "serial": serial,
+                "targets": self._targets(serial),
+                "mask_keys": self._mask_keys(),
+            }
         return {}
+
+    def _mask_keys(self) -> bool:
+        # A partner with the obtain-keys scope alone renews a license it may not list: it tells
+        # the licenses apart by their last group, never sees their whole keys.
+        return not self.request.access.allows(Action.VIEW_LICENSES)
 
     def get_form_initial(self, step: str) -> dict[str, Any]:
         if step != "registration" or self._binding:
@@ -350,6 +359,7 @@ class GetAKeyWizard(PortalWizard):
                 (t for t in self._targets(context.get("serial")) if str(t.pk) == target_id), None
             )
             context["target"] = target
+            context["mask_keys"] = self._mask_keys()
             serial = context.get("serial")
             if target is not None and serial is not None and serial.kind == "renewal":
                 today = timezone.localdate()

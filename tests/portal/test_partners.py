@@ -641,3 +641,67 @@ def test_a_get_a_key_begun_for_one_customer_never_finishes_for_another(
     assert f"You are now working for {other.organization.name}, so this started over." in page
     assert "ana@first.example" not in page
     assert not Email.objects.filter(template="license_issued").exists()
+
+
+def test_a_partner_with_only_obtain_keys_renews_a_customers_license(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # Renewing is part of Get a key. The partner may not list the customer's licenses, so it
+    # chooses the license by its last group, not its whole key; after confirming, it sees the
+    # result of what it did (the key is emailed to it as the one who acted), not a 404.
+    from licensing.models import SerialNumber
+
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    license = LicenseFactory(owner=customer_admin.organization)
+    other = LicenseFactory(owner=customer_admin.organization, version=license.version)
+    serial = SerialNumberFactory(version=license.version, kind=SerialNumber.Kind.RENEWAL)
+    end = license.maintenance_end
+    _act_for(client, partner_admin, delegation)
+    client.get(reverse("get-a-key"))
+    page = post_step(client, "serial", {"serial": serial.code}).content.decode()
+    for shown in (license, other):
+        assert shown.key not in page
+        assert shown.key.split("-")[-1] in page
+    confirm = post_step(client, "registration", {**REGISTRATION, "target_license": license.pk})
+    assert license.key not in confirm.content.decode()
+    response = post_step(client, "confirm")
+    assert response.status_code == 302
+    license.refresh_from_db()
+    assert license.maintenance_end > end
+    result = client.get(response["Location"])
+    assert result.status_code == 200
+    assert license.key in result.content.decode()
+    # Only the license it renewed: the other one stays out of its reach.
+    assert client.get(reverse("get-a-key-result", args=[other.pk])).status_code == 404
+    assert client.get(reverse("license-file", args=[other.pk])).status_code == 404
+
+
+def test_a_partner_with_only_obtain_keys_upgrades_without_seeing_the_old_key(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.upgrades import test_wizard as upgrade_wizard
+    from tests.upgrades.factories import catalog, licensed
+    from upgrades.models import UpgradeLine, UpgradeNotification
+    from upgrades.services import notifications_create
+
+    old, new = catalog()
+    source = licensed(customer_admin.organization, old, quantity=10, host_id="")
+    notifications_create(version=new, today=timezone.localdate())
+    setup = {"notification": UpgradeNotification.objects.get(), "line": UpgradeLine.objects.get()}
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    confirm = upgrade_wizard.walk(client, setup, quantity=4, confirm=False).content.decode()
+    assert source.key not in confirm
+    assert source.key.split("-")[-1] in confirm
+    response = upgrade_wizard.step(client, "confirm", {})
+    upgraded = License.objects.get(version=new)
+    assert client.get(response["Location"]).status_code == 200  # the key it obtained
+    assert upgraded.key in client.get(response["Location"]).content.decode()
