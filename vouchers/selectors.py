@@ -17,7 +17,7 @@ from licensing.codes import CodeFormatError, canonical_code, generate_code
 from licensing.models import License, ProductVersion, SerialNumber
 from portal.formats import short_date
 from portal.models import Organization, User
-from portal.policy import organization_access
+from portal.policy import Action, organization_access
 
 from .models import Voucher, VoucherBatch, VoucherConversion, VoucherConversionLicense
 
@@ -269,14 +269,22 @@ def _is_member(actor: User, organization: Organization) -> bool:
 
 
 def conversion_for(*, actor: User, organization: Organization, pk: UUID | str) -> VoucherConversion:
-    """A conversion of the acting organization, or 404 (never a hint that it exists elsewhere)."""
-    if not _is_member(actor, organization):
+    """A conversion of the acting organization, or 404 (never a hint that it exists elsewhere).
+
+    Its page lists every key it issued: all of the organization's conversions for an actor who
+    may view its licenses, only the actor's own for a partner that may only obtain keys.
+    """
+    access = organization_access(actor=actor, organization=organization)
+    if access is None:
         raise Http404("No such conversion.")
+    conversions = VoucherConversion.objects.filter(organization=organization)
+    if not access.allows(Action.VIEW_LICENSES):
+        if not access.allows(Action.VIEW_OWN_RESULTS):
+            raise Http404("No such conversion.")
+        conversions = conversions.filter(created_by=actor)
     try:
         # The plan and the submitted codes can be large and no page needs them.
-        return VoucherConversion.objects.defer("plan", "codes").get(
-            organization=organization, pk=pk
-        )
+        return conversions.defer("plan", "codes").get(pk=pk)
     except (VoucherConversion.DoesNotExist, ValidationError, ValueError) as exc:
         raise Http404("No such conversion.") from exc
 

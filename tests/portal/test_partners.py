@@ -705,3 +705,35 @@ def test_a_partner_with_only_obtain_keys_upgrades_without_seeing_the_old_key(
     upgraded = License.objects.get(version=new)
     assert client.get(response["Location"]).status_code == 200  # the key it obtained
     assert upgraded.key in client.get(response["Location"]).content.decode()
+
+
+def test_a_partner_with_only_obtain_keys_sees_only_its_own_voucher_conversions(
+    client, customer_admin, partner_admin, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # The conversion's page lists every key it issued: the customer's own conversion is for a
+    # partner that may view the customer's licenses, not for one that may only obtain keys.
+    from tests.vouchers import wizard as voucher_wizard
+    from tests.vouchers.factories import vouchers
+
+    client.force_login(customer_admin.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        theirs = voucher_wizard.walk(client, vouchers(1)[0].code)["Location"]
+    customer_key = License.objects.get().key
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    response = client.get(theirs)
+    assert response.status_code == 404
+    assert customer_key not in response.content.decode()
+    assert client.get(theirs.rstrip("/") + "/licenses.zip").status_code in (404, 405)
+    with django_capture_on_commit_callbacks(execute=True):
+        own = voucher_wizard.walk(client, vouchers(1)[0].code)["Location"]
+    assert client.get(own).status_code == 200
+    # With the view-licenses scope, the customer's conversions too.
+    Delegation.objects.filter(pk=delegation.pk).update(
+        scopes=[Scope.OBTAIN_KEYS, Scope.VIEW_LICENSES]
+    )
+    assert customer_key in client.get(theirs).content.decode()
