@@ -19,6 +19,7 @@ from django.db import connection as db_connection
 from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .emails import AttachmentUnavailable, deliver, hand_off, hand_off_batches, queue_email
 from .models import (
@@ -662,6 +663,14 @@ def admin_emails(organization: Organization) -> list[str]:
     )
 
 
+# A partner acting for a partner would see what is the partner's own: its voucher batches and
+# the customers that converted them, its Customers pages' data.
+PARTNERS_DO_NOT_DELEGATE = gettext_lazy(
+    "Only customer organizations delegate to a channel partner. Your organization is a partner: "
+    "your customers delegate to it from their own Partners page."
+)
+
+
 def _clean_scopes(scopes: Iterable[str]) -> list[str]:
     chosen = [scope.value for scope in Scope if scope.value in set(scopes)]
     if not chosen:
@@ -701,6 +710,8 @@ def delegation_grant(
 ) -> Delegation:
     """A customer delegates to the channel partner with that account number."""
     _require_admin(actor, customer)
+    if customer.kind != Organization.Kind.CUSTOMER:
+        raise PortalError(PARTNERS_DO_NOT_DELEGATE)
     partner = Organization.objects.filter(
         account_number=partner_account_number.strip(), kind=Organization.Kind.PARTNER
     ).first()

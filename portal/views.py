@@ -51,6 +51,7 @@ from .selectors import (
     user_memberships,
 )
 from .services import (
+    PARTNERS_DO_NOT_DELEGATE,
     PortalError,
     customer_account_create,
     delegation_decline,
@@ -348,9 +349,12 @@ def _scope_labels(scopes: list[str]) -> list[str]:
 def partners(request: PortalRequest) -> HttpResponse:
     """The customer's delegations to channel partners, and what those partners did."""
     customer = request.organization
+    is_customer = customer.kind == Organization.Kind.CUSTOMER
     grant_form = DelegationGrantForm(request.POST or None)
     if request.method == "POST":
         require(request, Action.MANAGE_PARTNERS)
+        if not is_customer:
+            raise PermissionDenied(str(PARTNERS_DO_NOT_DELEGATE))
         if grant_form.is_valid():
             try:
                 delegation = delegation_grant(
@@ -384,7 +388,7 @@ def partners(request: PortalRequest) -> HttpResponse:
             "grant_form": grant_form,
             "delegations": delegations,
             "activity": activity,
-            "can_manage": request.access.allows(Action.MANAGE_PARTNERS),
+            "can_manage": is_customer and request.access.allows(Action.MANAGE_PARTNERS),
             "status_live": [str(s) for s in Delegation.LIVE],
         },
         status=400 if grant_form.errors else 200,

@@ -263,11 +263,6 @@ def license_groups(checks: Iterable[CodeCheck], *, combine: bool) -> list[Licens
 # Conversions
 
 
-def _is_member(actor: User, organization: Organization) -> bool:
-    """Whether the actor reaches the organization (a member, or its partner: portal.policy)."""
-    return organization_access(actor=actor, organization=organization) is not None
-
-
 def conversion_for(*, actor: User, organization: Organization, pk: UUID | str) -> VoucherConversion:
     """A conversion of the acting organization, or 404 (never a hint that it exists elsewhere).
 
@@ -363,8 +358,13 @@ def _batch_counts(queryset: QuerySet[VoucherBatch], *, today: date) -> QuerySet[
 def batches_visible_to(
     *, actor: User, organization: Organization, today: date
 ) -> QuerySet[VoucherBatch]:
-    """An OEM partner's voucher batches with their counts, for the partner's own members."""
-    if organization.kind != Organization.Kind.PARTNER or not _is_member(actor, organization):
+    """An OEM partner's voucher batches with their counts, for the partner's own members.
+
+    Never through a delegation: the batches and the customers that converted them are the
+    OEM's own, not data a partner acting for it may see.
+    """
+    access = organization_access(actor=actor, organization=organization)
+    if organization.kind != Organization.Kind.PARTNER or access is None or not access.is_member:
         return VoucherBatch.objects.none()
     return _batch_counts(
         VoucherBatch.objects.filter(oem=organization).select_related("version__product"),

@@ -737,3 +737,28 @@ def test_a_partner_with_only_obtain_keys_sees_only_its_own_voucher_conversions(
         scopes=[Scope.OBTAIN_KEYS, Scope.VIEW_LICENSES]
     )
     assert customer_key in client.get(theirs).content.decode()
+
+
+def test_a_partner_organization_cannot_delegate_itself_to_another_partner(
+    client, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # Customers delegate to the partner that sold them a product. A partner granting another
+    # partner access to itself would let that one act for it: see its voucher batches and the
+    # names of every customer that converted them.
+    other = MembershipFactory(role=Membership.Role.ADMIN, organization=PartnerFactory())
+    response = _grant(client, partner_admin, other.organization)
+    assert response.status_code in (400, 403)
+    assert not Delegation.objects.exists()
+
+
+def test_a_delegated_partner_never_sees_an_oems_voucher_batches(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    # Should a partner organization hold a delegation anyway (made before this check, or in the
+    # admin), its batches stay its own members'.
+    from tests.vouchers.factories import VoucherBatchFactory
+
+    oem = PartnerFactory()
+    batch = VoucherBatchFactory(oem=oem)
+    delegation = DelegationFactory(customer=oem, partner=partner_admin.organization)
+    _act_for(client, partner_admin, delegation)
+    assert client.get(reverse("voucher-batch", args=[batch.pk])).status_code == 404
+    assert batch.version.product.name not in client.get(reverse("voucher-batches")).content.decode()
