@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -459,6 +460,8 @@ def partner_customers_view(request: PortalRequest) -> HttpResponse:
         {
             "search": search,
             "query": query,
+            # The page links carry the search encoded: names hold "&", "+" and "#".
+            "page_query": urlencode({"q": query}) if query else "",
             "page": page,
             "rows": rows,
             "partner": membership.organization,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -328,6 +330,24 @@ def test_customers_page_searches_and_paginates(client, partner_admin) -> None:  
     assert len(second.context["rows"]) == 5
     found = client.get(reverse("partner-customers"), {"q": "customer 07"})
     assert [r["delegation"].customer.name for r in found.context["rows"]] == ["Customer 07 Ltda"]
+
+
+def test_the_next_page_of_a_search_keeps_the_search(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    # Names hold "&", "+" and "#": the page links must carry the search as it was typed.
+    for index in range(30):
+        DelegationFactory(
+            partner=partner_admin.organization,
+            customer=OrganizationFactory(name=f"Smith & Sons+#{index:02d}"),
+        )
+    DelegationFactory(partner=partner_admin.organization)
+    client.force_login(partner_admin.user)
+    first = client.get(reverse("partner-customers"), {"q": "smith & sons+#"})
+    assert first.context["page"].paginator.count == 30
+    link = re.search(r'href="(\?[^"]*page=2[^"]*)"', first.content.decode())
+    assert link is not None
+    second = client.get(reverse("partner-customers") + html.unescape(link.group(1)))
+    assert second.context["query"] == "smith & sons+#"
+    assert len(second.context["rows"]) == 5
 
 
 def test_customers_page_query_count_does_not_grow(
