@@ -194,5 +194,12 @@ class CustomerAccountForm(forms.Form):
     )
 
 
+class CustomerInviteForm(forms.Form):
+    """The administrator of a customer account the partner added, invited again."""
+
+    contact_name = forms.CharField(label=_("Administrator's name"), max_length=200, required=False)
+    contact_email = forms.EmailField(label=_("Administrator's email address"))
+
+
 class CustomerSearchForm(forms.Form):
     q = forms.CharField(label=_("Search customers"), max_length=100, required=False)

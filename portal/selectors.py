@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -117,8 +117,19 @@ def acting_context(request: HttpRequest) -> ActingContext | None:
 
 
 def partner_customers(*, partner: Organization, query: str = "") -> QuerySet[Delegation]:
-    """The partner's customers: delegations in effect, searchable by name or account number."""
-    delegations = effective_delegations().filter(partner=partner).select_related("customer")
+    """The partner's customers: delegations in effect, searchable by name or account number.
+
+    Each carries `awaiting_admin`: the customer has no member yet (an account the partner added,
+    not claimed), so the partner may invite its administrator again.
+    """
+    delegations = (
+        effective_delegations()
+        .filter(partner=partner)
+        .select_related("customer")
+        .annotate(
+            awaiting_admin=~Exists(Membership.objects.filter(organization=OuterRef("customer")))
+        )
+    )
     query = query.strip()
     if query:
         delegations = delegations.filter(

@@ -956,3 +956,73 @@ def customer_account_create(
         inviter=actor,
     )
     return delegation
+
+
+@transaction.atomic
+def customer_invitation_resend(
+    *, delegation: Delegation, actor: User, contact_email: str, contact_name: str = ""
+) -> Invitation:
+    """The partner invites the administrator of a customer that has none again.
+
+    A customer account a partner added has no member until its contact claims it. If the
+    contact's address was mistyped or the link lapsed, nobody at the customer can ask for a new
+    one: the partner acting for it invites again, and earlier invitations stop working (only the
+    new address can claim the account). Once the customer has a member, it invites its own
+    people and this is refused.
+    """
+    partner = delegation.partner
+    if (
+        partner.kind != Organization.Kind.PARTNER
+        or not Membership.objects.filter(user=actor, organization=partner).exists()
+    ):
+        raise PortalError(_("Only a channel partner's users can add customers."))
+    # The same hourly limits as any invitation, counted under the partner's row lock.
+    Organization.objects.select_for_update().filter(pk=partner.pk).first()
+    locked = _lock_live(delegation)
+    if not locked.is_effective(today=timezone.localdate()):
+        raise PortalError(_("This delegation has already ended."))
+    customer = locked.customer
+    # The open invitations first: a claim in progress holds its invitation's lock, so it is
+    # waited for and then seen as a member below.
+    open_invitations = list(
+        Invitation.objects.select_for_update().filter(
+            organization=customer, accepted_at__isnull=True, revoked_at__isnull=True
+        )
+    )
+    if Membership.objects.filter(organization=customer).exists():
+        raise PortalError(
+            _(
+                "%(customer)s has an administrator now: ask them to invite the people it needs "
+                "from its Members page."
+            )
+            % {"customer": customer.name}
+        )
+    refusal = invitations_refusal(actor=actor, organization=partner)
+    if refusal:
+        raise PortalError(refusal)
+    Invitation.objects.filter(pk__in=[i.pk for i in open_invitations]).update(
+        revoked_at=timezone.now()
+    )
+    invitation = Invitation.objects.create(
+        organization=customer,
+        email=contact_email.strip().lower(),
+        role=Membership.Role.ADMIN,
+        invited_by=actor,
+    )
+    audit_record(
+        action="invitation.sent",
+        actor=actor,
+        organization=partner,
+        acting_for=customer,
+        obj=invitation,
+        details={"email": invitation.email, "role": invitation.role},
+    )
+    _delegation_email(
+        "customer_account_created",
+        locked,
+        to=[invitation.email],
+        invitation=invitation,
+        contact_name=contact_name.strip(),
+        inviter=actor,
+    )
+    return invitation

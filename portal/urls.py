@@ -39,6 +39,11 @@ urlpatterns = [
     path("partners/customers/new/", views.partner_customer_create, name="partner-customer-create"),
     path("partners/customers/<int:pk>/act/", views.partner_act, name="partner-act"),
     path("partners/customers/<int:pk>/decline/", views.partner_decline, name="partner-decline"),
+    path(
+        "partners/customers/<int:pk>/invite/",
+        views.partner_customer_invite,
+        name="partner-customer-invite",
+    ),
     path("partners/stop/", views.partner_stop, name="partner-stop"),
     path("", include("licensing.urls")),
     path("vouchers/", include("vouchers.urls")),

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from .forms import (
     SIGNUP_VIA_INVITATION,
     CustomerAccountForm,
+    CustomerInviteForm,
     CustomerSearchForm,
     DelegationGrantForm,
     DelegationUpdateForm,
@@ -55,6 +56,7 @@ from .services import (
     PARTNERS_DO_NOT_DELEGATE,
     PortalError,
     customer_account_create,
+    customer_invitation_resend,
     delegation_decline,
     delegation_grant,
     delegation_revoke,
@@ -547,3 +549,35 @@ def partner_customer_create(request: PortalRequest) -> HttpResponse:
             )
             return redirect("partner-customers")
     return render(request, "portal/partner_customer_create.html", {"form": form})
+
+
+@require_POST
+@_partner_view
+def partner_customer_invite(request: PortalRequest, pk: int) -> HttpResponse:
+    """Invites again the administrator of a customer that has none (an account the partner
+    added whose contact never claimed it)."""
+    membership = _partner_membership(request, "add_customer")
+    delegation = delegation_of_partner(partner=membership.organization, pk=pk)
+    if delegation is None:
+        raise Http404
+    form = CustomerInviteForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(str(e) for e in errors))
+        return redirect("partner-customers")
+    try:
+        invitation = customer_invitation_resend(
+            delegation=delegation, actor=request.user, **form.cleaned_data
+        )
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _(
+                "%(email)s was invited to claim %(customer)s as its administrator. Earlier "
+                "invitations to it no longer work."
+            )
+            % {"email": invitation.email, "customer": delegation.customer.name},
+        )
+    return redirect("partner-customers")

@@ -132,6 +132,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "partner-customer-create": PARTNER_OWN,
     "partner-act": PARTNER_IN_SCOPE_ONLY,
     "partner-decline": PARTNER_IN_SCOPE_ONLY,
+    "partner-customer-invite": PARTNER_IN_SCOPE_ONLY,
     "partner-stop": PARTNER_OWN,
     # licensing
     "get-a-key": NEEDS_SCOPE,
@@ -273,6 +274,7 @@ POST_ONLY = {
     "partner-update",
     "partner-act",
     "partner-decline",
+    "partner-customer-invite",
     "partner-stop",
     "license-share",
     "share-revoke",
@@ -476,6 +478,7 @@ ARGUMENTS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "partner-update": lambda w: [w["delegations"]["partner_in_scope"].pk],
     "partner-act": lambda w: [w["delegations"]["partner_in_scope"].pk],
     "partner-decline": lambda w: [w["delegations"]["partner_in_scope"].pk],
+    "partner-customer-invite": lambda w: [w["delegations"]["partner_in_scope"].pk],
     "get-a-key-result": lambda w: [w["license"].pk],
     "license-export": lambda w: ["csv"],
     "share-revoke": lambda w: [w["share"].pk],

@@ -467,6 +467,56 @@ def test_partner_adds_a_customer_that_claims_its_account_and_sees_everything(
     assert delegation.status == Delegation.Status.REVOKED
 
 
+def test_a_partner_invites_the_administrator_of_an_unclaimed_customer_again(
+    client, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # The contact's address was mistyped, or the 14-day link lapsed: nobody at the customer can
+    # ask for a new one (it has no administrator yet), so the partner that added it invites again.
+    client.force_login(partner_admin.user)
+    client.post(
+        reverse("partner-customer-create"),
+        {
+            "name": "Initech Brasil",
+            "address": "Rua Funchal 200",
+            "country": "BR",
+            "contact_name": "Irene Initech",
+            "contact_email": "irene@initehc.example",
+        },
+    )
+    customer = Organization.objects.get(name="Initech Brasil")
+    delegation = Delegation.objects.get(customer=customer)
+    mistyped = Invitation.objects.get(organization=customer)
+    page = client.get(reverse("partner-customers")).content.decode()
+    assert "Awaiting its administrator" in page
+    url = reverse("partner-customer-invite", args=[delegation.pk])
+    assert url in page
+
+    response = client.post(url, {"contact_email": "Irene@Initech.example"})
+    assert response.status_code == 302
+    mistyped.refresh_from_db()
+    assert mistyped.revoked_at is not None  # the mistyped address can no longer claim it
+    invitation = Invitation.objects.get(organization=customer, revoked_at__isnull=True)
+    assert (invitation.email, invitation.role) == ("irene@initech.example", "admin")
+    claim = Email.objects.filter(template="customer_account_created").latest("created_at")
+    assert claim.to == ["irene@initech.example"]
+    assert f"/invitations/{invitation.token}/" in claim.body_text
+    sent = AuditEvent.objects.filter(action="invitation.sent").latest("created_at")
+    assert (sent.organization, sent.acting_for) == (partner_admin.organization, customer)
+    assert client.get(reverse("invitation", args=[mistyped.token])).status_code == 404
+
+    # Once the customer has an administrator, it invites its own people: the partner cannot.
+    MembershipFactory(organization=customer, role=Membership.Role.ADMIN)
+    customers_page = client.get(reverse("partner-customers")).content.decode()
+    assert "Awaiting its administrator" not in customers_page
+    response = client.post(url, {"contact_email": "mallory@partner.example"}, follow=True)
+    assert "has an administrator now" in response.content.decode()
+    assert not Invitation.objects.filter(email="mallory@partner.example").exists()
+    # Nor can another partner, or for a customer that delegated to another partner.
+    stranger = MembershipFactory(role=Membership.Role.ADMIN, organization=PartnerFactory())
+    client.force_login(stranger.user)
+    assert client.post(url, {"contact_email": "x@example.com"}).status_code == 404
+
+
 def test_adding_a_customer_validates_the_form(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
     client.force_login(partner_admin.user)
     response = client.post(reverse("partner-customer-create"), {"name": "", "contact_email": "x"})
