@@ -138,6 +138,18 @@ def partner_customers(*, partner: Organization, query: str = "") -> QuerySet[Del
     return delegations.order_by("customer__name", "customer_id")
 
 
+def partner_offers(*, partner: Organization) -> QuerySet[Delegation]:
+    """Delegations granted to the partner that start on a later day: listed on its Customers
+    page, to be declined, before the partner can act on them."""
+    return (
+        Delegation.objects.filter(
+            partner=partner, status__in=Delegation.LIVE, starts_on__gt=timezone.localdate()
+        )
+        .select_related("customer")
+        .order_by("starts_on", "customer__name", "pk")
+    )
+
+
 def delegations_of_customer(*, customer: Organization) -> QuerySet[Delegation]:
     """Every delegation the customer granted, current ones first."""
     return (

@@ -50,6 +50,7 @@ from .selectors import (
     organization_members,
     partner_activity,
     partner_customers,
+    partner_offers,
     user_memberships,
 )
 from .services import (
@@ -456,6 +457,10 @@ def partner_customers_view(request: PortalRequest) -> HttpResponse:
         request.GET.get("page")
     )
     rows = [{"delegation": d, "scopes": _scope_labels(d.scopes)} for d in page.object_list]
+    offers = [
+        {"delegation": d, "scopes": _scope_labels(d.scopes)}
+        for d in partner_offers(partner=membership.organization)
+    ]
     return render(
         request,
         "portal/partner_customers.html",
@@ -466,6 +471,7 @@ def partner_customers_view(request: PortalRequest) -> HttpResponse:
             "page_query": urlencode({"q": query}) if query else "",
             "page": page,
             "rows": rows,
+            "offers": offers,
             "partner": membership.organization,
             "is_partner_admin": partner_allows(membership, "decline_delegation"),
         },

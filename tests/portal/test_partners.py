@@ -130,6 +130,24 @@ def test_a_future_start_is_offered_until_that_day(client, customer_admin, partne
     assert response.status_code == 404  # not in effect yet
 
 
+def test_a_delegation_starting_later_is_on_the_partners_customers_page_to_decline(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # The email tells the partner to act for the customer from its Customers page, and that an
+    # administrator can decline it there: a delegation that starts later must be listed there.
+    later = timezone.localdate() + timedelta(days=7)
+    _grant(client, customer_admin, partner_admin.organization, starts_on=later)
+    delegation = Delegation.objects.get()
+    client.force_login(partner_admin.user)
+    page = client.get(reverse("partner-customers")).content.decode()
+    assert customer_admin.organization.name in page
+    assert reverse("partner-decline", args=[delegation.pk]) in page
+    assert reverse("partner-act", args=[delegation.pk]) not in page  # not before it starts
+    client.post(reverse("partner-decline", args=[delegation.pk]))
+    delegation.refresh_from_db()
+    assert delegation.status == Delegation.Status.DECLINED
+
+
 def test_members_see_partners_but_only_admins_change_them(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
     member = MembershipFactory(role=Membership.Role.MEMBER)
     delegation = DelegationFactory(customer=member.organization, partner=partner_admin.organization)
