@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from .formats import short_date
 from .forms import (
     SIGNUP_VIA_INVITATION,
     CustomerAccountForm,
@@ -367,11 +368,19 @@ def partners(request: PortalRequest) -> HttpResponse:
             except PortalError as exc:
                 grant_form.add_error(None, str(exc))
             else:
-                messages.success(
-                    request,
-                    _("%(partner)s may now act for you. Its administrators were told by email.")
-                    % {"partner": delegation.partner.name},
-                )
+                if delegation.status == Delegation.Status.OFFERED:
+                    granted = _(
+                        "%(partner)s may act for you from %(date)s. Its administrators were told "
+                        "by email."
+                    ) % {
+                        "partner": delegation.partner.name,
+                        "date": short_date(delegation.starts_on),
+                    }
+                else:
+                    granted = _(
+                        "%(partner)s may now act for you. Its administrators were told by email."
+                    ) % {"partner": delegation.partner.name}
+                messages.success(request, granted)
                 return redirect("partners")
     delegations = [
         {

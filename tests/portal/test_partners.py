@@ -7,8 +7,10 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from licensing.models import License
 from portal.models import AuditEvent, Delegation, Invitation, Membership, Organization
@@ -136,8 +138,15 @@ def test_a_delegation_starting_later_is_on_the_partners_customers_page_to_declin
     # The email tells the partner to act for the customer from its Customers page, and that an
     # administrator can decline it there: a delegation that starts later must be listed there.
     later = timezone.localdate() + timedelta(days=7)
-    _grant(client, customer_admin, partner_admin.organization, starts_on=later)
+    response = _grant(client, customer_admin, partner_admin.organization, starts_on=later)
     delegation = Delegation.objects.get()
+    # Neither the customer nor the partner is told it may act "now".
+    shown = date_format(later, "SHORT_DATE_FORMAT")
+    message = next(str(m) for m in get_messages(response.wsgi_request))
+    assert f"may act for you from {shown}" in message
+    email = Email.objects.get(template="delegation_granted")
+    assert f"You can act for this customer from {shown}." in email.body_text
+    assert f"You can act for this customer from {shown}." in email.body_html
     client.force_login(partner_admin.user)
     page = client.get(reverse("partner-customers")).content.decode()
     assert customer_admin.organization.name in page
