@@ -132,6 +132,21 @@ def license_history(
     return events.order_by("-created_at")
 
 
+def last_renewal(license: License) -> AuditEvent | None:
+    """The license's latest renewal (who renewed it, for whom), or None if it was never
+    renewed: a renewal keeps the license and emails its file to whoever renewed it."""
+    if license.file_issued_at == license.issued_at:  # never reissued: no query
+        return None
+    return (
+        AuditEvent.objects.filter(
+            object_type="licensing.license", object_id=str(license.pk), action="license.renewed"
+        )
+        .select_related("actor")
+        .order_by("-created_at")
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class RelatedLicenses:
     supersedes: License | None

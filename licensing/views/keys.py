@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
-from ..selectors import license_for, owned_license_for, related_licenses
+from ..selectors import last_renewal, license_for, owned_license_for, related_licenses
 from ..services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
 from ..signing import get_public_key, key_id, public_key_hex, public_key_pem
 
@@ -21,6 +21,17 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
     license = owned_license_for(actor=request.user, organization=request.organization, pk=pk)
     # Usually the person looking obtained it: the request's user, not a second read of it.
     issued_by = request.user if license.issued_by_id == request.user.pk else license.issued_by
+    # A renewal keeps the license: its email went to whoever renewed it (and, for a partner,
+    # to the customer's administrators), not to whoever obtained the license first.
+    renewal = last_renewal(license)
+    if renewal is not None:
+        recipients = license_email_recipients(
+            license,
+            renewal.actor,
+            partner_acting=renewal.acting_for_id == license.owner_id,
+        )
+    else:
+        recipients = license_email_recipients(license, issued_by)
     return render(
         request,
         "licensing/get_a_key_result.html",
@@ -32,7 +43,7 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
                 license=license,
                 superseded_by=False,
             ).supersedes,
-            "recipients": license_email_recipients(license, issued_by),
+            "recipients": recipients,
             "maintenance_state": license.maintenance_state(today=timezone.localdate()),
         },
     )

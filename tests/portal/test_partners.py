@@ -772,6 +772,12 @@ def test_a_partner_with_only_obtain_keys_renews_a_customers_license(
     result = client.get(response["Location"])
     assert result.status_code == 200
     assert license.key in result.content.decode()
+    # The page says whom the renewal was emailed to: the partner and the customer's
+    # administrators with the technical contact, not whoever obtained the license first.
+    renewed = Email.objects.get(template="license_renewed")
+    emailed = result.content.decode().split("were emailed to", 1)[1].split("</dd>")[0]
+    assert partner_admin.user.email in renewed.to and partner_admin.user.email in emailed
+    assert customer_admin.user.email in renewed.to and customer_admin.user.email in emailed
     # Only the license it renewed: the other one stays out of its reach.
     assert client.get(reverse("get-a-key-result", args=[other.pk])).status_code == 404
     assert client.get(reverse("license-file", args=[other.pk])).status_code == 404
