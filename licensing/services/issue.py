@@ -140,12 +140,19 @@ def license_email_queue(*, license: License, acting_user: User | None, event: st
     A partner changing a license the customer obtained itself (a rehost gives it a new key)
     copies the customer's administrators, as for a key the partner obtained.
     """
+    acting_partner = _partner_for(license.owner)
     queue_email(
         template=f"license_{event}",
         to=license_email_recipients(
-            license, acting_user, partner_acting=partner_acts_for(license.owner)
+            license, acting_user, partner_acting=acting_partner is not None
         ),
-        context={"license": license, "product": license.version.product},
+        context={
+            "license": license,
+            "product": license.version.product,
+            # Who did it, when a partner did it for the customer (a rehost, a renewal).
+            "acting_partner": acting_partner,
+            "acting_email": acting_user.email if acting_user is not None else "",
+        },
         attachments=[
             Attachment(
                 license.file_name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE

@@ -704,6 +704,8 @@ def test_a_key_a_partner_rehosts_reaches_the_customers_administrators(
     email = Email.objects.get(template="license_rehosted")
     assert customer_admin.user.email in email.to
     assert license.key in email.body_text
+    done = f"Done on your behalf by {partner_admin.organization.name} ({partner_admin.user.email})."
+    assert done in email.body_text and done in email.body_html
     # The same rule for "Email the key again".
     client.post(reverse("license-email", args=[license.pk]))
     again = Email.objects.filter(template="license_issued").latest("created_at")
