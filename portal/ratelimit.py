@@ -191,8 +191,14 @@ def people_emailed(
         events = events.filter(actor=actor)
     if organization is not None:
         events = events.filter(organization=organization)
-    # An Enterprise Flexible contract's invitation is one too (enterprise_flex.services).
-    invitations = events.filter(action__in=("invitation.sent", "ef.invitation_sent")).count()
+    # An Enterprise Flexible contract's invitation is one too (enterprise_flex.services). A
+    # customer's delegation granted or changed emails the partner's administrators: one each.
+    # (A partner adding a customer records a grant acting for it, which emails no partner: its
+    # invitation is what counts.)
+    invitations = events.filter(
+        Q(action__in=("invitation.sent", "ef.invitation_sent"))
+        | Q(action__in=("delegation.granted", "delegation.changed"), acting_for__isnull=True)
+    ).count()
     shares = events.filter(action="license.shared").values("details__email").distinct().count()
     return invitations + shares
 

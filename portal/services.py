@@ -731,6 +731,11 @@ def delegation_grant(
     # administrators at once would otherwise both pass the check below, and the second insert
     # would fail on the one-live-per-pair constraint (a server error instead of the message).
     Organization.objects.select_for_update().filter(pk=customer.pk).first()
+    # The grant emails the partner's administrators, with the customer's name in the body:
+    # the same hourly limits as invitations, so that no account mails partners at will.
+    refusal = invitations_refusal(actor=actor, organization=customer)
+    if refusal:
+        raise PortalError(refusal)
     if Delegation.objects.filter(
         customer=customer, partner=partner, status__in=Delegation.LIVE
     ).exists():
@@ -786,15 +791,21 @@ def delegation_update(
 ) -> Delegation:
     """The customer changes what the partner may do, or until when."""
     _require_admin(actor, delegation.customer)
+    # Changes of one customer one after another: each emails the partner's administrators and
+    # counts against the hourly invitation limits (as a grant does).
+    Organization.objects.select_for_update().filter(pk=delegation.customer_id).first()
     locked = _lock_live(delegation)
     _check_dates(starts_on=locked.starts_on, ends_on=ends_on, today=timezone.localdate())
     before = _delegation_details(locked)
     locked.scopes = _clean_scopes(scopes)
     locked.ends_on = ends_on
-    locked.save(update_fields=["scopes", "ends_on"])
     after = _delegation_details(locked)
     if before == after:
         return locked
+    refusal = invitations_refusal(actor=actor, organization=locked.customer)
+    if refusal:
+        raise PortalError(refusal)
+    locked.save(update_fields=["scopes", "ends_on"])
     audit_record(
         action="delegation.changed",
         actor=actor,

@@ -867,3 +867,36 @@ def test_a_delegated_partner_never_sees_an_oems_voucher_batches(client, partner_
     _act_for(client, partner_admin, delegation)
     assert client.get(reverse("voucher-batch", args=[batch.pk])).status_code == 404
     assert batch.version.product.name not in client.get(reverse("voucher-batches")).content.decode()
+
+
+def test_grants_and_changes_email_partners_within_the_invitation_limits(
+    client, customer_admin, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # Each grant or change emails a partner's administrators with the customer's name (text a
+    # user chose) in the body, and partner account numbers are short: without a limit, one
+    # account could mail every partner, or one partner over and over (grant, revoke, grant...).
+    settings.PORTAL_INVITES_PER_USER_PER_HOUR = 2
+    partner = MembershipFactory(role=Membership.Role.ADMIN, organization=PartnerFactory())
+    client.force_login(customer_admin.user)
+    for _ in range(2):
+        assert _grant(client, customer_admin, partner.organization).status_code == 302
+        delegation = Delegation.objects.get(status=Delegation.Status.ACTIVE)
+        client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    refused = _grant(client, customer_admin, partner.organization)
+    assert refused.status_code == 400
+    assert "many invitations and shares in the last hour" in refused.content.decode()
+    assert Email.objects.filter(template="delegation_granted").count() == 2
+    # Changes count too.
+    settings.PORTAL_INVITES_PER_USER_PER_HOUR = 4
+    assert _grant(client, customer_admin, partner.organization).status_code == 302
+    delegation = Delegation.objects.get(status=Delegation.Status.ACTIVE)
+    for scopes in (["view_licenses"], ["obtain_keys"]):
+        response = client.post(
+            reverse("partner-update", args=[delegation.pk]),
+            {f"d{delegation.pk}-scopes": scopes},
+            follow=True,
+        )
+    assert "many invitations and shares in the last hour" in response.content.decode()
+    assert Email.objects.filter(template="delegation_changed").count() == 1
+    delegation.refresh_from_db()
+    assert delegation.scopes == ["view_licenses"]  # the first change, not the refused one
