@@ -737,7 +737,7 @@ def test_a_get_a_key_begun_for_one_customer_never_finishes_for_another(
     assert response.status_code == 200
     assert response.context["wizard"]["steps"].current == "serial"
     page = response.content.decode()
-    assert f"You are now working for {other.organization.name}, so this started over." in page
+    assert "started over" in page
     assert "ana@first.example" not in page
     assert not Email.objects.filter(template="license_issued").exists()
 
