@@ -926,6 +926,29 @@ def customer_account_create(
     # The contact gets an invitation email: the same hourly limits as any invitation, counted
     # one request after another under the partner's row lock.
     Organization.objects.select_for_update().filter(pk=partner.pk).first()
+    # A double click, or the page submitted again (one after another under the lock): the
+    # account this partner already opened for that name and contact, still unclaimed, is the
+    # one, not a second account its contact would never claim.
+    pending = (
+        Invitation.objects.filter(
+            organization__name__iexact=name.strip(),
+            organization__delegations_granted__partner=partner,
+            organization__delegations_granted__status__in=Delegation.LIVE,
+            email=contact_email.strip().lower(),
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+        .select_related("organization")
+        .first()
+    )
+    if pending is not None:
+        raise PortalError(
+            _(
+                "You already added %(customer)s with %(email)s as its administrator: it is on "
+                "your Customers page, awaiting its administrator."
+            )
+            % {"customer": pending.organization.name, "email": pending.email}
+        )
     refusal = invitations_refusal(actor=actor, organization=partner)
     if refusal:
         raise PortalError(refusal)

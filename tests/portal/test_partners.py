@@ -544,6 +544,25 @@ def test_a_partner_invites_the_administrator_of_an_unclaimed_customer_again(
     assert client.post(url, {"contact_email": "x@example.com"}).status_code == 404
 
 
+def test_adding_the_same_customer_twice_opens_one_account(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    # A double click on "Add the customer" (or a resubmitted page) must not open a second
+    # account, which its contact would never claim and the partner would hold alone.
+    client.force_login(partner_admin.user)
+    data = {
+        "name": "Initech Brasil",
+        "address": "Rua Funchal 200",
+        "country": "BR",
+        "contact_name": "Irene Initech",
+        "contact_email": "irene@initech.example",
+    }
+    assert client.post(reverse("partner-customer-create"), data).status_code == 302
+    again = client.post(reverse("partner-customer-create"), {**data, "name": " initech brasil "})
+    assert again.status_code == 200
+    assert "You already added Initech Brasil" in again.content.decode()
+    assert Organization.objects.filter(name__iexact="Initech Brasil").count() == 1
+    assert Email.objects.filter(template="customer_account_created").count() == 1
+
+
 def test_adding_a_customer_validates_the_form(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
     client.force_login(partner_admin.user)
     response = client.post(reverse("partner-customer-create"), {"name": "", "contact_email": "x"})

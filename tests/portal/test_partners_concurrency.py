@@ -54,3 +54,29 @@ def test_concurrent_grants_to_one_partner_make_one_delegation() -> None:
     assert Delegation.objects.count() == 1
     assert AuditEvent.objects.filter(action="delegation.granted").count() == 1
     assert Email.objects.filter(template="delegation_granted").count() == 1
+
+
+def test_a_double_click_on_add_a_customer_opens_one_account() -> None:
+    partner_admin = MembershipFactory(
+        organization=PartnerFactory(), role=Membership.Role.ADMIN, user__password=None
+    )
+    clients = []
+    for _ in range(REQUESTS):
+        client = Client()
+        client.force_login(partner_admin.user)
+        clients.append(client)
+    data = {
+        "name": "Initech Brasil",
+        "address": "Rua Funchal 200",
+        "country": "BR",
+        "contact_name": "Irene Initech",
+        "contact_email": "irene@initech.example",
+    }
+    responses = run_concurrently(
+        [lambda c=c: c.post(reverse("partner-customer-create"), data) for c in clients]
+    )
+    errors = [r for r in responses if isinstance(r, BaseException)]
+    assert not errors, errors[:3]
+    assert sorted(r.status_code for r in responses) == [200] * (REQUESTS - 1) + [302]
+    assert Delegation.objects.count() == 1
+    assert Email.objects.filter(template="customer_account_created").count() == 1
