@@ -226,7 +226,10 @@ def test_partner_admin_declines_and_the_customer_is_told(
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.DECLINED
     email = Email.objects.get(template="delegation_declined")
-    assert customer_admin.user.email in email.to
+    assert customer_admin.user.email in email.to and partner_admin.user.email in email.to
+    # One email to both sides: it names whose page the link is, not "Your Partners page".
+    assert "The customer's administrators can delegate to another partner" in email.body_text
+    assert "Your Partners page" not in email.body_text + email.body_html
     event = AuditEvent.objects.get(action="delegation.declined")
     assert event.organization == partner_admin.organization
     assert event.acting_for == customer_admin.organization
