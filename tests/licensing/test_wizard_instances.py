@@ -122,3 +122,31 @@ def test_steps_posted_without_a_token_start_a_new_instance_or_are_refused(client
     assert not License.objects.exists()
     assert post_step(client, "confirm").status_code == 302
     assert License.objects.count() == 1
+
+
+def _switch(client: Client, organization_id: int) -> None:
+    client.post(reverse("organization-switch"), {"organization": organization_id, "next": "/"})
+
+
+def test_switching_organization_before_confirm_starts_over(client, member) -> None:  # type: ignore[no-untyped-def]
+    # Confirming in a tab opened for one organization after switching to another (top bar,
+    # another tab, or a partner acting for another customer) used to register the key to the
+    # organization switched to, with the registration prefilled from the first one.
+    second = MembershipFactory(user=member.user)
+    _switch(client, member.organization_id)
+    serial = SerialNumberFactory()
+    walk(client, serial.code, confirm=False)
+    page = instance_token(client)
+
+    _switch(client, second.organization_id)
+    response = post_step(client, "confirm", token=page)
+
+    assert response.status_code == 200
+    assert "You are now working for" in response.content.decode()  # and why it started over
+    assert _current(response) == "serial"
+    assert not License.objects.exists()
+    assert SerialNumber.objects.get().status == SerialNumber.Status.OPEN
+    # Switching back does not bring the old instance back either.
+    _switch(client, member.organization_id)
+    response = post_step(client, "confirm", token=page)
+    assert "started over" in response.content.decode() and not License.objects.exists()
