@@ -129,9 +129,14 @@ class ListPage:
         return self.number + 1
 
 
+# No list has this many pages; a larger number (an edited URL) would be an OFFSET past
+# PostgreSQL's bigint. Past the end, the list shows its last page anyway.
+MAX_PAGE = 2**31
+
+
 def _page_number(value: str | None) -> int:
     try:
-        return max(1, int(value or 1))
+        return min(MAX_PAGE, max(1, int(value or 1)))
     except ValueError:
         return 1
 
@@ -162,6 +167,8 @@ def _after_cursor(
     """`ordered` from the row past `cursor`, or None when the cursor does not parse. Backwards:
     the rows before it, nearest first."""
     raw_pk, _sep, raw = cursor.partition(":")
+    if "\x00" in raw:  # an edited link: PostgreSQL's text refuses NUL
+        return None
     try:
         pk = UUID(raw_pk)
         value = _sort_field(column).to_python(raw)
@@ -219,7 +226,7 @@ def _list_page(
     rows = list(window.values_list("pk", column or "pk"))
     if continued is not None and not rows:  # nothing past the cursor any more: by number
         return _list_page(license_filter, number)
-    if backwards:
+    if backwards and continued is not None:  # a cursor that did not parse reads by number
         if len(rows) <= PAGE_SIZE:  # back at the start
             return _list_page(license_filter, "1")
         rows = rows[:PAGE_SIZE][::-1]
