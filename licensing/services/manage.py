@@ -577,18 +577,31 @@ def rehosts_left(license: License) -> int:
     return max(0, license.version.product.rehost_limit - _rehosts_in_last_year(license))
 
 
+def renewal_refusal(license: License) -> str | None:
+    """Why `license` takes no renewal serial whatever the code (a sentence), or None.
+
+    Asked before a typed code is read, so that a license the page no longer shows as it is (an
+    upgrade superseded it meanwhile) neither spends the person's failed-code budget nor gets
+    the wizard's "choose which license" message, and again by license_renew_with_serial.
+    """
+    if license.source == License.Source.EF_DRAWDOWN:
+        return _(
+            "This license was drawn down from an Enterprise Flexible contract: its maintenance "
+            "follows the contract, not a renewal serial number."
+        )
+    if license.status != License.Status.ACTIVE:
+        return _("Only active licenses can be renewed.")
+    return None
+
+
 @transaction.atomic
 def license_renew_with_serial(
     *, license: License, code: str, organization: Organization, actor: User
 ) -> License:
     """Applies a renewal serial to one license (the Get-a-key renewal path, from its page)."""
-    if license.source == License.Source.EF_DRAWDOWN:
-        raise LicensingError(
-            _(
-                "This license was drawn down from an Enterprise Flexible contract: its maintenance "
-                "follows the contract, not a renewal serial number."
-            )
-        )
+    refusal = renewal_refusal(license)
+    if refusal:
+        raise LicensingError(refusal)
     serial = serial_check(code=code, organization=organization, today=timezone.localdate())
     if serial.kind != SerialNumber.Kind.RENEWAL:
         raise LicensingError(

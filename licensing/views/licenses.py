@@ -70,6 +70,7 @@ from ..services import (
     registration_update,
     rehost_refusal,
     rehosts_left,
+    renewal_refusal,
 )
 
 PAGE_SIZE = 50
@@ -833,6 +834,10 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     _require(access, Action.MANAGE_LICENSES)
     form = RenewForm(request.POST)
     guard = CodeGuard(request, organization=request.organization, action="serial.rate_limited")
+    refusal = renewal_refusal(license)
+    if refusal:  # whatever was typed: not a failed code
+        messages.error(request, refusal)
+        return redirect("license-detail", pk=license.pk)
     budget = guard.budget()
     if budget.exhausted:
         messages.error(request, code_limit_message(budget.minutes_left))

@@ -19,7 +19,7 @@ from licensing.models import (
     RetiredKey,
     add_months,
 )
-from portal.models import AuditEvent, User
+from portal.models import AuditEvent, FailedCodeAttempt, User
 from tests.licensing.factories import (
     LicenseFactory,
     ProductFactory,
@@ -404,6 +404,24 @@ def test_renew_with_wrong_serials(client, admin, license) -> None:  # type: igno
         assert message in _messages(response), code
     license.refresh_from_db()
     assert license.maintenance_end == end
+
+
+@pytest.mark.parametrize("status", [License.Status.SUPERSEDED, License.Status.REVOKED])
+def test_renew_a_license_replaced_meanwhile(client, admin, license, status) -> None:  # type: ignore[no-untyped-def]
+    # The page still offers the renewal form; the license was upgraded (or revoked) meanwhile.
+    # This said "Choose which of your … licenses this serial applies to." (there is no choice
+    # on this page) and counted a failed code against the person's budget.
+    serial = SerialNumberFactory(version=license.version, kind="renewal")
+    License.objects.filter(pk=license.pk).update(status=status)
+    LicenseFactory(owner=admin.organization, version=license.version)  # its successor
+    response = client.post(
+        reverse("license-renew", kwargs={"pk": license.pk}), {"serial": serial.code}, follow=True
+    )
+    assert "Only active licenses can be renewed." in _messages(response)
+    assert "Choose which" not in _messages(response)
+    serial.refresh_from_db()
+    assert serial.status == "open"
+    assert not FailedCodeAttempt.objects.exists()
 
 
 # -- rehost ------------------------------------------------------------------------------------
