@@ -72,7 +72,7 @@ class LineForm(forms.Form):
                     "old": line.source_license.version.version,
                     "new": line.notification.target_version.version,
                     "key": line.source_license.key[-5:],
-                    "count": line.remaining_quantity,
+                    "count": line.upgradable_quantity,
                 },
             )
             for line in lines

@@ -82,6 +82,16 @@ class UpgradeLine(models.Model):
     def __str__(self) -> str:
         return f"{self.notification.code}: {self.remaining_quantity}/{self.eligible_quantity}"
 
+    @property
+    def upgradable_quantity(self) -> int:
+        """What can be upgraded with this line now: its remaining quantity, but no more than
+        its license still holds (an upgrade with another notification, to another version,
+        takes seats from the same license), and nothing once the license is not active."""
+        source = self.source_license
+        if source.status != License.Status.ACTIVE:
+            return 0
+        return max(0, min(self.remaining_quantity, source.quantity))
+
 
 class UpgradeRedemption(models.Model):
     """One completed upgrade: which line, the new license, who and when."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from licensing.codes import CodeFormatError, canonical_short_code
@@ -10,6 +10,13 @@ from licensing.models import License, ProductVersion
 from portal.models import Organization
 
 from .models import UpgradeLine, UpgradeNotification, UpgradeRedemption
+
+# A line with something left to upgrade now (UpgradeLine.upgradable_quantity above zero).
+UPGRADABLE = Q(
+    remaining_quantity__gt=0,
+    source_license__status=License.Status.ACTIVE,
+    source_license__quantity__gt=0,
+)
 
 
 def open_notification(*, code: str, organization: Organization) -> UpgradeNotification | None:
@@ -28,7 +35,7 @@ def open_notification(*, code: str, organization: Organization) -> UpgradeNotifi
     )
     if notification is None or notification.is_expired(today=timezone.localdate()):
         return None
-    if not notification.lines.filter(remaining_quantity__gt=0).exists():
+    if not notification.lines.filter(UPGRADABLE).exists():
         return None
     return notification
 
@@ -36,7 +43,7 @@ def open_notification(*, code: str, organization: Organization) -> UpgradeNotifi
 def open_lines(notification: UpgradeNotification) -> QuerySet[UpgradeLine]:
     """A notification's lines that still have something to upgrade."""
     return (
-        notification.lines.filter(remaining_quantity__gt=0, source_license__status="active")
+        notification.lines.filter(UPGRADABLE)
         .select_related("source_license__version__product", "source_license__registration")
         .order_by("source_license__version__product__name", "source_license__key")
     )
@@ -49,13 +56,15 @@ def open_notifications(*, organization: Organization) -> QuerySet[UpgradeNotific
             organization=organization,
             expires_on__gte=timezone.localdate(),
             lines__remaining_quantity__gt=0,
+            lines__source_license__status=License.Status.ACTIVE,
+            lines__source_license__quantity__gt=0,
         )
         .distinct()
         .select_related("target_version__product")
         .prefetch_related(
             Prefetch(
                 "lines",
-                queryset=UpgradeLine.objects.filter(remaining_quantity__gt=0).select_related(
+                queryset=UpgradeLine.objects.filter(UPGRADABLE).select_related(
                     "source_license__version__product"
                 ),
                 to_attr="open_lines",

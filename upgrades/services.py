@@ -350,11 +350,6 @@ def upgrade_redeem(
                 "what is left."
             )
         )
-    if quantity < 1 or quantity > line.remaining_quantity:
-        raise UpgradeError(
-            _("Choose a quantity from 1 to %(max)d: that is what is left to upgrade.")
-            % {"max": line.remaining_quantity}
-        )
     source = License.objects.select_for_update().get(pk=line.source_license_id)
     if source.source == License.Source.EF_DRAWDOWN:  # a line made before they were excluded
         raise UpgradeError(
@@ -363,8 +358,16 @@ def upgrade_redeem(
                 "come through the contract. Ask your account manager."
             )
         )
-    if source.status != License.Status.ACTIVE or source.quantity < quantity:
+    if source.status != License.Status.ACTIVE:
         raise UpgradeError(_("The license to upgrade is no longer active with that quantity."))
+    # No more than the license still holds: an upgrade with another notification (to another
+    # version) may have taken seats from it since this line was made.
+    available = min(line.remaining_quantity, source.quantity)
+    if quantity < 1 or quantity > available:
+        raise UpgradeError(
+            _("Choose a quantity from 1 to %(max)d: that is what is left to upgrade.")
+            % {"max": available}
+        )
 
     UpgradeLine.objects.filter(pk=line.pk).update(
         remaining_quantity=F("remaining_quantity") - quantity

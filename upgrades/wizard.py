@@ -130,7 +130,7 @@ class UpgradeWizard(PortalWizard):
             return {"lines": list(open_lines(notification)) if notification else []}
         if step == "quantity":
             line = self._line()
-            return {"remaining": line.remaining_quantity if line else 0}
+            return {"remaining": line.upgradable_quantity if line else 0}
         return {}
 
     def get_form_initial(self, step: str) -> dict[str, Any]:

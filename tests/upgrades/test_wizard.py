@@ -10,7 +10,7 @@ from django.utils import timezone
 from licensing.codes import generate_short_code
 from licensing.models import License
 from portal.models import AuditEvent
-from tests.licensing.factories import REGISTRATION
+from tests.licensing.factories import REGISTRATION, ProductVersionFactory
 from tests.licensing.wizard import instance_token
 from tests.portal.factories import MembershipFactory
 from tests.upgrades.factories import RELEASE, catalog, licensed
@@ -345,3 +345,52 @@ def test_a_quantity_form_with_nothing_left_says_so_once() -> None:
     assert not submitted.is_valid()
     assert "Nothing is left" in " ".join(submitted.errors["quantity"])
     assert not submitted.fields["quantity"].help_text
+
+
+@pytest.fixture
+def two_releases(setup):  # type: ignore[no-untyped-def]
+    """A second version published while the first notification is still open: the source
+    license has a line in each notification, each counting all its 10 seats."""
+    newer = ProductVersionFactory(
+        product=setup["old"].product, version="16.0", released_on=timezone.localdate()
+    )
+    notifications_create(version=newer, today=timezone.localdate())
+    notification = UpgradeNotification.objects.get(target_version=newer)
+    return {**setup, "newer": notification, "newer_line": notification.lines.get()}
+
+
+def test_seats_upgraded_elsewhere_are_not_offered_again(client, two_releases) -> None:  # type: ignore[no-untyped-def]
+    # 6 of the 10 seats go to 15.0: 4 are left on the source license. The 16.0 notification
+    # still offered 10 (pending list, product step, "From 1 to 10"), and 5 or more was refused
+    # only at Confirm with "no longer active with that quantity".
+    s = two_releases
+    walk(client, s, quantity=6)
+    pending = client.get(reverse("upgrades-pending")).content.decode()
+    assert "4 to upgrade" in pending and "10 to upgrade" not in pending
+    page = client.get(reverse("upgrade-notification", kwargs={"pk": s["newer"].pk}))
+    assert [line.upgradable_quantity for line in page.context["lines"]] == [4]
+
+    client.get(reverse("upgrade"))
+    response = step(client, "notification", {"notification_id": s["newer"].code})
+    assert "4 to upgrade" in response.content.decode()
+    response = step(client, "line", {"line": s["newer_line"].pk})
+    assert current(response) == "quantity"
+    assert response.context["wizard"]["form"].initial["quantity"] == 4
+    response = step(client, "quantity", {"quantity": 5})
+    assert current(response) == "quantity"
+    assert "Only 4 can be upgraded on this line." in errors(response)
+    response = step(client, "quantity", {"quantity": 4})
+    assert current(response) == "registration"
+    response = step(client, "registration", REGISTRATION)
+    step(client, "confirm")
+    assert License.objects.get(version__version="16.0").quantity == 4
+
+
+def test_a_license_upgraded_in_full_leaves_the_other_notification(client, two_releases) -> None:  # type: ignore[no-untyped-def]
+    s = two_releases
+    walk(client, s, quantity=10)  # the source is superseded
+    pending = client.get(reverse("upgrades-pending")).content.decode()
+    assert s["newer"].code not in pending
+    client.get(reverse("upgrade"))
+    response = step(client, "notification", {"notification_id": s["newer"].code})
+    assert current(response) == "notification"
