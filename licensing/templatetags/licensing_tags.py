@@ -5,6 +5,7 @@ from datetime import date
 from typing import Any
 
 from django import template
+from django.core.exceptions import FieldDoesNotExist
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import conditional_escape, format_html
@@ -12,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import License
+from ..models import License, LicenseShare, SupportRegistration
 
 register = template.Library()
 
@@ -24,6 +25,26 @@ def mask_key(key: str) -> str:
     if len(groups) < 2:
         return "•" * max(0, len(key) - 4) + key[-4:]
     return "-".join(["•" * len(g) for g in groups[:-1]] + [groups[-1]])
+
+
+@register.filter
+def registration_field_label(name: str) -> str:
+    """A support registration field, as an audit event names it, by its label in the reader's
+    language ("technical_email" → "technical contact email")."""
+    try:
+        field = SupportRegistration._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name
+    return str(getattr(field, "verbose_name", name))
+
+
+@register.filter
+def share_access_label(value: str) -> str:
+    """A share's access, as an audit event keeps it ("manage"), by its label."""
+    try:
+        return str(LicenseShare.Access(value).label)
+    except ValueError:
+        return value
 
 
 @register.simple_tag

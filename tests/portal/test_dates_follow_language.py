@@ -89,3 +89,34 @@ def test_no_template_hard_codes_an_iso_date_format() -> None:
         if '|date:"Y-m-d' in path.read_text()
     ]
     assert not offenders, offenders
+
+
+def test_license_history_is_written_in_the_language(client: Client, licensed: Any) -> None:
+    # The history showed a renewal's dates in ISO, a registration change by its field names
+    # ("technical_email, company") and a share's access by its stored value ("manage"), in
+    # Portuguese as in English.
+    from licensing.services import license_renew, license_share, registration_update
+
+    admin, license = licensed
+    license_renew(
+        license=license, months=12, registration=None, acting_user=admin.user, reference="R"
+    )
+    registration_update(
+        license=license,
+        actor=admin.user,
+        data={"technical_email": "nova@acme.example", "company": "Acme Brasil"},
+    )
+    license_share(
+        licenses=[license], email="ana@parceiro.example", access="manage", actor=admin.user
+    )
+    client.force_login(admin.user)
+    url = reverse("license-detail", kwargs={"pk": license.pk})
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+    license.refresh_from_db()
+    end = license.maintenance_end
+    assert f"Manutenção renovada: 02/12/2026 → {end:%d/%m/%Y}" in page
+    assert "e-mail do contato técnico" in page and "technical_email" not in page
+    assert "(Gerenciar)" in page and "(manage)" not in page
+    english = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f"Maintenance renewed: 2026-12-02 → {end.isoformat()}" in english
+    assert "technical contact email" in english and "(Manage)" in english
