@@ -24,6 +24,7 @@ from ..models import CustomField, CustomFieldValue, License
 from ..selectors import custom_fields_of, licenses_visible_to
 from ..services import custom_values_csv_preview, custom_values_set
 from .licenses import SelectionTooLarge, bulk_selection
+from .licenses import _csv_safe as export_csv_safe
 
 SESSION_CSV_PREVIEW = "licensing:custom-csv-preview"
 
@@ -229,8 +230,4 @@ def _csv_template(fields: list[CustomField], licenses: QuerySet[License] | None)
 def _csv_safe(value: str) -> str:
     # As the list's export: a cell a spreadsheet would run as a formula gets a guard quote,
     # which the upload takes off again.
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not (
-        value[:1] == "-" and value[1:2].isdigit()
-    ):
-        return "'" + value
-    return value
+    return str(export_csv_safe(value))

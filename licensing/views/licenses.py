@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -535,11 +536,11 @@ def _export_rows(
 
 class _CsvText(Func):
     """PostgreSQL: a text column as _csv_safe and csv.writer write it (a quote before a leading
-    formula character unless it is a negative number; an empty value unquoted)."""
+    formula character unless the whole cell is a negative number; an empty value unquoted)."""
 
     template = (
         "CASE WHEN left(%(expressions)s, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') "
-        "AND %(expressions)s !~ '^-[0-9]' THEN '''' || %(expressions)s "
+        "AND %(expressions)s !~ '^-[0-9]+([.][0-9]+)?$' THEN '''' || %(expressions)s "
         "ELSE NULLIF(%(expressions)s, '') END"
     )
     output_field = CharField()
@@ -610,10 +611,15 @@ def _read_only_pass(rows: Iterator[Any]) -> Iterator[Any]:
         yield from rows
 
 
+# A cell that is a negative number and nothing else keeps its minus ("-42", "-3.5"); only the
+# whole cell: "-2+3+cmd|' /C calc'!A0" starts like a number and is a formula.
+NEGATIVE_NUMBER = re.compile(r"-[0-9]+(\.[0-9]+)?")
+
+
 def _csv_safe(value: Any) -> Any:
     """`value` as a spreadsheet will not run it: a leading formula character gets a quote."""
     risky = isinstance(value, str) and value[:1] in FORMULA_START
-    if risky and not (value[:1] == "-" and value[1:2].isdigit()):
+    if risky and not NEGATIVE_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

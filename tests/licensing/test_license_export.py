@@ -121,3 +121,32 @@ def test_export_query_count_does_not_grow(  # type: ignore[no-untyped-def]
     with django_assert_max_num_queries(12):
         _body, rows = _export(client)
     assert len(rows) == 30 and {row["PO"] for row in rows} == {"PO-1"}
+
+
+# A leading minus followed by a digit is not always a number: spreadsheets run these as
+# formulas (OWASP's CSV injection examples), and they were let through as "negative numbers".
+FORMULAS_AFTER_A_MINUS = ["-2+3+cmd|' /C calc'!A0", "-1+1", '-1)*HYPERLINK("http://x")', "-1 "]
+NUMBERS = ["-42", "-3.5", "-0.125"]
+
+
+@pytest.mark.parametrize("connection_vendor", ["postgresql", "other"])
+def test_a_minus_and_a_digit_is_guarded_unless_the_cell_is_a_number(  # type: ignore[no-untyped-def]
+    client, monkeypatch, connection_vendor
+) -> None:
+    from django.db import connection
+
+    admin, other = MembershipFactory(), MembershipFactory()
+    client.force_login(admin.user)
+    if connection_vendor != "postgresql":  # the csv.writer path (SQLite), on the same rows
+        monkeypatch.setattr(connection, "vendor", connection_vendor)
+    # A license shared by another organization: its registration is text typed over there.
+    values = FORMULAS_AFTER_A_MINUS + NUMBERS
+    for value in values:
+        theirs = LicenseFactory(
+            owner=other.organization,
+            registration=SupportRegistrationFactory(organization=other.organization, company=value),
+        )
+        LicenseShare.objects.create(license=theirs, email=admin.user.email, user=admin.user)
+    _body, rows = _export(client)
+    companies = {row["company"] for row in rows}
+    assert companies == {f"'{v}" for v in FORMULAS_AFTER_A_MINUS} | set(NUMBERS)
