@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from licensing.codes import CodeFormatError, canonical_code
+from licensing.views.licenses import csv_safe
 from portal.models import Organization, User
 
 from .models import Voucher, VoucherBatch, VoucherConversion
@@ -51,10 +52,11 @@ def codes_csv_response(vouchers: Iterable[Voucher], filename: str) -> HttpRespon
             [
                 voucher.code,
                 batch.pk,
-                batch.oem.account_number,
-                batch.oem.name,
-                batch.version.product.sku,
-                batch.version.version,
+                csv_safe(batch.oem.account_number),
+                # Typed by the OEM itself: a spreadsheet must not run it.
+                csv_safe(batch.oem.name),
+                csv_safe(batch.version.product.sku),
+                csv_safe(batch.version.version),
                 batch.quantity_per_voucher,
                 batch.maintenance_months,
                 batch.expires_on or "",

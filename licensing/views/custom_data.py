@@ -24,7 +24,7 @@ from ..models import CustomField, CustomFieldValue, License
 from ..selectors import custom_fields_of, licenses_visible_to
 from ..services import custom_values_csv_preview, custom_values_set
 from .licenses import SelectionTooLarge, bulk_selection
-from .licenses import _csv_safe as export_csv_safe
+from .licenses import csv_safe as export_csv_safe
 
 SESSION_CSV_PREVIEW = "licensing:custom-csv-preview"
 

@@ -535,7 +535,7 @@ def _export_rows(
 
 
 class _CsvText(Func):
-    """PostgreSQL: a text column as _csv_safe and csv.writer write it (a quote before a leading
+    """PostgreSQL: a text column as csv_safe and csv.writer write it (a quote before a leading
     formula character unless the whole cell is a negative number; an empty value unquoted)."""
 
     template = (
@@ -578,7 +578,7 @@ def _copy_blocks(request: PortalRequest, base: QuerySet[License] | None) -> Iter
     cells = _copy_cells(request, custom_columns)
     sql, params = queryset.annotate(**cells).values_list(*cells).query.sql_with_params()
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow([_csv_safe(v) for v in header])
+    csv.writer(buffer, lineterminator="\n").writerow([csv_safe(v) for v in header])
     yield buffer.getvalue().encode()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")  # see _read_only_pass
@@ -616,7 +616,7 @@ def _read_only_pass(rows: Iterator[Any]) -> Iterator[Any]:
 NEGATIVE_NUMBER = re.compile(r"-[0-9]+(\.[0-9]+)?")
 
 
-def _csv_safe(value: Any) -> Any:
+def csv_safe(value: Any) -> Any:
     """`value` as a spreadsheet will not run it: a leading formula character gets a quote."""
     risky = isinstance(value, str) and value[:1] in FORMULA_START
     if risky and not NEGATIVE_NUMBER.fullmatch(value):
@@ -631,12 +631,12 @@ def _csv_blocks(
     buffer = io.StringIO()
     # Lines end in LF, as PostgreSQL's COPY writes them (_copy_blocks): one file either way.
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([_csv_safe(value) for value in header])
+    writer.writerow([csv_safe(value) for value in header])
     for line in rows:
         for index in text_columns:
             value = line[index]
             if value and value[0] in FORMULA_START:
-                line[index] = _csv_safe(value)
+                line[index] = csv_safe(value)
         writer.writerow(line)
         if buffer.tell() >= EXPORT_BLOCK:
             yield buffer.getvalue().encode()

@@ -129,6 +129,21 @@ def test_export_codes_as_csv(staff_client) -> None:  # type: ignore[no-untyped-d
     }
 
 
+def test_exported_codes_guard_text_a_spreadsheet_would_run(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # The OEM's name is typed by the organization itself: it went into staff's CSV as it was.
+    exported = vouchers(1)
+    oem = exported[0].batch.oem
+    oem.name = '=HYPERLINK("http://evil.example","Open")'
+    oem.save(update_fields=["name"])
+    response = staff_client.post(
+        reverse("admin:vouchers_voucherbatch_changelist"),
+        {"action": "export_codes", "_selected_action": [exported[0].batch_id]},
+    )
+    (row,) = csv.DictReader(io.StringIO(response.content.decode()))
+    assert row["oem"] == "'" + oem.name
+    assert row["quantity"] == "5"
+
+
 def test_void_batch_asks_then_voids_only_open_vouchers(staff_client) -> None:  # type: ignore[no-untyped-def]
     batch_vouchers = vouchers(4)
     batch = batch_vouchers[0].batch
