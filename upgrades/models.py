@@ -86,9 +86,10 @@ class UpgradeLine(models.Model):
     def upgradable_quantity(self) -> int:
         """What can be upgraded with this line now: its remaining quantity, but no more than
         its license still holds (an upgrade with another notification, to another version,
-        takes seats from the same license), and nothing once the license is not active."""
+        takes seats from the same license), and nothing once the license is not active or for
+        an Enterprise Flexible key (upgraded through its contract)."""
         source = self.source_license
-        if source.status != License.Status.ACTIVE:
+        if source.status != License.Status.ACTIVE or source.source == License.Source.EF_DRAWDOWN:
             return 0
         return max(0, min(self.remaining_quantity, source.quantity))
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from licensing.codes import CodeFormatError, canonical_short_code
@@ -16,7 +16,7 @@ UPGRADABLE = Q(
     remaining_quantity__gt=0,
     source_license__status=License.Status.ACTIVE,
     source_license__quantity__gt=0,
-)
+) & ~Q(source_license__source=License.Source.EF_DRAWDOWN)
 
 
 def open_notification(*, code: str, organization: Organization) -> UpgradeNotification | None:
@@ -53,13 +53,10 @@ def open_notifications(*, organization: Organization) -> QuerySet[UpgradeNotific
     """The organization's usable notifications with their open lines."""
     return (
         UpgradeNotification.objects.filter(
+            Exists(UpgradeLine.objects.filter(UPGRADABLE, notification=OuterRef("pk"))),
             organization=organization,
             expires_on__gte=timezone.localdate(),
-            lines__remaining_quantity__gt=0,
-            lines__source_license__status=License.Status.ACTIVE,
-            lines__source_license__quantity__gt=0,
         )
-        .distinct()
         .select_related("target_version__product")
         .prefetch_related(
             Prefetch(

@@ -766,7 +766,10 @@ def _render_detail(
         "rehost_form": RehostForm(),
         "rehosts_left": rehosts_left(license) if product.node_locked else None,
         "retired_keys": license.retired_keys.all()[:20],
-        "newer_version": ProductVersion.objects.filter(
+        # Enterprise Flexible keys are upgraded through their contract: no notice here.
+        "newer_version": None
+        if license.source == License.Source.EF_DRAWDOWN
+        else ProductVersion.objects.filter(
             product=product,
             published_at__isnull=False,
             released_on__gt=license.version.released_on,

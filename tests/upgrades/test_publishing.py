@@ -237,3 +237,63 @@ def test_license_page_says_renewing_would_make_it_eligible(client) -> None:  # t
     assert "not eligible for the free upgrade" in page and "Renew maintenance" in page
     page = client.get(reverse("license-detail", kwargs={"pk": current.pk})).content.decode()
     assert "is available for this license at no cost" in page
+
+
+def test_enterprise_flexible_keys_are_upgraded_through_the_contract_not_a_notification(
+    client,
+) -> None:  # type: ignore[no-untyped-def]
+    # EF keys are kept current through their contract (Get a key never offers them). A version
+    # published after a drawdown gave the EF key a notification line; upgrading part of it made
+    # the drawdown's license smaller than the drawdown ("check_invariants" then fails) and a
+    # key outside the contract that a renewal serial could extend.
+    import secrets
+
+    from enterprise_flex.services import DrawdownRequest, drawdown_create
+    from portal.invariants import invariants_check
+    from tests.enterprise_flex.factories import make_world
+    from upgrades.selectors import open_lines, open_notifications, publication_preview
+    from upgrades.services import UpgradeError, upgrade_redeem
+
+    old, new = catalog()
+    world = make_world(version=old, committed_quantity=100)
+    drawdown = drawdown_create(
+        contract=world.contract,
+        request=DrawdownRequest(line_id=world.line.pk, site_id=world.site.pk, quantity=5),
+        actor=world.contract_user,
+        token=secrets.token_urlsafe(8),
+    )
+    ef_key = drawdown.license
+    assert ef_key.maintenance_end >= new.released_on
+    bought = licensed(world.contract.organization, old)  # beside it, a key from a serial
+
+    assert publication_preview(version=new).licenses == 1
+    notifications_create(version=new, today=TODAY)
+    assert list(UpgradeLine.objects.values_list("source_license", flat=True)) == [bought.pk]
+
+    # A line made before this rule: neither offered nor redeemable.
+    notification = UpgradeNotification.objects.get()
+    line = UpgradeLine.objects.create(
+        notification=notification, source_license=ef_key, eligible_quantity=5, remaining_quantity=5
+    )
+    assert list(open_lines(notification)) == [UpgradeLine.objects.get(source_license=bought)]
+    pending = open_notifications(organization=world.contract.organization).get()
+    assert [open_line.source_license for open_line in pending.open_lines] == [bought]
+    with pytest.raises(UpgradeError, match="Enterprise Flexible"):
+        upgrade_redeem(
+            line_id=line.pk,
+            quantity=2,
+            organization=world.contract.organization,
+            registration={},
+            actor=world.contract_user,
+            token="t",
+        )
+    ef_key.refresh_from_db()
+    assert (ef_key.quantity, ef_key.status) == (5, License.Status.ACTIVE)
+    assert not list(invariants_check())
+    # Its page offers no free upgrade either (nor says renewing would make it eligible).
+    version_publish(version=new, actor=None)
+    client.force_login(world.super_user)
+    page = client.get(reverse("license-detail", kwargs={"pk": ef_key.pk})).content.decode()
+    assert "Version 15.0" not in page
+    page = client.get(reverse("license-detail", kwargs={"pk": bought.pk})).content.decode()
+    assert "Version 15.0 is available for this license at no cost" in page
