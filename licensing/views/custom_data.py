@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from uuid import UUID
 
 from django.contrib import messages
@@ -154,10 +155,22 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
         return _csv_template(fields, manageable if template == "licenses" else None)
     form = CsvUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and "confirm" in request.POST:
-        stored = request.session.pop(SESSION_CSV_PREVIEW, None)
+        stored = request.session.get(SESSION_CSV_PREVIEW)
         if not stored:
             messages.error(request, _("The preview expired. Upload the file again."))
             return redirect("custom-values-csv")
+        if request.POST.get("preview", "") != stored.get("token"):
+            # The session keeps the latest upload's preview only: this page showed an earlier
+            # one (another tab uploaded since). Applying would write the other file's changes.
+            messages.error(
+                request,
+                _(
+                    "A later upload replaced this preview. Upload this file again to check "
+                    "and apply it."
+                ),
+            )
+            return redirect("custom-values-csv")
+        request.session.pop(SESSION_CSV_PREVIEW, None)
         rows = stored["rows"]
         by_id = {str(lic.pk): lic for lic in manageable.filter(pk__in=[r["license"] for r in rows])}
         changed = 0
@@ -180,6 +193,7 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
         )
         return redirect("license-list")
     preview = None
+    preview_token = ""
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         preview = custom_values_csv_preview(
@@ -189,19 +203,21 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
             form.add_error("file", preview.error)
             preview = None
         else:
+            preview_token = secrets.token_urlsafe(16)
             request.session[SESSION_CSV_PREVIEW] = {
+                "token": preview_token,
                 "rows": [
                     {
                         "license": row.license_id,
                         "values": {str(k): v for k, v in row.values.items()},
                     }
                     for row in preview.changing
-                ]
+                ],
             }
     return render(
         request,
         "licensing/custom_values_csv.html",
-        {"form": form, "preview": preview, "fields": fields},
+        {"form": form, "preview": preview, "preview_token": preview_token, "fields": fields},
     )
 
 

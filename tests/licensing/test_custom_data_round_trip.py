@@ -68,7 +68,8 @@ def test_export_edit_upload_round_trip(client, admin) -> None:  # type: ignore[n
     assert [row.key for row in preview.changing] == [second.key]
     assert not preview.refused
 
-    client.post(reverse("custom-values-csv"), {"confirm": "1"})
+    token = preview_page.context["preview_token"]
+    client.post(reverse("custom-values-csv"), {"confirm": "1", "preview": token})
     values = dict(CustomFieldValue.objects.filter(field=site).values_list("license_id", "value"))
     assert values == {first.pk: "Lisbon", second.pk: "Porto"}
     assert CustomFieldValue.objects.get(license=first, field=cost).value == "-ops"

@@ -295,11 +295,40 @@ def test_csv_upload_preview_then_apply(client, admin, license) -> None:  # type:
     assert "must be a number" in refused[3]
     assert "No license with this key" in refused[4] and "No license" in refused[5]
     assert not CustomFieldValue.objects.exists()  # nothing written by the preview
-    client.post(reverse("custom-values-csv"), {"confirm": "1"})
+    client.post(
+        reverse("custom-values-csv"), {"confirm": "1", "preview": response.context["preview_token"]}
+    )
     assert dict(CustomFieldValue.objects.values_list("field__name", "value")) == {
         "Seats used": "12",
         "Site": "Lisbon",
     }
+
+
+def test_csv_apply_writes_the_preview_its_page_showed(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    # Two tabs: file A previewed, then file B. "Apply" on A's page wrote B's changes, which
+    # the person never saw: the session keeps the latest preview only.
+    CustomField.objects.create(organization=admin.organization, name="Site")
+    page_a = _upload(client, f"key,Site\n{license.key},Lisbon\n")
+    page_b = _upload(client, f"key,Site\n{license.key},Porto\n")
+    response = client.post(
+        reverse("custom-values-csv"),
+        {"confirm": "1", "preview": page_a.context["preview_token"]},
+        follow=True,
+    )
+    assert "A later upload replaced this preview." in _messages(response)
+    assert not CustomFieldValue.objects.exists()
+    # B's own page still applies B.
+    client.post(
+        reverse("custom-values-csv"), {"confirm": "1", "preview": page_b.context["preview_token"]}
+    )
+    assert CustomFieldValue.objects.get().value == "Porto"
+    # And only once.
+    response = client.post(
+        reverse("custom-values-csv"),
+        {"confirm": "1", "preview": page_b.context["preview_token"]},
+        follow=True,
+    )
+    assert "The preview expired" in _messages(response)
 
 
 @pytest.mark.parametrize(
