@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -539,12 +541,32 @@ def rehost_refusal(license: License, host_id: str) -> str | None:
     return None
 
 
+def rehost_stamp(license: License) -> str:
+    """Names the key a rehost confirmation page was shown for, without the key itself."""
+    return hashlib.sha256(license.key.encode()).hexdigest()[:16]
+
+
 @transaction.atomic
-def license_rehost(*, license: License, host_id: str, actor: User) -> License:
-    """Moves a node-locked license to a new host: new key and file, the old key is revoked."""
+def license_rehost(
+    *, license: License, host_id: str, actor: User, stamp: str | None = None
+) -> License:
+    """Moves a node-locked license to a new host: new key and file, the old key is revoked.
+
+    `stamp` (rehost_stamp of the key the confirmation page named): a license rehosted since
+    that page was shown (a colleague, another tab) is refused, instead of revoking a key the
+    page did not name, which may already run on the machine it was moved to.
+    """
     locked = (
         License.objects.select_for_update().select_related("version__product").get(pk=license.pk)
     )
+    if stamp is not None and not hmac.compare_digest(stamp, rehost_stamp(locked)):
+        raise LicensingError(
+            _(
+                "This license was moved to host %(host)s with a new key while you were "
+                "confirming. Check its page, then move it again if you still need to."
+            )
+            % {"host": locked.host_id}
+        )
     new_host = " ".join((host_id or "").split())
     refusal = rehost_refusal(locked, new_host)
     if refusal:

@@ -70,6 +70,7 @@ from ..services import (
     license_renew_with_serial,
     registration_update,
     rehost_refusal,
+    rehost_stamp,
     rehosts_left,
     renewal_refusal,
 )
@@ -884,7 +885,11 @@ def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
         return _rehost_confirmation(request, license, " ".join(host_id.split()))
     try:
         license = license_rehost(
-            license=license, host_id=form.cleaned_data["host_id"], actor=request.user
+            license=license,
+            host_id=form.cleaned_data["host_id"],
+            actor=request.user,
+            # The key the confirmation page named (a script may leave it out).
+            stamp=request.POST.get("stamp"),
         )
     except LicensingError as exc:
         messages.error(request, str(exc))
@@ -902,5 +907,10 @@ def _rehost_confirmation(request: PortalRequest, license: License, host_id: str)
     return render(
         request,
         "licensing/rehost_confirm.html",
-        {"license": license, "host_id": host_id, "moves_after": max(0, rehosts_left(license) - 1)},
+        {
+            "license": license,
+            "host_id": host_id,
+            "stamp": rehost_stamp(license),
+            "moves_after": max(0, rehosts_left(license) - 1),
+        },
     )

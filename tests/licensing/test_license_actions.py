@@ -488,6 +488,35 @@ def test_rehost_issues_a_new_key_and_revokes_the_old(
     assert old_key in page  # listed as revoked
 
 
+def test_rehost_confirmed_after_someone_else_moved_it(client, admin, node_locked) -> None:  # type: ignore[no-untyped-def]
+    # The page said "the current key (host HOST-A) stops working"; a colleague moved the
+    # license to HOST-C meanwhile. Confirming revoked HOST-C's new key, which the page never
+    # named and which may already be installed there.
+    from licensing.services import license_rehost
+
+    url = reverse("license-rehost", kwargs={"pk": node_locked.pk})
+    page = client.post(url, {"host_id": "HOST-B"})
+    form = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.content.decode())
+    )
+    assert set(form) >= {"host_id", "confirm", "stamp"}
+    moved = license_rehost(license=node_locked, host_id="HOST-C", actor=UserFactory())
+    response = client.post(url, form, follow=True)
+    assert "was moved to host HOST-C with a new key while you were confirming" in _messages(
+        response
+    )
+    node_locked.refresh_from_db()
+    assert (node_locked.host_id, node_locked.key) == ("HOST-C", moved.key)
+    # A confirmation page of the license as it is now moves it.
+    page = client.post(url, {"host_id": "HOST-B"})
+    form = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.content.decode())
+    )
+    client.post(url, form)
+    node_locked.refresh_from_db()
+    assert node_locked.host_id == "HOST-B"
+
+
 @pytest.mark.parametrize(
     ("host", "message"), [("", "Enter the host ID"), ("host-a", "already bound")]
 )
