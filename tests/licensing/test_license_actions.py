@@ -453,6 +453,18 @@ def test_renew_a_license_replaced_meanwhile(client, admin, license, status) -> N
     assert not FailedCodeAttempt.objects.exists()
 
 
+def test_an_ef_key_page_offers_no_renewal_serial_form(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # The form was offered and refused whatever was typed: EF maintenance follows the contract.
+    ef_key = LicenseFactory(owner=admin.organization, source=License.Source.EF_DRAWDOWN)
+    page = client.get(_detail(ef_key)).content.decode()
+    assert reverse("license-renew", kwargs={"pk": ef_key.pk}) not in page
+    bought = LicenseFactory(owner=admin.organization)
+    assert (
+        reverse("license-renew", kwargs={"pk": bought.pk})
+        in client.get(_detail(bought)).content.decode()
+    )
+
+
 # -- rehost ------------------------------------------------------------------------------------
 
 
