@@ -183,6 +183,39 @@ def test_renewal_extends_maintenance_and_reissues_file(
     assert AuditEvent.objects.filter(action="license.renewed", object_id=str(license.pk)).exists()
 
 
+def test_renewal_result_names_whom_the_renewal_was_emailed_to(
+    client, member, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # A colleague obtained the license; the result page of this person's renewal said the
+    # renewed key was emailed to that colleague, while the email went to this person.
+    from licensing.services import IssueSource, license_issue
+
+    colleague = MembershipFactory(organization=member.organization).user
+    version = ProductVersionFactory()
+    today = timezone.localdate()
+    license = license_issue(
+        source=IssueSource(
+            kind="serial",
+            ref="seed",
+            version=version,
+            quantity=10,
+            maintenance_start=today,
+            maintenance_end=today + timedelta(days=65),
+        ),
+        owner=member.organization,
+        registration=SupportRegistrationFactory(organization=member.organization),
+        acting_user=colleague,
+        notify=False,
+    )
+    serial = SerialNumberFactory(version=version, kind="renewal")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = walk(client, serial.code, registration={"target_license": str(license.pk)})
+    (email,) = mail.outbox
+    assert member.user.email in email.to and colleague.email not in email.to
+    page = client.get(response["Location"]).content.decode()
+    assert f"emailed to {', '.join(sorted(email.to))}." in page
+
+
 def test_lapsed_renewal_starts_from_today(client, member) -> None:  # type: ignore[no-untyped-def]
     version = ProductVersionFactory()
     today = timezone.localdate()
