@@ -87,6 +87,18 @@ class UpgradeWizard(PortalWizard):
 
     # -- formtools hooks --------------------------------------------------------------------
 
+    def process_step(self, form: Any) -> Any:
+        if isinstance(form, LineForm):
+            chosen, before = str(form.cleaned_data["line"]), self._raw("line", "line")
+            if before and chosen != before:
+                # Back to another license: its quantity and its registration are asked again
+                # from it, never the first license's answers carried over (confirming would
+                # have written the first license's registration over this one's).
+                step_data = self.storage.data[self.storage.step_data_key]
+                for step in ("quantity", "registration"):
+                    step_data.pop(step, None)
+        return super().process_step(form)
+
     def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
         # As formtools' get (a fresh wizard), plus: a link from the notice email or the
         # pending list carries the notification ID and starts at step 2.

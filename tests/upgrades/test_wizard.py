@@ -10,7 +10,11 @@ from django.utils import timezone
 from licensing.codes import generate_short_code
 from licensing.models import License
 from portal.models import AuditEvent
-from tests.licensing.factories import REGISTRATION, ProductVersionFactory
+from tests.licensing.factories import (
+    REGISTRATION,
+    ProductVersionFactory,
+    SupportRegistrationFactory,
+)
 from tests.licensing.wizard import instance_token
 from tests.portal.factories import MembershipFactory
 from tests.upgrades.factories import RELEASE, catalog, licensed
@@ -394,3 +398,60 @@ def test_a_license_upgraded_in_full_leaves_the_other_notification(client, two_re
     client.get(reverse("upgrade"))
     response = step(client, "notification", {"notification_id": s["newer"].code})
     assert current(response) == "notification"
+
+
+def test_back_to_another_license_asks_its_own_registration(client) -> None:  # type: ignore[no-untyped-def]
+    # Confirm for license A, Back to the product step, choose license B, Next: the quantity
+    # and registration steps showed A's answers ("Check the support registration of this
+    # license": A's company), and confirming wrote A's registration over B's.
+    member = MembershipFactory()
+    client.force_login(member.user)
+    old, new = catalog()
+    first = licensed(
+        member.organization,
+        old,
+        quantity=10,
+        registration=SupportRegistrationFactory(organization=member.organization, company="A Co"),
+    )
+    second = licensed(
+        member.organization,
+        old,
+        quantity=3,
+        registration=SupportRegistrationFactory(organization=member.organization, company="B Co"),
+    )
+    notifications_create(version=new, today=timezone.localdate())
+    notification = UpgradeNotification.objects.get()
+    line_a = UpgradeLine.objects.get(source_license=first)
+    line_b = UpgradeLine.objects.get(source_license=second)
+    walk(
+        client,
+        {"notification": notification, "line": line_a},
+        quantity=8,
+        registration={"company": "A Co"},
+        confirm=False,
+    )
+    back = client.post(
+        reverse("upgrade"),
+        {
+            f"{PREFIX}-current_step": "confirm",
+            f"{PREFIX}-instance": instance_token(client, PREFIX),
+            "wizard_goto_step": "line",
+        },
+    )
+    assert current(back) == "line"
+    response = step(client, "line", {"line": line_b.pk})
+    assert current(response) == "quantity"
+    assert response.context["wizard"]["form"]["quantity"].value() == 3
+    response = step(client, "quantity", {"quantity": 3})
+    assert current(response) == "registration"
+    assert response.context["wizard"]["form"]["company"].value() == "B Co"
+    data = {
+        name: response.context["wizard"]["form"][name].value()
+        for name in response.context["wizard"]["form"].fields
+    }
+    step(client, "registration", data)
+    step(client, "confirm")
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert (first.registration.company, second.registration.company) == ("A Co", "B Co")
+    assert License.objects.get(version=new).quantity == 3
