@@ -88,16 +88,25 @@ class UpgradeWizard(PortalWizard):
     # -- formtools hooks --------------------------------------------------------------------
 
     def process_step(self, form: Any) -> Any:
-        if isinstance(form, LineForm):
+        # Back to another notification or license: the later steps are asked again from it,
+        # never the first one's answers carried over (confirming would have written the first
+        # license's registration over this one's).
+        later: tuple[str, ...] = ()
+        if isinstance(form, NotificationIdForm):
+            chosen, before = form.cleaned_data["notification_id"], self._notification_code()
+            later = ("line", "quantity", "registration")
+        elif isinstance(form, LineForm):
             chosen, before = str(form.cleaned_data["line"]), self._raw("line", "line")
-            if before and chosen != before:
-                # Back to another license: its quantity and its registration are asked again
-                # from it, never the first license's answers carried over (confirming would
-                # have written the first license's registration over this one's).
-                step_data = self.storage.data[self.storage.step_data_key]
-                for step in ("quantity", "registration"):
-                    step_data.pop(step, None)
+            later = ("quantity", "registration")
+        if later and before and chosen != before:
+            step_data = self.storage.data[self.storage.step_data_key]
+            for step in later:
+                step_data.pop(step, None)
         return super().process_step(form)
+
+    def _notification_code(self) -> str:
+        notification = self._notification()
+        return notification.code if notification is not None else ""
 
     def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
         # As formtools' get (a fresh wizard), plus: a link from the notice email or the

@@ -455,3 +455,21 @@ def test_back_to_another_license_asks_its_own_registration(client) -> None:  # t
     first.refresh_from_db()
     assert (first.registration.company, second.registration.company) == ("A Co", "B Co")
     assert License.objects.get(version=new).quantity == 3
+
+
+def test_back_to_another_notification_asks_the_later_steps_again(client, two_releases) -> None:  # type: ignore[no-untyped-def]
+    s = two_releases
+    walk(client, s, quantity=6, confirm=False)
+    back = client.post(
+        reverse("upgrade"),
+        {
+            f"{PREFIX}-current_step": "confirm",
+            f"{PREFIX}-instance": instance_token(client, PREFIX),
+            "wizard_goto_step": "notification",
+        },
+    )
+    assert current(back) == "notification"
+    response = step(client, "notification", {"notification_id": s["newer"].code})
+    assert current(response) == "line"
+    # Not the other notification's line, refused as "nothing left to upgrade".
+    assert not response.context["wizard"]["form"].is_bound and not errors(response)
