@@ -298,8 +298,13 @@ class CustomValuesForm(forms.Form):
         for custom_field in custom_fields:
             name = f"cf_{custom_field.pk}"
             if custom_field.field_type == CustomField.Type.CHOICE:
+                options = custom_field.choice_list
+                kept = (initial_values or {}).get(custom_field.pk, "")
+                # The license's value stays selectable (and selected) after the field's options
+                # changed: otherwise the select shows "—" and saving wipes it.
+                extra = [kept] if kept and kept not in options else []
                 formfield: forms.Field = forms.ChoiceField(
-                    choices=[("", "—"), *[(c, c) for c in custom_field.choice_list]]
+                    choices=[("", "—"), *[(c, c) for c in [*options, *extra]]]
                 )
             elif custom_field.field_type == CustomField.Type.DATE:
                 formfield = forms.CharField(
@@ -327,8 +332,9 @@ class CustomValuesForm(forms.Form):
             raw = cleaned.get(name, "")
             if self.bulk and not (raw or "").strip():
                 continue
+            now = "" if self.bulk else str(self.initial.get(name) or "")
             try:
-                self.values[custom_field.pk] = custom_value_clean(custom_field, raw)
+                self.values[custom_field.pk] = custom_value_clean(custom_field, raw, current=now)
             except forms.ValidationError as exc:
                 self.add_error(name, exc)
         return cleaned

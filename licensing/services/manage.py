@@ -260,8 +260,13 @@ def shares_bind_verified_email(*, user: User, email: str) -> int:
 # Custom data
 
 
-def custom_value_clean(custom_field: CustomField, raw: Any) -> str:
-    """The stored text of a value for a field, or ValidationError saying what to type."""
+def custom_value_clean(custom_field: CustomField, raw: Any, *, current: str = "") -> str:
+    """The stored text of a value for a field, or ValidationError saying what to type.
+
+    `current`: the license's value now. A choice that is no longer among the field's options
+    (they were edited since it was chosen) is kept when it comes back unchanged, rather than
+    refused or wiped when other values of the license are saved.
+    """
     text = "" if raw is None else str(raw).strip()
     if not text:
         if custom_field.required:
@@ -285,6 +290,8 @@ def custom_value_clean(custom_field: CustomField, raw: Any) -> str:
     if custom_field.field_type == CustomField.Type.CHOICE:
         options = custom_field.choice_list
         match = next((o for o in options if o.lower() == text.lower()), None)
+        if match is None and current and text == current:
+            return current
         if match is None:
             raise ValidationError(
                 _("%(field)s must be one of: %(options)s.")
@@ -486,13 +493,13 @@ def custom_values_csv_preview(
             if column == key_column or column is None or column.lower() not in by_name:
                 continue
             custom_field = by_name[column.lower()]
+            old = current.get((license.pk, custom_field.pk), "")
             try:
-                value = custom_value_clean(custom_field, _csv_unguarded(raw))
+                value = custom_value_clean(custom_field, _csv_unguarded(raw), current=old)
             except ValidationError as exc:
                 errors.append(" ".join(exc.messages))
                 continue
             row.values[custom_field.pk] = value
-            old = current.get((license.pk, custom_field.pk), "")
             if old != value:
                 row.changes[custom_field.name] = {"from": old, "to": value}
         if errors:

@@ -791,7 +791,12 @@ def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
         raise PermissionDenied(_("Only the organization that owns this license keeps data on it."))
     _require(access, Action.MANAGE_DATA)
     owner_fields = _owner_fields(license)
-    form = CustomValuesForm(request.POST, custom_fields=owner_fields)
+    form = CustomValuesForm(
+        request.POST,
+        custom_fields=owner_fields,
+        # The values now: a choice no longer among the options is kept as it is.
+        initial_values={v.field_id: v.value for v in license.custom_values.all()},
+    )
     if form.is_valid():
         if custom_values_set(
             licenses=[license], values=form.values, actor=request.user, fields=owner_fields

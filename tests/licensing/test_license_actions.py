@@ -465,6 +465,44 @@ def test_an_ef_key_page_offers_no_renewal_serial_form(client, admin) -> None:  #
     )
 
 
+SELECTED = re.compile(r'<option value="([^"]*)"[^>]*selected')
+
+
+def test_a_value_no_longer_among_the_choices_survives_saving_other_fields(
+    client, admin, license
+) -> None:  # type: ignore[no-untyped-def]
+    # "Bronze" was an option when it was chosen; the field's options were edited since. The
+    # license page's select did not offer it (it showed "—"), so saving any other custom value
+    # wiped it without a word; and a CSV exported and uploaded unchanged was refused.
+    tier = CustomField.objects.create(
+        organization=admin.organization, name="Tier", field_type="choice", choices="Gold\nSilver"
+    )
+    site = CustomField.objects.create(organization=admin.organization, name="Site")
+    CustomFieldValue.objects.create(license=license, field=tier, value="Bronze")
+    page = client.get(_detail(license)).content.decode()
+    select = re.search(rf'<select name="cf_{tier.pk}".*?</select>', page, re.S)
+    assert select and SELECTED.findall(select.group()) == ["Bronze"]  # what a browser posts
+    client.post(
+        reverse("license-custom-values", kwargs={"pk": license.pk}),
+        {f"cf_{tier.pk}": "Bronze", f"cf_{site.pk}": "Lisbon"},
+    )
+    values = dict(CustomFieldValue.objects.values_list("field__name", "value"))
+    assert values == {"Tier": "Bronze", "Site": "Lisbon"}
+    # It stays a value of its own: it cannot be chosen for a license that does not have it.
+    other = LicenseFactory(owner=admin.organization)
+    response = client.post(
+        reverse("license-custom-values", kwargs={"pk": other.pk}), {f"cf_{tier.pk}": "Bronze"}
+    )
+    assert response.status_code == 400
+    assert not CustomFieldValue.objects.filter(license=other).exists()
+    # The export → upload round trip keeps it too.
+    preview = _upload(client, f"key,Tier,Site\n{license.key},Bronze,Porto\n").context["preview"]
+    assert not preview.refused
+    assert [row.changes for row in preview.changing] == [
+        {"Site": {"from": "Lisbon", "to": "Porto"}}
+    ]
+
+
 # -- rehost ------------------------------------------------------------------------------------
 
 
