@@ -78,6 +78,14 @@ def _audit_license(
 @transaction.atomic
 def license_email_again(*, license: License, actor: User) -> list[str]:
     """Emails the key and a fresh license file again to the technical contact (and the actor)."""
+    # The email says "here is your license key, install it": never for a key that was replaced.
+    if license.status != License.Status.ACTIVE:
+        raise LicensingError(
+            _(
+                "This license is no longer active, so its key is not emailed again. Its file "
+                "can still be downloaded from this page for your records."
+            )
+        )
     license_email_queue(license=license, acting_user=actor, event="issued")
     recipients = license_email_recipients(
         license, actor, partner_acting=partner_acts_for(license.owner)

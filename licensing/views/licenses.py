@@ -814,7 +814,11 @@ def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
 def license_email_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
     _require(access, Action.MANAGE_LICENSES)
-    recipients = license_email_again(license=license, actor=request.user)
+    try:
+        recipients = license_email_again(license=license, actor=request.user)
+    except LicensingError as exc:
+        messages.error(request, str(exc))
+        return redirect("license-detail", pk=license.pk)
     messages.success(
         request,
         _("The key and license file were emailed to %(to)s.") % {"to": ", ".join(recipients)},

@@ -400,6 +400,24 @@ def test_email_again(client, admin, license, django_capture_on_commit_callbacks)
     assert license.key in email.body and email.attachments
 
 
+@pytest.mark.parametrize("status", [License.Status.SUPERSEDED, License.Status.REVOKED])
+def test_a_replaced_key_is_not_emailed_again(
+    client, admin, license, status, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # "Email key again" sent a superseded or revoked key to the technical contact as "Here is
+    # your license key … Install it with the product", with no word of its status.
+    License.objects.filter(pk=license.pk).update(status=status)
+    assert (
+        reverse("license-email", kwargs={"pk": license.pk})
+        not in client.get(_detail(license)).content.decode()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("license-email", kwargs={"pk": license.pk}), follow=True)
+    assert "is no longer active" in _messages(response)
+    assert not mail.outbox
+    assert not AuditEvent.objects.filter(action="license.emailed").exists()
+
+
 # -- renewal -----------------------------------------------------------------------------------
 
 
