@@ -574,7 +574,7 @@ def license_rehost(
     locked = (
         License.objects.select_for_update().select_related("version__product").get(pk=license.pk)
     )
-    if stamp is not None and not hmac.compare_digest(stamp, rehost_stamp(locked)):
+    if stamp is not None and not hmac.compare_digest(stamp.encode(), rehost_stamp(locked).encode()):
         raise LicensingError(
             _(
                 "This license was moved to host %(host)s with a new key while you were "

@@ -575,6 +575,10 @@ def test_rehost_confirmed_after_someone_else_moved_it(client, admin, node_locked
     )
     node_locked.refresh_from_db()
     assert (node_locked.host_id, node_locked.key) == ("HOST-C", moved.key)
+    # A tampered stamp is a stamp that does not match, not a server error.
+    for tampered in ("é", "\x00", "x" * 5000):
+        response = client.post(url, {**form, "stamp": tampered}, follow=True)
+        assert response.status_code == 200 and "while you were confirming" in _messages(response)
     # A confirmation page of the license as it is now moves it.
     page = client.post(url, {"host_id": "HOST-B"})
     form = dict(
