@@ -272,6 +272,12 @@ def test_voucher_center_requires_login(client) -> None:  # type: ignore[no-untyp
 
 def test_switching_organization_starts_over(client, member) -> None:  # type: ignore[no-untyped-def]
     second = MembershipFactory(user=member.user)
+    # Start in the member's first organization: with two, the one shown first is the one whose
+    # name sorts first ("Customer 100 Ltda" before "Customer 99 Ltda" once the factory's
+    # sequence passes 99), so which one that is depends on how many tests ran before.
+    client.post(
+        reverse("organization-switch"), {"organization": member.organization_id, "next": "/"}
+    )
     submit_codes(client, VoucherFactory().code)
     client.post(
         reverse("organization-switch"), {"organization": second.organization_id, "next": "/"}
