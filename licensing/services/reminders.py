@@ -69,6 +69,10 @@ def maintenance_reminders_send(*, today: date) -> int:
             maintenance_end__gte=today,
             maintenance_end__lte=horizon,
         )
+        # Keys drawn down from an Enterprise Flexible contract are not renewed with a serial:
+        # their maintenance ends with the contract, which its super users are reminded of
+        # (enterprise_flex), so "renew it" would send their contacts to a dead end.
+        .exclude(source=License.Source.EF_DRAWDOWN)
         .order_by("maintenance_end", "pk")
     )
     window = {"maintenance_end__gte": today, "maintenance_end__lte": horizon}

@@ -113,6 +113,14 @@ def test_superseded_and_revoked_licenses_are_skipped(send) -> None:  # type: ign
     assert not MaintenanceReminder.objects.exists()
 
 
+def test_enterprise_flexible_keys_are_not_told_to_renew(send) -> None:  # type: ignore[no-untyped-def]
+    # Their maintenance follows the contract; a renewal serial is refused for them.
+    drawn = _license(days=7)
+    License.objects.filter(pk=drawn.pk).update(source=License.Source.EF_DRAWDOWN)
+    assert send() == []
+    assert not MaintenanceReminder.objects.exists()
+
+
 def test_thresholds_are_90_30_and_7() -> None:
     assert THRESHOLDS == (90, 30, 7)
 
