@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.formats import short_date
 from portal.models import Organization
+from portal.policy import Action
 from portal.ratelimit import CodeGuard
 
 from .codes import CodeFormatError, canonical_code
@@ -48,6 +49,10 @@ class SerialForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.organization = organization
         self.typed = typed
+        # Whether the whole key of a license this serial already made may be shown: not to a
+        # partner that may only obtain keys (it sees the keys it obtained, not the customer's).
+        access = getattr(request, "access", None)
+        self.shows_keys = access is not None and access.allows(Action.VIEW_LICENSES)
         self.guard = CodeGuard(request, organization=organization, action="serial.rate_limited")
         self.serial_number: SerialNumber | None = None
         self.already_redeemed: License | None = None
@@ -74,7 +79,7 @@ class SerialForm(forms.Form):
             raise forms.ValidationError(
                 _("Your organization already redeemed this serial number: it is license %(key)s."),
                 code="redeemed",
-                params={"key": exc.license.key},
+                params={"key": exc.license.key if self.shows_keys else mask_key(exc.license.key)},
             ) from exc
         except SerialError as exc:
             self.guard.failed()

@@ -807,6 +807,38 @@ def test_a_partner_with_only_obtain_keys_renews_a_customers_license(
     assert client.get(reverse("license-file", args=[other.pk])).status_code == 404
 
 
+def test_a_serial_the_customer_redeemed_shows_an_obtain_keys_partner_only_its_last_group(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # "Your organization already redeemed this serial number: it is license …" named the
+    # customer's whole key to a partner that may not see the customer's licenses.
+    from licensing.services import serial_redeem
+
+    serial = SerialNumberFactory()
+    key = serial_redeem(
+        code=serial.code,
+        organization=customer_admin.organization,
+        registration=REGISTRATION,
+        acting_user=customer_admin.user,
+    ).license.key
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    client.get(reverse("get-a-key"))
+    page = html.unescape(post_step(client, "serial", {"serial": serial.code}).content.decode())
+    assert "already redeemed this serial number" in page
+    assert key not in page and key.split("-")[-1] in page
+    # With the view-licenses scope it may see the customer's keys: the whole key.
+    delegation.scopes = [Scope.OBTAIN_KEYS, Scope.VIEW_LICENSES]
+    delegation.save(update_fields=["scopes"])
+    client.get(reverse("get-a-key"))
+    page = html.unescape(post_step(client, "serial", {"serial": serial.code}).content.decode())
+    assert key in page
+
+
 def test_a_partner_with_only_obtain_keys_upgrades_without_seeing_the_old_key(
     client, customer_admin, partner_admin
 ) -> None:  # type: ignore[no-untyped-def]
