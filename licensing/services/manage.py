@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.emails import queue_email
-from portal.models import Membership, Organization, User
+from portal.models import AuditEvent, Membership, Organization, User
 from portal.ratelimit import invitations_refusal
 from portal.services import audit_record
 
@@ -77,7 +78,14 @@ def _audit_license(
 
 @transaction.atomic
 def license_email_again(*, license: License, actor: User) -> list[str]:
-    """Emails the key and a fresh license file again to the technical contact (and the actor)."""
+    """Emails the key and a fresh license file again to the technical contact (and the actor).
+
+    At most PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR times per license: the technical contact is
+    whatever address someone allowed to manage data typed, and the button must not be a way to
+    fill its mailbox. The license row is locked, so two requests at once count one after the
+    other.
+    """
+    License.objects.select_for_update(of=("self",)).filter(pk=license.pk).first()
     # The email says "here is your license key, install it": never for a key that was replaced.
     if license.status != License.Status.ACTIVE:
         raise LicensingError(
@@ -85,6 +93,20 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
                 "This license is no longer active, so its key is not emailed again. Its file "
                 "can still be downloaded from this page for your records."
             )
+        )
+    sent = AuditEvent.objects.filter(
+        action="license.emailed",
+        object_type="licensing.license",
+        object_id=str(license.pk),
+        created_at__gte=timezone.now() - timedelta(hours=1),
+    ).count()
+    if sent >= settings.PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR:
+        raise LicensingError(
+            _(
+                "This license's key was already emailed %(count)d times in the last hour. Wait "
+                "an hour before sending it again, or download its license file from this page."
+            )
+            % {"count": sent}
         )
     license_email_queue(license=license, acting_user=actor, event="issued")
     recipients = license_email_recipients(

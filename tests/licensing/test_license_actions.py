@@ -400,6 +400,28 @@ def test_email_again(client, admin, license, django_capture_on_commit_callbacks)
     assert license.key in email.body and email.attachments
 
 
+def test_email_again_is_limited_per_license_per_hour(
+    client, admin, license, settings, monkeypatch, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # The button sent as many emails as it was pressed, to a technical contact anyone allowed
+    # to manage data may set: 30 presses, 30 emails with the key.
+    settings.PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR = 2
+    url = reverse("license-email", kwargs={"pk": license.pk})
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(2):
+            client.post(url)
+        response = client.post(url, follow=True)
+    assert len(mail.outbox) == 2
+    assert "already emailed 2 times in the last hour" in _messages(response)
+    assert AuditEvent.objects.filter(action="license.emailed").count() == 2
+    # An hour later it may be sent again (the audit trail is append-only: the clock moves).
+    later = timezone.now() + timedelta(hours=1, minutes=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url)
+    assert len(mail.outbox) == 3
+
+
 @pytest.mark.parametrize("status", [License.Status.SUPERSEDED, License.Status.REVOKED])
 def test_a_replaced_key_is_not_emailed_again(
     client, admin, license, status, django_capture_on_commit_callbacks
