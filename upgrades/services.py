@@ -340,7 +340,8 @@ def upgrade_redeem(
     )
     if notification.is_expired(today=timezone.localdate()):
         raise UpgradeError(
-            _("This upgrade notification expired on %(date)s.") % {"date": notification.expires_on}
+            _("This upgrade notification expired on %(date)s.")
+            % {"date": date_format(notification.expires_on, "SHORT_DATE_FORMAT")}
         )
     if not line.remaining_quantity:  # used up since the wizard showed it
         raise UpgradeError(

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.emails import Attachment, queue_email
+from portal.formats import short_date
 from portal.models import AuditEvent, Organization, User
 from portal.requestcontext import current_delegation
 from portal.services import admin_emails, audit_event_build, audit_record
@@ -385,7 +386,7 @@ def serial_refusal_raise(
     if serial.is_expired(today=today):
         raise SerialError(
             _("This serial number expired on %(date)s and can no longer be redeemed.")
-            % {"date": serial.expires_on}
+            % {"date": short_date(serial.expires_on)}
         )
     needs_target = serial.kind != SerialNumber.Kind.NEW
     if needs_target and not target_licenses(serial=serial, organization=organization).exists():

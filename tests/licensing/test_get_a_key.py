@@ -278,7 +278,13 @@ def test_own_redeemed_serial_says_where_the_license_is(client, member) -> None: 
 def test_expired_serial(client, member) -> None:  # type: ignore[no-untyped-def]
     serial = SerialNumberFactory(expires_on=date(2020, 1, 1))
     client.get(reverse("get-a-key"))
-    assert "expired on" in step_errors(post_step(client, "serial", {"serial": serial.code}))
+    assert "expired on 2020-01-01" in step_errors(
+        post_step(client, "serial", {"serial": serial.code})
+    )
+    # The date as the page writes dates in the reader's language, not ISO in every language.
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "pt-br"
+    client.get(reverse("get-a-key"))
+    assert "01/01/2020" in step_errors(post_step(client, "serial", {"serial": serial.code}))
 
 
 def test_void_serial_reads_as_unknown(client, member) -> None:  # type: ignore[no-untyped-def]
