@@ -962,16 +962,9 @@ def customer_account_create(
         status=Delegation.Status.ACTIVE,
         granted_by=actor,
     )
-    invitation = Invitation.objects.create(
-        organization=customer,
-        email=contact_email.strip().lower(),
-        role=Membership.Role.ADMIN,
-        invited_by=actor,
-    )
     for action, obj, details in (
         ("organization.created", customer, {"name": customer.name, "by_partner": True}),
         ("delegation.granted", delegation, _delegation_details(delegation)),
-        ("invitation.sent", invitation, {"email": invitation.email, "role": invitation.role}),
     ):
         audit_record(
             action=action,
@@ -981,15 +974,38 @@ def customer_account_create(
             obj=obj,
             details=details,
         )
+    _customer_admin_invite(delegation, actor=actor, email=contact_email, name=contact_name)
+    return delegation
+
+
+def _customer_admin_invite(
+    delegation: Delegation, *, actor: User, email: str, name: str
+) -> Invitation:
+    """Invites `email` to claim the customer account a partner added, as its administrator:
+    the invitation, its audit event (the partner acting for the customer) and the email."""
+    invitation = Invitation.objects.create(
+        organization=delegation.customer,
+        email=email.strip().lower(),
+        role=Membership.Role.ADMIN,
+        invited_by=actor,
+    )
+    audit_record(
+        action="invitation.sent",
+        actor=actor,
+        organization=delegation.partner,
+        acting_for=delegation.customer,
+        obj=invitation,
+        details={"email": invitation.email, "role": invitation.role},
+    )
     _delegation_email(
         "customer_account_created",
         delegation,
         to=[invitation.email],
         invitation=invitation,
-        contact_name=contact_name.strip(),
+        contact_name=name.strip(),
         inviter=actor,
     )
-    return delegation
+    return invitation
 
 
 @transaction.atomic
@@ -1037,26 +1053,4 @@ def customer_invitation_resend(
     Invitation.objects.filter(pk__in=[i.pk for i in open_invitations]).update(
         revoked_at=timezone.now()
     )
-    invitation = Invitation.objects.create(
-        organization=customer,
-        email=contact_email.strip().lower(),
-        role=Membership.Role.ADMIN,
-        invited_by=actor,
-    )
-    audit_record(
-        action="invitation.sent",
-        actor=actor,
-        organization=partner,
-        acting_for=customer,
-        obj=invitation,
-        details={"email": invitation.email, "role": invitation.role},
-    )
-    _delegation_email(
-        "customer_account_created",
-        locked,
-        to=[invitation.email],
-        invitation=invitation,
-        contact_name=contact_name.strip(),
-        inviter=actor,
-    )
-    return invitation
+    return _customer_admin_invite(locked, actor=actor, email=contact_email, name=contact_name)
