@@ -361,6 +361,9 @@ class GetAKeyWizard(PortalWizard):
             context["target"] = target
             context["mask_keys"] = self._mask_keys()
             serial = context.get("serial")
+            if target is not None and serial is not None and serial.kind == "upgrade":
+                # Seats an upgrade serial for fewer seats leaves on the license (serial_redeem).
+                context["seats_left"] = max(0, target.quantity - serial.quantity)
             if target is not None and serial is not None and serial.kind == "renewal":
                 today = timezone.localdate()
                 context["maintenance_start"] = target.maintenance_start

@@ -65,8 +65,9 @@ class IssueSource:
     host_id: str = ""
     preset_key: str = ""  # a key printed on the purchase certificate, reused instead of minted
     supersedes: License | None = None
-    # A paid upgrade replaces the whole license; a version upgrade of part of its quantity
-    # leaves it active, and its caller retires it when nothing is left.
+    # An upgrade of the whole license replaces it; one of part of its quantity (a version
+    # upgrade, or an upgrade serial for fewer seats) leaves it active, and its caller lowers its
+    # quantity and retires it when nothing is left.
     retire_superseded: bool = True
 
 
@@ -536,6 +537,10 @@ def serial_redeem(
         renewed = True
     else:
         assert support is not None
+        # An upgrade serial for fewer seats than its license holds upgrades that many: the rest
+        # stay on the license, under its key (as a version upgrade of part of a license does).
+        # For as many seats or more, the new license replaces the old one.
+        partial = target is not None and serial.quantity < target.quantity
         license = license_issue(
             source=IssueSource(
                 kind=License.Source.SERIAL,
@@ -547,12 +552,34 @@ def serial_redeem(
                 host_id=host_id.strip() if product.node_locked else "",
                 preset_key=serial.printed_key,
                 supersedes=target,
+                retire_superseded=not partial,
             ),
             owner=organization,
             registration=support,
             acting_user=acting_user,
             events=events,
         )
+        if partial:
+            assert target is not None
+            left = target.quantity - serial.quantity
+            License.objects.filter(pk=target.pk).update(
+                quantity=left, file_issued_at=timezone.now()
+            )
+            events.append(
+                audit_event_build(
+                    action="license.upgraded",
+                    actor=acting_user,
+                    organization=organization,
+                    obj=target,
+                    details={
+                        "to_version": serial.version.version,
+                        "quantity": serial.quantity,
+                        "left": left,
+                        "new_license": str(license.pk),
+                        "serial": serial.code,
+                    },
+                )
+            )
         renewed = False
     now = timezone.now()
     _redemption_record(

@@ -70,3 +70,62 @@ def test_one_organization_double_submitting_gets_one_license() -> None:
     outcomes = _race(serial.code, [membership] * THREADS)
     assert outcomes == Counter({"issued": 1, "already-yours": THREADS - 1})
     assert License.objects.count() == 1
+
+
+def test_upgrade_serials_for_part_of_one_license_at_once_count_every_seat_once() -> None:
+    # Five 2-seat upgrade serials applied at once to one 10-seat license: each takes its seats
+    # from what the one before left (the license row is locked and read again), so the last
+    # one, for the last 2 seats, replaces what is left and nothing is counted twice.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from licensing.services import IssueSource, license_issue
+    from tests.licensing.factories import ProductVersionFactory, SupportRegistrationFactory
+
+    membership = MembershipFactory()
+    old = ProductVersionFactory(version="14.3")
+    new = ProductVersionFactory(product=old.product, version="15.0")
+    today = timezone.localdate()
+    license = license_issue(
+        source=IssueSource(
+            kind="serial", ref="seed", version=old, quantity=10,
+            maintenance_start=today, maintenance_end=today + timedelta(days=300),
+        ),
+        owner=membership.organization,
+        registration=SupportRegistrationFactory(organization=membership.organization),
+        acting_user=membership.user,
+        notify=False,
+    )  # fmt: skip
+    serials = [
+        SerialNumberFactory(version=new, kind=SerialNumber.Kind.UPGRADE, quantity=2)
+        for _ in range(5)
+    ]
+    barrier = threading.Barrier(len(serials))
+    errors: list[Exception] = []
+
+    def upgrade(serial: SerialNumber) -> None:
+        try:
+            barrier.wait(timeout=30)
+            serial_redeem(
+                code=serial.code,
+                organization=membership.organization,
+                registration=REGISTRATION,
+                acting_user=membership.user,
+                target_license_id=str(license.pk),
+            )
+        except Exception as exc:  # any failure fails the test below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=upgrade, args=(s,)) for s in serials]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    license.refresh_from_db()
+    assert license.status == License.Status.SUPERSEDED and license.quantity == 2
+    upgraded = License.objects.filter(version=new)
+    assert upgraded.count() == 5 and sum(upgraded.values_list("quantity", flat=True)) == 10

@@ -155,6 +155,45 @@ def test_upgrade_supersedes_the_chosen_license(client, member) -> None:  # type:
     assert first.status == License.Status.ACTIVE
 
 
+def test_an_upgrade_serial_for_fewer_seats_upgrades_that_many(client, member) -> None:  # type: ignore[no-untyped-def]
+    # A 4-seat upgrade serial applied to a 10-seat license superseded all 10 seats: the
+    # customer kept 4, of the new version, and lost 6. Now 6 stay on the license, under its key.
+    old_version = ProductVersionFactory(version="14.3")
+    new_version = ProductVersionFactory(product=old_version.product, version="15.0")
+    license = _owned_license(member, old_version)
+    key, file_issued = license.key, license.file_issued_at
+    serial = SerialNumberFactory(version=new_version, kind=SerialNumber.Kind.UPGRADE, quantity=4)
+    confirm = walk(
+        client, serial.code, registration={"target_license": str(license.pk)}, confirm=False
+    )
+    assert "4 of its 10 seats are upgraded; the other 6 stay on version 14.3" in (
+        confirm.content.decode()
+    )
+    post_step(client, "confirm")
+    new = License.objects.get(source_ref=serial.code)
+    license.refresh_from_db()
+    assert (new.version, new.quantity, new.supersedes) == (new_version, 4, license)
+    assert (license.status, license.quantity, license.key) == (License.Status.ACTIVE, 6, key)
+    assert license.file_issued_at > file_issued  # its file now says 6
+    event = AuditEvent.objects.get(action="license.upgraded", object_id=str(license.pk))
+    assert event.details["quantity"] == 4 and event.details["left"] == 6
+    assert not AuditEvent.objects.filter(action="license.superseded").exists()
+
+
+def test_an_upgrade_serial_for_all_the_seats_replaces_the_license(client, member) -> None:  # type: ignore[no-untyped-def]
+    old_version = ProductVersionFactory(version="14.3")
+    new_version = ProductVersionFactory(product=old_version.product, version="15.0")
+    license = _owned_license(member, old_version)
+    serial = SerialNumberFactory(version=new_version, kind=SerialNumber.Kind.UPGRADE, quantity=10)
+    confirm = walk(
+        client, serial.code, registration={"target_license": str(license.pk)}, confirm=False
+    )
+    assert "The new license replaces this one" in confirm.content.decode()
+    post_step(client, "confirm")
+    license.refresh_from_db()
+    assert license.status == License.Status.SUPERSEDED and license.quantity == 10
+
+
 def test_upgrade_without_a_license_to_upgrade_is_refused(client, member) -> None:  # type: ignore[no-untyped-def]
     serial = SerialNumberFactory(kind=SerialNumber.Kind.UPGRADE)
     client.get(reverse("get-a-key"))
