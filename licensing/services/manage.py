@@ -471,7 +471,10 @@ def custom_values_csv_preview(
         )
     try:
         reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip() for h in (reader.fieldnames or [])]
+        # Column names as the fields are named: an export guards a name that starts like a
+        # formula ("=Site" reads "'=Site"), as it guards the values.
+        reader.fieldnames = [_csv_unguarded(h.strip()) for h in (reader.fieldnames or [])]
+        header = list(reader.fieldnames)
     except csv.Error:
         header = []
     by_name = {f.name.lower(): f for f in fields}

@@ -226,7 +226,8 @@ def _csv_template(fields: list[CustomField], licenses: QuerySet[License] | None)
     (or only the header), so what is downloaded can be filled in and uploaded as it is."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["key", *[f.name for f in fields]])
+    # Field names are the organization's own text: guarded like the values.
+    writer.writerow(["key", *[_csv_safe(f.name) for f in fields]])
     if licenses is not None:
         rows = list(licenses.order_by("issued_at").values_list("pk", "key"))
         values: dict[tuple[UUID, int], str] = {

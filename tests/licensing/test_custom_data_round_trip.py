@@ -107,3 +107,19 @@ def test_templates_to_download(client, admin) -> None:  # type: ignore[no-untype
     preview = _upload(client, rows).context["preview"]
     assert not preview.ignored and not preview.refused
     assert preview.changing[0].changes == {"Owner team": {"from": "", "to": "Platform"}}
+
+
+def test_a_field_named_like_a_formula_survives_the_round_trip(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # The template wrote the name as it is ("=Site", which a spreadsheet runs), and an upload
+    # with the guarded name ("'=Site", as the list's export writes it) did not find the field.
+    field = CustomField.objects.create(organization=admin.organization, name="=Site")
+    license = LicenseFactory(owner=admin.organization)
+    empty = client.get(reverse("custom-values-csv"), {"template": "empty"})
+    assert empty.content.decode().splitlines() == ["key,'=Site"]
+    rows = _csv(client.get(reverse("custom-values-csv"), {"template": "licenses"}))
+    assert list(rows[0]) == ["key", "'=Site"]
+    rows[0]["'=Site"] = "Lisbon"
+    preview = _upload(client, rows).context["preview"]
+    assert not preview.ignored and not preview.refused
+    assert preview.changing[0].changes == {field.name: {"from": "", "to": "Lisbon"}}
+    assert preview.changing[0].key == license.key
