@@ -321,6 +321,13 @@ class License(models.Model):
         return "active"
 
     @property
+    def follows_contract(self) -> bool:
+        """A key drawn down from an Enterprise Flexible contract: its maintenance and versions
+        come through the contract, never through a renewal serial, an upgrade notification or
+        a maintenance reminder. Queries say the same with `source=Source.EF_DRAWDOWN`."""
+        return self.source == self.Source.EF_DRAWDOWN
+
+    @property
     def file_name(self) -> str:
         return f"{self.version.product.sku}-{self.key[-5:]}.lic".lower()
 

@@ -89,7 +89,7 @@ class UpgradeLine(models.Model):
         takes seats from the same license), and nothing once the license is not active or for
         an Enterprise Flexible key (upgraded through its contract)."""
         source = self.source_license
-        if source.status != License.Status.ACTIVE or source.source == License.Source.EF_DRAWDOWN:
+        if source.status != License.Status.ACTIVE or source.follows_contract:
             return 0
         return max(0, min(self.remaining_quantity, source.quantity))
 

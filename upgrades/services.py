@@ -352,7 +352,7 @@ def upgrade_redeem(
             )
         )
     source = License.objects.select_for_update().get(pk=line.source_license_id)
-    if source.source == License.Source.EF_DRAWDOWN:  # a line made before they were excluded
+    if source.follows_contract:  # a line made before they were excluded
         raise UpgradeError(
             _(
                 "This license was drawn down from an Enterprise Flexible contract: new versions "

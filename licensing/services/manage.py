@@ -646,7 +646,7 @@ def renewal_refusal(license: License) -> str | None:
     upgrade superseded it meanwhile) neither spends the person's failed-code budget nor gets
     the wizard's "choose which license" message, and again by license_renew_with_serial.
     """
-    if license.source == License.Source.EF_DRAWDOWN:
+    if license.follows_contract:
         return _(
             "This license was drawn down from an Enterprise Flexible contract: its maintenance "
             "follows the contract, not a renewal serial number."

@@ -769,7 +769,7 @@ def _render_detail(
         "retired_keys": license.retired_keys.all()[:20],
         # Enterprise Flexible keys are upgraded through their contract: no notice here.
         "newer_version": None
-        if license.source == License.Source.EF_DRAWDOWN
+        if license.follows_contract
         else ProductVersion.objects.filter(
             product=product,
             published_at__isnull=False,
