@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
+from django.template import Context, Engine
 from django.template.loader import get_template
 from django.utils import timezone, translation
 
@@ -125,14 +126,17 @@ class EmailTemplates:
     """An email's subject/text/HTML template trio, looked up once for many renderings."""
 
     def __init__(self, template: str) -> None:
-        self.subject = get_template(f"emails/{template}_subject.txt")
+        # The engine's own template, which renders a Context (autoescape off: see render).
+        self.subject = Engine.get_default().get_template(f"emails/{template}_subject.txt")
         self.text = get_template(f"emails/{template}_body.txt")
         self.html = get_template(f"emails/{template}_body.html")
 
     def render(self, context: dict[str, Any]) -> tuple[str, str, str]:
         """Subject (with the portal's prefix), text and HTML for a context that has the site's
         variables already (site_context)."""
-        subject = email_subject(self.subject.render(context))
+        # A subject is plain text, never HTML: rendered without autoescaping, as base.txt renders
+        # the text body, or a product "R&D Tools" would arrive as "R&amp;D Tools".
+        subject = email_subject(self.subject.render(Context(context, autoescape=False)))
         return subject, self.text.render(context), self.html.render(context)
 
 
