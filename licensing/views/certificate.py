@@ -54,6 +54,25 @@ def license_certificate(request: PortalRequest, pk: UUID) -> HttpResponse:
     )
 
 
+def _pdf_lines(text: str, font: str, size: float, width: float) -> list[str]:
+    """`text` in lines no wider than `width` points: broken between words, and a word wider
+    than a line (a host ID of many MAC addresses, 200 characters without a space) between
+    characters, since drawString would run it off the page."""
+    from reportlab.lib.utils import simpleSplit
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    lines: list[str] = []
+    for line in simpleSplit(text, font, size, width) or [""]:
+        while stringWidth(line, font, size) > width:
+            cut = len(line) - 1
+            while cut > 1 and stringWidth(line[:cut], font, size) > width:
+                cut -= 1
+            lines.append(line[:cut])
+            line = line[cut:]
+        lines.append(line)
+    return lines
+
+
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     # reportlab is loaded by the first PDF a process renders, not by every web worker at start:
@@ -83,12 +102,15 @@ def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     pdf.setFont("Courier-Bold", 16)
     pdf.drawString(25 * mm, y, license.key)
     y -= 14 * mm
+    value_width = width - 70 * mm - 25 * mm
     for label, value in _facts(license):
         pdf.setFont("Helvetica-Bold", 11)
         pdf.drawString(25 * mm, y, label)
         pdf.setFont("Helvetica", 11)
-        pdf.drawString(70 * mm, y, value)
-        y -= 8 * mm
+        for line in _pdf_lines(value, "Helvetica", 11, value_width):
+            pdf.drawString(70 * mm, y, line)
+            y -= 5 * mm
+        y -= 3 * mm
     widget = QrCodeWidget(license.key, barLevel="M")
     left, bottom, right, top = widget.getBounds()
     size = 45 * mm
