@@ -312,12 +312,14 @@ class EFInvitation(models.Model):
     def __str__(self) -> str:
         return f"{self.email} → {self.contract}"
 
+    @property
+    def expires_at(self) -> datetime:
+        """When the link stops working: a re-sent invitation keeps its first date (its email
+        says this date, not a lifetime counted from the re-send)."""
+        return self.created_at + INVITATION_LIFETIME
+
     def is_open(self, *, now: datetime) -> bool:
-        return (
-            self.accepted_at is None
-            and self.revoked_at is None
-            and now < self.created_at + INVITATION_LIFETIME
-        )
+        return self.accepted_at is None and self.revoked_at is None and now < self.expires_at
 
 
 class EFDrawdown(models.Model):

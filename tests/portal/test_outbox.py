@@ -14,6 +14,7 @@ import pytest
 from django.core import mail
 from django.db import connection, connections, transaction
 from django.urls import reverse
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 from portal import services
@@ -33,7 +34,7 @@ def _queue() -> OutboundEmail:
         template="invitation",
         to=["Someone@Example.com ", "someone@example.com"],
         context={
-            "invitation": mock.Mock(token="tok"),
+            "invitation": mock.Mock(token="tok", expires_at=timezone.now()),
             "organization": membership.organization,
             "inviter": membership.user,
         },

@@ -30,7 +30,7 @@ def _queue(count: int) -> list[OutboundEmail]:
     """`count` committed outbox emails that no task has been given yet."""
     membership = MembershipFactory()
     context = {
-        "invitation": mock.Mock(token="tok"),
+        "invitation": mock.Mock(token="tok", expires_at=timezone.now()),
         "organization": membership.organization,
         "inviter": membership.user,
     }
