@@ -147,6 +147,11 @@ def invitation_create(
         invitation = Invitation.objects.create(
             organization=organization, email=email, role=role, invited_by=invited_by
         )
+    elif invitation.role != role:
+        # Re-inviting with another role corrects the link already sent (an administrator
+        # invited by mistake joins as a member), as the audit event below records.
+        invitation.role = role
+        invitation.save(update_fields=["role"])
     queue_email(
         template="invitation",
         to=[email],

@@ -222,3 +222,17 @@ def test_anonymous_pages(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get(reverse("signing-key")).status_code == 200
     keys = client.get("/.well-known/license-signing-key").json()["keys"]
     assert len(keys[0]["hex"]) == 64 and "BEGIN PUBLIC KEY" in keys[0]["pem"]
+
+
+def test_inviting_again_with_another_role_changes_the_invitations_role(client) -> None:  # type: ignore[no-untyped-def]
+    # An administrator invites someone as administrator by mistake, then again as member: the
+    # link already sent must make them a member, as the page and the audit trail say.
+    admin = MembershipFactory()
+    _invite(client, admin, email="bob@acme.example", role="admin")
+    _invite(client, admin, email="bob@acme.example", role="member")
+    invitation = Invitation.objects.get(revoked_at__isnull=True)
+    assert invitation.role == Membership.Role.MEMBER
+    bob = UserFactory(email="bob@acme.example")
+    client.force_login(bob)
+    client.post(reverse("invitation", args=[invitation.token]))
+    assert Membership.objects.get(user=bob, organization=admin.organization).role == "member"
