@@ -24,6 +24,8 @@ from .models import (
     SupportRegistration,
 )
 from .services import (
+    MAX_MAINTENANCE_MONTHS,
+    MAX_QUANTITY,
     LicensingError,
     serials_create,
     serials_import,
@@ -49,8 +51,12 @@ class ProductAdmin(admin.ModelAdmin):
 class GenerateSerialsForm(forms.Form):
     count = forms.IntegerField(label=_("How many serial numbers"), min_value=1, max_value=10_000)
     kind = forms.ChoiceField(label=_("Kind"), choices=SerialNumber.Kind.choices)
-    quantity = forms.IntegerField(label=_("Quantity per serial"), min_value=1, initial=1)
-    maintenance_months = forms.IntegerField(label=_("Maintenance months"), min_value=0, initial=12)
+    quantity = forms.IntegerField(
+        label=_("Quantity per serial"), min_value=1, max_value=MAX_QUANTITY, initial=1
+    )
+    maintenance_months = forms.IntegerField(
+        label=_("Maintenance months"), min_value=0, max_value=MAX_MAINTENANCE_MONTHS, initial=12
+    )
     expires_on = forms.DateField(
         label=_("Redeem before"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )

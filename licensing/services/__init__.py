@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .issue import (
     LICENSE_FILE_MIMETYPE,
+    MAX_MAINTENANCE_MONTHS,
+    MAX_QUANTITY,
     IssueSource,
     LicensingError,
     RedeemResult,
@@ -54,6 +56,8 @@ from .serials import (
 
 __all__ = [
     "LICENSE_FILE_MIMETYPE",
+    "MAX_MAINTENANCE_MONTHS",
+    "MAX_QUANTITY",
     "REGISTRATION_FIELDS",
     "THRESHOLDS",
     "CsvPreview",

@@ -696,6 +696,11 @@ def license_renew(
     return locked
 
 
+# What one serial may carry, whether generated (serials_create) or imported (serials_import).
+MAX_QUANTITY = 1_000_000
+MAX_MAINTENANCE_MONTHS = 120
+
+
 @transaction.atomic
 def serials_create(
     *,
@@ -712,6 +717,14 @@ def serials_create(
         raise LicensingError(_("Generate between 1 and 100,000 serial numbers at a time."))
     if quantity < 1:
         raise LicensingError(_("A serial number needs a quantity of at least 1."))
+    if quantity > MAX_QUANTITY:
+        raise LicensingError(
+            _("Quantity must be from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
+        )
+    if not 0 <= maintenance_months <= MAX_MAINTENANCE_MONTHS:
+        raise LicensingError(
+            _("Maintenance months must be from 0 to %(max)d.") % {"max": MAX_MAINTENANCE_MONTHS}
+        )
     serials = SerialNumber.objects.bulk_create(
         [
             SerialNumber(

@@ -21,7 +21,7 @@ from portal.services import audit_record
 
 from ..codes import CodeFormatError, canonical_code, canonical_key
 from ..models import ProductVersion, SerialNumber
-from .issue import LicensingError
+from .issue import MAX_MAINTENANCE_MONTHS, MAX_QUANTITY, LicensingError
 
 IMPORT_COLUMNS = [
     "code",
@@ -35,8 +35,6 @@ IMPORT_COLUMNS = [
 ]
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_ROWS = 10_000
-MAX_QUANTITY = 1_000_000
-MAX_MAINTENANCE_MONTHS = 120
 
 
 @dataclass

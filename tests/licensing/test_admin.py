@@ -140,3 +140,28 @@ def test_csv_import_of_serials(staff_client) -> None:  # type: ignore[no-untyped
     staff_client.post(url, {"confirm": "1"})
     assert SerialNumber.objects.filter(code=good, version=version, quantity=10).exists()
     assert SerialNumber.objects.filter(code="LEGACY000123").exists()
+
+
+@pytest.mark.parametrize(
+    ("quantity", "months"), [("3000000000", "12"), ("1000001", "12"), ("1", "40000"), ("1", "121")]
+)
+def test_generate_serials_refuses_what_an_import_refuses(staff_client, quantity, months) -> None:  # type: ignore[no-untyped-def]
+    # A quantity or a maintenance term past the database's integer gave a 500; within it but
+    # past what a CSV import accepts (1,000,000 seats, 120 months) it made serials no import
+    # would.
+    version = ProductVersionFactory()
+    response = staff_client.post(
+        reverse("admin:licensing_productversion_changelist"),
+        {
+            "action": "generate_serials",
+            "_selected_action": [version.pk],
+            "apply": "1",
+            "count": "1",
+            "kind": "new",
+            "quantity": quantity,
+            "maintenance_months": months,
+        },
+    )
+    assert response.status_code == 200
+    assert b"less than or equal to" in response.content
+    assert not SerialNumber.objects.exists()
