@@ -55,15 +55,6 @@ class OrganizationAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
-@admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
-    list_display = ["email", "organization", "role", "created_at", "accepted_at", "revoked_at"]
-    list_filter = ["role"]
-    search_fields = ["email", "organization__name"]
-    readonly_fields = ["token", "created_at", "accepted_at"]
-    raw_id_fields = ["organization", "invited_by"]
-
-
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -73,6 +64,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    """Administrators invite and withdraw on the Members page (invitation_create and
+    invitation_revoke: email, audit, one open invitation per address); staff look. Edited here,
+    a withdrawn link could be reopened, or its role changed, with no audit event."""
+
+    list_display = ["email", "organization", "role", "created_at", "accepted_at", "revoked_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "organization__name"]
+    list_select_related = ["organization"]
 
 
 class _NamedEmptyValuesFilter(admin.AllValuesFieldListFilter):

@@ -233,6 +233,7 @@ ADMIN_READ_ONLY = {
         "licensing_serialredemption",
         "portal_auditevent",
         "portal_delegation",
+        "portal_invitation",
         "portal_outboundemail",
         "upgrades_upgradenotice",
         "upgrades_upgradenotification",

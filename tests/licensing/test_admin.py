@@ -165,3 +165,39 @@ def test_generate_serials_refuses_what_an_import_refuses(staff_client, quantity,
     assert response.status_code == 200
     assert b"less than or equal to" in response.content
     assert not SerialNumber.objects.exists()
+
+
+def test_staff_cannot_reopen_or_rewrite_an_invitation_in_admin(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # Clearing "revoked at" on a withdrawn invitation while a newer one was open gave a 500
+    # (one open invitation per address); otherwise it reopened a link its administrator had
+    # withdrawn, or changed its role or address, with no audit event. Administrators invite
+    # and withdraw on the Members page; staff look.
+    from portal.models import Invitation
+    from portal.services import invitation_create, invitation_revoke
+
+    admin = MembershipFactory()
+    old = invitation_create(
+        organization=admin.organization, email="a@x.example", role="member", invited_by=admin.user
+    )
+    invitation_revoke(invitation=old, actor=admin.user)
+    invitation_create(
+        organization=admin.organization, email="a@x.example", role="member", invited_by=admin.user
+    )
+    url = reverse("admin:portal_invitation_change", args=[old.pk])
+    assert staff_client.get(url).status_code == 200
+    response = staff_client.post(
+        url,
+        {
+            "organization": admin.organization.pk,
+            "email": "a@x.example",
+            "role": "admin",
+            "invited_by": admin.user.pk,
+            "revoked_at_0": "",
+            "revoked_at_1": "",
+        },
+    )
+    assert response.status_code == 403
+    old.refresh_from_db()
+    assert old.revoked_at is not None and old.role == "member"
+    assert staff_client.get(reverse("admin:portal_invitation_add")).status_code == 403
+    assert Invitation.objects.count() == 2
