@@ -4,7 +4,9 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -18,7 +20,7 @@ from .models import (
     OutboundEmail,
     User,
 )
-from .services import outbound_emails_resend
+from .services import memberships_staff_changed, outbound_emails_resend
 from .templatetags.portal_tags import audit_action
 
 
@@ -39,8 +41,30 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
 
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        # The rule membership_update keeps for administrators: an organization that has members
+        # keeps an administrator (nobody else can invite, manage members or partners).
+        kept = [
+            f
+            for f in self.forms
+            if getattr(f, "cleaned_data", None) and not f.cleaned_data.get("DELETE")
+        ]
+        had_members = kept or any(f.instance.pk for f in self.forms)
+        if had_members and not any(
+            f.cleaned_data.get("role") == Membership.Role.ADMIN for f in kept
+        ):
+            raise ValidationError(
+                _("An organization needs at least one administrator. Promote another member first.")
+            )
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     raw_id_fields = ["user"]
 
@@ -53,6 +77,25 @@ class OrganizationAdmin(admin.ModelAdmin):
     # country_legacy: what was typed before countries were codes and matched none.
     readonly_fields = ["account_number", "country_legacy", "created_at"]
     inlines = [MembershipInline]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        removed = [f.instance.user.email for f in formset.deleted_forms if f.instance.pk]
+        role_changes = [
+            (f.instance, f.initial["role"])
+            for f in formset.initial_forms
+            if f not in formset.deleted_forms and "role" in f.changed_data
+        ]
+        super().save_formset(request, form, formset, change)
+        memberships_staff_changed(
+            organization=form.instance,
+            actor=request.user,  # type: ignore[arg-type]
+            added=formset.new_objects,
+            removed_emails=removed,
+            role_changes=role_changes,
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

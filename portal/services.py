@@ -279,6 +279,46 @@ def membership_update(
         )
 
 
+def memberships_staff_changed(
+    *,
+    organization: Organization,
+    actor: User,
+    added: Iterable[Membership] = (),
+    removed_emails: Iterable[str] = (),
+    role_changes: Iterable[tuple[Membership, str]] = (),
+) -> None:
+    """Audits the membership changes staff saved on an organization's admin page, as
+    membership_update and membership_ensure audit those of its administrators."""
+    for membership in added:
+        audit_record(
+            action="membership.added",
+            actor=actor,
+            organization=organization,
+            obj=membership,
+            details={"email": membership.user.email, "role": membership.role, "reason": "staff"},
+        )
+    for email in removed_emails:
+        audit_record(
+            action="membership.removed",
+            actor=actor,
+            organization=organization,
+            details={"email": email, "reason": "staff"},
+        )
+    for membership, old in role_changes:
+        audit_record(
+            action="membership.role_changed",
+            actor=actor,
+            organization=organization,
+            obj=membership,
+            details={
+                "email": membership.user.email,
+                "from": old,
+                "to": membership.role,
+                "reason": "staff",
+            },
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # The outbox: at-least-once delivery, recognisable duplicates, backoff, nothing given up silently
 

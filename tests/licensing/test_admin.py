@@ -201,3 +201,74 @@ def test_staff_cannot_reopen_or_rewrite_an_invitation_in_admin(staff_client) -> 
     assert old.revoked_at is not None and old.role == "member"
     assert staff_client.get(reverse("admin:portal_invitation_add")).status_code == 403
     assert Invitation.objects.count() == 2
+
+
+def _organization_form(organization, memberships, **changes):  # type: ignore[no-untyped-def]
+    data = {
+        "name": organization.name,
+        "kind": organization.kind,
+        "address": organization.address,
+        "country": str(organization.country or ""),
+        "memberships-TOTAL_FORMS": str(len(memberships)),
+        "memberships-INITIAL_FORMS": str(len(memberships)),
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    for i, membership in enumerate(memberships):
+        data[f"memberships-{i}-id"] = str(membership.pk)
+        data[f"memberships-{i}-organization"] = str(organization.pk)
+        data[f"memberships-{i}-user"] = str(membership.user_id)
+        data[f"memberships-{i}-role"] = membership.role
+    data.update(changes)
+    return data
+
+
+def test_staff_cannot_leave_an_organization_without_an_administrator(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # The members inline let staff demote or delete the last administrator (nobody could then
+    # invite, manage members or partners), and its changes were not audited.
+    from portal.models import Membership
+
+    admin = MembershipFactory()
+    member = MembershipFactory(organization=admin.organization, role="member")
+    organization = admin.organization
+    url = reverse("admin:portal_organization_change", args=[organization.pk])
+    for change in ({"memberships-0-role": "member"}, {"memberships-0-DELETE": "on"}):
+        response = staff_client.post(
+            url, _organization_form(organization, [admin, member], **change)
+        )
+        assert response.status_code == 200
+        assert "at least one administrator" in response.content.decode()
+        admin.refresh_from_db()
+        assert admin.role == "admin"
+    # Promoting the member first, then demoting the administrator, is allowed and audited.
+    response = staff_client.post(
+        url,
+        _organization_form(
+            organization,
+            [admin, member],
+            **{"memberships-0-role": "member", "memberships-1-role": "admin"},
+        ),
+    )
+    assert response.status_code == 302
+    assert dict(Membership.objects.filter(organization=organization).values_list("pk", "role")) == {
+        admin.pk: "member",
+        member.pk: "admin",
+    }
+    events = AuditEvent.objects.filter(action="membership.role_changed", organization=organization)
+    assert sorted(e.details["email"] for e in events) == sorted(
+        [admin.user.email, member.user.email]
+    )
+    admin.refresh_from_db()
+    member.refresh_from_db()
+    response = staff_client.post(
+        url,
+        _organization_form(
+            organization,
+            [admin, member],
+            **{"memberships-0-DELETE": "on"},
+        ),
+    )
+    assert response.status_code == 302
+    assert list(Membership.objects.filter(organization=organization)) == [member]
+    removed = AuditEvent.objects.get(action="membership.removed", organization=organization)
+    assert removed.details["email"] == admin.user.email and removed.actor_email
