@@ -247,11 +247,16 @@ def membership_update(
     organization = membership.organization
     _require_admin(actor, organization)
     # Lock the organization's admin rows so two admins cannot demote each other at once.
-    admins = list(
+    locked = list(
         Membership.objects.select_for_update()
         .filter(organization=organization, role=Membership.Role.ADMIN)
-        .values_list("pk", flat=True)
+        .values_list("pk", "user_id")
     )
+    # Checked again under the lock: an administrator demoted or removed by another one after
+    # the check above (two requests at once) must not act on what it read before.
+    if actor.pk not in {user_id for _pk, user_id in locked}:
+        raise PortalError(_("Only the organization's administrators can do this."))
+    admins = [pk for pk, _user_id in locked]
     losing_admin = membership.pk in admins and (remove or role != Membership.Role.ADMIN)
     if losing_admin and len(admins) == 1:
         raise PortalError(
