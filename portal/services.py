@@ -227,9 +227,21 @@ def membership_ensure(
 def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     """Withdraws an open invitation."""
     _require_admin(actor, invitation.organization)
-    Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    # Conditional: the invitee may have accepted (or another administrator withdrawn) since
+    # the Members page listed the invitation.
+    withdrawn = Invitation.objects.filter(
+        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    if not withdrawn:
+        if Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=False).exists():
+            raise PortalError(
+                _(
+                    "%(email)s already accepted this invitation: remove them from the list of "
+                    "members if they should not be there."
+                )
+                % {"email": invitation.email}
+            )
+        return  # withdrawn already, and audited then
     audit_record(
         action="invitation.revoked",
         actor=actor,

@@ -302,8 +302,12 @@ def invitation_revoke_view(request: PortalRequest, pk: int) -> HttpResponse:
     invitation = get_object_or_404(
         open_invitations(actor=request.user, organization=request.organization), pk=pk
     )
-    invitation_revoke(invitation=invitation, actor=request.user)
-    messages.success(request, _("Invitation withdrawn."))
+    try:
+        invitation_revoke(invitation=invitation, actor=request.user)
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Invitation withdrawn."))
     return redirect("members")
 
 

@@ -7,7 +7,7 @@ from django.core import mail
 from django.urls import reverse
 
 from portal.models import AuditEvent, Invitation, Membership, Organization, User
-from portal.services import PortalError, invitation_create, membership_update
+from portal.services import PortalError, invitation_accept, invitation_create, membership_update
 from tests.portal.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -236,3 +236,37 @@ def test_inviting_again_with_another_role_changes_the_invitations_role(client) -
     client.force_login(bob)
     client.post(reverse("invitation", args=[invitation.token]))
     assert Membership.objects.get(user=bob, organization=admin.organization).role == "member"
+
+
+def test_withdrawing_an_invitation_accepted_meanwhile_says_so(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The administrator's Members page listed the invitation; the invitee accepted it before
+    # the click on Withdraw. The page said "Invitation withdrawn." and the audit trail recorded
+    # a withdrawal, while the invitee had joined.
+    from portal import views
+
+    admin = MembershipFactory()
+    invitation = invitation_create(
+        organization=admin.organization,
+        email="bob@acme.example",
+        role="member",
+        invited_by=admin.user,
+    )
+    listed = views.open_invitations
+
+    def accepted_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        pending = list(listed(**kwargs))
+        if not User.objects.filter(email="bob@acme.example").exists():
+            invitation_accept(invitation=invitation, user=UserFactory(email="bob@acme.example"))
+        return Invitation.objects.filter(pk__in=[i.pk for i in pending])
+
+    monkeypatch.setattr(views, "open_invitations", accepted_meanwhile)
+    client.force_login(admin.user)
+    response = client.post(reverse("invitation-revoke", args=[invitation.pk]), follow=True)
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == [
+        "bob@acme.example already accepted this invitation: remove them from the list of "
+        "members if they should not be there."
+    ]
+    assert not AuditEvent.objects.filter(action="invitation.revoked").exists()
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
