@@ -15,6 +15,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 from import_export.widgets import ForeignKeyWidget
 
+from .codes import CodeFormatError, canonical_code
 from .models import (
     License,
     Product,
@@ -160,8 +161,35 @@ class SerialImportForm(forms.Form):
 SESSION_SERIAL_IMPORT = "licensing:serial-import"
 
 
+class SerialNumberForm(forms.ModelForm):
+    class Meta:
+        model = SerialNumber
+        fields = [
+            "code",
+            "version",
+            "kind",
+            "quantity",
+            "maintenance_months",
+            "expires_on",
+            "printed_key",
+        ]
+
+    def clean_code(self) -> str:
+        # Stored as the wizard looks it up (upper case, no separators), as an import stores
+        # it: typed as printed ("legacy-4711"), it could otherwise never be redeemed.
+        raw = self.cleaned_data["code"]
+        try:
+            return canonical_code(raw)
+        except CodeFormatError as exc:
+            raise forms.ValidationError(
+                _("“%(code)s” is not a valid serial number (%(reason)s).")
+                % {"code": raw.strip()[:64], "reason": exc.reason}
+            ) from exc
+
+
 @admin.register(SerialNumber)
 class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
+    form = SerialNumberForm
     resource_classes = [SerialNumberResource]
     # The export's change list, plus a link to serials_import's page (create-only).
     import_export_change_list_template = "admin/licensing/serialnumber/change_list.html"

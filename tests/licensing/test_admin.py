@@ -5,7 +5,7 @@ import io
 import pytest
 from django.urls import reverse
 
-from licensing.models import SerialNumber
+from licensing.models import SerialNumber, generate_code
 from portal.models import AuditEvent
 from tests.licensing.factories import LicenseFactory, ProductVersionFactory, SerialNumberFactory
 from tests.licensing.wizard import walk
@@ -272,3 +272,37 @@ def test_staff_cannot_leave_an_organization_without_an_administrator(staff_clien
     assert list(Membership.objects.filter(organization=organization)) == [member]
     removed = AuditEvent.objects.get(action="membership.removed", organization=organization)
     assert removed.details["email"] == admin.user.email and removed.actor_email
+
+
+def test_a_serial_added_in_admin_is_stored_as_customers_type_it(staff_client, client) -> None:  # type: ignore[no-untyped-def]
+    # Typed with a separator or in lower case, as printed on an old certificate, it was stored
+    # as typed and no customer could ever redeem it (the wizard looks up the canonical form).
+    version = ProductVersionFactory()
+    data = {
+        "version": version.pk,
+        "kind": "new",
+        "quantity": "1",
+        "maintenance_months": "12",
+        "printed_key": "",
+        "expires_on": "",
+    }
+    response = staff_client.post(
+        reverse("admin:licensing_serialnumber_add"), {**data, "code": "legacy-4711"}
+    )
+    assert response.status_code == 302
+    assert SerialNumber.objects.get().code == "LEGACY4711"
+    customer = client.__class__()
+    customer.force_login(MembershipFactory().user)
+    walk(customer, "LEGACY-4711")
+    assert SerialNumber.objects.get().status == SerialNumber.Status.REDEEMED
+    # The same code in another spelling is the same serial; nonsense is refused, not stored.
+    again = staff_client.post(
+        reverse("admin:licensing_serialnumber_add"), {**data, "code": "Legacy 4711"}
+    )
+    assert again.status_code == 200 and SerialNumber.objects.count() == 1
+    bad = staff_client.post(reverse("admin:licensing_serialnumber_add"), {**data, "code": "??"})
+    assert bad.status_code == 200 and "is not a valid serial number" in bad.content.decode()
+    # The code the add page proposes (a generated one) is kept as it is.
+    proposed = generate_code()
+    staff_client.post(reverse("admin:licensing_serialnumber_add"), {**data, "code": proposed})
+    assert SerialNumber.objects.filter(code=proposed).exists()
