@@ -291,6 +291,8 @@ def member_update(request: PortalRequest, pk: int) -> HttpResponse:
                 membership=membership, actor=request.user, role=form.cleaned_data["role"]
             )
             messages.success(request, _("Role updated."))
+        else:
+            messages.error(request, _("Choose a role: Administrator or Member."))
     except PortalError as exc:
         messages.error(request, str(exc))
     return redirect("members")

@@ -270,3 +270,18 @@ def test_withdrawing_an_invitation_accepted_meanwhile_says_so(client, monkeypatc
     assert not AuditEvent.objects.filter(action="invitation.revoked").exists()
     invitation.refresh_from_db()
     assert invitation.revoked_at is None
+
+
+def test_an_unknown_role_is_refused_with_a_message(client) -> None:  # type: ignore[no-untyped-def]
+    # It was silently ignored: the page came back with no message and nothing changed.
+    admin = MembershipFactory()
+    member = MembershipFactory(organization=admin.organization, role="member")
+    client.force_login(admin.user)
+    response = client.post(
+        reverse("member-update", args=[member.pk]), {"role": "owner"}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "Choose a role: Administrator or Member."
+    ]
+    member.refresh_from_db()
+    assert member.role == "member"
