@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.utils import translation
 
 from licensing.signing import create_signing_key
 from portal import breaker
@@ -30,6 +31,9 @@ def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  
     celery_conf(task_always_eager=True)
     breaker.reset()
     cache.clear()
+    # Each test starts in the default language: a request's LocaleMiddleware leaves the
+    # language it activated on the thread, and emails queued outside a request use it.
+    translation.activate(settings.LANGUAGE_CODE)
     yield
     cache.clear()
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.utils import translation
 
 from licensing.services import license_email_again
 from tests.licensing.factories import LicenseFactory
@@ -22,7 +23,8 @@ def test_a_product_name_with_an_ampersand_or_quotes_is_not_escaped_in_the_subjec
     product = license.version.product
     product.name = 'R&D "Tools" <Pro>'
     product.save(update_fields=["name"])
-    with django_capture_on_commit_callbacks(execute=True):
+    # In English whatever language an earlier test left active in this thread.
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
         license_email_again(license=license, actor=admin.user)
     message = mail.outbox[-1]
     assert message.subject == (
