@@ -104,6 +104,11 @@ class PortalWizard(SessionWizardView):
     restart_url: str
     result_url = "get-a-key-result"
 
+    def mask_keys(self) -> bool:
+        """Whether the organization's existing keys show only their last group: for a partner
+        with the obtain-keys scope alone, which renews or upgrades licenses it may not list."""
+        return not self.request.access.allows(Action.VIEW_LICENSES)
+
     # -- the instance ---------------------------------------------------------------------
 
     @property
@@ -305,14 +310,9 @@ class GetAKeyWizard(PortalWizard):
             return {
                 "serial": serial,
                 "targets": self._targets(serial),
-                "mask_keys": self._mask_keys(),
+                "mask_keys": self.mask_keys(),
             }
         return {}
-
-    def _mask_keys(self) -> bool:
-        # A partner with the obtain-keys scope alone renews a license it may not list: it tells
-        # the licenses apart by their last group, never sees their whole keys.
-        return not self.request.access.allows(Action.VIEW_LICENSES)
 
     def get_form_initial(self, step: str) -> dict[str, Any]:
         if step != "registration" or self._binding:
@@ -359,7 +359,7 @@ class GetAKeyWizard(PortalWizard):
                 (t for t in self._targets(context.get("serial")) if str(t.pk) == target_id), None
             )
             context["target"] = target
-            context["mask_keys"] = self._mask_keys()
+            context["mask_keys"] = self.mask_keys()
             serial = context.get("serial")
             if target is not None and serial is not None and serial.kind == "upgrade":
                 # Seats an upgrade serial for fewer seats leaves on the license (serial_redeem).

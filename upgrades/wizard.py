@@ -176,9 +176,7 @@ class UpgradeWizard(PortalWizard):
         # Every line used up while the wizard was open: nothing to choose, Back only.
         context["nothing_left"] = self.steps.current == "line" and not form.fields["line"].choices
         if self.steps.current == "confirm":
-            # A partner with the obtain-keys scope alone upgrades a license it may not list: the
-            # last group of its key, never the whole key.
-            context["mask_keys"] = not self.request.access.allows(Action.VIEW_LICENSES)
+            context["mask_keys"] = self.mask_keys()
             context["quantity"] = (self.get_cleaned_data_for_step("quantity") or {}).get("quantity")
             context["registration"] = self.get_cleaned_data_for_step("registration") or {}
         return context
