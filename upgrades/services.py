@@ -16,7 +16,13 @@ from django.utils.translation import gettext as _
 
 from licensing.codes import generate_short_code
 from licensing.models import License, ProductVersion
-from licensing.services import IssueSource, LicensingError, license_issue, registration_update
+from licensing.services import (
+    IssueSource,
+    LicensingError,
+    license_issue,
+    license_seats_upgraded,
+    registration_update,
+)
 from portal.broker import enqueue
 from portal.emails import EmailToQueue, queue_emails
 from portal.models import Organization, User
@@ -373,20 +379,13 @@ def upgrade_redeem(
     UpgradeLine.objects.filter(pk=line.pk).update(
         remaining_quantity=F("remaining_quantity") - quantity
     )
-    left = source.quantity - quantity
-    License.objects.filter(pk=source.pk).update(
-        quantity=left,
-        status=License.Status.SUPERSEDED if left == 0 else License.Status.ACTIVE,
-        file_issued_at=timezone.now(),
-    )
     registration_update(license=source, actor=actor, data=registration)
     source.refresh_from_db()
-    target = notification.target_version
     new_license = license_issue(
         source=IssueSource(
             kind=License.Source.UPGRADE,
             ref=notification.code,
-            version=target,
+            version=notification.target_version,
             quantity=quantity,
             maintenance_start=source.maintenance_start,
             maintenance_end=source.maintenance_end,
@@ -401,25 +400,12 @@ def upgrade_redeem(
     UpgradeRedemption.objects.create(
         line=line, license=new_license, quantity=quantity, user=actor, token=token
     )
-    audit_record(
-        action="license.upgraded",
-        actor=actor,
+    license_seats_upgraded(
+        license=source,
+        new_license=new_license,
+        quantity=quantity,
+        acting_user=actor,
         organization=organization,
-        obj=source,
-        details={
-            "to_version": target.version,
-            "quantity": quantity,
-            "left": left,
-            "new_license": str(new_license.pk),
-            "notification": notification.code,
-        },
+        reference={"notification": notification.code},
     )
-    if left == 0:
-        audit_record(
-            action="license.superseded",
-            actor=actor,
-            organization=organization,
-            obj=source,
-            details={"by": str(new_license.pk), "key": source.key},
-        )
     return new_license

@@ -66,8 +66,8 @@ class IssueSource:
     preset_key: str = ""  # a key printed on the purchase certificate, reused instead of minted
     supersedes: License | None = None
     # An upgrade of the whole license replaces it; one of part of its quantity (a version
-    # upgrade, or an upgrade serial for fewer seats) leaves it active, and its caller lowers its
-    # quantity and retires it when nothing is left.
+    # upgrade, or an upgrade serial for fewer seats) leaves it to its caller, which moves the
+    # seats with license_seats_upgraded.
     retire_superseded: bool = True
 
 
@@ -237,6 +237,65 @@ def license_issue(
     if notify:
         license_email_queue(license=license, acting_user=acting_user, event="issued")
     return license
+
+
+def license_seats_upgraded(
+    *,
+    license: License,
+    new_license: License,
+    quantity: int,
+    acting_user: User | None,
+    organization: Organization,
+    reference: dict[str, str],
+    events: list[AuditEvent] | None = None,
+) -> int:
+    """Moves `quantity` seats of `license` to `new_license`, issued for a newer version with
+    license_issue(retire_superseded=False); returns the seats it keeps.
+
+    The one rule of an upgrade of part of a license, by a version upgrade or an upgrade serial
+    for fewer seats: the rest stay on the license under its key, its file is reissued with the
+    lower quantity, and its history says so; when nothing is left it is superseded. The caller
+    holds the license's row lock and checked that it has `quantity` seats. `reference` names
+    what upgraded it (`{"serial": code}`, `{"notification": code}`). Events go to `events`
+    when given, as in license_issue, or are written here.
+    """
+    left = license.quantity - quantity
+    License.objects.filter(pk=license.pk).update(
+        quantity=left,
+        status=License.Status.SUPERSEDED if left == 0 else License.Status.ACTIVE,
+        file_issued_at=timezone.now(),
+    )
+    written = [
+        audit_event_build(
+            action="license.upgraded",
+            actor=acting_user,
+            organization=organization,
+            obj=license,
+            details={
+                "to_version": new_license.version.version,
+                "quantity": quantity,
+                "left": left,
+                "new_license": str(new_license.pk),
+                **reference,
+            },
+        )
+    ]
+    if left == 0:
+        written.append(
+            audit_event_build(
+                action="license.superseded",
+                actor=acting_user,
+                organization=organization,
+                obj=license,
+                details={"by": str(new_license.pk), "key": license.key},
+            )
+        )
+    if events is not None:
+        events.extend(written)
+    else:
+        AuditEvent.objects.bulk_create(written)
+    license.quantity = left
+    return left
 
 
 @transaction.atomic(savepoint=False)
@@ -561,24 +620,14 @@ def serial_redeem(
         )
         if partial:
             assert target is not None
-            left = target.quantity - serial.quantity
-            License.objects.filter(pk=target.pk).update(
-                quantity=left, file_issued_at=timezone.now()
-            )
-            events.append(
-                audit_event_build(
-                    action="license.upgraded",
-                    actor=acting_user,
-                    organization=organization,
-                    obj=target,
-                    details={
-                        "to_version": serial.version.version,
-                        "quantity": serial.quantity,
-                        "left": left,
-                        "new_license": str(license.pk),
-                        "serial": serial.code,
-                    },
-                )
+            license_seats_upgraded(
+                license=target,
+                new_license=license,
+                quantity=serial.quantity,
+                acting_user=acting_user,
+                organization=organization,
+                reference={"serial": serial.code},
+                events=events,
             )
         renewed = False
     now = timezone.now()
