@@ -16,6 +16,7 @@ from portal.formats import short_date
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
+from .. import pdftext
 from ..models import License
 from ..selectors import license_for
 
@@ -54,25 +55,6 @@ def license_certificate(request: PortalRequest, pk: UUID) -> HttpResponse:
     )
 
 
-def _pdf_lines(text: str, font: str, size: float, width: float) -> list[str]:
-    """`text` in lines no wider than `width` points: broken between words, and a word wider
-    than a line (a host ID of many MAC addresses, 200 characters without a space) between
-    characters, since drawString would run it off the page."""
-    from reportlab.lib.utils import simpleSplit
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
-    lines: list[str] = []
-    for line in simpleSplit(text, font, size, width) or [""]:
-        while stringWidth(line, font, size) > width:
-            cut = len(line) - 1
-            while cut > 1 and stringWidth(line[:cut], font, size) > width:
-                cut -= 1
-            lines.append(line[:cut])
-            line = line[cut:]
-        lines.append(line)
-    return lines
-
-
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     # reportlab is loaded by the first PDF a process renders, not by every web worker at start:
@@ -90,41 +72,47 @@ def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     pdf.setTitle(_("License certificate") + f" {license.key}")
     width, height = A4
     y = height - 30 * mm
-    pdf.setFont("Helvetica-Bold", 20)
-    pdf.drawString(25 * mm, y, _("License certificate"))
+    pdftext.draw(pdf, 25 * mm, y, _("License certificate"), size=20, bold=True)
     y -= 10 * mm
-    pdf.setFont("Helvetica", 10)
-    pdf.drawString(25 * mm, y, str(settings.PORTAL_SITE_NAME))
-    y -= 18 * mm
-    pdf.setFont("Helvetica", 10)
-    pdf.drawString(25 * mm, y, _("License key"))
+    size = 45 * mm  # the QR code's, at the top right
+    for line in pdftext.wrap(
+        str(settings.PORTAL_SITE_NAME), size=10, width=width - 25 * mm - size - 30 * mm
+    ):
+        pdftext.draw(pdf, 25 * mm, y, line, size=10)
+        y -= 4.5 * mm
+    y -= 13.5 * mm
+    pdftext.draw(pdf, 25 * mm, y, _("License key"), size=10)
     y -= 8 * mm
+    # The key is Crockford base32: ASCII, and Courier keeps its groups in columns.
     pdf.setFont("Courier-Bold", 16)
     pdf.drawString(25 * mm, y, license.key)
     y -= 14 * mm
+    label_width = 70 * mm - 25 * mm - 3 * mm
     value_width = width - 70 * mm - 25 * mm
     for label, value in _facts(license):
-        pdf.setFont("Helvetica-Bold", 11)
-        pdf.drawString(25 * mm, y, label)
-        pdf.setFont("Helvetica", 11)
-        for line in _pdf_lines(value, "Helvetica", 11, value_width):
-            pdf.drawString(70 * mm, y, line)
+        labels = pdftext.wrap(label, size=11, width=label_width, bold=True)
+        values = pdftext.wrap(value, size=11, width=value_width)
+        for n in range(max(len(labels), len(values))):
+            if n < len(labels):
+                pdftext.draw(pdf, 25 * mm, y, labels[n], size=11)
+            if n < len(values):
+                pdftext.draw(pdf, 70 * mm, y, values[n], size=11)
             y -= 5 * mm
         y -= 3 * mm
     widget = QrCodeWidget(license.key, barLevel="M")
     left, bottom, right, top = widget.getBounds()
-    size = 45 * mm
     drawing = Drawing(
         size, size, transform=[size / (right - left), 0, 0, size / (top - bottom), 0, 0]
     )
     drawing.add(widget)
     renderPDF.draw(drawing, pdf, width - 25 * mm - size, height - 30 * mm - size)
-    pdf.setFont("Helvetica", 8)
-    pdf.drawString(
+    pdftext.draw(
+        pdf,
         25 * mm,
         20 * mm,
         _("Printed on %(date)s. Keep this certificate with your records.")
         % {"date": short_date(timezone.localdate())},
+        size=8,
     )
     pdf.showPage()
     pdf.save()
