@@ -15,11 +15,12 @@ from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
-from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
+from licensing import pdftext
 from portal.formats import short_date
 
 from .selectors import TrueUp, TrueUpRow
@@ -111,9 +112,11 @@ def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
     ]
     chart.categoryAxis.categoryNames = [row.product_label[:38] for row in rows]
     chart.categoryAxis.labels.fontSize = 7
+    chart.categoryAxis.labels.fontName = pdftext.sans()
     chart.categoryAxis.reverseDirection = 1
     chart.valueAxis.valueMin = 0
     chart.valueAxis.labels.fontSize = 7
+    chart.valueAxis.labels.fontName = pdftext.sans()
     chart.barWidth = 6
     chart.groupSpacing = 6
     for index, color in enumerate(SERIES_COLORS):
@@ -123,6 +126,7 @@ def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
     legend = Legend()
     legend.x, legend.y = 150, 12
     legend.fontSize = 8
+    legend.fontName = pdftext.sans()
     legend.alignment = "right"
     legend.columnMaximum = 1
     legend.colorNamePairs = list(
@@ -148,16 +152,18 @@ def true_up_pdf(result: TrueUp) -> bytes:
     )
     styles = getSampleStyleSheet()
     story: list[Flowable] = [
-        # Paragraphs read markup: every text is escaped (a customer named "A&B <Ltd>").
+        # Paragraphs read markup: every text is escaped (a customer named "A&B <Ltd>"), and
+        # drawn in fonts that have its glyphs ("株式会社", "Москва"; licensing.pdftext).
         Paragraph(
-            escape(
+            pdftext.markup(
                 _("True-up, contract %(number)s, year %(year)s")
-                % {"number": contract.number, "year": year.number}
+                % {"number": contract.number, "year": year.number},
+                bold=True,
             ),
             styles["Title"],
         ),
         Paragraph(
-            escape(
+            pdftext.markup(
                 _("%(customer)s · %(start)s to %(end)s · printed on %(today)s")
                 % {
                     "customer": contract.organization.name,
@@ -180,11 +186,12 @@ def true_up_pdf(result: TrueUp) -> bytes:
         _("Unit value"),
         _("Overage value"),
     ]
-    data: list[list[str]] = [header]
+    label_style = ParagraphStyle("label", fontName=pdftext.sans(), fontSize=8, leading=10)
+    data: list[list[str | Paragraph]] = [header]
     for row in result.rows:
         data.append(
             [
-                row.product_label,
+                Paragraph(pdftext.markup(row.product_label), label_style),
                 f"{row.committed:,}",
                 f"{row.deployed:,}",
                 f"{row.drawn_to_date:,}",
@@ -199,7 +206,8 @@ def true_up_pdf(result: TrueUp) -> bytes:
     table.setStyle(
         TableStyle(
             [
-                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+                ("FONTNAME", (0, 0), (-1, -1), pdftext.sans()),
+                ("FONTNAME", (0, 0), (-1, 0), pdftext.sans(bold=True)),
                 ("FONTSIZE", (0, 0), (-1, -1), 8),
                 ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
                 ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),

@@ -18,6 +18,7 @@ import unicodedata
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+from xml.sax.saxutils import escape
 
 if TYPE_CHECKING:
     from reportlab.pdfgen.canvas import Canvas
@@ -116,6 +117,21 @@ def runs(text: str, *, bold: bool = False, cjk: str | None = None) -> Line:
         # What neither font has stays in DejaVu Sans, whose empty box at least shows the gap.
         _extend(line, cjk if ord(char) not in covered and _within(char, _CJK) else sans, char)
     return line
+
+
+def markup(text: str, *, bold: bool = False) -> str:
+    """`text` as the markup of a reportlab Paragraph: escaped, each run in its font."""
+    return "".join(
+        f'<font face="{run.font}">{escape(run.text)}</font>' for run in runs(text, bold=bold)
+    )
+
+
+def sans(*, bold: bool = False) -> str:
+    """The name of the DejaVu Sans face, registered: for table cells and chart labels, which
+    draw in one font (numbers, money, Latin, Greek and Cyrillic names)."""
+    name = SANS_BOLD if bold else SANS
+    _coverage(name)
+    return name
 
 
 def measure(line: Line, size: float) -> float:

@@ -3,12 +3,14 @@ with real glyphs in whatever script it is written."""
 
 from __future__ import annotations
 
+import io
 import unicodedata
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from pypdf import PdfReader
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase.pdfmetrics import getFont, stringWidth
 from reportlab.pdfgen.canvas import Canvas
@@ -126,6 +128,10 @@ def test_names_in_every_script_are_drawn_in_fonts_that_have_their_glyphs(
         assert f"/{font}".encode() in pdf or f"+{font}".encode() in pdf
     for font in set(CJK_FONTS) - set(fonts):
         assert f"/{font}".encode() not in pdf
+    # What a reader copies out of the PDF (wrapped values come back on their lines).
+    extracted = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    for name in (organization_name, product_name, host_id):
+        assert name.replace(" ", "") in extracted.replace(" ", "").replace("\n", "")
 
 
 def test_runs_keep_one_cjk_face_per_value_and_compose_decomposed_letters() -> None:
