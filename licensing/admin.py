@@ -28,6 +28,7 @@ from .services import (
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
     LicensingError,
+    serial_add,
     serials_create,
     serials_import,
     serials_import_preview,
@@ -220,6 +221,15 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
         if obj is not None:
             return [*self.readonly_fields, "code", "version", "kind", "quantity"]
         return self.readonly_fields
+
+    def save_model(
+        self, request: HttpRequest, obj: SerialNumber, form: forms.ModelForm, change: bool
+    ) -> None:
+        # Through the service, which audits it as generating and importing serials are.
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            serial_add(serial=obj, actor=request.user)  # type: ignore[arg-type]
 
     def get_urls(self) -> list[Any]:
         return [

@@ -49,6 +49,7 @@ from .reminders import THRESHOLDS, maintenance_reminders_send
 from .serials import (
     SerialImportPreview,
     SerialImportResult,
+    serial_add,
     serials_import,
     serials_import_preview,
     serials_void,
@@ -91,6 +92,7 @@ __all__ = [
     "rehost_stamp",
     "rehosts_left",
     "renewal_refusal",
+    "serial_add",
     "serial_check",
     "serial_redeem",
     "serials_create",

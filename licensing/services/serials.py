@@ -281,3 +281,25 @@ def serials_void(*, serial_ids: list[int], actor: User | None) -> list[str]:
     if codes:
         audit_record(action="serials.voided", actor=actor, details={"codes": codes})
     return codes
+
+
+@transaction.atomic
+def serial_add(*, serial: SerialNumber, actor: User | None) -> SerialNumber:
+    """Saves a serial number staff typed in admin's add form; audited as generated ones are."""
+    serial.save(force_insert=True)
+    audit_record(
+        action="serials.created",
+        actor=actor,
+        obj=serial,
+        details={
+            "product": serial.version.product.sku,
+            "version": serial.version.version,
+            "kind": serial.kind,
+            "count": 1,
+            "quantity": serial.quantity,
+            "maintenance_months": serial.maintenance_months,
+            "codes": [serial.code],
+            "reason": "staff",
+        },
+    )
+    return serial
