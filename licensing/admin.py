@@ -29,6 +29,7 @@ from .services import (
     MAX_QUANTITY,
     LicensingError,
     serial_add,
+    serial_change,
     serials_create,
     serials_import,
     serials_import_preview,
@@ -225,11 +226,12 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: SerialNumber, form: forms.ModelForm, change: bool
     ) -> None:
-        # Through the service, which audits it as generating and importing serials are.
+        # Through the services, which audit it as generating and importing serials are.
+        actor = request.user  # type: ignore[assignment]
         if change:
-            super().save_model(request, obj, form, change)
+            serial_change(serial=obj, fields=form.changed_data, actor=actor)  # type: ignore[arg-type]
         else:
-            serial_add(serial=obj, actor=request.user)  # type: ignore[arg-type]
+            serial_add(serial=obj, actor=actor)  # type: ignore[arg-type]
 
     def get_urls(self) -> list[Any]:
         return [
