@@ -28,6 +28,8 @@ from .services import (
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
     LicensingError,
+    serial_add,
+    serial_change,
     serials_create,
     serials_import,
     serials_import_preview,
@@ -220,6 +222,16 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
         if obj is not None:
             return [*self.readonly_fields, "code", "version", "kind", "quantity"]
         return self.readonly_fields
+
+    def save_model(
+        self, request: HttpRequest, obj: SerialNumber, form: forms.ModelForm, change: bool
+    ) -> None:
+        # Through the services, which audit it as generating and importing serials are.
+        actor = request.user  # type: ignore[assignment]
+        if change:
+            serial_change(serial=obj, fields=form.changed_data, actor=actor)  # type: ignore[arg-type]
+        else:
+            serial_add(serial=obj, actor=actor)  # type: ignore[arg-type]
 
     def get_urls(self) -> list[Any]:
         return [

@@ -161,6 +161,42 @@ def queue_email(
     )
 
 
+def queue_email_variants(
+    *,
+    template: str,
+    variants: Sequence[tuple[list[str], dict[str, Any]]],
+    attachments: Sequence[Attachment | AttachmentRef] | None = None,
+    language: str | None = None,
+) -> list[OutboundEmail]:
+    """queue_email for recipients who must read different bodies of one email: each variant
+    (recipients, context) is rendered on its own, and all are written in one INSERT."""
+    with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
+        templates = EmailTemplates(template)
+        site = site_context()
+        rows = []
+        for to, context in variants:
+            if not to:
+                continue
+            subject, text, html = templates.render({**site, **context})
+            rows.append(
+                _outbox_row(
+                    template=template,
+                    to=to,
+                    subject=subject,
+                    text=text,
+                    html=html,
+                    attachments=attachments,
+                )
+            )
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+    else:
+        OutboundEmail.objects.bulk_create(rows)
+    for row in rows:
+        transaction.on_commit(partial(hand_off, row.pk), robust=True)
+    return rows
+
+
 def queue_email_rendered(
     *,
     template: str,

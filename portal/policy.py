@@ -11,11 +11,13 @@ so a revoked membership or delegation takes effect on the actor's next request.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -241,6 +243,49 @@ def organization_access(
         .first()
     )
     return delegated_access(delegation) if delegation is not None else None
+
+
+def may_go_on(
+    *, actor: User | None, organization: Organization, delegation_id: int | None, action: Action
+) -> bool:
+    """Whether work the actor started earlier that goes on without it (a voucher conversion's
+    next chunk, in a worker) may still do `action` in `organization`.
+
+    Decided from the database now, as organization_access decides it for a request, with one
+    difference: work started under a partner's delegation goes on under that delegation only.
+    Its row (and the partner user's membership) is locked FOR SHARE until the caller's
+    transaction ends, so a customer revoking it or changing its scopes waits for the step in
+    progress, and every later step sees the change. FOR SHARE, which the ORM does not offer,
+    rather than select_for_update's FOR UPDATE: two conversions under one delegation must not
+    queue behind each other.
+    """
+    if actor is None:
+        return False
+    if delegation_id is None:
+        role = (
+            Membership.objects.filter(user=actor, organization=organization)
+            .values_list("role", flat=True)
+            .first()
+        )
+        return role is not None and OrganizationAccess(organization, role=role).allows(action)
+    sql, params = (
+        effective_delegations()
+        .filter(pk=delegation_id, customer=organization, partner__memberships__user=actor)
+        .values_list("scopes", "partner_id")
+        .query.sql_with_params()
+    )
+    if connection.vendor == "postgresql":
+        sql += " FOR SHARE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    scopes = json.loads(row[0]) if isinstance(row[0], str) else row[0]  # raw jsonb: text
+    access = OrganizationAccess(
+        organization, scopes=frozenset(scopes), partner=Organization(pk=row[1])
+    )
+    return access.allows(action)
 
 
 def partner_allows(membership: Membership, action: str) -> bool:

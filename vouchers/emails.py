@@ -159,6 +159,18 @@ def rows_html(rows: Sequence[EmailRow]) -> SafeString:
     )
 
 
+def conversion_email_recipients(conversion: VoucherConversion, license: License) -> list[str]:
+    """Who a conversion's email goes to: licensing's rule, applied to its licenses.
+
+    A conversion stopped because its submitter's access to the organization ended goes to the
+    organization (technical contact, administrators), not to the submitter, who may no longer
+    see its keys.
+    """
+    if conversion.stopped.get("reason") == "access_ended":
+        return license_email_recipients(license, None, partner_acting=True)
+    return license_email_recipients(license, conversion.created_by)
+
+
 def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[License]) -> None:
     """Queues one email listing every license of the conversion, files attached (up to
     ATTACH_MAX_LICENSES of them; past that, a link to the zip on the result page)."""
@@ -169,7 +181,7 @@ def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[
     attached = files_attached(len(licenses))
     queue_email(
         template="vouchers_converted",
-        to=license_email_recipients(licenses[0], conversion.created_by),
+        to=conversion_email_recipients(conversion, licenses[0]),
         context={
             "conversion": conversion,
             "rows_text": text,

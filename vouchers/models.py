@@ -227,6 +227,11 @@ class VoucherConversion(models.Model):
     def refused(self) -> list[dict]:
         return list((self.result or {}).get("refused", []))
 
+    @property
+    def stopped(self) -> dict:
+        """Why a stopped conversion stopped, when it was not an error: {"reason", "by"}."""
+        return dict((self.result or {}).get("stopped") or {})
+
 
 class VoucherConversionLicense(models.Model):
     """One license a conversion issued, at its place in the order it issued them.

@@ -48,6 +48,7 @@ class Reason:
     NODE_LOCKED = "node_locked"
     NOT_CHECKED = "not_checked"
     STOPPED = "stopped"
+    ACCESS_ENDED = "access_ended"
 
     # A failed attempt in the shared budget, as a mistyped or unknown serial number is. A code the
     # organization itself already converted, or that is real but node-locked, is not a guess.
@@ -94,6 +95,10 @@ def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
         Reason.STOPPED: _(
             "Not converted: the conversion stopped before this code. Submit it again, or "
             "contact customer care."
+        ),
+        Reason.ACCESS_ENDED: _(
+            "Not converted: the conversion stopped when its submitter's access to the "
+            "organization ended. This voucher was not used: it can still be converted."
         ),
     }
     message = messages.get(reason, _("This voucher cannot be converted."))

@@ -30,6 +30,7 @@ from licensing.models import License, ProductVersion, SerialNumber, SupportRegis
 from licensing.services import IssueSource, licenses_issue
 from portal.broker import enqueue
 from portal.models import Delegation, Organization, User
+from portal.policy import Action, may_go_on
 from portal.requestcontext import acting_under, current_delegation
 from portal.services import audit_record
 from portal.tasks import merge_search_indexes
@@ -368,6 +369,63 @@ def voucher_conversion_fail(*, conversion_id: UUID | str, error: str) -> None:
     conversion = VoucherConversion.objects.select_for_update().filter(pk=conversion_id).first()
     if conversion is None or conversion.is_finished:
         return
+    licenses = _stop(conversion, reason=Reason.STOPPED, error=error)
+    audit_record(
+        action="vouchers.conversion_failed",
+        actor=conversion.created_by,
+        organization=conversion.organization,
+        obj=conversion,
+        details={"error": error[:500], "licenses": len(licenses)},
+    )
+
+
+def _stop_access_ended(conversion_id: UUID | str) -> VoucherConversion:
+    """Stops a conversion whose submitter may no longer obtain keys for the organization.
+
+    The vouchers not converted yet stay open, for the customer to convert; the licenses issued
+    before stay, and are emailed to the customer, not to the partner whose access ended.
+    """
+    conversion = (
+        VoucherConversion.objects.select_for_update(of=("self",))
+        .select_related("organization", "created_by", "delegation__partner")
+        .get(pk=conversion_id)
+    )
+    delegation = conversion.delegation
+    by = delegation.partner.name if delegation is not None else ""
+    if not by and conversion.created_by is not None:
+        by = conversion.created_by.email
+    licenses = _stop(
+        conversion,
+        reason=Reason.ACCESS_ENDED,
+        error=f"Access ended: {by or 'the submitter'} may no longer obtain keys.",
+        stopped={"reason": Reason.ACCESS_ENDED, "by": by},
+    )
+    # The same action as any stopped conversion (its status is the same); the reason tells.
+    audit_record(
+        action="vouchers.conversion_failed",
+        actor=conversion.created_by,
+        organization=conversion.organization,
+        obj=conversion,
+        details={
+            "reason": Reason.ACCESS_ENDED,
+            "error": conversion.error,
+            "licenses": len(licenses),
+            "vouchers_converted": conversion.converted,
+            "delegation": delegation.pk if delegation is not None else None,
+        },
+    )
+    return conversion
+
+
+def _stop(
+    conversion: VoucherConversion,
+    *,
+    reason: str,
+    error: str,
+    stopped: dict[str, Any] | None = None,
+) -> list[License]:
+    """Ends a locked conversion as stopped: the codes it did not reach are reported with
+    `reason`, the licenses it issued are emailed. Returns those licenses."""
     result = conversion.result or {"refused": []}
     done = set(conversion_converted_codes(conversion))
     done.update(item["code"] for item in result.get("refused", []))
@@ -378,8 +436,10 @@ def voucher_conversion_fail(*, conversion_id: UUID | str, error: str) -> None:
     if conversion.status == VoucherConversion.Status.PENDING:  # stopped before its plan
         pending_codes = [code for code in conversion.codes if code not in done]
     result.setdefault("refused", []).extend(
-        {"code": code, "reason": Reason.STOPPED, "params": {}} for code in pending_codes
+        {"code": code, "reason": reason, "params": {}} for code in pending_codes
     )
+    if stopped is not None:
+        result["stopped"] = stopped
     conversion.result = result
     conversion.status = VoucherConversion.Status.FAILED
     conversion.error = error[:4000]
@@ -389,13 +449,7 @@ def voucher_conversion_fail(*, conversion_id: UUID | str, error: str) -> None:
     licenses = conversion_licenses(conversion)
     if licenses:
         conversion_email_queue(conversion=conversion, licenses=licenses)
-    audit_record(
-        action="vouchers.conversion_failed",
-        actor=conversion.created_by,
-        organization=conversion.organization,
-        obj=conversion,
-        details={"error": error[:500], "licenses": len(licenses)},
-    )
+    return licenses
 
 
 @transaction.atomic
@@ -417,6 +471,8 @@ def _conversion_step(
     if conversion.is_finished:
         return conversion, True
     if conversion.status == VoucherConversion.Status.PENDING:
+        if not _may_go_on(conversion):
+            return _stop_access_ended(conversion.pk), True
         _plan(conversion)
         state.plan = conversion.plan
         state.issued = []
@@ -427,12 +483,28 @@ def _conversion_step(
         )
     plan = state.plan
     if conversion.next_group < len(plan):
+        if not _may_go_on(conversion):
+            return _stop_access_ended(conversion.pk), True
         issued = _convert_chunk(conversion, plan, state.versions)
         if state.issued is not None:
             state.issued.extend(issued)
         return conversion, False
     state.licenses = _finish(conversion, state.issued)
     return conversion, True
+
+
+def _may_go_on(conversion: VoucherConversion) -> bool:
+    """Whether the person who submitted the conversion may still obtain keys for its
+    organization: the check the Voucher center's pages made, made again before every chunk, so
+    a customer revoking a partner's delegation (or its obtain-keys scope) midway stops it."""
+    if conversion.created_by_id is None and conversion.delegation_id is None:
+        return True  # converted by a command or staff: no one whose access could end
+    return may_go_on(
+        actor=conversion.created_by,
+        organization=conversion.organization,
+        delegation_id=conversion.delegation_id,
+        action=Action.OBTAIN_KEYS,
+    )
 
 
 def _plan(conversion: VoucherConversion) -> None:

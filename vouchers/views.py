@@ -12,11 +12,16 @@ from django.views.decorators.http import require_GET
 
 from licensing.models import License
 from licensing.selectors import licenses_visible_to
-from licensing.services import license_email_recipients
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
-from .emails import ZIP_MIMETYPE, ZIP_NAME, files_attached, licenses_zip
+from .emails import (
+    ZIP_MIMETYPE,
+    ZIP_NAME,
+    conversion_email_recipients,
+    files_attached,
+    licenses_zip,
+)
 from .models import VoucherConversion
 from .selectors import (
     batch_for,
@@ -111,7 +116,7 @@ def _recipients(conversion: VoucherConversion, entries: list[Any]) -> list[str]:
         .filter(pk=entries[0].license_id)
         .first()
     )
-    return license_email_recipients(license, conversion.created_by) if license else []
+    return conversion_email_recipients(conversion, license) if license else []
 
 
 @require_GET

@@ -50,6 +50,8 @@ from .reminders import THRESHOLDS, maintenance_reminders_send
 from .serials import (
     SerialImportPreview,
     SerialImportResult,
+    serial_add,
+    serial_change,
     serials_import,
     serials_import_preview,
     serials_void,
@@ -93,6 +95,8 @@ __all__ = [
     "rehost_stamp",
     "rehosts_left",
     "renewal_refusal",
+    "serial_add",
+    "serial_change",
     "serial_check",
     "serial_redeem",
     "serials_create",

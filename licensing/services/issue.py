@@ -11,9 +11,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.emails import Attachment, queue_email
+from portal.emails import Attachment, queue_email_variants
 from portal.formats import short_date
 from portal.models import AuditEvent, Organization, User
+from portal.policy import Action, OrganizationAccess
 from portal.requestcontext import current_delegation
 from portal.services import admin_emails, audit_event_build, audit_record
 
@@ -123,12 +124,49 @@ def license_email_recipients(
     """The technical contact and the person acting; for a license a channel partner obtained,
     or one a partner renews, rehosts or emails again now (`partner_acting`), also the owner's
     administrators, so the customer always gets its keys."""
-    recipients = [license.registration.technical_email]
+    openers, others = _license_email_audience(license, acting_user, partner_acting=partner_acting)
+    return sorted(openers | others)
+
+
+def _license_email_audience(
+    license: License, acting_user: User | None, *, partner_acting: bool, renewed: bool = False
+) -> tuple[set[str], set[str]]:
+    """The license email's recipients: those known to be able to open the license's page, and
+    the others (a technical contact who may not be a member of the owner organization).
+
+    Decided without a query (the mint is counted in statements): from what the request already
+    has, the acting person's access (a partner's delegation scopes) and the owner's
+    administrators, read when they are copied anyway. A technical contact who is neither is
+    told where to find the license instead of given a link that may lead to "not found".
+    """
+    openers: set[str] = set()
+    others = {license.registration.technical_email.lower()}
     if acting_user is not None and acting_user.is_authenticated:
-        recipients.append(acting_user.email)
+        if _actor_opens(license, acting_user, renewed=renewed):
+            openers.add(acting_user.email.lower())
+        else:
+            others.add(acting_user.email.lower())
     if license.partner_id is not None or partner_acting:
-        recipients += admin_emails(license.owner)
-    return sorted({address.lower() for address in recipients})
+        openers.update(address.lower() for address in admin_emails(license.owner))
+    return openers, others - openers
+
+
+def _actor_opens(license: License, actor: User, *, renewed: bool) -> bool:
+    """Whether the person acting on the owner's license can open its page, as licensing's
+    selectors decide it (licenses_visible_to), from the delegation the request acts under:
+    a partner that may only obtain keys sees those it obtained or renewed."""
+    delegation = current_delegation()
+    if delegation is None or delegation.customer_id != license.owner_id:
+        # Services act for the organization the request acts in, which the view checked: the
+        # actor is one of its members, and every member sees its licenses.
+        return True
+    # The partner is read already (the license records it); the customer is the owner.
+    access = OrganizationAccess(
+        organization=license.owner, scopes=frozenset(delegation.scopes), partner=delegation.partner
+    )
+    return access.allows(Action.VIEW_LICENSES) or (
+        access.allows(Action.VIEW_OWN_RESULTS) and (renewed or license.issued_by_id == actor.pk)
+    )
 
 
 def partner_acts_for(owner: Organization) -> bool:
@@ -140,21 +178,30 @@ def license_email_queue(*, license: License, acting_user: User | None, event: st
     """Queues the license email (key, dates, file attached) for after the commit.
 
     A partner changing a license the customer obtained itself (a rehost gives it a new key)
-    copies the customer's administrators, as for a key the partner obtained.
+    copies the customer's administrators, as for a key the partner obtained. The link to the
+    license's page goes only to recipients who can open it; the others read where to find it
+    (a second body of the same email, written in the same INSERT).
     """
     acting_partner = _partner_for(license.owner)
-    queue_email(
+    openers, others = _license_email_audience(
+        license,
+        acting_user,
+        partner_acting=acting_partner is not None,
+        renewed=event == "renewed",
+    )
+    context = {
+        "license": license,
+        "product": license.version.product,
+        # Who did it, when a partner did it for the customer (a rehost, a renewal).
+        "acting_partner": acting_partner,
+        "acting_email": acting_user.email if acting_user is not None else "",
+    }
+    queue_email_variants(
         template=f"license_{event}",
-        to=license_email_recipients(
-            license, acting_user, partner_acting=acting_partner is not None
-        ),
-        context={
-            "license": license,
-            "product": license.version.product,
-            # Who did it, when a partner did it for the customer (a rehost, a renewal).
-            "acting_partner": acting_partner,
-            "acting_email": acting_user.email if acting_user is not None else "",
-        },
+        variants=[
+            (sorted(openers), {**context, "can_open": True}),
+            (sorted(others), {**context, "can_open": False}),
+        ],
         attachments=[
             Attachment(
                 license.file_name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -281,3 +282,53 @@ def serials_void(*, serial_ids: list[int], actor: User | None) -> list[str]:
     if codes:
         audit_record(action="serials.voided", actor=actor, details={"codes": codes})
     return codes
+
+
+@transaction.atomic
+def serial_add(*, serial: SerialNumber, actor: User | None) -> SerialNumber:
+    """Saves a serial number staff typed in admin's add form; audited as generated ones are."""
+    serial.save(force_insert=True)
+    audit_record(
+        action="serials.created",
+        actor=actor,
+        obj=serial,
+        details={
+            "product": serial.version.product.sku,
+            "version": serial.version.version,
+            "kind": serial.kind,
+            "count": 1,
+            "quantity": serial.quantity,
+            "maintenance_months": serial.maintenance_months,
+            "codes": [serial.code],
+            "reason": "staff",
+        },
+    )
+    return serial
+
+
+def _audit_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@transaction.atomic
+def serial_change(
+    *, serial: SerialNumber, fields: Sequence[str], actor: User | None
+) -> SerialNumber:
+    """Saves the `fields` staff changed on a serial number in admin, audited before and after.
+
+    Only those columns are written: a customer redeeming the serial meanwhile keeps its
+    redemption (a full save would write back the status the admin page read).
+    """
+    locked = SerialNumber.objects.select_for_update().get(pk=serial.pk)
+    before = {name: _audit_value(getattr(locked, name)) for name in fields}
+    after = {name: _audit_value(getattr(serial, name)) for name in fields}
+    if before == after:
+        return serial
+    serial.save(update_fields=list(fields))
+    audit_record(
+        action="serial.changed",
+        actor=actor,
+        obj=serial,
+        details={"code": serial.code, "from": before, "to": after, "reason": "staff"},
+    )
+    return serial

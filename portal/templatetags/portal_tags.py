@@ -46,6 +46,7 @@ AUDIT_ACTIONS = {
     "serials.created": _("Created serial numbers"),
     "serials.imported": _("Imported serial numbers"),
     "serials.voided": _("Voided serial numbers"),
+    "serial.changed": _("Changed a serial number"),
     "version.published": _("Published a product version"),
     "upgrade.notifications_created": _("Sent upgrade notifications"),
     "upgrade.rate_limited": _("Too many unrecognised notification IDs"),

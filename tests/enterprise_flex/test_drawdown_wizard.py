@@ -53,8 +53,8 @@ def test_draw_down_and_get_the_key(client, world) -> None:  # type: ignore[no-un
     content = result.content.decode()
     assert drawdown.license.key in content and "Download license file" in content
     assert "plant@acme.example" in content
-    email = OutboundEmail.objects.get(template="license_issued")
-    assert set(email.to) == {"plant@acme.example", world.contract_user.email}
+    emails = OutboundEmail.objects.filter(template="license_issued")
+    assert {a for e in emails for a in e.to} == {"plant@acme.example", world.contract_user.email}
     download = client.get(reverse("license-file", args=[drawdown.license.pk]))
     assert download.status_code == 200 and b"BEGIN LICENSE FILE" in download.content
 

@@ -306,3 +306,58 @@ def test_a_serial_added_in_admin_is_stored_as_customers_type_it(staff_client, cl
     proposed = generate_code()
     staff_client.post(reverse("admin:licensing_serialnumber_add"), {**data, "code": proposed})
     assert SerialNumber.objects.filter(code=proposed).exists()
+
+
+def _serial_form(version, **fields):  # type: ignore[no-untyped-def]
+    return {
+        "version": version.pk,
+        "kind": "new",
+        "quantity": "1",
+        "maintenance_months": "12",
+        "printed_key": "",
+        "expires_on": "",
+        **fields,
+    }
+
+
+def test_a_serial_added_in_admin_is_audited_as_generated_ones_are(staff_client) -> None:  # type: ignore[no-untyped-def]
+    version = ProductVersionFactory(product__sku="WSS-GW", version="7.2")
+    response = staff_client.post(
+        reverse("admin:licensing_serialnumber_add"),
+        _serial_form(version, code="legacy-4711", quantity="5"),
+    )
+    assert response.status_code == 302
+    serial = SerialNumber.objects.get()
+    event = AuditEvent.objects.get(action="serials.created")
+    assert event.actor is not None and event.actor.is_staff
+    assert (event.object_type, event.object_id) == ("licensing.serialnumber", str(serial.pk))
+    assert event.details["codes"] == ["LEGACY4711"]
+    assert event.details["reason"] == "staff"
+    assert (event.details["product"], event.details["version"]) == ("WSS-GW", "7.2")
+    assert (event.details["count"], event.details["quantity"]) == (1, 5)
+    # A refused add writes nothing.
+    staff_client.post(reverse("admin:licensing_serialnumber_add"), _serial_form(version, code="??"))
+    assert AuditEvent.objects.filter(action="serials.created").count() == 1
+
+
+def test_a_serial_changed_in_admin_is_audited_and_keeps_a_redemption(staff_client) -> None:  # type: ignore[no-untyped-def]
+    serial = SerialNumberFactory(maintenance_months=12)
+    url = reverse("admin:licensing_serialnumber_change", args=[serial.pk])
+    form = {"maintenance_months": "24", "expires_on": "2030-01-31", "printed_key": ""}
+    # The status changed after staff opened the page (a redemption, a void): the save keeps it.
+    SerialNumber.objects.filter(pk=serial.pk).update(status=SerialNumber.Status.VOID)
+    assert staff_client.post(url, form).status_code == 302
+    serial.refresh_from_db()
+    assert (serial.maintenance_months, serial.expires_on.isoformat()) == (24, "2030-01-31")
+    assert serial.status == SerialNumber.Status.VOID
+    event = AuditEvent.objects.get(action="serial.changed")
+    assert event.actor is not None and event.actor.is_staff
+    assert {key: value for key, value in event.details.items() if key != "ip"} == {
+        "code": serial.code,
+        "from": {"maintenance_months": 12, "expires_on": None},
+        "to": {"maintenance_months": 24, "expires_on": "2030-01-31"},
+        "reason": "staff",
+    }
+    # Saved with no change: nothing to audit.
+    assert staff_client.post(url, form).status_code == 302
+    assert AuditEvent.objects.filter(action="serial.changed").count() == 1

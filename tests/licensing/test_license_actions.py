@@ -395,9 +395,12 @@ def test_edit_support_registration(client, admin, license) -> None:  # type: ign
 def test_email_again(client, admin, license, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("license-email", kwargs={"pk": license.pk}))
-    (email,) = mail.outbox
-    assert license.registration.technical_email in email.to
-    assert license.key in email.body and email.attachments
+    # The technical contact's body, and the administrator's (with the link to the license).
+    assert sorted(address for message in mail.outbox for address in message.to) == sorted(
+        [license.registration.technical_email, admin.user.email]
+    )
+    for email in mail.outbox:
+        assert license.key in email.body and email.attachments
 
 
 def test_email_again_is_limited_per_license_per_hour(
@@ -411,7 +414,7 @@ def test_email_again_is_limited_per_license_per_hour(
         for _ in range(2):
             client.post(url)
         response = client.post(url, follow=True)
-    assert len(mail.outbox) == 2
+    assert len(mail.outbox) == 2 * 2  # each with two bodies: with and without the link
     assert "already emailed 2 times in the last hour" in _messages(response)
     assert AuditEvent.objects.filter(action="license.emailed").count() == 2
     # An hour later it may be sent again (the audit trail is append-only: the clock moves).
@@ -419,7 +422,7 @@ def test_email_again_is_limited_per_license_per_hour(
     monkeypatch.setattr(timezone, "now", lambda: later)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url)
-    assert len(mail.outbox) == 3
+    assert len(mail.outbox) == 3 * 2
 
 
 @pytest.mark.parametrize("status", [License.Status.SUPERSEDED, License.Status.REVOKED])

@@ -124,10 +124,11 @@ def test_share_email_names_the_portal_and_has_a_whole_subject(
 def test_license_email_links_to_the_license_page(django_capture_on_commit_callbacks: Any) -> None:
     admin = MembershipFactory()
     license = LicenseFactory(owner=admin.organization)
-    message = _sent(
+    _sent(
         django_capture_on_commit_callbacks,
         lambda: license_email_again(license=license, actor=admin.user),
     )
+    (message,) = [m for m in mail.outbox if admin.user.email in m.to]
     link = "http://testserver" + reverse("license-detail", kwargs={"pk": license.pk})
     assert link in message.body
     assert f'href="{link}"' in message.alternatives[0][0]

@@ -1,0 +1,101 @@
+"""The license email's "Open this license" link goes only to recipients who can open the page:
+a technical contact who is no member of the owner, or a partner that may not see the license,
+reads where to find it instead of following a link to "not found"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from licensing.models import License
+from portal.models import Membership
+from portal.models import OutboundEmail as Email
+from portal.policy import Scope
+from tests.licensing.factories import REGISTRATION, SerialNumberFactory
+from tests.licensing.wizard import walk
+from tests.portal.factories import (
+    DelegationFactory,
+    MembershipFactory,
+    PartnerFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+WHERE_TO_FIND = "find this license under Manage my licenses"
+
+
+def _by_recipient(template: str) -> dict[str, Email]:
+    return {
+        address: email for email in Email.objects.filter(template=template) for address in email.to
+    }
+
+
+def test_a_technical_contact_who_is_no_member_gets_no_link_the_member_does(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    member = MembershipFactory(role=Membership.Role.MEMBER)
+    # The technical contact has an account, in another organization: the link would 404.
+    contact = UserFactory(email=REGISTRATION["technical_email"])
+    MembershipFactory(user=contact)
+    client.force_login(member.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        walk(client, SerialNumberFactory().code)
+    license = License.objects.get()
+    link = reverse("license-detail", args=[license.pk])
+    emails = _by_recipient("license_issued")
+    assert set(emails) == {member.user.email, contact.email}
+    ours, theirs = emails[member.user.email], emails[contact.email]
+    assert ours.pk != theirs.pk
+    assert link in ours.body_text and f'href="http://testserver{link}"' in ours.body_html
+    assert link not in theirs.body_text and link not in theirs.body_html
+    assert WHERE_TO_FIND in theirs.body_text and WHERE_TO_FIND in theirs.body_html
+    assert license.owner.name in theirs.body_text
+    # Both carry the key and the file; every person receives one message.
+    for email in (ours, theirs):
+        assert license.key in email.body_text and email.attachments
+    assert len(mail.outbox) == 2 and all(len(message.to) == 1 for message in mail.outbox)
+    # What the link promises: the member opens it, the contact would not.
+    assert client.get(link).status_code == 200
+    client.force_login(contact)
+    assert client.get(link).status_code == 404
+
+
+def test_the_technical_contact_who_is_the_member_gets_one_email_with_the_link(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    member = MembershipFactory(user__email=REGISTRATION["technical_email"])
+    client.force_login(member.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        walk(client, SerialNumberFactory().code)
+    (email,) = Email.objects.filter(template="license_issued")
+    assert email.to == [member.user.email]
+    assert reverse("license-detail", args=[License.objects.get().pk]) in email.body_text
+
+
+def test_a_key_a_partner_obtains_links_for_the_partner_and_the_customers_administrators(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # With the obtain-keys scope alone the partner sees the keys it obtained: its link opens.
+    customer_admin = MembershipFactory(role=Membership.Role.ADMIN)
+    partner_user = MembershipFactory(organization=PartnerFactory())
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_user.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    client.force_login(partner_user.user)
+    client.post(reverse("partner-act", args=[delegation.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        walk(client, SerialNumberFactory().code)
+    link = reverse("license-detail", args=[License.objects.get().pk])
+    emails = _by_recipient("license_issued")
+    assert emails[partner_user.user.email].pk != emails[REGISTRATION["technical_email"]].pk
+    for address in (partner_user.user.email, customer_admin.user.email):
+        assert link in emails[address].body_text
+    assert link not in emails[REGISTRATION["technical_email"]].body_text
+    assert client.get(link).status_code == 200
