@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from licensing.licensefile import verify_license_file
@@ -102,6 +103,13 @@ def test_partial_submission_converts_the_good_and_reports_the_rest(member) -> No
     assert (conversion.total, conversion.processed, conversion.converted) == (5, 5, 2)
     void.refresh_from_db()
     assert void.status == Voucher.Status.VOID
+    # The email points to the result page, which opens for the organization's members only.
+    email = OutboundEmail.objects.get()
+    page = reverse("voucher-conversion", args=[conversion.pk])
+    for body in (email.body_text, email.body_html):
+        assert "3 codes could not be converted. The result page says why:" in body
+        assert page in body
+        assert f"The link opens for members of {member.organization.name}." in body
 
 
 def test_nothing_convertible_sends_no_email_and_writes_no_registration(member) -> None:  # type: ignore[no-untyped-def]
