@@ -489,8 +489,8 @@ def site_update(
 
 
 def _members_of_the_customer(contract: EFContract) -> dict[str, int]:
-    # Removing someone from the organization (portal, which knows nothing of contracts) leaves
-    # their contract row: they can no longer act on the contract, so they count for nothing.
+    # Removing someone from the organization ends their contract rows (contract_access_end);
+    # rows left by removals from before that count for nothing: they cannot act on the contract.
     return {"user__memberships__organization_id": contract.organization_id}
 
 
@@ -583,6 +583,55 @@ def contract_user_remove(*, contract_user: EFContractUser, actor: User | None) -
         actor=actor,
         details={"email": email, "level": level},
     )
+
+
+@transaction.atomic
+def contract_access_end(*, organization: Organization, user: User, actor: User | None) -> None:
+    """Takes a person removed from `organization` off each of its contracts, and withdraws the
+    contract invitations still open for their address (accepting one would make them a member
+    again). The portal calls it when a member is removed (portal.services.membership_ended_register,
+    from EnterpriseFlexConfig.ready), in the removal's transaction and with its actor.
+
+    Invited back to the organization later, they hold no contract until a super user or staff
+    gives them a level again. Their drawdowns and licenses stay the customer's. The last super
+    user is not kept on: one outside the organization could not act anyway (_lock_super_users).
+    """
+    rows = list(
+        EFContractUser.objects.select_for_update(of=("self",))
+        .filter(user=user, contract__organization=organization)
+        .select_related("contract__organization")
+        .order_by("pk")
+    )
+    for row in rows:
+        row.delete()
+        _audit(
+            "ef.user_removed",
+            contract=row.contract,
+            actor=actor,
+            details={"email": user.email, "level": row.level, "reason": "left_organization"},
+        )
+    now = timezone.now()
+    invitations = list(
+        EFInvitation.objects.select_for_update(of=("self",))
+        .filter(
+            email__iexact=user.email,
+            contract__organization=organization,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+        .select_related("contract__organization")
+        .order_by("pk")
+    )
+    for invitation in invitations:
+        invitation.revoked_at = now
+        invitation.save(update_fields=["revoked_at"])
+        _audit(
+            "ef.invitation_revoked",
+            contract=invitation.contract,
+            actor=actor,
+            obj=invitation,
+            details={"email": invitation.email, "reason": "left_organization"},
+        )
 
 
 @transaction.atomic
