@@ -722,18 +722,38 @@ def invitation_accept(*, invitation: EFInvitation, user: User) -> EFContractUser
 
 @transaction.atomic
 def invitation_revoke(*, invitation: EFInvitation, actor: User) -> None:
-    """Withdraws an open invitation."""
-    updated = EFInvitation.objects.filter(
+    """Withdraws an open invitation; only a super user of the contract may."""
+    contract = invitation.contract
+    # Checked again under the super users' lock (the page checked before): one demoted, or
+    # taken off the contract or the organization, while the request was under way cannot act.
+    supers = _lock_super_users(contract)
+    if not EFContractUser.objects.filter(pk__in=supers, user=actor).exists():
+        raise EFError(
+            _("Your level on contract %(number)s does not allow this. Ask its super user.")
+            % {"number": contract.number}
+        )
+    # Conditional: the invitee may have accepted (or another super user withdrawn) since the
+    # page listed the invitation.
+    withdrawn = EFInvitation.objects.filter(
         pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
-    if updated:
-        _audit(
-            "ef.invitation_revoked",
-            contract=invitation.contract,
-            actor=actor,
-            obj=invitation,
-            details={"email": invitation.email},
-        )
+    if not withdrawn:
+        if EFInvitation.objects.filter(pk=invitation.pk, accepted_at__isnull=False).exists():
+            raise EFError(
+                _(
+                    "%(email)s already accepted this invitation: take them off the contract's "
+                    "users if they should not have access."
+                )
+                % {"email": invitation.email}
+            )
+        return  # withdrawn already, and audited then
+    _audit(
+        "ef.invitation_revoked",
+        contract=contract,
+        actor=actor,
+        obj=invitation,
+        details={"email": invitation.email},
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,14 +8,18 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from enterprise_flex import views
 from enterprise_flex.models import EFContractUser, EFInvitation
 from enterprise_flex.services import (
     EFError,
     contract_user_remove,
     contract_user_set,
+    invitation_accept,
+    invitation_revoke,
     reminders_send,
 )
 from portal.models import AuditEvent, Invitation, Membership, OutboundEmail
@@ -401,3 +405,87 @@ def test_migration_0003_ends_the_contract_rows_earlier_removals_left(world) -> N
     )
     migration.end_rows_of_leavers(apps, None)  # again: nothing left to end
     assert AuditEvent.objects.count() == before + 2
+
+
+def _invite(client, world: World, email: str, level: str = "configuration") -> EFInvitation:  # type: ignore[no-untyped-def]
+    response = client.post(
+        users_url(world),
+        {"invite": "1", "invite-email": email, "invite-level": level},
+        follow=True,
+    )
+    assert _messages(response) == [f"Invitation sent to {email}."]
+    return EFInvitation.objects.get(email=email, contract=world.contract)
+
+
+def _withdraw(client, world: World, invitation: EFInvitation):  # type: ignore[no-untyped-def]
+    url = reverse("ef-invitation-revoke", args=[world.contract.number, invitation.pk])
+    return client.post(url, follow=True)
+
+
+def _messages(response) -> list[str]:  # type: ignore[no-untyped-def]
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_withdrawing_an_invitation_accepted_meanwhile_says_who_accepted_it(client, world) -> None:  # type: ignore[no-untyped-def]
+    # The page listed the invitation; the invitee accepted before Withdraw was pressed. It said
+    # "Invitation withdrawn." while the invitee was on the contract.
+    invitation = _invite(client, world, "bob@acme.example")
+    bob = UserFactory(email="bob@acme.example")
+    invitation_accept(invitation=invitation, user=bob)
+    response = _withdraw(client, world, invitation)
+    assert _messages(response) == [
+        "bob@acme.example already accepted this invitation: take them off the contract's users "
+        "if they should not have access."
+    ]
+    assert not AuditEvent.objects.filter(action="ef.invitation_revoked").exists()
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+    assert level_of(world, bob) == "configuration"
+
+
+def test_withdrawing_twice_withdraws_and_audits_once(client, world) -> None:  # type: ignore[no-untyped-def]
+    invitation = _invite(client, world, "bob@acme.example")
+    assert _messages(_withdraw(client, world, invitation)) == ["Invitation withdrawn."]
+    assert _messages(_withdraw(client, world, invitation)) == ["Invitation withdrawn."]
+    event = AuditEvent.objects.get(action="ef.invitation_revoked")
+    assert event.actor == world.super_user and event.details["email"] == "bob@acme.example"
+
+
+def test_withdraw_is_post_only_with_a_csrf_token(world) -> None:  # type: ignore[no-untyped-def]
+    invitation = EFInvitation.objects.create(
+        contract=world.contract, email="bob@acme.example", level="contract"
+    )
+    url = reverse("ef-invitation-revoke", args=[world.contract.number, invitation.pk])
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(world.super_user)
+    assert browser.get(url).status_code == 405
+    assert browser.post(url).status_code == 403  # no CSRF token
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+    assert not AuditEvent.objects.filter(action="ef.invitation_revoked").exists()
+
+
+def test_a_super_user_demoted_meanwhile_cannot_withdraw(client, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The view checked the level; another super user demoted this one before the withdrawal
+    # ran. The service checks again, under the super users' lock.
+    invitation = _invite(client, world, "bob@acme.example")
+    other = contract_member(world.contract, "super")
+    found = views.invitation_for
+
+    def demoted_meanwhile(reach, pk):  # type: ignore[no-untyped-def]
+        contract_user_set(
+            contract=world.contract, user=world.super_user, level="contract", actor=other
+        )
+        return found(reach, pk)
+
+    monkeypatch.setattr(views, "invitation_for", demoted_meanwhile)
+    response = _withdraw(client, world, invitation)
+    assert _messages(response) == [
+        f"Your level on contract {world.contract.number} does not allow this. Ask its super user."
+    ]
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+    assert not AuditEvent.objects.filter(action="ef.invitation_revoked").exists()
+    # Nor may anyone outside the contract's super users, whoever calls the service.
+    with pytest.raises(EFError, match="does not allow this"):
+        invitation_revoke(invitation=invitation, actor=world.configuration_user)
