@@ -10,8 +10,12 @@ class EnterpriseFlexConfig(AppConfig):
 
     def ready(self) -> None:
         from portal.invariants import invariant_register
+        from portal.services import membership_ended_register
 
         from .invariants import CHECKS
+        from .services import contract_access_end
 
         for name, check in CHECKS.items():
             invariant_register(name, check)
+        # A member removed from the organization leaves its contracts too.
+        membership_ended_register("enterprise_flex", contract_access_end)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import F, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import Exists, F, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from licensing.models import License
 from portal.invariants import Options
+from portal.models import Membership
 
-from .models import EFDrawdown, EFLine
+from .models import EFContractUser, EFDrawdown, EFLine
 
 
 def lines_add_up(options: Options) -> Iterator[str]:
@@ -44,4 +45,22 @@ def lines_add_up(options: Options) -> Iterator[str]:
         yield f"drawdown {pk} of {quantity} has a license of another quantity"
 
 
-CHECKS = {"enterprise_flex.lines_add_up": lines_add_up}
+def contract_users_are_members(options: Options) -> Iterator[str]:
+    """Everyone on a contract belongs to its organization: removing a member from the
+    organization takes them off its contracts (services.contract_access_end), so that being
+    invited back never restores a level."""
+    members = Membership.objects.filter(
+        user_id=OuterRef("user_id"), organization_id=OuterRef("contract__organization_id")
+    )
+    leftovers = EFContractUser.objects.filter(~Exists(members)).select_related("contract", "user")
+    for row in leftovers.order_by("pk").iterator():
+        yield (
+            f"contract user {row.pk} ({row.user.email}, {row.level}) of {row.contract.number} "
+            "is not a member of the contract's organization"
+        )
+
+
+CHECKS = {
+    "enterprise_flex.lines_add_up": lines_add_up,
+    "enterprise_flex.contract_users_are_members": contract_users_are_members,
+}

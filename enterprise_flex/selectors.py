@@ -202,7 +202,11 @@ def contract_user_for(reach: ContractAccess, pk: int) -> EFContractUser:
 
 
 def invitation_for(reach: ContractAccess, pk: int) -> EFInvitation:
-    found = EFInvitation.objects.filter(contract=reach.contract, pk=pk).first()
+    found = (
+        EFInvitation.objects.filter(contract=reach.contract, pk=pk)
+        .select_related("contract__organization")
+        .first()
+    )
     if found is None:
         raise Http404("No such invitation.")
     return found

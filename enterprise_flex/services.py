@@ -1,20 +1,21 @@
 """Writes of Enterprise Flexible: contracts and lines (staff), sites, users, drawdowns, reports.
 
 Every write is here, audited, and called alike by views, admin, commands and tasks. A drawdown
-locks its line, moves the line's drawn-down figure and mints the license through
-licensing.license_issue in one transaction; the database's CHECK constraint on the line backs
-the lock up.
+locks its contract (shared) and its line, moves the line's drawn-down figure and mints the license
+through licensing.license_issue in one transaction; the database's CHECK constraint on the line
+backs the lock up. Every row lock on a contract or its lines is taken by _lock_contract, which
+says the one order they are taken in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -78,6 +79,67 @@ def _audit(
         obj=obj if obj is not None else contract,
         details={"contract": contract.number, **(details or {})},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Row locks
+
+
+def _lock_contract(
+    contract_id: int, *, lines: Iterable[int] = (), write: bool = False
+) -> tuple[EFContract, dict[int, EFLine]]:
+    """Locks a contract's row, then the given lines of it; returns them (lines by id; a line
+    that is not the contract's is left out).
+
+    THE LOCK ORDER of Enterprise Flexible. Every transaction that locks a contract or its lines
+    takes the locks here, and in this order, so that two of them never wait on each other:
+
+      1. the contract row: FOR SHARE by everyone who relies on its terms (drawdowns, line and
+         site edits, deployment reports); FOR NO KEY UPDATE (`write=True`) by the one who
+         changes it (contract_update). Drawdowns on different lines of one contract thus run
+         side by side, while a change of the contract's dates or status waits for them, and
+         they for it;
+      2. then its lines, FOR UPDATE, in primary-key order;
+      3. then, by the caller, the rows below them (a site, a deployment report).
+
+    Admin's contract page saves in one transaction: the contract first (save_model ->
+    contract_update, write), then the inlines (line_update, line_delete, site_update take the
+    contract again, which that transaction already holds). A transaction that changes the
+    contract must ask for `write` before anything else of the contract: two transactions that
+    both share the row and then both want to write it would deadlock. The contract is never
+    locked FOR UPDATE: that would also block the foreign key checks (FOR KEY SHARE) of every
+    row inserted under it (drawdowns, invitations, contract users), which both modes above let
+    through. Rows that are only inserted under a contract need no lock of their own here.
+    """
+    if write:
+        contract = (
+            EFContract.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("organization")
+            .get(pk=contract_id)
+        )
+    else:
+        if connection.vendor == "postgresql":  # the ORM has no FOR SHARE; SQLite locks it all
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT 1 FROM enterprise_flex_efcontract WHERE id = %s FOR SHARE",
+                    [contract_id],
+                )
+        contract = EFContract.objects.select_related("organization").get(pk=contract_id)
+    wanted = sorted(set(lines))
+    if not wanted:
+        return contract, {}
+    # `of=("self",)`: the joined product rows are shared by every contract that sells them;
+    # locking those would make unrelated customers queue behind each other.
+    locked = (
+        EFLine.objects.select_for_update(of=("self",))
+        .select_related("version__product")
+        .filter(contract_id=contract_id, pk__in=wanted)
+        .order_by("pk")
+    )
+    found = {line.pk: line for line in locked}
+    for line in found.values():
+        line.contract = contract
+    return contract, found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,7 +255,7 @@ def contract_update(
 ) -> EFContract:
     """Amends a contract's dates or status; keys already drawn down keep their maintenance."""
     _check_dates(period_start, period_end, grey_year_end)
-    locked = EFContract.objects.select_for_update().get(pk=contract.pk)
+    locked, _lines = _lock_contract(contract.pk, write=True)
     wanted = {
         "period_start": period_start,
         "period_end": period_end,
@@ -274,6 +336,13 @@ def line_add(
     return line
 
 
+def _locked_line(line: EFLine) -> EFLine:
+    _contract, lines = _lock_contract(line.contract_id, lines=[line.pk])
+    if line.pk not in lines:
+        raise EFLine.DoesNotExist(f"EFLine {line.pk} is gone")
+    return lines[line.pk]
+
+
 @transaction.atomic
 def line_update(
     *,
@@ -286,7 +355,7 @@ def line_update(
 ) -> EFLine:
     """Amends a line; a commitment below what is drawn down is refused."""
     # The lock makes the check and a concurrent drawdown take turns.
-    locked = EFLine.objects.select_for_update().select_related("contract").get(pk=line.pk)
+    locked = _locked_line(line)
     problem = line_change_problem(
         drawn=locked.drawn_quantity,
         committed=committed_quantity,
@@ -311,9 +380,7 @@ def line_update(
 @transaction.atomic
 def line_delete(*, line: EFLine, actor: User | None) -> None:
     """Removes a line nothing was drawn down from."""
-    locked = (
-        EFLine.objects.select_for_update().select_related("contract", "version").get(pk=line.pk)
-    )
+    locked = _locked_line(line)
     if locked.drawn_quantity or EFDrawdown.objects.filter(line=locked).exists():
         raise EFError(_("Keys were drawn down from this line: it cannot be removed."))
     contract = locked.contract
@@ -388,7 +455,9 @@ def site_update(
 ) -> EFSite:
     """Edits a site; keys drawn down before keep the contacts they were registered with."""
     data = _site_values(values)
-    locked = EFSite.objects.select_for_update().select_related("contract").get(pk=site.pk)
+    contract, _lines = _lock_contract(site.contract_id)
+    locked = EFSite.objects.select_for_update(of=("self",)).get(pk=site.pk)
+    locked.contract = contract
     clash = (
         EFSite.objects.filter(contract_id=locked.contract_id, name__iexact=data["name"])
         .exclude(pk=locked.pk)
@@ -420,8 +489,8 @@ def site_update(
 
 
 def _members_of_the_customer(contract: EFContract) -> dict[str, int]:
-    # Removing someone from the organization (portal, which knows nothing of contracts) leaves
-    # their contract row: they can no longer act on the contract, so they count for nothing.
+    # Removing someone from the organization ends their contract rows (contract_access_end);
+    # rows left by removals from before that count for nothing: they cannot act on the contract.
     return {"user__memberships__organization_id": contract.organization_id}
 
 
@@ -517,6 +586,55 @@ def contract_user_remove(*, contract_user: EFContractUser, actor: User | None) -
 
 
 @transaction.atomic
+def contract_access_end(*, organization: Organization, user: User, actor: User | None) -> None:
+    """Takes a person removed from `organization` off each of its contracts, and withdraws the
+    contract invitations still open for their address (accepting one would make them a member
+    again). The portal calls it when a member is removed (portal.services.membership_ended_register,
+    from EnterpriseFlexConfig.ready), in the removal's transaction and with its actor.
+
+    Invited back to the organization later, they hold no contract until a super user or staff
+    gives them a level again. Their drawdowns and licenses stay the customer's. The last super
+    user is not kept on: one outside the organization could not act anyway (_lock_super_users).
+    """
+    rows = list(
+        EFContractUser.objects.select_for_update(of=("self",))
+        .filter(user=user, contract__organization=organization)
+        .select_related("contract__organization")
+        .order_by("pk")
+    )
+    for row in rows:
+        row.delete()
+        _audit(
+            "ef.user_removed",
+            contract=row.contract,
+            actor=actor,
+            details={"email": user.email, "level": row.level, "reason": "left_organization"},
+        )
+    now = timezone.now()
+    invitations = list(
+        EFInvitation.objects.select_for_update(of=("self",))
+        .filter(
+            email__iexact=user.email,
+            contract__organization=organization,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+        .select_related("contract__organization")
+        .order_by("pk")
+    )
+    for invitation in invitations:
+        invitation.revoked_at = now
+        invitation.save(update_fields=["revoked_at"])
+        _audit(
+            "ef.invitation_revoked",
+            contract=invitation.contract,
+            actor=actor,
+            obj=invitation,
+            details={"email": invitation.email, "reason": "left_organization"},
+        )
+
+
+@transaction.atomic
 def invitation_create(*, contract: EFContract, email: str, level: str, actor: User) -> EFInvitation:
     """Invites an email address to the contract at `level` (inviting again re-sends it)."""
     email = email.strip().lower()
@@ -562,7 +680,12 @@ def invitation_create(*, contract: EFContract, email: str, level: str, actor: Us
 def invitation_accept(*, invitation: EFInvitation, user: User) -> EFContractUser:
     """Puts the invited user on the contract (and in the customer organization, as a member)."""
     locked = (
-        EFInvitation.objects.select_for_update().select_related("contract__organization")
+        # `of=("self",)`: the invitation only. The contract and its organization are read, not
+        # locked: a drawdown holds the contract shared and then needs the organization (its
+        # license is the organization's), so locking both here could close a circle.
+        EFInvitation.objects.select_for_update(of=("self",)).select_related(
+            "contract__organization"
+        )
     ).get(pk=invitation.pk)
     if not locked.is_open(now=timezone.now()):
         raise EFError(_("This invitation has expired or was already used. Ask for a new one."))
@@ -599,18 +722,38 @@ def invitation_accept(*, invitation: EFInvitation, user: User) -> EFContractUser
 
 @transaction.atomic
 def invitation_revoke(*, invitation: EFInvitation, actor: User) -> None:
-    """Withdraws an open invitation."""
-    updated = EFInvitation.objects.filter(
+    """Withdraws an open invitation; only a super user of the contract may."""
+    contract = invitation.contract
+    # Checked again under the super users' lock (the page checked before): one demoted, or
+    # taken off the contract or the organization, while the request was under way cannot act.
+    supers = _lock_super_users(contract)
+    if not EFContractUser.objects.filter(pk__in=supers, user=actor).exists():
+        raise EFError(
+            _("Your level on contract %(number)s does not allow this. Ask its super user.")
+            % {"number": contract.number}
+        )
+    # Conditional: the invitee may have accepted (or another super user withdrawn) since the
+    # page listed the invitation.
+    withdrawn = EFInvitation.objects.filter(
         pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
-    if updated:
-        _audit(
-            "ef.invitation_revoked",
-            contract=invitation.contract,
-            actor=actor,
-            obj=invitation,
-            details={"email": invitation.email},
-        )
+    if not withdrawn:
+        if EFInvitation.objects.filter(pk=invitation.pk, accepted_at__isnull=False).exists():
+            raise EFError(
+                _(
+                    "%(email)s already accepted this invitation: take them off the contract's "
+                    "users if they should not have access."
+                )
+                % {"email": invitation.email}
+            )
+        return  # withdrawn already, and audited then
+    _audit(
+        "ef.invitation_revoked",
+        contract=contract,
+        actor=actor,
+        obj=invitation,
+        details={"email": invitation.email},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -713,22 +856,18 @@ def drawdown_create(
     """Draws `quantity` keys down from a line for a site: one license, maintenance to the end
     of the grey year, emailed with its file to the actor and the site's contact.
 
-    The line's row lock serialises drawdowns of one line, so the commitment check and the
-    update of its drawn-down figure cannot interleave; the CHECK constraint refuses an
-    over-drawn line even if they did. A repeated token returns the first drawdown.
+    The contract's shared lock, then the line's row lock (_lock_contract's order, the one staff's
+    edits take too), serialise drawdowns of one line, so the commitment check and the update of
+    its drawn-down figure cannot interleave, and a change of the contract's status or dates
+    waits for the drawdown or the drawdown for it; the CHECK constraint refuses an over-drawn
+    line even if they did interleave. A repeated token returns the first drawdown.
     """
     today = today or timezone.localdate()
     previous = _drawdown_by_token(token, contract)
     if previous is not None:
         return previous
-    # `of=("self",)`: lock the line only; the joined product rows are shared by every contract
-    # that sells them, and locking those would make unrelated customers queue behind each other.
-    line = (
-        EFLine.objects.select_for_update(of=("self",))
-        .select_related("version__product")
-        .filter(pk=request.line_id, contract=contract)
-        .first()
-    )
+    locked_contract, lines = _lock_contract(contract.pk, lines=[request.line_id])
+    line = lines.get(request.line_id)
     if line is None:
         raise DrawdownRefused(_("Choose a product of this contract."))
     # Checked again under the lock: a concurrent confirmation with the same token waited here
@@ -736,7 +875,6 @@ def drawdown_create(
     previous = _drawdown_by_token(token, contract)
     if previous is not None:
         return previous
-    locked_contract = EFContract.objects.select_related("organization").get(pk=contract.pk)
     problem = period_problem(locked_contract, today=today) or quantity_problem(
         request.quantity, line=line
     )
@@ -887,6 +1025,9 @@ def deployment_report_save(
 ) -> EFDeploymentReport:
     """Saves declared deployed quantities in the year's draft report."""
     today = today or timezone.localdate()
+    # The contract first (_lock_contract's order): its years are read as they stand, and its
+    # lines and sites cannot leave while the entries naming them are written.
+    contract, _lines = _lock_contract(contract.pk)
     problem = report_window_problem(contract, year, today=today)
     if problem:
         raise EFError(problem)
@@ -923,6 +1064,7 @@ def deployment_report_submit(
 ) -> EFDeploymentReport:
     """Saves and submits the year's report: from then on it is read-only."""
     today = today or timezone.localdate()
+    contract, _lines = _lock_contract(contract.pk)  # as deployment_report_save
     problem = report_window_problem(contract, year, today=today)
     if problem:
         raise EFError(problem)

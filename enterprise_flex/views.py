@@ -345,8 +345,12 @@ def user_update_view(request: PortalRequest, number: str, pk: int) -> HttpRespon
 def invitation_revoke_view(request: PortalRequest, number: str, pk: int) -> HttpResponse:
     reach = _reach(request, number, "manage_users")
     invitation = invitation_for(reach, pk)
-    invitation_revoke(invitation=invitation, actor=request.user)
-    messages.success(request, _("Invitation withdrawn."))
+    try:
+        invitation_revoke(invitation=invitation, actor=request.user)
+    except EFError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Invitation withdrawn."))
     return redirect("ef-users", number=number)
 
 

@@ -82,18 +82,25 @@ class OrganizationAdmin(admin.ModelAdmin):
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)
             return
-        removed = [f.instance.user.email for f in formset.deleted_forms if f.instance.pk]
+        kept = [f for f in formset.initial_forms if f not in formset.deleted_forms]
+        # A row given to another person: the one it named leaves, the other joins. The form
+        # already put the submitted user on the instance; the stored row says who was there.
+        moved = [f.instance for f in kept if "user" in f.changed_data]
+        leaving = [f.instance.pk for f in formset.deleted_forms if f.instance.pk]
+        leaving += [m.pk for m in moved]
+        stored = Membership.objects.select_related("user").in_bulk(leaving)
+        removed = [stored[pk].user for pk in leaving]
         role_changes = [
             (f.instance, f.initial["role"])
-            for f in formset.initial_forms
-            if f not in formset.deleted_forms and "role" in f.changed_data
+            for f in kept
+            if "role" in f.changed_data and "user" not in f.changed_data
         ]
         super().save_formset(request, form, formset, change)
         memberships_staff_changed(
             organization=form.instance,
             actor=request.user,  # type: ignore[arg-type]
-            added=formset.new_objects,
-            removed_emails=removed,
+            added=[*formset.new_objects, *moved],
+            removed=removed,
             role_changes=role_changes,
         )
 

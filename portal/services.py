@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from django.conf import settings
@@ -251,11 +251,42 @@ def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# What ends with a membership
+
+
+class MembershipEndedHook(Protocol):
+    def __call__(self, *, organization: Organization, user: User, actor: User | None) -> None: ...
+
+
+_MEMBERSHIP_ENDED: dict[str, MembershipEndedHook] = {}
+
+
+def membership_ended_register(name: str, hook: MembershipEndedHook) -> None:
+    """Lets an app end what a member held in the organization through it when they leave
+    (enterprise_flex: their level on the organization's contracts). Apps call it from
+    AppConfig.ready, so that the portal imports no domain app."""
+    _MEMBERSHIP_ENDED[name] = hook
+
+
+def _membership_ended(*, organization: Organization, user: User, actor: User | None) -> None:
+    # In the removal's transaction, after its own audit event: whatever an app ends is audited
+    # by that app, with the same actor. Someone who is a member again (staff removed a row and
+    # added the person back in one save) lost nothing.
+    if Membership.objects.filter(organization=organization, user=user).exists():
+        return
+    for hook in _MEMBERSHIP_ENDED.values():
+        hook(organization=organization, user=user, actor=actor)
+
+
 @transaction.atomic
 def membership_update(
     *, membership: Membership, actor: User, role: str | None = None, remove: bool = False
 ) -> None:
-    """Changes a member's role or removes them; an organization always keeps an administrator."""
+    """Changes a member's role or removes them; an organization always keeps an administrator.
+
+    Removing a member also ends what apps gave them in the organization (membership_ended_register).
+    """
     organization = membership.organization
     _require_admin(actor, organization)
     # Lock the organization's admin rows so two admins cannot demote each other at once.
@@ -282,6 +313,9 @@ def membership_update(
             organization=organization,
             details={"email": membership.user.email},
         )
+        # What they held through the organization ends with it: invited back later, they
+        # start afresh rather than find their old access again.
+        _membership_ended(organization=organization, user=membership.user, actor=actor)
         return
     if role is not None and role != membership.role:
         old = membership.role
@@ -296,16 +330,18 @@ def membership_update(
         )
 
 
+@transaction.atomic
 def memberships_staff_changed(
     *,
     organization: Organization,
     actor: User,
     added: Iterable[Membership] = (),
-    removed_emails: Iterable[str] = (),
+    removed: Iterable[User] = (),
     role_changes: Iterable[tuple[Membership, str]] = (),
 ) -> None:
     """Audits the membership changes staff saved on an organization's admin page, as
-    membership_update and membership_ensure audit those of its administrators."""
+    membership_update and membership_ensure audit those of its administrators; the people
+    `removed` lose what apps gave them in the organization, as membership_update does."""
     for membership in added:
         audit_record(
             action="membership.added",
@@ -314,13 +350,14 @@ def memberships_staff_changed(
             obj=membership,
             details={"email": membership.user.email, "role": membership.role, "reason": "staff"},
         )
-    for email in removed_emails:
+    for user in removed:
         audit_record(
             action="membership.removed",
             actor=actor,
             organization=organization,
-            details={"email": email, "reason": "staff"},
+            details={"email": user.email, "reason": "staff"},
         )
+        _membership_ended(organization=organization, user=user, actor=actor)
     for membership, old in role_changes:
         audit_record(
             action="membership.role_changed",

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from enterprise_flex.models import EFContract, EFContractUser, EFLine, EFSite
-from enterprise_flex.services import contract_create, contract_user_set, line_add
+from enterprise_flex.services import SITE_FIELDS, contract_create, contract_user_set, line_add
 from licensing.models import add_months
 from portal.models import Membership, User
 from tests.licensing.factories import ProductVersionFactory
@@ -146,3 +146,52 @@ def draw_down(
 
 def _errors(response: Any) -> Any:
     return response.context["wizard"]["form"].errors
+
+
+def management(prefix: str, total: int, initial: int = 0) -> dict[str, Any]:
+    return {
+        f"{prefix}-TOTAL_FORMS": str(total),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+
+
+def admin_change_data(contract: EFContract, **overrides: Any) -> dict[str, Any]:
+    """What admin's contract change page posts back unchanged: the contract, its lines, sites
+    and users as they are stored (`overrides` replace fields)."""
+    lines = list(contract.lines.order_by("pk"))
+    sites = list(contract.sites.order_by("pk"))
+    users = list(contract.users.order_by("pk"))
+    data: dict[str, Any] = {
+        "period_start": contract.period_start.isoformat(),
+        "period_end": contract.period_end.isoformat(),
+        "grey_year_end": contract.grey_year_end.isoformat(),
+        "status": contract.status,
+        **management("lines", len(lines), len(lines)),
+        **management("sites", len(sites), len(sites)),
+        **management("users", len(users), len(users)),
+    }
+    for i, line in enumerate(lines):
+        data |= {
+            f"lines-{i}-id": line.pk,
+            f"lines-{i}-contract": contract.pk,
+            f"lines-{i}-version": line.version_id,
+            f"lines-{i}-committed_quantity": line.committed_quantity,
+            f"lines-{i}-unit_value": line.unit_value,
+            f"lines-{i}-currency": line.currency,
+        }
+        if line.overage_allowed:
+            data[f"lines-{i}-overage_allowed"] = "on"
+    for i, site in enumerate(sites):
+        data |= {f"sites-{i}-id": site.pk, f"sites-{i}-contract": contract.pk}
+        data |= {f"sites-{i}-{name}": getattr(site, name) for name in SITE_FIELDS}
+        data[f"sites-{i}-active"] = "on"
+    for i, row in enumerate(users):
+        data |= {
+            f"users-{i}-id": row.pk,
+            f"users-{i}-contract": contract.pk,
+            f"users-{i}-user": row.user_id,
+            f"users-{i}-level": row.level,
+        }
+    return data | overrides

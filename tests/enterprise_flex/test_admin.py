@@ -10,9 +10,9 @@ import pytest
 from django.urls import reverse
 
 from enterprise_flex.models import EFContract, EFContractUser, EFLine, EFSite
-from enterprise_flex.services import SITE_FIELDS, DrawdownRequest, drawdown_create
+from enterprise_flex.services import DrawdownRequest, drawdown_create
 from portal.models import AuditEvent, Membership, User
-from tests.enterprise_flex.factories import make_world
+from tests.enterprise_flex.factories import admin_change_data, make_world, management
 from tests.licensing.factories import ProductVersionFactory
 from tests.portal.factories import MembershipFactory, OrganizationFactory
 
@@ -24,15 +24,6 @@ def staff(client) -> User:  # type: ignore[no-untyped-def]
     user = User.objects.create_superuser(email="staff@example.com", password="x")
     client.force_login(user)
     return user
-
-
-def management(prefix: str, total: int, initial: int = 0) -> dict[str, Any]:
-    return {
-        f"{prefix}-TOTAL_FORMS": str(total),
-        f"{prefix}-INITIAL_FORMS": str(initial),
-        f"{prefix}-MIN_NUM_FORMS": "0",
-        f"{prefix}-MAX_NUM_FORMS": "1000",
-    }
 
 
 def test_add_a_contract_with_a_line(client, staff) -> None:  # type: ignore[no-untyped-def]
@@ -87,50 +78,12 @@ def test_bad_dates_and_partner_customers_are_form_errors(client, staff) -> None:
     assert not EFContract.objects.exists()
 
 
-def _change_data(contract: EFContract, **overrides: Any) -> dict[str, Any]:
-    lines = list(contract.lines.order_by("pk"))
-    sites = list(contract.sites.order_by("pk"))
-    users = list(contract.users.order_by("pk"))
-    data: dict[str, Any] = {
-        "period_start": contract.period_start.isoformat(),
-        "period_end": contract.period_end.isoformat(),
-        "grey_year_end": contract.grey_year_end.isoformat(),
-        "status": contract.status,
-        **management("lines", len(lines), len(lines)),
-        **management("sites", len(sites), len(sites)),
-        **management("users", len(users), len(users)),
-    }
-    for i, line in enumerate(lines):
-        data |= {
-            f"lines-{i}-id": line.pk,
-            f"lines-{i}-contract": contract.pk,
-            f"lines-{i}-version": line.version_id,
-            f"lines-{i}-committed_quantity": line.committed_quantity,
-            f"lines-{i}-unit_value": line.unit_value,
-            f"lines-{i}-currency": line.currency,
-        }
-        if line.overage_allowed:
-            data[f"lines-{i}-overage_allowed"] = "on"
-    for i, site in enumerate(sites):
-        data |= {f"sites-{i}-id": site.pk, f"sites-{i}-contract": contract.pk}
-        data |= {f"sites-{i}-{name}": getattr(site, name) for name in SITE_FIELDS}
-        data[f"sites-{i}-active"] = "on"
-    for i, row in enumerate(users):
-        data |= {
-            f"users-{i}-id": row.pk,
-            f"users-{i}-contract": contract.pk,
-            f"users-{i}-user": row.user_id,
-            f"users-{i}-level": row.level,
-        }
-    return data | overrides
-
-
 def test_amend_a_line_site_and_users_through_the_services(client, staff) -> None:  # type: ignore[no-untyped-def]
     world = make_world(committed_quantity=10)
     contract = world.contract
     url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
     newcomer = MembershipFactory(organization=contract.organization, role=Membership.Role.MEMBER)
-    data = _change_data(contract)
+    data = admin_change_data(contract)
     line_index = next(i for i in range(5) if data.get(f"lines-{i}-id") == world.line.pk)
     data[f"lines-{line_index}-committed_quantity"] = "40"
     data["sites-0-contact_email"] = "main@acme.example"
@@ -157,7 +110,7 @@ def test_committed_below_drawn_down_is_a_form_error_in_admin(client, staff) -> N
         actor=world.contract_user,
         token="t",
     )
-    data = _change_data(world.contract)
+    data = admin_change_data(world.contract)
     index = next(i for i in range(5) if data.get(f"lines-{i}-id") == world.line.pk)
     data[f"lines-{index}-committed_quantity"] = "5"
     response = client.post(
@@ -181,13 +134,13 @@ def test_committed_below_drawn_down_is_a_form_error_in_admin(client, staff) -> N
 def test_users_outside_the_customer_and_the_last_super_user_in_admin(client, staff) -> None:  # type: ignore[no-untyped-def]
     world = make_world()
     url = reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk])
-    data = _change_data(world.contract)
+    data = admin_change_data(world.contract)
     total = int(data["users-TOTAL_FORMS"])
     data |= {"users-TOTAL_FORMS": str(total + 1), f"users-{total}-user": world.stranger.pk,
              f"users-{total}-level": "super"}  # fmt: skip
     response = client.post(url, data)
     assert response.status_code == 200 and "is not a user of" in response.content.decode()
-    data = _change_data(world.contract)
+    data = admin_change_data(world.contract)
     for i in range(total):
         if data[f"users-{i}-level"] == "super":
             data[f"users-{i}-level"] = "contract"
@@ -235,7 +188,7 @@ def test_replacing_the_user_of_a_row_takes_the_old_user_off_the_contract(client,
     contract = world.contract
     url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
     newcomer = MembershipFactory(organization=contract.organization, role=Membership.Role.MEMBER)
-    data = _change_data(contract)
+    data = admin_change_data(contract)
     index = next(i for i in range(5) if data.get(f"users-{i}-user") == world.contract_user.pk)
     data[f"users-{index}-user"] = newcomer.user.pk
     response = client.post(url, data)
@@ -252,7 +205,7 @@ def test_replacing_the_only_super_user_keeps_a_super_user(client, staff) -> None
     contract = world.contract
     url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
     newcomer = MembershipFactory(organization=contract.organization, role=Membership.Role.MEMBER)
-    data = _change_data(contract)
+    data = admin_change_data(contract)
     index = next(i for i in range(5) if data.get(f"users-{i}-user") == world.super_user.pk)
     data[f"users-{index}-user"] = newcomer.user.pk
     response = client.post(url, data)
@@ -266,7 +219,7 @@ def test_removing_the_super_user_while_making_another_one_in_one_save(client, st
     world = make_world()
     contract = world.contract
     url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
-    data = _change_data(contract)
+    data = admin_change_data(contract)
     rows = {data[f"users-{i}-user"]: i for i in range(int(data["users-TOTAL_FORMS"]))}
     data[f"users-{rows[world.super_user.pk]}-DELETE"] = "on"
     data[f"users-{rows[world.contract_user.pk]}-level"] = "super"
@@ -280,7 +233,7 @@ def test_two_rows_that_swap_users_swap_their_levels(client, staff) -> None:  # t
     world = make_world()
     contract = world.contract
     url = reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk])
-    data = _change_data(contract)
+    data = admin_change_data(contract)
     rows = {data[f"users-{i}-user"]: i for i in range(int(data["users-TOTAL_FORMS"]))}
     first, second = rows[world.configuration_user.pk], rows[world.contract_user.pk]
     data[f"users-{first}-user"], data[f"users-{second}-user"] = (
@@ -299,7 +252,7 @@ def test_changing_the_version_of_a_line_is_a_form_error(client, staff) -> None: 
     # line_update takes terms only: the new version was dropped while admin said "changed".
     world = make_world()
     url = reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk])
-    data = _change_data(world.contract)
+    data = admin_change_data(world.contract)
     index = next(i for i in range(5) if data.get(f"lines-{i}-id") == world.line.pk)
     data[f"lines-{index}-version"] = ProductVersionFactory().pk
     response = client.post(url, data)
@@ -315,7 +268,7 @@ def test_an_emptied_grey_year_end_is_one_year_after_the_period(client, staff) ->
     # change page an empty value reached the database as NULL: a 500.
     world = make_world()
     contract = world.contract
-    data = _change_data(contract, grey_year_end="", period_end="2030-06-30")
+    data = admin_change_data(contract, grey_year_end="", period_end="2030-06-30")
     response = client.post(
         reverse("admin:enterprise_flex_efcontract_change", args=[contract.pk]), data
     )

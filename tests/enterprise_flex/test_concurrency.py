@@ -1,6 +1,7 @@
 """Concurrent drawdowns on PostgreSQL: a line without overage is never drawn down beyond its
 commitment (row lock on the line, and a CHECK constraint beneath it), and its drawn-down
-figure always equals the sum of its drawdowns."""
+figure always equals the sum of its drawdowns. Drawdowns and staff's edits in admin lock the
+contract and its lines in one order: they take turns, and never deadlock."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.test import Client
+from django.urls import reverse
 
-from enterprise_flex.models import EFDrawdown, EFLine, EFReminder
+from enterprise_flex.models import EFContract, EFDrawdown, EFLine, EFReminder
 from enterprise_flex.services import (
     DrawdownRefused,
     DrawdownRequest,
@@ -21,12 +23,13 @@ from enterprise_flex.services import (
     reminders_send,
 )
 from licensing.models import License
-from portal.models import OutboundEmail
+from portal.models import AuditEvent, OutboundEmail, User
 from tests.concurrency import run_concurrently
 from tests.conftest import postgres_only
 from tests.enterprise_flex.factories import (
     EFContractFactory,
     EFLineFactory,
+    admin_change_data,
     contract_member,
     draw_down,
     make_world,
@@ -153,3 +156,68 @@ def test_two_reminder_runs_at_once_send_each_reminder_once() -> None:
     assert sorted(results) == [0, 0, 0, 1]
     assert EFReminder.objects.count() == 1
     assert OutboundEmail.objects.filter(template="ef_reminder").count() == 1
+
+
+def test_drawdowns_and_admin_line_edits_at_once_never_deadlock() -> None:
+    # A drawdown locked the line and then (inserting its drawdown row) needed the contract,
+    # which admin's save had locked first (contract_update) before it waited for the line:
+    # "deadlock detected", one side's work lost. Both now take the contract, then the line
+    # (services._lock_contract). Drawers and editors each loop, so their transactions keep
+    # overlapping in every order, through the very code each uses: the service the wizard
+    # calls, and admin's change page (save_model, then the line and site inlines).
+    world = make_world(committed_quantity=1000)
+    second = EFLineFactory(contract=world.contract, committed_quantity=1000)
+    staff = User.objects.create_superuser(email="staff@example.com", password="x")
+    url = reverse("admin:enterprise_flex_efcontract_change", args=[world.contract.pk])
+    lines = [world.line, second]
+    rounds, drawers, editors = 12, 4, 2
+
+    def draw(drawer: int) -> int:
+        drawn = 0
+        for round_ in range(rounds):
+            drawn += drawdown_create(
+                contract=world.contract,
+                request=DrawdownRequest(
+                    line_id=lines[(drawer + round_) % 2].pk, site_id=world.site.pk, quantity=1
+                ),
+                actor=world.contract_user,
+                token=f"mix-{drawer}-{round_}",
+            ).quantity
+        return drawn
+
+    def edit(editor: int) -> list[int]:
+        client = Client()
+        client.force_login(staff)
+        data = admin_change_data(EFContract.objects.get(pk=world.contract.pk))
+        index = {data[f"lines-{i}-id"]: i for i in range(len(lines))}
+        statuses = []
+        for round_ in range(rounds):
+            for n, line in enumerate(lines):
+                # Every value is new: each save changes both lines (and is audited so).
+                data[f"lines-{index[line.pk]}-committed_quantity"] = str(
+                    500 + 100 * n + 50 * editor + round_
+                )
+            # The site its drawdowns name too (site_update, after the lines).
+            data["sites-0-contact_phone"] = f"+1 555 01{editor}{round_:02}"
+            statuses.append(client.post(url, data).status_code)
+        return statuses
+
+    results = run_concurrently(
+        [lambda d=d: draw(d) for d in range(drawers)]
+        + [lambda e=e: edit(e) for e in range(editors)]
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors[:3]
+    assert results[:drawers] == [rounds] * drawers
+    assert all(statuses == [302] * rounds for statuses in results[drawers:]), results[drawers:]
+    for line in lines:
+        assert_line_consistent(line)
+        # Ended on one editor's last value; every save was audited once per line.
+        assert line.committed_quantity in {500 + 100 * lines.index(line) + 50 * e + rounds - 1
+                                           for e in range(editors)}  # fmt: skip
+        changed = AuditEvent.objects.filter(action="ef.line_changed", object_id=str(line.pk))
+        assert changed.count() == editors * rounds
+    site_changes = AuditEvent.objects.filter(action="ef.site_changed", object_id=str(world.site.pk))
+    assert site_changes.count() == editors * rounds
+    assert sum(line.drawn_quantity for line in lines) == drawers * rounds
+    assert EFDrawdown.objects.count() == License.objects.count() == drawers * rounds

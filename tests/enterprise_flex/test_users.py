@@ -3,20 +3,26 @@ people by email; a contract always keeps one super user."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from enterprise_flex import views
 from enterprise_flex.models import EFContractUser, EFInvitation
 from enterprise_flex.services import (
     EFError,
     contract_user_remove,
     contract_user_set,
+    invitation_accept,
+    invitation_revoke,
     reminders_send,
 )
-from portal.models import AuditEvent, Membership, OutboundEmail
+from portal.models import AuditEvent, Invitation, Membership, OutboundEmail
 from portal.services import membership_update
 from tests.enterprise_flex.factories import World, contract_member, make_world
 from tests.portal.factories import PASSWORD, MembershipFactory, UserFactory
@@ -232,16 +238,12 @@ def test_contract_invitations_share_the_hourly_limit_of_invitations_and_shares(
 def test_a_super_user_who_left_the_organization_is_neither_reminded_nor_counted(
     client, world
 ) -> None:  # type: ignore[no-untyped-def]
-    # Removing a member from the organization leaves their contract row (portal knows nothing of
-    # contracts). They kept receiving the contract's reminders, and they counted as the super
-    # user that let the last one inside the organization step down.
+    # A contract row left by a removal from the organization (as removals did before they took
+    # people off the contracts too; migration 0003 ends those): its user kept receiving the
+    # contract's reminders, and counted as the super user that let the last one inside the
+    # organization step down.
     leaver = contract_member(world.contract, "super")
-    admin = MembershipFactory(organization=world.contract.organization, role="admin").user
-    membership_update(
-        membership=Membership.objects.get(user=leaver, organization=world.contract.organization),
-        actor=admin,
-        remove=True,
-    )
+    Membership.objects.filter(user=leaver, organization=world.contract.organization).delete()
     year = world.contract.years()[0]
     assert reminders_send(today=year.end - timedelta(days=30)) == 1
     reminder = OutboundEmail.objects.get(template="ef_reminder")
@@ -258,3 +260,232 @@ def test_a_super_user_who_left_the_organization_is_neither_reminded_nor_counted(
     leaver_row = EFContractUser.objects.get(contract=world.contract, user=leaver)
     contract_user_remove(contract_user=leaver_row, actor=world.super_user)
     assert level_of(world, leaver) is None
+
+
+def _rejoin(client, world: World, leaver) -> None:  # type: ignore[no-untyped-def]
+    """An administrator removes `leaver` on the Members page, invites them back, and they accept."""
+    admin = MembershipFactory(organization=world.contract.organization, role="admin").user
+    client.force_login(admin)
+    membership = Membership.objects.get(user=leaver, organization=world.contract.organization)
+    response = client.post(reverse("member-update", args=[membership.pk]), {"remove": "1"})
+    assert response.status_code == 302
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    client.post(reverse("members"), {"email": leaver.email, "role": "member"})
+    invitation = Invitation.objects.get(email=leaver.email, accepted_at__isnull=True)
+    client.force_login(leaver)
+    assert client.post(reverse("invitation", args=[invitation.token])).status_code == 302
+    assert Membership.objects.filter(user=leaver, organization=world.contract.organization).exists()
+
+
+def test_removing_a_member_ends_their_contract_access_and_rejoining_does_not_restore_it(
+    client, world
+) -> None:  # type: ignore[no-untyped-def]
+    # Removal left the contract row, which counted for nothing while they were out; invited
+    # back to the organization (as a plain member), they were a super user of the contract
+    # again, unannounced.
+    leaver = contract_member(world.contract, "super")
+    sibling = world.sibling
+    contract_user_set(contract=sibling, user=leaver, level="configuration", actor=None)
+    other_org = contract_member(world.other_contract, "contract")  # another organization's
+    _rejoin(client, world, leaver)
+    assert level_of(world, leaver) is None
+    assert not EFContractUser.objects.filter(user=leaver).exists()
+    assert client.get(reverse("ef-contract", args=[world.contract.number])).status_code == 404
+    assert client.get(reverse("ef-contracts")).status_code == 200
+    # Audited as a removal from each contract, by the administrator who removed the member.
+    removed = AuditEvent.objects.filter(action="ef.user_removed")
+    assert sorted((e.details["contract"], e.details["level"]) for e in removed) == sorted(
+        [(world.contract.number, "super"), (sibling.number, "configuration")]
+    )
+    remover = AuditEvent.objects.get(action="membership.removed").actor
+    assert all(e.actor == remover and e.details["reason"] == "left_organization" for e in removed)
+    assert all(e.details["email"] == leaver.email for e in removed)
+    # Nobody else lost anything.
+    assert level_of(world, world.super_user) == "super"
+    assert EFContractUser.objects.filter(user=other_org, contract=world.other_contract).exists()
+
+
+def test_a_removed_member_cannot_rejoin_through_a_contract_invitation_sent_before(
+    client, world
+) -> None:  # type: ignore[no-untyped-def]
+    # Accepting a contract invitation makes one a member of the organization: one still open
+    # when its addressee was removed would have brought them back.
+    client.post(
+        users_url(world),
+        {"invite": "1", "invite-email": world.member.email, "invite-level": "super"},
+    )
+    invitation = EFInvitation.objects.get(email=world.member.email)
+    admin = MembershipFactory(organization=world.contract.organization, role="admin").user
+    membership_update(membership=world.member.memberships.get(), actor=admin, remove=True)
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None and invitation.accepted_at is None
+    event = AuditEvent.objects.get(action="ef.invitation_revoked")
+    assert event.actor == admin and event.details["reason"] == "left_organization"
+    client.force_login(world.member)
+    assert client.post(reverse("ef-invitation", args=[invitation.token])).status_code == 404
+    assert not Membership.objects.filter(user=world.member).exists()
+    assert level_of(world, world.member) is None
+
+
+def test_staff_removing_a_member_in_admin_ends_their_contract_access(client, world) -> None:  # type: ignore[no-untyped-def]
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    organization = world.contract.organization
+    memberships = list(organization.memberships.order_by("pk"))
+    data = {
+        "name": organization.name,
+        "kind": organization.kind,
+        "country": organization.country,
+        "address": organization.address,
+        "memberships-TOTAL_FORMS": str(len(memberships)),
+        "memberships-INITIAL_FORMS": str(len(memberships)),
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    for i, membership in enumerate(memberships):
+        data |= {
+            f"memberships-{i}-id": membership.pk,
+            f"memberships-{i}-organization": organization.pk,
+            f"memberships-{i}-user": membership.user_id,
+            f"memberships-{i}-role": "admin" if i == 0 else membership.role,
+        }
+        if membership.user_id == world.configuration_user.pk:
+            data[f"memberships-{i}-DELETE"] = "on"
+        if membership.user_id == world.contract_user.pk:
+            # Another person on the row: the one it named leaves the organization.
+            data[f"memberships-{i}-user"] = UserFactory().pk
+    response = client.post(
+        reverse("admin:portal_organization_change", args=[organization.pk]), data
+    )
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert level_of(world, world.configuration_user) is None
+    assert level_of(world, world.contract_user) is None
+    assert level_of(world, world.super_user) == "super"
+    removed = AuditEvent.objects.filter(action="ef.user_removed")
+    assert sorted(e.details["email"] for e in removed) == sorted(
+        [world.configuration_user.email, world.contract_user.email]
+    )
+    assert all(e.actor == staff for e in removed)
+    left = AuditEvent.objects.filter(action="membership.removed")
+    assert sorted(e.details["email"] for e in left) == sorted(
+        [world.configuration_user.email, world.contract_user.email]
+    )
+
+
+def test_migration_0003_ends_the_contract_rows_earlier_removals_left(world) -> None:  # type: ignore[no-untyped-def]
+    migration = importlib.import_module(
+        "enterprise_flex.migrations.0003_end_contract_rows_of_leavers"
+    )
+    # Removed from the organization before removals ended contract rows: the rows stayed.
+    leaver = contract_member(world.contract, "super")
+    contract_user_set(contract=world.sibling, user=leaver, level="contract", actor=None)
+    Membership.objects.filter(user=leaver).delete()
+    # Still in the organization but on no contract, and a member of another one: untouched.
+    kept = {
+        (row.contract_id, row.user_id, row.level)
+        for row in EFContractUser.objects.exclude(user=leaver)
+    }
+    before = AuditEvent.objects.count()
+
+    migration.end_rows_of_leavers(apps, None)
+
+    assert not EFContractUser.objects.filter(user=leaver).exists()
+    assert {(r.contract_id, r.user_id, r.level) for r in EFContractUser.objects.all()} == kept
+    events = AuditEvent.objects.filter(action="ef.user_removed")
+    assert AuditEvent.objects.count() == before + 2
+    assert sorted((e.details["contract"], e.details["level"]) for e in events) == sorted(
+        [(world.contract.number, "super"), (world.sibling.number, "contract")]
+    )
+    assert all(
+        e.actor is None
+        and e.organization == world.contract.organization
+        and e.details["email"] == leaver.email
+        and e.details["reason"] == "left_organization"
+        for e in events
+    )
+    migration.end_rows_of_leavers(apps, None)  # again: nothing left to end
+    assert AuditEvent.objects.count() == before + 2
+
+
+def _invite(client, world: World, email: str, level: str = "configuration") -> EFInvitation:  # type: ignore[no-untyped-def]
+    response = client.post(
+        users_url(world),
+        {"invite": "1", "invite-email": email, "invite-level": level},
+        follow=True,
+    )
+    assert _messages(response) == [f"Invitation sent to {email}."]
+    return EFInvitation.objects.get(email=email, contract=world.contract)
+
+
+def _withdraw(client, world: World, invitation: EFInvitation):  # type: ignore[no-untyped-def]
+    url = reverse("ef-invitation-revoke", args=[world.contract.number, invitation.pk])
+    return client.post(url, follow=True)
+
+
+def _messages(response) -> list[str]:  # type: ignore[no-untyped-def]
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_withdrawing_an_invitation_accepted_meanwhile_says_who_accepted_it(client, world) -> None:  # type: ignore[no-untyped-def]
+    # The page listed the invitation; the invitee accepted before Withdraw was pressed. It said
+    # "Invitation withdrawn." while the invitee was on the contract.
+    invitation = _invite(client, world, "bob@acme.example")
+    bob = UserFactory(email="bob@acme.example")
+    invitation_accept(invitation=invitation, user=bob)
+    response = _withdraw(client, world, invitation)
+    assert _messages(response) == [
+        "bob@acme.example already accepted this invitation: take them off the contract's users "
+        "if they should not have access."
+    ]
+    assert not AuditEvent.objects.filter(action="ef.invitation_revoked").exists()
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+    assert level_of(world, bob) == "configuration"
+
+
+def test_withdrawing_twice_withdraws_and_audits_once(client, world) -> None:  # type: ignore[no-untyped-def]
+    invitation = _invite(client, world, "bob@acme.example")
+    assert _messages(_withdraw(client, world, invitation)) == ["Invitation withdrawn."]
+    assert _messages(_withdraw(client, world, invitation)) == ["Invitation withdrawn."]
+    event = AuditEvent.objects.get(action="ef.invitation_revoked")
+    assert event.actor == world.super_user and event.details["email"] == "bob@acme.example"
+
+
+def test_withdraw_is_post_only_with_a_csrf_token(world) -> None:  # type: ignore[no-untyped-def]
+    invitation = EFInvitation.objects.create(
+        contract=world.contract, email="bob@acme.example", level="contract"
+    )
+    url = reverse("ef-invitation-revoke", args=[world.contract.number, invitation.pk])
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(world.super_user)
+    assert browser.get(url).status_code == 405
+    assert browser.post(url).status_code == 403  # no CSRF token
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+    assert not AuditEvent.objects.filter(action="ef.invitation_revoked").exists()
+
+
+def test_a_super_user_demoted_meanwhile_cannot_withdraw(client, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The view checked the level; another super user demoted this one before the withdrawal
+    # ran. The service checks again, under the super users' lock.
+    invitation = _invite(client, world, "bob@acme.example")
+    other = contract_member(world.contract, "super")
+    found = views.invitation_for
+
+    def demoted_meanwhile(reach, pk):  # type: ignore[no-untyped-def]
+        contract_user_set(
+            contract=world.contract, user=world.super_user, level="contract", actor=other
+        )
+        return found(reach, pk)
+
+    monkeypatch.setattr(views, "invitation_for", demoted_meanwhile)
+    response = _withdraw(client, world, invitation)
+    assert _messages(response) == [
+        f"Your level on contract {world.contract.number} does not allow this. Ask its super user."
+    ]
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+    assert not AuditEvent.objects.filter(action="ef.invitation_revoked").exists()
+    # Nor may anyone outside the contract's super users, whoever calls the service.
+    with pytest.raises(EFError, match="does not allow this"):
+        invitation_revoke(invitation=invitation, actor=world.configuration_user)

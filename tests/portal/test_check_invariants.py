@@ -69,6 +69,7 @@ def test_every_app_registers_its_checks() -> None:
         "upgrades.lines_within_limit",
         "vouchers.spent_once",
         "enterprise_flex.lines_add_up",
+        "enterprise_flex.contract_users_are_members",
         "outbox.nothing_stale",
     } <= names
 
@@ -244,3 +245,16 @@ def test_an_ef_line_that_does_not_add_up_fails(member) -> None:  # type: ignore[
     out = _fails()
     expected = f"line {line.pk} of {contract.number} says 2 drawn down, its drawdowns add up to 3"
     assert expected in out
+
+
+def test_an_ef_contract_user_outside_the_organization_fails(member) -> None:  # type: ignore[no-untyped-def]
+    from portal.models import Membership
+    from tests.enterprise_flex.factories import EFContractFactory, contract_member
+
+    contract = EFContractFactory(organization=member.organization)
+    leaver = contract_member(contract, "configuration")
+    assert "enterprise_flex" not in _run()
+    # Removed behind the services' back: the contract row stays (what removals used to leave).
+    Membership.objects.filter(user=leaver).delete()
+    out = _fails()
+    assert f"({leaver.email}, configuration) of {contract.number} is not a member" in out
