@@ -85,7 +85,14 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
     fill its mailbox. The license row is locked, so two requests at once count one after the
     other.
     """
-    License.objects.select_for_update(of=("self",)).filter(pk=license.pk).first()
+    # Everything below reads the row as it is under the lock, not the caller's copy: a request
+    # that waited here for a rehost, an upgrade or a registration change would otherwise email
+    # the key the rehost revoked, a file for seats moved to another version, or the old contact.
+    license = (
+        License.objects.select_for_update(of=("self",))
+        .select_related("version__product", "owner", "registration", "partner", "issued_by")
+        .get(pk=license.pk)
+    )
     # The email says "here is your license key, install it": never for a key that was replaced.
     if license.status != License.Status.ACTIVE:
         raise LicensingError(

@@ -19,6 +19,7 @@ from licensing.models import (
     RetiredKey,
     add_months,
 )
+from licensing.services import LicensingError
 from portal.models import AuditEvent, FailedCodeAttempt, User
 from tests.licensing.factories import (
     LicenseFactory,
@@ -438,6 +439,42 @@ def test_a_replaced_key_is_not_emailed_again(
     assert "is no longer active" in _messages(response)
     assert not mail.outbox
     assert not AuditEvent.objects.filter(action="license.emailed").exists()
+
+
+def test_email_again_sends_the_license_as_it_is_once_locked(
+    client, admin, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # The view reads the license, then the service waits for its row lock while a colleague's
+    # rehost commits. The email was built from the view's copy: the key the rehost had just
+    # revoked, its old host, in a signed file, sent as "Here is your license key".
+    from licensing.services import license_email_again, license_rehost, registration_update
+
+    version = ProductVersionFactory(product=ProductFactory(node_locked=True, rehost_limit=3))
+    license = LicenseFactory(owner=admin.organization, version=version, host_id="HOST-A")
+    read_by_the_view = License.objects.get(pk=license.pk)
+    moved = license_rehost(license=license, host_id="HOST-B", actor=UserFactory())
+    registration_update(
+        license=license, actor=admin.user, data={"technical_email": "new-tech@customer.example"}
+    )
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        recipients = license_email_again(license=read_by_the_view, actor=admin.user)
+    (email,) = mail.outbox
+    assert moved.key in email.body and "HOST-B" in email.body
+    assert read_by_the_view.key not in email.body
+    assert "new-tech@customer.example" in email.to and "new-tech@customer.example" in recipients
+    ((_name, content, _type),) = email.attachments
+    from licensing.licensefile import verify_license_file
+    from licensing.signing import get_public_key
+
+    payload = verify_license_file(
+        content.decode(), license_key=moved.key, public_key=get_public_key()
+    )
+    assert payload["data"]["attributes"]["metadata"]["hostId"] == "HOST-B"
+    # A license superseded while the request waited is refused, as on its page.
+    License.objects.filter(pk=license.pk).update(status=License.Status.SUPERSEDED)
+    with pytest.raises(LicensingError, match="no longer active"):
+        license_email_again(license=read_by_the_view, actor=admin.user)
 
 
 # -- renewal -----------------------------------------------------------------------------------
