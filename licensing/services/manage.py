@@ -435,6 +435,9 @@ class CsvRow:
     license_id: str = ""
     changes: dict[str, dict[str, str]] = field(default_factory=dict)
     values: dict[int, str] = field(default_factory=dict)
+    # The license's value each change replaces, by field id: applying writes a change only
+    # while the license still holds it.
+    replaces: dict[int, str] = field(default_factory=dict)
     error: str = ""
 
 
@@ -542,10 +545,63 @@ def custom_values_csv_preview(
             row.values[custom_field.pk] = value
             if old != value:
                 row.changes[custom_field.name] = {"from": old, "to": value}
+                row.replaces[custom_field.pk] = old
         if errors:
             row.error = " ".join(errors)
             row.changes = {}
+            row.replaces = {}
     return CsvPreview(rows, ignored=ignored)
+
+
+@dataclass(frozen=True)
+class CsvApplied:
+    changed: int  # licenses changed
+    stale: int  # values left as they are: changed by someone else since the preview
+
+
+@transaction.atomic
+def custom_values_csv_apply(
+    *, rows: list[dict[str, Any]], licenses: Any, fields: list[CustomField], actor: User
+) -> CsvApplied:
+    """Writes what a preview showed: each row's changed values, each only if the license still
+    holds the value the preview showed it replacing.
+
+    `rows`: {"license": id, "changes": {field id: {"from": old, "to": new}}}, as the preview
+    listed them; `licenses` the queryset of licenses the actor may manage. The values the
+    preview found unchanged are not written (they would undo a colleague's edit made since, which
+    the preview never showed), and a changed one edited since is left as it is now.
+    """
+    ids = [row["license"] for row in rows]
+    # Locked: a second apply, or an edit on the license's page, waits and is then compared to.
+    manageable = list(licenses.filter(pk__in=ids).values_list("pk", flat=True))
+    by_id = {
+        str(lic.pk): lic
+        for lic in License.objects.select_for_update().filter(pk__in=manageable).order_by("pk")
+    }
+    field_ids = {f.pk for f in fields}
+    current = {
+        (str(v.license_id), v.field_id): v.value
+        for v in CustomFieldValue.objects.filter(license_id__in=list(by_id), field__in=fields)
+    }
+    changed = stale = 0
+    for row in rows:
+        license = by_id.get(row["license"])
+        if license is None:
+            continue
+        values: dict[int, str] = {}
+        for field_id, change in row["changes"].items():
+            field_id = int(field_id)
+            if field_id not in field_ids:
+                continue
+            if current.get((row["license"], field_id), "") != change["from"]:
+                stale += 1
+                continue
+            values[field_id] = change["to"]
+        if values:
+            changed += custom_values_set(
+                licenses=[license], values=values, actor=actor, fields=fields
+            )
+    return CsvApplied(changed=changed, stale=stale)
 
 
 def _csv_unguarded(raw: str | None) -> str:

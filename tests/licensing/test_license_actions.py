@@ -332,6 +332,46 @@ def test_csv_apply_writes_the_preview_its_page_showed(client, admin, license) ->
     assert "The preview expired" in _messages(response)
 
 
+def test_csv_apply_writes_only_what_the_preview_showed(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    # The preview listed one change (Room 1 → 2); applying wrote every value of the row, so a
+    # colleague's edit of Site made since (Lisbon → Porto) was undone back to the file's
+    # Lisbon, which the preview had shown as "No change". A change whose value was edited
+    # since is left as it is too, and the page says so.
+    second = LicenseFactory(owner=admin.organization)
+    site = CustomField.objects.create(organization=admin.organization, name="Site")
+    room = CustomField.objects.create(organization=admin.organization, name="Room")
+    for lic in (license, second):
+        CustomFieldValue.objects.create(license=lic, field=site, value="Lisbon")
+        CustomFieldValue.objects.create(license=lic, field=room, value="1")
+    page = _upload(client, f"key,Site,Room\n{license.key},Lisbon,2\n{second.key},Lisbon,2\n")
+    assert [row.changes for row in page.context["preview"].changing] == [
+        {"Room": {"from": "1", "to": "2"}}
+    ] * 2
+    # Meanwhile, on the license pages: Site of the first, Room of the second.
+    CustomFieldValue.objects.filter(license=license, field=site).update(value="Porto")
+    CustomFieldValue.objects.filter(license=second, field=room).update(value="7")
+    response = client.post(
+        reverse("custom-values-csv"),
+        {"confirm": "1", "preview": page.context["preview_token"]},
+        follow=True,
+    )
+    values = {
+        (v.license_id, v.field.name): v.value
+        for v in CustomFieldValue.objects.select_related("field")
+    }
+    assert values == {
+        (license.pk, "Site"): "Porto",
+        (license.pk, "Room"): "2",
+        (second.pk, "Site"): "Lisbon",
+        (second.pk, "Room"): "7",
+    }
+    text = _messages(response)
+    assert "Custom data changed on 1 license." in text
+    assert "1 value was changed by someone else after the preview" in text
+    (event,) = AuditEvent.objects.filter(action="license.custom_data_changed")
+    assert event.details["changes"] == {"Room": {"from": "1", "to": "2"}}
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
