@@ -857,9 +857,21 @@ def test_a_partner_with_only_obtain_keys_upgrades_without_seeing_the_old_key(
         scopes=[Scope.OBTAIN_KEYS],
     )
     _act_for(client, partner_admin, delegation)
-    confirm = upgrade_wizard.walk(client, setup, quantity=4, confirm=False).content.decode()
-    assert source.key not in confirm
-    assert source.key.split("-")[-1] in confirm
+    # Every page of the wizard, not only the confirmation: the quantity step said "Upgrading
+    # Endpoint Shield 14.3, license <the customer's whole key>".
+    client.get(reverse("upgrade"))
+    step = upgrade_wizard.step
+    pages = [
+        step(client, "notification", {"notification_id": setup["notification"].code}),
+        step(client, "line", {"line": setup["line"].pk}),
+        step(client, "quantity", {"quantity": 4}),
+        step(client, "registration", REGISTRATION),
+    ]
+    assert upgrade_wizard.current(pages[-1]) == "confirm"
+    for page in pages:
+        assert source.key not in page.content.decode(), upgrade_wizard.current(page)
+    assert source.key.split("-")[-1] in pages[1].content.decode()  # the quantity step
+    assert source.key.split("-")[-1] in pages[-1].content.decode()
     response = upgrade_wizard.step(client, "confirm", {})
     upgraded = License.objects.get(version=new)
     assert client.get(response["Location"]).status_code == 200  # the key it obtained
