@@ -6,6 +6,7 @@ import csv
 import hashlib
 import hmac
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -347,6 +348,10 @@ def custom_value_clean(custom_field: CustomField, raw: Any, *, current: str = ""
 NUMBER_MAX_CHARS = 60
 NUMBER_MAX_INTEGER_DIGITS = 30
 NUMBER_MAX_DECIMALS = 20
+# A comma is a decimal comma ("3,5", as pt-BR writes it), except where it reads as a thousands
+# separator: "1,000" is a thousand to an English reader and 1 to a Brazilian one, so it is
+# refused rather than stored as 1.
+THOUSANDS_SEPARATED = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+")
 
 
 def _custom_number(custom_field: CustomField, text: str) -> str:
@@ -361,7 +366,7 @@ def _custom_number(custom_field: CustomField, text: str) -> str:
             "decimals": NUMBER_MAX_DECIMALS,
         }
     )
-    if len(text) > NUMBER_MAX_CHARS:
+    if len(text) > NUMBER_MAX_CHARS or THOUSANDS_SEPARATED.fullmatch(text):
         raise invalid
     try:
         number = Decimal(text.replace(",", "."))

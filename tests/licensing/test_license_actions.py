@@ -211,6 +211,12 @@ def test_admin_defines_fields_members_cannot(client, admin) -> None:  # type: ig
     ("field_type", "raw", "stored", "error"),
     [
         ("number", "3,50", "3.5", None),
+        ("number", "-0,5", "-0.5", None),
+        # A thousands separator was read as a decimal comma: "1,000" was stored as 1.
+        ("number", "1,000", None, "must be a number"),
+        ("number", "-12,345", None, "must be a number"),
+        ("number", "1,000,000", None, "must be a number"),
+        ("number", "1000", "1000", None),
         ("number", "abc", None, "must be a number"),
         ("number", "NaN", None, "must be a number"),
         ("date", "2027-02-28", "2027-02-28", None),
