@@ -747,8 +747,11 @@ def _render_detail(
     related = related_licenses(
         actor=request.user, organization=request.organization, license=license
     )
-    history = list(license_history(license, access=access).select_related("actor")[:100])
-    upgrades = [e.details for e in history if e.action == "license.upgraded"]
+    events = license_history(license, access=access)
+    history = list(events.select_related("actor")[:100])
+    # Read apart from the 100 events listed: a license emailed or edited often after its
+    # upgrades would otherwise lose them from its quantity ("Quantity 0").
+    upgrades = list(events.filter(action="license.upgraded").values_list("details", flat=True))
     # The licenses that took its seats, a version upgrade's or an upgrade serial's for part of
     # it: both name theirs in the event (a serial's license has source "serial", as one that
     # replaced the whole license has).

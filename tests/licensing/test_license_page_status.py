@@ -170,3 +170,19 @@ def test_a_license_replaced_by_an_upgrade_serial_lists_no_upgraded_seats(client,
     assert cell.split(">", 1)[1].strip() == "5"
     result = client.get(reverse("get-a-key-result", args=[new_license.pk])).content.decode()
     assert "Supersedes" in result and "Upgraded from" not in result
+
+
+def test_upgraded_seats_are_counted_however_long_the_history(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # The page lists the latest 100 events, and counted the upgraded seats from that list: a
+    # license upgraded in full and then emailed, shared or edited 100 times more read
+    # "Quantity 0" again, and one upgraded in part lost its "4 more seats were upgraded".
+    from portal.services import audit_record
+
+    source, upgraded = _upgrade(admin, [3, 2])
+    for _ in range(100):
+        audit_record(action="license.emailed", actor=admin.user, obj=source)
+    client.force_login(admin.user)
+    cell = _quantity_cell(client.get(reverse("license-detail", args=[source.pk])).content.decode())
+    assert "All 5 seats were upgraded to" in cell
+    for new in upgraded:
+        assert reverse("license-detail", args=[new.pk]) in cell
