@@ -25,6 +25,7 @@ from .issue import (
     target_licenses,
 )
 from .manage import (
+    MAX_CSV_BYTES,
     REGISTRATION_FIELDS,
     CsvPreview,
     CsvRow,
@@ -58,6 +59,7 @@ from .serials import (
 
 __all__ = [
     "LICENSE_FILE_MIMETYPE",
+    "MAX_CSV_BYTES",
     "MAX_MAINTENANCE_MONTHS",
     "MAX_QUANTITY",
     "REGISTRATION_FIELDS",

@@ -794,3 +794,29 @@ def test_failed_renewal_serials_spend_the_budget_and_are_audited(client, admin, 
     response = client.post(url, {"serial": generate_code()}, follow=True)
     assert "Too many codes were not recognised" in _messages(response)
     assert AuditEvent.objects.filter(action="serial.rate_limited").count() == 1
+
+
+def test_a_csv_upload_is_read_no_further_than_its_limit(client, admin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The upload was read whole into memory, then refused past 2 MB: the web server lets a
+    # body of 2 GB through (release uploads), so one upload could exhaust a worker's memory.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from licensing.services import MAX_CSV_BYTES
+    from licensing.views import custom_data
+
+    CustomField.objects.create(organization=admin.organization, name="Site")
+    read: list[int] = []
+    preview = custom_data.custom_values_csv_preview
+
+    def spy(*, content: bytes, **kwargs):  # type: ignore[no-untyped-def]
+        read.append(len(content))
+        return preview(content=content, **kwargs)
+
+    monkeypatch.setattr(custom_data, "custom_values_csv_preview", spy)
+    big = b"key,Site\n" + b"A,B\n" * (MAX_CSV_BYTES // 4 + 1000)
+    response = client.post(
+        reverse("custom-values-csv"), {"file": SimpleUploadedFile("big.csv", big, "text/csv")}
+    )
+    assert read == [MAX_CSV_BYTES + 1]
+    assert response.status_code == 200 and "larger than 2 MB" in response.content.decode()
+    assert not CustomFieldValue.objects.exists()
