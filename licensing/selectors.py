@@ -151,8 +151,9 @@ def last_renewal(license: License) -> AuditEvent | None:
 class RelatedLicenses:
     supersedes: License | None
     superseded_by: License | None
-    # Every visible license an upgrade of this one created, oldest first.
-    upgrades: tuple[License, ...] = ()
+    # Every visible license made from this one (an upgrade of all or part of it), oldest first:
+    # which of them took some of its seats, the license's `license.upgraded` events say.
+    successors: tuple[License, ...] = ()
 
 
 def related_licenses(
@@ -175,11 +176,7 @@ def related_licenses(
     return RelatedLicenses(
         supersedes=next((r for r in related if r.pk == license.supersedes_id), None),
         superseded_by=next((r for r in related if r.supersedes_id == license.pk), None),
-        upgrades=tuple(
-            r
-            for r in reversed(related)
-            if r.supersedes_id == license.pk and r.source == License.Source.UPGRADE
-        ),
+        successors=tuple(r for r in reversed(related) if r.supersedes_id == license.pk),
     )
 
 

@@ -29,8 +29,9 @@ from portal.policy import Action
 from .codes import CodeFormatError, canonical_code
 from .forms import ConfirmForm, RegistrationForm, SerialForm
 from .models import License, ProductVersion, SerialNumber, add_months
-from .selectors import latest_registration
+from .selectors import latest_registration, licenses_visible_to
 from .services import LicensingError, SerialAlreadyRedeemed, serial_redeem, target_licenses
+from .templatetags.licensing_tags import mask_key
 
 STEP_TITLES = {
     "serial": gettext_lazy("Serial number"),
@@ -372,6 +373,14 @@ class GetAKeyWizard(PortalWizard):
                 )
         return context
 
+    def _may_see(self, license: License) -> bool:
+        """Whether this actor may open `license`'s result page (owned_license_for's rule)."""
+        return (
+            licenses_visible_to(actor=self.request.user, organization=self.request.organization)
+            .filter(pk=license.pk, owner=self.request.organization)
+            .exists()
+        )
+
     def _unchanged_prefill(self, registration: RegistrationForm) -> int | None:
         """The registration the form was prefilled with, if the user confirmed it unchanged."""
         prefill = self.storage.extra_data.get(PREFILL) or {}
@@ -402,7 +411,18 @@ class GetAKeyWizard(PortalWizard):
                 registration_reuse_id=self._unchanged_prefill(registration),
             )
         except SerialAlreadyRedeemed as exc:
-            return self.finish(exc.license.pk)
+            if self._may_see(exc.license):
+                return self.finish(exc.license.pk)
+            # Someone in the organization redeemed it meanwhile, and this actor (a partner that
+            # may only obtain keys) may not see that license: its result page would be a 404.
+            # Say so as the serial step does, with the key's last group only.
+            messages.error(
+                self.request,
+                _("Your organization already redeemed this serial number: it is license %(key)s.")
+                % {"key": mask_key(exc.license.key)},
+            )
+            self.storage.reset()
+            return redirect("get-a-key")
         except LicensingError as exc:
             messages.error(self.request, str(exc))
             self.storage.reset()

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from licensing.services import REGISTRATION_FIELDS, LicensingError
+from licensing.templatetags.licensing_tags import mask_key
 from licensing.wizard import PortalWizard
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
@@ -175,8 +176,13 @@ class UpgradeWizard(PortalWizard):
         context["line"] = self._line()
         # Every line used up while the wizard was open: nothing to choose, Back only.
         context["nothing_left"] = self.steps.current == "line" and not form.fields["line"].choices
+        line = context["line"]
+        # The license's key as this person may see it, on every step that names it (the
+        # quantity step as well as the confirmation).
+        if line is not None:
+            key = line.source_license.key
+            context["source_key"] = mask_key(key) if self.mask_keys() else key
         if self.steps.current == "confirm":
-            context["mask_keys"] = self.mask_keys()
             context["quantity"] = (self.get_cleaned_data_for_step("quantity") or {}).get("quantity")
             context["registration"] = self.get_cleaned_data_for_step("registration") or {}
         return context

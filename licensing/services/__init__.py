@@ -25,11 +25,13 @@ from .issue import (
     target_licenses,
 )
 from .manage import (
+    MAX_CSV_BYTES,
     REGISTRATION_FIELDS,
     CsvPreview,
     CsvRow,
     ShareResult,
     custom_value_clean,
+    custom_values_csv_apply,
     custom_values_csv_preview,
     custom_values_set,
     license_email_again,
@@ -59,6 +61,7 @@ from .serials import (
 
 __all__ = [
     "LICENSE_FILE_MIMETYPE",
+    "MAX_CSV_BYTES",
     "MAX_MAINTENANCE_MONTHS",
     "MAX_QUANTITY",
     "REGISTRATION_FIELDS",
@@ -74,6 +77,7 @@ __all__ = [
     "SerialImportResult",
     "ShareResult",
     "custom_value_clean",
+    "custom_values_csv_apply",
     "custom_values_csv_preview",
     "custom_values_set",
     "license_email_again",

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import hmac
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -85,7 +86,14 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
     fill its mailbox. The license row is locked, so two requests at once count one after the
     other.
     """
-    License.objects.select_for_update(of=("self",)).filter(pk=license.pk).first()
+    # Everything below reads the row as it is under the lock, not the caller's copy: a request
+    # that waited here for a rehost, an upgrade or a registration change would otherwise email
+    # the key the rehost revoked, a file for seats moved to another version, or the old contact.
+    license = (
+        License.objects.select_for_update(of=("self",))
+        .select_related("version__product", "owner", "registration", "partner", "issued_by")
+        .get(pk=license.pk)
+    )
     # The email says "here is your license key, install it": never for a key that was replaced.
     if license.status != License.Status.ACTIVE:
         raise LicensingError(
@@ -340,6 +348,10 @@ def custom_value_clean(custom_field: CustomField, raw: Any, *, current: str = ""
 NUMBER_MAX_CHARS = 60
 NUMBER_MAX_INTEGER_DIGITS = 30
 NUMBER_MAX_DECIMALS = 20
+# A comma is a decimal comma ("3,5", as pt-BR writes it), except where it reads as a thousands
+# separator: "1,000" is a thousand to an English reader and 1 to a Brazilian one, so it is
+# refused rather than stored as 1.
+THOUSANDS_SEPARATED = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+")
 
 
 def _custom_number(custom_field: CustomField, text: str) -> str:
@@ -354,7 +366,7 @@ def _custom_number(custom_field: CustomField, text: str) -> str:
             "decimals": NUMBER_MAX_DECIMALS,
         }
     )
-    if len(text) > NUMBER_MAX_CHARS:
+    if len(text) > NUMBER_MAX_CHARS or THOUSANDS_SEPARATED.fullmatch(text):
         raise invalid
     try:
         number = Decimal(text.replace(",", "."))
@@ -428,6 +440,9 @@ class CsvRow:
     license_id: str = ""
     changes: dict[str, dict[str, str]] = field(default_factory=dict)
     values: dict[int, str] = field(default_factory=dict)
+    # The license's value each change replaces, by field id: applying writes a change only
+    # while the license still holds it.
+    replaces: dict[int, str] = field(default_factory=dict)
     error: str = ""
 
 
@@ -535,10 +550,63 @@ def custom_values_csv_preview(
             row.values[custom_field.pk] = value
             if old != value:
                 row.changes[custom_field.name] = {"from": old, "to": value}
+                row.replaces[custom_field.pk] = old
         if errors:
             row.error = " ".join(errors)
             row.changes = {}
+            row.replaces = {}
     return CsvPreview(rows, ignored=ignored)
+
+
+@dataclass(frozen=True)
+class CsvApplied:
+    changed: int  # licenses changed
+    stale: int  # values left as they are: changed by someone else since the preview
+
+
+@transaction.atomic
+def custom_values_csv_apply(
+    *, rows: list[dict[str, Any]], licenses: Any, fields: list[CustomField], actor: User
+) -> CsvApplied:
+    """Writes what a preview showed: each row's changed values, each only if the license still
+    holds the value the preview showed it replacing.
+
+    `rows`: {"license": id, "changes": {field id: {"from": old, "to": new}}}, as the preview
+    listed them; `licenses` the queryset of licenses the actor may manage. The values the
+    preview found unchanged are not written (they would undo a colleague's edit made since, which
+    the preview never showed), and a changed one edited since is left as it is now.
+    """
+    ids = [row["license"] for row in rows]
+    # Locked: a second apply, or an edit on the license's page, waits and is then compared to.
+    manageable = list(licenses.filter(pk__in=ids).values_list("pk", flat=True))
+    by_id = {
+        str(lic.pk): lic
+        for lic in License.objects.select_for_update().filter(pk__in=manageable).order_by("pk")
+    }
+    field_ids = {f.pk for f in fields}
+    current = {
+        (str(v.license_id), v.field_id): v.value
+        for v in CustomFieldValue.objects.filter(license_id__in=list(by_id), field__in=fields)
+    }
+    changed = stale = 0
+    for row in rows:
+        license = by_id.get(row["license"])
+        if license is None:
+            continue
+        values: dict[int, str] = {}
+        for field_id, change in row["changes"].items():
+            field_id = int(field_id)
+            if field_id not in field_ids:
+                continue
+            if current.get((row["license"], field_id), "") != change["from"]:
+                stale += 1
+                continue
+            values[field_id] = change["to"]
+        if values:
+            changed += custom_values_set(
+                licenses=[license], values=values, actor=actor, fields=fields
+            )
+    return CsvApplied(changed=changed, stale=stale)
 
 
 def _csv_unguarded(raw: str | None) -> str:

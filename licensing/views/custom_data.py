@@ -23,7 +23,12 @@ from portal.services import audit_record
 from ..forms import CsvUploadForm, CustomFieldForm, CustomValuesForm
 from ..models import CustomField, CustomFieldValue, License
 from ..selectors import custom_fields_of, licenses_visible_to
-from ..services import custom_values_csv_preview, custom_values_set
+from ..services import (
+    MAX_CSV_BYTES,
+    custom_values_csv_apply,
+    custom_values_csv_preview,
+    custom_values_set,
+)
 from .licenses import SelectionTooLarge, bulk_selection
 from .licenses import csv_safe as export_csv_safe
 
@@ -156,7 +161,8 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
     form = CsvUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and "confirm" in request.POST:
         stored = request.session.get(SESSION_CSV_PREVIEW)
-        if not stored:
+        # A preview stored before its rows carried their changes is read as expired.
+        if not stored or any("changes" not in row for row in stored.get("rows", [])):
             messages.error(request, _("The preview expired. Upload the file again."))
             return redirect("custom-values-csv")
         if request.POST.get("preview", "") != stored.get("token"):
@@ -171,33 +177,40 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
             )
             return redirect("custom-values-csv")
         request.session.pop(SESSION_CSV_PREVIEW, None)
-        rows = stored["rows"]
-        by_id = {str(lic.pk): lic for lic in manageable.filter(pk__in=[r["license"] for r in rows])}
-        changed = 0
-        with transaction.atomic():
-            for row in rows:
-                license = by_id.get(row["license"])
-                if license is not None:
-                    values = {int(k): v for k, v in row["values"].items()}
-                    changed += custom_values_set(
-                        licenses=[license], values=values, actor=request.user, fields=fields
-                    )
+        applied = custom_values_csv_apply(
+            rows=stored["rows"], licenses=manageable, fields=fields, actor=request.user
+        )
         messages.success(
             request,
             ngettext(
                 "Custom data changed on %(count)d license.",
                 "Custom data changed on %(count)d licenses.",
-                changed,
+                applied.changed,
             )
-            % {"count": changed},
+            % {"count": applied.changed},
         )
+        if applied.stale:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(count)d value was changed by someone else after the preview and was "
+                    "left as it is now. Upload the file again to check it.",
+                    "%(count)d values were changed by someone else after the preview and were "
+                    "left as they are now. Upload the file again to check them.",
+                    applied.stale,
+                )
+                % {"count": applied.stale},
+            )
         return redirect("license-list")
     preview = None
     preview_token = ""
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
+        # No more than the preview accepts, plus one byte for it to see the file is too large:
+        # a CSV of a gigabyte (the web server lets release uploads that large through) was
+        # read whole into the worker's memory before being refused.
         preview = custom_values_csv_preview(
-            content=upload.read(), licenses=manageable, fields=fields
+            content=upload.read(MAX_CSV_BYTES + 1), licenses=manageable, fields=fields
         )
         if preview.error:
             form.add_error("file", preview.error)
@@ -206,10 +219,15 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
             preview_token = secrets.token_urlsafe(16)
             request.session[SESSION_CSV_PREVIEW] = {
                 "token": preview_token,
+                # What the page shows: each change with the value it replaces, not the
+                # row's other values (writing those would undo edits made since).
                 "rows": [
                     {
                         "license": row.license_id,
-                        "values": {str(k): v for k, v in row.values.items()},
+                        "changes": {
+                            str(field_id): {"from": old, "to": row.values[field_id]}
+                            for field_id, old in row.replaces.items()
+                        },
                     }
                     for row in preview.changing
                 ],

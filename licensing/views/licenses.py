@@ -747,7 +747,15 @@ def _render_detail(
     related = related_licenses(
         actor=request.user, organization=request.organization, license=license
     )
-    history = list(license_history(license, access=access).select_related("actor")[:100])
+    events = license_history(license, access=access)
+    history = list(events.select_related("actor")[:100])
+    # Read apart from the 100 events listed: a license emailed or edited often after its
+    # upgrades would otherwise lose them from its quantity ("Quantity 0").
+    upgrades = list(events.filter(action="license.upgraded").values_list("details", flat=True))
+    # The licenses that took its seats, a version upgrade's or an upgrade serial's for part of
+    # it: both name theirs in the event (a serial's license has source "serial", as one that
+    # replaced the whole license has).
+    upgraded_ids = {str(details.get("new_license")) for details in upgrades}
     context = {
         "license": license,
         "access": access,
@@ -755,10 +763,8 @@ def _render_detail(
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
         "history": history,
         # Seats moved to a newer version by upgrades: the page says so instead of "Quantity 0".
-        "upgraded_seats": sum(
-            int(e.details.get("quantity") or 0) for e in history if e.action == "license.upgraded"
-        ),
-        "upgraded_to": related.upgrades,
+        "upgraded_seats": sum(int(details.get("quantity") or 0) for details in upgrades),
+        "upgraded_to": [r for r in related.successors if str(r.pk) in upgraded_ids],
         "supersedes": related.supersedes,
         "superseded_by": related.superseded_by,
         "shares": license_shares(license) if access.can_share else [],

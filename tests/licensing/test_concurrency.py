@@ -129,3 +129,50 @@ def test_upgrade_serials_for_part_of_one_license_at_once_count_every_seat_once()
     assert license.status == License.Status.SUPERSEDED and license.quantity == 2
     upgraded = License.objects.filter(version=new)
     assert upgraded.count() == 5 and sum(upgraded.values_list("quantity", flat=True)) == 10
+
+
+def test_email_again_waiting_for_a_rehost_sends_the_new_key() -> None:
+    # "Email key again" read the license (the view), then waited for the row lock a colleague's
+    # rehost held. When the rehost committed, the email went out built from the copy read
+    # before: the key the rehost had just revoked, as "Here is your license key".
+    import time
+
+    from django.db import transaction
+
+    from licensing.services import license_email_again, license_rehost
+    from portal.models import OutboundEmail
+    from tests.licensing.factories import LicenseFactory, ProductFactory, ProductVersionFactory
+
+    membership = MembershipFactory()
+    version = ProductVersionFactory(product=ProductFactory(node_locked=True, rehost_limit=3))
+    license = LicenseFactory(owner=membership.organization, version=version, host_id="HOST-A")
+    read_by_the_view = License.objects.get(pk=license.pk)
+    outcome: dict[str, object] = {}
+
+    def email_again() -> None:
+        try:
+            outcome["to"] = license_email_again(license=read_by_the_view, actor=membership.user)
+        except Exception as exc:  # reported below
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        moved = license_rehost(license=license, host_id="HOST-B", actor=membership.user)
+        thread = threading.Thread(target=email_again)
+        thread.start()
+        # Until the other request waits for the row lock (pg_locks: pg_stat_activity would
+        # be read once per transaction).
+        with connection.cursor() as cursor:
+            for _ in range(300):
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the email request never waited for the license's row lock")
+    thread.join(timeout=60)
+    assert "error" not in outcome, outcome
+    email = OutboundEmail.objects.filter(template="license_issued").get()
+    assert moved.key in email.body_text and "HOST-B" in email.body_text
+    assert read_by_the_view.key not in email.body_text

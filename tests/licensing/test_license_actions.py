@@ -19,6 +19,7 @@ from licensing.models import (
     RetiredKey,
     add_months,
 )
+from licensing.services import LicensingError
 from portal.models import AuditEvent, FailedCodeAttempt, User
 from tests.licensing.factories import (
     LicenseFactory,
@@ -210,6 +211,12 @@ def test_admin_defines_fields_members_cannot(client, admin) -> None:  # type: ig
     ("field_type", "raw", "stored", "error"),
     [
         ("number", "3,50", "3.5", None),
+        ("number", "-0,5", "-0.5", None),
+        # A thousands separator was read as a decimal comma: "1,000" was stored as 1.
+        ("number", "1,000", None, "must be a number"),
+        ("number", "-12,345", None, "must be a number"),
+        ("number", "1,000,000", None, "must be a number"),
+        ("number", "1000", "1000", None),
         ("number", "abc", None, "must be a number"),
         ("number", "NaN", None, "must be a number"),
         ("date", "2027-02-28", "2027-02-28", None),
@@ -331,6 +338,46 @@ def test_csv_apply_writes_the_preview_its_page_showed(client, admin, license) ->
     assert "The preview expired" in _messages(response)
 
 
+def test_csv_apply_writes_only_what_the_preview_showed(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    # The preview listed one change (Room 1 → 2); applying wrote every value of the row, so a
+    # colleague's edit of Site made since (Lisbon → Porto) was undone back to the file's
+    # Lisbon, which the preview had shown as "No change". A change whose value was edited
+    # since is left as it is too, and the page says so.
+    second = LicenseFactory(owner=admin.organization)
+    site = CustomField.objects.create(organization=admin.organization, name="Site")
+    room = CustomField.objects.create(organization=admin.organization, name="Room")
+    for lic in (license, second):
+        CustomFieldValue.objects.create(license=lic, field=site, value="Lisbon")
+        CustomFieldValue.objects.create(license=lic, field=room, value="1")
+    page = _upload(client, f"key,Site,Room\n{license.key},Lisbon,2\n{second.key},Lisbon,2\n")
+    assert [row.changes for row in page.context["preview"].changing] == [
+        {"Room": {"from": "1", "to": "2"}}
+    ] * 2
+    # Meanwhile, on the license pages: Site of the first, Room of the second.
+    CustomFieldValue.objects.filter(license=license, field=site).update(value="Porto")
+    CustomFieldValue.objects.filter(license=second, field=room).update(value="7")
+    response = client.post(
+        reverse("custom-values-csv"),
+        {"confirm": "1", "preview": page.context["preview_token"]},
+        follow=True,
+    )
+    values = {
+        (v.license_id, v.field.name): v.value
+        for v in CustomFieldValue.objects.select_related("field")
+    }
+    assert values == {
+        (license.pk, "Site"): "Porto",
+        (license.pk, "Room"): "2",
+        (second.pk, "Site"): "Lisbon",
+        (second.pk, "Room"): "7",
+    }
+    text = _messages(response)
+    assert "Custom data changed on 1 license." in text
+    assert "1 value was changed by someone else after the preview" in text
+    (event,) = AuditEvent.objects.filter(action="license.custom_data_changed")
+    assert event.details["changes"] == {"Room": {"from": "1", "to": "2"}}
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -441,6 +488,42 @@ def test_a_replaced_key_is_not_emailed_again(
     assert "is no longer active" in _messages(response)
     assert not mail.outbox
     assert not AuditEvent.objects.filter(action="license.emailed").exists()
+
+
+def test_email_again_sends_the_license_as_it_is_once_locked(
+    client, admin, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # The view reads the license, then the service waits for its row lock while a colleague's
+    # rehost commits. The email was built from the view's copy: the key the rehost had just
+    # revoked, its old host, in a signed file, sent as "Here is your license key".
+    from licensing.services import license_email_again, license_rehost, registration_update
+
+    version = ProductVersionFactory(product=ProductFactory(node_locked=True, rehost_limit=3))
+    license = LicenseFactory(owner=admin.organization, version=version, host_id="HOST-A")
+    read_by_the_view = License.objects.get(pk=license.pk)
+    moved = license_rehost(license=license, host_id="HOST-B", actor=UserFactory())
+    registration_update(
+        license=license, actor=admin.user, data={"technical_email": "new-tech@customer.example"}
+    )
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        recipients = license_email_again(license=read_by_the_view, actor=admin.user)
+    (email,) = mail.outbox
+    assert moved.key in email.body and "HOST-B" in email.body
+    assert read_by_the_view.key not in email.body
+    assert "new-tech@customer.example" in email.to and "new-tech@customer.example" in recipients
+    ((_name, content, _type),) = email.attachments
+    from licensing.licensefile import verify_license_file
+    from licensing.signing import get_public_key
+
+    payload = verify_license_file(
+        content.decode(), license_key=moved.key, public_key=get_public_key()
+    )
+    assert payload["data"]["attributes"]["metadata"]["hostId"] == "HOST-B"
+    # A license superseded while the request waited is refused, as on its page.
+    License.objects.filter(pk=license.pk).update(status=License.Status.SUPERSEDED)
+    with pytest.raises(LicensingError, match="no longer active"):
+        license_email_again(license=read_by_the_view, actor=admin.user)
 
 
 # -- renewal -----------------------------------------------------------------------------------
@@ -714,3 +797,29 @@ def test_failed_renewal_serials_spend_the_budget_and_are_audited(client, admin, 
     response = client.post(url, {"serial": generate_code()}, follow=True)
     assert "Too many codes were not recognised" in _messages(response)
     assert AuditEvent.objects.filter(action="serial.rate_limited").count() == 1
+
+
+def test_a_csv_upload_is_read_no_further_than_its_limit(client, admin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The upload was read whole into memory, then refused past 2 MB: the web server lets a
+    # body of 2 GB through (release uploads), so one upload could exhaust a worker's memory.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from licensing.services import MAX_CSV_BYTES
+    from licensing.views import custom_data
+
+    CustomField.objects.create(organization=admin.organization, name="Site")
+    read: list[int] = []
+    preview = custom_data.custom_values_csv_preview
+
+    def spy(*, content: bytes, **kwargs):  # type: ignore[no-untyped-def]
+        read.append(len(content))
+        return preview(content=content, **kwargs)
+
+    monkeypatch.setattr(custom_data, "custom_values_csv_preview", spy)
+    big = b"key,Site\n" + b"A,B\n" * (MAX_CSV_BYTES // 4 + 1000)
+    response = client.post(
+        reverse("custom-values-csv"), {"file": SimpleUploadedFile("big.csv", big, "text/csv")}
+    )
+    assert read == [MAX_CSV_BYTES + 1]
+    assert response.status_code == 200 and "larger than 2 MB" in response.content.decode()
+    assert not CustomFieldValue.objects.exists()

@@ -100,3 +100,89 @@ def test_a_partly_upgraded_license_shows_what_is_left_and_what_went(client, admi
     cell = _quantity_cell(client.get(reverse("license-detail", args=[source.pk])).content.decode())
     assert cell.split(">", 1)[1].strip().startswith("6")
     assert "4 more seats were upgraded to" in cell
+
+
+def test_seats_taken_by_an_upgrade_serial_are_linked_like_a_version_upgrades(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # A 4-seat upgrade serial applied to a 10-seat license, then a version upgrade of the 6
+    # left. The page said "All 10 seats were upgraded to version 15.0 (6)": the serial's
+    # license was left out (only licenses with source "upgrade" were listed), and after the
+    # serial alone it said "4 more seats were upgraded to a newer version", with no link. The
+    # serial's result page called the license it took 4 seats of, still active with 6,
+    # "Supersedes", as if its key no longer worked.
+    from licensing.models import SerialNumber
+    from licensing.services import serial_redeem
+    from tests.licensing.factories import SerialNumberFactory
+
+    old, new = catalog()
+    source = licensed(admin.organization, old, quantity=10)
+    notifications_create(version=new, today=timezone.localdate())
+    serial = SerialNumberFactory(version=new, kind=SerialNumber.Kind.UPGRADE, quantity=4)
+    by_serial = serial_redeem(
+        code=serial.code,
+        organization=admin.organization,
+        registration=REGISTRATION,
+        acting_user=admin.user,
+        target_license_id=str(source.pk),
+    ).license
+    client.force_login(admin.user)
+    result = re.sub(
+        r"\s+", " ", client.get(reverse("get-a-key-result", args=[by_serial.pk])).content.decode()
+    )
+    assert f'Upgraded from</dt> <dd class="col-sm-8 font-monospace">{source.key}' in result
+    assert "Supersedes" not in result
+    cell = _quantity_cell(client.get(reverse("license-detail", args=[source.pk])).content.decode())
+    assert "4 more seats were upgraded to" in cell
+    assert reverse("license-detail", args=[by_serial.pk]) in cell and "a newer version" not in cell
+    by_notification = upgrade_redeem(
+        line_id=UpgradeLine.objects.get(source_license=source).pk,
+        quantity=6,
+        organization=admin.organization,
+        registration=REGISTRATION,
+        actor=admin.user,
+        token="t",
+    )
+    cell = _quantity_cell(client.get(reverse("license-detail", args=[source.pk])).content.decode())
+    assert "All 10 seats were upgraded to" in cell
+    assert "version 15.0 (4)" in cell and "version 15.0 (6)" in cell
+    for upgraded in (by_serial, by_notification):
+        assert reverse("license-detail", args=[upgraded.pk]) in cell
+
+
+def test_a_license_replaced_by_an_upgrade_serial_lists_no_upgraded_seats(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # An upgrade serial for all its seats replaces the license: its page keeps its quantity,
+    # and its result page says "Supersedes".
+    from licensing.models import SerialNumber
+    from licensing.services import serial_redeem
+    from tests.licensing.factories import SerialNumberFactory
+
+    old, new = catalog()
+    source = licensed(admin.organization, old, quantity=5)
+    serial = SerialNumberFactory(version=new, kind=SerialNumber.Kind.UPGRADE, quantity=5)
+    new_license = serial_redeem(
+        code=serial.code,
+        organization=admin.organization,
+        registration=REGISTRATION,
+        acting_user=admin.user,
+        target_license_id=str(source.pk),
+    ).license
+    client.force_login(admin.user)
+    cell = _quantity_cell(client.get(reverse("license-detail", args=[source.pk])).content.decode())
+    assert cell.split(">", 1)[1].strip() == "5"
+    result = client.get(reverse("get-a-key-result", args=[new_license.pk])).content.decode()
+    assert "Supersedes" in result and "Upgraded from" not in result
+
+
+def test_upgraded_seats_are_counted_however_long_the_history(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # The page lists the latest 100 events, and counted the upgraded seats from that list: a
+    # license upgraded in full and then emailed, shared or edited 100 times more read
+    # "Quantity 0" again, and one upgraded in part lost its "4 more seats were upgraded".
+    from portal.services import audit_record
+
+    source, upgraded = _upgrade(admin, [3, 2])
+    for _ in range(100):
+        audit_record(action="license.emailed", actor=admin.user, obj=source)
+    client.force_login(admin.user)
+    cell = _quantity_cell(client.get(reverse("license-detail", args=[source.pk])).content.decode())
+    assert "All 5 seats were upgraded to" in cell
+    for new in upgraded:
+        assert reverse("license-detail", args=[new.pk]) in cell

@@ -866,9 +866,21 @@ def test_a_partner_with_only_obtain_keys_upgrades_without_seeing_the_old_key(
         scopes=[Scope.OBTAIN_KEYS],
     )
     _act_for(client, partner_admin, delegation)
-    confirm = upgrade_wizard.walk(client, setup, quantity=4, confirm=False).content.decode()
-    assert source.key not in confirm
-    assert source.key.split("-")[-1] in confirm
+    # Every page of the wizard, not only the confirmation: the quantity step said "Upgrading
+    # Endpoint Shield 14.3, license <the customer's whole key>".
+    client.get(reverse("upgrade"))
+    step = upgrade_wizard.step
+    pages = [
+        step(client, "notification", {"notification_id": setup["notification"].code}),
+        step(client, "line", {"line": setup["line"].pk}),
+        step(client, "quantity", {"quantity": 4}),
+        step(client, "registration", REGISTRATION),
+    ]
+    assert upgrade_wizard.current(pages[-1]) == "confirm"
+    for page in pages:
+        assert source.key not in page.content.decode(), upgrade_wizard.current(page)
+    assert source.key.split("-")[-1] in pages[1].content.decode()  # the quantity step
+    assert source.key.split("-")[-1] in pages[-1].content.decode()
     response = upgrade_wizard.step(client, "confirm", {})
     upgraded = License.objects.get(version=new)
     assert client.get(response["Location"]).status_code == 200  # the key it obtained
@@ -963,3 +975,59 @@ def test_grants_and_changes_email_partners_within_the_invitation_limits(
     assert Email.objects.filter(template="delegation_changed").count() == 1
     delegation.refresh_from_db()
     assert delegation.scopes == ["view_licenses"]  # the first change, not the refused one
+
+
+def test_a_serial_the_customer_redeems_while_an_obtain_keys_partner_confirms_it(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # The partner reached Confirm; the customer's administrator redeemed the same serial
+    # meanwhile. Confirming sent the partner to the result page of the customer's license,
+    # which it may not see: a 404, and a second click on Confirm the same 404.
+    from licensing.services import serial_redeem
+
+    serial = SerialNumberFactory()
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    client.get(reverse("get-a-key"))
+    post_step(client, "serial", {"serial": serial.code})
+    confirm = post_step(client, "registration", REGISTRATION)
+    assert confirm.context["wizard"]["steps"].current == "confirm"
+    token = confirm.context["wizard"]["management_form"]["instance"].value()
+    key = serial_redeem(
+        code=serial.code,
+        organization=customer_admin.organization,
+        registration=REGISTRATION,
+        acting_user=customer_admin.user,
+    ).license.key
+    response = post_step(client, "confirm", token=token)
+    page = client.get(response["Location"])
+    text = html.unescape(page.content.decode())
+    assert page.status_code == 200
+    assert "already redeemed this serial number" in text
+    assert key not in text and key.split("-")[-1] in text
+    # A second click on the same page: started over, not a 404 either.
+    response = post_step(client, "confirm", token=token)
+    assert response.status_code == 200 and key not in response.content.decode()
+    assert License.objects.count() == 1
+    # With the view-licenses scope, the customer's result page as before.
+    delegation.scopes = [Scope.OBTAIN_KEYS, Scope.VIEW_LICENSES]
+    delegation.save(update_fields=["scopes"])
+    client.get(reverse("get-a-key"))
+    post_step(client, "serial", {"serial": SerialNumberFactory().code})
+    post_step(client, "registration", REGISTRATION)
+    other = SerialNumberFactory()
+    client.get(reverse("get-a-key"))
+    post_step(client, "serial", {"serial": other.code})
+    post_step(client, "registration", REGISTRATION)
+    serial_redeem(
+        code=other.code,
+        organization=customer_admin.organization,
+        registration=REGISTRATION,
+        acting_user=customer_admin.user,
+    )
+    response = post_step(client, "confirm")
+    assert response.status_code == 302 and client.get(response["Location"]).status_code == 200
