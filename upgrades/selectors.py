@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from licensing.codes import CodeFormatError, canonical_short_code
 from licensing.models import License, ProductVersion
-from portal.models import Organization
+from portal.models import Organization, User
 
 from .models import UpgradeLine, UpgradeNotification, UpgradeRedemption
 
@@ -80,12 +80,17 @@ def notification_for(*, organization: Organization, pk: int) -> UpgradeNotificat
     )
 
 
-def notification_history(notification: UpgradeNotification) -> QuerySet[UpgradeRedemption]:
-    """The upgrades made from a notification: which licenses, who, when."""
-    return (
-        UpgradeRedemption.objects.filter(line__notification=notification)
-        .select_related("license", "line__source_license__version", "user")
-        .order_by("-created_at")
+def notification_history(
+    notification: UpgradeNotification, *, only_by: User | None = None
+) -> QuerySet[UpgradeRedemption]:
+    """The upgrades made from a notification: which licenses, who, when. `only_by`: those one
+    person made (a partner that may obtain keys for the customer but not view its licenses sees
+    its own, not the customer's members and the licenses they upgraded)."""
+    history = UpgradeRedemption.objects.filter(line__notification=notification)
+    if only_by is not None:
+        history = history.filter(user=only_by)
+    return history.select_related("license", "line__source_license__version", "user").order_by(
+        "-created_at"
     )
 
 

@@ -4,7 +4,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from portal.http import PortalRequest, organization_required
-from portal.policy import Action
+from portal.policy import Action, allows
 
 from .selectors import notification_for, notification_history, open_notifications
 
@@ -35,6 +35,9 @@ def notification_detail(request: PortalRequest, pk: int) -> HttpResponse:
         {
             "notification": notification,
             "lines": lines,
-            "history": notification_history(notification),
+            "history": notification_history(
+                notification,
+                only_by=None if allows(request, Action.VIEW_LICENSES) else request.user,
+            ),
         },
     )

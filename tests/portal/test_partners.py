@@ -887,6 +887,56 @@ def test_a_partner_with_only_obtain_keys_upgrades_without_seeing_the_old_key(
     assert upgraded.key in client.get(response["Location"]).content.decode()
 
 
+def test_a_partner_with_only_obtain_keys_sees_only_its_own_upgrades_of_a_notification(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # The notification's history named the customer's members and linked the licenses they
+    # upgraded (a "not found" for this partner).
+    from tests.upgrades import test_wizard as upgrade_wizard
+    from tests.upgrades.factories import catalog, licensed
+    from upgrades.models import UpgradeLine, UpgradeNotification
+    from upgrades.services import notifications_create, upgrade_redeem
+
+    old, new = catalog()
+    licensed(customer_admin.organization, old, quantity=10, host_id="")
+    notifications_create(version=new, today=timezone.localdate())
+    notification, line = UpgradeNotification.objects.get(), UpgradeLine.objects.get()
+    theirs = upgrade_redeem(
+        line_id=line.pk,
+        quantity=3,
+        organization=customer_admin.organization,
+        registration=REGISTRATION,
+        actor=customer_admin.user,
+        token="customer-token",
+    )
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    client.get(reverse("upgrade"))
+    step = upgrade_wizard.step
+    step(client, "notification", {"notification_id": notification.code})
+    step(client, "line", {"line": line.pk})
+    step(client, "quantity", {"quantity": 2})
+    step(client, "registration", REGISTRATION)
+    step(client, "confirm", {})
+    own = License.objects.get(version=new, issued_by=partner_admin.user)
+    page = client.get(reverse("upgrade-notification", args=[notification.pk])).content.decode()
+    assert customer_admin.user.email not in page
+    assert reverse("license-detail", args=[theirs.pk]) not in page
+    assert partner_admin.user.email in page
+    assert reverse("license-detail", args=[own.pk]) in page
+    # With the view-licenses scope, the customer's upgrades too.
+    Delegation.objects.filter(pk=delegation.pk).update(
+        scopes=[Scope.OBTAIN_KEYS, Scope.VIEW_LICENSES]
+    )
+    page = client.get(reverse("upgrade-notification", args=[notification.pk])).content.decode()
+    assert customer_admin.user.email in page
+    assert reverse("license-detail", args=[theirs.pk]) in page
+
+
 def test_a_partner_with_only_obtain_keys_sees_only_its_own_voucher_conversions(
     client, customer_admin, partner_admin, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
