@@ -171,6 +171,8 @@ def test_phone_sort_links_keep_the_filters(client, admin) -> None:  # type: igno
     assert "Sort by:" in links
     assert 'href="?q=x&amp;sort=maintenance"' in links  # descending now: the link ascends
     assert 'href="?q=x&amp;sort=product"' in links and 'href="?q=x&amp;sort=owner"' in links
+    empty = client.get(reverse("license-list"), {"q": "no such license"}).content.decode()
+    assert 'data-testid="sort-links"' not in empty  # nothing to sort
 
 
 def test_shared_licenses_are_marked(client, admin) -> None:  # type: ignore[no-untyped-def]
