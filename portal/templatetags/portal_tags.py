@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import template
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
@@ -94,3 +96,19 @@ def audit_action(action: str) -> str:
 def support_sentence() -> SafeString:
     """Whom to contact for help, with the configured support links."""
     return support_contact()
+
+
+@register.simple_tag(takes_context=True)
+def nav_link(
+    context: template.Context, url_name: str, label: str, *, exact: bool = False
+) -> SafeString:
+    """A top-bar section link, marked as the current page's section (Bootstrap's active look
+    and aria-current) when the path is under it: the bar said nowhere where one was."""
+    href = reverse(url_name)
+    request = context.get("request")
+    path = request.path if request is not None else ""
+    if path == href or (not exact and path.startswith(href)):
+        return format_html(
+            '<a class="nav-link active" href="{}" aria-current="page">{}</a>', href, label
+        )
+    return format_html('<a class="nav-link" href="{}">{}</a>', href, label)

@@ -132,6 +132,32 @@ def test_phone_top_bar_folds_behind_a_menu_button(
     expect(no_js.get_by_role("button", name="Go", exact=True)).to_be_visible()
 
 
+def test_desktop_top_bar_has_the_controls_above_a_row_of_sections(
+    live_server: Any, web_page: Page
+) -> None:
+    """At 1280 px the sections and the account controls sat side by side and wrapped into two or
+    three interleaved rows; now the controls share the brand's row and the sections have one of
+    their own below, and Tab reaches them in that drawn order."""
+    page = web_page
+    log_in(page, live_server.url, member().user.email)
+    bar = page.get_by_role("navigation", name="Main navigation")
+    tops = {
+        round(box["y"])
+        for box in (link.bounding_box() for link in bar.locator(".nav-link").all())
+        if box
+    }
+    assert len(tops) == 1, f"the sections are on {len(tops)} rows"
+    log_out = bar.get_by_role("button", name="Log out").bounding_box()
+    brand = bar.locator(".navbar-brand").bounding_box()
+    assert log_out and brand and abs(log_out["y"] - brand["y"]) < brand["height"]
+    assert log_out["y"] + log_out["height"] <= min(tops)
+    order = page.evaluate(
+        """() => Array.from(document.querySelectorAll('nav a, nav button, nav select'))
+            .filter((e) => e.getClientRects().length).map((e) => e.textContent.trim())"""
+    )
+    assert order.index("Log out") < order.index("Dashboard")
+
+
 def test_account_menu_reaches_two_factor_authentication(live_server: Any, web_page: Page) -> None:
     page = web_page
     log_in(page, live_server.url, member().user.email)

@@ -59,6 +59,10 @@ def test_new_purchase_end_to_end(client, member, django_capture_on_commit_callba
     content = page.content.decode()
     assert license.key in content
     assert "Download license file" in content
+    # The certificate is offered beside the file, not only on the license page.
+    certificate = reverse("license-certificate-pdf", kwargs={"pk": license.pk})
+    assert f'href="{certificate}" data-testid="result-certificate"' in content
+    assert client.get(certificate).status_code == 200
     assert REGISTRATION["technical_email"] in content and member.user.email in content
 
     download = client.get(reverse("license-file", kwargs={"pk": license.pk}))

@@ -207,6 +207,17 @@ def test_admin_defines_fields_members_cannot(client, admin) -> None:  # type: ig
     )
 
 
+def test_custom_fields_page_tells_a_member_who_defines_them(client, admin) -> None:  # type: ignore[no-untyped-def]
+    """A member reads the fields; the page says who adds them instead of ending there."""
+    page = client.get(reverse("custom-fields")).content.decode()
+    assert "Add a field" in page and 'data-testid="custom-fields-read-only"' not in page
+    member = MembershipFactory(organization=admin.organization, role="member")
+    client.force_login(member.user)
+    page = client.get(reverse("custom-fields")).content.decode()
+    assert "Add a field" not in page
+    assert "Only the organization's administrators add and change custom fields." in page
+
+
 @pytest.mark.parametrize(
     ("field_type", "raw", "stored", "error"),
     [

@@ -162,6 +162,19 @@ def test_sorting_and_pagination(client, admin) -> None:  # type: ignore[no-untyp
     assert "sort=quantity" in page2.content.decode()  # filter state stays in the URL
 
 
+def test_phone_sort_links_keep_the_filters(client, admin) -> None:  # type: ignore[no-untyped-def]
+    """On a phone the column headers are hidden (rows stack as cards): the same sort links stand
+    in a line of their own, keeping the filters and toggling the column sorted on."""
+    LicenseFactory(owner=admin.organization)
+    page = client.get(reverse("license-list"), {"q": "x", "sort": "-maintenance"}).content.decode()
+    links = page.split('data-testid="sort-links"')[1].split("</p>")[0]
+    assert "Sort by:" in links
+    assert 'href="?q=x&amp;sort=maintenance"' in links  # descending now: the link ascends
+    assert 'href="?q=x&amp;sort=product"' in links and 'href="?q=x&amp;sort=owner"' in links
+    empty = client.get(reverse("license-list"), {"q": "no such license"}).content.decode()
+    assert 'data-testid="sort-links"' not in empty  # nothing to sort
+
+
 def test_shared_licenses_are_marked(client, admin) -> None:  # type: ignore[no-untyped-def]
     other = MembershipFactory()
     theirs = LicenseFactory(owner=other.organization)

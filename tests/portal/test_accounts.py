@@ -285,3 +285,15 @@ def test_an_unknown_role_is_refused_with_a_message(client) -> None:  # type: ign
     ]
     member.refresh_from_db()
     assert member.role == "member"
+
+
+def test_members_table_stacks_on_a_phone_with_labelled_actions(client) -> None:  # type: ignore[no-untyped-def]
+    """Each member a card on a phone, the role form under its label: in four columns the
+    buttons to change a role or remove a member were off the screen's edge."""
+    admin = MembershipFactory()
+    client.force_login(admin.user)
+    page = client.get(reverse("members")).content.decode()
+    table = page.split('data-testid="members"')[1].split("</table>")[0]
+    assert "table-stack" in page.split('data-testid="members"')[0].rsplit("<table", 1)[1]
+    for label in ("Email", "Name", "Role", "Actions"):
+        assert f'data-label="{label}"' in table

@@ -1,5 +1,6 @@
-"""What every page carries: a favicon that is served, and a language switcher that works with
-JavaScript (submits on change, tests/e2e) and without it (its "Go" button)."""
+"""What every page carries: a favicon that is served, a language switcher that works with
+JavaScript (submits on change, tests/e2e) and without it (its "Go" button), and a top bar that
+marks the current section."""
 
 from __future__ import annotations
 
@@ -43,3 +44,18 @@ def test_the_certificate_has_a_print_button(client) -> None:  # type: ignore[no-
     html = client.get(reverse("license-certificate", args=[license.pk])).content.decode()
     assert 'data-print data-testid="print-button"' in html and ">Print</button>" in html
     assert "js/portal.js" in html  # which shows the button and prints (e2e clicks it)
+
+
+def test_the_top_bar_marks_the_current_section(client) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(MembershipFactory().user)
+
+    def current(url: str) -> list[str]:
+        html = client.get(url).content.decode()
+        return re.findall(
+            r'<a class="nav-link active" href="[^"]+" aria-current="page">([^<]+)</a>', html
+        )
+
+    assert current(reverse("dashboard")) == ["Dashboard"]
+    assert current(reverse("license-list") + "?include=all") == ["My licenses"]
+    assert current(reverse("upgrades-pending")) == ["Version upgrade"]
+    assert current(reverse("account_email")) == []

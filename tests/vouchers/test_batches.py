@@ -89,6 +89,16 @@ def test_partner_sees_its_batches_with_counts(client, oem_member) -> None:  # ty
     assert "Q3 servers" in response.content.decode()
 
 
+def test_batches_table_stacks_on_a_phone(client, oem_member) -> None:  # type: ignore[no-untyped-def]
+    """Nine columns: on a phone each batch becomes a card, every count under its label."""
+    vouchers(2, oem=oem_member.organization)
+    page = client.get(reverse("voucher-batches")).content.decode()
+    head, table = page.split('data-testid="voucher-batches"')
+    assert "table-stack" in head.rsplit("<table", 1)[1]
+    for label in ("Batch", "Product", "Vouchers", "Converted", "Open", "Expired", "Void"):
+        assert f'data-label="{label}"' in table.split("</table>")[0]
+
+
 def test_batch_page_names_redeeming_organizations_and_nothing_more(client, oem_member) -> None:  # type: ignore[no-untyped-def]
     batch_vouchers = vouchers(3, oem=oem_member.organization)
     customer = MembershipFactory()

@@ -188,6 +188,20 @@ def test_preview_reflects_changes_since_step_one(client, member) -> None:  # typ
     assert "was cancelled" in preview_page(client)
 
 
+def test_preview_table_reads_on_a_phone(client, member) -> None:  # type: ignore[no-untyped-def]
+    """Each row becomes a card under its column names, and a code breaks only after a dash: in
+    four columns on a phone the codes were cut after every few characters."""
+    voucher = VoucherFactory()
+    submit_codes(client, f"{voucher.code}\nNOT-A-CODE")
+    html = preview_page(client)
+    table = html[html.index('data-testid="voucher-preview"') - 80 : html.index("</table>")]
+    assert "table-stack" in table
+    assert "-<wbr>".join(voucher.code.split("-")) in table
+    assert "text-break" not in table
+    for label in ("Code", "Product", "Quantity", "Result"):
+        assert f'data-label="{label}"' in table
+
+
 # -- query counts -----------------------------------------------------------------------------
 
 
