@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -202,3 +204,18 @@ def owned_license_for(*, actor: User, organization: Organization | None, pk: UUI
 def license_shares(license: License) -> QuerySet[LicenseShare]:
     """Active shares of a license."""
     return license.shares.filter(revoked_at__isnull=True).select_related("user", "created_by")
+
+
+# Whether a license holds an open free upgrade (the upgrades app: a notification line with seats
+# left). Apps register from AppConfig.ready, so that licensing imports none of them.
+UpgradeOfferHook = Callable[[License, date], bool]
+_UPGRADE_OFFERS: dict[str, UpgradeOfferHook] = {}
+
+
+def upgrade_offer_register(name: str, hook: UpgradeOfferHook) -> None:
+    _UPGRADE_OFFERS[name] = hook
+
+
+def upgrade_offered(license: License, *, today: date) -> bool:
+    """Whether a free upgrade of the license is open now, where the customer takes it."""
+    return any(hook(license, today) for hook in _UPGRADE_OFFERS.values())

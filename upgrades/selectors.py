@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -128,3 +129,11 @@ def publication_preview(*, version: ProductVersion) -> PublicationPreview:
     return PublicationPreview(
         version=version, organizations=counts["organizations"], licenses=counts["licenses"]
     )
+
+
+def upgrade_open_for(license: License, today: date) -> bool:
+    """Whether a notification offers the license an upgrade now: a line with seats left, not
+    expired (licensing's license page says so, or says why not)."""
+    return UpgradeLine.objects.filter(
+        source_license=license, remaining_quantity__gt=0, notification__expires_on__gte=today
+    ).exists()

@@ -61,6 +61,7 @@ from ..selectors import (
     license_shares,
     licenses_visible_to,
     related_licenses,
+    upgrade_offered,
 )
 from ..services import (
     LicensingError,
@@ -756,6 +757,18 @@ def _render_detail(
     # it: both name theirs in the event (a serial's license has source "serial", as one that
     # replaced the whole license has).
     upgraded_ids = {str(details.get("new_license")) for details in upgrades}
+    # Enterprise Flexible keys are upgraded through their contract: no notice on their page.
+    newer = (
+        None
+        if license.follows_contract
+        else ProductVersion.objects.filter(
+            product=product,
+            published_at__isnull=False,
+            released_on__gt=license.version.released_on,
+        )
+        .order_by("-released_on")
+        .first()
+    )
     context = {
         "license": license,
         "access": access,
@@ -773,19 +786,19 @@ def _render_detail(
         "rehost_form": RehostForm(),
         "rehosts_left": rehosts_left(license) if product.node_locked else None,
         "retired_keys": license.retired_keys.all()[:20],
-        # Enterprise Flexible keys are upgraded through their contract: no notice here.
-        "newer_version": None
-        if license.follows_contract
-        else ProductVersion.objects.filter(
-            product=product,
-            published_at__isnull=False,
-            released_on__gt=license.version.released_on,
-        )
-        .order_by("-released_on")
-        .first(),
+        "newer_version": newer,
         "custom_form": custom_form,
         "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
     }
+    # "Available at no cost" only where Version upgrade offers it: a license issued or renewed
+    # since the publication joins a notification the next day, not at once.
+    context["upgrade_offered"] = (
+        newer is not None
+        and access.is_owner
+        and license.status == License.Status.ACTIVE
+        and license.maintenance_end >= newer.released_on
+        and upgrade_offered(license, today=timezone.localdate())
+    )
     return render(request, "licensing/license_detail.html", context, status=status)
 
 

@@ -226,14 +226,41 @@ def test_admin_action(client, django_capture_on_commit_callbacks) -> None:  # ty
     )
 
 
-def test_license_page_says_renewing_would_make_it_eligible(client) -> None:  # type: ignore[no-untyped-def]
+def test_license_page_says_renewing_would_make_it_eligible(
+    client, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
     old, new = catalog()
     member = MembershipFactory()
     lapsed = licensed(member.organization, old, end=RELEASE - timedelta(days=1))
     current = licensed(member.organization, old)
-    version_publish(version=new, actor=None)
+    with django_capture_on_commit_callbacks(execute=True):  # the publication's notifications
+        version_publish(version=new, actor=None)
     client.force_login(member.user)
     page = client.get(reverse("license-detail", kwargs={"pk": lapsed.pk})).content.decode()
     assert "not eligible for the free upgrade" in page and "Renew maintenance" in page
     page = client.get(reverse("license-detail", kwargs={"pk": current.pk})).content.decode()
     assert "is available for this license at no cost" in page
+
+
+def test_license_page_offers_the_free_upgrade_only_once_version_upgrade_does(client) -> None:  # type: ignore[no-untyped-def]
+    # A key issued after the version was published joins a notification with the next daily
+    # run: until then the page said "available at no cost, see your pending upgrades", and
+    # the pending upgrades listed nothing for it.
+    from upgrades.tasks import refresh_upgrade_eligibility
+
+    old, new = catalog()
+    member = MembershipFactory()
+    version_publish(version=new, actor=None)
+    later = licensed(member.organization, old)
+    client.force_login(member.user)
+    url = reverse("license-detail", kwargs={"pk": later.pk})
+    page = client.get(url).content.decode()
+    assert "is available for this license at no cost" not in page
+    assert "No free upgrade to it is open for this license today" in page
+    refresh_upgrade_eligibility()
+    page = client.get(url).content.decode()
+    assert "is available for this license at no cost" in page
+    assert "No free upgrade to it is open" not in page
+    # Used up: no longer offered.
+    UpgradeLine.objects.filter(source_license=later).update(remaining_quantity=0)
+    assert "is available for this license at no cost" not in client.get(url).content.decode()
