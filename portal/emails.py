@@ -170,24 +170,11 @@ def queue_email_variants(
 ) -> list[OutboundEmail]:
     """queue_email for recipients who must read different bodies of one email: each variant
     (recipients, context) is rendered on its own, and all are written in one INSERT."""
-    with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
-        templates = EmailTemplates(template)
-        site = site_context()
-        rows = []
-        for to, context in variants:
-            if not to:
-                continue
-            subject, text, html = templates.render({**site, **context})
-            rows.append(
-                _outbox_row(
-                    template=template,
-                    to=to,
-                    subject=subject,
-                    text=text,
-                    html=html,
-                    attachments=attachments,
-                )
-            )
+    rows = _rendered_rows(
+        [EmailToQueue(template, to, context) for to, context in variants if to],
+        language=language,
+        attachments=attachments,
+    )
     if len(rows) == 1:
         rows[0].save(force_insert=True)
         transaction.on_commit(partial(hand_off, rows[0].pk), robust=True)
@@ -233,6 +220,21 @@ def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None)
     the same rows, without a statement per email, handed to Celery in batches that each send
     over one connection (portal.services.outbound_emails_send).
     """
+    rows = _rendered_rows(emails, language=language)
+    OutboundEmail.objects.bulk_create(rows, batch_size=500)
+    # One hand-off per batch of OUTBOX_BATCH_SIZE, sent by a task over one connection: a
+    # thousand notices are twenty tasks, not a thousand tasks of three statements each.
+    transaction.on_commit(partial(hand_off_batches, [row.pk for row in rows]), robust=True)
+    return len(rows)
+
+
+def _rendered_rows(
+    emails: Sequence[EmailToQueue],
+    *,
+    language: str | None,
+    attachments: Sequence[Attachment | AttachmentRef] | None = None,
+) -> list[OutboundEmail]:
+    """The unsaved outbox rows of `emails`, rendered in `language`."""
     with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
         # The templates and the site's variables once per call, not once per email.
         site = site_context()
@@ -244,14 +246,15 @@ def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None)
             subject, text, html = templates[email.template].render({**site, **email.context})
             rows.append(
                 _outbox_row(
-                    template=email.template, to=email.to, subject=subject, text=text, html=html
+                    template=email.template,
+                    to=email.to,
+                    subject=subject,
+                    text=text,
+                    html=html,
+                    attachments=attachments,
                 )
             )
-    OutboundEmail.objects.bulk_create(rows, batch_size=500)
-    # One hand-off per batch of OUTBOX_BATCH_SIZE, sent by a task over one connection: a
-    # thousand notices are twenty tasks, not a thousand tasks of three statements each.
-    transaction.on_commit(partial(hand_off_batches, [row.pk for row in rows]), robust=True)
-    return len(rows)
+    return rows
 
 
 def _outbox_row(

@@ -277,13 +277,18 @@ def license_issue(
             details=_issued_details(license, source),
         )
     )
-    if events is not None:
-        events.extend(issued)
-    else:
-        AuditEvent.objects.bulk_create(issued)
+    _events_write(issued, events)
     if notify:
         license_email_queue(license=license, acting_user=acting_user, event="issued")
     return license
+
+
+def _events_write(written: list[AuditEvent], events: list[AuditEvent] | None) -> None:
+    """Audit events into the caller's `events` (it inserts them all at once), or written now."""
+    if events is not None:
+        events.extend(written)
+    else:
+        AuditEvent.objects.bulk_create(written)
 
 
 def license_seats_upgraded(
@@ -337,10 +342,7 @@ def license_seats_upgraded(
                 details={"by": str(new_license.pk), "key": license.key},
             )
         )
-    if events is not None:
-        events.extend(written)
-    else:
-        AuditEvent.objects.bulk_create(written)
+    _events_write(written, events)
     license.quantity = left
     return left
 
