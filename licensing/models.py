@@ -49,7 +49,9 @@ class Product(models.Model):
 
 
 class ProductVersion(models.Model):
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="versions")
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, related_name="versions", verbose_name=_("product")
+    )
     version = models.CharField(_("version"), max_length=40)
     released_on = models.DateField(_("released on"), default=date.today)
     published_at = models.DateTimeField(

@@ -361,3 +361,16 @@ def test_a_serial_changed_in_admin_is_audited_and_keeps_a_redemption(staff_clien
     # Saved with no change: nothing to audit.
     assert staff_client.post(url, form).status_code == 302
     assert AuditEvent.objects.filter(action="serial.changed").count() == 1
+
+
+def test_admin_filters_by_product_read_in_the_staff_language(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # The "By product" filter of the changelists is titled after ProductVersion.product, which
+    # had no verbose name: pt-BR read "Por product". (The filter shows from two products on.)
+    SerialNumberFactory()
+    SerialNumberFactory()
+    response = staff_client.get(
+        reverse("admin:licensing_serialnumber_changelist"), HTTP_ACCEPT_LANGUAGE="pt-br"
+    )
+    text = response.content.decode()
+    assert "Por produto" in text
+    assert "Por product" not in text
