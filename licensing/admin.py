@@ -25,6 +25,7 @@ from .models import (
     SupportRegistration,
 )
 from .services import (
+    MAX_IMPORT_BYTES,
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
     LicensingError,
@@ -284,7 +285,10 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
         form = SerialImportForm(request.POST or None, request.FILES or None)
         preview = None
         if request.method == "POST" and form.is_valid():
-            preview = serials_import_preview(content=form.cleaned_data["import_file"].read())
+            # No more than the preview accepts, plus one byte for it to see the file is too
+            # large: a file of a gigabyte was read whole into the worker's memory first.
+            upload = form.cleaned_data["import_file"]
+            preview = serials_import_preview(content=upload.read(MAX_IMPORT_BYTES + 1))
             if preview.error:
                 form.add_error("import_file", preview.error)
                 preview = None

@@ -50,6 +50,7 @@ from .manage import (
 )
 from .reminders import THRESHOLDS, maintenance_reminders_send
 from .serials import (
+    MAX_IMPORT_BYTES,
     SerialImportPreview,
     SerialImportResult,
     serial_add,
@@ -62,6 +63,7 @@ from .serials import (
 __all__ = [
     "LICENSE_FILE_MIMETYPE",
     "MAX_CSV_BYTES",
+    "MAX_IMPORT_BYTES",
     "MAX_MAINTENANCE_MONTHS",
     "MAX_QUANTITY",
     "REGISTRATION_FIELDS",

@@ -374,3 +374,27 @@ def test_admin_filters_by_product_read_in_the_staff_language(staff_client) -> No
     text = response.content.decode()
     assert "Por produto" in text
     assert "Por product" not in text
+
+
+def test_a_serial_import_is_read_no_further_than_its_limit(staff_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The staff import read the upload whole into memory, then refused it past 2 MB.
+    from licensing import admin as licensing_admin
+    from licensing.services import MAX_IMPORT_BYTES
+
+    read: list[int] = []
+    preview = licensing_admin.serials_import_preview
+
+    def spy(*, content: bytes):  # type: ignore[no-untyped-def]
+        read.append(len(content))
+        return preview(content=content)
+
+    monkeypatch.setattr(licensing_admin, "serials_import_preview", spy)
+    upload = io.BytesIO(b"code,product,version\n" + b"x" * (3 * MAX_IMPORT_BYTES))
+    upload.name = "serials.csv"
+    response = staff_client.post(
+        reverse("admin:licensing_serialnumber_import"), {"import_file": upload}
+    )
+    assert response.status_code == 200
+    assert read == [MAX_IMPORT_BYTES + 1]
+    assert "larger than 2 MB" in response.content.decode()
+    assert not SerialNumber.objects.exists()
