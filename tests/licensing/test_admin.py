@@ -398,3 +398,28 @@ def test_a_serial_import_is_read_no_further_than_its_limit(staff_client, monkeyp
     assert read == [MAX_IMPORT_BYTES + 1]
     assert "larger than 2 MB" in response.content.decode()
     assert not SerialNumber.objects.exists()
+
+
+def test_staff_pages_of_the_portal_have_one_heading(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # The import, generate, void, publish and upload pages wrote their own <h1> under the one
+    # the admin writes from their title: the title read twice, two top-level headings.
+    version = ProductVersionFactory()
+    generate = staff_client.post(
+        reverse("admin:licensing_productversion_changelist"),
+        {"action": "generate_serials", "_selected_action": [version.pk]},
+    )
+    serial = SerialNumberFactory()
+    void = staff_client.post(
+        reverse("admin:licensing_serialnumber_changelist"),
+        {"action": "void_serials", "_selected_action": [serial.pk]},
+    )
+    pages = {
+        "import": staff_client.get(reverse("admin:licensing_serialnumber_import")),
+        "generate": generate,
+        "void": void,
+    }
+    for name, page in pages.items():
+        text = page.content.decode()
+        assert page.status_code == 200, name
+        assert text.count("<h1") == 1, (name, text.count("<h1"))
+    assert str(version) in pages["generate"].content.decode().split("<h1")[1].split("</h1>")[0]
