@@ -25,7 +25,6 @@ from .models import (
     SupportRegistration,
 )
 from .services import (
-    MAX_IMPORT_BYTES,
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
     LicensingError,
@@ -103,7 +102,8 @@ class ProductVersionAdmin(admin.ModelAdmin):
                 "form": form,
                 "version": version,
                 "queryset": queryset,
-                "title": _("Generate serial numbers"),
+                # The one heading, and the browser tab's title: the version said in both.
+                "title": _("Generate serial numbers for %(version)s") % {"version": version},
             },
         )
 
@@ -285,10 +285,7 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
         form = SerialImportForm(request.POST or None, request.FILES or None)
         preview = None
         if request.method == "POST" and form.is_valid():
-            # No more than the preview accepts, plus one byte for it to see the file is too
-            # large: a file of a gigabyte was read whole into the worker's memory first.
-            upload = form.cleaned_data["import_file"]
-            preview = serials_import_preview(content=upload.read(MAX_IMPORT_BYTES + 1))
+            preview = serials_import_preview(upload=form.cleaned_data["import_file"])
             if preview.error:
                 form.add_error("import_file", preview.error)
                 preview = None

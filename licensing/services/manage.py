@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -466,12 +466,15 @@ MAX_CSV_BYTES = 2 * 1024 * 1024
 
 
 def custom_values_csv_preview(
-    *, content: bytes, licenses: Any, fields: list[CustomField]
+    *, upload: IO[bytes], licenses: Any, fields: list[CustomField]
 ) -> CsvPreview:
     """Reads a CSV of key + custom field columns and says what each row would change. No writes.
 
-    `licenses` is the queryset of licenses the actor may manage.
+    `licenses` is the queryset of licenses the actor may manage. Reads no more of `upload` than
+    MAX_CSV_BYTES and one byte to see it is larger: the web server lets bodies of 2 GB through
+    (release uploads), and one such CSV read whole would exhaust a worker's memory.
     """
+    content = upload.read(MAX_CSV_BYTES + 1)
     if len(content) > MAX_CSV_BYTES:
         return CsvPreview([], _("The file is larger than 2 MB. Split it into smaller files."))
     try:

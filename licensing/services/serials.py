@@ -12,7 +12,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import IO, Any
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -156,8 +156,13 @@ def _row(
     return row
 
 
-def serials_import_preview(*, content: bytes) -> SerialImportPreview:
-    """Reads an import CSV and says, row by row, what it would create. Writes nothing."""
+def serials_import_preview(*, upload: IO[bytes]) -> SerialImportPreview:
+    """Reads an import CSV and says, row by row, what it would create. Writes nothing.
+
+    Reads no more of `upload` than MAX_IMPORT_BYTES and one byte to see it is larger: a file of
+    a gigabyte is refused without being held in memory.
+    """
+    content = upload.read(MAX_IMPORT_BYTES + 1)
     if len(content) > MAX_IMPORT_BYTES:
         return SerialImportPreview(error=_("The file is larger than 2 MB: split it."))
     try:

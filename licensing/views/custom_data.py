@@ -24,7 +24,6 @@ from ..forms import CsvUploadForm, CustomFieldForm, CustomValuesForm
 from ..models import CustomField, CustomFieldValue, License
 from ..selectors import custom_fields_of, licenses_visible_to
 from ..services import (
-    MAX_CSV_BYTES,
     custom_values_csv_apply,
     custom_values_csv_preview,
     custom_values_set,
@@ -205,12 +204,8 @@ def custom_values_csv(request: PortalRequest) -> HttpResponse:
     preview = None
     preview_token = ""
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        # No more than the preview accepts, plus one byte for it to see the file is too large:
-        # a CSV of a gigabyte (the web server lets release uploads that large through) was
-        # read whole into the worker's memory before being refused.
         preview = custom_values_csv_preview(
-            content=upload.read(MAX_CSV_BYTES + 1), licenses=manageable, fields=fields
+            upload=form.cleaned_data["file"], licenses=manageable, fields=fields
         )
         if preview.error:
             form.add_error("file", preview.error)

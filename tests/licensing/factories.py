@@ -102,3 +102,15 @@ class LicenseFactory(factory.django.DjangoModelFactory):
             acting_user=kwargs.pop("acting_user", None),
             notify=False,
         )
+
+
+class ReadCounter:
+    """A file that counts the bytes read from it: the previews read uploads themselves."""
+
+    def __init__(self, upload) -> None:  # type: ignore[no-untyped-def]
+        self.upload, self.total = upload, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.upload.read(size)
+        self.total += len(data)
+        return data

@@ -7,7 +7,12 @@ from django.urls import reverse
 
 from licensing.models import SerialNumber, generate_code
 from portal.models import AuditEvent
-from tests.licensing.factories import LicenseFactory, ProductVersionFactory, SerialNumberFactory
+from tests.licensing.factories import (
+    LicenseFactory,
+    ProductVersionFactory,
+    ReadCounter,
+    SerialNumberFactory,
+)
 from tests.licensing.wizard import walk
 from tests.portal.factories import MembershipFactory, UserFactory
 
@@ -384,9 +389,11 @@ def test_a_serial_import_is_read_no_further_than_its_limit(staff_client, monkeyp
     read: list[int] = []
     preview = licensing_admin.serials_import_preview
 
-    def spy(*, content: bytes):  # type: ignore[no-untyped-def]
-        read.append(len(content))
-        return preview(content=content)
+    def spy(*, upload):  # type: ignore[no-untyped-def]
+        counted = ReadCounter(upload)
+        result = preview(upload=counted)
+        read.append(counted.total)
+        return result
 
     monkeypatch.setattr(licensing_admin, "serials_import_preview", spy)
     upload = io.BytesIO(b"code,product,version\n" + b"x" * (3 * MAX_IMPORT_BYTES))
@@ -422,4 +429,7 @@ def test_staff_pages_of_the_portal_have_one_heading(staff_client) -> None:  # ty
         text = page.content.decode()
         assert page.status_code == 200, name
         assert text.count("<h1") == 1, (name, text.count("<h1"))
-    assert str(version) in pages["generate"].content.decode().split("<h1")[1].split("</h1>")[0]
+    generate_text = pages["generate"].content.decode()
+    assert str(version) in generate_text.split("<h1")[1].split("</h1>")[0]
+    # The browser tab says the same: the heading and the title come from one place.
+    assert str(version) in generate_text.split("<title>")[1].split("</title>")[0]

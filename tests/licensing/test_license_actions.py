@@ -819,14 +819,17 @@ def test_a_csv_upload_is_read_no_further_than_its_limit(client, admin, monkeypat
 
     from licensing.services import MAX_CSV_BYTES
     from licensing.views import custom_data
+    from tests.licensing.factories import ReadCounter
 
     CustomField.objects.create(organization=admin.organization, name="Site")
     read: list[int] = []
     preview = custom_data.custom_values_csv_preview
 
-    def spy(*, content: bytes, **kwargs):  # type: ignore[no-untyped-def]
-        read.append(len(content))
-        return preview(content=content, **kwargs)
+    def spy(*, upload, **kwargs):  # type: ignore[no-untyped-def]
+        counted = ReadCounter(upload)
+        result = preview(upload=counted, **kwargs)
+        read.append(counted.total)
+        return result
 
     monkeypatch.setattr(custom_data, "custom_values_csv_preview", spy)
     big = b"key,Site\n" + b"A,B\n" * (MAX_CSV_BYTES // 4 + 1000)
