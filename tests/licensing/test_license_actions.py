@@ -483,6 +483,56 @@ def test_email_again_is_limited_per_license_per_hour(
     assert len(mail.outbox) == 3 * 2
 
 
+def test_email_again_is_limited_per_technical_contact_across_licenses(
+    client, admin, settings, monkeypatch, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # Each license had its own 5 an hour: an organization whose licenses all name one technical
+    # contact, an address anyone allowed to manage data may type, could send that mailbox five
+    # emails with a key per license per hour, 100 an hour with 20 licenses.
+    settings.PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR = 2
+    settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
+    first, second, third = (LicenseFactory(owner=admin.organization) for _ in range(3))
+    # The same mailbox, however it was typed.
+    third.registration.technical_email = "Tiago@Customer.EXAMPLE"
+    third.registration.save()
+    elsewhere = LicenseFactory(owner=admin.organization)
+    elsewhere.registration.technical_email = "someone-else@customer.example"
+    elsewhere.registration.save()
+
+    def email(license: License):  # type: ignore[no-untyped-def]
+        return client.post(reverse("license-email", kwargs={"pk": license.pk}), follow=True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        email(first)
+        email(first)
+        email(second)
+        refused = email(third)
+        assert "emailed to" in _messages(email(elsewhere))
+    assert refused.status_code == 200
+    assert (
+        "tiago@customer.example, this license's technical contact, was already emailed many "
+        "license keys in the last hour. To protect that mailbox, try again in 60 minutes"
+    ) in _messages(refused)
+    assert "emailed to" not in _messages(refused)
+    # Refused: nothing sent, nothing recorded.
+    contacts = [e.details["contact"] for e in AuditEvent.objects.filter(action="license.emailed")]
+    assert sorted(contacts) == ["someone-else@customer.example"] + ["tiago@customer.example"] * 3
+    assert sum("tiago@customer.example" in m.to for m in mail.outbox) == 3
+    # Another organization's license naming the address shares its budget (the service alone).
+    from licensing.services import license_email_again
+
+    other = MembershipFactory()
+    stranger = LicenseFactory(owner=other.organization)
+    with pytest.raises(LicensingError, match="technical contact"):
+        license_email_again(license=stranger, actor=other.user)
+    # As each email leaves the hour, one more may go.
+    later = timezone.now() + timedelta(hours=1, minutes=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert "emailed to" in _messages(email(third))
+    assert sum("tiago@customer.example" in m.to for m in mail.outbox) == 4
+
+
 @pytest.mark.parametrize("status", [License.Status.SUPERSEDED, License.Status.REVOKED])
 def test_a_replaced_key_is_not_emailed_again(
     client, admin, license, status, django_capture_on_commit_callbacks
