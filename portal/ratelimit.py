@@ -19,6 +19,7 @@ and while Redis is down.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -226,3 +228,54 @@ def invitations_refusal(
             "everyone's security, wait an hour before sending more, or contact customer care."
         )
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Emails to one address, whichever license or organization asks for them
+
+# The first key of pg_advisory_xact_lock(int, int) for the locks below, one per address (the
+# second key); the one-bigint advisory locks (licensing.services.reminders) are another space.
+ADDRESS_LOCKS = 0x4D41494C  # "MAIL"
+
+
+def address_serialize(address: str) -> None:
+    """Makes requests that email `address` from different rows count one after the other.
+
+    Row locks serialise what one license or one organization sends; two licenses, or two
+    organizations, that name the same address would each count the other's emails as unsent.
+    PostgreSQL: a lock on the address until the transaction ends (two addresses whose hashes
+    collide only wait for each other). SQLite lets one transaction write at a time and refuses
+    to commit a write based on a read another writer made stale ("database is locked"): the
+    second request fails instead of sending past the limit.
+    """
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.sha256(address.strip().lower().encode()).digest()
+    key = int.from_bytes(digest[:4], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADDRESS_LOCKS, key])
+
+
+def address_budget(*, address: str, action: str, limit: int, now: datetime | None = None) -> Budget:
+    """Whether `limit` `action` events of the last hour emailed `address`, and if so in how many
+    minutes one of them leaves the hour.
+
+    Counted from the audit trail, whose events name the address in `details.contact`
+    (lower case), across licenses and organizations. Call address_serialize first.
+    """
+    now = now or timezone.now()
+    latest = list(
+        AuditEvent.objects.filter(
+            action=action,
+            details__contact=address.strip().lower(),
+            created_at__gte=now - timedelta(hours=1),
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[:limit]
+    )
+    if limit > 0 and len(latest) < limit:
+        return Budget(exhausted=False, minutes_left=0)
+    # One more may go when the oldest of the `limit` latest leaves the hour.
+    oldest = latest[-1] if latest else now - timedelta(hours=1)
+    wait = (oldest + timedelta(hours=1) - now).total_seconds()
+    return Budget(exhausted=True, minutes_left=max(1, math.ceil(wait / 60)))

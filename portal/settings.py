@@ -431,9 +431,13 @@ PORTAL_CODE_ATTEMPTS_GLOBAL = int(os.environ.get("PORTAL_CODE_ATTEMPTS_GLOBAL", 
 # Emails sent to people on a user's say-so (invitations, shares) per hour.
 PORTAL_INVITES_PER_USER_PER_HOUR = int(os.environ.get("PORTAL_INVITES_PER_USER_PER_HOUR", "20"))
 PORTAL_INVITES_PER_ORG_PER_HOUR = int(os.environ.get("PORTAL_INVITES_PER_ORG_PER_HOUR", "50"))
-# "Email key again" on one license: its technical contact's mailbox is not a target.
+# "Email key again": its technical contact's mailbox is not a target. Per license, and per
+# technical contact address across all licenses (an organization's licenses may all name one).
 PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR = int(
     os.environ.get("PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR", "5")
+)
+PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = int(
+    os.environ.get("PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR", "10")
 )
 # How many reverse proxies (load balancer, nginx) in front of gunicorn append to
 # X-Forwarded-For; the client address is read that many entries from the right. 0: the

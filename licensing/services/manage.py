@@ -18,10 +18,11 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from portal.emails import queue_email
 from portal.models import AuditEvent, Membership, Organization, User
-from portal.ratelimit import invitations_refusal
+from portal.ratelimit import address_budget, address_serialize, invitations_refusal
 from portal.services import audit_record
 
 from ..codes import canonical_key, generate_license_key
@@ -81,10 +82,12 @@ def _audit_license(
 def license_email_again(*, license: License, actor: User) -> list[str]:
     """Emails the key and a fresh license file again to the technical contact (and the actor).
 
-    At most PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR times per license: the technical contact is
-    whatever address someone allowed to manage data typed, and the button must not be a way to
-    fill its mailbox. The license row is locked, so two requests at once count one after the
-    other.
+    At most PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR times per license, and
+    PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR times per technical contact address across all
+    licenses: the technical contact is whatever address someone allowed to manage data typed,
+    and the button must not be a way to fill its mailbox, however many licenses name it. The
+    license row is locked, so two requests for one license count one after the other; the
+    address is locked too (portal.ratelimit.address_serialize), so are two for two licenses.
     """
     # Everything below reads the row as it is under the lock, not the caller's copy: a request
     # that waited here for a rehost, an upgrade or a registration change would otherwise email
@@ -116,11 +119,37 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
             )
             % {"count": sent}
         )
+    contact = license.registration.technical_email.strip().lower()
+    address_serialize(contact)
+    budget = address_budget(
+        address=contact,
+        action="license.emailed",
+        limit=settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR,
+    )
+    if budget.exhausted:
+        raise LicensingError(
+            ngettext(
+                "%(email)s, this license's technical contact, was already emailed many license "
+                "keys in the last hour. To protect that mailbox, try again in %(minutes)d "
+                "minute, or download the license file from this page.",
+                "%(email)s, this license's technical contact, was already emailed many license "
+                "keys in the last hour. To protect that mailbox, try again in %(minutes)d "
+                "minutes, or download the license file from this page.",
+                budget.minutes_left,
+            )
+            % {"email": contact, "minutes": budget.minutes_left}
+        )
     license_email_queue(license=license, acting_user=actor, event="issued")
     recipients = license_email_recipients(
         license, actor, partner_acting=partner_acts_for(license.owner)
     )
-    _audit_license("license.emailed", license=license, actor=actor, details={"to": recipients})
+    # `contact` is what address_budget counts.
+    _audit_license(
+        "license.emailed",
+        license=license,
+        actor=actor,
+        details={"to": recipients, "contact": contact},
+    )
     return recipients
 
 

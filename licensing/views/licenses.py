@@ -733,9 +733,12 @@ def _render_detail(
     access: LicenseAccess,
     *,
     custom_form: CustomValuesForm | None = None,
+    renew_form: RenewForm | None = None,
+    rehost_form: RehostForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    """The license page; `custom_form` is passed back with its errors after a refused save."""
+    """The license page; a form is passed back with its errors after a refused save, renewal
+    or move (`custom_form`, `renew_form`, `rehost_form`)."""
     # The owner's custom data is the owner's: a share recipient neither sees nor edits it.
     owner_fields: list[CustomField] = []
     values: dict[int, str] = {}
@@ -769,10 +772,29 @@ def _render_detail(
         .order_by("-released_on")
         .first()
     )
+    # The renewal and move forms are offered only on a license they can act on.
+    manageable = access.can_manage and license.status == License.Status.ACTIVE
+    moves_left = rehosts_left(license) if product.node_locked else None
+    renew_offered = manageable and not license.follows_contract
+    rehost_offered = manageable and product.node_locked and bool(moves_left)
+    for form, offered, summary in (
+        (renew_form, renew_offered, _("Maintenance was not renewed: see below.")),
+        (rehost_form, rehost_offered, _("The license was not moved: see below.")),
+    ):
+        if form is not None and form.errors:
+            if offered:  # the errors are at the form's fields
+                messages.error(request, summary)
+            else:  # the license changed meanwhile, or never took the form: no field to show
+                for errors in form.errors.values():
+                    for error in errors:
+                        messages.error(request, str(error))
     context = {
         "license": license,
         "access": access,
         "product": product,
+        "manageable": manageable,
+        "renew_offered": renew_offered,
+        "rehost_offered": rehost_offered,
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
         "history": history,
         # Seats moved to a newer version by upgrades: the page says so instead of "Quantity 0".
@@ -782,9 +804,9 @@ def _render_detail(
         "superseded_by": related.superseded_by,
         "shares": license_shares(license) if access.can_share else [],
         "share_form": ShareForm(),
-        "renew_form": RenewForm(),
-        "rehost_form": RehostForm(),
-        "rehosts_left": rehosts_left(license) if product.node_locked else None,
+        "renew_form": renew_form or RenewForm(),
+        "rehost_form": rehost_form or RehostForm(),
+        "rehosts_left": moves_left,
         "retired_keys": license.retired_keys.all()[:20],
         "newer_version": newer,
         "custom_form": custom_form,
@@ -873,12 +895,12 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     form = RenewForm(request.POST)
     guard = CodeGuard(request, organization=request.organization, action="serial.rate_limited")
     refusal = renewal_refusal(license)
-    if refusal:  # whatever was typed: not a failed code
+    if refusal:  # whatever was typed: not a failed code, and the page offers no renewal form
         messages.error(request, refusal)
-        return redirect("license-detail", pk=license.pk)
+        return _render_detail(request, license, access, status=400)
     budget = guard.budget()
     if budget.exhausted:
-        messages.error(request, code_limit_message(budget.minutes_left))
+        form.add_error("serial", code_limit_message(budget.minutes_left))
     elif form.is_valid():
         try:
             license_renew_with_serial(
@@ -890,12 +912,13 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
         except (CodeFormatError, LicensingError) as exc:
             guard.failed()
             reason = getattr(exc, "reason", None)
-            messages.error(request, CODE_FORMAT_MESSAGES[reason] if reason else str(exc))
+            form.add_error("serial", CODE_FORMAT_MESSAGES[reason] if reason else str(exc))
+            # The page shows the license as it is now, not as read before the service refused.
+            license, access = _license_and_access(request, pk)
         else:
             messages.success(request, _("Maintenance renewed. A new license file was issued."))
-    else:
-        messages.error(request, " ".join(str(e) for e in form.errors.get("serial", [])))
-    return redirect("license-detail", pk=license.pk)
+            return redirect("license-detail", pk=license.pk)
+    return _render_detail(request, license, access, renew_form=form, status=400)
 
 
 @require_POST
@@ -905,8 +928,7 @@ def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     _require(access, Action.MANAGE_LICENSES)
     form = RehostForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(str(e) for e in form.errors.get("host_id", [])))
-        return redirect("license-detail", pk=license.pk)
+        return _render_detail(request, license, access, rehost_form=form, status=400)
     host_id = form.cleaned_data["host_id"]
     if request.POST.get("confirm") != "1" and not rehost_refusal(license, host_id):
         # Nothing wrong with the request: say what it will do before doing it.
@@ -920,13 +942,15 @@ def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
             stamp=request.POST.get("stamp"),
         )
     except LicensingError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request,
-            _("The license now runs on %(host)s with a new key. The old key is revoked.")
-            % {"host": license.host_id},
-        )
+        form.add_error("host_id", str(exc))
+        # As it is now: a colleague may have moved it while this request was confirming.
+        license, access = _license_and_access(request, pk)
+        return _render_detail(request, license, access, rehost_form=form, status=400)
+    messages.success(
+        request,
+        _("The license now runs on %(host)s with a new key. The old key is revoked.")
+        % {"host": license.host_id},
+    )
     return redirect("license-detail", pk=license.pk)
 
 

@@ -207,11 +207,13 @@ def _rehost_confirm(page: Page, base: str, world: World) -> None:
 
 
 def _renew_refused(page: Page, base: str, world: World) -> None:
-    """The renewal form on a license: a wrong serial is refused with a message on the page."""
+    """The renewal form on a license: a wrong serial is refused at its field, kept as typed."""
     page.goto(f"{base}/licenses/{world['license'].pk}/")
     page.get_by_label("Renewal serial number").fill("AAAA-BBBB-CCCC-DDDD")
     page.get_by_role("button", name="Renew").click()
     expect(page.locator(".alert").first).to_be_visible()
+    expect(page.get_by_label("Renewal serial number")).to_have_value("AAAA-BBBB-CCCC-DDDD")
+    expect(page.locator("#id_serial_error")).to_be_visible()
 
 
 def _password_reset_done(page: Page, base: str, world: World) -> None:
@@ -315,7 +317,7 @@ VISITS: list[Visit] = [
         _url("license-registration", "license.pk"),
     ),
     Visit("license-rehost-confirm", ADMIN, ("license-rehost",), walk=_rehost_confirm),
-    Visit("license-renew-refused", ADMIN, ("license-renew",), walk=_renew_refused),
+    Visit("license-renew-refused", ADMIN, ("license-renew",), walk=_renew_refused, status=400),
     Visit("custom-fields", ADMIN, ("custom-fields",), _get("/organization/custom-fields/")),
     Visit(
         "custom-field-edit",

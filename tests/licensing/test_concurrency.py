@@ -179,3 +179,40 @@ def test_email_again_waiting_for_a_rehost_sends_the_new_key() -> None:
     for email in emails:
         assert moved.key in email.body_text and "HOST-B" in email.body_text
         assert read_by_the_view.key not in email.body_text
+
+
+def test_email_again_for_many_licenses_of_one_contact_at_once_stops_at_its_limit(
+    settings,
+) -> None:  # type: ignore[no-untyped-def]
+    # Each license's row lock serialises its own requests only: requests for different licenses
+    # that name one technical contact each counted the others' emails as unsent, and all went.
+    from licensing.services import license_email_again
+    from portal.models import AuditEvent
+    from tests.licensing.factories import LicenseFactory
+
+    settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
+    membership = MembershipFactory()
+    licenses = [LicenseFactory(owner=membership.organization) for _ in range(10)]
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(licenses))
+
+    def email_again(license: License) -> None:
+        try:
+            barrier.wait(timeout=30)
+            license_email_again(license=license, actor=membership.user)
+            outcome = "sent"
+        except LicensingError:
+            outcome = "refused"
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=email_again, args=(lic,)) for lic in licenses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes == Counter({"sent": 3, "refused": 7})
+    assert AuditEvent.objects.filter(action="license.emailed").count() == 3

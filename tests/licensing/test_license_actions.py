@@ -52,6 +52,25 @@ def _messages(response) -> str:  # type: ignore[no-untyped-def]
     return " ".join(str(m) for m in response.context["messages"]) if response.context else ""
 
 
+def _field(response, name: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The value a refused page kept in input `name`, and the error shown at it (Bootstrap's
+    is-invalid and invalid-feedback, tied to the input by aria-describedby)."""
+    page = response.content.decode()
+    tag = re.search(rf'<input [^>]*name="{name}"[^>]*>', page)
+    assert tag, f"no input {name}"
+    assert "is-invalid" in tag.group() and 'aria-invalid="true"' in tag.group(), tag.group()
+    described = re.search(r'aria-describedby="([^"]+)"', tag.group())
+    assert described, tag.group()
+    feedback = re.search(
+        rf'<div id="{described.group(1)}" class="invalid-feedback">(.*?)</div>', page, re.S
+    )
+    assert feedback, f"no error at {name}"
+    value = re.search(r'value="([^"]*)"', tag.group())
+    return (value.group(1) if value else ""), " ".join(
+        re.sub(r"<[^>]+>", " ", feedback.group(1)).split()
+    )
+
+
 # -- sharing -----------------------------------------------------------------------------------
 
 
@@ -483,6 +502,56 @@ def test_email_again_is_limited_per_license_per_hour(
     assert len(mail.outbox) == 3 * 2
 
 
+def test_email_again_is_limited_per_technical_contact_across_licenses(
+    client, admin, settings, monkeypatch, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # Each license had its own 5 an hour: an organization whose licenses all name one technical
+    # contact, an address anyone allowed to manage data may type, could send that mailbox five
+    # emails with a key per license per hour, 100 an hour with 20 licenses.
+    settings.PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR = 2
+    settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
+    first, second, third = (LicenseFactory(owner=admin.organization) for _ in range(3))
+    # The same mailbox, however it was typed.
+    third.registration.technical_email = "Tiago@Customer.EXAMPLE"
+    third.registration.save()
+    elsewhere = LicenseFactory(owner=admin.organization)
+    elsewhere.registration.technical_email = "someone-else@customer.example"
+    elsewhere.registration.save()
+
+    def email(license: License):  # type: ignore[no-untyped-def]
+        return client.post(reverse("license-email", kwargs={"pk": license.pk}), follow=True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        email(first)
+        email(first)
+        email(second)
+        refused = email(third)
+        assert "emailed to" in _messages(email(elsewhere))
+    assert refused.status_code == 200
+    assert (
+        "tiago@customer.example, this license's technical contact, was already emailed many "
+        "license keys in the last hour. To protect that mailbox, try again in 60 minutes"
+    ) in _messages(refused)
+    assert "emailed to" not in _messages(refused)
+    # Refused: nothing sent, nothing recorded.
+    contacts = [e.details["contact"] for e in AuditEvent.objects.filter(action="license.emailed")]
+    assert sorted(contacts) == ["someone-else@customer.example"] + ["tiago@customer.example"] * 3
+    assert sum("tiago@customer.example" in m.to for m in mail.outbox) == 3
+    # Another organization's license naming the address shares its budget (the service alone).
+    from licensing.services import license_email_again
+
+    other = MembershipFactory()
+    stranger = LicenseFactory(owner=other.organization)
+    with pytest.raises(LicensingError, match="technical contact"):
+        license_email_again(license=stranger, actor=other.user)
+    # As each email leaves the hour, one more may go.
+    later = timezone.now() + timedelta(hours=1, minutes=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert "emailed to" in _messages(email(third))
+    assert sum("tiago@customer.example" in m.to for m in mail.outbox) == 4
+
+
 @pytest.mark.parametrize("status", [License.Status.SUPERSEDED, License.Status.REVOKED])
 def test_a_replaced_key_is_not_emailed_again(
     client, admin, license, status, django_capture_on_commit_callbacks
@@ -568,10 +637,39 @@ def test_renew_with_wrong_serials(client, admin, license) -> None:  # type: igno
     ]
     end = license.maintenance_end
     for code, message in cases:
-        response = client.post(url, {"serial": code}, follow=True)
-        assert message in _messages(response), code
+        response = client.post(url, {"serial": code})
+        assert response.status_code == 400 and message in _field(response, "serial")[1], code
     license.refresh_from_db()
     assert license.maintenance_end == end
+
+
+def test_a_refused_renewal_shows_its_error_at_the_serial_and_keeps_it(
+    client, admin, license
+) -> None:  # type: ignore[no-untyped-def]
+    # A refused renewal redirected to the page with the error in a message at its top and the
+    # serial number field empty: the person retyped a 25-character serial to fix one typo.
+    url = reverse("license-renew", kwargs={"pk": license.pk})
+    new_purchase = SerialNumberFactory(version=license.version)
+    unknown = generate_code()
+    cases = [
+        # The service refuses (LicensingError), the code's format, the lookup, the form.
+        (new_purchase.code, "This is not a maintenance renewal serial number."),
+        ("ABC$", "does not look like a serial"),
+        (unknown, "could not find"),
+        ("", "Enter the renewal serial number"),
+    ]
+    end, file_issued = license.maintenance_end, license.file_issued_at
+    for code, message in cases:
+        response = client.post(url, {"serial": code})
+        assert response.status_code == 400, code
+        value, error = _field(response, "serial")
+        assert value == code and message in error, (code, error)
+        assert _messages(response) == "Maintenance was not renewed: see below."
+    license.refresh_from_db()
+    new_purchase.refresh_from_db()
+    assert (license.maintenance_end, license.file_issued_at) == (end, file_issued)
+    assert new_purchase.status == "open"
+    assert not AuditEvent.objects.filter(action="license.renewed").exists()
 
 
 @pytest.mark.parametrize("status", [License.Status.SUPERSEDED, License.Status.REVOKED])
@@ -690,16 +788,19 @@ def test_rehost_confirmed_after_someone_else_moved_it(client, admin, node_locked
     )
     assert set(form) >= {"host_id", "confirm", "stamp"}
     moved = license_rehost(license=node_locked, host_id="HOST-C", actor=UserFactory())
-    response = client.post(url, form, follow=True)
-    assert "was moved to host HOST-C with a new key while you were confirming" in _messages(
-        response
+    response = client.post(url, form)
+    assert response.status_code == 400
+    assert (
+        "was moved to host HOST-C with a new key while you were confirming"
+        in (_field(response, "host_id")[1])
     )
     node_locked.refresh_from_db()
     assert (node_locked.host_id, node_locked.key) == ("HOST-C", moved.key)
     # A tampered stamp is a stamp that does not match, not a server error.
     for tampered in ("é", "\x00", "x" * 5000):
-        response = client.post(url, {**form, "stamp": tampered}, follow=True)
-        assert response.status_code == 200 and "while you were confirming" in _messages(response)
+        response = client.post(url, {**form, "stamp": tampered})
+        assert response.status_code == 400
+        assert "while you were confirming" in _field(response, "host_id")[1]
     # A confirmation page of the license as it is now moves it.
     page = client.post(url, {"host_id": "HOST-B"})
     form = dict(
@@ -715,10 +816,42 @@ def test_rehost_confirmed_after_someone_else_moved_it(client, admin, node_locked
 )
 def test_rehost_bad_input(client, admin, node_locked, host, message) -> None:  # type: ignore[no-untyped-def]
     response = client.post(
-        reverse("license-rehost", kwargs={"pk": node_locked.pk}), {"host_id": host}, follow=True
+        reverse("license-rehost", kwargs={"pk": node_locked.pk}), {"host_id": host}
     )
-    assert message in _messages(response)
+    assert response.status_code == 400 and message in _field(response, "host_id")[1]
     assert not RetiredKey.objects.exists()
+
+
+def test_a_refused_rehost_shows_its_error_at_the_host_id_and_keeps_it(
+    client, admin, node_locked
+) -> None:  # type: ignore[no-untyped-def]
+    # A refused move redirected to the page with the error in a message at its top and the new
+    # host ID field empty.
+    from licensing.services import license_rehost
+
+    url = reverse("license-rehost", kwargs={"pk": node_locked.pk})
+    key = node_locked.key
+    for host, message in [("", "Enter the host ID"), ("host-a", "already bound to host-a")]:
+        response = client.post(url, {"host_id": host})
+        assert response.status_code == 400, host
+        value, error = _field(response, "host_id")
+        assert value == host and message in error, (host, error)
+        assert _messages(response) == "The license was not moved: see below."
+    # The service refuses the confirmed move (a colleague moved the license meanwhile): at the
+    # field too, on the page as it is now.
+    page = client.post(url, {"host_id": "HOST-B"})
+    form = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.content.decode())
+    )
+    moved = license_rehost(license=node_locked, host_id="HOST-C", actor=UserFactory())
+    response = client.post(url, form)
+    assert response.status_code == 400
+    value, error = _field(response, "host_id")
+    assert value == "HOST-B" and "while you were confirming" in error
+    assert moved.key in response.content.decode() and key in response.content.decode()
+    node_locked.refresh_from_db()
+    assert (node_locked.host_id, node_locked.key) == ("HOST-C", moved.key)
+    assert RetiredKey.objects.count() == 1
 
 
 def test_rehost_limit(client, admin, node_locked) -> None:  # type: ignore[no-untyped-def]
@@ -807,8 +940,11 @@ def test_failed_renewal_serials_spend_the_budget_and_are_audited(client, admin, 
     url = reverse("license-renew", kwargs={"pk": license.pk})
     for _ in range(10):
         client.post(url, {"serial": generate_code()})
-    response = client.post(url, {"serial": generate_code()}, follow=True)
-    assert "Too many codes were not recognised" in _messages(response)
+    typed = generate_code()
+    response = client.post(url, {"serial": typed})
+    assert response.status_code == 400
+    value, error = _field(response, "serial")
+    assert value == typed and "Too many codes were not recognised" in error
     assert AuditEvent.objects.filter(action="serial.rate_limited").count() == 1
 
 
