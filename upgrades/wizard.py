@@ -30,6 +30,9 @@ from .models import UpgradeLine, UpgradeNotification
 from .selectors import open_lines, open_notification
 from .services import line_for, upgrade_redeem
 
+# The wizard's extra data: the license's quantity shown on the quantity step, and for which line.
+SEEN_SEATS = "seen_seats"
+
 STEP_TITLES = {
     "notification": gettext_lazy("Notification ID"),
     "line": gettext_lazy("Product"),
@@ -182,10 +185,23 @@ class UpgradeWizard(PortalWizard):
         if line is not None:
             key = line.source_license.key
             context["source_key"] = mask_key(key) if self.mask_keys() else key
+            if self.steps.current == "quantity":
+                # What the person chooses from: confirming decides whether the license still
+                # holds it (upgrade_redeem's license_quantity).
+                self.storage.extra_data = {
+                    **self.storage.extra_data,
+                    SEEN_SEATS: {"line": line.pk, "seats": line.source_license.quantity},
+                }
         if self.steps.current == "confirm":
             context["quantity"] = (self.get_cleaned_data_for_step("quantity") or {}).get("quantity")
             context["registration"] = self.get_cleaned_data_for_step("registration") or {}
         return context
+
+    def _seen_seats(self, line_id: object) -> int | None:
+        """The license's quantity the quantity step showed for this line; None if it showed
+        none (a session from before it was recorded)."""
+        seen = self.storage.extra_data.get(SEEN_SEATS) or {}
+        return seen.get("seats") if str(seen.get("line")) == str(line_id) else None
 
     def done(self, form_list: Any, form_dict: dict[str, Any], **kwargs: Any) -> HttpResponse:
         registration = form_dict["registration"]
@@ -202,6 +218,7 @@ class UpgradeWizard(PortalWizard):
                 },
                 actor=self.request.user,
                 token=token,
+                license_quantity=self._seen_seats(form_dict["line"].cleaned_data["line"]),
             )
         except LicensingError as exc:
             messages.error(self.request, str(exc))

@@ -12,7 +12,6 @@ from licensing.models import License
 from portal.models import AuditEvent
 from tests.licensing.factories import (
     REGISTRATION,
-    ProductVersionFactory,
     SupportRegistrationFactory,
 )
 from tests.licensing.wizard import instance_token
@@ -23,24 +22,6 @@ from upgrades.services import notifications_create
 
 pytestmark = pytest.mark.django_db
 PREFIX = "upgrade_wizard"
-
-
-@pytest.fixture
-def setup(client):  # type: ignore[no-untyped-def]
-    member = MembershipFactory()
-    client.force_login(member.user)
-    old, new = catalog()
-    source = licensed(member.organization, old, quantity=10, host_id="")
-    notifications_create(version=new, today=timezone.localdate())
-    notification = UpgradeNotification.objects.get()
-    return {
-        "member": member,
-        "old": old,
-        "new": new,
-        "source": source,
-        "notification": notification,
-        "line": UpgradeLine.objects.get(),
-    }
 
 
 def step(client, name: str, data: dict | None = None, token: str | None = None):  # type: ignore[no-untyped-def]
@@ -349,18 +330,6 @@ def test_a_quantity_form_with_nothing_left_says_so_once() -> None:
     assert not submitted.is_valid()
     assert "Nothing is left" in " ".join(submitted.errors["quantity"])
     assert not submitted.fields["quantity"].help_text
-
-
-@pytest.fixture
-def two_releases(setup):  # type: ignore[no-untyped-def]
-    """A second version published while the first notification is still open: the source
-    license has a line in each notification, each counting all its 10 seats."""
-    newer = ProductVersionFactory(
-        product=setup["old"].product, version="16.0", released_on=timezone.localdate()
-    )
-    notifications_create(version=newer, today=timezone.localdate())
-    notification = UpgradeNotification.objects.get(target_version=newer)
-    return {**setup, "newer": notification, "newer_line": notification.lines.get()}
 
 
 def test_seats_upgraded_elsewhere_are_not_offered_again(client, two_releases) -> None:  # type: ignore[no-untyped-def]
