@@ -1,12 +1,18 @@
-"""An upgrade of part of a license, confirmed after a colleague lowered the license's quantity:
-decided from the license as it is at confirmation, never from what the wizard read earlier."""
+"""An upgrade of part of a license: confirmed after a colleague lowered the license's quantity,
+it is decided from the license as it is at confirmation, never from what the wizard read
+earlier; the seats left on the license come with its reissued file by email."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 from django.urls import reverse
 
+from licensing.licensefile import verify_license_file
 from licensing.models import License
+from licensing.signing import get_public_key
+from portal.models import OutboundEmail
 from tests.licensing.factories import REGISTRATION
 from tests.upgrades.test_wizard import current, step, walk
 from upgrades.models import UpgradeLine, UpgradeRedemption
@@ -104,3 +110,48 @@ def test_the_confirm_page_posts_what_the_quantity_step_showed(client, two_releas
     response = step(client, "confirm")
     assert "now has 4 seats" in " ".join(_messages(response))
     assert License.objects.get(pk=s["source"].pk).status == License.Status.ACTIVE
+
+
+def _file_quantity(row: OutboundEmail, license: License) -> int:
+    (attachment,) = row.attachments
+    assert attachment["filename"] == license.file_name
+    payload = verify_license_file(
+        base64.b64decode(attachment["content"]).decode(),
+        license_key=license.key,
+        public_key=get_public_key(),
+    )
+    return int(payload["data"]["attributes"]["metadata"]["quantity"])
+
+
+def test_the_seats_left_are_emailed_with_their_reissued_file(client, setup) -> None:  # type: ignore[no-untyped-def]
+    # 4 of 10 upgraded: the new license's email went out, but the 6 left on the old license
+    # were reissued in a file nobody received; the inbox held only the file saying 10.
+    walk(client, setup, quantity=4, registration={"technical_email": "new-tech@acme.example"})
+    source = License.objects.get(pk=setup["source"].pk)
+    new_license = License.objects.get(version=setup["new"])
+    audience = sorted([setup["member"].user.email, "new-tech@acme.example"])
+    by_template = {}
+    for row in OutboundEmail.objects.order_by("created_at"):
+        by_template.setdefault(row.template, []).append(row)
+    assert sorted(by_template) == ["license_issued", "license_upgraded_in_part"]
+    for template, license, quantity in (
+        ("license_issued", new_license, 4),
+        ("license_upgraded_in_part", source, 6),
+    ):
+        rows = by_template[template]
+        # The same audience as every license email: the person acting and the technical
+        # contact (as edited in the wizard), one body each (the link for whom can open it).
+        assert sorted(address for row in rows for address in row.to) == audience
+        for row in rows:
+            assert _file_quantity(row, license) == quantity
+            assert license.key in row.body_text
+    (remaining, *_) = by_template["license_upgraded_in_part"]
+    assert remaining.subject.endswith("Your Endpoint Shield 14.3 license now has 6 seats")
+    assert "Version 15.0 now covers 4 of the seats" in remaining.body_text
+    assert "6 seats stay on this license, under the same key" in remaining.body_text
+    assert "replaces the previous one" in remaining.body_html
+
+
+def test_an_upgrade_of_the_whole_license_emails_only_the_new_one(client, setup) -> None:  # type: ignore[no-untyped-def]
+    walk(client, setup, quantity=10)
+    assert set(OutboundEmail.objects.values_list("template", flat=True)) == {"license_issued"}

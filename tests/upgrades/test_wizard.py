@@ -73,8 +73,9 @@ def test_upgrade_end_to_end(client, setup, django_capture_on_commit_callbacks) -
     assert new_license.registration_id == source.registration_id
     assert source.registration.technical_email == "new-tech@acme.example"
     assert AuditEvent.objects.filter(action="license.registration_changed").exists()
-    (email,) = [m for m in mail.outbox if "new-tech@acme.example" in m.to]
-    assert new_license.key in email.body
+    # Two emails: the new license's, and the seats left with their reissued file.
+    issued, reissued = [m for m in mail.outbox if "new-tech@acme.example" in m.to]
+    assert new_license.key in issued.body and source.key in reissued.body
     assert client.get(response["Location"]).status_code == 200
     page = client.get(reverse("license-detail", kwargs={"pk": source.pk})).content.decode()
     assert f"Upgraded: 4 to version {setup['new'].version}" in page
