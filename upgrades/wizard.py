@@ -25,9 +25,16 @@ from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 from portal.ratelimit import CodeGuard, code_limit_message
 
-from .forms import ConfirmForm, LineForm, NotificationIdForm, QuantityForm, RegistrationForm
+from .forms import (
+    ConfirmForm,
+    LineForm,
+    NotificationIdForm,
+    QuantityForm,
+    RegistrationForm,
+    elsewhere_message,
+)
 from .models import UpgradeLine, UpgradeNotification
-from .selectors import open_lines, open_notification
+from .selectors import notification_elsewhere, open_lines, open_notification
 from .services import line_for, upgrade_redeem
 
 # The wizard's extra data: the license's quantity shown on the quantity step, and for which line.
@@ -126,7 +133,20 @@ class UpgradeWizard(PortalWizard):
             messages.error(request, code_limit_message(budget.minutes_left))
         elif code:
             notification = open_notification(code=code, organization=self.request.organization)
-            if notification is None:
+            elsewhere = (
+                notification_elsewhere(
+                    code=code, actor=request.user, organization=self.request.organization
+                )
+                if notification is None
+                else None
+            )
+            if elsewhere is not None:
+                # Another organization's the user can act for: a genuine ID, not a guess.
+                messages.error(
+                    request,
+                    elsewhere_message(access=elsewhere, current=self.request.organization),
+                )
+            elif notification is None:
                 guard.failed()
                 messages.error(
                     request,
