@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from licensing.forms import CODE_INPUT_ATTRS, SupportRegistrationForm
+from portal.http import PortalRequest
 from portal.models import Organization
 from portal.policy import OrganizationAccess
 from portal.ratelimit import CodeGuard
@@ -20,16 +20,30 @@ REFUSED = _(
 )
 
 
-def elsewhere_message(*, access: OrganizationAccess, current: Organization) -> str:
+def elsewhere_message(*, access: OrganizationAccess, request: PortalRequest) -> str:
     """Where a notification of another organization the user can act for belongs, and how to
-    get there."""
-    names = {"organization": access.organization.name, "current": current.name}
+    get there from where the request acts."""
+    names = {
+        "organization": access.organization.name,
+        "current": request.organization.name,
+        "partner": request.membership.organization.name,
+    }
     if access.is_delegated:
         return str(
             _(
                 "This upgrade notification is for %(organization)s, not %(current)s. Choose "
                 "“Act for this customer” for %(organization)s on your Customers page, then "
                 "open the link or enter the ID again."
+            )
+            % names
+        )
+    if request.delegation is not None:  # the organization menu shows once back in the partner
+        return str(
+            _(
+                "This upgrade notification is for %(organization)s, not %(current)s. Choose "
+                "“Back to %(partner)s” at the top of the page, switch to %(organization)s with "
+                "the organization menu if it is another one, then open the link or enter the "
+                "ID again."
             )
             % names
         )
@@ -53,7 +67,7 @@ class NotificationIdForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
+        self, *args: Any, request: PortalRequest, organization: Organization, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.request = request
@@ -69,13 +83,12 @@ class NotificationIdForm(forms.Form):
         if self.notification is None:
             elsewhere = notification_elsewhere(
                 code=self.cleaned_data["notification_id"],
-                actor=self.request.user,  # type: ignore[arg-type]
+                actor=self.request.user,
                 organization=self.organization,
             )
             if elsewhere is not None:  # a genuine ID, not a guess: no failed attempt
                 raise forms.ValidationError(
-                    elsewhere_message(access=elsewhere, current=self.organization),
-                    code="elsewhere",
+                    elsewhere_message(access=elsewhere, request=self.request), code="elsewhere"
                 )
             self.guard.failed()
             raise forms.ValidationError(REFUSED, code="refused")

@@ -144,7 +144,7 @@ class UpgradeWizard(PortalWizard):
                 # Another organization's the user can act for: a genuine ID, not a guess.
                 messages.error(
                     request,
-                    elsewhere_message(access=elsewhere, current=self.request.organization),
+                    elsewhere_message(access=elsewhere, request=self.request),
                 )
             elif notification is None:
                 guard.failed()

@@ -69,6 +69,23 @@ def test_a_link_of_a_customer_the_partner_acts_for_says_where_it_belongs(client,
     assert not FailedCodeAttempt.objects.exists()
 
 
+def test_a_partner_acting_for_a_customer_is_told_to_go_back_first(client, setup) -> None:  # type: ignore[no-untyped-def]
+    # A partner's user who is also a member of a customer: while acting for another customer
+    # the organization menu is hidden, so the way there starts with "Back to <partner>".
+    partner = PartnerFactory()
+    user = MembershipFactory(organization=partner).user
+    own = MembershipFactory(user=user).organization
+    acting = DelegationFactory(partner=partner, scopes=[Scope.OBTAIN_KEYS])
+    notification = _notification_of(own, setup)
+    client.force_login(user)
+    client.post(reverse("partner-act", args=[acting.pk]))
+    response = client.get(reverse("upgrade"), {"notification": notification.code})
+    (message,) = _messages(response)
+    assert f"is for {own.name}, not {acting.customer.name}" in message
+    assert f"“Back to {partner.name}”" in message
+    assert not FailedCodeAttempt.objects.exists()
+
+
 @pytest.mark.parametrize("whose", ["unknown", "stranger", "no_obtain_keys_scope"])
 def test_any_other_id_still_counts_and_reads_as_unknown(client, setup, whose) -> None:  # type: ignore[no-untyped-def]
     partner = PartnerFactory()
