@@ -3,20 +3,58 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from licensing.forms import CODE_INPUT_ATTRS, SupportRegistrationForm
+from portal.http import PortalRequest
 from portal.models import Organization
+from portal.policy import OrganizationAccess
 from portal.ratelimit import CodeGuard
 
 from .models import UpgradeLine, UpgradeNotification
-from .selectors import open_notification
+from .selectors import notification_elsewhere, open_notification
 
 REFUSED = _(
     "There is no open upgrade notification with this ID for your organization. Check the ID "
     "in the notice email, or use “I don't have a notification ID”."
 )
+
+
+def elsewhere_message(*, access: OrganizationAccess, request: PortalRequest) -> str:
+    """Where a notification of another organization the user can act for belongs, and how to
+    get there from where the request acts."""
+    names = {
+        "organization": access.organization.name,
+        "current": request.organization.name,
+        "partner": request.membership.organization.name,
+    }
+    if access.is_delegated:
+        return str(
+            _(
+                "This upgrade notification is for %(organization)s, not %(current)s. Choose "
+                "“Act for this customer” for %(organization)s on your Customers page, then "
+                "open the link or enter the ID again."
+            )
+            % names
+        )
+    if request.delegation is not None:  # the organization menu shows once back in the partner
+        return str(
+            _(
+                "This upgrade notification is for %(organization)s, not %(current)s. Choose "
+                "“Back to %(partner)s” at the top of the page, switch to %(organization)s with "
+                "the organization menu if it is another one, then open the link or enter the "
+                "ID again."
+            )
+            % names
+        )
+    return str(
+        _(
+            "This upgrade notification is for %(organization)s, not %(current)s. Switch to "
+            "%(organization)s with the organization menu at the top of the page, then open the "
+            "link or enter the ID again."
+        )
+        % names
+    )
 
 
 class NotificationIdForm(forms.Form):
@@ -29,9 +67,10 @@ class NotificationIdForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
+        self, *args: Any, request: PortalRequest, organization: Organization, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.request = request
         self.organization = organization
         self.guard = CodeGuard(request, organization=organization, action="upgrade.rate_limited")
         self.notification: UpgradeNotification | None = None
@@ -42,6 +81,15 @@ class NotificationIdForm(forms.Form):
             code=self.cleaned_data["notification_id"], organization=self.organization
         )
         if self.notification is None:
+            elsewhere = notification_elsewhere(
+                code=self.cleaned_data["notification_id"],
+                actor=self.request.user,
+                organization=self.organization,
+            )
+            if elsewhere is not None:  # a genuine ID, not a guess: no failed attempt
+                raise forms.ValidationError(
+                    elsewhere_message(access=elsewhere, request=self.request), code="elsewhere"
+                )
             self.guard.failed()
             raise forms.ValidationError(REFUSED, code="refused")
         return self.notification.code

@@ -9,6 +9,7 @@ from django.utils import timezone
 from licensing.codes import CodeFormatError, canonical_short_code
 from licensing.models import License, ProductVersion
 from portal.models import Organization, User
+from portal.policy import Action, OrganizationAccess, organization_access
 
 from .models import UpgradeLine, UpgradeNotification, UpgradeRedemption
 
@@ -39,6 +40,36 @@ def open_notification(*, code: str, organization: Organization) -> UpgradeNotifi
     if not notification.lines.filter(UPGRADABLE).exists():
         return None
     return notification
+
+
+def notification_elsewhere(
+    *, code: str, actor: User, organization: Organization
+) -> OrganizationAccess | None:
+    """The actor's access to the organization, other than `organization`, whose open
+    notification has this ID, when the actor may obtain keys for it (another of its
+    memberships, or a customer that delegated that to its partner); else None.
+
+    Such an ID is genuine, not a guess: the wizard says where it belongs. To anyone else another
+    organization's ID stays unknown, so its existence is not revealed.
+    """
+    try:
+        canonical = canonical_short_code(code)
+    except CodeFormatError:
+        return None
+    notification = (
+        UpgradeNotification.objects.select_related("organization")
+        .filter(code=canonical)
+        .exclude(organization=organization)
+        .first()
+    )
+    if notification is None:
+        return None
+    access = organization_access(actor=actor, organization=notification.organization)
+    if access is None or not access.allows(Action.OBTAIN_KEYS):
+        return None
+    if open_notification(code=canonical, organization=notification.organization) is None:
+        return None
+    return access
 
 
 def open_lines(notification: UpgradeNotification) -> QuerySet[UpgradeLine]:

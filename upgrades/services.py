@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from licensing.codes import generate_short_code
 from licensing.models import License, ProductVersion
@@ -319,12 +320,14 @@ def upgrade_redeem(
     registration: dict[str, str],
     actor: User,
     token: str,
+    license_quantity: int | None = None,
 ) -> License:
     """Upgrades `quantity` of a line's license: a new license for the target version.
 
     Every part succeeds or none does: the line and the source license are locked, the line's
     remaining quantity is checked by the database too, and a token makes a repeated
-    confirmation return the first result.
+    confirmation return the first result. `license_quantity`: the license's quantity when the
+    person chose `quantity` (the wizard's quantity step); None when chosen just now.
     """
     previous = UpgradeRedemption.objects.filter(token=token).select_related("license").first()
     if previous is not None:
@@ -367,6 +370,7 @@ def upgrade_redeem(
         )
     if source.status != License.Status.ACTIVE:
         raise UpgradeError(_("The license to upgrade is no longer active with that quantity."))
+    _seats_changed_refuse(source=source, quantity=quantity, license_quantity=license_quantity)
     # No more than the license still holds: an upgrade with another notification (to another
     # version) may have taken seats from it since this line was made.
     available = min(line.remaining_quantity, source.quantity)
@@ -409,3 +413,31 @@ def upgrade_redeem(
         reference={"notification": notification.code},
     )
     return new_license
+
+
+def _seats_changed_refuse(*, source: License, quantity: int, license_quantity: int | None) -> None:
+    """Refuses an upgrade the license's quantity, lowered since `quantity` was chosen, would
+    turn into something else.
+
+    Decided from the locked row: a colleague may have upgraded seats of it with another
+    notification, or lowered it otherwise, in another session since the wizard read it. More
+    than it has now cannot be upgraded; all it has now would replace the license, which only
+    an upgrade of the whole license (as it was when chosen) may do. A part still smaller than
+    what is left is upgraded as asked.
+    """
+    if license_quantity is None or source.quantity == license_quantity:
+        return
+    whole_asked = quantity == license_quantity
+    if quantity > source.quantity or (quantity == source.quantity) != whole_asked:
+        raise UpgradeError(
+            ngettext(
+                "The license you chose now has %(count)d seat, not %(before)d: someone may "
+                "have upgraded part of it meanwhile. Nothing was changed. Start again to "
+                "choose from what it has now.",
+                "The license you chose now has %(count)d seats, not %(before)d: someone may "
+                "have upgraded part of it meanwhile. Nothing was changed. Start again to "
+                "choose from what it has now.",
+                source.quantity,
+            )
+            % {"count": source.quantity, "before": license_quantity}
+        )

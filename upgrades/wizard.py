@@ -25,10 +25,20 @@ from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 from portal.ratelimit import CodeGuard, code_limit_message
 
-from .forms import ConfirmForm, LineForm, NotificationIdForm, QuantityForm, RegistrationForm
+from .forms import (
+    ConfirmForm,
+    LineForm,
+    NotificationIdForm,
+    QuantityForm,
+    RegistrationForm,
+    elsewhere_message,
+)
 from .models import UpgradeLine, UpgradeNotification
-from .selectors import open_lines, open_notification
+from .selectors import notification_elsewhere, open_lines, open_notification
 from .services import line_for, upgrade_redeem
+
+# The wizard's extra data: the license's quantity shown on the quantity step, and for which line.
+SEEN_SEATS = "seen_seats"
 
 STEP_TITLES = {
     "notification": gettext_lazy("Notification ID"),
@@ -123,7 +133,20 @@ class UpgradeWizard(PortalWizard):
             messages.error(request, code_limit_message(budget.minutes_left))
         elif code:
             notification = open_notification(code=code, organization=self.request.organization)
-            if notification is None:
+            elsewhere = (
+                notification_elsewhere(
+                    code=code, actor=request.user, organization=self.request.organization
+                )
+                if notification is None
+                else None
+            )
+            if elsewhere is not None:
+                # Another organization's the user can act for: a genuine ID, not a guess.
+                messages.error(
+                    request,
+                    elsewhere_message(access=elsewhere, request=self.request),
+                )
+            elif notification is None:
                 guard.failed()
                 messages.error(
                     request,
@@ -182,10 +205,23 @@ class UpgradeWizard(PortalWizard):
         if line is not None:
             key = line.source_license.key
             context["source_key"] = mask_key(key) if self.mask_keys() else key
+            if self.steps.current == "quantity":
+                # What the person chooses from: confirming decides whether the license still
+                # holds it (upgrade_redeem's license_quantity).
+                self.storage.extra_data = {
+                    **self.storage.extra_data,
+                    SEEN_SEATS: {"line": line.pk, "seats": line.source_license.quantity},
+                }
         if self.steps.current == "confirm":
             context["quantity"] = (self.get_cleaned_data_for_step("quantity") or {}).get("quantity")
             context["registration"] = self.get_cleaned_data_for_step("registration") or {}
         return context
+
+    def _seen_seats(self, line_id: object) -> int | None:
+        """The license's quantity the quantity step showed for this line; None if it showed
+        none (a session from before it was recorded)."""
+        seen = self.storage.extra_data.get(SEEN_SEATS) or {}
+        return seen.get("seats") if str(seen.get("line")) == str(line_id) else None
 
     def done(self, form_list: Any, form_dict: dict[str, Any], **kwargs: Any) -> HttpResponse:
         registration = form_dict["registration"]
@@ -202,6 +238,7 @@ class UpgradeWizard(PortalWizard):
                 },
                 actor=self.request.user,
                 token=token,
+                license_quantity=self._seen_seats(form_dict["line"].cleaned_data["line"]),
             )
         except LicensingError as exc:
             messages.error(self.request, str(exc))

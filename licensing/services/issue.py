@@ -174,8 +174,15 @@ def partner_acts_for(owner: Organization) -> bool:
     return _partner_for(owner) is not None
 
 
-def license_email_queue(*, license: License, acting_user: User | None, event: str) -> None:
-    """Queues the license email (key, dates, file attached) for after the commit.
+def license_email_queue(
+    *,
+    license: License,
+    acting_user: User | None,
+    event: str,
+    context: dict[str, Any] | None = None,
+) -> None:
+    """Queues the license email (key, dates, file attached) for after the commit; `context`
+    adds what the event's templates show besides the license.
 
     A partner changing a license the customer obtained itself (a rehost gives it a new key)
     copies the customer's administrators, as for a key the partner obtained. The link to the
@@ -189,7 +196,8 @@ def license_email_queue(*, license: License, acting_user: User | None, event: st
         partner_acting=acting_partner is not None,
         renewed=event == "renewed",
     )
-    context = {
+    shown = {
+        **(context or {}),
         "license": license,
         "product": license.version.product,
         # Who did it, when a partner did it for the customer (a rehost, a renewal).
@@ -199,8 +207,8 @@ def license_email_queue(*, license: License, acting_user: User | None, event: st
     queue_email_variants(
         template=f"license_{event}",
         variants=[
-            (sorted(openers), {**context, "can_open": True}),
-            (sorted(others), {**context, "can_open": False}),
+            (sorted(openers), {**shown, "can_open": True}),
+            (sorted(others), {**shown, "can_open": False}),
         ],
         attachments=[
             Attachment(
@@ -306,16 +314,17 @@ def license_seats_upgraded(
 
     The one rule of an upgrade of part of a license, by a version upgrade or an upgrade serial
     for fewer seats: the rest stay on the license under its key, its file is reissued with the
-    lower quantity, and its history says so; when nothing is left it is superseded. The caller
-    holds the license's row lock and checked that it has `quantity` seats. `reference` names
-    what upgraded it (`{"serial": code}`, `{"notification": code}`). Events go to `events`
-    when given, as in license_issue, or are written here.
+    lower quantity and emailed, and its history says so; when nothing is left it is
+    superseded. The caller holds the license's row lock and checked that it has `quantity`
+    seats. `reference` names what upgraded it (`{"serial": code}`, `{"notification": code}`).
+    Events go to `events` when given, as in license_issue, or are written here.
     """
     left = license.quantity - quantity
+    reissued_at = timezone.now()
     License.objects.filter(pk=license.pk).update(
         quantity=left,
         status=License.Status.SUPERSEDED if left == 0 else License.Status.ACTIVE,
-        file_issued_at=timezone.now(),
+        file_issued_at=reissued_at,
     )
     written = [
         audit_event_build(
@@ -343,7 +352,19 @@ def license_seats_upgraded(
             )
         )
     _events_write(written, events)
-    license.quantity = left
+    license.quantity, license.file_issued_at = left, reissued_at
+    if left:
+        # The customer's inbox holds the license's file with the old quantity, which a
+        # verifier would still accept: the reissued one goes out too. An email of its own,
+        # beside the new license's: each license's recipients, and who among them gets its
+        # page's link, are decided for that license (a partner sees the key it obtained, not
+        # necessarily this one), and each email carries one key and its file.
+        license_email_queue(
+            license=license,
+            acting_user=acting_user,
+            event="upgraded_in_part",
+            context={"new_license": new_license, "upgraded": quantity},
+        )
     return left
 
 

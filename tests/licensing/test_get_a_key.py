@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 
 import pytest
@@ -188,6 +189,18 @@ def test_an_upgrade_serial_for_fewer_seats_upgrades_that_many(client, member) ->
     event = AuditEvent.objects.get(action="license.upgraded", object_id=str(license.pk))
     assert event.details["quantity"] == 4 and event.details["left"] == 6
     assert not AuditEvent.objects.filter(action="license.superseded").exists()
+    # The file that says 6 is emailed too: the inbox held only the one that said 10.
+    reissued = OutboundEmail.objects.filter(template="license_upgraded_in_part")
+    assert reissued.exists()
+    for row in reissued:
+        (attachment,) = row.attachments
+        assert attachment["filename"] == license.file_name
+        payload = verify_license_file(
+            base64.b64decode(attachment["content"]).decode(),
+            license_key=license.key,
+            public_key=get_public_key(),
+        )
+        assert payload["data"]["attributes"]["metadata"]["quantity"] == 6
 
 
 def test_an_upgrade_serial_for_all_the_seats_replaces_the_license(client, member) -> None:  # type: ignore[no-untyped-def]

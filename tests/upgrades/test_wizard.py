@@ -12,7 +12,6 @@ from licensing.models import License
 from portal.models import AuditEvent
 from tests.licensing.factories import (
     REGISTRATION,
-    ProductVersionFactory,
     SupportRegistrationFactory,
 )
 from tests.licensing.wizard import instance_token
@@ -23,24 +22,6 @@ from upgrades.services import notifications_create
 
 pytestmark = pytest.mark.django_db
 PREFIX = "upgrade_wizard"
-
-
-@pytest.fixture
-def setup(client):  # type: ignore[no-untyped-def]
-    member = MembershipFactory()
-    client.force_login(member.user)
-    old, new = catalog()
-    source = licensed(member.organization, old, quantity=10, host_id="")
-    notifications_create(version=new, today=timezone.localdate())
-    notification = UpgradeNotification.objects.get()
-    return {
-        "member": member,
-        "old": old,
-        "new": new,
-        "source": source,
-        "notification": notification,
-        "line": UpgradeLine.objects.get(),
-    }
 
 
 def step(client, name: str, data: dict | None = None, token: str | None = None):  # type: ignore[no-untyped-def]
@@ -92,8 +73,9 @@ def test_upgrade_end_to_end(client, setup, django_capture_on_commit_callbacks) -
     assert new_license.registration_id == source.registration_id
     assert source.registration.technical_email == "new-tech@acme.example"
     assert AuditEvent.objects.filter(action="license.registration_changed").exists()
-    (email,) = [m for m in mail.outbox if "new-tech@acme.example" in m.to]
-    assert new_license.key in email.body
+    # Two emails: the new license's, and the seats left with their reissued file.
+    issued, reissued = [m for m in mail.outbox if "new-tech@acme.example" in m.to]
+    assert new_license.key in issued.body and source.key in reissued.body
     assert client.get(response["Location"]).status_code == 200
     page = client.get(reverse("license-detail", kwargs={"pk": source.pk})).content.decode()
     assert f"Upgraded: 4 to version {setup['new'].version}" in page
@@ -349,18 +331,6 @@ def test_a_quantity_form_with_nothing_left_says_so_once() -> None:
     assert not submitted.is_valid()
     assert "Nothing is left" in " ".join(submitted.errors["quantity"])
     assert not submitted.fields["quantity"].help_text
-
-
-@pytest.fixture
-def two_releases(setup):  # type: ignore[no-untyped-def]
-    """A second version published while the first notification is still open: the source
-    license has a line in each notification, each counting all its 10 seats."""
-    newer = ProductVersionFactory(
-        product=setup["old"].product, version="16.0", released_on=timezone.localdate()
-    )
-    notifications_create(version=newer, today=timezone.localdate())
-    notification = UpgradeNotification.objects.get(target_version=newer)
-    return {**setup, "newer": notification, "newer_line": notification.lines.get()}
 
 
 def test_seats_upgraded_elsewhere_are_not_offered_again(client, two_releases) -> None:  # type: ignore[no-untyped-def]
