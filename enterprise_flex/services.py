@@ -9,7 +9,7 @@ says the one order they are taken in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -19,13 +19,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from licensing.models import License, ProductVersion, SupportRegistration, add_months
 from licensing.services import IssueSource, license_issue
 from portal.formats import short_date
 from portal.models import Membership, Organization, User
 from portal.ratelimit import invitations_refusal
-from portal.services import audit_record, membership_ensure
+from portal.services import MembershipEndRefused, audit_record, membership_ensure
 
 from .emails import invitation_email_queue, reminder_email_queue, user_added_email_queue
 from .models import (
@@ -504,6 +505,7 @@ def _lock_super_users(contract: EFContract) -> list[int]:
             level=EFContractUser.Level.SUPER,
             **_members_of_the_customer(contract),
         )
+        .order_by("pk")
         .values_list("pk", flat=True)
     )
 
@@ -585,6 +587,62 @@ def contract_user_remove(*, contract_user: EFContractUser, actor: User | None) -
     )
 
 
+def _contracts_orphaned_by(
+    *, organization: Organization, user: User, leaving: Collection[int], lock: bool
+) -> list[EFContract]:
+    # The contracts `user` is the last super user of once the members `leaving` (user ids,
+    # theirs included) are gone, if any other member stays who could take over. Under `lock`
+    # their super users are locked, contract by contract in one order, before anything is
+    # removed: two administrators removing a contract's last two super users at once (or one
+    # demoting the other meanwhile, contract_user_set) take turns, and the second sees the
+    # first's change. Without it, an answer for a form, which the removal checks again.
+    staying = Membership.objects.filter(organization=organization).exclude(user_id__in=leaving)
+    if not staying.exists():
+        return []
+    held = EFContractUser.objects.filter(
+        user=user, contract__organization=organization, level=EFContractUser.Level.SUPER
+    ).values_list("contract_id", flat=True)
+    orphaned = []
+    for contract in EFContract.objects.filter(pk__in=list(held)).order_by("pk"):
+        supers = EFContractUser.objects.filter(
+            contract=contract,
+            level=EFContractUser.Level.SUPER,
+            **_members_of_the_customer(contract),
+        ).order_by("pk")
+        if lock:  # the rows _lock_super_users locks, in its order
+            supers = supers.select_for_update(of=("self",))
+        if not [
+            pk for pk, user_id in supers.values_list("pk", "user_id") if user_id not in leaving
+        ]:
+            orphaned.append(contract)
+    return orphaned
+
+
+def _orphaned_message(user: User, contracts: list[EFContract]) -> str:
+    return ngettext(
+        "%(email)s is the last super user of contract %(contracts)s. Make another user "
+        "super user of contract %(contracts)s first, then remove %(email)s.",
+        "%(email)s is the last super user of contracts %(contracts)s. Make another user "
+        "super user of each of these contracts first, then remove %(email)s.",
+        len(contracts),
+    ) % {"email": user.email, "contracts": ", ".join(c.number for c in contracts)}
+
+
+def contract_access_end_problem(
+    *, organization: Organization, users: Collection[User]
+) -> str | None:
+    """Why `users` cannot all leave `organization` now (one is the last super user of a
+    contract), or None: for a form (staff's Members inline in admin), read without locks."""
+    leaving = {user.pk for user in users}
+    for user in users:
+        orphaned = _contracts_orphaned_by(
+            organization=organization, user=user, leaving=leaving, lock=False
+        )
+        if orphaned:
+            return _orphaned_message(user, orphaned)
+    return None
+
+
 @transaction.atomic
 def contract_access_end(*, organization: Organization, user: User, actor: User | None) -> None:
     """Takes a person removed from `organization` off each of its contracts, and withdraws the
@@ -593,9 +651,20 @@ def contract_access_end(*, organization: Organization, user: User, actor: User |
     from EnterpriseFlexConfig.ready), in the removal's transaction and with its actor.
 
     Invited back to the organization later, they hold no contract until a super user or staff
-    gives them a level again. Their drawdowns and licenses stay the customer's. The last super
-    user is not kept on: one outside the organization could not act anyway (_lock_super_users).
+    gives them a level again. Their drawdowns and licenses stay the customer's.
+
+    The last super user of a contract cannot leave while someone else in the organization could
+    take over (MembershipEndRefused: the removal is undone, the message names the contracts).
+    When nobody is left to take over (staff emptied the organization in admin), they leave: one
+    outside the organization could not act anyway (_lock_super_users), and staff give the
+    contract a super user again in admin.
     """
+    # Called after the membership row is gone: `user` no longer counts as a super user anyway.
+    orphaned = _contracts_orphaned_by(
+        organization=organization, user=user, leaving={user.pk}, lock=True
+    )
+    if orphaned:
+        raise MembershipEndRefused(_orphaned_message(user, orphaned))
     rows = list(
         EFContractUser.objects.select_for_update(of=("self",))
         .filter(user=user, contract__organization=organization)

@@ -20,7 +20,7 @@ from .models import (
     OutboundEmail,
     User,
 )
-from .services import memberships_staff_changed, outbound_emails_resend
+from .services import membership_end_problem, memberships_staff_changed, outbound_emails_resend
 from .templatetags.portal_tags import audit_action
 
 
@@ -60,6 +60,23 @@ class MembershipFormSet(BaseInlineFormSet):
             raise ValidationError(
                 _("An organization needs at least one administrator. Promote another member first.")
             )
+        # What apps refuse (the last super user of a contract leaving): said here, on the form;
+        # raised from the save, after the rows were written, it would be a server error.
+        # A row deleted, or given to another person: the one the stored row names leaves.
+        rows = [
+            f.instance.pk
+            for f in self.forms
+            if f.instance.pk and (f not in kept or "user" in f.changed_data)
+        ]
+        stored = Membership.objects.select_related("user").in_bulk(rows)
+        # Someone removed from one row and put on another stays (save_formset, _membership_ended).
+        staying = {f.cleaned_data["user"].pk for f in kept if f.cleaned_data.get("user")}
+        leaving = [m.user for m in stored.values() if m.user_id not in staying]
+        problem = (
+            membership_end_problem(organization=self.instance, users=leaving) if leaving else None
+        )
+        if problem:
+            raise ValidationError(problem)
 
 
 class MembershipInline(admin.TabularInline):

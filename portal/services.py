@@ -4,7 +4,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import suppress
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -40,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 class PortalError(Exception):
     """An illegal state change; its message is shown to the user as it is."""
+
+
+class MembershipEndRefused(PortalError):
+    """An app refuses a member's removal (membership_ended_register): they hold something in the
+    organization that nobody would hold after them; the message says what to do first."""
 
 
 def audit_record(
@@ -259,14 +264,36 @@ class MembershipEndedHook(Protocol):
     def __call__(self, *, organization: Organization, user: User, actor: User | None) -> None: ...
 
 
+class MembershipEndProblem(Protocol):
+    def __call__(self, *, organization: Organization, users: Collection[User]) -> str | None: ...
+
+
 _MEMBERSHIP_ENDED: dict[str, MembershipEndedHook] = {}
+_MEMBERSHIP_END_PROBLEMS: dict[str, MembershipEndProblem] = {}
 
 
-def membership_ended_register(name: str, hook: MembershipEndedHook) -> None:
+def membership_ended_register(
+    name: str, hook: MembershipEndedHook, *, problem: MembershipEndProblem | None = None
+) -> None:
     """Lets an app end what a member held in the organization through it when they leave
     (enterprise_flex: their level on the organization's contracts). Apps call it from
-    AppConfig.ready, so that the portal imports no domain app."""
+    AppConfig.ready, so that the portal imports no domain app.
+
+    A hook may refuse the removal by raising MembershipEndRefused: it runs in the removal's
+    transaction, so nothing of the removal is kept, and callers show the message. `problem`
+    tells a form beforehand (membership_end_problem); the hook decides, under its locks."""
     _MEMBERSHIP_ENDED[name] = hook
+    if problem is not None:
+        _MEMBERSHIP_END_PROBLEMS[name] = problem
+
+
+def membership_end_problem(*, organization: Organization, users: Collection[User]) -> str | None:
+    """Why an app refuses that `users` all leave `organization` now, or None."""
+    for problem in _MEMBERSHIP_END_PROBLEMS.values():
+        message = problem(organization=organization, users=users)
+        if message:
+            return message
+    return None
 
 
 def _membership_ended(*, organization: Organization, user: User, actor: User | None) -> None:

@@ -5,25 +5,31 @@ contract and its lines in one order: they take turns, and never deadlock."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from datetime import date
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F, Sum
 from django.test import Client
 from django.urls import reverse
 
-from enterprise_flex.models import EFContract, EFDrawdown, EFLine, EFReminder
+from enterprise_flex import services
+from enterprise_flex.models import EFContract, EFContractUser, EFDrawdown, EFLine, EFReminder
 from enterprise_flex.services import (
     DrawdownRefused,
     DrawdownRequest,
+    EFError,
+    contract_user_set,
     drawdown_create,
     reminders_send,
 )
 from licensing.models import License
-from portal.models import AuditEvent, OutboundEmail, User
+from portal.models import AuditEvent, Membership, OutboundEmail, User
+from portal.services import PortalError, membership_update
 from tests.concurrency import run_concurrently
 from tests.conftest import postgres_only
 from tests.enterprise_flex.factories import (
@@ -35,6 +41,7 @@ from tests.enterprise_flex.factories import (
     make_world,
     post_step,
 )
+from tests.portal.factories import MembershipFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, postgres_only()]
 
@@ -221,3 +228,104 @@ def test_drawdowns_and_admin_line_edits_at_once_never_deadlock() -> None:
     assert site_changes.count() == editors * rounds
     assert sum(line.drawn_quantity for line in lines) == drawers * rounds
     assert EFDrawdown.objects.count() == License.objects.count() == drawers * rounds
+
+
+def _two_super_users() -> tuple[EFContract, User, User, User]:
+    """A contract whose only super users are `a` and `b`, and an administrator."""
+    contract = EFContractFactory()
+    a = contract_member(contract, EFContractUser.Level.SUPER)
+    b = contract_member(contract, EFContractUser.Level.SUPER)
+    admin = MembershipFactory(organization=contract.organization, role=Membership.Role.ADMIN)
+    return contract, a, b, admin.user
+
+
+def _supers_left(contract: EFContract) -> list[int]:
+    return list(
+        EFContractUser.objects.filter(
+            contract=contract,
+            level=EFContractUser.Level.SUPER,
+            user__memberships__organization=contract.organization,
+        ).values_list("user_id", flat=True)
+    )
+
+
+def _outcome(job: Any) -> Any:
+    try:
+        job()
+    except PortalError as exc:  # EFError is no PortalError: it would be reported as raised
+        return str(exc)
+    return "done"
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_administrators_removing_the_last_two_super_users_at_once_leave_one(
+    round_: int,
+) -> None:
+    # Each removal alone leaves the other super user; together they left the contract with none.
+    contract, a, b, admin = _two_super_users()
+    second_admin = MembershipFactory(
+        organization=contract.organization, role=Membership.Role.ADMIN
+    ).user
+    results = run_concurrently(
+        [
+            lambda: _outcome(
+                lambda: membership_update(membership=a.memberships.get(), actor=admin, remove=True)
+            ),
+            lambda: _outcome(
+                lambda: membership_update(
+                    membership=b.memberships.get(), actor=second_admin, remove=True
+                )
+            ),
+        ]
+    )
+    assert sorted(r if r == "done" else "refused" for r in results) == ["done", "refused"], results
+    refused = next(r for r in results if r != "done")
+    assert "is the last super user of contract" in refused
+    assert len(_supers_left(contract)) == 1
+    assert Membership.objects.filter(user__in=[a, b]).count() == 1
+
+
+def test_a_removal_while_the_other_super_user_is_being_demoted_waits_and_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not serialized by the organization's administrator rows: only the contract's super user
+    # rows (_lock_super_users) stand between `a` demoting `b` and an administrator removing `a`.
+    # The demotion holds them when the removal starts; without that lock both went through.
+    contract, a, b, admin = _two_super_users()
+    locked = threading.Event()
+    lock = services._lock_super_users
+
+    def lock_then_linger(contract: EFContract) -> list[int]:
+        supers = lock(contract)
+        if threading.current_thread() is not threading.main_thread():
+            locked.set()
+            time.sleep(1)  # the removal below reaches the lock meanwhile
+        return supers
+
+    monkeypatch.setattr(services, "_lock_super_users", lock_then_linger)
+    outcome: dict[str, Any] = {}
+
+    def demote() -> None:
+        try:
+            contract_user_set(
+                contract=contract, user=b, level=EFContractUser.Level.CONTRACT, actor=a
+            )
+            outcome["demotion"] = "done"
+        except EFError as exc:
+            outcome["demotion"] = str(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=demote)
+    thread.start()
+    assert locked.wait(timeout=30)
+    removal = _outcome(
+        lambda: membership_update(membership=a.memberships.get(), actor=admin, remove=True)
+    )
+    thread.join(timeout=60)
+    assert outcome["demotion"] == "done"
+    assert removal == (
+        f"{a.email} is the last super user of contract {contract.number}. Make another user "
+        f"super user of contract {contract.number} first, then remove {a.email}."
+    )
+    assert _supers_left(contract) == [a.pk]

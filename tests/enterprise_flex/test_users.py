@@ -16,6 +16,7 @@ from enterprise_flex import views
 from enterprise_flex.models import EFContractUser, EFInvitation
 from enterprise_flex.services import (
     EFError,
+    contract_access_end,
     contract_user_remove,
     contract_user_set,
     invitation_accept,
@@ -23,7 +24,7 @@ from enterprise_flex.services import (
     reminders_send,
 )
 from portal.models import AuditEvent, Invitation, Membership, OutboundEmail
-from portal.services import membership_update
+from portal.services import PortalError, membership_update
 from tests.enterprise_flex.factories import World, contract_member, make_world
 from tests.portal.factories import PASSWORD, MembershipFactory, UserFactory
 
@@ -305,6 +306,72 @@ def test_removing_a_member_ends_their_contract_access_and_rejoining_does_not_res
     assert EFContractUser.objects.filter(user=other_org, contract=world.other_contract).exists()
 
 
+def test_the_last_super_user_of_a_contract_cannot_be_removed_from_the_organization(
+    client, world
+) -> None:  # type: ignore[no-untyped-def]
+    # The removal took them off the contract as well: nobody was left to manage its users, and
+    # only staff could give it a super user again.
+    contract_user_set(contract=world.sibling, user=world.super_user, level="super", actor=None)
+    admin = MembershipFactory(organization=world.contract.organization, role="admin").user
+    client.force_login(admin)
+    membership = world.super_user.memberships.get()
+    before = AuditEvent.objects.count()
+    response = client.post(
+        reverse("member-update", args=[membership.pk]), {"remove": "1"}, follow=True
+    )
+    assert response.status_code == 200
+    first, second = world.contract.number, world.sibling.number  # in the order they were made
+    message = (
+        f"{world.super_user.email} is the last super user of contracts {first}, {second}. "
+        "Make another user super user of each of these contracts first, then remove "
+        f"{world.super_user.email}."
+    )
+    assert _messages(response) == [message]
+    assert message in response.content.decode()
+    # Nothing changed: still a member, still the super user of both, nothing audited.
+    assert Membership.objects.filter(pk=membership.pk).exists()
+    assert level_of(world, world.super_user) == "super"
+    assert (
+        EFContractUser.objects.get(contract=world.sibling, user=world.super_user).level == "super"
+    )
+    assert AuditEvent.objects.count() == before
+
+    # Another super user on one of them: refused for the other one only, named alone.
+    contract_user_set(contract=world.contract, user=world.member, level="super", actor=None)
+    with pytest.raises(PortalError) as refused:
+        membership_update(membership=world.super_user.memberships.get(), actor=admin, remove=True)
+    assert str(refused.value) == (
+        f"{world.super_user.email} is the last super user of contract {world.sibling.number}. "
+        f"Make another user super user of contract {world.sibling.number} first, then remove "
+        f"{world.super_user.email}."
+    )
+    contract_user_set(contract=world.sibling, user=world.member, level="super", actor=None)
+    membership_update(membership=world.super_user.memberships.get(), actor=admin, remove=True)
+    assert not EFContractUser.objects.filter(user=world.super_user).exists()
+
+
+def test_a_super_user_who_left_does_not_count_as_another_one(client, world) -> None:  # type: ignore[no-untyped-def]
+    # A super user row left behind by a removal from before removals ended contract rows.
+    ghost = contract_member(world.contract, "super")
+    Membership.objects.filter(user=ghost).delete()
+    admin = MembershipFactory(organization=world.contract.organization, role="admin").user
+    with pytest.raises(PortalError, match="is the last super user of contract"):
+        membership_update(membership=world.super_user.memberships.get(), actor=admin, remove=True)
+    assert level_of(world, world.super_user) == "super"
+
+
+def test_the_last_super_user_leaves_when_nobody_else_is_left_in_the_organization(
+    world,
+) -> None:  # type: ignore[no-untyped-def]
+    # Staff emptying the organization in admin: there is nobody to make super user instead, and
+    # one outside the organization could not act on the contract anyway.
+    organization = world.contract.organization
+    Membership.objects.filter(organization=organization).exclude(user=world.super_user).delete()
+    Membership.objects.filter(user=world.super_user).delete()
+    contract_access_end(organization=organization, user=world.super_user, actor=None)
+    assert level_of(world, world.super_user) is None
+
+
 def test_a_removed_member_cannot_rejoin_through_a_contract_invitation_sent_before(
     client, world
 ) -> None:  # type: ignore[no-untyped-def]
@@ -370,6 +437,50 @@ def test_staff_removing_a_member_in_admin_ends_their_contract_access(client, wor
     assert sorted(e.details["email"] for e in left) == sorted(
         [world.configuration_user.email, world.contract_user.email]
     )
+
+
+def test_staff_cannot_remove_the_last_super_user_of_a_contract_in_admin(client, world) -> None:  # type: ignore[no-untyped-def]
+    # The save removed the row and took them off the contract; refused from the save instead,
+    # after the rows were written, it would have been a server error. Said on the form.
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    organization = world.contract.organization
+    MembershipFactory(organization=organization, role="admin")
+    memberships = list(organization.memberships.order_by("pk"))
+    data = {
+        "name": organization.name,
+        "kind": organization.kind,
+        "country": organization.country,
+        "address": organization.address,
+        "memberships-TOTAL_FORMS": str(len(memberships)),
+        "memberships-INITIAL_FORMS": str(len(memberships)),
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    for i, membership in enumerate(memberships):
+        data |= {
+            f"memberships-{i}-id": membership.pk,
+            f"memberships-{i}-organization": organization.pk,
+            f"memberships-{i}-user": membership.user_id,
+            f"memberships-{i}-role": membership.role,
+        }
+        if membership.user_id == world.super_user.pk:
+            data[f"memberships-{i}-DELETE"] = "on"
+    url = reverse("admin:portal_organization_change", args=[organization.pk])
+    response = client.post(url, data)
+    assert response.status_code == 200
+    message = (
+        f"{world.super_user.email} is the last super user of contract {world.contract.number}. "
+        f"Make another user super user of contract {world.contract.number} first, then remove "
+        f"{world.super_user.email}."
+    )
+    assert response.context["inline_admin_formsets"][0].formset.non_form_errors() == [message]
+    assert Membership.objects.filter(user=world.super_user).exists()
+    assert level_of(world, world.super_user) == "super"
+    # With another super user, the same save goes through.
+    contract_user_set(contract=world.contract, user=world.member, level="super", actor=None)
+    assert client.post(url, data).status_code == 302
+    assert level_of(world, world.super_user) is None
 
 
 def test_migration_0003_ends_the_contract_rows_earlier_removals_left(world) -> None:  # type: ignore[no-untyped-def]
