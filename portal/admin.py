@@ -7,7 +7,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -20,7 +20,12 @@ from .models import (
     OutboundEmail,
     User,
 )
-from .services import membership_end_problem, memberships_staff_changed, outbound_emails_resend
+from .services import (
+    MembershipEndRefused,
+    membership_end_problem,
+    memberships_staff_changed,
+    outbound_emails_resend,
+)
 from .templatetags.portal_tags import audit_action
 
 
@@ -94,6 +99,23 @@ class OrganizationAdmin(admin.ModelAdmin):
     # country_legacy: what was typed before countries were codes and matched none.
     readonly_fields = ["account_number", "country_legacy", "created_at"]
     inlines = [MembershipInline]
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except MembershipEndRefused as exc:
+            # The Members inline checks the removals first (MembershipFormSet.clean); a change
+            # made meanwhile elsewhere (another super user demoted) is refused by the save,
+            # under its locks. The admin's transaction is rolled back by then: nothing was
+            # saved, and staff read why on the page they were on, not a server error.
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not Membership:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -439,15 +440,15 @@ def test_staff_removing_a_member_in_admin_ends_their_contract_access(client, wor
     )
 
 
-def test_staff_cannot_remove_the_last_super_user_of_a_contract_in_admin(client, world) -> None:  # type: ignore[no-untyped-def]
-    # The save removed the row and took them off the contract; refused from the save instead,
-    # after the rows were written, it would have been a server error. Said on the form.
+def _staff_removes_the_super_user(client, world) -> tuple[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Staff logged in, and the organization's admin form removing the contract's super user
+    from the Members inline (another administrator stays)."""
     staff = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(staff)
     organization = world.contract.organization
     MembershipFactory(organization=organization, role="admin")
     memberships = list(organization.memberships.order_by("pk"))
-    data = {
+    data: dict[str, Any] = {
         "name": organization.name,
         "kind": organization.kind,
         "country": organization.country,
@@ -466,7 +467,13 @@ def test_staff_cannot_remove_the_last_super_user_of_a_contract_in_admin(client, 
         }
         if membership.user_id == world.super_user.pk:
             data[f"memberships-{i}-DELETE"] = "on"
-    url = reverse("admin:portal_organization_change", args=[organization.pk])
+    return reverse("admin:portal_organization_change", args=[organization.pk]), data
+
+
+def test_staff_cannot_remove_the_last_super_user_of_a_contract_in_admin(client, world) -> None:  # type: ignore[no-untyped-def]
+    # The save removed the row and took them off the contract; refused from the save instead,
+    # after the rows were written, it would have been a server error. Said on the form.
+    url, data = _staff_removes_the_super_user(client, world)
     response = client.post(url, data)
     assert response.status_code == 200
     message = (
@@ -481,6 +488,25 @@ def test_staff_cannot_remove_the_last_super_user_of_a_contract_in_admin(client, 
     contract_user_set(contract=world.contract, user=world.member, level="super", actor=None)
     assert client.post(url, data).status_code == 302
     assert level_of(world, world.super_user) is None
+
+
+def test_a_super_user_removal_refused_by_the_save_in_admin_is_a_message(  # type: ignore[no-untyped-def]
+    client, world, monkeypatch
+) -> None:
+    # The form's check passed (another super user then), but by the save, under its locks, that
+    # one had been demoted: the refusal came out of the save as a server error.
+    from portal import admin as portal_admin
+
+    monkeypatch.setattr(portal_admin, "membership_end_problem", lambda **kwargs: None)
+    url, data = _staff_removes_the_super_user(client, world)
+    response = client.post(url, data, follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain == [(url, 302)]
+    # The admin's message list writes each message with its first letter capitalised.
+    text = response.content.decode().lower()
+    assert f"{world.super_user.email} is the last super user of contract" in text
+    assert Membership.objects.filter(user=world.super_user).exists()
+    assert level_of(world, world.super_user) == "super"
 
 
 def test_migration_0003_ends_the_contract_rows_earlier_removals_left(world) -> None:  # type: ignore[no-untyped-def]
