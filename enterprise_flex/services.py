@@ -26,7 +26,12 @@ from licensing.services import IssueSource, license_issue
 from portal.formats import short_date
 from portal.models import Membership, Organization, User
 from portal.ratelimit import invitations_refusal
-from portal.services import MembershipEndRefused, audit_record, membership_ensure
+from portal.services import (
+    MembershipEndRefused,
+    audit_record,
+    invitation_withdraw,
+    membership_ensure,
+)
 
 from .emails import invitation_email_queue, reminder_email_queue, user_added_email_queue
 from .models import (
@@ -801,13 +806,11 @@ def invitation_revoke(*, invitation: EFInvitation, actor: User) -> None:
             _("Your level on contract %(number)s does not allow this. Ask its super user.")
             % {"number": contract.number}
         )
-    # Conditional: the invitee may have accepted (or another super user withdrawn) since the
-    # page listed the invitation.
-    withdrawn = EFInvitation.objects.filter(
-        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
-    ).update(revoked_at=timezone.now())
-    if not withdrawn:
-        if EFInvitation.objects.filter(pk=invitation.pk, accepted_at__isnull=False).exists():
+    # The invitee may have accepted (or another super user withdrawn) since the page listed
+    # the invitation.
+    withdrawn = invitation_withdraw(invitation)
+    if withdrawn is not True:
+        if withdrawn is None:
             raise EFError(
                 _(
                     "%(email)s already accepted this invitation: take them off the contract's "

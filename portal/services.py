@@ -14,7 +14,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db import connection as db_connection
 from django.db.models import F, Model, Q
 from django.utils import timezone
@@ -228,17 +228,30 @@ def membership_ensure(
     return membership
 
 
+def invitation_withdraw(invitation: models.Model) -> bool | None:
+    """Withdraws `invitation` (an organization's or a contract's) if it is still open: True
+    when withdrawn now, False when it was withdrawn already (and audited then), None when the
+    invitee accepted it meanwhile. Conditional, as the page that listed it may be stale."""
+    rows = type(invitation)._default_manager
+    withdrawn = rows.filter(
+        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    if withdrawn:
+        return True
+    if rows.filter(pk=invitation.pk, accepted_at__isnull=False).exists():
+        return None
+    return False
+
+
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     """Withdraws an open invitation."""
     _require_admin(actor, invitation.organization)
-    # Conditional: the invitee may have accepted (or another administrator withdrawn) since
-    # the Members page listed the invitation.
-    withdrawn = Invitation.objects.filter(
-        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
-    ).update(revoked_at=timezone.now())
-    if not withdrawn:
-        if Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=False).exists():
+    # The invitee may have accepted (or another administrator withdrawn) since the Members
+    # page listed the invitation.
+    withdrawn = invitation_withdraw(invitation)
+    if withdrawn is not True:
+        if withdrawn is None:
             raise PortalError(
                 _(
                     "%(email)s already accepted this invitation: remove them from the list of "

@@ -7,7 +7,13 @@ from django.core import mail
 from django.urls import reverse
 
 from portal.models import AuditEvent, Invitation, Membership, Organization, User
-from portal.services import PortalError, invitation_accept, invitation_create, membership_update
+from portal.services import (
+    PortalError,
+    invitation_accept,
+    invitation_create,
+    invitation_revoke,
+    membership_update,
+)
 from tests.portal.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -270,6 +276,21 @@ def test_withdrawing_an_invitation_accepted_meanwhile_says_so(client, monkeypatc
     assert not AuditEvent.objects.filter(action="invitation.revoked").exists()
     invitation.refresh_from_db()
     assert invitation.revoked_at is None
+
+
+def test_withdrawing_an_invitation_twice_withdraws_and_audits_once() -> None:
+    admin = MembershipFactory()
+    invitation = invitation_create(
+        organization=admin.organization,
+        email="bob@acme.example",
+        role="member",
+        invited_by=admin.user,
+    )
+    invitation_revoke(invitation=invitation, actor=admin.user)
+    invitation_revoke(invitation=invitation, actor=admin.user)
+    assert AuditEvent.objects.filter(action="invitation.revoked").count() == 1
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
 
 
 def test_an_unknown_role_is_refused_with_a_message(client) -> None:  # type: ignore[no-untyped-def]
