@@ -399,29 +399,10 @@ def test_staff_removing_a_member_in_admin_ends_their_contract_access(client, wor
     staff = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(staff)
     organization = world.contract.organization
-    memberships = list(organization.memberships.order_by("pk"))
-    data = {
-        "name": organization.name,
-        "kind": organization.kind,
-        "country": organization.country,
-        "address": organization.address,
-        "memberships-TOTAL_FORMS": str(len(memberships)),
-        "memberships-INITIAL_FORMS": str(len(memberships)),
-        "memberships-MIN_NUM_FORMS": "0",
-        "memberships-MAX_NUM_FORMS": "1000",
-    }
-    for i, membership in enumerate(memberships):
-        data |= {
-            f"memberships-{i}-id": membership.pk,
-            f"memberships-{i}-organization": organization.pk,
-            f"memberships-{i}-user": membership.user_id,
-            f"memberships-{i}-role": "admin" if i == 0 else membership.role,
-        }
-        if membership.user_id == world.configuration_user.pk:
-            data[f"memberships-{i}-DELETE"] = "on"
-        if membership.user_id == world.contract_user.pk:
-            # Another person on the row: the one it named leaves the organization.
-            data[f"memberships-{i}-user"] = UserFactory().pk
+    data = _members_form(organization, removed=world.configuration_user, first_admin=True)
+    row = next(k for k, v in data.items() if k.endswith("-user") and v == world.contract_user.pk)
+    # Another person on the row: the one it named leaves the organization.
+    data[row] = UserFactory().pk
     response = client.post(
         reverse("admin:portal_organization_change", args=[organization.pk]), data
     )
@@ -447,6 +428,13 @@ def _staff_removes_the_super_user(client, world) -> tuple[str, dict[str, Any]]: 
     client.force_login(staff)
     organization = world.contract.organization
     MembershipFactory(organization=organization, role="admin")
+    data = _members_form(organization, removed=world.super_user)
+    return reverse("admin:portal_organization_change", args=[organization.pk]), data
+
+
+def _members_form(organization, *, removed, first_admin: bool = False) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The organization's admin form as it stands, with `removed`'s row deleted from the
+    Members inline (and the first row made an administrator, when asked)."""
     memberships = list(organization.memberships.order_by("pk"))
     data: dict[str, Any] = {
         "name": organization.name,
@@ -463,11 +451,11 @@ def _staff_removes_the_super_user(client, world) -> tuple[str, dict[str, Any]]: 
             f"memberships-{i}-id": membership.pk,
             f"memberships-{i}-organization": organization.pk,
             f"memberships-{i}-user": membership.user_id,
-            f"memberships-{i}-role": membership.role,
+            f"memberships-{i}-role": "admin" if first_admin and i == 0 else membership.role,
         }
-        if membership.user_id == world.super_user.pk:
+        if membership.user_id == removed.pk:
             data[f"memberships-{i}-DELETE"] = "on"
-    return reverse("admin:portal_organization_change", args=[organization.pk]), data
+    return data
 
 
 def test_staff_cannot_remove_the_last_super_user_of_a_contract_in_admin(client, world) -> None:  # type: ignore[no-untyped-def]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from functools import partial
 
 import pytest
 from django.db import connection, connections
 
 from licensing.models import License, SerialNumber
 from licensing.services import LicensingError, SerialAlreadyRedeemed, serial_redeem
+from tests.concurrency import run_concurrently
 from tests.conftest import postgres_only
 from tests.licensing.factories import REGISTRATION, SerialNumberFactory
 from tests.portal.factories import MembershipFactory
@@ -193,26 +195,13 @@ def test_email_again_for_many_licenses_of_one_contact_at_once_stops_at_its_limit
     settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
     membership = MembershipFactory()
     licenses = [LicenseFactory(owner=membership.organization) for _ in range(10)]
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
-    barrier = threading.Barrier(len(licenses))
-
-    def email_again(license: License) -> None:
-        try:
-            barrier.wait(timeout=30)
-            license_email_again(license=license, actor=membership.user)
-            outcome = "sent"
-        except LicensingError:
-            outcome = "refused"
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes[outcome] += 1
-
-    threads = [threading.Thread(target=email_again, args=(lic,)) for lic in licenses]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = run_concurrently(
+        [
+            partial(license_email_again, license=license, actor=membership.user)
+            for license in licenses
+        ]
+    )
+    assert all(isinstance(r, list | LicensingError) for r in results), results
+    outcomes = Counter("refused" if isinstance(r, LicensingError) else "sent" for r in results)
     assert outcomes == Counter({"sent": 3, "refused": 7})
     assert AuditEvent.objects.filter(action="license.emailed").count() == 3
