@@ -114,3 +114,20 @@ class ReadCounter:
         data = self.upload.read(size)
         self.total += len(data)
         return data
+
+
+def emailed_file_quantity(row, license) -> int:  # type: ignore[no-untyped-def]
+    """The quantity the signed license file attached to outbox `row` states, verified."""
+    import base64
+
+    from licensing.licensefile import verify_license_file
+    from licensing.signing import get_public_key
+
+    (attachment,) = row.attachments
+    assert attachment["filename"] == license.file_name
+    payload = verify_license_file(
+        base64.b64decode(attachment["content"]).decode(),
+        license_key=license.key,
+        public_key=get_public_key(),
+    )
+    return int(payload["data"]["attributes"]["metadata"]["quantity"])

@@ -4,16 +4,12 @@ earlier; the seats left on the license come with its reissued file by email."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from django.urls import reverse
 
-from licensing.licensefile import verify_license_file
 from licensing.models import License
-from licensing.signing import get_public_key
 from portal.models import OutboundEmail
-from tests.licensing.factories import REGISTRATION
+from tests.licensing.factories import REGISTRATION, emailed_file_quantity
 from tests.upgrades.test_wizard import current, step, walk
 from upgrades.models import UpgradeLine, UpgradeRedemption
 from upgrades.services import UpgradeError, upgrade_redeem
@@ -112,17 +108,6 @@ def test_the_confirm_page_posts_what_the_quantity_step_showed(client, two_releas
     assert License.objects.get(pk=s["source"].pk).status == License.Status.ACTIVE
 
 
-def _file_quantity(row: OutboundEmail, license: License) -> int:
-    (attachment,) = row.attachments
-    assert attachment["filename"] == license.file_name
-    payload = verify_license_file(
-        base64.b64decode(attachment["content"]).decode(),
-        license_key=license.key,
-        public_key=get_public_key(),
-    )
-    return int(payload["data"]["attributes"]["metadata"]["quantity"])
-
-
 def test_the_seats_left_are_emailed_with_their_reissued_file(client, setup) -> None:  # type: ignore[no-untyped-def]
     # 4 of 10 upgraded: the new license's email went out, but the 6 left on the old license
     # were reissued in a file nobody received; the inbox held only the file saying 10.
@@ -143,7 +128,7 @@ def test_the_seats_left_are_emailed_with_their_reissued_file(client, setup) -> N
         # contact (as edited in the wizard), one body each (the link for whom can open it).
         assert sorted(address for row in rows for address in row.to) == audience
         for row in rows:
-            assert _file_quantity(row, license) == quantity
+            assert emailed_file_quantity(row, license) == quantity
             assert license.key in row.body_text
     (remaining, *_) = by_template["license_upgraded_in_part"]
     assert remaining.subject.endswith("Your Endpoint Shield 14.3 license now has 6 seats")
