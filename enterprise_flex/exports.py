@@ -14,6 +14,7 @@ from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
@@ -110,9 +111,9 @@ def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
         [row.deployed for row in rows],
         [row.drawn_to_date for row in rows],
     ]
-    chart.categoryAxis.categoryNames = [row.product_label[:38] for row in rows]
-    chart.categoryAxis.labels.fontSize = 7
-    chart.categoryAxis.labels.fontName = pdftext.sans()
+    # The product names are drawn beside the chart by pdftext (_LabelledChart): an axis label
+    # is in one font and typed order, Arabic or Hebrew would read backwards.
+    chart.categoryAxis.categoryNames = [""] * len(rows)
     chart.categoryAxis.reverseDirection = 1
     chart.valueAxis.valueMin = 0
     chart.valueAxis.labels.fontSize = 7
@@ -133,7 +134,34 @@ def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
         zip(SERIES_COLORS, [_("Committed"), _("Deployed"), _("Drawn down")], strict=True)
     )
     drawing.add(legend)
-    return drawing
+    return _LabelledChart(drawing, chart, [row.product_label for row in rows])
+
+
+class _LabelledChart(Flowable):
+    """A bar chart drawing with its category labels, right-aligned left of its axis, drawn by
+    licensing.pdftext in the faces and the order their script needs."""
+
+    LABEL_SIZE = 7
+
+    def __init__(self, drawing: Drawing, chart: HorizontalBarChart, labels: list[str]) -> None:
+        super().__init__()
+        self.drawing = drawing
+        self.chart = chart
+        self.labels = labels
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        self.width, self.height = self.drawing.wrap(availWidth, availHeight)
+        return self.width, self.height
+
+    def draw(self) -> None:
+        self.drawing.drawOn(self.canv, 0, 0)
+        chart, size = self.chart, self.LABEL_SIZE
+        band = chart.height / len(self.labels)
+        for n, label in enumerate(self.labels):  # the first at the top (reverseDirection)
+            line = pdftext.wrap(label, size=size, width=chart.x - 10)[0]
+            x = chart.x - 5 - pdftext.measure(line, size)
+            y = chart.y + chart.height - (n + 0.5) * band - size * 0.35
+            pdftext.draw(self.canv, x, y, line, size=size)
 
 
 def true_up_pdf(result: TrueUp) -> bytes:
@@ -152,26 +180,20 @@ def true_up_pdf(result: TrueUp) -> bytes:
     )
     styles = getSampleStyleSheet()
     story: list[Flowable] = [
-        # Paragraphs read markup: every text is escaped (a customer named "A&B <Ltd>"), and
-        # drawn in fonts that have its glyphs ("株式会社", "Москва"; licensing.pdftext).
-        Paragraph(
-            pdftext.markup(
-                _("True-up, contract %(number)s, year %(year)s")
-                % {"number": contract.number, "year": year.number},
-                bold=True,
-            ),
+        _Text(
+            _("True-up, contract %(number)s, year %(year)s")
+            % {"number": contract.number, "year": year.number},
             styles["Title"],
+            bold=True,
         ),
-        Paragraph(
-            pdftext.markup(
-                _("%(customer)s · %(start)s to %(end)s · printed on %(today)s")
-                % {
-                    "customer": contract.organization.name,
-                    "start": short_date(year.start),
-                    "end": short_date(year.end),
-                    "today": short_date(timezone.localdate()),
-                }
-            ),
+        _Text(
+            _("%(customer)s · %(start)s to %(end)s · printed on %(today)s")
+            % {
+                "customer": pdftext.embed(contract.organization.name),
+                "start": short_date(year.start),
+                "end": short_date(year.end),
+                "today": short_date(timezone.localdate()),
+            },
             styles["Normal"],
         ),
         Paragraph(escape(_deployed_note(result)), styles["Italic"]),
@@ -187,11 +209,11 @@ def true_up_pdf(result: TrueUp) -> bytes:
         _("Overage value"),
     ]
     label_style = ParagraphStyle("label", fontName=pdftext.sans(), fontSize=8, leading=10)
-    data: list[list[str | Paragraph]] = [header]
+    data: list[list[str | Flowable]] = [header]
     for row in result.rows:
         data.append(
             [
-                Paragraph(pdftext.markup(row.product_label), label_style),
+                _Text(row.product_label, label_style),
                 f"{row.committed:,}",
                 f"{row.deployed:,}",
                 f"{row.drawn_to_date:,}",
@@ -221,6 +243,42 @@ def true_up_pdf(result: TrueUp) -> bytes:
     story += _charts(result, document.width - 24)
     document.build(story)
     return buffer.getvalue()
+
+
+class _Text(Flowable):
+    """Customer text (a company or product name) as a paragraph, drawn by licensing.pdftext in
+    fonts that have its glyphs ("株式会社", "Москва", "شركة"), shaped, right-to-left words in
+    visual order: reportlab's Paragraph cannot order them without rlbidi, and reads markup that
+    each text would have to be escaped into ("A&B <Ltd>")."""
+
+    def __init__(self, text: str, style: ParagraphStyle, *, bold: bool = False) -> None:
+        super().__init__()
+        self.text = text
+        self.style = style
+        self.bold = bold
+        self.lines: list[pdftext.Line] = []
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        size = self.style.fontSize
+        self.lines = pdftext.wrap(self.text, size=size, width=availWidth, bold=self.bold)
+        self.width = availWidth
+        self.height = len(self.lines) * self.style.leading
+        return self.width, self.height
+
+    def getSpaceBefore(self) -> float:
+        return float(self.style.spaceBefore)
+
+    def getSpaceAfter(self) -> float:
+        return float(self.style.spaceAfter)
+
+    def draw(self) -> None:
+        size = self.style.fontSize
+        for n, line in enumerate(self.lines):
+            x = 0.0
+            if self.style.alignment == TA_CENTER:
+                x = (self.width - pdftext.measure(line, size)) / 2
+            baseline = self.height - size - n * self.style.leading
+            pdftext.draw(self.canv, x, baseline, line, size=size)
 
 
 def _deployed_note(result: TrueUp) -> str:

@@ -7,18 +7,25 @@ Vietnamese, Greek and Cyrillic; reportlab's CID fonts for Chinese, Japanese and 
 Adobe's standard Asian fonts, referenced by name and not embedded (a CJK TrueType font is 10-20 MB
 and reportlab cannot embed the OpenType ones): PDF readers bring or substitute them.
 
+Arabic, Hebrew, Thai and Devanagari are drawn in their Noto Sans faces (vendored and embedded
+like DejaVu Sans), shaped by HarfBuzz (uharfbuzz, through reportlab's shaper): Arabic letters
+join, Devanagari consonants form conjuncts and vowel signs move before them, Thai marks stack.
+Right-to-left text is put in visual order per line by the Unicode bidi algorithm (python-bidi),
+since reportlab's own bidi needs rlbidi, which we do not install. Lines are kept in logical
+order (a Line is what the customer typed, cut into runs) until they are measured or drawn.
+
 reportlab is imported lazily, like in the views that draw PDFs, and the fonts are registered by
 the first PDF a process draws.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import unicodedata
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from reportlab.pdfgen.canvas import Canvas
@@ -30,6 +37,10 @@ SANS_BOLD = "DejaVuSans-Bold"
 CJK_CHINESE = "STSong-Light"
 CJK_JAPANESE = "HeiseiKakuGo-W5"
 CJK_KOREAN = "HYGothic-Medium"
+ARABIC = "NotoSansArabic"
+HEBREW = "NotoSansHebrew"
+THAI = "NotoSansThai"
+DEVANAGARI = "NotoSansDevanagari"
 
 # The blocks the CID fonts cover, all in the BMP: their UCS-2 encodings cannot say more.
 _CJK = (
@@ -44,6 +55,22 @@ _CJK = (
 )
 _KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F))
 _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xFFA0, 0xFFDC))
+# The scripts drawn in their own face even where DejaVu Sans has a glyph (it has unjoined Arabic
+# and Hebrew): their letters take their shape from their neighbours, which only the face's
+# OpenType tables say, and one face per word keeps its letters joined and its marks in place.
+_SCRIPTS = (
+    (
+        ARABIC,
+        ((0x0600, 0x06FF), (0x0750, 0x077F), (0x0870, 0x08FF), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF)),
+    ),
+    (HEBREW, ((0x0590, 0x05FF), (0xFB1D, 0xFB4F))),
+    (THAI, ((0x0E00, 0x0E7F),)),
+    (DEVANAGARI, ((0x0900, 0x097F), (0xA8E0, 0xA8FF), (0x1CD0, 0x1CFF))),
+)
+SHAPED = frozenset(font for font, _blocks in _SCRIPTS)
+_JOINERS = "\u200c\u200d"  # zero width (non-)joiner: they steer the shaping of their word
+_VIRAMA = "\u094d"
+_FSI, _PDI = "\u2068", "\u2069"  # first strong isolate … pop directional isolate
 
 
 class Run(NamedTuple):
@@ -55,7 +82,19 @@ class Run(NamedTuple):
 
 Line = list[Run]
 
-_lock = threading.Lock()
+
+class _Glyphs(NamedTuple):
+    """Part of a line ready to draw: a font, its glyphs (a reportlab ShapedStr for a shaped
+    face) in visual order, and their width in points."""
+
+    font: str
+    text: str
+    width: float
+
+
+# One lock for registering the fonts and for shaping: reportlab's shaper gives glyphs that
+# have no character (a conjunct, a joined form) a private-use one in the font's shared maps.
+_lock = threading.RLock()
 
 
 @cache
@@ -65,8 +104,9 @@ def _register() -> dict[str, frozenset[int]]:
     from reportlab.pdfbase.ttfonts import TTFont
 
     coverage = {}
-    for name in (SANS, SANS_BOLD):
-        font = TTFont(name, str(FONT_DIR / f"{name}.ttf"))
+    files = {SANS: SANS, SANS_BOLD: SANS_BOLD} | {font: f"{font}-Regular" for font in SHAPED}
+    for name, file in files.items():
+        font = TTFont(name, str(FONT_DIR / f"{file}.ttf"), shapable=name in SHAPED)
         pdfmetrics.registerFont(font)
         coverage[name] = frozenset(font.face.charToGlyph)
     for name in (CJK_CHINESE, CJK_JAPANESE, CJK_KOREAN):
@@ -104,41 +144,172 @@ def _extend(line: Line, font: str, text: str) -> None:
         line.append(Run(font, text))
 
 
+def _font(char: str, previous: str | None, sans: str, cjk: str) -> str:
+    code = ord(char)
+    if (
+        previous in SHAPED
+        and (char in _JOINERS or unicodedata.category(char).startswith("M"))
+        and code in _coverage(previous)
+    ):
+        return previous  # a mark or joiner belongs to the letter before it
+    for font, blocks in _SCRIPTS:
+        if _within(char, blocks) and code in _coverage(font):
+            return font
+    if code in _coverage(sans) or not _within(char, _CJK):
+        # What no font has stays in DejaVu Sans, whose empty box at least shows the gap.
+        return sans
+    return cjk
+
+
 def runs(text: str, *, bold: bool = False, cjk: str | None = None) -> Line:
-    """`text` cut into runs of one font each: DejaVu Sans for what it has, a CID font for CJK."""
+    """`text` cut into runs of one font each: a Noto face for Arabic, Hebrew, Thai and
+    Devanagari, DejaVu Sans for the rest it has, a CID font for CJK."""
     # Composed forms: reportlab places no combining marks, and "Công" typed on a Mac arrives
     # decomposed; DejaVu has the precomposed Vietnamese letters.
     text = unicodedata.normalize("NFC", text)
     sans = SANS_BOLD if bold else SANS
-    covered = _coverage(sans)
     cjk = cjk or _cjk_font(text)
     line: Line = []
     for char in text:
-        # What neither font has stays in DejaVu Sans, whose empty box at least shows the gap.
-        _extend(line, cjk if ord(char) not in covered and _within(char, _CJK) else sans, char)
+        _extend(line, _font(char, line[-1].font if line else None, sans, cjk), char)
     return line
 
 
-def markup(text: str, *, bold: bool = False) -> str:
-    """`text` as the markup of a reportlab Paragraph: escaped, each run in its font."""
-    return "".join(
-        f'<font face="{run.font}">{escape(run.text)}</font>' for run in runs(text, bold=bold)
-    )
-
-
 def sans(*, bold: bool = False) -> str:
-    """The name of the DejaVu Sans face, registered: for table cells and chart labels, which
-    draw in one font (numbers, money, Latin, Greek and Cyrillic names)."""
+    """The name of the DejaVu Sans face, registered: for table cells, chart axes and legends,
+    which draw in one font (numbers, money, our own labels)."""
     name = SANS_BOLD if bold else SANS
     _coverage(name)
     return name
 
 
-def measure(line: Line, size: float) -> float:
-    """The width of `line` in points at `size`, measured in the fonts it is drawn with."""
-    from reportlab.pdfbase.pdfmetrics import stringWidth
+def _shape(font: str, text: str, size: float) -> str:
+    """`text` in `font` shaped by HarfBuzz, its glyphs in visual order (reversed for
+    right-to-left text), with their advances and offsets."""
+    from reportlab.pdfbase.ttfonts import shapeStr
 
-    return sum(stringWidth(run.text, run.font, size) for run in line)
+    # force: a ShapedStr even where shaping changes nothing, so that its width is known.
+    with _lock:
+        return shapeStr(text, font, size, force=True)
+
+
+def _width(font: str, text: str, size: float) -> float:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.pdfbase.ttfonts import ShapedStr
+
+    if isinstance(text, ShapedStr):
+        return sum(data.x_advance for data in text.__shapeData__) * size / 1000
+    return stringWidth(text, font, size)
+
+
+def _strong(text: str, rtl: bool) -> bool:
+    """Whether `text` has a letter of direction `rtl`, which makes HarfBuzz (guessing from the
+    script) shape it in that direction."""
+    kinds = ("R", "AL") if rtl else ("L",)
+    return any(unicodedata.bidirectional(char) in kinds for char in text)
+
+
+def _levels(text: str) -> list[int]:
+    """The bidi embedding level of each character of `text` (a line), by the Unicode bidi
+    algorithm: python-bidi's Rust get_display, which knows isolates and bracket pairs. It
+    returns only the reordered text, or with debug=True (documented: "return the calculated
+    levels") its analysis, where the levels are listed per byte of the UTF-8 text."""
+    from bidi import get_display
+
+    analysis = str(get_display(text, debug=True))
+    listed = analysis.partition("levels:")[2].partition("paragraphs:")[0]
+    by_byte = [int(level) for level in re.findall(r"Level\(\s*(\d+),?\s*\)", listed)]
+    levels, position = [], 0
+    for char in text:
+        levels.append(by_byte[position])
+        position += len(char.encode())
+    if position != len(by_byte):
+        raise RuntimeError("python-bidi's analysis no longer lists one level per byte")
+    return levels
+
+
+def _visual(line: Line, size: float) -> list[_Glyphs]:
+    """`line` as pieces of one font and one direction, in the order they are drawn from left
+    to right, shaped where their font is."""
+    from bidi import algorithm, get_base_level
+
+    text = "".join(run.text for run in line)
+    fonts = [run.font for run in line for _char in run.text]
+    if not any(font in SHAPED for font in fonts) and _FSI not in text and _PDI not in text:
+        return [_Glyphs(run.font, run.text, _width(run.font, run.text, size)) for run in line]
+    # python-bidi's Python steps reorder a line (rule L1, the line's trailing spaces at the
+    # paragraph's level; L2, reversing) and mirror brackets, with the levels given, each
+    # character keeping its index for its font.
+    chars = [
+        {"ch": char, "index": index, "level": level, "orig": unicodedata.bidirectional(char)}
+        for index, (char, level) in enumerate(zip(text, _levels(text), strict=True))
+    ]
+    storage: dict[str, Any] = {"base_level": get_base_level(text), "chars": chars}
+    algorithm.reorder_resolved_levels(storage, False)
+    algorithm.apply_mirroring(storage, False)
+    pieces: list[list[dict[str, Any]]] = []
+    for char in storage["chars"]:
+        last = pieces[-1][-1] if pieces else None
+        if (
+            last is not None
+            and fonts[last["index"]] == fonts[char["index"]]
+            and last["level"] == char["level"]
+        ):
+            pieces[-1].append(char)
+        else:
+            pieces.append([char])
+    glyphs = []
+    for piece in pieces:
+        font = fonts[piece[0]["index"]]
+        rtl = piece[0]["level"] % 2 == 1
+        if font in SHAPED:
+            # HarfBuzz shapes the piece as typed, and gives its glyphs in visual order.
+            logical = "".join(text[index] for index in sorted(char["index"] for char in piece))
+            if _strong(logical, rtl):
+                drawn = _shape(font, logical, size)
+            else:
+                # Arabic-Indic digits within Arabic, or marks alone: HarfBuzz would guess
+                # the direction from their script, so each is shaped on its own.
+                shaped = [_shape(font, char["ch"], size) for char in piece]
+                drawn = shaped[0]
+                for more in shaped[1:]:
+                    drawn += more  # a ShapedStr's sum keeps its glyphs' positions
+        else:
+            # Reordered and mirrored; direction marks and joiners steer, they are not drawn.
+            drawn = "".join(
+                char["ch"] for char in piece if unicodedata.category(char["ch"]) != "Cf"
+            )
+        glyphs.append(_Glyphs(font, drawn, _width(font, drawn, size)))
+    return glyphs
+
+
+def embed(value: str) -> str:
+    """`value` (a customer's name) to put in a sentence of ours, kept in its own direction:
+    "شركة ABC 123" stays one right-to-left unit in "شركة ABC 123 · 2026-01-18 to …", and the
+    sentence stays left to right, as our languages are, where the name comes first."""
+    return f"{_FSI}{value}{_PDI}"
+
+
+def measure(line: Line, size: float) -> float:
+    """The width of `line` in points at `size`, measured in the fonts it is drawn with, as
+    shaped."""
+    return sum(glyphs.width for glyphs in _visual(line, size))
+
+
+def _clusters(run: Run) -> list[str]:
+    """`run.text` in the pieces a line may break between: not before a mark, and not around a
+    joiner or a virama, which bind their neighbours into one conjunct."""
+    clusters: list[str] = []
+    for char in run.text:
+        if clusters and (
+            unicodedata.category(char).startswith("M")
+            or char in _JOINERS
+            or clusters[-1][-1] in _JOINERS + _VIRAMA
+        ):
+            clusters[-1] += char
+        else:
+            clusters.append(char)
+    return clusters
 
 
 def wrap(text: str, *, size: float, width: float, bold: bool = False) -> list[Line]:
@@ -146,33 +317,32 @@ def wrap(text: str, *, size: float, width: float, bold: bool = False) -> list[Li
     than a line (a host ID of many MAC addresses, 200 characters without a space; a Chinese or
     Japanese name, written without spaces) between characters, since drawString would run it
     off the page."""
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
     cjk = _cjk_font(text)
     space = Run(SANS_BOLD if bold else SANS, " ")
-    space_width = stringWidth(space.text, space.font, size)
     lines: list[Line] = []
     line: Line = []
-    line_width = 0.0
     for word in text.split():
         word_line = runs(word, bold=bold, cjk=cjk)
-        word_width = sum(stringWidth(run.text, run.font, size) for run in word_line)
-        if line and line_width + space_width + word_width <= width:
-            for run in (space, *word_line):
-                _extend(line, *run)
-            line_width += space_width + word_width
-            continue
         if line:
+            longer = line.copy()
+            for run in (space, *word_line):
+                _extend(longer, *run)
+            if measure(longer, size) <= width:
+                line = longer
+                continue
             lines.append(line)
-            line, line_width = [], 0.0
+            line = []
+        if measure(word_line, size) <= width:
+            line = word_line
+            continue
         for run in word_line:
-            for char in run.text:
-                char_width = stringWidth(char, run.font, size)
-                if line and line_width + char_width > width:
+            for cluster in _clusters(run):
+                longer = line.copy()
+                _extend(longer, run.font, cluster)
+                if line and measure(longer, size) > width:
                     lines.append(line)
-                    line, line_width = [], 0.0
-                _extend(line, run.font, char)
-                line_width += char_width
+                    longer = [Run(run.font, cluster)]
+                line = longer
     if line or not lines:
         lines.append(line)
     return lines
@@ -182,9 +352,10 @@ def draw(
     pdf: Canvas, x: float, y: float, text: str | Line, *, size: float, bold: bool = False
 ) -> None:
     """Draw `text` (a string, or a line from `wrap`) at (x, y), each run in its font."""
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
-    for run in runs(text, bold=bold) if isinstance(text, str) else text:
-        pdf.setFont(run.font, size)
-        pdf.drawString(x, y, run.text)
-        x += stringWidth(run.text, run.font, size)
+    # One text object for the line, each piece going on where the one before ends: a reader
+    # copying the text (or pypdf extracting it) then sees one line, not a line per piece.
+    line = pdf.beginText(x, y)
+    for glyphs in _visual(runs(text, bold=bold) if isinstance(text, str) else text, size):
+        line.setFont(glyphs.font, size)
+        line.textOut(glyphs.text)
+    pdf.drawText(line)

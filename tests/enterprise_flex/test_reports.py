@@ -10,8 +10,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from pypdf import PdfReader
+from reportlab.pdfgen.textobject import PDFTextObject
 
 from enterprise_flex.models import EFDeploymentReport
 from enterprise_flex.selectors import contract_for, true_up
@@ -306,3 +308,44 @@ def test_second_contract_does_not_leak_into_the_true_up() -> None:
     EFLineFactory(contract=other, version=world.line.version)
     result = true_up(_reach(world, world.super_user), 1)
     assert [row.line for row in result.rows] == [world.line]
+
+
+def test_true_up_pdf_draws_right_to_left_names_in_their_face_in_visual_order(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Drawn in typed order from left to right, the Arabic letters unjoined.
+    world = world_in_report_window()
+    organization = world.contract.organization
+    organization.name = "شركة ABC 123"
+    organization.save()
+    product = world.line.version.product
+    product.name = "שרת אבטחה Acme"
+    product.save()
+    draw(world, 12)
+    client.force_login(world.super_user)
+    drawn: list[str] = []
+    fonts_drawn: list[str] = []
+    text_out = PDFTextObject.textOut
+
+    def record(line: PDFTextObject, text: str) -> None:
+        drawn.append(text)
+        fonts_drawn.append(line._fontname)
+        text_out(line, text)
+
+    monkeypatch.setattr(PDFTextObject, "textOut", record)
+    pdf = client.get(reverse("ef-true-up-pdf", args=[world.contract.number, 1])).content
+    fonts = {
+        str(reference.get_object()["/BaseFont"]).partition("+")[2]
+        for page in PdfReader(io.BytesIO(pdf)).pages
+        for reference in page["/Resources"]["/Font"].values()
+    }
+    assert {"NotoSansArabic-Regular", "NotoSansHebrew-Regular"} <= fonts
+    # Hebrew has no joined forms: its glyphs are its letters, drawn in the order they are
+    # seen, the first word typed rightmost, the Latin and digits keeping their own order.
+    assert f"Acme {world.line.version.version} החטבא תרש" in "".join(drawn)
+    # The name is one right-to-left unit in our left-to-right sentence: its Latin left of its
+    # Arabic, the sentence going on to the right of both.
+    arabic = fonts_drawn.index("NotoSansArabic")
+    assert drawn[arabic - 2 : arabic] == ["ABC 123", " "]
+    assert drawn[arabic + 1].startswith(" · ")
+    assert "ABC 123" in _pdf_text(pdf)
