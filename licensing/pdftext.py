@@ -20,6 +20,7 @@ the first PDF a process draws.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import unicodedata
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from reportlab.pdfgen.canvas import Canvas
+
+logger = logging.getLogger(__name__)
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 SANS = "DejaVuSans"
@@ -210,6 +213,49 @@ def _strong(text: str, rtl: bool) -> bool:
 
 
 def _levels(text: str) -> list[int]:
+    """The bidi embedding level of each character of `text` (a line).
+
+    From python-bidi's Rust analysis (_analysed_levels); should a release of python-bidi
+    change what that analysis says, from its Python algorithm, which knows neither isolates
+    nor bracket pairs: a certificate whose brackets may face the wrong way, logged, rather
+    than no certificate at all.
+    """
+    try:
+        return _analysed_levels(text)
+    except Exception:
+        logger.warning("python-bidi's analysis could not be read; its Python levels are used")
+        return _python_levels(text)
+
+
+def _python_levels(text: str) -> list[int]:
+    """The levels of python-bidi's Python algorithm (rules P2 to I2), which predates isolates:
+    theirs are read as neutral punctuation. The paragraph's level for every character where it
+    dropped explicit embedding marks (rule X9), or failed."""
+    from bidi import algorithm
+
+    # The paragraph's direction from its first strong letter outside isolates (rule P2).
+    base = algorithm.get_base_level(_ISOLATED.sub("", text))
+    text = text.translate(_ISOLATES_AS_NEUTRAL)
+    storage: dict[str, Any] = algorithm.get_empty_storage()
+    storage["base_level"], storage["base_dir"] = base, ("L", "R")[base]
+    try:
+        algorithm.get_embedding_levels(text, storage)
+        algorithm.explicit_embed_and_overrides(storage)
+        algorithm.resolve_weak_types(storage)
+        algorithm.resolve_neutral_types(storage, False)
+        algorithm.resolve_implicit_levels(storage, False)
+    except Exception:
+        return [base] * len(text)
+    levels = [char["level"] for char in storage["chars"]]
+    return levels if len(levels) == len(text) else [base] * len(text)
+
+
+# FSI, LRI, RLI, PDI, read as "!", a neutral, by an algorithm that does not know them.
+_ISOLATED = re.compile("[\u2066-\u2068][^\u2069]*\u2069?")
+_ISOLATES_AS_NEUTRAL = str.maketrans(dict.fromkeys("\u2068\u2066\u2067\u2069", "!"))
+
+
+def _analysed_levels(text: str) -> list[int]:
     """The bidi embedding level of each character of `text` (a line), by the Unicode bidi
     algorithm: python-bidi's Rust get_display, which knows isolates and bracket pairs. It
     returns only the reordered text, or with debug=True (documented: "return the calculated

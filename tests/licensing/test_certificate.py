@@ -313,3 +313,21 @@ def test_right_to_left_text_is_drawn_in_the_order_it_is_read(
     drawn = _drawn_text(monkeypatch)
     pdftext.draw(Canvas(io.BytesIO()), 0, 0, typed, size=11)
     assert "".join(text for _font, text, _right in drawn) == seen
+
+
+def test_right_to_left_text_is_still_drawn_if_python_bidis_analysis_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The levels are read from python-bidi's Rust analysis (its debug output); a release that
+    # words it otherwise raised, and every certificate with a right-to-left name was a 500.
+    import bidi
+
+    monkeypatch.setattr(bidi, "get_display", lambda text, **kwargs: "levels: paragraphs:")
+    drawn = _drawn_text(monkeypatch)
+    pdftext.draw(Canvas(io.BytesIO()), 0, 0, "Acme שלום עולם", size=11)
+    assert "".join(text for _font, text, _right in drawn) == "Acme םלוע םולש"
+    drawn.clear()
+    # Its Python algorithm knows no isolates (pdftext.embed): they are read as neutrals.
+    pdftext.draw(Canvas(io.BytesIO()), 0, 0, pdftext.embed("שרת") + " to 2027", size=11)
+    assert "".join(text for _font, text, _right in drawn) == "תרש to 2027"
+    assert "python-bidi's analysis could not be read" in caplog.text
