@@ -199,26 +199,32 @@ class LicenseFilter(django_filters.FilterSet):
         self.custom_fields = custom_fields
         self.organization = organization
         self.actor = actor
-        self.filters["product"].extra["choices"] = self._product_choices
-        self.filters["version"].extra["choices"] = self._version_choices
+        # Plain functions, not bound methods: the form deep-copies its fields' choices, and a
+        # bound method's copy deep-copies its instance (this filter set, its queryset, its
+        # request data), a twelfth of the list page's time.
+        self.filters["product"].extra["choices"] = lambda: self._product_choices()
+        self.filters["version"].extra["choices"] = lambda: self._version_choices()
         for custom_field in custom_fields:
             self.filters[f"cf_{custom_field.pk}"] = self._custom_filter(custom_field)
 
     @cached_property
-    def _catalog(self) -> list[ProductVersion]:
-        """The versions of the visible licenses, with their products, in the catalog's order."""
+    def _catalog(self) -> list[tuple[int, int, str, str, str]]:
+        """The versions of the visible licenses in the catalog's order, as (version id, product
+        id, product name, product SKU, version) tuples: only what the choices show."""
         return list(
-            ProductVersion.objects.filter(pk__in=self.queryset.values("version_id")).select_related(
-                "product"
-            )
+            ProductVersion.objects.filter(
+                pk__in=self.queryset.values("version_id")
+            ).values_list("pk", "product_id", "product__name", "product__sku", "version")
         )
 
     def _product_choices(self) -> list[tuple[int, str]]:
-        products = {version.product for version in self._catalog}
-        return [(p.pk, str(p)) for p in sorted(products, key=lambda p: (p.name, p.pk))]
+        # As Product.__str__ reads.
+        products = {(name, pk, sku) for _v, pk, name, sku, _version in self._catalog}
+        return [(pk, f"{name} ({sku})") for name, pk, sku in sorted(products)]
 
     def _version_choices(self) -> list[tuple[int, str]]:
-        return [(version.pk, str(version)) for version in self._catalog]
+        # As ProductVersion.__str__ reads.
+        return [(pk, f"{name} {version}") for pk, _p, name, _sku, version in self._catalog]
 
     @property
     def form(self) -> forms.Form:

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from django import template
 from django.core.exceptions import FieldDoesNotExist
 from django.urls import reverse
-from django.utils.formats import date_format
+from django.utils.formats import date_format, get_format
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
@@ -131,6 +132,33 @@ def _escape(value: Any) -> str:
     return html.escape(str(value))
 
 
+# Django's numeric date format characters, as str.format fields of the day, month and year.
+_DATE_FIELDS = {
+    "d": "{d:02d}",
+    "j": "{d}",
+    "m": "{m:02d}",
+    "n": "{m}",
+    "Y": "{Y:04d}",
+    "y": "{y:02d}",
+}
+
+
+def short_date_formatter() -> Callable[[date], str]:
+    """date_format(value, "SHORT_DATE_FORMAT") in the active language, for many dates.
+
+    date_format reads the format and parses it on every call: 50 times a page, a third of the
+    rows' time. A format of numbers and separators only (both of the portal's languages) is
+    parsed once, here; any other goes through date_format.
+    """
+    pattern = get_format("SHORT_DATE_FORMAT")
+    if not set(pattern) <= {*_DATE_FIELDS, "/", ".", "-", " "}:
+        return lambda value: date_format(value, "SHORT_DATE_FORMAT")
+    template = "".join(_DATE_FIELDS.get(char, char) for char in pattern)
+    return lambda value: template.format(
+        d=value.day, m=value.month, Y=value.year, y=value.year % 100
+    )
+
+
 # The detail URL of any license is this one's with the id replaced: one reverse per page.
 _URL_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -153,6 +181,7 @@ def license_rows(rows: list[dict[str, Any]]) -> SafeString:
     select_label = conditional_escape(_("Select"))
     url_pattern = reverse("license-detail", args=[_URL_ID])
     dates: dict[date, str] = {}
+    short_date = short_date_formatter()
     status_html = {
         value: status_badge_html(value, label) for value, label in License.Status.choices
     }
@@ -165,7 +194,7 @@ def license_rows(rows: list[dict[str, Any]]) -> SafeString:
         masked = _escape(mask_key(license.key))
         end = license.maintenance_end
         if end not in dates:
-            dates[end] = _escape(date_format(end, "SHORT_DATE_FORMAT"))
+            dates[end] = _escape(short_date(end))
         owner = license.owner.name
         custom = row["custom"]
         shared = ""

@@ -202,14 +202,34 @@ ROW_COLUMNS = (
 )
 
 
+def _page_rows(queryset: QuerySet[License], *columns: str) -> QuerySet[License]:
+    """`queryset`'s rows with what a row of the list shows (and `columns`), nothing more."""
+    return (
+        queryset.select_related(None)
+        .select_related("version__product", "owner")
+        .only(*ROW_COLUMNS, *columns)
+    )
+
+
+def _value_of(license: License, column: str) -> Any:
+    """The value of a sort column (a field of the license or along its joins) on a row."""
+    value: Any = license
+    for name in column.split("__"):
+        value = getattr(value, name)
+    return value
+
+
 def _list_page(
     license_filter: LicenseFilter, number: str | None, cursors: QueryDict | None = None
 ) -> ListPage:
-    """The requested page (the last one when it is past the end), read ids first.
+    """The requested page (the last one when it is past the end).
 
-    The page's ids come from the filtered, sorted query alone (an index-only scan for the
-    usual sorts), and only those rows are then read whole with their joins and custom values.
-    The capped count is read only when the ids do not tell it (a short first or last page).
+    The first page and a page reached by a cursor, sorted on a column of the license, read
+    their rows whole, with their joins, in one query: an index range of PAGE_SIZE + 1 rows
+    either way. Other pages read their ids first, from the filtered, sorted query alone (an
+    index-only scan for the usual sorts, so that OFFSET skips index entries, not joined rows;
+    a sort of narrow rows for the others), then those rows.
+    The capped count is read only when the rows do not tell it (a short first or last page).
     """
     ordered = license_filter.sorted_queryset()
     column, descending = license_filter.sort_column()
@@ -227,17 +247,26 @@ def _list_page(
         if continued is not None
         else ordered[start : start + PAGE_SIZE + 1]
     )
-    rows = list(window.values_list("pk", column or "pk"))
+    # Sorted on a column of the joined tables (product, version, owner) or a custom value,
+    # PostgreSQL sorts every match: narrow id rows, not whole ones (at 100,000 licenses the
+    # product sort took 1.8 times as long whole).
+    whole = (continued is not None or start == 0) and column is not None and "__" not in column
+    objects: list[License] = []
+    if whole:
+        objects = list(_page_rows(window, column or "pk"))
+        rows = [(license.pk, _value_of(license, column or "pk")) for license in objects]
+    else:
+        rows = list(window.values_list("pk", column or "pk"))
     if continued is not None and not rows:  # nothing past the cursor any more: by number
         return _list_page(license_filter, number)
     if backwards and continued is not None:  # a cursor that did not parse reads by number
         if len(rows) <= PAGE_SIZE:  # back at the start
             return _list_page(license_filter, "1")
-        rows = rows[:PAGE_SIZE][::-1]
+        rows, objects = rows[:PAGE_SIZE][::-1], objects[:PAGE_SIZE][::-1]
         has_next = True
     else:
         has_next = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
+        rows, objects = rows[:PAGE_SIZE], objects[:PAGE_SIZE]
     if not has_next and continued is None and (rows or page == 1):
         count = start + len(rows)  # the last page: the ids tell the count
     else:
@@ -247,13 +276,9 @@ def _list_page(
             count = ordered.order_by().count()
         return _list_page(license_filter, str(max(1, -(-count // PAGE_SIZE))))
     ids = [pk for pk, _value in rows]
-    page_rows = (
-        license_filter.queryset.filter(pk__in=ids)
-        .select_related(None)
-        .select_related("version__product", "owner")
-        .only(*ROW_COLUMNS)
-    )
-    by_id = {license.pk: license for license in page_rows}
+    if not whole:
+        objects = list(_page_rows(license_filter.queryset.filter(pk__in=ids)))
+    by_id = {license.pk: license for license in objects}
     custom_values: dict[Any, dict[int, str]] = {}
     if license_filter.custom_fields and by_id:
         # Plain tuples in one query, not prefetched model rows (no measurable CPU change).

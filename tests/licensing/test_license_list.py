@@ -253,3 +253,21 @@ def test_rows_escape_what_people_typed_and_speak_the_language(client, admin) -> 
     body = portuguese.content.decode()
     assert 'data-label="Versão"' in body
     assert license.maintenance_end.strftime("%d/%m/%Y") in body
+
+
+@pytest.mark.parametrize("language", ["en", "pt-br"])
+def test_the_rows_dates_read_as_date_format_writes_them(language, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import translation
+    from django.utils.formats import date_format
+
+    from licensing.templatetags import licensing_tags
+
+    days = [date(2026, 1, 2), date(2031, 12, 31), date(999, 7, 4), date(2000, 10, 9)]
+    with translation.override(language):
+        formatter = licensing_tags.short_date_formatter()
+        for day in days:
+            assert formatter(day) == date_format(day, "SHORT_DATE_FORMAT")
+        # A format with more than numbers and separators goes through date_format.
+        monkeypatch.setattr(licensing_tags, "get_format", lambda name: "N j, Y")
+        formatter = licensing_tags.short_date_formatter()
+        assert formatter(days[0]) == date_format(days[0], "SHORT_DATE_FORMAT")
