@@ -12,7 +12,7 @@ from portal.policy import OrganizationAccess
 from portal.ratelimit import CodeGuard
 
 from .models import UpgradeLine, UpgradeNotification
-from .selectors import notification_elsewhere, open_notification
+from .selectors import notification_lookup
 
 REFUSED = _(
     "There is no open upgrade notification with this ID for your organization. Check the ID "
@@ -77,19 +77,17 @@ class NotificationIdForm(forms.Form):
 
     def clean_notification_id(self) -> str:
         self.guard.check()
-        self.notification = open_notification(
-            code=self.cleaned_data["notification_id"], organization=self.organization
+        found = notification_lookup(
+            code=self.cleaned_data["notification_id"],
+            actor=self.request.user,
+            organization=self.organization,
         )
-        if self.notification is None:
-            elsewhere = notification_elsewhere(
-                code=self.cleaned_data["notification_id"],
-                actor=self.request.user,
-                organization=self.organization,
+        self.notification = found.notification
+        if found.elsewhere is not None:  # a genuine ID, not a guess: no failed attempt
+            raise forms.ValidationError(
+                elsewhere_message(access=found.elsewhere, request=self.request), code="elsewhere"
             )
-            if elsewhere is not None:  # a genuine ID, not a guess: no failed attempt
-                raise forms.ValidationError(
-                    elsewhere_message(access=elsewhere, request=self.request), code="elsewhere"
-                )
+        if self.notification is None:
             self.guard.failed()
             raise forms.ValidationError(REFUSED, code="refused")
         return self.notification.code

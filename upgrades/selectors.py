@@ -21,6 +21,14 @@ UPGRADABLE = Q(
 ) & ~Q(source_license__source=License.Source.EF_DRAWDOWN)
 
 
+def _is_open(notification: UpgradeNotification) -> bool:
+    """Whether a notification can still be used: not expired today, and a line with something
+    left to upgrade."""
+    if notification.is_expired(today=timezone.localdate()):
+        return False
+    return notification.lines.filter(UPGRADABLE).exists()
+
+
 def open_notification(*, code: str, organization: Organization) -> UpgradeNotification | None:
     """The organization's notification with this ID if it can still be used, else None.
 
@@ -35,41 +43,52 @@ def open_notification(*, code: str, organization: Organization) -> UpgradeNotifi
         .filter(code=canonical, organization=organization)
         .first()
     )
-    if notification is None or notification.is_expired(today=timezone.localdate()):
-        return None
-    if not notification.lines.filter(UPGRADABLE).exists():
-        return None
-    return notification
+    return notification if notification is not None and _is_open(notification) else None
 
 
-def notification_elsewhere(
+@dataclass(frozen=True)
+class NotificationLookup:
+    """What a notification ID given in an organization leads to: its open notification there,
+    the actor's access to the other organization it belongs to, or neither (a failed code)."""
+
+    notification: UpgradeNotification | None = None
+    elsewhere: OrganizationAccess | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.notification is None and self.elsewhere is None
+
+
+def notification_lookup(
     *, code: str, actor: User, organization: Organization
-) -> OrganizationAccess | None:
-    """The actor's access to the organization, other than `organization`, whose open
-    notification has this ID, when the actor may obtain keys for it (another of its
-    memberships, or a customer that delegated that to its partner); else None.
+) -> NotificationLookup:
+    """The open notification of `organization` with this ID; else the actor's access to the
+    other organization whose open notification it is, when the actor may obtain keys for it
+    (another of its memberships, or a customer that delegated that to its partner); else a
+    failed code.
 
-    Such an ID is genuine, not a guess: the wizard says where it belongs. To anyone else another
-    organization's ID stays unknown, so its existence is not revealed.
+    Such an ID elsewhere is genuine, not a guess: the wizard says where it belongs. To anyone
+    else another organization's ID stays unknown, so its existence is not revealed; and one
+    that is expired or used up counts as a failed code even for those who may act for it.
     """
     try:
         canonical = canonical_short_code(code)
     except CodeFormatError:
-        return None
+        return NotificationLookup()
+    # IDs are unique across organizations: this one row decides all three outcomes.
     notification = (
-        UpgradeNotification.objects.select_related("organization")
+        UpgradeNotification.objects.select_related("organization", "target_version__product")
         .filter(code=canonical)
-        .exclude(organization=organization)
         .first()
     )
     if notification is None:
-        return None
+        return NotificationLookup()
+    if notification.organization_id == organization.pk:
+        return NotificationLookup(notification=notification if _is_open(notification) else None)
     access = organization_access(actor=actor, organization=notification.organization)
-    if access is None or not access.allows(Action.OBTAIN_KEYS):
-        return None
-    if open_notification(code=canonical, organization=notification.organization) is None:
-        return None
-    return access
+    if access is None or not access.allows(Action.OBTAIN_KEYS) or not _is_open(notification):
+        return NotificationLookup()
+    return NotificationLookup(elsewhere=access)
 
 
 def open_lines(notification: UpgradeNotification) -> QuerySet[UpgradeLine]:

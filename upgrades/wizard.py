@@ -34,7 +34,7 @@ from .forms import (
     elsewhere_message,
 )
 from .models import UpgradeLine, UpgradeNotification
-from .selectors import notification_elsewhere, open_lines, open_notification
+from .selectors import notification_lookup, open_lines, open_notification
 from .services import line_for, upgrade_redeem
 
 # The wizard's extra data: the license's quantity shown on the quantity step, and for which line.
@@ -132,19 +132,15 @@ class UpgradeWizard(PortalWizard):
             # The link is a typed code like any other: a used-up budget refuses it unread.
             messages.error(request, code_limit_message(budget.minutes_left))
         elif code:
-            notification = open_notification(code=code, organization=self.request.organization)
-            elsewhere = (
-                notification_elsewhere(
-                    code=code, actor=request.user, organization=self.request.organization
-                )
-                if notification is None
-                else None
+            found = notification_lookup(
+                code=code, actor=request.user, organization=self.request.organization
             )
-            if elsewhere is not None:
+            notification = found.notification
+            if found.elsewhere is not None:
                 # Another organization's the user can act for: a genuine ID, not a guess.
                 messages.error(
                     request,
-                    elsewhere_message(access=elsewhere, request=self.request),
+                    elsewhere_message(access=found.elsewhere, request=self.request),
                 )
             elif notification is None:
                 guard.failed()

@@ -5,7 +5,11 @@ counts as unknown, so its existence does not leak."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,6 +29,16 @@ def _notification_of(organization, s) -> UpgradeNotification:  # type: ignore[no
     licensed(organization, s["old"])
     notifications_create(version=s["new"], today=timezone.localdate())
     return UpgradeNotification.objects.get(organization=organization)
+
+
+def _notification_reads(captured: CaptureQueriesContext) -> int:
+    """The SELECTs that read the notification table (its rows, not a join from its lines)."""
+    from_notifications = re.compile(r'\bFROM "upgrades_upgradenotification"')
+    return sum(
+        1
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT") and from_notifications.search(query["sql"])
+    )
 
 
 def _messages(response) -> list[str]:  # type: ignore[no-untyped-def]
@@ -107,3 +121,21 @@ def test_any_other_id_still_counts_and_reads_as_unknown(client, setup, whose) ->
     response = step(client, "notification", {"notification_id": code})
     assert "no open upgrade notification" in errors(response)
     assert FailedCodeAttempt.objects.count() == 2
+
+
+def test_an_id_of_another_membership_reads_the_notification_once(client, setup) -> None:  # type: ignore[no-untyped-def]
+    # Looked up here, then elsewhere, then re-read to see whether it was open, the same row was
+    # read three times for one refusal; one lookup by its ID decides all three outcomes.
+    user = setup["member"].user
+    second = MembershipFactory(user=user, role=Membership.Role.MEMBER).organization
+    notification = _notification_of(second, setup)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(reverse("upgrade"), {"notification": notification.code})
+    (message,) = _messages(response)
+    assert f"is for {second.name}" in message
+    assert _notification_reads(captured) == 1
+    with CaptureQueriesContext(connection) as captured:
+        response = step(client, "notification", {"notification_id": notification.code})
+    assert f"is for {second.name}" in errors(response)
+    assert _notification_reads(captured) == 1
+    assert not FailedCodeAttempt.objects.exists()
