@@ -135,9 +135,13 @@ def render_table(figures: Iterable[Figure]) -> str:
         )
         ratio = "–" if item.ratio is None else f"{item.ratio:.2f}"
         met = {True: "yes", False: "**no**", None: "–"}[item.met]
+        goal = item.goal
+        # A target on the value itself is in its unit ("≤ 2 s"): beside a ratio of 7.43, a bare
+        # "≤ 2" read as a target on the ratio, missed.
+        target = "–" if goal is None else f"{goal} {item.unit}" if goal.on == "value" else goal
         lines.append(
             f"| {item.figure} | {_cell(item.value, item.unit)} | {floor} | {ratio} | "
-            f"{item.goal or '–'} | {met} |"
+            f"{target} | {met} |"
         )
     return "\n".join(lines)
 

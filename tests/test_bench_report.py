@@ -27,12 +27,14 @@ def test_emitted_figures_render_as_a_table(tmp_path: Path, monkeypatch, capsys) 
     results = tmp_path / "results.jsonl"
     monkeypatch.setenv("BENCH_RESULTS", str(results))
     emit("Export", 0.9, "s", floor_name="psql \\copy", floor_value=0.3, target=Target("<=", 3))
+    emit("Slowest", 1.1, "s", floor_name="up", floor_value=0.15, target=Target("<=", 2, on="value"))
     emit("Dashboard", 120, "rps", floor_name="session floor", floor_value=400, note="p50 60 ms")
     assert '"figure": "Export"' in capsys.readouterr().out
     figures = load_figures(results)
     report = render_report(figures, {"Commit": "abc123"}, ["seeded in 3 s"])
     assert "- **Commit**: abc123" in report
     assert "| Export | 0.90 s | psql \\copy: 0.30 s | 3.00 | ≤ 3 × floor | yes |" in report
+    assert "| Slowest | 1.10 s | up: 0.15 s | 7.33 | ≤ 2 s | yes |" in report
     assert "| Dashboard | 120 rps | session floor: 400 rps | 0.30 | – | – |" in report
     assert "*Dashboard*: p50 60 ms" in report
     assert "- seeded in 3 s" in report
