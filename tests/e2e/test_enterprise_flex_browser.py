@@ -207,6 +207,13 @@ BLANK_STACKED_CELLS = """() => [...document.querySelectorAll('.table-stack td, .
     .map(c => c.outerHTML.slice(0, 120))"""
 
 
+# The shown cells of a stacked table with something in them: label, height, line height.
+FIGURE_CELLS = """selector => [...document.querySelectorAll(selector)]
+    .filter(c => c.offsetParent !== null && c.textContent.trim())
+    .map(c => [c.dataset.label, c.getBoundingClientRect().height,
+               parseFloat(getComputedStyle(c).lineHeight)])"""
+
+
 def test_on_a_phone_every_ef_action_is_in_reach_and_the_csp_is_kept(
     live_server: Any, open_context: NewContext, results_dir: Path
 ) -> None:
@@ -268,6 +275,14 @@ def test_on_a_phone_every_ef_action_is_in_reach_and_the_csp_is_kept(
             sideways = control.evaluate(SCROLLED_SIDEWAYS)
             assert sideways is None, f"{url}: {what} needs scrolling {sideways} sideways"
             assert page.evaluate("() => window.scrollX") == 0, f"{url}: {what}"
+    # A product's figures stand beside their labels: under them, each product's card was twelve
+    # lines for six numbers, and the contract page 3,400 px long.
+    for url, table in ((f"{base}/", "ef-summary"), (f"{base}/true-up/1/", "ef-true-up")):
+        open_page(page, url)
+        cells = page.evaluate(FIGURE_CELLS, f"[data-testid={table}] td[data-label]")
+        assert cells, table
+        for label, height, line in cells:
+            assert height < 2 * line, f"{table} {label}: {height} px, the value under its label"
     open_page(page, f"{base}/")
     page.screenshot(path=str(results_dir / "ef-contract-phone-actions.png"), full_page=True)
     open_page(page, f"{base}/reports/1/")
