@@ -20,6 +20,7 @@ and while Redis is down.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -260,14 +261,18 @@ def address_budget(*, address: str, action: str, limit: int, now: datetime | Non
     """Whether `limit` `action` events of the last hour emailed `address`, and if so in how many
     minutes one of them leaves the hour.
 
-    Counted from the audit trail, whose events name the address in `details.contact`
-    (lower case), across licenses and organizations. Call address_serialize first.
+    Counted from the audit trail, whose events name the address in `details.contact` or list
+    it in `details.copied` (lower case), across licenses and organizations. Call
+    address_serialize first.
     """
     now = now or timezone.now()
+    address = address.strip().lower()
     latest = list(
         AuditEvent.objects.filter(
+            # The list's JSON text holds the address between quotes: the whole address, not a
+            # longer one ending with it. (JSON containment, @>, is PostgreSQL's alone.)
+            Q(details__contact=address) | Q(details__copied__icontains=json.dumps(address)),
             action=action,
-            details__contact=address.strip().lower(),
             created_at__gte=now - timedelta(hours=1),
         )
         .order_by("-created_at")

@@ -83,11 +83,13 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
     """Emails the key and a fresh license file again to the technical contact (and the actor).
 
     At most PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR times per license, and
-    PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR times per technical contact address across all
-    licenses: the technical contact is whatever address someone allowed to manage data typed,
-    and the button must not be a way to fill its mailbox, however many licenses name it. The
-    license row is locked, so two requests for one license count one after the other; the
-    address is locked too (portal.ratelimit.address_serialize), so are two for two licenses.
+    PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR times per address across all licenses: the
+    technical contact's (whatever address someone allowed to manage data typed) and those of
+    the owner's administrators copied on a license a partner obtained or acts on. The button
+    must not be a way to fill a mailbox, however many licenses name or copy it; the person
+    clicking is not counted (their own mailbox). The license row is locked, so two requests for
+    one license count one after the other; the addresses are locked too, in order
+    (portal.ratelimit.address_serialize), so are two for two licenses.
     """
     # Everything below reads the row as it is under the lock, not the caller's copy: a request
     # that waited here for a rehost, an upgrade or a registration change would otherwise email
@@ -120,37 +122,57 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
             % {"count": sent}
         )
     contact = license.registration.technical_email.strip().lower()
-    address_serialize(contact)
-    budget = address_budget(
-        address=contact,
-        action="license.emailed",
-        limit=settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR,
-    )
-    if budget.exhausted:
-        raise LicensingError(
-            ngettext(
-                "%(email)s, this license's technical contact, was already emailed many license "
-                "keys in the last hour. To protect that mailbox, try again in %(minutes)d "
-                "minute, or download the license file from this page.",
-                "%(email)s, this license's technical contact, was already emailed many license "
-                "keys in the last hour. To protect that mailbox, try again in %(minutes)d "
-                "minutes, or download the license file from this page.",
-                budget.minutes_left,
-            )
-            % {"email": contact, "minutes": budget.minutes_left}
-        )
-    license_email_queue(license=license, acting_user=actor, event="issued")
     recipients = license_email_recipients(
         license, actor, partner_acting=partner_acts_for(license.owner)
     )
-    # `contact` is what address_budget counts.
+    copied = sorted({r.strip().lower() for r in recipients} - {contact, actor.email.lower()})
+    # In one order, so two requests that share two addresses do not wait for each other.
+    for address in sorted({contact, *copied}):
+        address_serialize(address)
+    for address in (contact, *copied):
+        budget = address_budget(
+            address=address,
+            action="license.emailed",
+            limit=settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR,
+        )
+        if budget.exhausted:
+            raise LicensingError(
+                _address_refusal(
+                    address, budget.minutes_left, license=license, copy=address != contact
+                )
+            )
+    license_email_queue(license=license, acting_user=actor, event="issued")
+    # `contact` and `copied` are what address_budget counts.
     _audit_license(
         "license.emailed",
         license=license,
         actor=actor,
-        details={"to": recipients, "contact": contact},
+        details={"to": recipients, "contact": contact, "copied": copied},
     )
     return recipients
+
+
+def _address_refusal(address: str, minutes: int, *, license: License, copy: bool) -> str:
+    if not copy:
+        return ngettext(
+            "%(email)s, this license's technical contact, was already emailed many license "
+            "keys in the last hour. To protect that mailbox, try again in %(minutes)d "
+            "minute, or download the license file from this page.",
+            "%(email)s, this license's technical contact, was already emailed many license "
+            "keys in the last hour. To protect that mailbox, try again in %(minutes)d "
+            "minutes, or download the license file from this page.",
+            minutes,
+        ) % {"email": address, "minutes": minutes}
+    return ngettext(
+        "%(email)s, an administrator of %(organization)s who gets a copy of this license's "
+        "emails, was already emailed many license keys in the last hour. To protect that "
+        "mailbox, try again in %(minutes)d minute, or download the license file from this page.",
+        "%(email)s, an administrator of %(organization)s who gets a copy of this license's "
+        "emails, was already emailed many license keys in the last hour. To protect that "
+        "mailbox, try again in %(minutes)d minutes, or download the license file from this "
+        "page.",
+        minutes,
+    ) % {"email": address, "organization": license.owner.name, "minutes": minutes}
 
 
 @transaction.atomic

@@ -205,3 +205,37 @@ def test_email_again_for_many_licenses_of_one_contact_at_once_stops_at_its_limit
     outcomes = Counter("refused" if isinstance(r, LicensingError) else "sent" for r in results)
     assert outcomes == Counter({"sent": 3, "refused": 7})
     assert AuditEvent.objects.filter(action="license.emailed").count() == 3
+
+
+def test_email_again_for_many_licenses_copying_one_administrator_at_once_stops_at_its_limit(
+    settings,
+) -> None:  # type: ignore[no-untyped-def]
+    # The copied administrator's address is locked as the technical contact's is: ten requests
+    # for ten licenses a partner obtained, each naming another contact, send it three copies.
+    from licensing.models import License
+    from licensing.services import license_email_again
+    from portal.models import AuditEvent, Membership
+    from tests.licensing.factories import LicenseFactory, SupportRegistrationFactory
+    from tests.portal.factories import PartnerFactory
+
+    settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
+    owner_admin = MembershipFactory(role=Membership.Role.ADMIN)
+    customer = owner_admin.organization
+    member = MembershipFactory(organization=customer, role=Membership.Role.MEMBER).user
+    licenses = [
+        LicenseFactory(
+            owner=customer,
+            registration=SupportRegistrationFactory(
+                organization=customer, technical_email=f"contact{n}@customer.example"
+            ),
+        )
+        for n in range(10)
+    ]
+    License.objects.filter(pk__in=[lic.pk for lic in licenses]).update(partner=PartnerFactory())
+    results = run_concurrently(
+        [partial(license_email_again, license=license, actor=member) for license in licenses]
+    )
+    assert all(isinstance(r, list | LicensingError) for r in results), results
+    outcomes = Counter("refused" if isinstance(r, LicensingError) else "sent" for r in results)
+    assert outcomes == Counter({"sent": 3, "refused": 7})
+    assert AuditEvent.objects.filter(action="license.emailed").count() == 3

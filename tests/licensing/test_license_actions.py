@@ -26,6 +26,7 @@ from tests.licensing.factories import (
     ProductFactory,
     ProductVersionFactory,
     SerialNumberFactory,
+    SupportRegistrationFactory,
 )
 from tests.portal.factories import MembershipFactory, UserFactory
 
@@ -975,3 +976,66 @@ def test_a_csv_upload_is_read_no_further_than_its_limit(client, admin, monkeypat
     assert read == [MAX_CSV_BYTES + 1]
     assert response.status_code == 200 and "larger than 2 MB" in response.content.decode()
     assert not CustomFieldValue.objects.exists()
+
+
+def test_email_again_is_limited_per_copied_administrator_across_licenses(
+    settings, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # The owner's administrators get a copy of every key of a license a partner obtained: ten
+    # such licenses, each naming another technical contact, sent them 50 copies an hour, the
+    # address limit counting the technical contacts only.
+    from licensing.services import license_email_again
+    from portal.models import Membership
+    from tests.portal.factories import PartnerFactory
+
+    settings.PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR = 5
+    settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
+    owner_admin = MembershipFactory(role=Membership.Role.ADMIN)
+    customer = owner_admin.organization
+    member = MembershipFactory(organization=customer, role=Membership.Role.MEMBER).user
+    partner = PartnerFactory()
+    licenses = [
+        LicenseFactory(
+            owner=customer,
+            registration=SupportRegistrationFactory(
+                organization=customer, technical_email=f"contact{n}@customer.example"
+            ),
+        )
+        for n in range(4)
+    ]
+    License.objects.filter(pk__in=[lic.pk for lic in licenses]).update(partner=partner)
+    address = owner_admin.user.email.lower()
+    with django_capture_on_commit_callbacks(execute=True):
+        for lic in licenses[:3]:
+            assert address in license_email_again(license=lic, actor=member)
+        with pytest.raises(LicensingError) as refused:
+            license_email_again(license=licenses[3], actor=member)
+        assert str(refused.value) == (
+            f"{address}, an administrator of {customer.name} who gets a copy of this license's "
+            "emails, was already emailed many license keys in the last hour. To protect that "
+            "mailbox, try again in 60 minutes, or download the license file from this page."
+        )
+        # The person clicking is not counted: the administrator may still send their own.
+        assert address in license_email_again(license=licenses[3], actor=owner_admin.user)
+    events = AuditEvent.objects.filter(action="license.emailed").order_by("created_at")
+    assert [e.details["copied"] for e in events] == [[address]] * 3 + [[]]
+
+
+def test_an_address_budget_counts_the_whole_address_only() -> None:
+    from portal.ratelimit import address_budget
+
+    for _ in range(3):
+        AuditEvent.objects.create(
+            action="license.emailed",
+            details={"contact": "c@customer.example", "copied": ["xa@b.example", "d@b.example"]},
+        )
+    budget = {
+        address: address_budget(address=address, action="license.emailed", limit=3).exhausted
+        for address in ("xa@b.example", "A@B.example", "d@b.example", "c@customer.example")
+    }
+    assert budget == {
+        "xa@b.example": True,
+        "A@B.example": False,
+        "d@b.example": True,
+        "c@customer.example": True,
+    }
