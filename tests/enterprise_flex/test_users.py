@@ -490,9 +490,10 @@ def test_a_super_user_removal_refused_by_the_save_in_admin_is_a_message(  # type
     response = client.post(url, data, follow=True)
     assert response.status_code == 200
     assert response.redirect_chain == [(url, 302)]
-    # The admin's message list writes each message with its first letter capitalised.
-    text = response.content.decode().lower()
-    assert f"{world.super_user.email} is the last super user of contract" in text
+    # As written: Django's message list capitalised its first letter ("User0@…").
+    assert f"<li class=\"error\">{world.super_user.email} is the last super user of contract" in (
+        response.content.decode()
+    )
     assert Membership.objects.filter(user=world.super_user).exists()
     assert level_of(world, world.super_user) == "super"
 
