@@ -277,6 +277,8 @@ class _Text(Flowable):
             x = 0.0
             if self.style.alignment == TA_CENTER:
                 x = (self.width - pdftext.measure(line, size)) / 2
+            elif pdftext.right_to_left(self.text):  # a product named in Arabic or Hebrew
+                x = self.width - pdftext.measure(line, size)
             baseline = self.height - size - n * self.style.leading
             pdftext.draw(self.canv, x, baseline, line, size=size)
 

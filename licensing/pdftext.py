@@ -336,6 +336,18 @@ def embed(value: str) -> str:
     return f"{_FSI}{value}{_PDI}"
 
 
+def right_to_left(text: str) -> bool:
+    """Whether `text` reads right to left as a paragraph: its first letter with a direction is
+    Arabic or Hebrew (Unicode's rules P2 and P3), what is inside an isolate not counted."""
+    for char in _ISOLATED.sub("", text):
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return True
+        if kind == "L":
+            return False
+    return False
+
+
 def measure(line: Line, size: float) -> float:
     """The width of `line` in points at `size`, measured in the fonts it is drawn with, as
     shaped."""

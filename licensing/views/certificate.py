@@ -92,11 +92,15 @@ def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     for label, value in _facts(license):
         labels = pdftext.wrap(label, size=11, width=label_width, bold=True)
         values = pdftext.wrap(value, size=11, width=value_width)
+        # A right-to-left value (a name in Arabic or Hebrew) starts at its column's right edge,
+        # as it is read: left-aligned, its lines ended ragged where a reader starts them.
+        rtl = pdftext.right_to_left(value)
         for n in range(max(len(labels), len(values))):
             if n < len(labels):
                 pdftext.draw(pdf, 25 * mm, y, labels[n], size=11)
             if n < len(values):
-                pdftext.draw(pdf, 70 * mm, y, values[n], size=11)
+                indent = value_width - pdftext.measure(values[n], 11) if rtl else 0
+                pdftext.draw(pdf, 70 * mm + indent, y, values[n], size=11)
             y -= 5 * mm
         y -= 3 * mm
     widget = QrCodeWidget(license.key, barLevel="M")

@@ -349,3 +349,32 @@ def test_true_up_pdf_draws_right_to_left_names_in_their_face_in_visual_order(
     assert drawn[arabic - 2 : arabic] == ["ABC 123", " "]
     assert drawn[arabic + 1].startswith(" · ")
     assert "ABC 123" in _pdf_text(pdf)
+
+
+@pytest.mark.parametrize(
+    ("text", "right_aligned"), [("תוכנה אבטחה 2.0", True), ("Endpoint Protection 15.0", False)]
+)
+def test_a_right_to_left_product_in_the_true_up_pdf_ends_at_its_cells_right_edge(
+    monkeypatch: pytest.MonkeyPatch, text: str, right_aligned: bool
+) -> None:
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.pdfgen.canvas import Canvas
+
+    from enterprise_flex.exports import _Text
+    from licensing import pdftext
+
+    starts: list[float] = []
+    draw = pdftext.draw
+
+    def record(pdf: Canvas, x: float, y: float, line: pdftext.Line, **kwargs: float) -> None:
+        starts.append(x)
+        draw(pdf, x, y, line, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pdftext, "draw", record)
+    flowable = _Text(text, getSampleStyleSheet()["Normal"])
+    flowable.wrap(200, 100)
+    flowable.canv = Canvas(io.BytesIO())
+    flowable.draw()
+    (line,) = flowable.lines
+    expected = 200 - pdftext.measure(line, flowable.style.fontSize) if right_aligned else 0
+    assert starts == [pytest.approx(expected)]

@@ -331,3 +331,48 @@ def test_right_to_left_text_is_still_drawn_if_python_bidis_analysis_cannot_be_re
     pdftext.draw(Canvas(io.BytesIO()), 0, 0, pdftext.embed("שרת") + " to 2027", size=11)
     assert "".join(text for _font, text, _right in drawn) == "תרש to 2027"
     assert "python-bidi's analysis could not be read" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "rtl"),
+    [
+        ("شركة ABC", True),
+        ('חברת בע"מ Acme', True),
+        ("Acme שרת", False),
+        ("(123) شركة", True),  # numbers and brackets have no direction of their own
+        (pdftext.embed("شركة") + " Acme", False),  # an isolate does not decide
+        ("12345", False),
+    ],
+)
+def test_a_paragraphs_direction_is_its_first_letters(text: str, rtl: bool) -> None:
+    assert pdftext.right_to_left(text) is rtl
+
+
+def test_a_right_to_left_value_ends_at_its_columns_right_edge(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Right-to-left names started at the column's left edge, their lines ragged on the right,
+    # where a reader of Arabic or Hebrew starts each line.
+    from reportlab.lib.units import mm
+
+    starts: dict[str, float] = {}
+    draw = pdftext.draw
+
+    def record(pdf: Canvas, x: float, y: float, text: Any, **kwargs: Any) -> None:
+        written = text if isinstance(text, str) else "".join(run.text for run in text)
+        starts[written] = x
+        draw(pdf, x, y, text, **kwargs)
+
+    monkeypatch.setattr(pdftext, "draw", record)
+    admin = MembershipFactory()
+    client.force_login(admin.user)
+    organization = admin.organization
+    organization.name = "شركة البرمجيات العربية"
+    organization.save(update_fields=["name"])
+    license = LicenseFactory(owner=organization, host_id="HOST-1")
+    response = client.get(reverse("license-certificate-pdf", kwargs={"pk": license.pk}))
+    assert response.status_code == 200
+    value = f"{organization.name} ({organization.account_number})"
+    (line,) = pdftext.wrap(value, size=11, width=A4[0] - 70 * mm - 25 * mm)
+    assert starts[value] == pytest.approx(A4[0] - 25 * mm - pdftext.measure(line, 11))
+    assert starts["HOST-1"] == pytest.approx(70 * mm)  # a left-to-right value as before
