@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import factory
 
-from licensing.models import Product, ProductVersion, SerialNumber, SupportRegistration
+from licensing.models import License, Product, ProductVersion, SerialNumber, SupportRegistration
 from tests.portal.factories import OrganizationFactory
 
 
@@ -131,3 +133,33 @@ def emailed_file_quantity(row, license) -> int:  # type: ignore[no-untyped-def]
         public_key=get_public_key(),
     )
     return int(payload["data"]["attributes"]["metadata"]["quantity"])
+
+
+@dataclass(frozen=True)
+class PartnerObtained:
+    """A customer's licenses a partner obtained, each naming its own technical contact: every
+    key emailed for them is copied to the customer's administrator."""
+
+    admin: Any  # the customer's administrator (a Membership), copied
+    member: Any  # a member of the customer (a User) who is not
+    licenses: list[Any]
+
+
+def partner_obtained_licenses(count: int) -> PartnerObtained:
+    from portal.models import Membership
+    from tests.portal.factories import MembershipFactory, PartnerFactory
+
+    admin = MembershipFactory(role=Membership.Role.ADMIN)
+    customer = admin.organization
+    member = MembershipFactory(organization=customer, role=Membership.Role.MEMBER).user
+    licenses = [
+        LicenseFactory(
+            owner=customer,
+            registration=SupportRegistrationFactory(
+                organization=customer, technical_email=f"contact{n}@customer.example"
+            ),
+        )
+        for n in range(count)
+    ]
+    License.objects.filter(pk__in=[lic.pk for lic in licenses]).update(partner=PartnerFactory())
+    return PartnerObtained(admin=admin, member=member, licenses=licenses)

@@ -212,26 +212,13 @@ def test_email_again_for_many_licenses_copying_one_administrator_at_once_stops_a
 ) -> None:  # type: ignore[no-untyped-def]
     # The copied administrator's address is locked as the technical contact's is: ten requests
     # for ten licenses a partner obtained, each naming another contact, send it three copies.
-    from licensing.models import License
     from licensing.services import license_email_again
-    from portal.models import AuditEvent, Membership
-    from tests.licensing.factories import LicenseFactory, SupportRegistrationFactory
-    from tests.portal.factories import PartnerFactory
+    from portal.models import AuditEvent
+    from tests.licensing.factories import partner_obtained_licenses
 
     settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
-    owner_admin = MembershipFactory(role=Membership.Role.ADMIN)
-    customer = owner_admin.organization
-    member = MembershipFactory(organization=customer, role=Membership.Role.MEMBER).user
-    licenses = [
-        LicenseFactory(
-            owner=customer,
-            registration=SupportRegistrationFactory(
-                organization=customer, technical_email=f"contact{n}@customer.example"
-            ),
-        )
-        for n in range(10)
-    ]
-    License.objects.filter(pk__in=[lic.pk for lic in licenses]).update(partner=PartnerFactory())
+    obtained = partner_obtained_licenses(10)
+    member, licenses = obtained.member, obtained.licenses
     results = run_concurrently(
         [partial(license_email_again, license=license, actor=member) for license in licenses]
     )

@@ -26,7 +26,6 @@ from tests.licensing.factories import (
     ProductFactory,
     ProductVersionFactory,
     SerialNumberFactory,
-    SupportRegistrationFactory,
 )
 from tests.portal.factories import MembershipFactory, UserFactory
 
@@ -985,25 +984,13 @@ def test_email_again_is_limited_per_copied_administrator_across_licenses(
     # such licenses, each naming another technical contact, sent them 50 copies an hour, the
     # address limit counting the technical contacts only.
     from licensing.services import license_email_again
-    from portal.models import Membership
-    from tests.portal.factories import PartnerFactory
+    from tests.licensing.factories import partner_obtained_licenses
 
     settings.PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR = 5
     settings.PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR = 3
-    owner_admin = MembershipFactory(role=Membership.Role.ADMIN)
+    obtained = partner_obtained_licenses(4)
+    owner_admin, member, licenses = obtained.admin, obtained.member, obtained.licenses
     customer = owner_admin.organization
-    member = MembershipFactory(organization=customer, role=Membership.Role.MEMBER).user
-    partner = PartnerFactory()
-    licenses = [
-        LicenseFactory(
-            owner=customer,
-            registration=SupportRegistrationFactory(
-                organization=customer, technical_email=f"contact{n}@customer.example"
-            ),
-        )
-        for n in range(4)
-    ]
-    License.objects.filter(pk__in=[lic.pk for lic in licenses]).update(partner=partner)
     address = owner_admin.user.email.lower()
     with django_capture_on_commit_callbacks(execute=True):
         for lic in licenses[:3]:
