@@ -162,8 +162,8 @@ def publication_preview(*, version: ProductVersion) -> PublicationPreview:
     """The organizations and licenses that publishing `version` now would notify.
 
     The same eligibility rule as notifications_create (upgrades/services.py): an active license
-    of an earlier version of the product whose maintenance is current on the release date, not
-    drawn down from an Enterprise Flexible contract.
+    of an earlier version of the product whose maintenance is current on the release date (begun
+    by then), not drawn down from an Enterprise Flexible contract.
     """
     counts = (
         License.objects.filter(
@@ -171,6 +171,7 @@ def publication_preview(*, version: ProductVersion) -> PublicationPreview:
             version__released_on__lt=version.released_on,
             status=License.Status.ACTIVE,
             quantity__gt=0,
+            maintenance_start__lte=version.released_on,
             maintenance_end__gte=version.released_on,
         )
         .exclude(source=License.Source.EF_DRAWDOWN)

@@ -69,9 +69,11 @@ def version_publish(*, version: ProductVersion, actor: User | None) -> bool:
 # on the table being filled, which the planner can turn quadratic when its statistics say the
 # table is empty.
 # The eligibility rule: an active license of an earlier version of the same product whose
-# maintenance is current on the release date (ending that very day counts), and not drawn down
-# from an Enterprise Flexible contract (those follow the contract's lines). Both statements
-# below spell it out the same way; tests/upgrades/test_publishing.py pins it.
+# maintenance is current on the release date (begun by then, and ending that very day counts),
+# and not drawn down from an Enterprise Flexible contract (those follow the contract's lines).
+# Both statements below spell it out the same way; tests/upgrades/test_publishing.py pins it.
+# A license whose maintenance began after the release (bought since) has the version it
+# bought: FileConnect does not offer it the newer files either (version_entitlement).
 _OWNERS_WITHOUT_NOTIFICATION_SQL = """
     SELECT DISTINCT l.owner_id
     FROM licensing_license l
@@ -80,6 +82,7 @@ _OWNERS_WITHOUT_NOTIFICATION_SQL = """
       AND v.released_on < %(released_on)s
       AND l.status = 'active'
       AND l.quantity > 0
+      AND l.maintenance_start <= %(released_on)s
       AND l.maintenance_end >= %(released_on)s
       AND l.source <> 'ef_drawdown'
       AND NOT EXISTS (SELECT 1 FROM upgrades_upgradenotification n
@@ -98,6 +101,7 @@ _INSERT_LINES_SQL = """
       AND v.released_on < %(released_on)s
       AND l.status = 'active'
       AND l.quantity > 0
+      AND l.maintenance_start <= %(released_on)s
       AND l.maintenance_end >= %(released_on)s
       AND l.source <> 'ef_drawdown'
     ON CONFLICT (notification_id, source_license_id) DO NOTHING

@@ -16,6 +16,7 @@ from tests.portal.factories import MembershipFactory, OrganizationFactory, UserF
 from tests.upgrades.factories import RELEASE, catalog, licensed
 from upgrades import services as upgrade_services
 from upgrades.models import UpgradeLine, UpgradeNotice, UpgradeNotification
+from upgrades.selectors import publication_preview
 from upgrades.services import notifications_create, upgrade_notices_send, version_publish
 
 pytestmark = pytest.mark.django_db
@@ -36,13 +37,18 @@ def test_eligibility_rules() -> None:
         product=old.product, version="16.0", released_on=RELEASE + timedelta(days=5)
     )
     licensed(org, later)  # newer than the published version: not an upgrade
+    # Maintenance that began on the release date covers it; one that began after does not: a
+    # license bought since has the version it bought (FileConnect refuses it the files too).
+    begun_that_day = licensed(org, old, maintenance_start=RELEASE)
+    bought_since = licensed(org, old, maintenance_start=RELEASE + timedelta(days=1))
 
+    assert publication_preview(version=new).licenses == 3
     created = notifications_create(version=new, today=TODAY)
-    assert (created.notifications, created.lines) == (1, 2)
+    assert (created.notifications, created.lines) == (1, 3)
     lines = {line.source_license_id: line for line in UpgradeLine.objects.all()}
-    assert set(lines) == {on_the_day.pk, current.pk}
+    assert set(lines) == {on_the_day.pk, current.pk, begun_that_day.pk}
     assert lines[current.pk].eligible_quantity == lines[current.pk].remaining_quantity == 3
-    for excluded in (lapsed, already_new, other_product, revoked):
+    for excluded in (lapsed, already_new, other_product, revoked, bought_since):
         assert excluded.pk not in lines
     notification = UpgradeNotification.objects.get()
     assert notification.organization == org and notification.target_version == new
@@ -240,6 +246,23 @@ def test_license_page_says_renewing_would_make_it_eligible(
     assert "not eligible for the free upgrade" in page and "Renew maintenance" in page
     page = client.get(reverse("license-detail", kwargs={"pk": current.pk})).content.decode()
     assert "is available for this license at no cost" in page
+
+
+def test_license_page_says_a_version_from_before_its_maintenance_is_no_free_upgrade(client) -> None:  # type: ignore[no-untyped-def]
+    # It said the license would join Version upgrade the next day; the daily job never adds it.
+    from upgrades.tasks import refresh_upgrade_eligibility
+
+    old, new = catalog()
+    member = MembershipFactory()
+    version_publish(version=new, actor=None)
+    bought_since = licensed(member.organization, old, maintenance_start=TODAY)
+    refresh_upgrade_eligibility()
+    assert not UpgradeLine.objects.filter(source_license=bought_since).exists()
+    client.force_login(member.user)
+    page = client.get(reverse("license-detail", kwargs={"pk": bought_since.pk})).content.decode()
+    assert "before this license's maintenance began, so it is not a free upgrade" in page
+    assert "is added to Version upgrade the next day" not in page
+    assert "is available for this license at no cost" not in page
 
 
 def test_license_page_offers_the_free_upgrade_only_once_version_upgrade_does(client) -> None:  # type: ignore[no-untyped-def]
