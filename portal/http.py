@@ -4,12 +4,14 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, overload
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from .models import Delegation, Membership, Organization, User
@@ -35,6 +37,10 @@ class PortalRequest(AuthenticatedHttpRequest):
 
 
 View = Callable[..., HttpResponseBase]
+
+# The hidden field of the organization a form was rendered for ({% organization_field %}): a
+# form left open in one tab while another switched organization must not write into the other.
+ORGANIZATION_FIELD = "portal_organization"
 
 
 @overload
@@ -67,6 +73,8 @@ def organization_required(
             if context.delegation is None:
                 # A customer the partner never had a delegation from: forget the choice.
                 request.session.pop(SESSION_ACTING_FOR_KEY, None)
+            if _posted_elsewhere(request, context.organization):
+                return _organization_changed(request, context.organization)
             access = context.access
             allowed = any(access.allows(a) for a in actions) if actions else not access.is_delegated
             if not allowed:
@@ -83,6 +91,35 @@ def organization_required(
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+def _posted_elsewhere(request: HttpRequest, organization: Organization) -> bool:
+    """Whether a form rendered for another organization is posted: the user switched (or
+    started or stopped acting for a customer) in another tab since. Forms without the field
+    (an API-style post, a test) are not checked."""
+    if request.method != "POST":
+        return False
+    posted = request.POST.get(ORGANIZATION_FIELD)
+    return posted is not None and posted != str(organization.pk)
+
+
+def _organization_changed(request: HttpRequest, organization: Organization) -> HttpResponseBase:
+    """Refuses the stale form, changing nothing, and goes back to the page it came from, now
+    shown for the organization the user works in."""
+    messages.error(
+        request,
+        _(
+            "Nothing was changed: you switched organization after this page was opened. You "
+            "are now working in %(organization)s: check the page and submit it again."
+        )
+        % {"organization": organization.name},
+    )
+    back = request.headers.get("referer", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = "dashboard"
+    return redirect(back)
 
 
 def _delegation_ended(request: HttpRequest, delegation: Delegation) -> HttpResponseBase:

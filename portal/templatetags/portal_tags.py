@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from portal.http import ORGANIZATION_FIELD
 from portal.ratelimit import support_contact
 
 register = template.Library()
@@ -96,6 +97,19 @@ def audit_action(action: str) -> str:
 def support_sentence() -> SafeString:
     """Whom to contact for help, with the configured support links."""
     return support_contact()
+
+
+@register.simple_tag(takes_context=True)
+def organization_field(context: template.Context) -> SafeString:
+    """The hidden field naming the organization a form is rendered for, beside its CSRF token:
+    posted after the user switched organization in another tab, it is refused (portal.http)."""
+    request = context.get("request")
+    organization = getattr(request, "organization", None)
+    if organization is None:
+        return SafeString("")
+    return format_html(
+        '<input type="hidden" name="{}" value="{}">', ORGANIZATION_FIELD, organization.pk
+    )
 
 
 @register.simple_tag(takes_context=True)
