@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -194,6 +196,19 @@ class SupportRegistration(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
+    # What the customer enters, in the form's order.
+    FIELDS = (
+        "company",
+        "address",
+        "country",
+        "primary_name",
+        "primary_email",
+        "primary_phone",
+        "technical_name",
+        "technical_email",
+        "technical_phone",
+    )
+
     class Meta:
         verbose_name = _("support registration")
         verbose_name_plural = _("support registrations")
@@ -201,6 +216,15 @@ class SupportRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.company} ({self.technical_email})"
+
+    def changes(self, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        """The fields `data` would change, as audit events keep them: {name: {from, to}}."""
+        # str(): a country is a Country object on the model and a code in a form's data.
+        return {
+            name: {"from": str(getattr(self, name)), "to": str(data[name])}
+            for name in self.FIELDS
+            if name in data and str(getattr(self, name)) != str(data[name])
+        }
 
 
 class License(models.Model):

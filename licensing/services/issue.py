@@ -788,15 +788,27 @@ def license_renew(
     reference: str,
 ) -> License:
     """Extends maintenance by `months` from its end (or today, if lapsed) and reissues the file."""
-    locked = License.objects.select_for_update().get(pk=license.pk)
+    locked = (
+        License.objects.select_for_update(of=("self",))
+        .select_related("registration")
+        .get(pk=license.pk)
+    )
     if locked.status != License.Status.ACTIVE:
         raise LicensingError(_("Only active licenses can be renewed."))
     today = timezone.localdate()
     old_end = locked.maintenance_end
+    details: dict[str, Any] = {"from": old_end.isoformat(), "reference": reference}
     locked.maintenance_end = add_months(max(old_end, today), months)
     locked.file_issued_at = timezone.now()
     fields = ["maintenance_end", "file_issued_at"]
-    if registration is not None:
+    if registration is not None and registration.pk != locked.registration_id:
+        # The renewal's registration step replaces the license's: its history says what changed,
+        # as an edit of the registration does (registration_update).
+        changes = locked.registration.changes(
+            {name: getattr(registration, name) for name in SupportRegistration.FIELDS}
+        )
+        if changes:
+            details["registration_changes"] = changes
         locked.registration = registration
         fields.append("registration")
     locked.save(update_fields=fields)
@@ -805,11 +817,7 @@ def license_renew(
         actor=acting_user,
         organization=locked.owner,
         obj=locked,
-        details={
-            "from": old_end.isoformat(),
-            "to": locked.maintenance_end.isoformat(),
-            "reference": reference,
-        },
+        details={**details, "to": locked.maintenance_end.isoformat()},
     )
     license_email_queue(license=locked, acting_user=acting_user, event="renewed")
     return locked

@@ -44,17 +44,7 @@ from .issue import (
     serial_redeem,
 )
 
-REGISTRATION_FIELDS = [
-    "company",
-    "address",
-    "country",
-    "primary_name",
-    "primary_email",
-    "primary_phone",
-    "technical_name",
-    "technical_email",
-    "technical_phone",
-]
+REGISTRATION_FIELDS = SupportRegistration.FIELDS
 
 
 def _require_owner_admin(actor: User, license: License) -> None:
@@ -193,12 +183,7 @@ def registration_update(
         .get(pk=license.pk)
     )
     registration = SupportRegistration.objects.select_for_update().get(pk=registration_id)
-    changes = {
-        # str(): a country is a Country object on the model and a code in the form's data.
-        name: {"from": str(getattr(registration, name)), "to": str(data[name])}
-        for name in REGISTRATION_FIELDS
-        if name in data and getattr(registration, name) != data[name]
-    }
+    changes = registration.changes(data)
     if not changes:
         return registration
     details: dict[str, Any] = {"changes": changes}

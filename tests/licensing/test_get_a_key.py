@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from licensing.codes import generate_code
 from licensing.licensefile import verify_license_file
-from licensing.models import License, SerialNumber, add_months
+from licensing.models import License, SerialNumber, SupportRegistration, add_months
 from licensing.services import serial_redeem
 from licensing.signing import get_public_key
 from portal.models import AuditEvent, FailedCodeAttempt, OutboundEmail
@@ -236,6 +237,33 @@ def test_renewal_extends_maintenance_and_reissues_file(
     assert License.objects.count() == 1
     assert "renewed" in mail.outbox[0].subject
     assert AuditEvent.objects.filter(action="license.renewed", object_id=str(license.pk)).exists()
+
+
+def test_a_renewal_that_replaces_the_registration_says_so_in_the_history(client, member) -> None:  # type: ignore[no-untyped-def]
+    # The renewal's registration step replaces the license's registration (a partner acting
+    # for the customer may type its own contact): the history said only "Maintenance renewed".
+    version = ProductVersionFactory()
+    license = _owned_license(member, version)
+    SupportRegistration.objects.filter(pk=license.registration_id).update(**REGISTRATION)
+    serial = SerialNumberFactory(version=version, kind=SerialNumber.Kind.RENEWAL)
+    changed = {"primary_name": "Pedro Parceiro", "primary_email": "pedro@partner.example"}
+    walk(client, serial.code, registration={"target_license": str(license.pk), **changed})
+    event = AuditEvent.objects.get(action="license.renewed", object_id=str(license.pk))
+    assert event.details["registration_changes"] == {
+        "primary_name": {"from": "Paula Primary", "to": "Pedro Parceiro"},
+        "primary_email": {"from": "paula@acme.example", "to": "pedro@partner.example"},
+    }
+    page = client.get(reverse("license-detail", kwargs={"pk": license.pk})).content.decode()
+    assert re.search(
+        r"Maintenance renewed: [^;<]+;\s+support registration changed:\s+"
+        r"primary contact name, primary contact email",
+        page,
+    )
+    # Renewed again with the same contacts: nothing about the registration.
+    again = SerialNumberFactory(version=version, kind=SerialNumber.Kind.RENEWAL)
+    walk(client, again.code, registration={"target_license": str(license.pk), **changed})
+    latest = AuditEvent.objects.filter(action="license.renewed").latest("created_at")
+    assert "registration_changes" not in latest.details
 
 
 def test_renewal_result_names_whom_the_renewal_was_emailed_to(
