@@ -4,7 +4,9 @@ page for a dependency that is down."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import auth
@@ -142,6 +144,46 @@ class PrivateNoStoreMiddleware:
         if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
             patch_cache_control(response, no_store=True, private=True)
         return response
+
+
+# Unicode's explicit directional embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI
+# FSI PDI). Nobody types them into a company name or a host ID, but one pasted there reordered
+# the rest of the line wherever the value was shown: a company "\u202e..." displayed the account
+# number after it reversed. Arabic and Hebrew need none of them (the marks LRM and RLM stay).
+BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+class BidiControlsMiddleware:
+    """Drops the directional controls from every submitted text value before the view reads it,
+    so that no form, wizard or admin page stores one. Passwords are left as typed."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> None:
+        if request.method != "POST" or not request.POST:
+            return None
+        data = request.POST
+        if not any(
+            _BIDI_RE.search(value)
+            for name, values in data.lists()
+            if "password" not in name
+            for value in values
+        ):
+            return None
+        cleaned = data.copy()
+        for name, values in data.lists():
+            if "password" not in name:
+                cleaned.setlist(name, [value.translate(BIDI_CONTROLS) for value in values])
+        cleaned._mutable = False
+        request.POST = cleaned  # type: ignore[misc,assignment]
+        return None
 
 
 class ServiceUnavailableMiddleware:

@@ -114,6 +114,7 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "portal.middleware.BidiControlsMiddleware",
     # Django's AuthenticationMiddleware, loading the user's memberships in the same query.
     "portal.middleware.PortalAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
