@@ -21,7 +21,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .emails import AttachmentUnavailable, deliver, hand_off, hand_off_batches, queue_email
+from .emails import (
+    AttachmentUnavailable,
+    deliver,
+    hand_off,
+    hand_off_batches,
+    queue_email,
+    queue_email_variants,
+)
 from .models import (
     AuditEvent,
     Delegation,
@@ -823,17 +830,31 @@ def _check_dates(*, starts_on: date, ends_on: date | None, today: date) -> None:
 
 
 def _delegation_email(
-    template: str, delegation: Delegation, *, to: list[str], **extra: Any
+    template: str,
+    delegation: Delegation,
+    *,
+    to: list[str],
+    partner_to: list[str] | None = None,
+    **extra: Any,
 ) -> None:
-    queue_email(
+    """Emails `to` (one side of the delegation); with `partner_to`, the partner's side reads its
+    own body of the same email (`for_partner`: its Customers page, not the customer's Partners
+    page). Someone administering both organizations reads the customer's."""
+    context = {
+        "delegation": delegation,
+        "customer": delegation.customer,
+        "partner": delegation.partner,
+        **extra,
+    }
+    if partner_to is None:
+        queue_email(template=template, to=to, context=context)
+        return
+    queue_email_variants(
         template=template,
-        to=to,
-        context={
-            "delegation": delegation,
-            "customer": delegation.customer,
-            "partner": delegation.partner,
-            **extra,
-        },
+        variants=[
+            (to, {**context, "for_partner": False}),
+            (sorted(set(partner_to) - set(to)), {**context, "for_partner": True}),
+        ],
     )
 
 
@@ -979,7 +1000,8 @@ def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
     _delegation_email(
         "delegation_revoked",
         locked,
-        to=admin_emails(locked.partner) + admin_emails(locked.customer),
+        to=admin_emails(locked.customer),
+        partner_to=admin_emails(locked.partner),
     )
     return locked
 

@@ -44,12 +44,18 @@ def test_license_email_html_has_every_fact_of_the_text(event: str) -> None:
     assert not missing, missing
 
 
+@pytest.mark.parametrize("for_partner", [False, True])
 @pytest.mark.parametrize("template", ["delegation_revoked", "delegation_declined"])
-def test_delegation_email_html_has_the_texts_link(template: str) -> None:
+def test_delegation_email_html_has_the_texts_link(template: str, for_partner: bool) -> None:
     delegation = DelegationFactory()
     _subject, text, markup = render_email(
         template,
-        {"delegation": delegation, "customer": delegation.customer, "partner": delegation.partner},
+        {
+            "delegation": delegation,
+            "customer": delegation.customer,
+            "partner": delegation.partner,
+            "for_partner": for_partner,
+        },
     )
     links = re.findall(r"https?://\S+", text.split("\n-- \n")[0])
     assert links and all(link in _visible(markup) for link in links), links

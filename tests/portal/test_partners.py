@@ -204,8 +204,14 @@ def test_scopes_change_and_revocation_take_effect_on_the_next_request(
     assert partner_client.get(reverse("get-a-key")).context["request"].organization == (
         partner_admin.organization
     )
-    revoked = Email.objects.get(template="delegation_revoked")
-    assert sorted(revoked.to) == sorted([partner_admin.user.email, customer_admin.user.email])
+    # One email, a body for each side: the link the partner's administrators read is their
+    # Customers page (the customer's Partners page, which the whole email linked, is not theirs).
+    revoked = {tuple(e.to): e for e in Email.objects.filter(template="delegation_revoked")}
+    assert set(revoked) == {(partner_admin.user.email,), (customer_admin.user.email,)}
+    for_partner = revoked[(partner_admin.user.email,)].body_text
+    for_customer = revoked[(customer_admin.user.email,)].body_text
+    assert "/partners/customers/" in for_partner and "/organization/partners/" not in for_partner
+    assert "/organization/partners/" in for_customer and "/partners/customers/" not in for_customer
 
 
 def test_partner_admin_declines_and_the_customer_is_told(
