@@ -38,7 +38,7 @@ from .models import (
     OutboundEmail,
     User,
 )
-from .policy import Scope
+from .policy import SCOPE_LABELS, Scope
 from .ratelimit import invitations_refusal
 from .requestcontext import client_ip, current_delegation
 
@@ -821,6 +821,16 @@ def _clean_scopes(scopes: Iterable[str]) -> list[str]:
     chosen = [scope.value for scope in Scope if scope.value in set(scopes)]
     if not chosen:
         raise PortalError(_("Choose at least one thing the partner may do for you."))
+    # The data a partner manages is that of the licenses it sees: alone, the scope gave nothing
+    # (every registration page a 404, every key of an upload refused).
+    if Scope.MANAGE_DATA in chosen and Scope.VIEW_LICENSES not in chosen:
+        raise PortalError(
+            _("“%(manage)s” is for the licenses the partner can see: choose “%(view)s” too.")
+            % {
+                "manage": SCOPE_LABELS[Scope.MANAGE_DATA],
+                "view": SCOPE_LABELS[Scope.VIEW_LICENSES],
+            }
+        )
     return chosen
 
 

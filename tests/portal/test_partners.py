@@ -82,6 +82,27 @@ def test_customer_admin_grants_a_delegation_by_account_number(
     assert AuditEvent.objects.filter(action="delegation.granted").count() == 1
 
 
+def test_manage_data_without_view_licenses_is_refused(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # Alone it let the partner do nothing: every registration page was a 404 and an upload
+    # refused every key; the form granted it without a word.
+    response = _grant(client, customer_admin, partner_admin.organization, scopes=["manage_data"])
+    assert response.status_code == 400
+    refusal = "is for the licenses the partner can see: choose “View licenses” too"
+    assert refusal in html.unescape(response.content.decode())
+    assert not Delegation.objects.exists()
+    _grant(client, customer_admin, partner_admin.organization)
+    delegation = Delegation.objects.get()
+    response = client.post(
+        reverse("partner-update", args=[delegation.pk]),
+        {f"d{delegation.pk}-scopes": ["obtain_keys", "manage_data"]},
+    )
+    assert any(refusal in str(m) for m in get_messages(response.wsgi_request))
+    delegation.refresh_from_db()
+    assert delegation.scopes == ["view_licenses", "obtain_keys"]
+
+
 @pytest.mark.parametrize("number", ["", "00000000", "not a number"])
 def test_unknown_partner_account_number_is_refused_with_a_message(
     client, customer_admin, number
