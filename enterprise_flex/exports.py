@@ -37,14 +37,18 @@ def _csv_safe(value: object) -> object:
 
 
 def true_up_csv(result: TrueUp) -> str:
-    """One row per line, with the report's context in the first rows."""
+    """One row per line, with the report's context in the first rows (a year that has begun:
+    the view refuses the others)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     year = result.contract_year
     writer.writerow(["contract", result.contract.number])
     writer.writerow(["customer", _csv_safe(result.contract.organization.name)])
     writer.writerow(["year", year.number, year.start.isoformat(), year.end.isoformat()])
-    writer.writerow(["deployed_from", result.deployed_source])
+    source: list[object] = ["deployed_from", result.deployed_source]
+    if result.carried and result.report is not None:
+        source.append(result.report.year)  # the earlier year whose report is carried forward
+    writer.writerow(source)
     writer.writerow([])
     writer.writerow(
         [
@@ -165,7 +169,8 @@ class _LabelledChart(Flowable):
 
 
 def true_up_pdf(result: TrueUp) -> bytes:
-    """A landscape A4 report: heading, figures table, totals and the chart."""
+    """A landscape A4 report: heading, figures table, totals and the chart (a year that has
+    begun: the view refuses the others)."""
     buffer = io.BytesIO()
     year = result.contract_year
     contract = result.contract
@@ -286,6 +291,11 @@ class _Text(Flowable):
 def _deployed_note(result: TrueUp) -> str:
     if result.report is None:
         return _("No deployment report yet: deployed figures are what was drawn down.")
+    if result.carried:
+        return _(
+            "No deployment report for this year: deployed figures are those of the submitted "
+            "report of year %(year)s, plus what was drawn down since."
+        ) % {"year": result.report.year}
     if result.report.is_submitted:
         return _("Deployed figures from the submitted deployment report.")
     return _("Deployed figures from the draft deployment report.")

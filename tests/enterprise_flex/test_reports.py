@@ -201,7 +201,7 @@ def test_true_up_figures_follow_the_report_and_the_drawdowns() -> None:
     draw(world, 6, today=year_one.start + timedelta(days=1))
     draw(world, 6)  # 12 on a line committed to 10: 2 drawn beyond the commitment
     draw(world, 3, line=second)
-    result = true_up(_reach(world, world.super_user), 1)
+    result = true_up(_reach(world, world.super_user), 1, today=date.today())
     rows = {row.line.pk: row for row in result.rows}
     first_row = rows[world.line.pk]
     assert (first_row.committed, first_row.drawn_to_date, first_row.drawn_in_year) == (10, 12, 12)
@@ -217,12 +217,93 @@ def test_true_up_figures_follow_the_report_and_the_drawdowns() -> None:
         entries={(world.line.pk, world.site.pk): 15, (second.pk, world.site.pk): 7},
         actor=world.super_user,
     )
-    result = true_up(_reach(world, world.super_user), 1)
+    result = true_up(_reach(world, world.super_user), 1, today=date.today())
     rows = {row.line.pk: row for row in result.rows}
     assert (rows[world.line.pk].deployed, rows[world.line.pk].overage) == (15, 5)
     assert (rows[second.pk].deployed, rows[second.pk].overage) == (7, 2)
     assert result.totals == {"USD": Decimal("325.00")}  # 5 x 25 + 2 x 100
     assert result.deployed_source == "submitted"
+
+
+def test_a_year_that_has_not_begun_has_no_true_up_figures_page_or_exports(client) -> None:  # type: ignore[no-untyped-def]
+    # Year 2 used to show year 1's drawdowns as deployed, and their overage valued again.
+    world = world_in_report_window()
+    draw(world, 12)  # 2 over the commitment of 10 in year 1
+    n = world.contract.number
+    year_two = world.contract.year(2)
+    assert year_two is not None and year_two.start > date.today()
+    result = true_up(_reach(world, world.super_user), 2, today=date.today())
+    assert (result.started, result.rows, result.totals) == (False, [], {})
+    assert true_up(_reach(world, world.super_user), 2, today=year_two.start).started
+    client.force_login(world.super_user)
+    content = client.get(reverse("ef-true-up", args=[n, 2])).content.decode()
+    starts = year_two.start.isoformat()  # English dates are ISO
+    assert f"Contract year 2 starts on {starts}: its true-up is available from then on." in content
+    assert 'data-testid="ef-true-up"' not in content and "ef-true-up-chart" not in content
+    assert "USD 50.00" not in content and "Total overage value" not in content
+    assert "Export PDF" not in content and "what was drawn down" not in content
+    for name in ("ef-true-up-csv", "ef-true-up-pdf"):
+        response = client.get(reverse(name, args=[n, 2]))
+        assert response.status_code == 302
+        assert response["Location"] == reverse("ef-true-up", args=[n, 2])
+        page = client.get(response["Location"]).content.decode()
+        assert f"There is nothing to export yet: contract year 2 starts on {starts}" in page
+    # The year that has begun keeps its figures and exports.
+    assert "USD 50.00" in client.get(reverse("ef-true-up", args=[n, 1])).content.decode()
+    assert client.get(reverse("ef-true-up-csv", args=[n, 1])).status_code == 200
+
+
+def test_a_year_without_its_own_report_keeps_the_latest_submitted_one(client) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(committed_quantity=10, overage_allowed=True, unit_value=Decimal("25.00"))
+    contract = world.contract
+    contract.period_start = date.today() - timedelta(days=400)  # year 2 began 35 days ago
+    contract.save()
+    year_one, year_two = contract.year(1), contract.year(2)
+    assert year_one is not None and year_two is not None
+    plant = site_create(contract=contract, values={"name": "Plant 2"}, actor=None)
+    in_year_one = year_one.start + timedelta(days=1)
+    draw(world, 8, today=in_year_one)
+    draw(world, 1, site=plant, today=in_year_one)
+    # Year 1's report declares more than was drawn down at the main site (12 of 8).
+    deployment_report_submit(
+        contract=contract,
+        year=1,
+        entries={(world.line.pk, world.site.pk): 12},
+        actor=world.super_user,
+        today=year_one.end,
+    )
+    draw(world, 3, today=year_two.start)  # drawn at the main site after year 1
+    draw(world, 2, site=plant, today=year_two.start)
+    # Year 2 has no report: the main site's 12 declared plus 3 drawn since; the plant, which
+    # year 1's report left out, counts its drawdowns (1 + 2). It used to be the 14 drawn.
+    result = true_up(_reach(world, world.super_user), 2, today=date.today())
+    (row,) = result.rows
+    assert (row.deployed, row.drawn_to_date, row.drawn_in_year, row.overage) == (18, 14, 5, 8)
+    assert result.deployed_source == "earlier_report" and result.report is not None
+    assert result.report.year == 1 and result.totals == {"USD": Decimal("200.00")}
+    client.force_login(world.super_user)
+    n = contract.number
+    content = client.get(reverse("ef-true-up", args=[n, 2])).content.decode()
+    assert "deployed figures are those of the submitted report of year 1" in content
+    assert "USD 200.00" in content
+    rows = list(
+        csv.reader(io.StringIO(client.get(reverse("ef-true-up-csv", args=[n, 2])).content.decode()))
+    )
+    assert ["deployed_from", "earlier_report", "1"] in rows
+    text = _pdf_text(client.get(reverse("ef-true-up-pdf", args=[n, 2])).content)
+    assert "submitted report of year 1" in text and "USD 200.00" in text
+    # Year 1 itself is unchanged: its own report, 12 + 1 (the plant, drawn down in year 1).
+    year_one_result = true_up(_reach(world, world.super_user), 1, today=date.today())
+    assert year_one_result.rows[0].deployed == 13 and year_one_result.deployed_source == "submitted"
+    # The year's own draft takes over: 4 declared at the main site, the plant's 3 drawn.
+    deployment_report_save(
+        contract=contract,
+        year=2,
+        entries={(world.line.pk, world.site.pk): 4},
+        actor=world.super_user,
+    )
+    result = true_up(_reach(world, world.super_user), 2, today=date.today())
+    assert result.deployed_source == "draft" and result.rows[0].deployed == 7
 
 
 def test_true_up_page_chart_and_exports(client) -> None:  # type: ignore[no-untyped-def]
@@ -306,7 +387,7 @@ def test_second_contract_does_not_leak_into_the_true_up() -> None:
     world = world_in_report_window()
     other = EFContractFactory(organization=world.contract.organization)
     EFLineFactory(contract=other, version=world.line.version)
-    result = true_up(_reach(world, world.super_user), 1)
+    result = true_up(_reach(world, world.super_user), 1, today=date.today())
     assert [row.line for row in result.rows] == [world.line]
 
 
