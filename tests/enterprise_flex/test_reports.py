@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import secrets
 from datetime import date, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from pypdf import PdfReader
 from reportlab.pdfgen.textobject import PDFTextObject
 
@@ -26,9 +28,11 @@ from enterprise_flex.services import (
     drawdown_create,
     site_create,
 )
+from licensing import pdftext
 from portal.models import AuditEvent
 from portal.policy import OrganizationAccess
 from tests.enterprise_flex.factories import EFContractFactory, EFLineFactory, World, make_world
+from tests.licensing.factories import ProductFactory, ProductVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -352,6 +356,7 @@ def test_true_up_pdf_has_the_figures_and_the_chart(client) -> None:  # type: ign
     assert "USD 50.00" in text and "USD 25.00" in text  # overage value, unit value
     assert f"{world.line.version.product.name} {world.line.version.version}" in text
     assert "Deployed" in text and "Drawn down" in text  # the chart's legend
+    assert "Drawn this year" in " ".join(text.split())  # a column, as on the page and CSV
 
 
 def test_true_up_pdf_draws_names_in_every_script(client) -> None:  # type: ignore[no-untyped-def]
@@ -459,3 +464,83 @@ def test_a_right_to_left_product_in_the_true_up_pdf_ends_at_its_cells_right_edge
     (line,) = flowable.lines
     expected = 200 - pdftext.measure(line, flowable.style.fontSize) if right_aligned else 0
     assert starts == [pytest.approx(expected)]
+
+
+def _pdf_pieces(pdf: bytes) -> list[tuple[float, float, str]]:
+    """The first page's pieces of text with where they start (x, baseline), in drawing order."""
+    pieces: list[tuple[float, float, str]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+        if text.strip():
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            pieces.append((x, y, text.rstrip("\n")))
+
+    PdfReader(io.BytesIO(pdf)).pages[0].extract_text(visitor_text=visit)
+    return pieces
+
+
+def test_the_true_up_pdf_in_portuguese_reads_as_the_page(client) -> None:  # type: ignore[no-untyped-def]
+    # The reviewer's PDF in pt-BR: "Valor unitário" printed over "Valor do excedente", money as
+    # "USD 1,200.00" beside the page's "USD 1200,00", the chart's "Data Loss Prevention Network
+    # Monitor" without its "16.0", and no "Drawn this year" column.
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    world = world_in_report_window()
+    dlp = EFLineFactory(
+        contract=world.contract,
+        committed_quantity=10,
+        unit_value=Decimal("1200.00"),
+        overage_allowed=True,
+        version=ProductVersionFactory(
+            product=ProductFactory(name="Data Loss Prevention Network Monitor"), version="16.0"
+        ),
+    )
+    draw(world, 12, line=dlp)
+    client.force_login(world.super_user)
+    with translation.override("en"):
+        page = client.get(
+            reverse("ef-true-up", args=[world.contract.number, 1]), HTTP_ACCEPT_LANGUAGE="pt-br"
+        ).content.decode()
+        pdf = client.get(
+            reverse("ef-true-up-pdf", args=[world.contract.number, 1]),
+            HTTP_ACCEPT_LANGUAGE="pt-br",
+        ).content
+    assert "USD 1200,00" in page and "USD 2400,00" in page
+    text = _pdf_text(pdf)
+    assert "USD 1200,00" in text and "USD 2400,00" in text and "1,200" not in text
+    pieces = _pdf_pieces(pdf)
+    drawn = [piece[2].strip() for piece in pieces]
+    # The chart's label: its whole name and its version, beside the bars.
+    assert drawn.count("Data Loss Prevention Network Monitor 16.0") == 2  # table and chart
+    # The header, one column per figure, Drawn this year among them (as on the page).
+    first = drawn.index("Produto")
+    header = pieces[first : drawn.index("Data Loss Prevention Network Monitor 16.0")]
+    assert " ".join(drawn[first : first + len(header)]) == (
+        "Produto Comprometido Implantado Retirado Retirado neste ano Excedente "
+        "Valor unitário Valor do excedente"
+    )
+    # Nothing printed over its neighbour: on each header line, each piece ends before the
+    # next begins.
+    bold = pdftext.sans(bold=True)
+    for baseline in {round(y) for _, y, _ in header}:
+        row = sorted((x, x + stringWidth(t, bold, 8)) for x, y, t in header if round(y) == baseline)
+        for (_, end), (start, _) in itertools.pairwise(row):
+            assert end <= start, (baseline, row)
+
+
+def _label_text(lines: list[pdftext.Line]) -> str:
+    return " ".join("".join(run.text for run in line) for line in lines)
+
+
+def test_a_chart_label_is_drawn_whole_or_shortened_but_keeps_its_version() -> None:
+    from enterprise_flex.exports import _label_lines
+
+    lines = _label_lines("Data Loss Prevention Network Monitor", "16.0", width=140, max_lines=3)
+    assert _label_text(lines) == "Data Loss Prevention Network Monitor 16.0"
+    # A name too long for its bars' height is cut, not its version.
+    name = " ".join(["Data Loss Prevention"] * 10)
+    lines = _label_lines(name, "16.0.1", width=140, max_lines=3)
+    assert len(lines) == 3
+    text = _label_text(lines)
+    assert text.startswith("Data Loss Prevention Data") and text.endswith("… 16.0.1")
