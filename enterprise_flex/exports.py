@@ -8,13 +8,13 @@ import io
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_CENTER
+from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
@@ -37,14 +37,18 @@ def _csv_safe(value: object) -> object:
 
 
 def true_up_csv(result: TrueUp) -> str:
-    """One row per line, with the report's context in the first rows."""
+    """One row per line, with the report's context in the first rows (a year that has begun:
+    the view refuses the others)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     year = result.contract_year
     writer.writerow(["contract", result.contract.number])
     writer.writerow(["customer", _csv_safe(result.contract.organization.name)])
     writer.writerow(["year", year.number, year.start.isoformat(), year.end.isoformat()])
-    writer.writerow(["deployed_from", result.deployed_source])
+    source: list[object] = ["deployed_from", result.deployed_source]
+    if result.carried and result.report is not None:
+        source.append(result.report.year)  # the earlier year whose report is carried forward
+    writer.writerow(source)
     writer.writerow([])
     writer.writerow(
         [
@@ -84,28 +88,48 @@ def true_up_csv(result: TrueUp) -> str:
 
 
 def _money(value: Decimal, currency: str) -> str:
-    return f"{currency} {value:,.2f}"
+    # As the page writes it ({{ value }}, localized): "USD 1200,00" in Portuguese, "USD 1200.00"
+    # in English.
+    return f"{currency} {formats.number_format(value, decimal_pos=2)}"
+
+
+def _count(value: int) -> str:
+    return str(formats.number_format(value))
 
 
 BAR_GROUP = 3 * 7 + 6  # three bars of 7 pt and the gap between products
 # Products per chart: a drawing cannot break across pages, so 50 lines make several charts.
 ROWS_PER_CHART = 14
+LABEL_SIZE = 7  # the products' names beside their bars
+LABEL_LEADING = 8
 
 
 def _charts(result: TrueUp, width: float) -> list[Flowable]:
     rows = result.rows
+    # One label column for every chart of the report, as wide as its longest name on one line,
+    # within limits that leave the bars most of the width (a longer name wraps).
+    longest = max(
+        (
+            pdftext.measure(
+                pdftext.wrap(row.product_label, size=LABEL_SIZE, width=10_000)[0], LABEL_SIZE
+            )
+            for row in rows
+        ),
+        default=0.0,
+    )
+    labels_width = min(max(140.0, longest), width * 0.35)
     return [
-        _chart(rows[first : first + ROWS_PER_CHART], width)
+        _chart(rows[first : first + ROWS_PER_CHART], width, labels_width)
         for first in range(0, len(rows), ROWS_PER_CHART)
     ]
 
 
-def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
+def _chart(rows: list[TrueUpRow], width: float, labels_width: float) -> Flowable:
     height = max(60.0, len(rows) * BAR_GROUP) + 40
     drawing = Drawing(width, height)
     chart = HorizontalBarChart()
-    chart.x, chart.y = 150, 30
-    chart.width, chart.height = width - 170, height - 40
+    chart.x, chart.y = labels_width + 10, 30
+    chart.width, chart.height = width - chart.x - 20, height - 40
     chart.data = [
         [row.committed for row in rows],
         [row.deployed for row in rows],
@@ -125,7 +149,7 @@ def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
         chart.bars[index].strokeColor = None
     drawing.add(chart)
     legend = Legend()
-    legend.x, legend.y = 150, 12
+    legend.x, legend.y = chart.x, 12
     legend.fontSize = 8
     legend.fontName = pdftext.sans()
     legend.alignment = "right"
@@ -134,20 +158,21 @@ def _chart(rows: list[TrueUpRow], width: float) -> Flowable:
         zip(SERIES_COLORS, [_("Committed"), _("Deployed"), _("Drawn down")], strict=True)
     )
     drawing.add(legend)
-    return _LabelledChart(drawing, chart, [row.product_label for row in rows])
+    labels = [(row.line.version.product.name, row.line.version.version) for row in rows]
+    return _LabelledChart(drawing, chart, labels)
 
 
 class _LabelledChart(Flowable):
     """A bar chart drawing with its category labels, right-aligned left of its axis, drawn by
     licensing.pdftext in the faces and the order their script needs."""
 
-    LABEL_SIZE = 7
-
-    def __init__(self, drawing: Drawing, chart: HorizontalBarChart, labels: list[str]) -> None:
+    def __init__(
+        self, drawing: Drawing, chart: HorizontalBarChart, labels: list[tuple[str, str]]
+    ) -> None:
         super().__init__()
         self.drawing = drawing
         self.chart = chart
-        self.labels = labels
+        self.labels = labels  # (product name, version)
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
         self.width, self.height = self.drawing.wrap(availWidth, availHeight)
@@ -155,17 +180,43 @@ class _LabelledChart(Flowable):
 
     def draw(self) -> None:
         self.drawing.drawOn(self.canv, 0, 0)
-        chart, size = self.chart, self.LABEL_SIZE
+        chart, size = self.chart, LABEL_SIZE
         band = chart.height / len(self.labels)
-        for n, label in enumerate(self.labels):  # the first at the top (reverseDirection)
-            line = pdftext.wrap(label, size=size, width=chart.x - 10)[0]
-            x = chart.x - 5 - pdftext.measure(line, size)
-            y = chart.y + chart.height - (n + 0.5) * band - size * 0.35
-            pdftext.draw(self.canv, x, y, line, size=size)
+        fits = max(1, int(band // LABEL_LEADING))
+        for n, (name, version) in enumerate(self.labels):  # the first at the top (reverseDirection)
+            lines = _label_lines(name, version, width=chart.x - 10, max_lines=fits)
+            # The lines centred on the product's bars.
+            top = chart.y + chart.height - (n + 0.5) * band + (len(lines) - 1) * LABEL_LEADING / 2
+            for index, line in enumerate(lines):
+                x = chart.x - 5 - pdftext.measure(line, size)
+                y = top - index * LABEL_LEADING - size * 0.35
+                pdftext.draw(self.canv, x, y, line, size=size)
+
+
+def _label_lines(name: str, version: str, *, width: float, max_lines: int) -> list[pdftext.Line]:
+    """A product's chart label in at most `max_lines` lines: all of it where it fits (its
+    first line alone dropped the version of "Data Loss Prevention Network Monitor 16.0"),
+    otherwise the name cut short with an ellipsis, never the version that tells lines apart."""
+
+    def lines_of(label: str) -> list[pdftext.Line]:
+        return pdftext.wrap(label, size=LABEL_SIZE, width=width)
+
+    lines = lines_of(f"{name} {version}")
+    if len(lines) <= max_lines:
+        return lines
+    shortest, longest = 0, len(name)
+    while shortest < longest:  # the longest start of the name that fits, found by halving
+        middle = (shortest + longest + 1) // 2
+        if len(lines_of(f"{name[:middle].rstrip()}… {version}")) <= max_lines:
+            shortest = middle
+        else:
+            longest = middle - 1
+    return lines_of(f"{name[:shortest].rstrip()}… {version}")[:max_lines]
 
 
 def true_up_pdf(result: TrueUp) -> bytes:
-    """A landscape A4 report: heading, figures table, totals and the chart."""
+    """A landscape A4 report: heading, figures table, totals and the chart (a year that has
+    begun: the view refuses the others)."""
     buffer = io.BytesIO()
     year = result.contract_year
     contract = result.contract
@@ -199,14 +250,24 @@ def true_up_pdf(result: TrueUp) -> bytes:
         Paragraph(escape(_deployed_note(result)), styles["Italic"]),
         Spacer(1, 6 * mm),
     ]
-    header = [
-        _("Product"),
-        _("Committed"),
-        _("Deployed"),
-        _("Drawn down"),
-        _("Overage"),
-        _("Unit value"),
-        _("Overage value"),
+    # Headers wrap within their column, right-aligned over their figures: on one line, the
+    # longer ones ("Valor do excedente") ran into their neighbours.
+    header_style = ParagraphStyle(
+        "header", fontName=pdftext.sans(bold=True), fontSize=8, leading=10, alignment=TA_RIGHT
+    )
+    product_style = ParagraphStyle("product", header_style, alignment=TA_LEFT)
+    header: list[str | Flowable] = [Paragraph(escape(_("Product")), product_style)]
+    header += [
+        Paragraph(escape(label), header_style)
+        for label in (
+            _("Committed"),
+            _("Deployed"),
+            _("Drawn down"),
+            _("Drawn this year"),
+            _("Overage"),
+            _("Unit value"),
+            _("Overage value"),
+        )
     ]
     label_style = ParagraphStyle("label", fontName=pdftext.sans(), fontSize=8, leading=10)
     data: list[list[str | Flowable]] = [header]
@@ -214,17 +275,21 @@ def true_up_pdf(result: TrueUp) -> bytes:
         data.append(
             [
                 _Text(row.product_label, label_style),
-                f"{row.committed:,}",
-                f"{row.deployed:,}",
-                f"{row.drawn_to_date:,}",
-                f"{row.overage:,}",
+                _count(row.committed),
+                _count(row.deployed),
+                _count(row.drawn_to_date),
+                _count(row.drawn_in_year),
+                _count(row.overage),
                 _money(row.line.unit_value, row.line.currency),
                 _money(row.overage_value, row.line.currency),
             ]
         )
     for currency, total in sorted(result.totals.items()):
-        data.append([_("Total overage value"), "", "", "", "", "", _money(total, currency)])
-    table = Table(data, repeatRows=1, colWidths=[95 * mm] + [27 * mm] * 6)
+        data.append([_("Total overage value"), "", "", "", "", "", "", _money(total, currency)])
+    # Within the 267 mm between the margins (less the frame's padding): counts in 26 mm, whose
+    # longest header word ("Comprometido", bold) takes 23.4, money in 29 mm (USD 12345678,00),
+    # the product in the rest; the figures' columns with half the default padding.
+    table = Table(data, repeatRows=1, colWidths=[72 * mm] + [26 * mm] * 5 + [29 * mm] * 2)
     table.setStyle(
         TableStyle(
             [
@@ -232,6 +297,8 @@ def true_up_pdf(result: TrueUp) -> bytes:
                 ("FONTNAME", (0, 0), (-1, 0), pdftext.sans(bold=True)),
                 ("FONTSIZE", (0, 0), (-1, -1), 8),
                 ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+                ("LEFTPADDING", (1, 0), (-1, -1), 3),
+                ("RIGHTPADDING", (1, 0), (-1, -1), 3),
                 ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
                 ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f3f4f6")]),
                 ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
@@ -286,6 +353,11 @@ class _Text(Flowable):
 def _deployed_note(result: TrueUp) -> str:
     if result.report is None:
         return _("No deployment report yet: deployed figures are what was drawn down.")
+    if result.carried:
+        return _(
+            "No deployment report for this year: deployed figures are those of the submitted "
+            "report of year %(year)s, plus what was drawn down since."
+        ) % {"year": result.report.year}
     if result.report.is_submitted:
         return _("Deployed figures from the submitted deployment report.")
     return _("Deployed figures from the draft deployment report.")

@@ -322,23 +322,48 @@ class TrueUpRow:
 class TrueUp:
     contract: EFContract
     contract_year: ContractYear
+    # The report the deployed figures come from: the year's own (draft or submitted) or, where
+    # the year has none, the latest submitted report of an earlier year (see true_up).
     report: EFDeploymentReport | None
     rows: list[TrueUpRow]
     # Overage value per currency: lines of one contract may be priced in several.
     totals: dict[str, Decimal] = field(default_factory=dict)
+    # False for a year that has not begun: no figures (rows and totals are empty).
+    started: bool = True
+
+    @property
+    def carried(self) -> bool:
+        """The figures come from an earlier year's report (the year has none of its own)."""
+        return self.report is not None and self.report.year != self.contract_year.number
 
     @property
     def deployed_source(self) -> str:
         if self.report is None:
             return "drawdowns"
+        if self.carried:
+            return "earlier_report"
         return str(self.report.status)
 
 
-def true_up(reach: ContractAccess, year: int) -> TrueUp:
+def _deployment_basis(contract: EFContract, year: int) -> EFDeploymentReport | None:
+    """The report a year's deployed figures come from (one query): its own, draft or
+    submitted, else the latest submitted report of an earlier year."""
+    return (
+        EFDeploymentReport.objects.filter(contract=contract, year__lte=year)
+        .filter(Q(year=year) | Q(status=EFDeploymentReport.Status.SUBMITTED))
+        .order_by("-year")
+        .first()
+    )
+
+
+def true_up(reach: ContractAccess, year: int, *, today: date) -> TrueUp:
     """Committed vs deployed vs drawn down per line for one contract year.
 
     Deployed is what the year's report declares (drawn down by the year's end where it
     declares nothing); overage is deployment beyond the commitment, valued at the unit price.
+    A year that has not begun has no figures: its true-up is empty and says when it starts
+    (valuing drawdowns against a year nobody has deployed in would bill the same overage again
+    for every future year).
     Two grouped queries over the drawdowns, whatever their number.
     """
     reach.require("view_true_up")
@@ -346,7 +371,16 @@ def true_up(reach: ContractAccess, year: int) -> TrueUp:
     contract_year = contract.year(year)
     if contract_year is None:
         raise Http404("No such contract year.")
-    report = EFDeploymentReport.objects.filter(contract=contract, year=year).first()
+    if today < contract_year.start:
+        return TrueUp(
+            contract=contract, contract_year=contract_year, report=None, rows=[], started=False
+        )
+    # A year without a report of its own keeps the latest submitted one's declarations rather
+    # than falling back to the drawdowns: a report may declare more deployed than was drawn
+    # down (copies installed from one key), and deployments do not silently drop below what
+    # the customer last declared. What was drawn down at a site since that report's year is
+    # added to its declared figure; a site it declared nothing for counts its drawdowns.
+    report = _deployment_basis(contract, year)
     sums = (
         EFDrawdown.objects.filter(contract=contract, drawn_on__lte=contract_year.end)
         .values("line_id")
@@ -358,12 +392,13 @@ def true_up(reach: ContractAccess, year: int) -> TrueUp:
     )
     drawn = {row["line_id"]: (row["to_date"] or 0, row["in_year"] or 0) for row in sums}
     declared: dict[int, dict[int, int]] = defaultdict(dict)
+    by_site: dict[tuple[int, int], tuple[int, int]] = {}
     if report is not None:
         for line_id, site_id, quantity in EFDeploymentEntry.objects.filter(
             report=report
         ).values_list("line_id", "site_id", "quantity"):
             declared[line_id][site_id] = quantity
-    by_site = drawn_by_line_and_site(contract, until=contract_year.end) if report else {}
+        by_site = _drawn_by_site_since(contract, until=contract_year.end, report=report)
     rows: list[TrueUpRow] = []
     totals: dict[str, Decimal] = {}
     for line in contract_lines(reach):
@@ -371,12 +406,16 @@ def true_up(reach: ContractAccess, year: int) -> TrueUp:
         if report is None:
             deployed = to_date
         else:
-            # Per site: the declared figure, or what was drawn down where none was declared.
+            # Per site: the declared figure (plus what was drawn down there after the report's
+            # year, when the report is an earlier year's), or what was drawn down where none
+            # was declared.
             sites = {site for (line_id, site) in by_site if line_id == line.pk}
             sites |= set(declared[line.pk])
-            deployed = sum(
-                declared[line.pk].get(site, by_site.get((line.pk, site), 0)) for site in sites
-            )
+            deployed = 0
+            for site in sites:
+                total, since = by_site.get((line.pk, site), (0, 0))
+                figure = declared[line.pk].get(site)
+                deployed += total if figure is None else figure + since
         overage = max(0, deployed - line.committed_quantity)
         value = line.unit_value * overage
         totals[line.currency] = totals.get(line.currency, Decimal(0)) + value
@@ -394,6 +433,24 @@ def true_up(reach: ContractAccess, year: int) -> TrueUp:
     return TrueUp(
         contract=contract, contract_year=contract_year, report=report, rows=rows, totals=totals
     )
+
+
+def _drawn_by_site_since(
+    contract: EFContract, *, until: date, report: EFDeploymentReport
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Per (line, site): drawn down up to `until`, and the part of it drawn after the end of
+    the report's year (0 for the year's own report). One grouped query, any count."""
+    report_year = contract.year(report.year)
+    report_end = report_year.end if report_year is not None else until
+    rows = (
+        EFDrawdown.objects.filter(contract=contract, drawn_on__lte=until)
+        .values_list("line_id", "site_id")
+        .annotate(total=Sum("quantity"), since=Sum("quantity", filter=Q(drawn_on__gt=report_end)))
+        .order_by()
+    )
+    return {
+        (line_id, site_id): (int(total), int(since or 0)) for line_id, site_id, total, since in rows
+    }
 
 
 # ---------------------------------------------------------------------------------------------

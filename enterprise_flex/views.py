@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from licensing.services import license_email_recipients
 from licensing.views.licenses import license_csv_response, license_list_render
+from portal.formats import short_date
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action, require
 
@@ -34,6 +35,7 @@ from .forms import (
 from .models import EFContract, EFInvitation
 from .selectors import (
     ContractAccess,
+    TrueUp,
     addable_members,
     catalog_licenses,
     contract_for,
@@ -464,7 +466,7 @@ def report_view(request: PortalRequest, number: str, year: int) -> HttpResponse:
     )
 
 
-def _true_up_chart(result: Any) -> str:
+def _true_up_chart(result: TrueUp) -> str:
     return bar_chart(
         title=_("Year %(year)s: committed, deployed and drawn down")
         % {"year": result.contract_year.number},
@@ -480,7 +482,7 @@ def _true_up_chart(result: Any) -> str:
 @organization_required(action=Action.ENTERPRISE_FLEX)
 def true_up_view(request: PortalRequest, number: str, year: int) -> HttpResponse:
     reach = _reach(request, number, "view_true_up")
-    result = true_up(reach, year)
+    result = true_up(reach, year, today=timezone.localdate())
     return render(
         request,
         "enterprise_flex/true_up.html",
@@ -501,7 +503,18 @@ def true_up_export(request: PortalRequest, number: str, year: int, fmt: str) -> 
     from . import exports
 
     reach = _reach(request, number, "run_reports")
-    result = true_up(reach, year)
+    result = true_up(reach, year, today=timezone.localdate())
+    if not result.started:
+        # Nothing to export yet (no figures): the true-up page says when the year starts.
+        messages.error(
+            request,
+            _(
+                "There is nothing to export yet: contract year %(year)s starts on %(date)s "
+                "and its true-up is available from then on."
+            )
+            % {"year": year, "date": short_date(result.contract_year.start)},
+        )
+        return redirect("ef-true-up", number=number, year=year)
     name = f"{reach.contract.number.lower()}-year-{year}-true-up"
     if fmt == "csv":
         response = HttpResponse(exports.true_up_csv(result), content_type="text/csv; charset=utf-8")

@@ -6,7 +6,7 @@ from datetime import date
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from portal.models import AuditEvent, Organization, User
@@ -97,8 +97,15 @@ def license_for(*, actor: User, organization: Organization | None, pk: UUID | st
 
 def latest_registration(*, organization: Organization) -> SupportRegistration | None:
     """The organization's most recent support registration, to prefill the next one."""
+    # Not one saved with an Enterprise Flexible drawdown: that is a snapshot of the contract
+    # site's contact (one person, often no phones), written by every drawdown, so it would
+    # replace what the organization last typed and leave the phone fields empty.
+    drawn_down = License.objects.filter(
+        registration=OuterRef("pk"), source=License.Source.EF_DRAWDOWN
+    )
     return (
         SupportRegistration.objects.filter(organization=organization)
+        .exclude(Exists(drawn_down))
         .order_by("-created_at")
         .first()
     )

@@ -783,8 +783,12 @@ def _render_detail(
     upgrades = list(events.filter(action="license.upgraded").values_list("details", flat=True))
     # The licenses that took its seats, a version upgrade's or an upgrade serial's for part of
     # it: both name theirs in the event (a serial's license has source "serial", as one that
-    # replaced the whole license has).
-    upgraded_ids = {str(details.get("new_license")) for details in upgrades}
+    # replaced the whole license has), with the seats each took: the events' count, which the
+    # newer license's own quantity is not once that is upgraded in turn.
+    seats_to: dict[str, int] = {}
+    for details in upgrades:
+        target = str(details.get("new_license"))
+        seats_to[target] = seats_to.get(target, 0) + int(details.get("quantity") or 0)
     # Enterprise Flexible keys are upgraded through their contract: no notice on their page.
     newer = (
         None
@@ -823,10 +827,16 @@ def _render_detail(
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
         "history": history,
         # Seats moved to a newer version by upgrades: the page says so instead of "Quantity 0".
-        "upgraded_seats": sum(int(details.get("quantity") or 0) for details in upgrades),
-        "upgraded_to": [r for r in related.successors if str(r.pk) in upgraded_ids],
+        "upgraded_seats": sum(seats_to.values()),
+        "upgraded_to": [
+            (r, seats_to[str(r.pk)]) for r in related.successors if str(r.pk) in seats_to
+        ],
         "supersedes": related.supersedes,
-        "superseded_by": related.superseded_by,
+        # A license upgraded in part is still active with the seats it kept: a newer license
+        # that took some of them does not supersede it (the quantity says where they went).
+        "superseded_by": (
+            related.superseded_by if license.status != License.Status.ACTIVE else None
+        ),
         "shares": license_shares(license) if access.can_share else [],
         "share_form": ShareForm(),
         "renew_form": renew_form or RenewForm(),

@@ -18,8 +18,16 @@ from tests.enterprise_flex.factories import (
     make_world,
     post_step,
 )
-from tests.licensing.factories import ProductFactory, ProductVersionFactory
+from tests.licensing.factories import (
+    REGISTRATION,
+    LicenseFactory,
+    ProductFactory,
+    ProductVersionFactory,
+    SerialNumberFactory,
+    SupportRegistrationFactory,
+)
 from tests.licensing.wizard import instance_token
+from tests.licensing.wizard import post_step as get_a_key_step
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +231,32 @@ def test_the_period_refusal_writes_dates_as_the_language_does(client, world) -> 
     assert "ef-drawdown-refusal" in page
     assert end.strftime("%d/%m/%Y") in page
     assert end.isoformat() not in page
+
+
+def _get_a_key_prefill(client) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What Get a key's registration step is prefilled with, for a new serial."""
+    client.get(reverse("get-a-key"))
+    response = get_a_key_step(client, "serial", {"serial": SerialNumberFactory().code})
+    assert response.context["wizard"]["steps"].current == "registration"
+    return dict(response.context["wizard"]["form"].initial)
+
+
+def test_a_drawdown_does_not_change_what_get_a_key_prefills(client, world) -> None:  # type: ignore[no-untyped-def]
+    # The registration saved with each drawdown (the site's contact, no phones) was the
+    # organization's latest: Get a key prefilled it, and Next failed on the empty phones.
+    organization = world.contract.organization
+    # No registration of its own yet: the organization and the user, as for a first key.
+    draw_down(client, world.contract, line=world.line, site=world.site, quantity=1)
+    prefill = _get_a_key_prefill(client)
+    assert prefill["company"] == organization.name
+    assert prefill["primary_email"] == prefill["technical_email"] == world.contract_user.email
+    # A key from a serial, then a drawdown: the serial's registration is still the one offered.
+    earlier = SupportRegistrationFactory(organization=organization, **REGISTRATION)
+    LicenseFactory(owner=organization, registration=earlier)
+    draw_down(client, world.contract, line=world.line, site=world.site, quantity=1)
+    assert EFDrawdown.objects.count() == 2
+    prefill = _get_a_key_prefill(client)
+    assert {name: str(prefill[name]) for name in REGISTRATION} == REGISTRATION
+    # And the step goes on to Confirm with it as it is.
+    response = get_a_key_step(client, "registration", REGISTRATION)
+    assert response.context["wizard"]["steps"].current == "confirm"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import secrets
 from datetime import date, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from pypdf import PdfReader
 from reportlab.pdfgen.textobject import PDFTextObject
 
@@ -26,9 +28,11 @@ from enterprise_flex.services import (
     drawdown_create,
     site_create,
 )
+from licensing import pdftext
 from portal.models import AuditEvent
 from portal.policy import OrganizationAccess
 from tests.enterprise_flex.factories import EFContractFactory, EFLineFactory, World, make_world
+from tests.licensing.factories import ProductFactory, ProductVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -201,7 +205,7 @@ def test_true_up_figures_follow_the_report_and_the_drawdowns() -> None:
     draw(world, 6, today=year_one.start + timedelta(days=1))
     draw(world, 6)  # 12 on a line committed to 10: 2 drawn beyond the commitment
     draw(world, 3, line=second)
-    result = true_up(_reach(world, world.super_user), 1)
+    result = true_up(_reach(world, world.super_user), 1, today=date.today())
     rows = {row.line.pk: row for row in result.rows}
     first_row = rows[world.line.pk]
     assert (first_row.committed, first_row.drawn_to_date, first_row.drawn_in_year) == (10, 12, 12)
@@ -217,12 +221,93 @@ def test_true_up_figures_follow_the_report_and_the_drawdowns() -> None:
         entries={(world.line.pk, world.site.pk): 15, (second.pk, world.site.pk): 7},
         actor=world.super_user,
     )
-    result = true_up(_reach(world, world.super_user), 1)
+    result = true_up(_reach(world, world.super_user), 1, today=date.today())
     rows = {row.line.pk: row for row in result.rows}
     assert (rows[world.line.pk].deployed, rows[world.line.pk].overage) == (15, 5)
     assert (rows[second.pk].deployed, rows[second.pk].overage) == (7, 2)
     assert result.totals == {"USD": Decimal("325.00")}  # 5 x 25 + 2 x 100
     assert result.deployed_source == "submitted"
+
+
+def test_a_year_that_has_not_begun_has_no_true_up_figures_page_or_exports(client) -> None:  # type: ignore[no-untyped-def]
+    # Year 2 used to show year 1's drawdowns as deployed, and their overage valued again.
+    world = world_in_report_window()
+    draw(world, 12)  # 2 over the commitment of 10 in year 1
+    n = world.contract.number
+    year_two = world.contract.year(2)
+    assert year_two is not None and year_two.start > date.today()
+    result = true_up(_reach(world, world.super_user), 2, today=date.today())
+    assert (result.started, result.rows, result.totals) == (False, [], {})
+    assert true_up(_reach(world, world.super_user), 2, today=year_two.start).started
+    client.force_login(world.super_user)
+    content = client.get(reverse("ef-true-up", args=[n, 2])).content.decode()
+    starts = year_two.start.isoformat()  # English dates are ISO
+    assert f"Contract year 2 starts on {starts}: its true-up is available from then on." in content
+    assert 'data-testid="ef-true-up"' not in content and "ef-true-up-chart" not in content
+    assert "USD 50.00" not in content and "Total overage value" not in content
+    assert "Export PDF" not in content and "what was drawn down" not in content
+    for name in ("ef-true-up-csv", "ef-true-up-pdf"):
+        response = client.get(reverse(name, args=[n, 2]))
+        assert response.status_code == 302
+        assert response["Location"] == reverse("ef-true-up", args=[n, 2])
+        page = client.get(response["Location"]).content.decode()
+        assert f"There is nothing to export yet: contract year 2 starts on {starts}" in page
+    # The year that has begun keeps its figures and exports.
+    assert "USD 50.00" in client.get(reverse("ef-true-up", args=[n, 1])).content.decode()
+    assert client.get(reverse("ef-true-up-csv", args=[n, 1])).status_code == 200
+
+
+def test_a_year_without_its_own_report_keeps_the_latest_submitted_one(client) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(committed_quantity=10, overage_allowed=True, unit_value=Decimal("25.00"))
+    contract = world.contract
+    contract.period_start = date.today() - timedelta(days=400)  # year 2 began 35 days ago
+    contract.save()
+    year_one, year_two = contract.year(1), contract.year(2)
+    assert year_one is not None and year_two is not None
+    plant = site_create(contract=contract, values={"name": "Plant 2"}, actor=None)
+    in_year_one = year_one.start + timedelta(days=1)
+    draw(world, 8, today=in_year_one)
+    draw(world, 1, site=plant, today=in_year_one)
+    # Year 1's report declares more than was drawn down at the main site (12 of 8).
+    deployment_report_submit(
+        contract=contract,
+        year=1,
+        entries={(world.line.pk, world.site.pk): 12},
+        actor=world.super_user,
+        today=year_one.end,
+    )
+    draw(world, 3, today=year_two.start)  # drawn at the main site after year 1
+    draw(world, 2, site=plant, today=year_two.start)
+    # Year 2 has no report: the main site's 12 declared plus 3 drawn since; the plant, which
+    # year 1's report left out, counts its drawdowns (1 + 2). It used to be the 14 drawn.
+    result = true_up(_reach(world, world.super_user), 2, today=date.today())
+    (row,) = result.rows
+    assert (row.deployed, row.drawn_to_date, row.drawn_in_year, row.overage) == (18, 14, 5, 8)
+    assert result.deployed_source == "earlier_report" and result.report is not None
+    assert result.report.year == 1 and result.totals == {"USD": Decimal("200.00")}
+    client.force_login(world.super_user)
+    n = contract.number
+    content = client.get(reverse("ef-true-up", args=[n, 2])).content.decode()
+    assert "deployed figures are those of the submitted report of year 1" in content
+    assert "USD 200.00" in content
+    rows = list(
+        csv.reader(io.StringIO(client.get(reverse("ef-true-up-csv", args=[n, 2])).content.decode()))
+    )
+    assert ["deployed_from", "earlier_report", "1"] in rows
+    text = _pdf_text(client.get(reverse("ef-true-up-pdf", args=[n, 2])).content)
+    assert "submitted report of year 1" in text and "USD 200.00" in text
+    # Year 1 itself is unchanged: its own report, 12 + 1 (the plant, drawn down in year 1).
+    year_one_result = true_up(_reach(world, world.super_user), 1, today=date.today())
+    assert year_one_result.rows[0].deployed == 13 and year_one_result.deployed_source == "submitted"
+    # The year's own draft takes over: 4 declared at the main site, the plant's 3 drawn.
+    deployment_report_save(
+        contract=contract,
+        year=2,
+        entries={(world.line.pk, world.site.pk): 4},
+        actor=world.super_user,
+    )
+    result = true_up(_reach(world, world.super_user), 2, today=date.today())
+    assert result.deployed_source == "draft" and result.rows[0].deployed == 7
 
 
 def test_true_up_page_chart_and_exports(client) -> None:  # type: ignore[no-untyped-def]
@@ -271,6 +356,7 @@ def test_true_up_pdf_has_the_figures_and_the_chart(client) -> None:  # type: ign
     assert "USD 50.00" in text and "USD 25.00" in text  # overage value, unit value
     assert f"{world.line.version.product.name} {world.line.version.version}" in text
     assert "Deployed" in text and "Drawn down" in text  # the chart's legend
+    assert "Drawn this year" in " ".join(text.split())  # a column, as on the page and CSV
 
 
 def test_true_up_pdf_draws_names_in_every_script(client) -> None:  # type: ignore[no-untyped-def]
@@ -306,7 +392,7 @@ def test_second_contract_does_not_leak_into_the_true_up() -> None:
     world = world_in_report_window()
     other = EFContractFactory(organization=world.contract.organization)
     EFLineFactory(contract=other, version=world.line.version)
-    result = true_up(_reach(world, world.super_user), 1)
+    result = true_up(_reach(world, world.super_user), 1, today=date.today())
     assert [row.line for row in result.rows] == [world.line]
 
 
@@ -378,3 +464,83 @@ def test_a_right_to_left_product_in_the_true_up_pdf_ends_at_its_cells_right_edge
     (line,) = flowable.lines
     expected = 200 - pdftext.measure(line, flowable.style.fontSize) if right_aligned else 0
     assert starts == [pytest.approx(expected)]
+
+
+def _pdf_pieces(pdf: bytes) -> list[tuple[float, float, str]]:
+    """The first page's pieces of text with where they start (x, baseline), in drawing order."""
+    pieces: list[tuple[float, float, str]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+        if text.strip():
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            pieces.append((x, y, text.rstrip("\n")))
+
+    PdfReader(io.BytesIO(pdf)).pages[0].extract_text(visitor_text=visit)
+    return pieces
+
+
+def test_the_true_up_pdf_in_portuguese_reads_as_the_page(client) -> None:  # type: ignore[no-untyped-def]
+    # The reviewer's PDF in pt-BR: "Valor unitário" printed over "Valor do excedente", money as
+    # "USD 1,200.00" beside the page's "USD 1200,00", the chart's "Data Loss Prevention Network
+    # Monitor" without its "16.0", and no "Drawn this year" column.
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    world = world_in_report_window()
+    dlp = EFLineFactory(
+        contract=world.contract,
+        committed_quantity=10,
+        unit_value=Decimal("1200.00"),
+        overage_allowed=True,
+        version=ProductVersionFactory(
+            product=ProductFactory(name="Data Loss Prevention Network Monitor"), version="16.0"
+        ),
+    )
+    draw(world, 12, line=dlp)
+    client.force_login(world.super_user)
+    with translation.override("en"):
+        page = client.get(
+            reverse("ef-true-up", args=[world.contract.number, 1]), HTTP_ACCEPT_LANGUAGE="pt-br"
+        ).content.decode()
+        pdf = client.get(
+            reverse("ef-true-up-pdf", args=[world.contract.number, 1]),
+            HTTP_ACCEPT_LANGUAGE="pt-br",
+        ).content
+    assert "USD 1200,00" in page and "USD 2400,00" in page
+    text = _pdf_text(pdf)
+    assert "USD 1200,00" in text and "USD 2400,00" in text and "1,200" not in text
+    pieces = _pdf_pieces(pdf)
+    drawn = [piece[2].strip() for piece in pieces]
+    # The chart's label: its whole name and its version, beside the bars.
+    assert drawn.count("Data Loss Prevention Network Monitor 16.0") == 2  # table and chart
+    # The header, one column per figure, Drawn this year among them (as on the page).
+    first = drawn.index("Produto")
+    header = pieces[first : drawn.index("Data Loss Prevention Network Monitor 16.0")]
+    assert " ".join(drawn[first : first + len(header)]) == (
+        "Produto Comprometido Implantado Retirado Retirado neste ano Excedente "
+        "Valor unitário Valor do excedente"
+    )
+    # Nothing printed over its neighbour: on each header line, each piece ends before the
+    # next begins.
+    bold = pdftext.sans(bold=True)
+    for baseline in {round(y) for _, y, _ in header}:
+        row = sorted((x, x + stringWidth(t, bold, 8)) for x, y, t in header if round(y) == baseline)
+        for (_, end), (start, _) in itertools.pairwise(row):
+            assert end <= start, (baseline, row)
+
+
+def _label_text(lines: list[pdftext.Line]) -> str:
+    return " ".join("".join(run.text for run in line) for line in lines)
+
+
+def test_a_chart_label_is_drawn_whole_or_shortened_but_keeps_its_version() -> None:
+    from enterprise_flex.exports import _label_lines
+
+    lines = _label_lines("Data Loss Prevention Network Monitor", "16.0", width=140, max_lines=3)
+    assert _label_text(lines) == "Data Loss Prevention Network Monitor 16.0"
+    # A name too long for its bars' height is cut, not its version.
+    name = " ".join(["Data Loss Prevention"] * 10)
+    lines = _label_lines(name, "16.0.1", width=140, max_lines=3)
+    assert len(lines) == 3
+    text = _label_text(lines)
+    assert text.startswith("Data Loss Prevention Data") and text.endswith("… 16.0.1")

@@ -102,6 +102,52 @@ def test_a_partly_upgraded_license_shows_what_is_left_and_what_went(client, admi
     assert "4 more seats were upgraded to" in cell
 
 
+def test_a_partly_upgraded_license_is_not_called_superseded(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # 20 of 25 seats upgraded: the page said Active with 5 seats and also "Superseded by
+    # Endpoint Protection 15.0", and "20 more seats were upgraded to version 15.0 (20)".
+    source, (new,) = _upgrade_part(admin, quantity=25, upgraded=20)
+    assert (source.status, source.quantity) == (License.Status.ACTIVE, 5)
+    client.force_login(admin.user)
+    html = client.get(reverse("license-detail", args=[source.pk])).content.decode()
+    assert "Superseded by" not in html
+    cell = _quantity_cell(html)
+    link = f'<a href="{reverse("license-detail", args=[new.pk])}">version 15.0</a>'
+    assert f"20 more seats were upgraded to {link}" in cell
+    assert "(20)" not in cell
+    # The other 5 upgraded too: superseded, and it says so; two licenses took its seats, each
+    # named with its count.
+    upgrade_redeem(
+        line_id=UpgradeLine.objects.get(source_license=source).pk,
+        quantity=5,
+        organization=admin.organization,
+        registration=REGISTRATION,
+        actor=admin.user,
+        token="rest",
+    )
+    html = client.get(reverse("license-detail", args=[source.pk])).content.decode()
+    assert "Superseded by" in html
+    assert "version 15.0 (20)" in _quantity_cell(html) and "version 15.0 (5)" in html
+
+
+def _upgrade_part(
+    admin: Membership, *, quantity: int, upgraded: int
+) -> tuple[License, list[License]]:
+    old, new = catalog()
+    source = licensed(admin.organization, old, quantity=quantity)
+    notifications_create(version=new, today=timezone.localdate())
+    line = UpgradeLine.objects.get(source_license=source)
+    new_license = upgrade_redeem(
+        line_id=line.pk,
+        quantity=upgraded,
+        organization=admin.organization,
+        registration=REGISTRATION,
+        actor=admin.user,
+        token="part",
+    )
+    source.refresh_from_db()
+    return source, [new_license]
+
+
 def test_seats_taken_by_an_upgrade_serial_are_linked_like_a_version_upgrades(client, admin) -> None:  # type: ignore[no-untyped-def]
     # A 4-seat upgrade serial applied to a 10-seat license, then a version upgrade of the 6
     # left. The page said "All 10 seats were upgraded to version 15.0 (6)": the serial's

@@ -95,6 +95,9 @@ def test_read_only_recipient_does_not_see_a_related_license_it_may_not_see(clien
 
 
 def test_superseded_by_appears_only_when_the_newer_license_is_visible(client, world) -> None:  # type: ignore[no-untyped-def]
+    # Said of a license no longer active only: `old`, upgraded in part, is not superseded
+    # (tests/licensing/test_license_page_status.py), so it is made so here.
+    License.objects.filter(pk=world["old"].pk).update(status=License.Status.SUPERSEDED)
     stranger = MembershipFactory()
     LicenseShare.objects.create(license=world["old"], email=stranger.user.email, user=stranger.user)
     client.force_login(stranger.user)
