@@ -280,6 +280,29 @@ def test_required_field(client, admin, license) -> None:  # type: ignore[no-unty
     assert response.status_code == 400 and "PO is required" in response.content.decode()
 
 
+@pytest.mark.parametrize("required", [False, True])
+def test_a_field_absent_from_the_form_keeps_its_value(client, admin, license, required) -> None:  # type: ignore[no-untyped-def]
+    # The page was opened before an administrator added "Site": saving it wiped the license's
+    # Site (the history read Site: "Lisbon" → ""), or was refused as "Site is required" when
+    # it is. An input posted empty still clears.
+    team = CustomField.objects.create(organization=admin.organization, name="Team")
+    site = CustomField.objects.create(
+        organization=admin.organization, name="Site", required=required
+    )
+    CustomFieldValue.objects.create(license=license, field=site, value="Lisbon")
+    CustomFieldValue.objects.create(license=license, field=team, value="Ops")
+    url = reverse("license-custom-values", kwargs={"pk": license.pk})
+    response = client.post(url, {f"cf_{team.pk}": "Infra"})
+    assert response.status_code == 302
+    values = {v.field.name: v.value for v in CustomFieldValue.objects.filter(license=license)}
+    assert values == {"Site": "Lisbon", "Team": "Infra"}
+    event = AuditEvent.objects.get(action="license.custom_data_changed")
+    assert event.details["changes"] == {"Team": {"from": "Ops", "to": "Infra"}}
+    client.post(url, {f"cf_{team.pk}": "", f"cf_{site.pk}": "Porto"})
+    values = {v.field.name: v.value for v in CustomFieldValue.objects.filter(license=license)}
+    assert values == {"Site": "Porto"}
+
+
 def test_bulk_custom_values(client, admin, license) -> None:  # type: ignore[no-untyped-def]
     other = LicenseFactory(owner=admin.organization)
     field = CustomField.objects.create(organization=admin.organization, name="Team")
