@@ -198,6 +198,27 @@ def test_bulk_share_and_revoke(client, admin, license) -> None:  # type: ignore[
     assert AuditEvent.objects.filter(action="license.share_revoked").exists()
 
 
+def test_revoking_a_share_again_says_so(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    # A double click or a page from before the revocation: it was a 404 page.
+    share = LicenseShare.objects.create(license=license, email="team@customer.example")
+    url = reverse("share-revoke", args=[share.pk])
+    first = client.post(url, follow=True)
+    assert "team@customer.example no longer has access" in _messages(first)
+    revoked_at = LicenseShare.objects.get().revoked_at
+    again = client.post(url)
+    assert again.status_code == 302 and again["Location"] == _detail(license)
+    assert _messages(client.get(again["Location"])) == "This share was already revoked."
+    assert LicenseShare.objects.get().revoked_at == revoked_at
+    assert AuditEvent.objects.filter(action="license.share_revoked").count() == 1
+    # Someone who never could revoke it still finds nothing there, revoked or not.
+    outsider = MembershipFactory(role="admin")
+    client.force_login(outsider.user)
+    assert client.post(url).status_code == 404
+    live = LicenseShare.objects.create(license=license, email="ops@customer.example")
+    assert client.post(reverse("share-revoke", args=[live.pk])).status_code == 404
+    assert LicenseShare.objects.get(pk=live.pk).revoked_at is None
+
+
 # -- custom data -------------------------------------------------------------------------------
 
 
