@@ -208,6 +208,39 @@ def test_scopes_change_and_revocation_take_effect_on_the_next_request(
     assert sorted(revoked.to) == sorted([partner_admin.user.email, customer_admin.user.email])
 
 
+def _delegation_card(client, delegation: Delegation) -> str:  # type: ignore[no-untyped-def]
+    """The text of a delegation's card on the customer's Partners page."""
+    page = client.get(reverse("partners")).content.decode()
+    start = page.index(f'id="delegation-{delegation.pk}"')
+    return " ".join(page[start : page.index("</section>", start)].split())
+
+
+def test_an_ended_delegation_no_longer_says_until_you_revoke_it(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # It read "Revoked · From 2026-12-04 until you revoke it · ended 2026-12-04".
+    delegation = DelegationFactory(
+        customer=customer_admin.organization, partner=partner_admin.organization
+    )
+    client.force_login(customer_admin.user)
+    assert "until you revoke it" in _delegation_card(client, delegation)
+    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    ended = _delegation_card(client, delegation)
+    assert "until you revoke it" not in ended
+    today = date_format(timezone.localdate(), "SHORT_DATE_FORMAT")
+    assert f"From {today} · ended {today}" in ended
+    # With an end date, the card keeps it: what the access was to be.
+    planned = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=PartnerFactory(),
+        ends_on=timezone.localdate() + timedelta(days=30),
+        status=Delegation.Status.REVOKED,
+        ended_at=timezone.now(),
+    )
+    end = date_format(planned.ends_on, "SHORT_DATE_FORMAT")
+    assert f"From {today} until {end} · ended {today}" in _delegation_card(client, planned)
+
+
 def test_partner_admin_declines_and_the_customer_is_told(
     client, customer_admin, partner_admin
 ) -> None:  # type: ignore[no-untyped-def]
