@@ -157,6 +157,27 @@ def test_a_delegation_starting_later_is_on_the_partners_customers_page_to_declin
     assert delegation.status == Delegation.Status.DECLINED
 
 
+NO_CUSTOMER = "No customer has delegated to your organization yet."
+
+
+def test_customers_page_says_no_customer_only_when_it_lists_none(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    # It said so above the "Starting later" list of a delegation starting next week.
+    client.force_login(partner_admin.user)
+    assert NO_CUSTOMER in client.get(reverse("partner-customers")).content.decode()
+    offered = DelegationFactory(
+        partner=partner_admin.organization,
+        status=Delegation.Status.OFFERED,
+        starts_on=timezone.localdate() + timedelta(days=7),
+    )
+    page = client.get(reverse("partner-customers")).content.decode()
+    assert 'id="starting-later"' in page and offered.customer.name in page
+    assert NO_CUSTOMER not in page
+    offered.delete()
+    DelegationFactory(partner=partner_admin.organization)
+    page = client.get(reverse("partner-customers")).content.decode()
+    assert NO_CUSTOMER not in page and 'id="starting-later"' not in page
+
+
 def test_members_see_partners_but_only_admins_change_them(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
     member = MembershipFactory(role=Membership.Role.MEMBER)
     delegation = DelegationFactory(customer=member.organization, partner=partner_admin.organization)
