@@ -337,6 +337,10 @@ class CustomValuesForm(forms.Form):
             raw = cleaned.get(name, "")
             if self.bulk and not (raw or "").strip():
                 continue
+            if self.add_prefix(name) not in self.data:
+                # Not on the page that was submitted (a field added since it was opened):
+                # left as it is. An input posted empty clears its value.
+                continue
             now = "" if self.bulk else str(self.initial.get(name) or "")
             try:
                 self.values[custom_field.pk] = custom_value_clean(custom_field, raw, current=now)

@@ -79,8 +79,10 @@ OTHER_ORGANIZATION = gettext_lazy(
     "You are now working for %(organization)s, so this started over. Enter the details again "
     "for %(organization)s."
 )
-# Finished instances of this session: token → license id, so that a second submit of a
-# confirmation (double click, back and resubmit) lands on its own result and nobody else's.
+# Finished instances of this session: token → the wizard (its prefix) and its result's id, so
+# that a second submit of a confirmation (double click, back and resubmit) lands on its own
+# result and nobody else's. Every wizard keeps its results here: a token is taken only by the
+# wizard that issued it (an EF drawdown's id is no license, nor of another contract).
 RESULTS_KEY = "wizard:results"
 RESULTS_KEPT = 20
 
@@ -137,8 +139,13 @@ class PortalWizard(SessionWizardView):
         return self.request.POST.get(f"{self.prefix}-instance", "")
 
     def finished_result(self, token: str) -> str | None:
-        results: dict[str, str] = self.request.session.get(RESULTS_KEY) or {}
-        return results.get(token) if token else None
+        """The result of this wizard's instance `token` if it finished in this session."""
+        results: dict[str, Any] = self.request.session.get(RESULTS_KEY) or {}
+        finished = results.get(token) if token else None
+        # A plain id was written before results named their wizard: its wizard is unknown.
+        if isinstance(finished, dict) and finished.get("wizard") == self.prefix:
+            return str(finished["id"])
+        return None
 
     def result_location(self, result_id: object) -> str:
         """Where a finished instance's result is shown."""
@@ -146,10 +153,10 @@ class PortalWizard(SessionWizardView):
 
     def finish(self, result_id: object) -> HttpResponseRedirect:
         """Ends this instance on its result page; a repeated submit of it finds that page."""
-        results: dict[str, str] = dict(self.request.session.get(RESULTS_KEY) or {})
+        results: dict[str, Any] = dict(self.request.session.get(RESULTS_KEY) or {})
         token = self.instance
         if token:
-            results[token] = str(result_id)
+            results[token] = {"wizard": self.prefix, "id": str(result_id)}
             self.request.session[RESULTS_KEY] = dict(list(results.items())[-RESULTS_KEPT:])
         self.storage.reset()
         return HttpResponseRedirect(self.result_location(result_id))

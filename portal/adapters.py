@@ -3,9 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest
 from django.utils.encoding import force_str
 
+from .forms import EMAIL_MAX_LENGTH
 from .requestcontext import get_client_ip
 
 
@@ -19,6 +21,14 @@ class AccountAdapter(DefaultAccountAdapter):
             **DefaultAccountAdapter.error_messages,
             "too_many_login_attempts": login_lockout_message(),
         }
+
+    def clean_email(self, email: str) -> str:
+        # Sign-up, "Add email address" and the password reset: allauth's email field has no
+        # length limit, so sign-up cut a longer address to the column's 254 characters (an
+        # account under an address that is not the person's) and adding one failed on
+        # PostgreSQL. Refused here with the message of the portal's own email fields.
+        MaxLengthValidator(EMAIL_MAX_LENGTH)(email)
+        return super().clean_email(email)
 
     def get_client_ip(self, request: HttpRequest) -> str:
         # The same address the code budgets and the audit trail use: X-Forwarded-For read

@@ -117,8 +117,14 @@ class PortalSignupForm(SignupForm):
         return user
 
 
+# Every email column is 254 characters (RFC 5321's limit on a path, which Django's EmailField
+# model field uses); Django's EmailValidator lets addresses up to 320 through, so each email
+# input says the limit itself rather than letting PostgreSQL refuse the row (a 500).
+EMAIL_MAX_LENGTH = 254
+
+
 class InvitationForm(forms.Form):
-    email = forms.EmailField(label=_("Email address"))
+    email = forms.EmailField(label=_("Email address"), max_length=EMAIL_MAX_LENGTH)
     role = forms.ChoiceField(
         label=_("Role"), choices=Membership.Role.choices, initial=Membership.Role.MEMBER
     )
@@ -187,6 +193,7 @@ class CustomerAccountForm(forms.Form):
     contact_name = forms.CharField(label=_("Administrator's name"), max_length=200)
     contact_email = forms.EmailField(
         label=_("Administrator's email address"),
+        max_length=EMAIL_MAX_LENGTH,
         help_text=_(
             "This person gets an invitation to claim the account as its administrator, and can "
             "then change or revoke your access."
@@ -198,7 +205,9 @@ class CustomerInviteForm(forms.Form):
     """The administrator of a customer account the partner added, invited again."""
 
     contact_name = forms.CharField(label=_("Administrator's name"), max_length=200, required=False)
-    contact_email = forms.EmailField(label=_("Administrator's email address"))
+    contact_email = forms.EmailField(
+        label=_("Administrator's email address"), max_length=EMAIL_MAX_LENGTH
+    )
 
 
 class CustomerSearchForm(forms.Form):

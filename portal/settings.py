@@ -162,6 +162,17 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A transaction on SQLite begins by reading; two that then write (a double-clicked Confirm)
+    # would each wait for the other to stop reading, so SQLite fails one at once with "database
+    # is locked" (a 500), its timeout unused. Taking the write lock at BEGIN makes the second
+    # wait for the first to commit, up to `timeout` seconds, and then see what it wrote (the
+    # key already issued). Options in the URL (?timeout=...) win.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # How long a request waits for Redis (cache and broker) before it degrades. Short, so that with

@@ -296,13 +296,14 @@ def share_revoke(*, share: LicenseShare, actor: User) -> None:
     updated = LicenseShare.objects.filter(pk=share.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
-    if updated:
-        _audit_license(
-            "license.share_revoked",
-            license=share.license,
-            actor=actor,
-            details={"email": share.email},
-        )
+    if not updated:  # a second click, a page from before, or another administrator meanwhile
+        raise LicensingError(_("This share was already revoked."))
+    _audit_license(
+        "license.share_revoked",
+        license=share.license,
+        actor=actor,
+        details={"email": share.email},
+    )
 
 
 @transaction.atomic

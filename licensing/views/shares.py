@@ -68,16 +68,21 @@ def share_create(request: PortalRequest) -> HttpResponse:
 @require_POST
 @organization_required(action=Action.SHARE_LICENSES)
 def share_revoke_view(request: PortalRequest, pk: int) -> HttpResponse:
+    # Revoked shares too: revoking one again (a double click, a page from before) is told so
+    # on the license's page, not a 404; shares of other organizations stay a 404.
     share = get_object_or_404(
         LicenseShare.objects.select_related("license__owner"),
         pk=pk,
         license__owner=request.organization,
-        revoked_at__isnull=True,
     )
-    share_revoke(share=share, actor=request.user)
-    messages.success(
-        request, _("%(email)s no longer has access to this license.") % {"email": share.email}
-    )
+    try:
+        share_revoke(share=share, actor=request.user)
+    except LicensingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, _("%(email)s no longer has access to this license.") % {"email": share.email}
+        )
     return redirect("license-detail", pk=share.license_id)
 
 

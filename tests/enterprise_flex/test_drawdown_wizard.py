@@ -10,14 +10,17 @@ from django.urls import reverse
 from django.utils import translation
 
 from enterprise_flex.models import EFContract, EFDrawdown, EFSite
+from enterprise_flex.services import contract_user_set
 from licensing.models import License
 from portal.models import OutboundEmail
 from tests.enterprise_flex.factories import (
+    EFLineFactory,
     World,
     draw_down,
     make_world,
     post_step,
 )
+from tests.licensing import wizard as get_a_key
 from tests.licensing.factories import (
     REGISTRATION,
     LicenseFactory,
@@ -77,6 +80,54 @@ def test_confirming_twice_shows_the_first_result(client, world) -> None:  # type
     assert EFDrawdown.objects.count() == License.objects.count() == 1
     world.line.refresh_from_db()
     assert world.line.drawn_quantity == 2
+
+
+STARTED_OVER = "This request started over; please check and confirm again."
+
+
+def _confirm_elsewhere(client, url: str, prefix: str, token: str):  # type: ignore[no-untyped-def]
+    return client.post(url, {f"{prefix}-current_step": "confirm", f"{prefix}-instance": token})
+
+
+@pytest.mark.parametrize("other", ["get_a_key", "upgrade", "sibling"])
+def test_a_finished_drawdown_is_no_other_wizards_result(client, world, other) -> None:  # type: ignore[no-untyped-def]
+    # The wizards keep their finished instances in one session entry: a drawdown's token posted
+    # to Get a key's confirmation was taken for a finished Get a key, whose result page was
+    # reversed with the drawdown's id (NoReverseMatch, a 500).
+    draw_down(client, world.contract, line=world.line, site=world.site, quantity=2, confirm=False)
+    token = instance_token(client, f"ef_drawdown_{world.contract.number}")
+    assert post_step(client, world.contract, "confirm").status_code == 302
+    if other == "sibling":  # the drawdown wizard of another contract of the organization
+        EFLineFactory(contract=world.sibling)
+        contract_user_set(
+            contract=world.sibling, user=world.contract_user, level="contract", actor=None
+        )
+        url = reverse("ef-drawdown", args=[world.sibling.number])
+        prefix, first = f"ef_drawdown_{world.sibling.number}", "line"
+    else:
+        url = reverse("get-a-key" if other == "get_a_key" else "upgrade")
+        prefix = f"{other}_wizard"
+        first = "serial" if other == "get_a_key" else "notification"
+    response = _confirm_elsewhere(client, url, prefix, token)
+    assert response.status_code == 200 and STARTED_OVER in response.content.decode()
+    assert response.context["wizard"]["steps"].current == first
+    assert EFDrawdown.objects.count() == License.objects.count() == 1
+
+
+def test_a_finished_get_a_key_is_no_drawdowns_result(client, world) -> None:  # type: ignore[no-untyped-def]
+    get_a_key.walk(client, SerialNumberFactory().code, confirm=False)
+    token = instance_token(client)
+    assert get_a_key.post_step(client, "confirm").status_code == 302
+    prefix = f"ef_drawdown_{world.contract.number}"
+    url = reverse("ef-drawdown", args=[world.contract.number])
+    response = _confirm_elsewhere(client, url, prefix, token)
+    assert response.status_code == 200 and STARTED_OVER in response.content.decode()
+    assert response.context["wizard"]["steps"].current == "line"
+    assert License.objects.count() == 1 and not EFDrawdown.objects.exists()
+    # Its own wizard still takes it: a second submit lands on its result.
+    again = get_a_key.post_step(client, "confirm", token=token)
+    assert again.status_code == 302
+    assert again["Location"] == reverse("get-a-key-result", args=[License.objects.get().pk])
 
 
 def test_the_confirm_step_announces_overage_before_the_click(client, world) -> None:  # type: ignore[no-untyped-def]

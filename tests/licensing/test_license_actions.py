@@ -198,6 +198,27 @@ def test_bulk_share_and_revoke(client, admin, license) -> None:  # type: ignore[
     assert AuditEvent.objects.filter(action="license.share_revoked").exists()
 
 
+def test_revoking_a_share_again_says_so(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    # A double click or a page from before the revocation: it was a 404 page.
+    share = LicenseShare.objects.create(license=license, email="team@customer.example")
+    url = reverse("share-revoke", args=[share.pk])
+    first = client.post(url, follow=True)
+    assert "team@customer.example no longer has access" in _messages(first)
+    revoked_at = LicenseShare.objects.get().revoked_at
+    again = client.post(url)
+    assert again.status_code == 302 and again["Location"] == _detail(license)
+    assert _messages(client.get(again["Location"])) == "This share was already revoked."
+    assert LicenseShare.objects.get().revoked_at == revoked_at
+    assert AuditEvent.objects.filter(action="license.share_revoked").count() == 1
+    # Someone who never could revoke it still finds nothing there, revoked or not.
+    outsider = MembershipFactory(role="admin")
+    client.force_login(outsider.user)
+    assert client.post(url).status_code == 404
+    live = LicenseShare.objects.create(license=license, email="ops@customer.example")
+    assert client.post(reverse("share-revoke", args=[live.pk])).status_code == 404
+    assert LicenseShare.objects.get(pk=live.pk).revoked_at is None
+
+
 # -- custom data -------------------------------------------------------------------------------
 
 
@@ -278,6 +299,29 @@ def test_required_field(client, admin, license) -> None:  # type: ignore[no-unty
         reverse("license-custom-values", kwargs={"pk": license.pk}), {f"cf_{field.pk}": "  "}
     )
     assert response.status_code == 400 and "PO is required" in response.content.decode()
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_a_field_absent_from_the_form_keeps_its_value(client, admin, license, required) -> None:  # type: ignore[no-untyped-def]
+    # The page was opened before an administrator added "Site": saving it wiped the license's
+    # Site (the history read Site: "Lisbon" → ""), or was refused as "Site is required" when
+    # it is. An input posted empty still clears.
+    team = CustomField.objects.create(organization=admin.organization, name="Team")
+    site = CustomField.objects.create(
+        organization=admin.organization, name="Site", required=required
+    )
+    CustomFieldValue.objects.create(license=license, field=site, value="Lisbon")
+    CustomFieldValue.objects.create(license=license, field=team, value="Ops")
+    url = reverse("license-custom-values", kwargs={"pk": license.pk})
+    response = client.post(url, {f"cf_{team.pk}": "Infra"})
+    assert response.status_code == 302
+    values = {v.field.name: v.value for v in CustomFieldValue.objects.filter(license=license)}
+    assert values == {"Site": "Lisbon", "Team": "Infra"}
+    event = AuditEvent.objects.get(action="license.custom_data_changed")
+    assert event.details["changes"] == {"Team": {"from": "Ops", "to": "Infra"}}
+    client.post(url, {f"cf_{team.pk}": "", f"cf_{site.pk}": "Porto"})
+    values = {v.field.name: v.value for v in CustomFieldValue.objects.filter(license=license)}
+    assert values == {"Site": "Porto"}
 
 
 def test_bulk_custom_values(client, admin, license) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
 """The benchmarks' session floor is mounted only on request and never in production; the
-database connection settings keep PostgreSQL connections and leave SQLite alone."""
+database connection settings keep PostgreSQL connections and leave SQLite alone, whose
+transactions take the write lock when they begin."""
 
 from __future__ import annotations
 
@@ -99,3 +100,71 @@ def test_postgresql_connections_persist_with_health_checks_sqlite_does_not() -> 
     assert _settings_value(expression, DATABASE_URL=postgres, DATABASE_CONN_MAX_AGE="0") == (
         "(0, True)"
     )
+
+
+def test_sqlite_transactions_begin_immediate_and_wait() -> None:
+    options = "settings.DATABASES['default'].get('OPTIONS', {})"
+    sqlite = _settings_value(options, DATABASE_URL="sqlite:///x.sqlite3")
+    assert sqlite == "{'transaction_mode': 'IMMEDIATE', 'timeout': 20}"
+    postgres = "postgres://postgres@127.0.0.1:5432/portal"
+    assert "transaction_mode" not in _settings_value(options, DATABASE_URL=postgres)
+
+
+# Two confirmations at once (a double click) on the embedded SQLite default: each reads, then
+# writes the same row, as a confirm step reads the serial, then redeems it.
+_SQLITE_CONFIRMS = """
+import threading, time
+import django
+django.setup()
+from django.db import connection, transaction
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE counter (id integer PRIMARY KEY, value integer)")
+    cursor.execute("INSERT INTO counter VALUES (1, 0)")
+connection.close()
+start, errors = threading.Barrier(2), []
+def confirm():
+    start.wait()
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT value FROM counter WHERE id = 1")
+            (value,) = cursor.fetchone()
+            time.sleep(0.3)  # deferred transactions: the other one reads meanwhile
+            cursor.execute("UPDATE counter SET value = %s WHERE id = 1", [value + 1])
+    except Exception as exc:
+        errors.append(repr(exc))
+    finally:
+        connection.close()
+threads = [threading.Thread(target=confirm) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT value FROM counter WHERE id = 1")
+    print(cursor.fetchone()[0], errors)
+"""
+
+
+def test_concurrent_sqlite_transactions_wait_instead_of_failing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Deferred (SQLite's and Django's default), the second writer failed at once with
+    # "database is locked"; immediate, it waits for the first and reads what it wrote.
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "REDIS_", "PORTAL_", "CELERY_", "EMAIL_", "DATABASE_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _SQLITE_CONFIRMS],
+        cwd=ROOT,
+        env={
+            **inherited,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+            "PORTAL_VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "2 []"

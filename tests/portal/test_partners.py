@@ -178,6 +178,27 @@ def test_a_delegation_starting_later_is_on_the_partners_customers_page_to_declin
     assert delegation.status == Delegation.Status.DECLINED
 
 
+NO_CUSTOMER = "No customer has delegated to your organization yet."
+
+
+def test_customers_page_says_no_customer_only_when_it_lists_none(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    # It said so above the "Starting later" list of a delegation starting next week.
+    client.force_login(partner_admin.user)
+    assert NO_CUSTOMER in client.get(reverse("partner-customers")).content.decode()
+    offered = DelegationFactory(
+        partner=partner_admin.organization,
+        status=Delegation.Status.OFFERED,
+        starts_on=timezone.localdate() + timedelta(days=7),
+    )
+    page = client.get(reverse("partner-customers")).content.decode()
+    assert 'id="starting-later"' in page and offered.customer.name in page
+    assert NO_CUSTOMER not in page
+    offered.delete()
+    DelegationFactory(partner=partner_admin.organization)
+    page = client.get(reverse("partner-customers")).content.decode()
+    assert NO_CUSTOMER not in page and 'id="starting-later"' not in page
+
+
 def test_members_see_partners_but_only_admins_change_them(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
     member = MembershipFactory(role=Membership.Role.MEMBER)
     delegation = DelegationFactory(customer=member.organization, partner=partner_admin.organization)
@@ -233,6 +254,39 @@ def test_scopes_change_and_revocation_take_effect_on_the_next_request(
     for_customer = revoked[(customer_admin.user.email,)].body_text
     assert "/partners/customers/" in for_partner and "/organization/partners/" not in for_partner
     assert "/organization/partners/" in for_customer and "/partners/customers/" not in for_customer
+
+
+def _delegation_card(client, delegation: Delegation) -> str:  # type: ignore[no-untyped-def]
+    """The text of a delegation's card on the customer's Partners page."""
+    page = client.get(reverse("partners")).content.decode()
+    start = page.index(f'id="delegation-{delegation.pk}"')
+    return " ".join(page[start : page.index("</section>", start)].split())
+
+
+def test_an_ended_delegation_no_longer_says_until_you_revoke_it(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # It read "Revoked · From 2026-12-04 until you revoke it · ended 2026-12-04".
+    delegation = DelegationFactory(
+        customer=customer_admin.organization, partner=partner_admin.organization
+    )
+    client.force_login(customer_admin.user)
+    assert "until you revoke it" in _delegation_card(client, delegation)
+    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    ended = _delegation_card(client, delegation)
+    assert "until you revoke it" not in ended
+    today = date_format(timezone.localdate(), "SHORT_DATE_FORMAT")
+    assert f"From {today} · ended {today}" in ended
+    # With an end date, the card keeps it: what the access was to be.
+    planned = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=PartnerFactory(),
+        ends_on=timezone.localdate() + timedelta(days=30),
+        status=Delegation.Status.REVOKED,
+        ended_at=timezone.now(),
+    )
+    end = date_format(planned.ends_on, "SHORT_DATE_FORMAT")
+    assert f"From {today} until {end} · ended {today}" in _delegation_card(client, planned)
 
 
 def test_partner_admin_declines_and_the_customer_is_told(
