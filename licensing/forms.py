@@ -136,17 +136,7 @@ class RegistrationForm(forms.ModelForm):
 
     class Meta:
         model = SupportRegistration
-        fields = [
-            "company",
-            "address",
-            "country",
-            "primary_name",
-            "primary_email",
-            "primary_phone",
-            "technical_name",
-            "technical_email",
-            "technical_phone",
-        ]
+        fields = list(SupportRegistration.FIELDS)
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(

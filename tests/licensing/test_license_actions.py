@@ -17,6 +17,7 @@ from licensing.models import (
     License,
     LicenseShare,
     RetiredKey,
+    SupportRegistration,
     add_months,
 )
 from licensing.services import LicensingError
@@ -484,20 +485,7 @@ def test_csv_not_utf8(client, admin) -> None:  # type: ignore[no-untyped-def]
 
 def test_edit_support_registration(client, admin, license) -> None:  # type: ignore[no-untyped-def]
     registration = license.registration
-    data = {
-        name: getattr(registration, name)
-        for name in (
-            "company",
-            "address",
-            "country",
-            "primary_name",
-            "primary_email",
-            "primary_phone",
-            "technical_name",
-            "technical_email",
-            "technical_phone",
-        )
-    }
+    data = {name: getattr(registration, name) for name in SupportRegistration.FIELDS}
     bad = client.post(
         reverse("license-registration", kwargs={"pk": license.pk}),
         {**data, "technical_email": "nope"},
