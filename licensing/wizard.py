@@ -416,6 +416,7 @@ class GetAKeyWizard(PortalWizard):
                 target_license_id=registration.cleaned_data.get("target_license"),
                 host_id=registration.cleaned_data.get("host_id", ""),
                 registration_reuse_id=self._unchanged_prefill(registration),
+                accepted_before=True,
             )
         except SerialAlreadyRedeemed as exc:
             if self._may_see(exc.license):

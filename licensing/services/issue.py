@@ -496,15 +496,28 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
 
 
 def serial_refusal_raise(
-    *, serial: SerialNumber | None, organization: Organization, today: date
+    *,
+    serial: SerialNumber | None,
+    organization: Organization,
+    today: date,
+    accepted_before: bool = False,
 ) -> None:
     """Raises SerialError (or SerialAlreadyRedeemed) when the organization may not redeem
-    `serial` as it was read; returns when it may."""
+    `serial` as it was read; returns when it may.
+
+    `accepted_before`: the code was accepted at an earlier step of the same wizard, so its
+    existence is no secret to the actor; gone since, it is said to be gone, not unknown.
+    """
     # Unknown, void and redeemed-by-someone-else read the same, so codes cannot be probed.
     unknown = _(
         "We could not find this serial number. Check it against your license certificate; "
         "if it is right, contact customer care."
     )
+    if accepted_before:
+        unknown = _(
+            "This serial number was redeemed or withdrawn after you entered it, and can no "
+            "longer be redeemed. If it is yours, contact customer care."
+        )
     if serial is None or serial.status == SerialNumber.Status.VOID:
         raise SerialError(unknown)
     if serial.status == SerialNumber.Status.REDEEMED:
@@ -601,11 +614,13 @@ def serial_redeem(
     target_license_id: str | None = None,
     host_id: str = "",
     registration_reuse_id: int | None = None,
+    accepted_before: bool = False,
 ) -> RedeemResult:
     """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names.
 
     `registration_reuse_id`: the organization's support registration the form was prefilled
     with; reused, not copied, when it still holds exactly `registration`.
+    `accepted_before`: the wizard's serial step accepted the code (see serial_refusal_raise).
     """
     today = timezone.localdate()
     events: list[AuditEvent] = []  # the mint's audit events, written at the end in one INSERT
@@ -619,7 +634,9 @@ def serial_redeem(
         .filter(code=canonical_code(code))
         .first()
     )
-    serial_refusal_raise(serial=serial, organization=organization, today=today)
+    serial_refusal_raise(
+        serial=serial, organization=organization, today=today, accepted_before=accepted_before
+    )
     assert serial is not None
 
     product = serial.version.product

@@ -488,7 +488,10 @@ def _confirm_refused(client) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 302 and response["Location"] == reverse("get-a-key")
     page = client.get(response["Location"])
     shown = " ".join(str(m) for m in page.context["messages"])
-    assert "could not find this serial number" in shown
+    # The serial step accepted the code: gone since, it reads gone, not "could not find" (which
+    # told someone who had just seen it accepted to check it against the certificate).
+    assert "was redeemed or withdrawn after you entered it" in shown
+    assert "could not find" not in shown
     after = (License.objects.count(), AuditEvent.objects.count(), OutboundEmail.objects.count())
     assert after == before
     assert not FailedCodeAttempt.objects.exists()  # not a typed code: no attempt counted
