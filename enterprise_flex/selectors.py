@@ -245,6 +245,9 @@ class ReportRow:
     site: EFSite
     drawn: int
     declared: int | None
+    # Where the year has no report of its own: the earlier submitted report's figure for the
+    # site plus what was drawn down there since (as the true-up counts it), else None.
+    carried: int | None = None
 
     @property
     def key(self) -> str:
@@ -252,7 +255,9 @@ class ReportRow:
 
     @property
     def value(self) -> int:
-        return self.drawn if self.declared is None else self.declared
+        if self.declared is not None:
+            return self.declared
+        return self.drawn if self.carried is None else self.carried
 
 
 @dataclass
@@ -262,22 +267,33 @@ class ReportView:
     rows: list[ReportRow]
     lines: list[EFLine]
     sites: list[EFSite]
+    # The earlier year whose submitted report prefills a year without one, else None.
+    carried_from: int | None = None
 
 
 def deployment_report_view(reach: ContractAccess, year: int) -> ReportView:
     """The year's report: a row per line and site that has drawdowns or a declared figure,
-    prefilled with what was drawn down by the year's end."""
+    prefilled with what the true-up would count without it: the latest submitted earlier
+    report's figures plus what was drawn down since, else what was drawn down by the year's end.
+    """
     contract_year = reach.contract.year(year)
     if contract_year is None:
         raise Http404("No such contract year.")
-    report = EFDeploymentReport.objects.filter(contract=reach.contract, year=year).first()
-    declared: dict[tuple[int, int], int] = {}
-    if report is not None:
-        declared = {
-            (e.line_id, e.site_id): e.quantity
-            for e in EFDeploymentEntry.objects.filter(report=report)
-        }
-    drawn = drawn_by_line_and_site(reach.contract, until=contract_year.end)
+    basis = _deployment_basis(reach.contract, year)
+    report = basis if basis is not None and basis.year == year else None
+    entries = (
+        {(e.line_id, e.site_id): e.quantity for e in EFDeploymentEntry.objects.filter(report=basis)}
+        if basis is not None
+        else {}
+    )
+    declared = entries if report is not None else {}
+    carried: dict[tuple[int, int], int] = {}
+    if basis is not None and report is None:
+        since = _drawn_by_site_since(reach.contract, until=contract_year.end, report=basis)
+        drawn = {key: total for key, (total, _since) in since.items()}
+        carried = {key: figure + since.get(key, (0, 0))[1] for key, figure in entries.items()}
+    else:
+        drawn = drawn_by_line_and_site(reach.contract, until=contract_year.end)
     lines = contract_lines(reach)
     sites = contract_sites(reach)
     by_line = {line.pk: line for line in lines}
@@ -288,13 +304,19 @@ def deployment_report_view(reach: ContractAccess, year: int) -> ReportView:
             site=by_site[key[1]],
             drawn=drawn.get(key, 0),
             declared=declared.get(key),
+            carried=carried.get(key),
         )
-        for key in sorted(set(drawn) | set(declared))
+        for key in sorted(set(drawn) | set(declared) | set(carried))
         if key[0] in by_line and key[1] in by_site
     ]
     rows.sort(key=lambda r: (r.line.version.product.name, r.line.version.version, r.site.name))
     return ReportView(
-        contract_year=contract_year, report=report, rows=rows, lines=lines, sites=sites
+        contract_year=contract_year,
+        report=report,
+        rows=rows,
+        lines=lines,
+        sites=sites,
+        carried_from=basis.year if basis is not None and carried else None,
     )
 
 

@@ -299,6 +299,13 @@ def test_a_year_without_its_own_report_keeps_the_latest_submitted_one(client) ->
     # Year 1 itself is unchanged: its own report, 12 + 1 (the plant, drawn down in year 1).
     year_one_result = true_up(_reach(world, world.super_user), 1, today=date.today())
     assert year_one_result.rows[0].deployed == 13 and year_one_result.deployed_source == "submitted"
+    # The year's report form starts from the same figures: 12 + 3 at the main site, the
+    # plant's 3 drawn (it started from the drawdowns, 11 and 3, which the true-up no longer
+    # counted).
+    response = client.get(reverse("ef-report", args=[n, 2]))
+    prefill = {(r.line.pk, r.site.pk): r.value for r in response.context["view"].rows}
+    assert prefill == {(world.line.pk, world.site.pk): 15, (world.line.pk, plant.pk): 3}
+    assert "Where the submitted report of year 1 declared a site" in response.content.decode()
     # The year's own draft takes over: 4 declared at the main site, the plant's 3 drawn.
     deployment_report_save(
         contract=contract,
