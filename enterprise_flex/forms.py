@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import EMAIL_MAX_LENGTH
 from portal.models import Membership
 
 from .models import EFContractUser, EFLine, EFSite
@@ -159,7 +160,7 @@ class AddUserForm(forms.Form):
 class InviteForm(forms.Form):
     email = forms.EmailField(
         label=_("Email address"),
-        max_length=254,
+        max_length=EMAIL_MAX_LENGTH,
         error_messages={"invalid": _("Enter one email address, like name@example.com.")},
     )
     level = forms.ChoiceField(label=_("Level"), choices=LEVEL_CHOICES)

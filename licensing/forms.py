@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.formats import short_date
+from portal.forms import EMAIL_MAX_LENGTH
 from portal.models import Organization
 from portal.policy import Action
 from portal.ratelimit import CodeGuard
@@ -201,7 +202,7 @@ class ConfirmForm(forms.Form):
 class ShareForm(forms.Form):
     email = forms.CharField(
         label=_("Share with (email address)"),
-        max_length=254,
+        max_length=EMAIL_MAX_LENGTH,
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
         error_messages={"required": _("Enter the email address of the person to share with.")},
     )
