@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest
+from django.utils import translation
 from django.utils.encoding import force_str
 
 from .forms import EMAIL_MAX_LENGTH
@@ -49,6 +51,18 @@ class AccountAdapter(DefaultAccountAdapter):
 
         login = str(credentials.get("email", credentials.get("username", "")))[:254]
         audit_record(action="account.login_failed", details={"email": login.lower()})
+
+    def login(self, request: HttpRequest, user: Any) -> None:
+        super().login(request, user)
+        from .services import user_language_remember
+
+        # The language this person reads the portal in, for the emails others send them: the
+        # switcher's cookie is a choice; the browser's negotiated language only fills a blank.
+        user_language_remember(
+            user,
+            translation.get_language(),
+            chosen=settings.LANGUAGE_COOKIE_NAME in request.COOKIES,
+        )
 
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         # An invitation link clicked while logged out comes back here after login or sign-up.

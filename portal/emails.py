@@ -153,12 +153,57 @@ def queue_email(
     attachments: Sequence[Attachment | AttachmentRef] | None = None,
     language: str | None = None,
 ) -> OutboundEmail:
-    """Renders an email into the outbox and sends it after the current transaction commits."""
-    with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
-        subject, text, html = render_email(template, context)
-    return queue_email_rendered(
-        template=template, to=to, subject=subject, text=text, html=html, attachments=attachments
+    """Renders an email into the outbox and sends it after the current transaction commits.
+
+    Without `language`, each recipient reads it in their own (recipient_languages): one outbox
+    row per language, the first returned.
+    """
+    groups = {language: to} if language else _by_language(to, recipient_languages(to))
+    emails = []
+    for group_language, addresses in groups.items():
+        with translation.override(group_language):
+            subject, text, html = render_email(template, context)
+        emails.append(
+            queue_email_rendered(
+                template=template,
+                to=addresses,
+                subject=subject,
+                text=text,
+                html=html,
+                attachments=attachments,
+            )
+        )
+    return emails[0]
+
+
+def sender_language() -> str:
+    """The language an email is written in when its reader's is not known: the active one (the
+    request's), else the portal's default (a scheduled job)."""
+    return translation.get_language() or settings.LANGUAGE_CODE
+
+
+def recipient_languages(addresses: Sequence[str]) -> dict[str, str]:
+    """The language each address that belongs to an account reads its emails in: the one its
+    user last chose on the portal (User.language). Addresses without an account, or whose
+    user never chose, are left out: they read the sender's language. One query."""
+    from .models import User
+
+    wanted = {address.strip().lower() for address in addresses if address and address.strip()}
+    if not wanted:
+        return {}
+    return dict(
+        User.objects.filter(email__in=wanted).exclude(language="").values_list("email", "language")
     )
+
+
+def _by_language(to: Sequence[str], languages: dict[str, str]) -> dict[str, list[str]]:
+    """`to` split by the language each address reads (the sender's when not in `languages`),
+    in order."""
+    sender = sender_language()
+    groups: dict[str, list[str]] = {}
+    for address in to:
+        groups.setdefault(languages.get(address.strip().lower(), sender), []).append(address)
+    return groups or {sender: list(to)}
 
 
 def queue_email_variants(
@@ -211,6 +256,8 @@ class EmailToQueue:
     template: str
     to: list[str]
     context: dict[str, Any]
+    # The language it is written in; empty: queue_emails' `language`, else the active one.
+    language: str = ""
 
 
 def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None) -> int:
@@ -219,7 +266,20 @@ def queue_emails(*, emails: Sequence[EmailToQueue], language: str | None = None)
     The bulk form of queue_email, for jobs that notify thousands (a version's upgrade notices):
     the same rows, without a statement per email, handed to Celery in batches that each send
     over one connection (portal.services.outbound_emails_send).
+
+    Without `language`, an email without its own language to several people who read
+    different languages is written once per language (recipient_languages: one query for the
+    whole call, none when every email has its language).
     """
+    if not language:
+        languages = recipient_languages(
+            [address for email in emails if not email.language for address in email.to]
+        )
+        emails = [
+            EmailToQueue(email.template, addresses, email.context, email.language or group)
+            for email in emails
+            for group, addresses in _by_language(email.to, languages).items()
+        ]
     rows = _rendered_rows(emails, language=language)
     OutboundEmail.objects.bulk_create(rows, batch_size=500)
     # One hand-off per batch of OUTBOX_BATCH_SIZE, sent by a task over one connection: a
@@ -234,18 +294,24 @@ def _rendered_rows(
     language: str | None,
     attachments: Sequence[Attachment | AttachmentRef] | None = None,
 ) -> list[OutboundEmail]:
-    """The unsaved outbox rows of `emails`, rendered in `language`."""
-    with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
-        # The templates and the site's variables once per call, not once per email.
-        site = site_context()
-        templates: dict[str, EmailTemplates] = {}
-        rows = []
-        for email in emails:
-            if email.template not in templates:
-                templates[email.template] = EmailTemplates(email.template)
-            subject, text, html = templates[email.template].render({**site, **email.context})
-            rows.append(
-                _outbox_row(
+    """The unsaved outbox rows of `emails`, each rendered in its own language, or `language`,
+    or the active one; in the order of `emails`."""
+    default = language or sender_language()
+    by_language: dict[str, list[int]] = {}
+    for index, email in enumerate(emails):
+        by_language.setdefault(email.language or default, []).append(index)
+    rows: list[OutboundEmail | None] = [None] * len(emails)
+    # The templates once per call and the site's variables once per language, not per email.
+    templates: dict[str, EmailTemplates] = {}
+    for email_language, indexes in by_language.items():
+        with translation.override(email_language):
+            site = site_context()
+            for index in indexes:
+                email = emails[index]
+                if email.template not in templates:
+                    templates[email.template] = EmailTemplates(email.template)
+                subject, text, html = templates[email.template].render({**site, **email.context})
+                rows[index] = _outbox_row(
                     template=email.template,
                     to=email.to,
                     subject=subject,
@@ -253,8 +319,7 @@ def _rendered_rows(
                     html=html,
                     attachments=attachments,
                 )
-            )
-    return rows
+    return [row for row in rows if row is not None]
 
 
 def _outbox_row(

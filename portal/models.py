@@ -5,6 +5,7 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
@@ -47,6 +48,18 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]
     email = models.EmailField(_("email address"), unique=True)
     full_name = models.CharField(_("full name"), max_length=200, blank=True)
+    # The language emails to this user are written in when someone else or a scheduled job
+    # sends them (a share, an invitation, a reminder): the one they last chose on the portal.
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_(
+            "Emails sent to this user by others or by scheduled jobs are written in this "
+            "language: the one they last chose on the portal. Empty: the sender's language."
+        ),
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []

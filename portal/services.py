@@ -17,17 +17,18 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, models, transaction
 from django.db import connection as db_connection
 from django.db.models import F, Model, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .emails import (
     AttachmentUnavailable,
+    EmailToQueue,
     deliver,
     hand_off,
     hand_off_batches,
     queue_email,
-    queue_email_variants,
+    queue_emails,
 )
 from .models import (
     AuditEvent,
@@ -52,6 +53,26 @@ class PortalError(Exception):
 class MembershipEndRefused(PortalError):
     """An app refuses a member's removal (membership_ended_register): they hold something in the
     organization that nobody would hold after them; the message says what to do first."""
+
+
+def user_language_remember(user: User, language: str | None, *, chosen: bool) -> None:
+    """Stores the language `user` reads the portal in, which emails others send them are
+    written in (portal.emails.recipient_languages). A language `chosen` on the portal (the
+    switcher, its cookie) replaces the stored one; one merely negotiated from the browser's
+    settings is stored only when none was. One UPDATE when it changes; nothing otherwise."""
+    supported = dict(settings.LANGUAGES)
+    if not language:
+        return
+    try:
+        language = translation.get_supported_language_variant(language)
+    except LookupError:
+        return
+    if language not in supported or user.language == language:
+        return
+    if user.language and not chosen:
+        return
+    user.language = language
+    User.objects.filter(pk=user.pk).update(language=language)
 
 
 def audit_record(
@@ -859,12 +880,16 @@ def _delegation_email(
     if partner_to is None:
         queue_email(template=template, to=to, context=context)
         return
-    queue_email_variants(
-        template=template,
-        variants=[
-            (to, {**context, "for_partner": False}),
-            (sorted(set(partner_to) - set(to)), {**context, "for_partner": True}),
-        ],
+    # Each side's body, each recipient in their language (one lookup, one INSERT).
+    queue_emails(
+        emails=[
+            EmailToQueue(template, recipients, {**context, "for_partner": for_partner})
+            for recipients, for_partner in (
+                (to, False),
+                (sorted(set(partner_to) - set(to)), True),
+            )
+            if recipients
+        ]
     )
 
 

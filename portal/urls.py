@@ -51,7 +51,7 @@ urlpatterns = [
     path("fileconnect/", include("fileconnect.urls")),
     path("enterprise-flex/", include("enterprise_flex.urls")),
     path("accounts/", include("allauth.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    path("i18n/setlang/", views.language_set, name="set_language"),
     path("admin/", admin.site.urls),
 ]
 # Benchmarks only (PORTAL_BENCH_FLOOR, never in production): the session floor.

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -17,10 +17,11 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views import i18n
 from django.views.decorators.http import require_POST
 
 from .formats import short_date
@@ -37,7 +38,7 @@ from .forms import (
     signup_remember,
 )
 from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
-from .models import Delegation, Invitation, Membership, Organization
+from .models import Delegation, Invitation, Membership, Organization, User
 from .policy import SCOPE_SHORT_LABELS, Action, Scope, partner_allows, require
 from .requestcontext import request_id
 from .selectors import (
@@ -68,6 +69,7 @@ from .services import (
     invitation_revoke,
     membership_update,
     organization_create,
+    user_language_remember,
 )
 
 
@@ -602,3 +604,15 @@ def partner_customer_invite(request: PortalRequest, pk: int) -> HttpResponse:
             % {"email": invitation.email, "customer": delegation.customer.name},
         )
     return redirect("partner-customers")
+
+
+def language_set(request: HttpRequest) -> HttpResponse:
+    """Django's set_language (the switcher: cookie, redirect back), which for someone logged in
+    also stores the choice: emails others send them are written in it."""
+    response = i18n.set_language(request)
+    user = request.user
+    if request.method == "POST" and user.is_authenticated:
+        language = request.POST.get(i18n.LANGUAGE_QUERY_PARAMETER)
+        if language and translation.check_for_language(language):
+            user_language_remember(cast(User, user), language, chosen=True)
+    return response

@@ -9,7 +9,7 @@ from html import escape
 
 from django.db import connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -25,7 +25,7 @@ from licensing.services import (
     registration_update,
 )
 from portal.broker import enqueue
-from portal.emails import EmailToQueue, queue_emails
+from portal.emails import EmailToQueue, queue_emails, recipient_languages, sender_language
 from portal.models import Organization, User
 from portal.services import audit_record
 
@@ -217,9 +217,21 @@ def _notices_queue(
     # another run inserted meanwhile conflicts on the unique constraint and is not returned, so
     # it gets no second email.
     created = _notices_insert([key for key, _lines in batch])
-    wording = _NoticeWording(version)
-    queue_emails(
-        emails=[
+    # Each notice in its reader's language (the one they last chose on the portal; the
+    # publisher's for addresses without an account), the wording translated once per language.
+    languages = recipient_languages([email for (_id, email) in created])
+    active = sender_language()
+    wordings: dict[str, _NoticeWording] = {}
+    emails = []
+    for (notification_id, email), lines in batch:
+        if (notification_id, email) not in created:
+            continue
+        language = languages.get(email.lower(), active)
+        with translation.override(language):
+            if language not in wordings:
+                wordings[language] = _NoticeWording(version)
+            wording = wordings[language].context(notifications[notification_id], lines)
+        emails.append(
             EmailToQueue(
                 template="upgrade_notice",
                 to=[email],
@@ -227,13 +239,12 @@ def _notices_queue(
                     "notification": notifications[notification_id],
                     "version": version,
                     "product": version.product,
-                    **wording.context(notifications[notification_id], lines),
+                    **wording,
                 },
+                language=language,
             )
-            for (notification_id, email), lines in batch
-            if (notification_id, email) in created
-        ]
-    )
+        )
+    queue_emails(emails=emails)
     return len(created)
 
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from portal.emails import queue_email
+from portal.emails import queue_email, recipient_languages, sender_language
 from portal.services import audit_record
 
 from ..models import License, MaintenanceReminder
@@ -125,6 +125,8 @@ def maintenance_reminders_send(*, today: date) -> int:
     for key, line in due.items():
         if key in inserted:
             digests[key[3]].append(line)
+    # Each contact's digest in the language they last chose on the portal (one lookup for all).
+    languages, active = recipient_languages(list(digests)), sender_language()
     for email, lines in sorted(digests.items()):
         lines.sort(
             key=lambda line: (
@@ -136,6 +138,7 @@ def maintenance_reminders_send(*, today: date) -> int:
         queue_email(
             template="maintenance_reminder",
             to=[email],
+            language=languages.get(email.lower()) or active,
             context={
                 "lines": lines,
                 "license_count": len(lines),

@@ -143,8 +143,9 @@ def test_notices_cost_a_constant_number_of_statements_per_batch(
         assert upgrade_notices_send(version=new) == organizations
     batches = -(-organizations // 5)
     # Three reads (lines, notices already sent, notifications), then per batch: the notices'
-    # INSERT, the outbox rows' INSERT and the savepoint pair of the test's transaction.
-    assert statements.count == 3 + 4 * batches
+    # INSERT, the readers' languages, the outbox rows' INSERT and the savepoint pair of the
+    # test's transaction.
+    assert statements.count == 3 + 5 * batches
     # One hand-off per batch after commit, carrying one email per organization, all delivered.
     assert len(handoffs) == batches
     assert sum(len(handoff.args[0]) for handoff in handoffs) == organizations
