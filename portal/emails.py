@@ -196,13 +196,15 @@ def recipient_languages(addresses: Sequence[str]) -> dict[str, str]:
     )
 
 
-def _by_language(to: Sequence[str], languages: dict[str, str]) -> dict[str, list[str]]:
-    """`to` split by the language each address reads (the sender's when not in `languages`),
-    in order."""
-    sender = sender_language()
+def _by_language(
+    to: Sequence[str], languages: dict[str, str], default: str | None = None
+) -> dict[str, list[str]]:
+    """`to` split by the language each address reads (`default` or the sender's when not in
+    `languages`), in order."""
+    sender = default or sender_language()
     groups: dict[str, list[str]] = {}
     for address in to:
-        groups.setdefault(languages.get(address.strip().lower(), sender), []).append(address)
+        groups.setdefault(languages.get(address.strip().lower()) or sender, []).append(address)
     return groups or {sender: list(to)}
 
 
@@ -212,14 +214,22 @@ def queue_email_variants(
     variants: Sequence[tuple[list[str], dict[str, Any]]],
     attachments: Sequence[Attachment | AttachmentRef] | None = None,
     language: str | None = None,
+    languages: dict[str, str] | None = None,
 ) -> list[OutboundEmail]:
     """queue_email for recipients who must read different bodies of one email: each variant
-    (recipients, context) is rendered on its own, and all are written in one INSERT."""
-    rows = _rendered_rows(
-        [EmailToQueue(template, to, context) for to, context in variants if to],
-        language=language,
-        attachments=attachments,
-    )
+    (recipients, context) is rendered on its own, and all are written in one INSERT.
+
+    `languages` (lowercase address → language, "" unknown) splits a variant's recipients by the
+    language they read, the others reading `language` or the sender's; no query of its own.
+    """
+    emails = [EmailToQueue(template, to, context) for to, context in variants if to]
+    if languages:
+        emails = [
+            EmailToQueue(template, addresses, email.context, group)
+            for email in emails
+            for group, addresses in _by_language(email.to, languages, language).items()
+        ]
+    rows = _rendered_rows(emails, language=language, attachments=attachments)
     if len(rows) == 1:
         rows[0].save(force_insert=True)
         transaction.on_commit(partial(hand_off, rows[0].pk), robust=True)

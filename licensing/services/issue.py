@@ -16,7 +16,7 @@ from portal.formats import short_date
 from portal.models import AuditEvent, Organization, User
 from portal.policy import Action, OrganizationAccess
 from portal.requestcontext import current_delegation
-from portal.services import admin_emails, audit_event_build, audit_record
+from portal.services import admin_languages, audit_event_build, audit_record
 
 from ..codes import canonical_code, canonical_key, generate_license_key
 from ..licensefile import build_license_file
@@ -124,15 +124,19 @@ def license_email_recipients(
     """The technical contact and the person acting; for a license a channel partner obtained,
     or one a partner renews, rehosts or emails again now (`partner_acting`), also the owner's
     administrators, so the customer always gets its keys."""
-    openers, others = _license_email_audience(license, acting_user, partner_acting=partner_acting)
+    openers, others, _languages = _license_email_audience(
+        license, acting_user, partner_acting=partner_acting
+    )
     return sorted(openers | others)
 
 
 def _license_email_audience(
     license: License, acting_user: User | None, *, partner_acting: bool, renewed: bool = False
-) -> tuple[set[str], set[str]]:
+) -> tuple[set[str], set[str], dict[str, str]]:
     """The license email's recipients: those known to be able to open the license's page, and
-    the others (a technical contact who may not be a member of the owner organization).
+    the others (a technical contact who may not be a member of the owner organization); and the
+    languages of the owner's administrators when they are copied (a partner acted: they read
+    their own language, not the partner's).
 
     Decided without a query (the mint is counted in statements): from what the request already
     has, the acting person's access (a partner's delegation scopes) and the owner's
@@ -146,9 +150,11 @@ def _license_email_audience(
             openers.add(acting_user.email.lower())
         else:
             others.add(acting_user.email.lower())
+    languages: dict[str, str] = {}
     if license.partner_id is not None or partner_acting:
-        openers.update(address.lower() for address in admin_emails(license.owner))
-    return openers, others - openers
+        languages = admin_languages(license.owner)
+        openers.update(languages)
+    return openers, others - openers, languages
 
 
 def _actor_opens(license: License, actor: User, *, renewed: bool) -> bool:
@@ -190,7 +196,7 @@ def license_email_queue(
     (a second body of the same email, written in the same INSERT).
     """
     acting_partner = _partner_for(license.owner)
-    openers, others = _license_email_audience(
+    openers, others, languages = _license_email_audience(
         license,
         acting_user,
         partner_acting=acting_partner is not None,
@@ -215,6 +221,13 @@ def license_email_queue(
                 license.file_name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE
             )
         ],
+        # The person acting reads the language they act in; the customer's administrators a
+        # partner copies, their own (read with their addresses: no query more).
+        languages={
+            address: language
+            for address, language in languages.items()
+            if acting_user is None or address != acting_user.email.lower()
+        },
     )
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from licensing.models import License
-from portal.models import AuditEvent, Delegation, Invitation, Membership, Organization
+from portal.models import AuditEvent, Delegation, Invitation, Membership, Organization, User
 from portal.models import OutboundEmail as Email
 from portal.policy import Scope
 from portal.services import delegations_refresh
@@ -517,6 +517,24 @@ def test_a_key_a_partner_obtains_belongs_to_the_customer_and_reaches_it(
     assert partner_admin.user.email in partners_page
     detail = client.get(reverse("license-detail", args=[license.pk])).content.decode()
     assert "on your behalf" in detail
+
+
+def test_the_customers_administrators_read_a_partners_key_in_their_own_language(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    User.objects.filter(pk=customer_admin.user.pk).update(language="pt-br")
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    assert walk(client, SerialNumberFactory().code).status_code == 302  # the partner in English
+    subjects = {tuple(e.to): e.subject for e in Email.objects.filter(template="license_issued")}
+    # The same body (a link to the license) in two languages; the contact reads the sender's.
+    assert subjects[(customer_admin.user.email,)].startswith("[Portal de licenciamento]")
+    assert subjects[(partner_admin.user.email,)].startswith("[Licensing Portal]")
+    assert subjects[(REGISTRATION["technical_email"],)].startswith("[Licensing Portal]")
 
 
 def test_a_partner_with_only_obtain_keys_sees_only_the_keys_it_obtained(
