@@ -5,7 +5,7 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 from django.utils.encoding import force_str
 
@@ -63,6 +63,23 @@ class AccountAdapter(DefaultAccountAdapter):
             translation.get_language(),
             chosen=settings.LANGUAGE_COOKIE_NAME in request.COOKIES,
         )
+
+    def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse:
+        response = super().post_login(request, user, **kwargs)
+        # On a browser that never chose (no switcher cookie), the portal continues in the
+        # language this person chose elsewhere, as Django's set_language would set it.
+        if user.language and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                user.language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        return response
 
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         # An invitation link clicked while logged out comes back here after login or sign-up.

@@ -91,6 +91,21 @@ def test_logging_in_fills_a_blank_from_the_browser_but_never_overrides_a_choice(
     assert chosen.language == "pt-br"  # a browser in English is not a choice
 
 
+def test_logging_in_on_a_browser_that_never_chose_continues_in_the_stored_language(client) -> None:  # type: ignore[no-untyped-def]
+    user = _user("pt-br")
+    response = _login(client, user, accept_language="en-US,en;q=0.9")
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "pt-br"
+    page = client.get(response["Location"], headers={"accept-language": "en-US"}, follow=True)
+    assert '<html lang="pt-br"' in page.content.decode()
+
+
+def test_logging_in_after_choosing_with_the_switcher_keeps_that_browsers_choice(client) -> None:  # type: ignore[no-untyped-def]
+    user = _user("pt-br")
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})  # logged out
+    response = _login(client, user)
+    assert settings.LANGUAGE_COOKIE_NAME not in response.cookies  # the cookie stays "en"
+
+
 def test_logging_in_after_choosing_with_the_switcher_stores_the_choice(client) -> None:  # type: ignore[no-untyped-def]
     user = _user("pt-br")
     client.post(reverse("set_language"), {"language": "en", "next": "/"})  # logged out
