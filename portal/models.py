@@ -91,7 +91,16 @@ class Organization(models.Model):
         _("account number"), max_length=12, unique=True, default=generate_account_number
     )
     name = models.CharField(_("name"), max_length=200)
-    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.CUSTOMER)
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.CUSTOMER,
+        help_text=_(
+            "Fixed once the organization holds anything made for its kind: licenses, "
+            "delegations, contracts, voucher batches."
+        ),
+    )
     # Capped: it is copied into emails and pages; 500 characters hold any address.
     address = models.TextField(_("address"), blank=True, max_length=500)
     country = CountryField(_("country"), blank=True)

@@ -19,6 +19,9 @@ register = template.Library()
 AUDIT_ACTIONS = {
     "account.login_failed": _("A sign-in attempt failed"),
     "organization.created": _("Created the organization"),
+    "organization.changed": _("Changed the organization"),
+    "user.deactivated": _("Deactivated a user"),
+    "user.reactivated": _("Reactivated a user"),
     "invitation.sent": _("Invited a person to join"),
     "invitation.accepted": _("Accepted an invitation"),
     "invitation.revoked": _("Withdrew an invitation"),
