@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -27,19 +27,47 @@ from .models import (
 from .services import (
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
+    PUBLISHED_VERSION_FIXED,
     LicensingError,
+    product_staff_change,
     serial_add,
     serial_change,
     serials_create,
     serials_import,
     serials_import_preview,
     serials_void,
+    version_staff_change,
 )
+
+
+class RefusalAsMessageMixin(admin.ModelAdmin):
+    """A save the service refuses under its lock (the object changed since the page was read)
+    reads as a message on the page, not a server error; the admin's transaction is rolled back
+    by then, so nothing was saved."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except LicensingError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 class ProductVersionInline(admin.TabularInline):
     model = ProductVersion
     extra = 0
+    show_change_link = True
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # New versions can be added here; an existing one is changed on its own page, where
+        # the change is audited and a published version keeps its release date.
+        return False
 
 
 @admin.register(Product)
@@ -49,6 +77,17 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["sku", "name", "family"]
     readonly_fields = ["created_at"]
     inlines = [ProductVersionInline]
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Node-locking and the rehost limit are rules every license of the product follows.
+        product_staff_change(
+            product=obj,
+            fields=form.changed_data,
+            actor=request.user,  # type: ignore[arg-type]
+        )
 
 
 class GenerateSerialsForm(forms.Form):
@@ -66,12 +105,29 @@ class GenerateSerialsForm(forms.Form):
 
 
 @admin.register(ProductVersion)
-class ProductVersionAdmin(admin.ModelAdmin):
+class ProductVersionAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
     list_display = ["product", "version", "released_on"]
     list_filter = ["product"]
     search_fields = ["product__sku", "product__name", "version"]
     list_select_related = ["product"]
     actions = ["generate_serials"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.published_at is not None:
+            return [*self.readonly_fields, *PUBLISHED_VERSION_FIXED]
+        return self.readonly_fields
+
+    def save_model(
+        self, request: HttpRequest, obj: ProductVersion, form: Any, change: bool
+    ) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        version_staff_change(
+            version=obj,
+            fields=form.changed_data,
+            actor=request.user,  # type: ignore[arg-type]
+        )
 
     @admin.action(description=_("Generate N serial numbers"))
     def generate_serials(self, request: HttpRequest, queryset: QuerySet[ProductVersion]) -> Any:
@@ -191,7 +247,7 @@ class SerialNumberForm(forms.ModelForm):
 
 
 @admin.register(SerialNumber)
-class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
+class SerialNumberAdmin(RefusalAsMessageMixin, ExportMixin, admin.ModelAdmin):
     form = SerialNumberForm
     resource_classes = [SerialNumberResource]
     # The export's change list, plus a link to serials_import's page (create-only).
@@ -220,6 +276,10 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
     actions = ["void_serials"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.status != SerialNumber.Status.OPEN:
+            # Redeemed, it is the record of the license it issued; void, it is withdrawn:
+            # nothing of it changes (serial_change refuses it too, under its lock).
+            return [*self.readonly_fields, *SerialNumberForm.Meta.fields]
         if obj is not None:
             return [*self.readonly_fields, "code", "version", "kind", "quantity"]
         return self.readonly_fields

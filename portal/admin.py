@@ -20,17 +20,24 @@ from .models import (
     OutboundEmail,
     User,
 )
+from .selectors import organization_kind_ties
 from .services import (
-    MembershipEndRefused,
+    PortalError,
     membership_end_problem,
     memberships_staff_changed,
+    organization_staff_change,
     outbound_emails_resend,
+    user_active_staff_change,
 )
 from .templatetags.portal_tags import audit_action
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """Staff deactivate a login instead of deleting it: deleting took its memberships and
+    contract access with it, unchecked (an organization left with no administrator, a contract
+    with no super user) and unaudited, and erased who did what in the history."""
+
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "date_joined"]
     search_fields = ["email", "full_name"]
@@ -39,11 +46,27 @@ class UserAdmin(DjangoUserAdmin):
         (_("Personal info"), {"fields": ("full_name", "language")}),
         (
             _("Permissions"),
-            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+            {
+                "fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions"),
+                "description": _(
+                    "Users cannot be deleted: to end someone's access, untick Active. Their "
+                    "memberships, contract access and history stay, and they can be reactivated."
+                ),
+            },
         ),
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deactivate instead (see the class docstring)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data:
+            warnings = user_active_staff_change(user=obj, actor=request.user)  # type: ignore[arg-type]
+            for warning in warnings:
+                self.message_user(request, warning, messages.WARNING)
 
 
 class MembershipFormSet(BaseInlineFormSet):
@@ -100,6 +123,23 @@ class OrganizationAdmin(admin.ModelAdmin):
     readonly_fields = ["account_number", "country_legacy", "created_at"]
     inlines = [MembershipInline]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Customer or partner decides what it may hold and whose pages its users see; once it
+        # holds something of its kind, another kind would contradict it.
+        if obj is not None and organization_kind_ties(obj):
+            return [*self.readonly_fields, "kind"]
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        organization_staff_change(
+            organization=obj,
+            fields=form.changed_data,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+
     def changeform_view(
         self,
         request: HttpRequest,
@@ -109,10 +149,11 @@ class OrganizationAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except MembershipEndRefused as exc:
+        except PortalError as exc:
             # The Members inline checks the removals first (MembershipFormSet.clean); a change
             # made meanwhile elsewhere (another super user demoted) is refused by the save,
-            # under its locks. The admin's transaction is rolled back by then: nothing was
+            # under its locks, as is a kind change once the organization came to hold
+            # something of its kind. The admin's transaction is rolled back by then: nothing was
             # saved, and staff read why on the page they were on, not a server error.
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())

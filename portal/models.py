@@ -91,7 +91,16 @@ class Organization(models.Model):
         _("account number"), max_length=12, unique=True, default=generate_account_number
     )
     name = models.CharField(_("name"), max_length=200)
-    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.CUSTOMER)
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.CUSTOMER,
+        help_text=_(
+            "Fixed once the organization holds anything made for its kind: licenses, "
+            "delegations, contracts, voucher batches."
+        ),
+    )
     # Capped: it is copied into emails and pages; 500 characters hold any address.
     address = models.TextField(_("address"), blank=True, max_length=500)
     country = CountryField(_("country"), blank=True)
@@ -116,9 +125,14 @@ class Membership(models.Model):
         ADMIN = "admin", _("Administrator")
         MEMBER = "member", _("Member")
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("organization"),
     )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
@@ -148,17 +162,26 @@ class Invitation(models.Model):
     """An organization admin's invitation for an email address to join the organization."""
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="invitations"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="invitations",
+        verbose_name=_("organization"),
     )
     email = models.EmailField(_("email address"))
     role = models.CharField(
         _("role"), max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER
     )
     token = models.CharField(max_length=64, unique=True, default=generate_invitation_token)
-    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    invited_by = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("invited by"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("invitation")
@@ -221,12 +244,22 @@ class Delegation(models.Model):
         _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
     )
     granted_by = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("granted by"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     # Who ended it and when: the customer revoking, the partner declining, or expiry (no user).
     ended_by = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ended by"),
     )
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
 
@@ -276,21 +309,38 @@ class AuditEvent(models.Model):
     """Append-only record of a state change that matters: who, for which organization, what."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
-    actor = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    created_at = models.DateTimeField(
+        _("created at"), default=timezone.now, db_index=True, editable=False
     )
-    actor_email = models.CharField(max_length=254, blank=True)
+    actor = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    actor_email = models.CharField(_("actor email"), max_length=254, blank=True)
     organization = models.ForeignKey(
-        Organization, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Organization,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("organization"),
     )
     acting_for = models.ForeignKey(
-        Organization, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Organization,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("acting for"),
     )
-    action = models.CharField(max_length=64)
-    object_type = models.CharField(max_length=64, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    details = models.JSONField(default=dict, blank=True)
+    action = models.CharField(_("action"), max_length=64)
+    object_type = models.CharField(_("object type"), max_length=64, blank=True)
+    object_id = models.CharField(_("object ID"), max_length=64, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("audit event")
@@ -335,24 +385,28 @@ class OutboundEmail(models.Model):
         FAILED = "failed", _("Failed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
-    template = models.CharField(max_length=100)
-    to = models.JSONField(default=list)
-    subject = models.CharField(max_length=300)
-    body_text = models.TextField()
-    body_html = models.TextField(blank=True)
+    created_at = models.DateTimeField(
+        _("created at"), default=timezone.now, db_index=True, editable=False
+    )
+    template = models.CharField(_("template"), max_length=100)
+    to = models.JSONField(_("recipients"), default=list)
+    subject = models.CharField(_("subject"), max_length=300)
+    body_text = models.TextField(_("text body"))
+    body_html = models.TextField(_("HTML body"), blank=True)
     # [{"filename": ..., "content": <base64>, "mimetype": ...}]: license files, a few KB each.
     # A large attachment made from committed rows is named instead of held, {"filename": ...,
     # "mimetype": ..., "source": ..., "ref": ...}, and built when sent (portal.emails.deliver).
-    attachments = models.JSONField(default=list, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
+    attachments = models.JSONField(_("attachments"), default=list, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
     # When the relay may try a PENDING row again (backoff after a failure).
-    next_attempt_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
     # Until when a SENDING row belongs to the sender that claimed it.
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("outbound email")

@@ -199,3 +199,26 @@ def open_invitations(*, actor: User, organization: Organization) -> QuerySet[Inv
     return Invitation.objects.filter(
         organization=organization, accepted_at__isnull=True, revoked_at__isnull=True
     ).order_by("-created_at")
+
+
+# An organization's people and what they downloaded do not depend on its kind; any other row
+# that names it (a license, a delegation on either side, a contract, a voucher batch) was made
+# for a customer or for a partner, and would contradict a changed kind.
+_KIND_FREE_RELATIONS = frozenset({"memberships", "invitations", "download_events"})
+
+
+def organization_kind_ties(organization: Organization) -> list[str]:
+    """What `organization` holds that was made for its kind (plural model names), so that its
+    kind can no longer change; empty while it holds nothing but people. Looked up through the
+    reverse relations, so that the portal core imports no domain app."""
+    ties: list[str] = []
+    for relation in Organization._meta.related_objects:
+        if relation.get_accessor_name() in _KIND_FREE_RELATIONS:
+            continue
+        model = relation.related_model
+        assert not isinstance(model, str)  # resolved once the apps are loaded
+        rows = model._default_manager.filter(**{relation.field.name: organization})
+        name = str(model._meta.verbose_name_plural)
+        if name not in ties and rows.exists():
+            ties.append(name)
+    return ties

@@ -42,6 +42,7 @@ from .models import (
 from .policy import SCOPE_LABELS, Scope
 from .ratelimit import invitations_refusal
 from .requestcontext import client_ip, current_delegation
+from .selectors import organization_kind_ties
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +440,113 @@ def memberships_staff_changed(
                 "reason": "staff",
             },
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# What staff change in admin
+
+
+def _audit_value(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value if isinstance(value, bool | int | float | type(None)) else str(value)
+
+
+def staff_changes(*, stored: Model, edited: Model, fields: Iterable[str]) -> dict[str, Any]:
+    """{field: {"from", "to"}} for the `fields` staff changed in admin: `edited` (the form's
+    instance) against `stored` (the row as the database holds it, locked by the caller).
+    What the audit event of a staff edit keeps; empty when nothing changed."""
+    changes: dict[str, Any] = {}
+    for name in fields:
+        field = stored._meta.get_field(name)
+        assert isinstance(field, models.Field)  # a form's fields are the model's own
+        attname = field.attname  # a foreign key: its id
+        before, after = getattr(stored, attname), getattr(edited, attname)
+        if before != after:
+            changes[name] = {"from": _audit_value(before), "to": _audit_value(after)}
+    return changes
+
+
+def organization_kind_fixed_message(ties: Sequence[str]) -> str:
+    return _(
+        "The kind of this organization cannot change: it already has %(records)s, made for "
+        "its present kind. Create a separate organization of the other kind instead."
+    ) % {"records": ", ".join(ties)}
+
+
+@transaction.atomic
+def organization_staff_change(
+    *, organization: Organization, fields: Sequence[str], actor: User
+) -> Organization:
+    """Saves the `fields` staff changed on an organization in admin, audited before and after.
+
+    Its kind stays once it holds anything made for that kind (organization_kind_ties): a
+    customer with licenses or an Enterprise Flexible contract turned partner, or a partner
+    holding delegations turned customer, would contradict what it holds.
+    """
+    locked = Organization.objects.select_for_update().get(pk=organization.pk)
+    changes = staff_changes(stored=locked, edited=organization, fields=fields)
+    if not changes:
+        return locked
+    if "kind" in changes:
+        ties = organization_kind_ties(locked)
+        if ties:
+            raise PortalError(organization_kind_fixed_message(ties))
+    organization.save(update_fields=list(changes))
+    audit_record(
+        action="organization.changed",
+        actor=actor,
+        organization=organization,
+        obj=organization,
+        details={"changes": changes, "reason": "staff"},
+    )
+    return organization
+
+
+@transaction.atomic
+def user_active_staff_change(*, user: User, actor: User) -> list[str]:
+    """Audits staff deactivating (or reactivating) a login in admin, which they do instead of
+    deleting it: its memberships, contract access and history stay. Returns what the
+    deactivation leaves undone, for staff to fix: each organization that now has no active
+    administrator, and what apps say about this person leaving (the last super user of a
+    contract). Those are warnings, not refusals: locking out a compromised or departed
+    account cannot wait for a successor to be found."""
+    warnings: list[str] = []
+    orphaned: list[Organization] = []
+    if not user.is_active:
+        memberships = Membership.objects.filter(user=user).select_related("organization")
+        for membership in memberships:
+            organization = membership.organization
+            others_admin = (
+                Membership.objects.filter(
+                    organization=organization, role=Membership.Role.ADMIN, user__is_active=True
+                )
+                .exclude(user=user)
+                .exists()
+            )
+            if membership.is_admin and not others_admin:
+                orphaned.append(organization)
+                warnings.append(
+                    _(
+                        "%(organization)s has no other active administrator: make another "
+                        "member administrator on the organization's page."
+                    )
+                    % {"organization": organization}
+                )
+            problem = membership_end_problem(organization=organization, users=[user])
+            if problem:
+                warnings.append(problem)
+    audit_record(
+        action="user.reactivated" if user.is_active else "user.deactivated",
+        actor=actor,
+        obj=user,
+        details={
+            "email": user.email,
+            "without_administrator": [o.account_number for o in orphaned],
+            "reason": "staff",
+        },
+    )
+    return warnings
 
 
 # ---------------------------------------------------------------------------------------------

@@ -253,6 +253,8 @@ ADMIN_READ_ONLY = {
     # Staff create serial numbers (one by one, generated or imported); void, never delete.
     "admin:licensing_serialnumber_add",
 }
+# Users are deactivated, never deleted: their memberships and contract access stay checked.
+ADMIN_READ_ONLY |= {"admin:portal_user_delete"}
 ADMIN_NOT_FOUND = {"admin:autocomplete", "admin:view_on_site"}
 ALLAUTH_LOGIN_REQUIRED = {
     "mfa_authenticate",  # the second step of a login in progress

@@ -14,7 +14,7 @@ from licensing.models import ProductVersion
 
 from .models import UpgradeLine, UpgradeNotice, UpgradeNotification, UpgradeRedemption
 from .selectors import publication_preview
-from .services import version_publish
+from .services import notification_staff_change, version_publish
 
 # The catalog's version admin gains the publish action here, so that licensing never imports
 # the apps built on it.
@@ -106,6 +106,15 @@ class UpgradeNotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def save_model(
+        self, request: HttpRequest, obj: UpgradeNotification, form: Any, change: bool
+    ) -> None:
+        notification_staff_change(
+            notification=obj,
+            fields=form.changed_data,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A customer holds this ID and may be mid-upgrade with it; its lines count what was
         # spent (check_invariants). It expires instead.
@@ -130,10 +139,17 @@ class UpgradeRedemptionAdmin(admin.ModelAdmin):
 
 @admin.register(UpgradeNotice)
 class UpgradeNoticeAdmin(admin.ModelAdmin):
+    """The record that a notice went to this address (upgrade_notices_send): staff read it.
+    Edited, it would falsify who was notified."""
+
     list_display = ["notification", "email", "queued_at"]
     search_fields = ["notification__code", "email"]
+    list_select_related = ["notification"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

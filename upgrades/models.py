@@ -20,7 +20,10 @@ class UpgradeNotification(models.Model):
         _("notification ID"), max_length=24, unique=True, default=generate_short_code
     )
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="upgrade_notifications"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="upgrade_notifications",
+        verbose_name=_("organization"),
     )
     target_version = models.ForeignKey(
         ProductVersion,
@@ -53,7 +56,10 @@ class UpgradeLine(models.Model):
     """One license the notification covers, and how much of it is still to be upgraded."""
 
     notification = models.ForeignKey(
-        UpgradeNotification, on_delete=models.CASCADE, related_name="lines"
+        UpgradeNotification,
+        on_delete=models.CASCADE,
+        related_name="lines",
+        verbose_name=_("upgrade notification"),
     )
     source_license = models.ForeignKey(
         License,
@@ -97,13 +103,25 @@ class UpgradeLine(models.Model):
 class UpgradeRedemption(models.Model):
     """One completed upgrade: which line, the new license, who and when."""
 
-    line = models.ForeignKey(UpgradeLine, on_delete=models.PROTECT, related_name="redemptions")
+    line = models.ForeignKey(
+        UpgradeLine,
+        on_delete=models.PROTECT,
+        related_name="redemptions",
+        verbose_name=_("upgrade line"),
+    )
     license = models.OneToOneField(
-        License, on_delete=models.PROTECT, related_name="upgrade_redemption"
+        License,
+        on_delete=models.PROTECT,
+        related_name="upgrade_redemption",
+        verbose_name=_("license"),
     )
     quantity = models.PositiveIntegerField(_("quantity"))
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("user"),
     )
     created_at = models.DateTimeField(_("upgraded at"), default=timezone.now)
     # The wizard's submission token: a confirmation submitted twice finds the first result.
@@ -122,10 +140,13 @@ class UpgradeNotice(models.Model):
     """The notice email for one notification and technical contact: sent once, ever."""
 
     notification = models.ForeignKey(
-        UpgradeNotification, on_delete=models.CASCADE, related_name="notices"
+        UpgradeNotification,
+        on_delete=models.CASCADE,
+        related_name="notices",
+        verbose_name=_("upgrade notification"),
     )
-    email = models.EmailField()
-    queued_at = models.DateTimeField(default=timezone.now)
+    email = models.EmailField(_("email address"))
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("upgrade notice")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
@@ -27,7 +28,7 @@ from licensing.services import (
 from portal.broker import enqueue
 from portal.emails import EmailToQueue, queue_emails, recipient_languages, sender_language
 from portal.models import Organization, User
-from portal.services import audit_record
+from portal.services import audit_record, staff_changes
 
 from .models import UpgradeLine, UpgradeNotice, UpgradeNotification, UpgradeRedemption
 
@@ -312,6 +313,27 @@ def _notices_insert(keys: list[_NoticeKey]) -> set[_NoticeKey]:
 
 # ---------------------------------------------------------------------------------------------
 # Upgrading
+
+
+@transaction.atomic
+def notification_staff_change(
+    *, notification: UpgradeNotification, fields: Sequence[str], actor: User | None
+) -> UpgradeNotification:
+    """Saves the `fields` staff changed on an upgrade notification in admin (its expiry: an
+    earlier one ends the customer's right to upgrade with it), audited before and after."""
+    locked = UpgradeNotification.objects.select_for_update().get(pk=notification.pk)
+    changes = staff_changes(stored=locked, edited=notification, fields=fields)
+    if not changes:
+        return locked
+    notification.save(update_fields=list(changes))
+    audit_record(
+        action="upgrade.notification_changed",
+        actor=actor,
+        organization=locked.organization,
+        obj=notification,
+        details={"code": locked.code, "changes": changes, "reason": "staff"},
+    )
+    return notification
 
 
 def line_for(*, line_id: int | str, organization: Organization) -> UpgradeLine | None:

@@ -24,6 +24,7 @@ from .models import Voucher, VoucherBatch, VoucherConversion
 from .services import (
     MAX_BATCH_SIZE,
     voucher_batch_create,
+    voucher_batch_staff_change,
     voucher_batch_void,
     vouchers_void,
 )
@@ -195,7 +196,7 @@ class VoucherBatchAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: VoucherBatch, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            voucher_batch_staff_change(batch=obj, fields=form.changed_data, actor=_user(request))
             return
         data = form.cleaned_data
         batch = voucher_batch_create(

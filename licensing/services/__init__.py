@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .catalog import PUBLISHED_VERSION_FIXED, product_staff_change, version_staff_change
 from .issue import (
     LICENSE_FILE_MIMETYPE,
     MAX_MAINTENANCE_MONTHS,
@@ -66,6 +67,7 @@ __all__ = [
     "MAX_IMPORT_BYTES",
     "MAX_MAINTENANCE_MONTHS",
     "MAX_QUANTITY",
+    "PUBLISHED_VERSION_FIXED",
     "REGISTRATION_FIELDS",
     "THRESHOLDS",
     "CsvPreview",
@@ -96,6 +98,7 @@ __all__ = [
     "licenses_issue",
     "maintenance_reminders_send",
     "normalize_share_email",
+    "product_staff_change",
     "registration_update",
     "rehost_refusal",
     "rehost_stamp",
@@ -113,4 +116,5 @@ __all__ = [
     "share_revoke",
     "shares_bind_verified_email",
     "target_licenses",
+    "version_staff_change",
 ]

@@ -321,14 +321,24 @@ def serial_change(
 ) -> SerialNumber:
     """Saves the `fields` staff changed on a serial number in admin, audited before and after.
 
-    Only those columns are written: a customer redeeming the serial meanwhile keeps its
-    redemption (a full save would write back the status the admin page read).
+    Only those columns are written, and only while the serial is open: once redeemed or void
+    it is a record (admin shows every field read-only), and a full save would write back the
+    status the admin page read.
     """
     locked = SerialNumber.objects.select_for_update().get(pk=serial.pk)
     before = {name: _audit_value(getattr(locked, name)) for name in fields}
     after = {name: _audit_value(getattr(serial, name)) for name in fields}
     if before == after:
         return serial
+    # Redeemed, it is the record of the license it issued (its months, its printed key); void,
+    # it is withdrawn. Checked under the lock: redeemed between the page and the save, too.
+    if locked.status != SerialNumber.Status.OPEN:
+        raise LicensingError(
+            _(
+                "This serial number was redeemed or voided meanwhile, and can no longer be "
+                "changed. Reload the page to see it as it is now."
+            )
+        )
     serial.save(update_fields=list(fields))
     audit_record(
         action="serial.changed",

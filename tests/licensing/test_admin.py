@@ -345,16 +345,16 @@ def test_a_serial_added_in_admin_is_audited_as_generated_ones_are(staff_client) 
     assert AuditEvent.objects.filter(action="serials.created").count() == 1
 
 
-def test_a_serial_changed_in_admin_is_audited_and_keeps_a_redemption(staff_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_serial_changed_in_admin_is_audited(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # Only an open serial can change; a redemption or a void meanwhile is refused
+    # (tests/licensing/test_admin_catalog_edits.py).
     serial = SerialNumberFactory(maintenance_months=12)
     url = reverse("admin:licensing_serialnumber_change", args=[serial.pk])
     form = {"maintenance_months": "24", "expires_on": "2030-01-31", "printed_key": ""}
-    # The status changed after staff opened the page (a redemption, a void): the save keeps it.
-    SerialNumber.objects.filter(pk=serial.pk).update(status=SerialNumber.Status.VOID)
     assert staff_client.post(url, form).status_code == 302
     serial.refresh_from_db()
     assert (serial.maintenance_months, serial.expires_on.isoformat()) == (24, "2030-01-31")
-    assert serial.status == SerialNumber.Status.VOID
+    assert serial.status == SerialNumber.Status.OPEN
     event = AuditEvent.objects.get(action="serial.changed")
     assert event.actor is not None and event.actor.is_staff
     assert {key: value for key, value in event.details.items() if key != "ip"} == {

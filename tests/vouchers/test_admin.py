@@ -206,3 +206,20 @@ def test_vouchers_cannot_be_added_or_deleted_in_admin(staff_client) -> None:  # 
         staff_client.get(reverse("admin:vouchers_voucher_delete", args=[voucher.pk])).status_code
         == 403
     )
+
+
+def test_a_batch_changed_in_admin_is_audited(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # Batch 1's redeem-before date set to 2001-01-01 (every open voucher of it expired) left
+    # no audit event.
+    batch = vouchers(2, label="PO 4711")[0].batch
+    url = reverse("admin:vouchers_voucherbatch_change", args=[batch.pk])
+    form = {"label": "PO 4711", "expires_on": "2001-01-01"}
+    assert staff_client.post(url, form).status_code == 302
+    batch.refresh_from_db()
+    assert batch.expires_on.isoformat() == "2001-01-01"
+    event = AuditEvent.objects.get(action="voucher_batch.changed")
+    assert event.actor is not None and event.actor.is_staff
+    assert event.organization == batch.oem
+    assert event.details["changes"] == {"expires_on": {"from": None, "to": "2001-01-01"}}
+    assert staff_client.post(url, form).status_code == 302  # unchanged: nothing to audit
+    assert AuditEvent.objects.filter(action="voucher_batch.changed").count() == 1
