@@ -22,11 +22,13 @@ from .models import (
 )
 from .selectors import organization_kind_ties
 from .services import (
+    USER_ACCESS_FIELDS,
     PortalError,
     membership_end_problem,
     memberships_staff_changed,
     organization_staff_change,
     outbound_emails_resend,
+    user_access_staff_changed,
     user_active_staff_change,
 )
 from .templatetags.portal_tags import audit_action
@@ -67,6 +69,52 @@ class UserAdmin(DjangoUserAdmin):
             warnings = user_active_staff_change(user=obj, actor=request.user)  # type: ignore[arg-type]
             for warning in warnings:
                 self.message_user(request, warning, messages.WARNING)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change:
+            return
+        # Who the login is and what it may do, before (the form's initial values) and after:
+        # groups and permissions are saved here, after the user row.
+        changes = {}
+        for name in USER_ACCESS_FIELDS:
+            if name not in form.changed_data:
+                continue
+            before = _access_value(form.initial.get(name))
+            after = _access_value(form.cleaned_data[name])
+            if before != after:
+                changes[name] = {"from": before, "to": after}
+        user_access_staff_changed(
+            user=form.instance,
+            actor=request.user,  # type: ignore[arg-type]
+            changes=changes,
+        )
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and isinstance(response, HttpResponseRedirect):
+            user = self.get_object(request, id)
+            if user is not None:
+                user_access_staff_changed(
+                    user=user,
+                    actor=request.user,  # type: ignore[arg-type]
+                    changes={},
+                    password=True,
+                )
+        return response
+
+
+def _access_value(value: Any) -> Any:
+    """A user field's value as the audit keeps it: names for groups and permissions, sorted."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    try:
+        items = list(value)
+    except TypeError:
+        return str(value)
+    return sorted(str(item.codename if hasattr(item, "codename") else item) for item in items)
 
 
 class MembershipFormSet(BaseInlineFormSet):

@@ -549,6 +549,24 @@ def user_active_staff_change(*, user: User, actor: User) -> list[str]:
     return warnings
 
 
+# What staff change on a login in admin that decides what it may do: audited (user.changed).
+USER_ACCESS_FIELDS = ("email", "is_staff", "is_superuser", "groups", "user_permissions")
+
+
+def user_access_staff_changed(
+    *, user: User, actor: User, changes: dict[str, Any], password: bool = False
+) -> None:
+    """Audits staff changing who a login is or what it may do in admin (its address, staff or
+    superuser status, groups, permissions; `password`: set a new password for it): the
+    {field: {"from", "to"}} of the form, as staff_changes writes them."""
+    if not changes and not password:
+        return
+    details: dict[str, Any] = {"email": user.email, "changes": changes}
+    if password:
+        details["password_set"] = True
+    audit_record(action="user.changed", actor=actor, obj=user, details=details)
+
+
 # ---------------------------------------------------------------------------------------------
 # The outbox: at-least-once delivery, recognisable duplicates, backoff, nothing given up silently
 

@@ -20,6 +20,7 @@ AUDIT_ACTIONS = {
     "account.login_failed": _("A sign-in attempt failed"),
     "organization.created": _("Created the organization"),
     "organization.changed": _("Changed the organization"),
+    "user.changed": _("Changed a user's access"),
     "user.deactivated": _("Deactivated a user"),
     "user.reactivated": _("Reactivated a user"),
     "invitation.sent": _("Invited a person to join"),

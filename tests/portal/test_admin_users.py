@@ -98,3 +98,42 @@ def test_deactivating_one_of_two_administrators_says_nothing(staff_client) -> No
     admin.user.refresh_from_db()
     staff_client.post(url, _user_form(admin.user, full_name="Someone Else"))
     assert AuditEvent.objects.filter(action__startswith="user.").count() == 1
+
+
+def test_staff_changing_what_a_login_may_do_is_audited(staff_client) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+
+    user = UserFactory()
+    support = Group.objects.create(name="Support desk")
+    url = reverse("admin:portal_user_change", args=[user.pk])
+    response = staff_client.post(
+        url, _user_form(user, is_staff="on", is_superuser="on", groups=str(support.pk))
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="user.changed")
+    assert event.object_id == str(user.pk)
+    assert event.details["changes"] == {
+        "is_staff": {"from": False, "to": True},
+        "is_superuser": {"from": False, "to": True},
+        "groups": {"from": [], "to": ["Support desk"]},
+    }
+    # Saving again unchanged writes nothing more.
+    user.refresh_from_db()
+    staff_client.post(
+        url, _user_form(user, is_staff="on", is_superuser="on", groups=str(support.pk))
+    )
+    assert AuditEvent.objects.filter(action="user.changed").count() == 1
+
+
+def test_staff_setting_a_users_password_is_audited(staff_client) -> None:  # type: ignore[no-untyped-def]
+    user = UserFactory()
+    url = reverse("admin:auth_user_password_change", args=[user.pk])
+    password = "a-new-long-password-2026"
+    response = staff_client.post(
+        url, {"password1": password, "password2": password, "usable_password": "true"}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="user.changed")
+    assert event.details["password_set"] is True and event.details["changes"] == {}
+    user.refresh_from_db()
+    assert user.check_password(password)
