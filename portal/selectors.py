@@ -199,3 +199,15 @@ def open_invitations(*, actor: User, organization: Organization) -> QuerySet[Inv
     return Invitation.objects.filter(
         organization=organization, accepted_at__isnull=True, revoked_at__isnull=True
     ).order_by("-created_at")
+
+
+def email_address_taken(email: str, *, by_other_than: User) -> bool:
+    """Whether `email` is another account's: its login (User.email, which seeded, staff-made
+    and invited users have without an allauth EmailAddress row) or an address it added."""
+    from allauth.account.models import EmailAddress
+
+    email = email.strip()
+    return (
+        User.objects.filter(email__iexact=email).exclude(pk=by_other_than.pk).exists()
+        or EmailAddress.objects.filter(email__iexact=email).exclude(user=by_other_than).exists()
+    )
