@@ -229,6 +229,10 @@ ACCOUNT_EMAIL_VERIFICATION = os.environ.get(
     "ACCOUNT_EMAIL_VERIFICATION", "mandatory" if PRODUCTION else "optional"
 )
 ACCOUNT_UNIQUE_EMAIL = True
+# A password reset for an address without an account sends nothing (allauth emailed it an
+# "Unknown Account ... sign up" note: anyone could make the portal write to any address, outside
+# its own limits on emails to others). The page reads the same either way.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
 ACCOUNT_FORMS = {

@@ -107,3 +107,20 @@ def test_password_reset_reaches_a_verified_secondary_address(
         client.post(reverse("account_reset_password"), {"email": "alice@home.example"})
     (message,) = mail.outbox
     assert message.to == ["alice@home.example"]
+
+
+def test_password_reset_for_an_unknown_address_sends_nothing_and_looks_the_same(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # The form emailed any address typed ("Unknown Account ... sign up"), outside the portal's
+    # own limits on emails to others. The page must not tell known from unknown addresses.
+    UserFactory(email="known@acme.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        unknown = client.post(reverse("account_reset_password"), {"email": "nobody@example.org"})
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        known = client.post(reverse("account_reset_password"), {"email": "known@acme.example"})
+    assert len(mail.outbox) == 1
+    assert (unknown.status_code, unknown["Location"]) == (known.status_code, known["Location"])
+    done = client.get(unknown["Location"])
+    assert done.status_code == 200
