@@ -4,6 +4,7 @@ address it merely added without verifying it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -124,3 +125,14 @@ def test_password_reset_for_an_unknown_address_sends_nothing_and_looks_the_same(
     assert (unknown.status_code, unknown["Location"]) == (known.status_code, known["Location"])
     done = client.get(unknown["Location"])
     assert done.status_code == 200
+
+
+def test_email_page_sets_remove_apart_and_spaces_the_add_section(client: Client) -> None:
+    # At 390 px the "Add email address" heading sat against the buttons above it, and Remove
+    # looked like Make Primary (checked in Chromium at 390 px when this was written).
+    user = UserFactory()
+    client.force_login(user)
+    page = client.get(reverse("account_email")).content.decode()
+    assert re.search(r'<button\s+class="btn btn-outline-danger"[^>]*name="action_remove"', page)
+    assert re.search(r'<button\s+class="btn btn-outline-secondary"[^>]*name="action_send"', page)
+    assert re.search(r'<h2 class="h5 mt-4">\s*Add Email Address', page)
