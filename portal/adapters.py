@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
@@ -103,14 +104,46 @@ class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         # allauth's own emails (verification, password reset) go through the outbox as well,
         # so that they are sent by the worker and survive a broker outage. They name the portal
-        # from settings (allauth's templates read current_site.name and .domain).
+        # from settings (allauth's templates read current_site.name and .domain) and are framed
+        # like the portal's own emails (account/email/base_message.txt), with an HTML part.
         from django.template.loader import render_to_string
 
         from .emails import queue_email_rendered, site_context
 
-        context = {"email": email, **context, **site_context()}
+        context = {
+            "email": email,
+            **{key: self._on_site(value) for key, value in context.items()},
+            **site_context(),
+        }
         subject = self.format_email_subject(
             render_to_string(f"{template_prefix}_subject.txt", context)
         )
-        text = render_to_string(f"{template_prefix}_message.txt", context, self.request)
-        queue_email_rendered(template=template_prefix, to=[email], subject=subject, text=text)
+        message = f"{template_prefix}_message.txt"
+        text = render_to_string(message, context, self.request)
+        body = render_to_string(
+            message,
+            {**context, "account_email_frame": "account/email/message_body_only.txt"},
+            self.request,
+        )
+        html = render_to_string("account/email/message.html", {**context, "body": body.strip()})
+        queue_email_rendered(
+            template=template_prefix, to=[email], subject=subject, text=text, html=html
+        )
+
+    def _on_site(self, value: Any) -> Any:
+        """A link allauth built on the request's host (password_reset_url, activate_url...),
+        on the portal's configured address instead, as every other email's links and the
+        footer are: the portal may be reached under another name (an internal host, a
+        proxy's), which the person reading the email may not reach."""
+        request = self.request
+        if not isinstance(value, str) or request is None or "://" not in value:
+            return value
+        # Either scheme: allauth forces https when ACCOUNT_DEFAULT_HTTP_PROTOCOL says so.
+        link = urlsplit(value)
+        if link.scheme not in ("http", "https") or link.netloc != request.get_host():
+            return value
+        return urlunsplit(
+            urlsplit(settings.PORTAL_SITE_URL)._replace(
+                path=link.path, query=link.query, fragment=link.fragment
+            )
+        )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.account.forms import SignupForm
+from allauth.account.forms import AddEmailForm, ResetPasswordForm, SignupForm
 from allauth.core import context as allauth_context
 from django import forms
 from django.http import HttpRequest
@@ -115,6 +115,61 @@ class PortalSignupForm(SignupForm):
             organization_create(name=name or user.full_name or user.email, admin=user)
         request.session.pop(SESSION_SIGNUP, None)
         return user
+
+
+def email_taken_message(email: str) -> str:
+    """The refusal of an address that is another account's (adding it, making it primary)."""
+    return _(
+        "%(email)s is the address of another account. Log in to that account to use it, "
+        "or add an address of your own."
+    ) % {"email": email}
+
+
+class PortalAddEmailForm(AddEmailForm):
+    """allauth's "Add email address", refusing another account's address.
+
+    allauth refuses it only with enumeration prevention off, and only when the other account has
+    an EmailAddress row, which seeded, staff-made and invited users lack: so an address was
+    accepted, its owner was sent a link confirming it for this account, and password resets for
+    it went to both accounts. Refusing says no more than sign-up does (which refuses a taken
+    address outright unless verification is mandatory), to someone logged in and limited to
+    allauth's manage_email rate (10 a minute per user).
+    """
+
+    def clean_email(self) -> str:
+        from .selectors import email_address_taken
+
+        value = super().clean_email()
+        assert self.user is not None
+        if email_address_taken(value, by_other_than=self.user):
+            raise forms.ValidationError(email_taken_message(value), code="email_taken")
+        return value
+
+
+class PortalResetPasswordForm(ResetPasswordForm):
+    """allauth's password reset, sent only to accounts whose address it is.
+
+    allauth looks the address up in the accounts' logins and in the addresses they added,
+    verified or not: an address someone added to their own account without verifying it (another
+    person's) got that account's reset link sent to the person who owns the address. An added
+    address counts once it is verified. Unknown and known addresses still get the same page.
+    """
+
+    def clean_email(self) -> str:
+        from allauth.account.models import EmailAddress
+
+        email = super().clean_email()
+        wanted = email.strip().lower()
+        users: list[Any] = self.users  # type: ignore[has-type]
+        verified = set(
+            EmailAddress.objects.filter(
+                email__iexact=wanted, verified=True, user__in=users
+            ).values_list("user_id", flat=True)
+        )
+        self.users = [
+            user for user in users if user.email.lower() == wanted or user.pk in verified
+        ]
+        return email
 
 
 # Every email column is 254 characters (RFC 5321's limit on a path, which Django's EmailField

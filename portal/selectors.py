@@ -2,11 +2,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .models import AuditEvent, Delegation, Invitation, Membership, Organization, User
+from .models import (
+    INVITATION_LIFETIME,
+    AuditEvent,
+    Delegation,
+    Invitation,
+    Membership,
+    Organization,
+    User,
+)
 from .policy import (
     MEMBERSHIPS_ATTR,
     OrganizationAccess,
@@ -192,13 +200,37 @@ def organization_members(*, actor: User, organization: Organization) -> QuerySet
 
 
 def open_invitations(*, actor: User, organization: Organization) -> QuerySet[Invitation]:
-    """Pending invitations of an organization the actor administers."""
+    """Invitations of an organization the actor administers that were neither accepted nor
+    withdrawn, with who sent them; `expired` tells those whose link has lapsed (the Members page
+    offers to send them again)."""
     membership = membership_in(actor, organization)
     if membership is None or membership.role != Membership.Role.ADMIN:
         return Invitation.objects.none()
-    return Invitation.objects.filter(
-        organization=organization, accepted_at__isnull=True, revoked_at__isnull=True
-    ).order_by("-created_at")
+    return (
+        Invitation.objects.filter(
+            organization=organization, accepted_at__isnull=True, revoked_at__isnull=True
+        )
+        .select_related("invited_by")
+        .annotate(
+            expired=ExpressionWrapper(
+                Q(created_at__lte=timezone.now() - INVITATION_LIFETIME),
+                output_field=BooleanField(),
+            )
+        )
+        .order_by("-created_at")
+    )
+
+
+def email_address_taken(email: str, *, by_other_than: User) -> bool:
+    """Whether `email` is another account's: its login (User.email, which seeded, staff-made
+    and invited users have without an allauth EmailAddress row) or an address it added."""
+    from allauth.account.models import EmailAddress
+
+    email = email.strip()
+    return (
+        User.objects.filter(email__iexact=email).exclude(pk=by_other_than.pk).exists()
+        or EmailAddress.objects.filter(email__iexact=email).exclude(user=by_other_than).exists()
+    )
 
 
 # An organization's people and what they downloaded do not depend on its kind; any other row

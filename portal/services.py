@@ -212,6 +212,14 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
             _("This invitation was sent to %(email)s. Log in with that address to accept it.")
             % {"email": locked.email}
         )
+    if not _inviter_may_invite(locked):
+        raise PortalError(
+            _(
+                "The person who invited you can no longer invite people to %(name)s. Ask one of "
+                "its administrators for a new invitation."
+            )
+            % {"name": locked.organization.name}
+        )
     locked.accepted_at = timezone.now()
     locked.save(update_fields=["accepted_at"])
     try:
@@ -229,6 +237,55 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
         details={"role": membership.role},
     )
     return membership
+
+
+def _inviter_may_invite(invitation: Invitation) -> bool:
+    """Whether whoever sent `invitation` may still invite people to its organization: one of
+    its administrators, or a user of a channel partner whose delegation from it is live (the
+    partner opened the customer's account and invited its administrator).
+
+    Their invitations are withdrawn when they lose that right (membership_update,
+    memberships_staff_changed); checked again here for any change those do not see."""
+    if invitation.invited_by_id is None:
+        return False
+    if Membership.objects.filter(
+        user_id=invitation.invited_by_id,
+        organization_id=invitation.organization_id,
+        role=Membership.Role.ADMIN,
+    ).exists():
+        return True
+    return Delegation.objects.filter(
+        customer_id=invitation.organization_id,
+        status__in=Delegation.LIVE,
+        partner__memberships__user_id=invitation.invited_by_id,
+    ).exists()
+
+
+def _invitations_of_withdraw(
+    *, organization: Organization, inviter: User, actor: User, reason: str
+) -> int:
+    """Withdraws the open invitations `inviter` sent to join `organization`, who is no longer
+    one of its administrators: a link they sent must not make someone an administrator (or a
+    member) after they lost the right to, as the audit records (`reason`)."""
+    invitations = list(
+        Invitation.objects.select_for_update().filter(
+            organization=organization,
+            invited_by=inviter,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+    )
+    for invitation in invitations:
+        if invitation_withdraw(invitation) is not True:
+            continue
+        audit_record(
+            action="invitation.revoked",
+            actor=actor,
+            organization=organization,
+            obj=invitation,
+            details={"email": invitation.email, "invited_by": inviter.email, "reason": reason},
+        )
+    return len(invitations)
 
 
 @transaction.atomic
@@ -374,6 +431,13 @@ def membership_update(
         raise PortalError(
             _("An organization needs at least one administrator. Promote another member first.")
         )
+    if losing_admin:
+        _invitations_of_withdraw(
+            organization=organization,
+            inviter=membership.user,
+            actor=actor,
+            reason="inviter_removed" if remove else "inviter_demoted",
+        )
     if remove:
         membership.delete()
         audit_record(
@@ -427,7 +491,10 @@ def memberships_staff_changed(
             details={"email": user.email, "reason": "staff"},
         )
         _membership_ended(organization=organization, user=user, actor=actor)
+        _staff_inviter_withdraw(organization=organization, user=user, actor=actor)
     for membership, old in role_changes:
+        if old == Membership.Role.ADMIN:
+            _staff_inviter_withdraw(organization=organization, user=membership.user, actor=actor)
         audit_record(
             action="membership.role_changed",
             actor=actor,
@@ -439,6 +506,16 @@ def memberships_staff_changed(
                 "to": membership.role,
                 "reason": "staff",
             },
+        )
+
+
+def _staff_inviter_withdraw(*, organization: Organization, user: User, actor: User) -> None:
+    # Someone staff removed or demoted, unless the same save made them an administrator again.
+    if not Membership.objects.filter(
+        organization=organization, user=user, role=Membership.Role.ADMIN
+    ).exists():
+        _invitations_of_withdraw(
+            organization=organization, inviter=user, actor=actor, reason="staff"
         )
 
 

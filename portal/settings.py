@@ -229,9 +229,18 @@ ACCOUNT_EMAIL_VERIFICATION = os.environ.get(
     "ACCOUNT_EMAIL_VERIFICATION", "mandatory" if PRODUCTION else "optional"
 )
 ACCOUNT_UNIQUE_EMAIL = True
+# A password reset for an address without an account sends nothing (allauth emailed it an
+# "Unknown Account ... sign up" note: anyone could make the portal write to any address, outside
+# its own limits on emails to others). The page reads the same either way.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
-ACCOUNT_FORMS = {"signup": "portal.forms.PortalSignupForm"}
+ACCOUNT_FORMS = {
+    "signup": "portal.forms.PortalSignupForm",
+    # Another account's address is refused, and resets reach only the accounts it belongs to.
+    "add_email": "portal.forms.PortalAddEmailForm",
+    "reset_password": "portal.forms.PortalResetPasswordForm",
+}
 # The subject prefix is the translated site name, "[<PORTAL_SITE_NAME>] " (portal.emails).
 # Failed logins: per client IP, and per account *and* IP (portal.adapters keys "key" on both), so
 # wrong passwords sent from elsewhere never lock the account's owner out. The IP comes from

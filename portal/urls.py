@@ -50,6 +50,8 @@ urlpatterns = [
     path("upgrades/", include("upgrades.urls")),
     path("fileconnect/", include("fileconnect.urls")),
     path("enterprise-flex/", include("enterprise_flex.urls")),
+    # allauth's email addresses page, with Make Primary guarded (views.AccountEmailView).
+    path("accounts/email/", views.AccountEmailView.as_view(), name="account_email"),
     path("accounts/", include("allauth.urls")),
     path("i18n/setlang/", views.language_set, name="set_language"),
     path("admin/", admin.site.urls),

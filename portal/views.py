@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any, cast
 from urllib.parse import urlencode
 
+from allauth.account.views import EmailView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import IntegrityError, transaction
 from django.http import (
     Http404,
     HttpRequest,
@@ -35,6 +37,7 @@ from .forms import (
     InvitationForm,
     MemberRoleForm,
     OrganizationForm,
+    email_taken_message,
     signup_remember,
 )
 from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
@@ -48,6 +51,7 @@ from .selectors import (
     delegation_of_customer,
     delegation_of_partner,
     delegations_of_customer,
+    email_address_taken,
     open_invitations,
     organization_members,
     partner_activity,
@@ -616,3 +620,29 @@ def language_set(request: HttpRequest) -> HttpResponse:
         if language and translation.check_for_language(language):
             user_language_remember(cast(User, user), language, chosen=True)
     return response
+
+
+class AccountEmailView(EmailView):
+    """allauth's email addresses page, whose Make Primary never makes another account's address
+    this account's login.
+
+    allauth copies the new primary address to User.email: another account's address (added
+    before PortalAddEmailForm refused it, or given to another account by staff since) failed on
+    the unique login with a 500, half-written (the EmailAddress rows changed, the login not).
+    """
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "action_add" in request.POST or "action_primary" not in request.POST:
+            return super().post(request, *args, **kwargs)
+        user = cast(User, request.user)
+        email = request.POST.get("email", "")
+        if email and email_address_taken(email, by_other_than=user):
+            messages.error(request, email_taken_message(email.strip().lower()))
+            return redirect("account_email")
+        try:
+            # All of it or nothing: the rows and the login change together.
+            with transaction.atomic():
+                return super().post(request, *args, **kwargs)
+        except IntegrityError:  # taken by another account meanwhile
+            messages.error(request, email_taken_message(email.strip().lower()))
+            return redirect("account_email")

@@ -126,6 +126,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "member-update": CUSTOMER_ADMIN_ONLY,
     "invitation-revoke": CUSTOMER_ADMIN_ONLY,
     "invitation": PUBLIC,
+    # allauth's email addresses page, served by portal.views.AccountEmailView.
+    "account_email": LOGGED_IN,
     "partners": MEMBERS_ONLY,
     "partner-update": CUSTOMER_ADMIN_ONLY,
     "partner-customers": PARTNER_OWN,
