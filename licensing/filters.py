@@ -157,6 +157,26 @@ class ListFilterForm(forms.Form):
     default_renderer = ListFormRenderer()
 
 
+def _readable(data: QueryDict | None) -> QueryDict | None:
+    """The list's query as the filters read it: NULs dropped from every value, and an
+    `include` the page never writes (an edited URL) left out.
+
+    A NUL cannot be typed, PostgreSQL's text refuses it, and Django's form fields refuse the
+    whole value: "?q=ab%00c" searched nothing and showed every license, as if no search had
+    been asked. The hidden inputs (include, sort) show no error on the page, so a value they
+    never hold reads as absent rather than invalidating the form (and with it the sort).
+    """
+    if data is None:
+        return None
+    readable = QueryDict(mutable=True)
+    for name, values in data.lists():
+        values = [value.replace("\x00", "") for value in values]
+        if name == "include":
+            values = [value for value in values if value == INCLUDE_ALL]
+        readable.setlist(name, values)
+    return readable
+
+
 class LicenseFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label=_("Search"),
@@ -189,13 +209,14 @@ class LicenseFilter(django_filters.FilterSet):
 
     def __init__(
         self,
+        data: QueryDict | None = None,
         *args: Any,
         custom_fields: list[CustomField],
         organization: Organization | None,
         actor: User | AnonymousUser | None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(_readable(data), *args, **kwargs)
         self.custom_fields = custom_fields
         self.organization = organization
         self.actor = actor
@@ -212,9 +233,9 @@ class LicenseFilter(django_filters.FilterSet):
         """The versions of the visible licenses in the catalog's order, as (version id, product
         id, product name, product SKU, version) tuples: only what the choices show."""
         return list(
-            ProductVersion.objects.filter(
-                pk__in=self.queryset.values("version_id")
-            ).values_list("pk", "product_id", "product__name", "product__sku", "version")
+            ProductVersion.objects.filter(pk__in=self.queryset.values("version_id")).values_list(
+                "pk", "product_id", "product__name", "product__sku", "version"
+            )
         )
 
     def _product_choices(self) -> list[tuple[int, str]]:
@@ -241,7 +262,9 @@ class LicenseFilter(django_filters.FilterSet):
             if form.is_bound and not form.is_valid():
                 for name in form.errors:
                     if name in form.fields:
-                        form.fields[name].widget.attrs["class"] += " is-invalid"
+                        attrs = form.fields[name].widget.attrs
+                        # A hidden input has no class and shows no error.
+                        attrs["class"] = f"{attrs.get('class', '')} is-invalid".strip()
         return self._form
 
     def _custom_filter(self, custom_field: CustomField) -> django_filters.Filter:
