@@ -386,10 +386,35 @@ def custom_value_clean(custom_field: CustomField, raw: Any, *, current: str = ""
 NUMBER_MAX_CHARS = 60
 NUMBER_MAX_INTEGER_DIGITS = 30
 NUMBER_MAX_DECIMALS = 20
-# A comma is a decimal comma ("3,5", as pt-BR writes it), except where it reads as a thousands
-# separator: "1,000" is a thousand to an English reader and 1 to a Brazilian one, so it is
-# refused rather than stored as 1.
-THOUSANDS_SEPARATED = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+")
+# A comma is a decimal comma ("3,5", as pt-BR writes it) and a point a decimal point, except
+# where either reads as a thousands separator: "1,000" is a thousand to an English reader and 1
+# to a Brazilian one, "1.000" the other way round, so both are refused rather than stored as 1.
+# A leading 0 is no thousands group: "0,250" and "0.250" are a quarter to anyone.
+THOUSANDS_SEPARATED = re.compile(r"[+-]?[1-9][0-9]{0,2}([,.][0-9]{3})+")
+
+
+def _ambiguous_number(custom_field: CustomField, text: str) -> ValidationError:
+    """The refusal of a number written with thousands separators, saying how to write it."""
+    whole = text.replace(",", "").replace(".", "")
+    if len(re.findall(r"[,.]", text)) > 1:
+        return ValidationError(
+            _("%(field)s: write “%(value)s” without thousands separators: %(whole)s.")
+            % {"field": custom_field.name, "value": text, "whole": whole}
+        )
+    # The decimal reading, written so that it cannot be read the other way: "1.000" -> "1",
+    # "1,500" -> "1,5", "1.234" -> "1.2340".
+    integer, mark, fraction = re.split(r"([,.])", text)
+    fraction = fraction.rstrip("0")
+    decimal = f"{integer}{mark}{fraction}" if fraction else integer
+    if len(fraction) == 3:
+        decimal += "0"
+    return ValidationError(
+        _(
+            "%(field)s: “%(value)s” could mean %(whole)s or %(decimal)s. Type %(whole)s or "
+            "%(decimal)s, whichever you mean."
+        )
+        % {"field": custom_field.name, "value": text, "whole": whole, "decimal": decimal}
+    )
 
 
 def _custom_number(custom_field: CustomField, text: str) -> str:
@@ -404,8 +429,10 @@ def _custom_number(custom_field: CustomField, text: str) -> str:
             "decimals": NUMBER_MAX_DECIMALS,
         }
     )
-    if len(text) > NUMBER_MAX_CHARS or THOUSANDS_SEPARATED.fullmatch(text):
+    if len(text) > NUMBER_MAX_CHARS:
         raise invalid
+    if THOUSANDS_SEPARATED.fullmatch(text):
+        raise _ambiguous_number(custom_field, text)
     try:
         number = Decimal(text.replace(",", "."))
     except InvalidOperation as exc:
