@@ -9,8 +9,18 @@ from typing import Any
 import django_filters
 from django import forms
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    DecimalField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
+from django.db.models.functions import Cast
 from django.forms.renderers import DjangoTemplates
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
@@ -79,12 +89,24 @@ def without_full_key(query: QueryDict) -> QueryDict | None:
     return shortened
 
 
+# A number as custom_value_clean stores it (at most 30 digits before the point, 20 after).
+STORED_NUMBER = r"^-?[0-9]{1,30}(\.[0-9]{1,20})?$"
+SORT_NUMBER: DecimalField[Any, Any] = DecimalField(max_digits=50, decimal_places=20)
+
+
 def _custom_value(custom_field: CustomField) -> Subquery:
-    return Subquery(
-        CustomFieldValue.objects.filter(license=OuterRef("pk"), field=custom_field).values("value")[
-            :1
-        ]
+    """A license's value in `custom_field`, to sort on: a number field's as a number (a value
+    stored before numbers were checked, not a number, as none), others as text."""
+    values = CustomFieldValue.objects.filter(license=OuterRef("pk"), field=custom_field)
+    if custom_field.field_type != CustomField.Type.NUMBER:
+        return Subquery(values.values("value")[:1])
+    # The CASE, not a WHERE beside the cast: it alone guarantees no other text is cast.
+    number = Case(
+        When(value__regex=STORED_NUMBER, then=Cast("value", SORT_NUMBER)),
+        default=None,
+        output_field=SORT_NUMBER,
     )
+    return Subquery(values.annotate(number=number).values("number")[:1], output_field=SORT_NUMBER)
 
 
 # Ids read before the main query in a search (see filter_search); past this many, the subquery
@@ -157,6 +179,44 @@ class ListFilterForm(forms.Form):
     default_renderer = ListFormRenderer()
 
 
+def _readable(data: QueryDict | None) -> QueryDict | None:
+    """The list's query as the filters read it: NULs dropped from every value, and an
+    `include` the page never writes (an edited URL) left out.
+
+    A NUL cannot be typed, PostgreSQL's text refuses it, and Django's form fields refuse the
+    whole value: "?q=ab%00c" searched nothing and showed every license, as if no search had
+    been asked. The hidden inputs (include, sort) show no error on the page, so a value they
+    never hold reads as absent rather than invalidating the form (and with it the sort).
+    """
+    if data is None:
+        return None
+    readable = QueryDict(mutable=True)
+    for name, values in data.lists():
+        values = [value.replace("\x00", "") for value in values]
+        if name == "include":
+            values = [value for value in values if value == INCLUDE_ALL]
+        readable.setlist(name, values)
+    return readable
+
+
+class CustomNumberField(forms.CharField):
+    """A number field's filter input, read as a saved value is (custom_value_clean: a pt-BR
+    decimal comma, the same refusals with the same messages) into the stored text it matches.
+    Django's DecimalField refused "-3,5", which saving accepts, in every language."""
+
+    def __init__(self, *args: Any, custom_field: CustomField, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.custom_field = custom_field
+
+    def clean(self, value: Any) -> str:
+        text = super().clean(value)
+        return custom_value_clean(self.custom_field, text) if text else ""
+
+
+class CustomNumberFilter(django_filters.CharFilter):
+    field_class = CustomNumberField
+
+
 class LicenseFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label=_("Search"),
@@ -189,13 +249,14 @@ class LicenseFilter(django_filters.FilterSet):
 
     def __init__(
         self,
+        data: QueryDict | None = None,
         *args: Any,
         custom_fields: list[CustomField],
         organization: Organization | None,
         actor: User | AnonymousUser | None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(_readable(data), *args, **kwargs)
         self.custom_fields = custom_fields
         self.organization = organization
         self.actor = actor
@@ -212,9 +273,9 @@ class LicenseFilter(django_filters.FilterSet):
         """The versions of the visible licenses in the catalog's order, as (version id, product
         id, product name, product SKU, version) tuples: only what the choices show."""
         return list(
-            ProductVersion.objects.filter(
-                pk__in=self.queryset.values("version_id")
-            ).values_list("pk", "product_id", "product__name", "product__sku", "version")
+            ProductVersion.objects.filter(pk__in=self.queryset.values("version_id")).values_list(
+                "pk", "product_id", "product__name", "product__sku", "version"
+            )
         )
 
     def _product_choices(self) -> list[tuple[int, str]]:
@@ -241,7 +302,9 @@ class LicenseFilter(django_filters.FilterSet):
             if form.is_bound and not form.is_valid():
                 for name in form.errors:
                     if name in form.fields:
-                        form.fields[name].widget.attrs["class"] += " is-invalid"
+                        attrs = form.fields[name].widget.attrs
+                        # A hidden input has no class and shows no error.
+                        attrs["class"] = f"{attrs.get('class', '')} is-invalid".strip()
         return self._form
 
     def _custom_filter(self, custom_field: CustomField) -> django_filters.Filter:
@@ -258,7 +321,12 @@ class LicenseFilter(django_filters.FilterSet):
                 label=label, method=method, widget=forms.DateInput(attrs={"type": "date"})
             )
         if custom_field.field_type == CustomField.Type.NUMBER:
-            return django_filters.NumberFilter(label=label, method=method)
+            return CustomNumberFilter(
+                label=label,
+                method=method,
+                custom_field=custom_field,
+                widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+            )
         return django_filters.CharFilter(label=label, method=method)
 
     @staticmethod
@@ -270,13 +338,7 @@ class LicenseFilter(django_filters.FilterSet):
             if custom_field.field_type == CustomField.Type.TEXT:
                 values = values.filter(value__icontains=str(value).strip())
             elif custom_field.field_type == CustomField.Type.NUMBER:
-                # The stored form of the number, by the rule values are stored by; a number no
-                # value can have matches nothing.
-                try:
-                    stored = custom_value_clean(custom_field, str(value))
-                except ValidationError:
-                    return queryset.none()
-                values = values.filter(value=stored)
+                values = values.filter(value=value)  # stored form: see CustomNumberField
             elif custom_field.field_type == CustomField.Type.DATE:
                 values = values.filter(value=value.isoformat())
             else:
@@ -440,11 +502,13 @@ class LicenseFilter(django_filters.FilterSet):
         sort = self.sort_key()
         descending = sort.startswith("-")
         bare = sort.lstrip("-")
+        prefix = "-" if descending else ""
         if bare.startswith("cf_"):
             custom_field = next(f for f in self.custom_fields if f"cf_{f.pk}" == bare)
             queryset = queryset.annotate(sort_value=_custom_value(custom_field))
-            column = "sort_value"
-        else:
-            column = SORTS[bare]
-        prefix = "-" if descending else ""
-        return queryset.order_by(f"{prefix}{column}", f"{prefix}pk")
+            # Licenses without a value after those with one, either way (PostgreSQL puts NULLs
+            # first when descending, SQLite when ascending). These sorts page by number.
+            value = F("sort_value")
+            order = value.desc(nulls_last=True) if descending else value.asc(nulls_last=True)
+            return queryset.order_by(order, f"{prefix}pk")
+        return queryset.order_by(f"{prefix}{SORTS[bare]}", f"{prefix}pk")

@@ -16,6 +16,8 @@ from portal.ratelimit import CodeGuard
 from .codes import CodeFormatError, canonical_code
 from .models import CustomField, License, LicenseShare, SerialNumber, SupportRegistration
 from .services import (
+    EXPORT_HEADER,
+    KEY_HEADERS,
     SerialAlreadyRedeemed,
     SerialError,
     custom_value_clean,
@@ -262,8 +264,18 @@ class CustomFieldForm(forms.ModelForm):
             raise forms.ValidationError(
                 _("There is already a field called %(name)s.") % {"name": name}
             )
-        if name.lower() in ("key", "license key"):
+        if name.lower() in KEY_HEADERS:
             raise forms.ValidationError(_("“key” is reserved for the license key column."))
+        if name.lower() in EXPORT_HEADER:
+            # The upload matches columns to fields by name: the export's own column would be
+            # read as the field.
+            raise forms.ValidationError(
+                _(
+                    "“%(name)s” is a column of the My licenses export. Choose another name, so "
+                    "that an exported file uploads back into the right column."
+                )
+                % {"name": name}
+            )
         return name
 
     def clean(self) -> dict[str, Any]:

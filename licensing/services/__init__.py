@@ -26,11 +26,16 @@ from .issue import (
     target_licenses,
 )
 from .manage import (
+    EXPORT_HEADER,
+    FORMULA_START,
+    KEY_HEADERS,
     MAX_CSV_BYTES,
     REGISTRATION_FIELDS,
     CsvPreview,
     CsvRow,
     ShareResult,
+    csv_safe,
+    csv_unguarded,
     custom_value_clean,
     custom_values_csv_apply,
     custom_values_csv_preview,
@@ -62,6 +67,9 @@ from .serials import (
 )
 
 __all__ = [
+    "EXPORT_HEADER",
+    "FORMULA_START",
+    "KEY_HEADERS",
     "LICENSE_FILE_MIMETYPE",
     "MAX_CSV_BYTES",
     "MAX_IMPORT_BYTES",
@@ -80,6 +88,8 @@ __all__ = [
     "SerialImportPreview",
     "SerialImportResult",
     "ShareResult",
+    "csv_safe",
+    "csv_unguarded",
     "custom_value_clean",
     "custom_values_csv_apply",
     "custom_values_csv_preview",

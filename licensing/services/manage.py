@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -385,10 +386,35 @@ def custom_value_clean(custom_field: CustomField, raw: Any, *, current: str = ""
 NUMBER_MAX_CHARS = 60
 NUMBER_MAX_INTEGER_DIGITS = 30
 NUMBER_MAX_DECIMALS = 20
-# A comma is a decimal comma ("3,5", as pt-BR writes it), except where it reads as a thousands
-# separator: "1,000" is a thousand to an English reader and 1 to a Brazilian one, so it is
-# refused rather than stored as 1.
-THOUSANDS_SEPARATED = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+")
+# A comma is a decimal comma ("3,5", as pt-BR writes it) and a point a decimal point, except
+# where either reads as a thousands separator: "1,000" is a thousand to an English reader and 1
+# to a Brazilian one, "1.000" the other way round, so both are refused rather than stored as 1.
+# A leading 0 is no thousands group: "0,250" and "0.250" are a quarter to anyone.
+THOUSANDS_SEPARATED = re.compile(r"[+-]?[1-9][0-9]{0,2}([,.][0-9]{3})+")
+
+
+def _ambiguous_number(custom_field: CustomField, text: str) -> ValidationError:
+    """The refusal of a number written with thousands separators, saying how to write it."""
+    whole = text.replace(",", "").replace(".", "")
+    if len(re.findall(r"[,.]", text)) > 1:
+        return ValidationError(
+            _("%(field)s: write “%(value)s” without thousands separators: %(whole)s.")
+            % {"field": custom_field.name, "value": text, "whole": whole}
+        )
+    # The decimal reading, written so that it cannot be read the other way: "1.000" -> "1",
+    # "1,500" -> "1,5", "1.234" -> "1.2340".
+    integer, mark, fraction = re.split(r"([,.])", text)
+    fraction = fraction.rstrip("0")
+    decimal = f"{integer}{mark}{fraction}" if fraction else integer
+    if len(fraction) == 3:
+        decimal += "0"
+    return ValidationError(
+        _(
+            "%(field)s: “%(value)s” could mean %(whole)s or %(decimal)s. Type %(whole)s or "
+            "%(decimal)s, whichever you mean."
+        )
+        % {"field": custom_field.name, "value": text, "whole": whole, "decimal": decimal}
+    )
 
 
 def _custom_number(custom_field: CustomField, text: str) -> str:
@@ -403,8 +429,10 @@ def _custom_number(custom_field: CustomField, text: str) -> str:
             "decimals": NUMBER_MAX_DECIMALS,
         }
     )
-    if len(text) > NUMBER_MAX_CHARS or THOUSANDS_SEPARATED.fullmatch(text):
+    if len(text) > NUMBER_MAX_CHARS:
         raise invalid
+    if THOUSANDS_SEPARATED.fullmatch(text):
+        raise _ambiguous_number(custom_field, text)
     try:
         number = Decimal(text.replace(",", "."))
     except InvalidOperation as exc:
@@ -501,6 +529,105 @@ class CsvPreview:
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 
+# The list's CSV export (licensing.views.licenses): these columns, then one per custom field.
+# A custom field cannot take one of these names (forms.CustomFieldForm), and an upload that
+# starts with them reads them as the export's own, whatever fields older names match.
+EXPORT_HEADER = [
+    "key",
+    "product",
+    "sku",
+    "version",
+    "quantity",
+    "host_id",
+    "status",
+    "maintenance_start",
+    "maintenance_end",
+    "owner",
+    "account",
+    "source",
+    "source_ref",
+    "company",
+    "technical_contact",
+    "technical_email",
+    "issued_at",
+]
+KEY_HEADERS = ("key", "license key")
+# pt-BR Excel saves "CSV" with ';' between cells (',' is its decimal comma).
+CSV_DELIMITERS = (",", ";")
+
+
+@dataclass
+class _CsvColumns:
+    key: int
+    fields: dict[int, int]  # column index by field id
+    ignored: list[str]
+
+
+def _csv_columns(names: list[str], fields: list[CustomField]) -> _CsvColumns | str:
+    """Which column holds the key and which each field, or a sentence saying what is wrong.
+
+    An export's own columns are read as its own by their place, not matched to fields: a
+    field named "Status" before such names were reserved got the export's "status" column
+    ("active") instead of its own, on every license of a file uploaded unchanged.
+    """
+    builtin = (
+        len(EXPORT_HEADER)
+        if [n.lower() for n in names[: len(EXPORT_HEADER)]] == (EXPORT_HEADER)
+        else 0
+    )
+    by_name = {f.name.lower(): f for f in fields}
+    key: int | None = 0 if builtin else None
+    columns: dict[int, int] = {}
+    ignored = names[1:builtin]
+    for index, name in enumerate(names[builtin:], start=builtin):
+        lower = name.lower()
+        if not name:  # no header: nothing to name it by, nothing read
+            continue
+        custom_field = None if lower in KEY_HEADERS else by_name.get(lower)
+        if custom_field is None and lower not in KEY_HEADERS:
+            ignored.append(name)
+            continue
+        if (key if custom_field is None else columns.get(custom_field.pk)) is not None:
+            return _(
+                "The column “%(column)s” appears more than once in the header row. Keep one "
+                "of them and upload the file again."
+            ) % {"column": name}
+        if custom_field is None:
+            key = index
+        else:
+            columns[custom_field.pk] = index
+    if key is None or not columns:
+        expected = ", ".join(["key", *[f.name for f in fields]])
+        return _(
+            "The CSV's columns are not right (a “key” column and at least one custom field "
+            "column are needed). Use a header row with: %(expected)s."
+        ) % {"expected": expected}
+    return _CsvColumns(key=key, fields=columns, ignored=ignored)
+
+
+def _csv_delimiter(text: str) -> str:
+    """',' or ';': the one that gives the header row a key column (',' when neither does)."""
+    for delimiter in CSV_DELIMITERS:
+        try:
+            header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if any(csv_unguarded(h.strip()).lower() in KEY_HEADERS for h in header):
+            return delimiter
+    return CSV_DELIMITERS[0]
+
+
+def _csv_error(exc: csv.Error, line: int) -> str:
+    """What is wrong with a file the csv module could not read, in the reader's language."""
+    if "field larger than field limit" in str(exc):  # the module's only error in this dialect
+        return _(
+            'Line %(line)d has a cell longer than %(limit)s characters: a quote (") that '
+            "opens a cell is probably not closed. Correct it and upload the file again."
+        ) % {"line": line, "limit": number_format(csv.field_size_limit(), force_grouping=True)}
+    return _(
+        "Line %(line)d is not valid CSV. Save the file as “CSV UTF-8” and upload it again."
+    ) % {"line": line}
+
 
 def custom_values_csv_preview(
     *, upload: IO[bytes], licenses: Any, fields: list[CustomField]
@@ -524,47 +651,55 @@ def custom_values_csv_preview(
         return CsvPreview(
             [], _("This is not a CSV file. Save it as “CSV UTF-8” and upload it again.")
         )
+    reader = csv.reader(io.StringIO(text), delimiter=_csv_delimiter(text))
     try:
-        reader = csv.DictReader(io.StringIO(text))
         # Column names as the fields are named: an export guards a name that starts like a
         # formula ("=Site" reads "'=Site"), as it guards the values.
-        reader.fieldnames = [_csv_unguarded(h.strip()) for h in (reader.fieldnames or [])]
-        header = list(reader.fieldnames)
-    except csv.Error:
-        header = []
-    by_name = {f.name.lower(): f for f in fields}
-    key_column = next((h for h in header if h.lower() in ("key", "license key")), None)
+        names = [csv_unguarded(h.strip()) for h in next(reader, [])]
+    except csv.Error as exc:
+        return CsvPreview([], _csv_error(exc, reader.line_num))
     # A file exported from My licenses comes back with its other columns: they are skipped and
     # listed, so the export → edit → upload round trip needs no column deleting.
-    ignored = [h for h in header if h != key_column and h.lower() not in by_name]
-    if key_column is None or len(header) - len(ignored) < 2:
-        expected = ", ".join(["key", *[f.name for f in fields]])
-        return CsvPreview(
-            [],
-            _(
-                "The CSV's columns are not right (a “key” column and at least one custom field "
-                "column are needed). Use a header row with: %(expected)s."
-            )
-            % {"expected": expected},
-        )
-    raw_rows = []
+    columns = _csv_columns(names, fields)
+    if isinstance(columns, str):
+        return CsvPreview([], columns)
+    raw_rows: list[tuple[int, list[str]]] = []
     try:
         for line, record in enumerate(reader, start=2):
-            raw_rows.append((line, {(k or "").strip(): v for k, v in record.items()}))
+            if record:  # a blank line
+                raw_rows.append((line, record))
             if len(raw_rows) > 10_000:
                 return CsvPreview([], _("Upload at most 10,000 rows at a time."))
     except csv.Error as exc:
-        return CsvPreview([], _("The file is not a valid CSV: %(error)s.") % {"error": exc})
-    keys = {canonical_key(record.get(key_column) or "") for _line, record in raw_rows}
+        return CsvPreview([], _csv_error(exc, reader.line_num))
+    rows = _csv_rows(raw_rows, columns, licenses=licenses, fields=fields)
+    return CsvPreview(rows, ignored=columns.ignored)
+
+
+def _csv_rows(
+    raw_rows: list[tuple[int, list[str]]],
+    columns: _CsvColumns,
+    *,
+    licenses: Any,
+    fields: list[CustomField],
+) -> list[CsvRow]:
+    """What each row of an upload would change, or why it is refused."""
+
+    def cell(record: list[str], index: int) -> str:
+        # A short row's missing cells are empty, as csv.DictReader read them.
+        return record[index] if index < len(record) else ""
+
+    keys = {canonical_key(cell(record, columns.key)) for _line, record in raw_rows}
     found = {lic.key: lic for lic in licenses.filter(key__in=keys)}
     current = {
         (v.license_id, v.field_id): v.value
         for v in CustomFieldValue.objects.filter(license__in=list(found.values()), field__in=fields)
     }
+    by_id = {f.pk: f for f in fields}
     rows: list[CsvRow] = []
     seen: set[str] = set()
     for line, record in raw_rows:
-        key = canonical_key(record.get(key_column) or "")
+        key = canonical_key(cell(record, columns.key))
         row = CsvRow(line=line, key=key)
         rows.append(row)
         license = found.get(key)
@@ -577,13 +712,13 @@ def custom_values_csv_preview(
         seen.add(key)
         row.license_id = str(license.pk)
         errors = []
-        for column, raw in record.items():
-            if column == key_column or column is None or column.lower() not in by_name:
-                continue
-            custom_field = by_name[column.lower()]
+        for field_id, index in columns.fields.items():
+            custom_field = by_id[field_id]
             old = current.get((license.pk, custom_field.pk), "")
             try:
-                value = custom_value_clean(custom_field, _csv_unguarded(raw), current=old)
+                value = custom_value_clean(
+                    custom_field, csv_unguarded(cell(record, index)), current=old
+                )
             except ValidationError as exc:
                 errors.append(" ".join(exc.messages))
                 continue
@@ -595,7 +730,7 @@ def custom_values_csv_preview(
             row.error = " ".join(errors)
             row.changes = {}
             row.replaces = {}
-    return CsvPreview(rows, ignored=ignored)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -649,10 +784,29 @@ def custom_values_csv_apply(
     return CsvApplied(changed=changed, stale=stale)
 
 
-def _csv_unguarded(raw: str | None) -> str:
+# Spreadsheet apps run cells that start with these as formulas (CSV injection).
+FORMULA_START = frozenset("=+-@\t\r")
+# What csv_safe guards: a formula character at the start, after any quotes (so that a value
+# that starts with a guard quote of its own keeps it once csv_unguarded takes one off).
+GUARDED = re.compile(r"'*[=+\-@\t\r]")
+# A cell that is a negative number and nothing else keeps its minus ("-42", "-3.5"); only the
+# whole cell: "-2+3+cmd|' /C calc'!A0" starts like a number and is a formula.
+NEGATIVE_NUMBER = re.compile(r"-[0-9]+(\.[0-9]+)?")
+
+
+def csv_safe(value: Any) -> Any:
+    """`value` as a spreadsheet will not run it: a leading formula character gets a quote, and
+    so does a value that already starts with quotes before one ("'=x" is written "''=x"), so
+    that csv_unguarded gives every value back as it was."""
+    if isinstance(value, str) and GUARDED.match(value) and not NEGATIVE_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_unguarded(raw: str | None) -> str:
     """A cell as typed: the export's guard quote against spreadsheet formulas comes off."""
     raw = raw or ""
-    if raw[:1] == "'" and raw[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+    if raw[:1] == "'" and GUARDED.match(raw, 1):
         return raw[1:]
     return raw
 

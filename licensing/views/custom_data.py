@@ -24,12 +24,12 @@ from ..forms import CsvUploadForm, CustomFieldForm, CustomValuesForm
 from ..models import CustomField, CustomFieldValue, License
 from ..selectors import custom_fields_of, licenses_visible_to
 from ..services import (
+    csv_safe,
     custom_values_csv_apply,
     custom_values_csv_preview,
     custom_values_set,
 )
-from .licenses import SelectionTooLarge, bulk_selection
-from .licenses import csv_safe as export_csv_safe
+from .licenses import BOM, SelectionTooLarge, bulk_selection
 
 SESSION_CSV_PREVIEW = "licensing:custom-csv-preview"
 
@@ -238,6 +238,7 @@ def _csv_template(fields: list[CustomField], licenses: QuerySet[License] | None)
     """The upload's own format: key and one column per field, with the licenses' current values
     (or only the header), so what is downloaded can be filled in and uploaded as it is."""
     buffer = io.StringIO()
+    buffer.write(BOM)  # for Excel, as the list's export
     writer = csv.writer(buffer)
     # Field names are the organization's own text: guarded like the values.
     writer.writerow(["key", *[_csv_safe(f.name) for f in fields]])
@@ -260,4 +261,4 @@ def _csv_template(fields: list[CustomField], licenses: QuerySet[License] | None)
 def _csv_safe(value: str) -> str:
     # As the list's export: a cell a spreadsheet would run as a formula gets a guard quote,
     # which the upload takes off again.
-    return str(export_csv_safe(value))
+    return str(csv_safe(value))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,7 +63,10 @@ from ..selectors import (
     upgrade_offered,
 )
 from ..services import (
+    EXPORT_HEADER,
+    FORMULA_START,
     LicensingError,
+    csv_safe,
     custom_values_set,
     license_email_again,
     license_rehost,
@@ -453,27 +455,6 @@ def _empty_state(request: PortalRequest, license_filter: LicenseFilter) -> str:
     return "none"
 
 
-EXPORT_HEADER = [
-    "key",
-    "product",
-    "sku",
-    "version",
-    "quantity",
-    "host_id",
-    "status",
-    "maintenance_start",
-    "maintenance_end",
-    "owner",
-    "account",
-    "source",
-    "source_ref",
-    "company",
-    "technical_contact",
-    "technical_email",
-    "issued_at",
-]
-
-
 EXPORT_COLUMNS = [
     "pk",
     "owner_id",
@@ -516,9 +497,12 @@ TEXT_COLUMNS = tuple(
         "technical_email",
     )
 )
-# Spreadsheet apps run cells that start with these as formulas (CSV injection).
-FORMULA_START = frozenset("=+-@\t\r")
+# csv_safe guards a cell that starts with one of these.
+GUARD_START = FORMULA_START | {"'"}
 EXPORT_BLOCK = 256 * 1024  # characters per write to the socket
+# Excel reads a CSV without a byte order mark in the system's legacy code page ("SÃ£o Paulo");
+# the upload (and Python's "utf-8-sig") takes it off again.
+BOM = "\ufeff"
 
 
 def _export_query(
@@ -563,10 +547,12 @@ def _export_rows(
 
 class _CsvText(Func):
     """PostgreSQL: a text column as csv_safe and csv.writer write it (a quote before a leading
-    formula character unless the whole cell is a negative number; an empty value unquoted)."""
+    formula character, after any quotes already there, unless the whole cell is a negative
+    number; an empty value unquoted)."""
 
     template = (
-        "CASE WHEN left(%(expressions)s, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') "
+        "CASE WHEN left(%(expressions)s, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r', '''') "
+        "AND %(expressions)s ~ E'^''*[-=+@\\t\\r]' "
         "AND %(expressions)s !~ '^-[0-9]+([.][0-9]+)?$' THEN '''' || %(expressions)s "
         "ELSE NULLIF(%(expressions)s, '') END"
     )
@@ -605,6 +591,7 @@ def _copy_blocks(request: PortalRequest, base: QuerySet[License] | None) -> Iter
     cells = _copy_cells(request, custom_columns)
     sql, params = queryset.annotate(**cells).values_list(*cells).query.sql_with_params()
     buffer = io.StringIO()
+    buffer.write(BOM)
     csv.writer(buffer, lineterminator="\n").writerow([csv_safe(v) for v in header])
     yield buffer.getvalue().encode()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -638,31 +625,19 @@ def _read_only_pass(rows: Iterator[Any]) -> Iterator[Any]:
         yield from rows
 
 
-# A cell that is a negative number and nothing else keeps its minus ("-42", "-3.5"); only the
-# whole cell: "-2+3+cmd|' /C calc'!A0" starts like a number and is a formula.
-NEGATIVE_NUMBER = re.compile(r"-[0-9]+(\.[0-9]+)?")
-
-
-def csv_safe(value: Any) -> Any:
-    """`value` as a spreadsheet will not run it: a leading formula character gets a quote."""
-    risky = isinstance(value, str) and value[:1] in FORMULA_START
-    if risky and not NEGATIVE_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
-
-
 def _csv_blocks(
     header: list[str], rows: Iterator[list[Any]], text_columns: list[int]
 ) -> Iterator[bytes]:
     """CSV in blocks of about EXPORT_BLOCK characters, escaping only the text columns."""
     buffer = io.StringIO()
+    buffer.write(BOM)
     # Lines end in LF, as PostgreSQL's COPY writes them (_copy_blocks): one file either way.
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([csv_safe(value) for value in header])
     for line in rows:
         for index in text_columns:
             value = line[index]
-            if value and value[0] in FORMULA_START:
+            if value and value[0] in GUARD_START:
                 line[index] = csv_safe(value)
         writer.writerow(line)
         if buffer.tell() >= EXPORT_BLOCK:

@@ -132,7 +132,7 @@ def test_the_catalog_exports_csv_with_custom_values(client) -> None:  # type: ig
     client.force_login(world.super_user)
     response = client.get(reverse("ef-licenses-export", args=[world.contract.number]))
     assert response.status_code == 200
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))
     assert [(r["key"], r["quantity"], r["source"], r["Cost center"]) for r in rows] == [
         (drawdown.license.key, "3", "ef_drawdown", "CC-7")

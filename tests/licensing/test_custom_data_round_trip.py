@@ -94,7 +94,7 @@ def test_templates_to_download(client, admin) -> None:  # type: ignore[no-untype
 
     empty = client.get(reverse("custom-values-csv"), {"template": "empty"})
     assert empty["Content-Type"].startswith("text/csv")
-    assert empty.content.decode().splitlines() == ["key,Owner team,Site"]  # by name
+    assert empty.content.decode("utf-8-sig").splitlines() == ["key,Owner team,Site"]  # by name
 
     filled = client.get(reverse("custom-values-csv"), {"template": "licenses"})
     rows = _csv(filled)
@@ -115,7 +115,7 @@ def test_a_field_named_like_a_formula_survives_the_round_trip(client, admin) -> 
     field = CustomField.objects.create(organization=admin.organization, name="=Site")
     license = LicenseFactory(owner=admin.organization)
     empty = client.get(reverse("custom-values-csv"), {"template": "empty"})
-    assert empty.content.decode().splitlines() == ["key,'=Site"]
+    assert empty.content.decode("utf-8-sig").splitlines() == ["key,'=Site"]
     rows = _csv(client.get(reverse("custom-values-csv"), {"template": "licenses"}))
     assert list(rows[0]) == ["key", "'=Site"]
     rows[0]["'=Site"] = "Lisbon"

@@ -264,10 +264,12 @@ def test_custom_fields_page_tells_a_member_who_defines_them(client, admin) -> No
     [
         ("number", "3,50", "3.5", None),
         ("number", "-0,5", "-0.5", None),
-        # A thousands separator was read as a decimal comma: "1,000" was stored as 1.
-        ("number", "1,000", None, "must be a number"),
-        ("number", "-12,345", None, "must be a number"),
-        ("number", "1,000,000", None, "must be a number"),
+        # A thousands separator was read as a decimal comma: "1,000" was stored as 1. And as a
+        # decimal point: "1.000" (a thousand in pt-BR) was stored as 1.
+        ("number", "1,000", None, "could mean 1000 or 1"),
+        ("number", "1.000", None, "could mean 1000 or 1"),
+        ("number", "-12,345", None, "could mean -12345 or -12,3450"),
+        ("number", "1,000,000", None, "without thousands separators: 1000000"),
         ("number", "1000", "1000", None),
         ("number", "abc", None, "must be a number"),
         ("number", "NaN", None, "must be a number"),

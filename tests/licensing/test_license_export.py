@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 def _export(client, **params):  # type: ignore[no-untyped-def]
     response = client.get(reverse("license-export", args=["csv"]), params)
     assert response.status_code == 200 and response.streaming
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
     return body, list(csv.DictReader(io.StringIO(body, newline="")))
 
 

@@ -217,7 +217,7 @@ def test_csv_export_streams_filtered_rows_with_custom_columns(client, admin) -> 
     CustomFieldValue.objects.create(license=keep, field=field, value="=cmd|' /C calc'!A0")
     response = client.get(reverse("license-export", args=["csv"]), {"q": keep.key})
     assert response.streaming
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows[0][-1] == "Owner team" and rows[0][0] == "key"
     assert len(rows) == 2 and rows[1][0] == keep.key and rows[1][4] == "7"
     assert rows[1][-1].startswith("'=")  # neutralised for spreadsheets
