@@ -38,6 +38,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from portal.http import PortalRequest, organization_required
@@ -65,6 +66,7 @@ from ..selectors import (
 )
 from ..services import (
     LicensingError,
+    SerialAlreadyRedeemed,
     custom_values_set,
     license_email_again,
     license_rehost,
@@ -917,6 +919,13 @@ def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
     return render(request, "licensing/registration_edit.html", {"license": license, "form": form})
 
 
+# A renewal serial already applied to this very license, submitted again.
+ALREADY_RENEWED = gettext_lazy(
+    "This renewal serial number is already applied to this license: its maintenance was "
+    "renewed with it. Nothing else changed."
+)
+
+
 @require_POST
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
@@ -944,6 +953,14 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
                 organization=license.owner,
                 actor=request.user,
             )
+        except SerialAlreadyRedeemed as exc:
+            # The organization's own serial: a genuine code, not a guess, so no failed attempt.
+            if exc.license.pk == license.pk:
+                # Already applied here: a double click on Renew (the browser shows the second
+                # reply) or the page submitted again. The renewal stands; say so.
+                messages.info(request, ALREADY_RENEWED)
+                return redirect("license-detail", pk=license.pk)
+            form.add_error("serial", str(exc))
         except (CodeFormatError, LicensingError) as exc:
             guard.failed()
             reason = getattr(exc, "reason", None)
