@@ -36,12 +36,12 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
 
-from portal.http import PortalRequest, organization_required
+from portal.http import PortalRequest, organization_required, post_only
 from portal.policy import Action, allows, refusal
 
 from ..filters import INCLUDE_ALL, SORTS, LicenseFilter, without_full_key
@@ -820,6 +820,9 @@ def _render_detail(
                     for error in errors:
                         messages.error(request, str(error))
     context = {
+        # Also shown at the POST-only addresses of a refused renewal, move or save: the
+        # switchers at the top return to the license page (base.html), not to those.
+        "page_url": reverse("license-detail", kwargs={"pk": license.pk}),
         "license": license,
         "access": access,
         "product": product,
@@ -861,7 +864,7 @@ def _render_detail(
     return render(request, "licensing/license_detail.html", context, status=status)
 
 
-@require_POST
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_DATA)
 def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
@@ -887,7 +890,7 @@ def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     return _render_detail(request, license, access, custom_form=form, status=400)
 
 
-@require_POST
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_email_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
@@ -926,7 +929,7 @@ ALREADY_RENEWED = gettext_lazy(
 )
 
 
-@require_POST
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     from portal.ratelimit import CodeGuard, code_limit_message
@@ -973,7 +976,7 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     return _render_detail(request, license, access, renew_form=form, status=400)
 
 
-@require_POST
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
@@ -1012,6 +1015,7 @@ def _rehost_confirmation(request: PortalRequest, license: License, host_id: str)
         request,
         "licensing/rehost_confirm.html",
         {
+            "page_url": reverse("license-detail", kwargs={"pk": license.pk}),
             "license": license,
             "host_id": host_id,
             "stamp": rehost_stamp(license),
