@@ -34,6 +34,11 @@ def signup_remember(request: HttpRequest, *, email: str, via: str) -> None:
     request.session[SESSION_SIGNUP] = {"email": email.strip().lower(), "via": via}
 
 
+ORGANIZATION_NAME_MISSING = _(
+    "Enter your organization's name, or use the invitation link your administrator sent you."
+)
+
+
 class PortalSignupForm(SignupForm):
     """allauth's sign-up plus the user's name and, unless they were invited, their organization.
 
@@ -47,6 +52,7 @@ class PortalSignupForm(SignupForm):
     organization_name = forms.CharField(
         label=_("Organization name"),
         max_length=200,
+        error_messages={"required": ORGANIZATION_NAME_MISSING},
         help_text=_(
             "The company the licenses belong to: you become its administrator. If your company "
             "already uses the portal, ask one of its administrators to invite you instead."
@@ -94,14 +100,12 @@ class PortalSignupForm(SignupForm):
         cleaned = super().clean()
         if self.invited or self.via == SIGNUP_VIA_SHARE:
             return cleaned
+        # Once per field: an empty name (spaces included) already failed as required, with
+        # this same message; a field with its own error (too long) keeps only that one.
+        if "organization_name" in self.errors:
+            return cleaned
         if not (cleaned.get("organization_name") or "").strip():
-            self.add_error(
-                "organization_name",
-                _(
-                    "Enter your organization's name, or use the invitation "
-                    "link your administrator sent you."
-                ),
-            )
+            self.add_error("organization_name", ORGANIZATION_NAME_MISSING)
         return cleaned
 
     def save(self, request: Any) -> Any:

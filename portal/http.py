@@ -7,7 +7,7 @@ from typing import Any, overload
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -91,6 +91,28 @@ def organization_required(
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+def post_only(*, back: str) -> Callable[[View], View]:
+    """require_POST, except that a GET or HEAD is redirected to `back` (a URL name, reversed with
+    the view's arguments): the page the form is on.
+
+    A refused form is shown at the address it was posted to; a reload, Back, or the language
+    switcher returning there asks it with a GET, which got an empty 405 page.
+    """
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method in ("GET", "HEAD"):
+                return redirect(back, *args, **kwargs)
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _posted_elsewhere(request: HttpRequest, organization: Organization) -> bool:

@@ -471,6 +471,8 @@ SESSION_COOKIE_HTTPONLY = True
 if REDIS_URL:
     SESSION_ENGINE = "portal.sessions"
 CSRF_COOKIE_HTTPONLY = False
+# A stale form (open in another tab while the person logged in or out) gets the portal's page.
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -354,6 +354,42 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form whose token is stale, in the portal's page, translated.
+
+    Logging in or out rotates the token, so every other tab's forms (the login form, the
+    language switcher, Log out) fail the check. Nothing is done; the page says how to go on.
+    Two of them have nothing left to do and just go on: a login while already logged in (in
+    another tab) goes where logging in would, a logout of no session to the home page.
+    """
+    from django.middleware.csrf import REASON_NO_CSRF_COOKIE
+
+    authenticated = request.user.is_authenticated
+    if request.path == reverse("account_login") and authenticated:
+        # The login page sends someone logged in on (to `next`, else the dashboard).
+        messages.info(
+            request,
+            _("You are already logged in as %(email)s.")
+            % {"email": cast(User, request.user).email},
+        )
+        return redirect(request.get_full_path())
+    if request.path == reverse("account_logout") and not authenticated:
+        return redirect("home")
+    back = request.headers.get("referer", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("dashboard" if authenticated else "home")
+    response = render(
+        request,
+        "403_csrf.html",
+        {"back": back, "no_cookie": reason == REASON_NO_CSRF_COOKIE},
+        status=403,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 # ---------------------------------------------------------------------------------------------
 # Channel partners: the customer's Partners page
 

@@ -12,11 +12,18 @@ from portal.policy import OrganizationAccess
 from portal.ratelimit import CodeGuard
 
 from .models import UpgradeLine, UpgradeNotification
-from .selectors import notification_lookup
+from .selectors import notification_lookup, open_notification
 
 REFUSED = _(
     "There is no open upgrade notification with this ID for your organization. Check the ID "
     "in the notice email, or use “I don't have a notification ID”."
+)
+# An ID accepted at step 1 whose notification has nothing open any more at Confirm: it was
+# right, so neither REFUSED's "check the ID" nor a failed attempt.
+NO_LONGER_AVAILABLE = _(
+    "This upgrade is no longer available: the license was upgraded or changed, or the "
+    "notification expired, after you entered its ID. See your pending upgrades for what is "
+    "still open."
 )
 
 
@@ -67,15 +74,31 @@ class NotificationIdForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, request: PortalRequest, organization: Organization, **kwargs: Any
+        self,
+        *args: Any,
+        request: PortalRequest,
+        organization: Organization,
+        typed: bool = True,
+        **kwargs: Any,
     ) -> None:
+        """`typed=False`: the ID this form accepted at step 1, checked again when the wizard is
+        confirmed: no budget is asked or spent, and a notification closed since then (its license
+        upgraded or changed, its line used up) says so instead of calling the ID wrong."""
         super().__init__(*args, **kwargs)
         self.request = request
         self.organization = organization
+        self.typed = typed
         self.guard = CodeGuard(request, organization=organization, action="upgrade.rate_limited")
         self.notification: UpgradeNotification | None = None
 
     def clean_notification_id(self) -> str:
+        if not self.typed:
+            self.notification = open_notification(
+                code=self.cleaned_data["notification_id"], organization=self.organization
+            )
+            if self.notification is None:
+                raise forms.ValidationError(NO_LONGER_AVAILABLE, code="closed")
+            return self.notification.code
         self.guard.check()
         found = notification_lookup(
             code=self.cleaned_data["notification_id"],

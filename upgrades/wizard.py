@@ -61,6 +61,7 @@ class UpgradeWizard(PortalWizard):
     template_name = "upgrades/wizard.html"
     restart_url = "upgrade"
     request: PortalRequest
+    _confirming = False
 
     # -- state, re-read on every request ---------------------------------------------------
 
@@ -163,9 +164,19 @@ class UpgradeWizard(PortalWizard):
                     self.storage.extra_data = {**self.storage.extra_data, "preselect": line}
         return self.render(self.get_form())
 
+    def render_done(self, form: Any, **kwargs: Any) -> Any:
+        # formtools checks every step again before done(): the notification ID is not typed
+        # again there (NotificationIdForm's typed=False).
+        self._confirming = True
+        return super().render_done(form, **kwargs)
+
     def get_form_kwargs(self, step: str | None = None) -> dict[str, Any]:
         if step == "notification":
-            return {"request": self.request, "organization": self.request.organization}
+            return {
+                "request": self.request,
+                "organization": self.request.organization,
+                "typed": not self._confirming,
+            }
         if step == "line":
             notification = self._notification()
             return {"lines": list(open_lines(notification)) if notification else []}

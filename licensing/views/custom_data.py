@@ -10,13 +10,13 @@ from uuid import UUID
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_POST
 
-from portal.http import PortalRequest, organization_required
+from portal.http import PortalRequest, organization_required, post_only
 from portal.policy import Action, require
 from portal.services import audit_record
 
@@ -95,7 +95,7 @@ def custom_field_edit(request: PortalRequest, pk: int) -> HttpResponse:
 BULK_SHOWN = 50  # licenses named on the bulk edit page; the rest are counted
 
 
-@require_POST
+@post_only(back="license-list")
 @organization_required(action=Action.BULK_CUSTOM_DATA)
 def custom_values_bulk(request: PortalRequest) -> HttpResponse:
     try:
@@ -137,6 +137,8 @@ def custom_values_bulk(request: PortalRequest) -> HttpResponse:
         request,
         "licensing/custom_values_bulk.html",
         {
+            # A POST-only address: the switchers at the top return to the list (base.html).
+            "page_url": _list_url(request.POST.get("matching", "")),
             "form": form,
             "licenses": licenses,
             "shown": licenses[:BULK_SHOWN],
@@ -146,6 +148,12 @@ def custom_values_bulk(request: PortalRequest) -> HttpResponse:
             "matching": request.POST.get("matching", ""),
         },
     )
+
+
+def _list_url(query: str) -> str:
+    """The license list, filtered as the bulk action's `matching` query string says."""
+    filters = QueryDict(query).urlencode()
+    return reverse("license-list") + (f"?{filters}" if filters else "")
 
 
 @organization_required(action=Action.BULK_CUSTOM_DATA)

@@ -35,11 +35,12 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.utils.translation import gettext_lazy
 
-from portal.http import PortalRequest, organization_required
+from portal.http import PortalRequest, organization_required, post_only
 from portal.policy import Action, allows, refusal
 
 from ..filters import INCLUDE_ALL, SORTS, LicenseFilter, without_full_key
@@ -66,6 +67,7 @@ from ..services import (
     EXPORT_HEADER,
     FORMULA_START,
     LicensingError,
+    SerialAlreadyRedeemed,
     csv_safe,
     custom_values_set,
     license_email_again,
@@ -793,6 +795,9 @@ def _render_detail(
                     for error in errors:
                         messages.error(request, str(error))
     context = {
+        # Also shown at the POST-only addresses of a refused renewal, move or save: the
+        # switchers at the top return to the license page (base.html), not to those.
+        "page_url": reverse("license-detail", kwargs={"pk": license.pk}),
         "license": license,
         "access": access,
         "product": product,
@@ -834,7 +839,7 @@ def _render_detail(
     return render(request, "licensing/license_detail.html", context, status=status)
 
 
-@require_POST
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_DATA)
 def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
@@ -860,7 +865,7 @@ def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     return _render_detail(request, license, access, custom_form=form, status=400)
 
 
-@require_POST
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_email_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
@@ -892,7 +897,14 @@ def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
     return render(request, "licensing/registration_edit.html", {"license": license, "form": form})
 
 
-@require_POST
+# A renewal serial already applied to this very license, submitted again.
+ALREADY_RENEWED = gettext_lazy(
+    "This renewal serial number is already applied to this license: its maintenance was "
+    "renewed with it. Nothing else changed."
+)
+
+
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     from portal.ratelimit import CodeGuard, code_limit_message
@@ -919,6 +931,14 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
                 organization=license.owner,
                 actor=request.user,
             )
+        except SerialAlreadyRedeemed as exc:
+            # The organization's own serial: a genuine code, not a guess, so no failed attempt.
+            if exc.license.pk == license.pk:
+                # Already applied here: a double click on Renew (the browser shows the second
+                # reply) or the page submitted again. The renewal stands; say so.
+                messages.info(request, ALREADY_RENEWED)
+                return redirect("license-detail", pk=license.pk)
+            form.add_error("serial", str(exc))
         except (CodeFormatError, LicensingError) as exc:
             guard.failed()
             reason = getattr(exc, "reason", None)
@@ -931,7 +951,7 @@ def license_renew_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     return _render_detail(request, license, access, renew_form=form, status=400)
 
 
-@require_POST
+@post_only(back="license-detail")
 @organization_required(action=Action.MANAGE_LICENSES)
 def license_rehost_view(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
@@ -970,6 +990,7 @@ def _rehost_confirmation(request: PortalRequest, license: License, host_id: str)
         request,
         "licensing/rehost_confirm.html",
         {
+            "page_url": reverse("license-detail", kwargs={"pk": license.pk}),
             "license": license,
             "host_id": host_id,
             "stamp": rehost_stamp(license),

@@ -226,3 +226,37 @@ def test_email_again_for_many_licenses_copying_one_administrator_at_once_stops_a
     outcomes = Counter("refused" if isinstance(r, LicensingError) else "sent" for r in results)
     assert outcomes == Counter({"sent": 3, "refused": 7})
     assert AuditEvent.objects.filter(action="license.emailed").count() == 3
+
+
+def test_a_double_click_on_renew_renews_once_and_both_replies_land_on_the_license() -> None:
+    # Two POSTs of the license page's Renew with one serial: the second waited for the serial's
+    # row lock, then answered 400 "Your organization already redeemed this serial number." and
+    # counted a failed code; the browser showed that reply, not the renewal.
+    from django.test import Client
+    from django.urls import reverse
+
+    from licensing.models import add_months
+    from portal.models import AuditEvent, FailedCodeAttempt
+    from tests.licensing.factories import LicenseFactory
+
+    membership = MembershipFactory(user__password=None)
+    license = LicenseFactory(owner=membership.organization)
+    serial = SerialNumberFactory(version=license.version, kind="renewal", maintenance_months=12)
+    url = reverse("license-renew", kwargs={"pk": license.pk})
+    clients = []
+    for _ in range(4):
+        client = Client()
+        client.force_login(membership.user)
+        clients.append(client)
+    responses = run_concurrently(
+        [lambda c=c: c.post(url, {"serial": serial.code}) for c in clients]
+    )
+    errors = [r for r in responses if isinstance(r, BaseException)]
+    assert not errors, errors[:3]
+    detail = reverse("license-detail", kwargs={"pk": license.pk})
+    assert [(r.status_code, r["Location"]) for r in responses] == [(302, detail)] * 4
+    old_end = license.maintenance_end
+    license.refresh_from_db()
+    assert license.maintenance_end == add_months(old_end, 12)
+    assert AuditEvent.objects.filter(action="license.renewed").count() == 1
+    assert not FailedCodeAttempt.objects.exists()

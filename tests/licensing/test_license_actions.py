@@ -658,6 +658,42 @@ def test_renew_from_the_license_page(client, admin, license) -> None:  # type: i
     assert license.registration_id is not None
 
 
+def test_renew_submitted_twice_lands_on_the_license_renewed_once(client, admin, license) -> None:  # type: ignore[no-untyped-def]
+    # The second submit (a double click, the page sent again) said "Your organization already
+    # redeemed this serial number." with a 400, after a renewal that had worked, and counted a
+    # failed code against the person's budget.
+    serial = SerialNumberFactory(version=license.version, kind="renewal", maintenance_months=12)
+    url = reverse("license-renew", kwargs={"pk": license.pk})
+    old_end = license.maintenance_end
+    first = client.post(url, {"serial": serial.code})
+    second = client.post(url, {"serial": serial.code}, follow=True)
+    assert first.status_code == 302 and second.redirect_chain == [(_detail(license), 302)]
+    messages = _messages(second)
+    assert "Maintenance renewed" in messages
+    assert "already applied to this license" in messages
+    license.refresh_from_db()
+    assert license.maintenance_end == add_months(old_end, 12)
+    assert AuditEvent.objects.filter(action="license.renewed").count() == 1
+    assert not FailedCodeAttempt.objects.exists()
+
+
+def test_a_serial_renewing_another_license_is_refused_without_a_failed_code(
+    client, admin, license
+) -> None:  # type: ignore[no-untyped-def]
+    other = LicenseFactory(owner=admin.organization, version=license.version)
+    serial = SerialNumberFactory(version=license.version, kind="renewal")
+    client.post(reverse("license-renew", kwargs={"pk": other.pk}), {"serial": serial.code})
+    end = license.maintenance_end
+    response = client.post(
+        reverse("license-renew", kwargs={"pk": license.pk}), {"serial": serial.code}
+    )
+    assert response.status_code == 400
+    assert "already redeemed this serial number" in _field(response, "serial")[1]
+    license.refresh_from_db()
+    assert license.maintenance_end == end
+    assert not FailedCodeAttempt.objects.exists()  # the organization's own serial, no guess
+
+
 def test_renew_with_wrong_serials(client, admin, license) -> None:  # type: ignore[no-untyped-def]
     url = reverse("license-renew", kwargs={"pk": license.pk})
     new_purchase = SerialNumberFactory(version=license.version)

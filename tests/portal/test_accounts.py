@@ -40,10 +40,16 @@ def test_signup_creates_the_organization_with_the_user_as_admin(client) -> None:
     assert AuditEvent.objects.filter(action="organization.created").exists()
 
 
-def test_signup_without_organization_name_is_refused(client) -> None:  # type: ignore[no-untyped-def]
-    response = client.post(reverse("account_signup"), {**SIGNUP, "organization_name": " "})
+@pytest.mark.parametrize("name", ["", " ", "   "])
+def test_signup_without_organization_name_is_refused(client, name) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(reverse("account_signup"), {**SIGNUP, "organization_name": name})
     assert response.status_code == 200
-    assert "Enter your organization" in response.content.decode()
+    # One error at the field, the one that says what to do (it also said "This field is
+    # required." above it).
+    assert response.context["form"].errors["organization_name"] == [
+        "Enter your organization's name, or use the invitation link your administrator sent you."
+    ]
+    assert "This field is required" not in response.content.decode()
     assert not User.objects.exists()
 
 

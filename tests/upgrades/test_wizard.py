@@ -296,10 +296,10 @@ def test_a_line_used_up_after_it_was_shown_is_refused_at_each_step(client, setup
     assert current(response) == "confirm", errors(response)
     UpgradeLine.objects.filter(pk=line.pk).update(remaining_quantity=0)
     # The wizard checks its steps again; its only line used up, the notification has nothing
-    # open any more.
+    # open any more: no longer available (the ID was right, see test_closed_meanwhile.py).
     response = step(client, "confirm")
     assert current(response) == "notification"
-    assert "no open upgrade notification" in errors(response)
+    assert "This upgrade is no longer available" in errors(response)
     assert not License.objects.filter(source="upgrade").exists()
     assert not UpgradeRedemption.objects.exists()
 
