@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -136,12 +137,18 @@ def _organization_changed(request: HttpRequest, organization: Organization) -> H
         )
         % {"organization": organization.name},
     )
+    return redirect(back_url(request))
+
+
+def back_url(request: HttpRequest) -> str:
+    """The page the request came from (its Referer) when it is one of this site's, else the
+    dashboard (the home page for someone logged out): where a refusal sends people back."""
     back = request.headers.get("referer", "")
-    if not url_has_allowed_host_and_scheme(
+    if url_has_allowed_host_and_scheme(
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        back = "dashboard"
-    return redirect(back)
+        return back
+    return reverse("dashboard" if request.user.is_authenticated else "home")
 
 
 def _delegation_ended(request: HttpRequest, delegation: Delegation) -> HttpResponseBase:

@@ -207,3 +207,28 @@ class ServiceUnavailableMiddleware:
         response["Retry-After"] = "60"
         response["Cache-Control"] = "no-store"
         return response
+
+
+class MethodNotAllowedPageMiddleware:
+    """A GET of an address that only takes a submitted form (a bookmarked or reloaded action,
+    a link pasted from the address bar) is the portal's translated page with a way back, not
+    Django's empty 405. The status and its Allow header stay."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code != 405
+            or request.method not in ("GET", "HEAD")
+            or getattr(response, "streaming", False)
+            or response.content
+        ):
+            return response
+        from .http import back_url
+
+        page = render(request, "405.html", {"back": back_url(request)}, status=405)
+        if response.has_header("Allow"):
+            page["Allow"] = response["Allow"]
+        return page

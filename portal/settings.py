@@ -121,6 +121,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "portal.middleware.PrivateNoStoreMiddleware",
+    # A GET of a form-only address: a translated page, not an empty 405 (inside the no-store).
+    "portal.middleware.MethodNotAllowedPageMiddleware",
     # Last, so that it sees the exceptions of views: Redis or the broker down is a translated
     # "temporarily unavailable" page, not a 500.
     "portal.middleware.ServiceUnavailableMiddleware",

@@ -40,7 +40,7 @@ from .forms import (
     email_taken_message,
     signup_remember,
 )
-from .http import AuthenticatedHttpRequest, PortalRequest, organization_required
+from .http import AuthenticatedHttpRequest, PortalRequest, back_url, organization_required
 from .models import Delegation, Invitation, Membership, Organization, User
 from .policy import SCOPE_SHORT_LABELS, Action, Scope, partner_allows, require
 from .requestcontext import request_id
@@ -375,15 +375,10 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         return redirect(request.get_full_path())
     if request.path == reverse("account_logout") and not authenticated:
         return redirect("home")
-    back = request.headers.get("referer", "")
-    if not url_has_allowed_host_and_scheme(
-        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        back = reverse("dashboard" if authenticated else "home")
     response = render(
         request,
         "403_csrf.html",
-        {"back": back, "no_cookie": reason == REASON_NO_CSRF_COOKIE},
+        {"back": back_url(request), "no_cookie": reason == REASON_NO_CSRF_COOKIE},
         status=403,
     )
     response["Cache-Control"] = "no-store"
