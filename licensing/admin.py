@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -73,7 +74,9 @@ class ProductVersionAdmin(admin.ModelAdmin):
     list_select_related = ["product"]
     actions = ["generate_serials"]
 
-    @admin.action(description=_("Generate N serial numbers"))
+    # The serials are new rows: whoever may add serial numbers may generate them, not whoever
+    # may merely look at the catalog.
+    @admin.action(description=_("Generate N serial numbers"), permissions=["add_serials"])
     def generate_serials(self, request: HttpRequest, queryset: QuerySet[ProductVersion]) -> Any:
         if queryset.count() != 1:
             self.message_user(request, _("Select exactly one version."), messages.ERROR)
@@ -106,6 +109,10 @@ class ProductVersionAdmin(admin.ModelAdmin):
                 "title": _("Generate serial numbers for %(version)s") % {"version": version},
             },
         )
+
+    def has_add_serials_permission(self, request: HttpRequest) -> bool:
+        opts = SerialNumber._meta
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('add', opts)}")
 
 
 def _serial_codes_response(serials: list[SerialNumber], version: ProductVersion) -> HttpResponse:
@@ -309,7 +316,7 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # void instead: a serial is printed on a certificate out in the world
 
-    @admin.action(description=_("Void the selected open serial numbers"))
+    @admin.action(description=_("Void the selected open serial numbers"), permissions=["change"])
     def void_serials(self, request: HttpRequest, queryset: QuerySet[SerialNumber]) -> Any:
         open_serials = queryset.filter(status=SerialNumber.Status.OPEN)
         if "apply" not in request.POST:
