@@ -163,12 +163,20 @@ def contract_dates_problem(
     """Why these dates cannot be a contract's, or None. Admin forms show it; services enforce it."""
     if period_end < period_start:
         return _("The deployment period must end on or after the day it starts.")
+    try:
+        # Also what keeps the contract years computable (EFContract.years).
+        default_grey_year_end(period_end)
+    except OverflowError:
+        return _(
+            "The deployment period ends too late to leave room for a grey year after it. "
+            "Enter an earlier end date."
+        )
     if grey_year_end is not None and grey_year_end <= period_end:
         return _("The grey year must end after the deployment period.")
     return None
 
 
-def _check_dates(period_start: date, period_end: date, grey_year_end: date) -> None:
+def _check_dates(period_start: date, period_end: date, grey_year_end: date | None) -> None:
     problem = contract_dates_problem(
         period_start=period_start, period_end=period_end, grey_year_end=grey_year_end
     )
@@ -202,8 +210,8 @@ def contract_create(
             _("%(name)s is not a customer organization: contracts are signed by customers.")
             % {"name": organization.name}
         )
-    grey_year_end = grey_year_end or default_grey_year_end(period_end)
     _check_dates(period_start, period_end, grey_year_end)
+    grey_year_end = grey_year_end or default_grey_year_end(period_end)
     contract = EFContract.objects.create(
         number=_free_contract_number(),
         organization=organization,

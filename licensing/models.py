@@ -97,9 +97,14 @@ def terms_in_range(*, quantity: int, maintenance_months: int) -> bool:
 
 
 def add_months(start: date, months: int) -> date:
-    """The same day `months` later, clamped to the month's last day (Jan 31 + 1 → Feb 28)."""
+    """The same day `months` later, clamped to the month's last day (Jan 31 + 1 → Feb 28).
+
+    OverflowError past the last date a `date` holds (9999-12-31), as `date + timedelta` raises.
+    """
     month_index = start.month - 1 + months
     year, month = start.year + month_index // 12, month_index % 12 + 1
+    if not date.min.year <= year <= date.max.year:
+        raise OverflowError("date value out of range")
     for day in (start.day, 30, 29, 28):
         try:
             return start.replace(year=year, month=month, day=day)
