@@ -16,7 +16,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 from import_export.widgets import ForeignKeyWidget
 
-from .codes import CodeFormatError, canonical_code
+from .codes import CodeFormatError, canonical_code, canonical_key, is_printed_key
 from .models import (
     License,
     Product,
@@ -28,6 +28,7 @@ from .models import (
 from .services import (
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
+    PRINTED_KEY_CHARACTERS,
     LicensingError,
     serial_add,
     serial_change,
@@ -36,6 +37,7 @@ from .services import (
     serials_import_preview,
     serials_void,
 )
+from .views.licenses import csv_safe
 
 
 class ProductVersionInline(admin.TabularInline):
@@ -157,6 +159,11 @@ class SerialNumberResource(resources.ModelResource):
             "status",
         ]
 
+    def export_field(self, field: Any, instance: Any, **kwargs: Any) -> Any:
+        # Printed keys came from CSV files and SKUs and versions are typed by staff: a
+        # spreadsheet must not run any of them (the voucher and license exports do the same).
+        return csv_safe(super().export_field(field, instance, **kwargs))
+
 
 class SerialImportForm(forms.Form):
     import_file = forms.FileField(
@@ -195,6 +202,16 @@ class SerialNumberForm(forms.ModelForm):
                 _("“%(code)s” is not a valid serial number (%(reason)s).")
                 % {"code": raw.strip()[:64], "reason": exc.reason}
             ) from exc
+
+    def clean_printed_key(self) -> str:
+        # Stored as an import stores it, and refused as an import refuses it.
+        raw = self.cleaned_data["printed_key"]
+        if not raw.strip():
+            return ""
+        key = canonical_key(raw)
+        if not is_printed_key(key):
+            raise forms.ValidationError(PRINTED_KEY_CHARACTERS)
+        return key
 
 
 @admin.register(SerialNumber)

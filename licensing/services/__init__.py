@@ -51,6 +51,7 @@ from .manage import (
 from .reminders import THRESHOLDS, maintenance_reminders_send
 from .serials import (
     MAX_IMPORT_BYTES,
+    PRINTED_KEY_CHARACTERS,
     SerialImportPreview,
     SerialImportResult,
     serial_add,
@@ -66,6 +67,7 @@ __all__ = [
     "MAX_IMPORT_BYTES",
     "MAX_MAINTENANCE_MONTHS",
     "MAX_QUANTITY",
+    "PRINTED_KEY_CHARACTERS",
     "REGISTRATION_FIELDS",
     "THRESHOLDS",
     "CsvPreview",
