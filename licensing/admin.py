@@ -365,6 +365,19 @@ class SerialNumberAdmin(ExportMixin, admin.ModelAdmin):
         )
         return None
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[SerialNumber], search_term: str
+    ) -> tuple[QuerySet[SerialNumber], bool]:
+        # A code typed as the wizard accepts it (lower case, without or with other separators)
+        # finds its serial, as in the voucher admin.
+        try:
+            code = canonical_code(search_term)
+        except CodeFormatError:
+            code = ""
+        if code and queryset.filter(code=code).exists():
+            return queryset.filter(code=code), False
+        return super().get_search_results(request, queryset, search_term)
+
 
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
