@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,6 +25,35 @@ from portal.policy import EF_CONFIGURATION_USER, EF_CONTRACT_USER, EF_SUPER_USER
 
 # A report is due this many days after its contract year ends; after that it is overdue.
 REPORT_DUE_DAYS = 30
+
+
+# ISO 4217's active currency codes: what a line's unit value can be priced in. Not its fund
+# codes, precious metals, bond units, special drawing rights or test codes (nobody pays in them).
+_ISO_4217 = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+    KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+    MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+    SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+    UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+"""
+CURRENCIES = frozenset(_ISO_4217.split())
+
+
+def currency_problem(code: str) -> str | None:
+    """Why `code` (in any case) cannot be a line's currency, or None."""
+    if code.strip().upper() in CURRENCIES:
+        return None
+    return _(
+        "“%(code)s” is not an ISO 4217 currency code: enter three letters such as USD, EUR or BRL."
+    ) % {"code": code.strip()[:10]}
+
+
+def validate_currency(value: str) -> None:
+    problem = currency_problem(value)
+    if problem:
+        raise ValidationError(problem, code="currency")
 
 
 def generate_contract_number() -> str:
@@ -159,7 +189,13 @@ class EFLine(models.Model):
     # Kept equal to the sum of the line's drawdowns by drawdown_create, under the line's lock.
     drawn_quantity = models.PositiveIntegerField(_("drawn down"), default=0, editable=False)
     unit_value = models.DecimalField(_("unit value"), max_digits=12, decimal_places=2, default=0)
-    currency = models.CharField(_("currency"), max_length=3, default="USD")
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        default="USD",
+        validators=[validate_currency],
+        help_text=_("ISO 4217 code, for example USD, EUR or BRL."),
+    )
     overage_allowed = models.BooleanField(
         _("overage allowed"),
         default=False,

@@ -44,6 +44,7 @@ from .models import (
     EFLine,
     EFReminder,
     EFSite,
+    currency_problem,
     generate_contract_number,
 )
 
@@ -318,6 +319,7 @@ def line_add(
         overage_allowed=overage_allowed,
         unit_value=unit_value,
     )
+    problem = problem or currency_problem(currency)
     if problem:
         raise EFError(problem)
     if EFLine.objects.filter(contract=contract, version=version).exists():
@@ -330,7 +332,7 @@ def line_add(
         version=version,
         committed_quantity=committed_quantity,
         unit_value=unit_value,
-        currency=currency.upper(),
+        currency=currency.strip().upper(),
         overage_allowed=overage_allowed,
     )
     _audit(
@@ -376,12 +378,13 @@ def line_update(
         overage_allowed=overage_allowed,
         unit_value=unit_value,
     )
+    problem = problem or currency_problem(currency)
     if problem:
         raise EFError(problem)
     wanted = {
         "committed_quantity": committed_quantity,
         "unit_value": unit_value,
-        "currency": currency.upper(),
+        "currency": currency.strip().upper(),
         "overage_allowed": overage_allowed,
     }
     changes = _assign(locked, wanted, show=str)
