@@ -130,10 +130,14 @@ class EFContract(models.Model):
             models.CheckConstraint(
                 condition=Q(period_end__gte=F("period_start")),
                 name="enterprise_flex_efcontract_period_ordered",
+                violation_error_message=_(
+                    "The deployment period must end on or after the day it starts."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(grey_year_end__gt=F("period_end")),
                 name="enterprise_flex_efcontract_grey_year_after_period",
+                violation_error_message=_("The grey year must end after the deployment period."),
             ),
         ]
 
@@ -213,15 +217,22 @@ class EFLine(models.Model):
             models.CheckConstraint(
                 condition=Q(committed_quantity__gt=0),
                 name="enterprise_flex_efline_committed_positive",
+                violation_error_message=_("Enter a committed quantity of at least 1."),
             ),
             models.CheckConstraint(
-                condition=Q(unit_value__gte=0), name="enterprise_flex_efline_value_not_negative"
+                condition=Q(unit_value__gte=0),
+                name="enterprise_flex_efline_value_not_negative",
+                violation_error_message=_("The unit value cannot be negative."),
             ),
             # The database itself refuses a line drawn down beyond its commitment when it does
             # not allow overage, whatever the code above it does (the race test proves both).
             models.CheckConstraint(
                 condition=Q(overage_allowed=True) | Q(drawn_quantity__lte=F("committed_quantity")),
                 name="enterprise_flex_efline_within_commitment",
+                violation_error_message=_(
+                    "Without overage allowed, a line cannot have more drawn down than its "
+                    "commitment."
+                ),
             ),
         ]
 
@@ -400,11 +411,14 @@ class EFDrawdown(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(quantity__gt=0), name="enterprise_flex_efdrawdown_quantity_positive"
+                condition=Q(quantity__gt=0),
+                name="enterprise_flex_efdrawdown_quantity_positive",
+                violation_error_message=_("Enter a quantity of at least 1."),
             ),
             models.CheckConstraint(
                 condition=Q(overage_quantity__lte=F("quantity")),
                 name="enterprise_flex_efdrawdown_overage_within_quantity",
+                violation_error_message=_("A drawdown's overage cannot be more than its quantity."),
             ),
         ]
         indexes = [
@@ -463,11 +477,14 @@ class EFDeploymentReport(models.Model):
                 fields=["contract", "year"], name="enterprise_flex_efdeploymentreport_one_per_year"
             ),
             models.CheckConstraint(
-                condition=Q(year__gte=1), name="enterprise_flex_efdeploymentreport_year_positive"
+                condition=Q(year__gte=1),
+                name="enterprise_flex_efdeploymentreport_year_positive",
+                violation_error_message=_("Contract years are numbered from 1."),
             ),
             models.CheckConstraint(
                 condition=~Q(status="submitted") | Q(submitted_at__isnull=False),
                 name="enterprise_flex_efdeploymentreport_submitted_has_date",
+                violation_error_message=_("A submitted report needs the date it was submitted."),
             ),
         ]
 

@@ -172,7 +172,9 @@ class SerialNumber(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(quantity__gt=0), name="licensing_serialnumber_quantity_positive"
+                condition=models.Q(quantity__gt=0),
+                name="licensing_serialnumber_quantity_positive",
+                violation_error_message=_("A serial number needs a quantity of at least 1."),
             ),
             models.CheckConstraint(
                 condition=(
@@ -180,6 +182,10 @@ class SerialNumber(models.Model):
                     | ~models.Q(status="redeemed")
                 ),
                 name="licensing_serialnumber_redeemed_has_owner",
+                violation_error_message=_(
+                    "A redeemed serial number needs the organization and the license it was "
+                    "redeemed for."
+                ),
             ),
         ]
 
@@ -354,6 +360,7 @@ class License(models.Model):
             models.CheckConstraint(
                 condition=models.Q(maintenance_end__gte=models.F("maintenance_start")),
                 name="licensing_license_maintenance_ordered",
+                violation_error_message=_("Maintenance must end on or after the day it starts."),
             ),
         ]
 

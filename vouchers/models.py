@@ -71,6 +71,7 @@ class VoucherBatch(models.Model):
             models.CheckConstraint(
                 condition=models.Q(quantity_per_voucher__gt=0),
                 name="vouchers_voucherbatch_quantity_positive",
+                violation_error_message=_("A voucher needs a quantity of at least 1."),
             ),
         ]
 
@@ -136,6 +137,10 @@ class Voucher(models.Model):
                     | ~models.Q(status="redeemed")
                 ),
                 name="vouchers_voucher_redeemed_has_license",
+                violation_error_message=_(
+                    "A converted voucher needs the organization, the date and the license it was "
+                    "converted into."
+                ),
             ),
         ]
 
@@ -223,6 +228,9 @@ class VoucherConversion(models.Model):
             models.CheckConstraint(
                 condition=models.Q(processed__lte=models.F("total")),
                 name="vouchers_voucherconversion_processed_within_total",
+                violation_error_message=_(
+                    "A conversion cannot have processed more codes than it holds."
+                ),
             ),
         ]
 
