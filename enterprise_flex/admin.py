@@ -28,14 +28,14 @@ from .models import (
 from .services import (
     SITE_FIELDS,
     contract_create,
-    contract_dates_problem,
+    contract_dates_refusal,
     contract_update,
     contract_user_problem,
     contract_user_remove,
     contract_user_set,
     default_grey_year_end,
     line_add,
-    line_change_problem,
+    line_change_refusal,
     line_delete,
     line_update,
     site_create,
@@ -51,41 +51,40 @@ def _staff(request: HttpRequest) -> User:
 # Inlines
 
 
-class LineInlineFormSet(forms.BaseInlineFormSet):
-    def clean(self) -> None:
-        super().clean()
-        for form in self.forms:
-            if not hasattr(form, "cleaned_data") or not form.cleaned_data:
-                continue
-            line: EFLine = form.instance
-            drawn = line.drawn_quantity if line.pk else 0
-            if form.cleaned_data.get("DELETE"):
-                continue  # a line with drawdowns is protected: the admin refuses to delete it
-            if line.pk and "version" in form.changed_data:
-                # line_update amends terms only: a new version would be dropped in silence.
-                form.add_error(
-                    "version",
-                    _(
-                        "A line's product version cannot change. Add a line for the other "
-                        "version, and remove this one if nothing was drawn down from it."
-                    ),
-                )
-            committed = form.cleaned_data.get("committed_quantity")
-            if committed is None:
-                continue
-            problem = line_change_problem(
-                drawn=drawn,
-                committed=committed,
-                overage_allowed=bool(form.cleaned_data.get("overage_allowed")),
-                unit_value=form.cleaned_data.get("unit_value") or 0,
+class LineForm(forms.ModelForm):
+    # Checked in the form's clean, before the model validates its check constraints: an error
+    # on a field keeps the constraint on it from saying the same as "Constraint … is violated."
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        line: EFLine = self.instance
+        if data.get("DELETE"):
+            return data  # a line with drawdowns is protected: the admin refuses to delete it
+        if line.pk and "version" in self.changed_data:
+            # line_update amends terms only: a new version would be dropped in silence.
+            self.add_error(
+                "version",
+                _(
+                    "A line's product version cannot change. Add a line for the other "
+                    "version, and remove this one if nothing was drawn down from it."
+                ),
             )
-            if problem:
-                form.add_error("committed_quantity", problem)
+        committed = data.get("committed_quantity")
+        if committed is None:
+            return data
+        refusal = line_change_refusal(
+            drawn=line.drawn_quantity if line.pk else 0,
+            committed=committed,
+            overage_allowed=bool(data.get("overage_allowed")),
+            unit_value=data.get("unit_value") or 0,
+        )
+        if refusal:
+            self.add_error(*refusal)
+        return data
 
 
 class EFLineInline(admin.TabularInline):
     model = EFLine
-    formset = LineInlineFormSet
+    form = LineForm
     extra = 1
     fields = [
         "version",
@@ -186,11 +185,13 @@ class ContractForm(forms.ModelForm):
         data = super().clean() or {}
         start, end = data.get("period_start"), data.get("period_end")
         if start and end:
-            problem = contract_dates_problem(
+            refusal = contract_dates_refusal(
                 period_start=start, period_end=end, grey_year_end=data.get("grey_year_end")
             )
-            if problem:
-                raise forms.ValidationError(problem)
+            if refusal:
+                # On its field: the model's check constraint on that field is then not
+                # validated again, which would say the same as "Constraint … is violated."
+                self.add_error(*refusal)
         return data
 
 

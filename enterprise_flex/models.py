@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,6 +25,35 @@ from portal.policy import EF_CONFIGURATION_USER, EF_CONTRACT_USER, EF_SUPER_USER
 
 # A report is due this many days after its contract year ends; after that it is overdue.
 REPORT_DUE_DAYS = 30
+
+
+# ISO 4217's active currency codes: what a line's unit value can be priced in. Not its fund
+# codes, precious metals, bond units, special drawing rights or test codes (nobody pays in them).
+_ISO_4217 = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+    KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+    MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+    SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+    UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+"""
+CURRENCIES = frozenset(_ISO_4217.split())
+
+
+def currency_problem(code: str) -> str | None:
+    """Why `code` (in any case) cannot be a line's currency, or None."""
+    if code.strip().upper() in CURRENCIES:
+        return None
+    return _(
+        "“%(code)s” is not an ISO 4217 currency code: enter three letters such as USD, EUR or BRL."
+    ) % {"code": code.strip()[:10]}
+
+
+def validate_currency(value: str) -> None:
+    problem = currency_problem(value)
+    if problem:
+        raise ValidationError(problem, code="currency")
 
 
 def generate_contract_number() -> str:
@@ -100,10 +130,14 @@ class EFContract(models.Model):
             models.CheckConstraint(
                 condition=Q(period_end__gte=F("period_start")),
                 name="enterprise_flex_efcontract_period_ordered",
+                violation_error_message=_(
+                    "The deployment period must end on or after the day it starts."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(grey_year_end__gt=F("period_end")),
                 name="enterprise_flex_efcontract_grey_year_after_period",
+                violation_error_message=_("The grey year must end after the deployment period."),
             ),
         ]
 
@@ -159,7 +193,13 @@ class EFLine(models.Model):
     # Kept equal to the sum of the line's drawdowns by drawdown_create, under the line's lock.
     drawn_quantity = models.PositiveIntegerField(_("drawn down"), default=0, editable=False)
     unit_value = models.DecimalField(_("unit value"), max_digits=12, decimal_places=2, default=0)
-    currency = models.CharField(_("currency"), max_length=3, default="USD")
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        default="USD",
+        validators=[validate_currency],
+        help_text=_("ISO 4217 code, for example USD, EUR or BRL."),
+    )
     overage_allowed = models.BooleanField(
         _("overage allowed"),
         default=False,
@@ -177,15 +217,22 @@ class EFLine(models.Model):
             models.CheckConstraint(
                 condition=Q(committed_quantity__gt=0),
                 name="enterprise_flex_efline_committed_positive",
+                violation_error_message=_("Enter a committed quantity of at least 1."),
             ),
             models.CheckConstraint(
-                condition=Q(unit_value__gte=0), name="enterprise_flex_efline_value_not_negative"
+                condition=Q(unit_value__gte=0),
+                name="enterprise_flex_efline_value_not_negative",
+                violation_error_message=_("The unit value cannot be negative."),
             ),
             # The database itself refuses a line drawn down beyond its commitment when it does
             # not allow overage, whatever the code above it does (the race test proves both).
             models.CheckConstraint(
                 condition=Q(overage_allowed=True) | Q(drawn_quantity__lte=F("committed_quantity")),
                 name="enterprise_flex_efline_within_commitment",
+                violation_error_message=_(
+                    "Without overage allowed, a line cannot have more drawn down than its "
+                    "commitment."
+                ),
             ),
         ]
 
@@ -364,11 +411,14 @@ class EFDrawdown(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(quantity__gt=0), name="enterprise_flex_efdrawdown_quantity_positive"
+                condition=Q(quantity__gt=0),
+                name="enterprise_flex_efdrawdown_quantity_positive",
+                violation_error_message=_("Enter a quantity of at least 1."),
             ),
             models.CheckConstraint(
                 condition=Q(overage_quantity__lte=F("quantity")),
                 name="enterprise_flex_efdrawdown_overage_within_quantity",
+                violation_error_message=_("A drawdown's overage cannot be more than its quantity."),
             ),
         ]
         indexes = [
@@ -427,11 +477,14 @@ class EFDeploymentReport(models.Model):
                 fields=["contract", "year"], name="enterprise_flex_efdeploymentreport_one_per_year"
             ),
             models.CheckConstraint(
-                condition=Q(year__gte=1), name="enterprise_flex_efdeploymentreport_year_positive"
+                condition=Q(year__gte=1),
+                name="enterprise_flex_efdeploymentreport_year_positive",
+                violation_error_message=_("Contract years are numbered from 1."),
             ),
             models.CheckConstraint(
                 condition=~Q(status="submitted") | Q(submitted_at__isnull=False),
                 name="enterprise_flex_efdeploymentreport_submitted_has_date",
+                violation_error_message=_("A submitted report needs the date it was submitted."),
             ),
         ]
 

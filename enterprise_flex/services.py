@@ -44,6 +44,7 @@ from .models import (
     EFLine,
     EFReminder,
     EFSite,
+    currency_problem,
     generate_contract_number,
 )
 
@@ -157,18 +158,36 @@ def default_grey_year_end(period_end: date) -> date:
     return add_months(period_end, 12)
 
 
+def contract_dates_refusal(
+    *, period_start: date, period_end: date, grey_year_end: date | None
+) -> tuple[str, str] | None:
+    """The field at fault and why these dates cannot be a contract's, or None."""
+    if period_end < period_start:
+        return "period_end", _("The deployment period must end on or after the day it starts.")
+    try:
+        # Also what keeps the contract years computable (EFContract.years).
+        default_grey_year_end(period_end)
+    except OverflowError:
+        return "period_end", _(
+            "The deployment period ends too late to leave room for a grey year after it. "
+            "Enter an earlier end date."
+        )
+    if grey_year_end is not None and grey_year_end <= period_end:
+        return "grey_year_end", _("The grey year must end after the deployment period.")
+    return None
+
+
 def contract_dates_problem(
     *, period_start: date, period_end: date, grey_year_end: date | None
 ) -> str | None:
     """Why these dates cannot be a contract's, or None. Admin forms show it; services enforce it."""
-    if period_end < period_start:
-        return _("The deployment period must end on or after the day it starts.")
-    if grey_year_end is not None and grey_year_end <= period_end:
-        return _("The grey year must end after the deployment period.")
-    return None
+    refusal = contract_dates_refusal(
+        period_start=period_start, period_end=period_end, grey_year_end=grey_year_end
+    )
+    return refusal[1] if refusal else None
 
 
-def _check_dates(period_start: date, period_end: date, grey_year_end: date) -> None:
+def _check_dates(period_start: date, period_end: date, grey_year_end: date | None) -> None:
     problem = contract_dates_problem(
         period_start=period_start, period_end=period_end, grey_year_end=grey_year_end
     )
@@ -202,8 +221,8 @@ def contract_create(
             _("%(name)s is not a customer organization: contracts are signed by customers.")
             % {"name": organization.name}
         )
-    grey_year_end = grey_year_end or default_grey_year_end(period_end)
     _check_dates(period_start, period_end, grey_year_end)
+    grey_year_end = grey_year_end or default_grey_year_end(period_end)
     contract = EFContract.objects.create(
         number=_free_contract_number(),
         organization=organization,
@@ -275,21 +294,33 @@ def contract_update(
     return locked
 
 
+def line_change_refusal(
+    *, drawn: int, committed: int, overage_allowed: bool, unit_value: Decimal | int = 0
+) -> tuple[str, str] | None:
+    """The field at fault and why a line cannot have these terms, or None."""
+    if committed < 1 or committed > MAX_QUANTITY:
+        return "committed_quantity", _("Enter a committed quantity from 1 to %(max)s.") % {
+            "max": f"{MAX_QUANTITY:,}"
+        }
+    if unit_value < 0:
+        return "unit_value", _("The unit value cannot be negative.")
+    # Also when overage is allowed: what is drawn down beyond the commitment stays overage, and
+    # a line whose commitment covers its drawdowns may then stop allowing more.
+    if committed < drawn:
+        return "committed_quantity", _(
+            "%(drawn)s are already drawn down on this line: the commitment cannot be lower."
+        ) % {"drawn": drawn}
+    return None
+
+
 def line_change_problem(
     *, drawn: int, committed: int, overage_allowed: bool, unit_value: Decimal | int = 0
 ) -> str | None:
     """Why a line cannot have these terms, or None. Admin forms show it; services enforce it."""
-    if committed < 1 or committed > MAX_QUANTITY:
-        return _("Enter a committed quantity from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
-    if unit_value < 0:
-        return _("The unit value cannot be negative.")
-    # Also when overage is allowed: what is drawn down beyond the commitment stays overage, and
-    # a line whose commitment covers its drawdowns may then stop allowing more.
-    if committed < drawn:
-        return _(
-            "%(drawn)s are already drawn down on this line: the commitment cannot be lower."
-        ) % {"drawn": drawn}
-    return None
+    refusal = line_change_refusal(
+        drawn=drawn, committed=committed, overage_allowed=overage_allowed, unit_value=unit_value
+    )
+    return refusal[1] if refusal else None
 
 
 @transaction.atomic
@@ -310,6 +341,7 @@ def line_add(
         overage_allowed=overage_allowed,
         unit_value=unit_value,
     )
+    problem = problem or currency_problem(currency)
     if problem:
         raise EFError(problem)
     if EFLine.objects.filter(contract=contract, version=version).exists():
@@ -322,7 +354,7 @@ def line_add(
         version=version,
         committed_quantity=committed_quantity,
         unit_value=unit_value,
-        currency=currency.upper(),
+        currency=currency.strip().upper(),
         overage_allowed=overage_allowed,
     )
     _audit(
@@ -368,12 +400,13 @@ def line_update(
         overage_allowed=overage_allowed,
         unit_value=unit_value,
     )
+    problem = problem or currency_problem(currency)
     if problem:
         raise EFError(problem)
     wanted = {
         "committed_quantity": committed_quantity,
         "unit_value": unit_value,
-        "currency": currency.upper(),
+        "currency": currency.strip().upper(),
         "overage_allowed": overage_allowed,
     }
     changes = _assign(locked, wanted, show=str)

@@ -64,11 +64,13 @@ class ReleaseAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # withdraw instead: the files and their download log stay for audit
 
-    @admin.action(description=_("Withdraw: stop offering and serving the files"))
+    @admin.action(
+        description=_("Withdraw: stop offering and serving the files"), permissions=["change"]
+    )
     def withdraw_releases(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
         self._apply(request, queryset.filter(withdrawn_at__isnull=True), withdraw)
 
-    @admin.action(description=_("Restore: offer the files again"))
+    @admin.action(description=_("Restore: offer the files again"), permissions=["change"])
     def restore_releases(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
         self._apply(request, queryset.filter(withdrawn_at__isnull=False), release_restore)
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -15,7 +16,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 from import_export.widgets import ForeignKeyWidget
 
-from .codes import CodeFormatError, canonical_code
+from .codes import CodeFormatError, canonical_code, canonical_key, is_printed_key
 from .models import (
     License,
     Product,
@@ -27,8 +28,10 @@ from .models import (
 from .services import (
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
+    PRINTED_KEY_CHARACTERS,
     PUBLISHED_VERSION_FIXED,
     LicensingError,
+    csv_safe,
     product_staff_change,
     serial_add,
     serial_change,
@@ -129,7 +132,9 @@ class ProductVersionAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
             actor=request.user,  # type: ignore[arg-type]
         )
 
-    @admin.action(description=_("Generate N serial numbers"))
+    # The serials are new rows: whoever may add serial numbers may generate them, not whoever
+    # may merely look at the catalog.
+    @admin.action(description=_("Generate N serial numbers"), permissions=["add_serials"])
     def generate_serials(self, request: HttpRequest, queryset: QuerySet[ProductVersion]) -> Any:
         if queryset.count() != 1:
             self.message_user(request, _("Select exactly one version."), messages.ERROR)
@@ -162,6 +167,10 @@ class ProductVersionAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
                 "title": _("Generate serial numbers for %(version)s") % {"version": version},
             },
         )
+
+    def has_add_serials_permission(self, request: HttpRequest) -> bool:
+        opts = SerialNumber._meta
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('add', opts)}")
 
 
 def _serial_codes_response(serials: list[SerialNumber], version: ProductVersion) -> HttpResponse:
@@ -206,6 +215,11 @@ class SerialNumberResource(resources.ModelResource):
             "status",
         ]
 
+    def export_field(self, field: Any, instance: Any, **kwargs: Any) -> Any:
+        # Printed keys came from CSV files and SKUs and versions are typed by staff: a
+        # spreadsheet must not run any of them (the voucher and license exports do the same).
+        return csv_safe(super().export_field(field, instance, **kwargs))
+
 
 class SerialImportForm(forms.Form):
     import_file = forms.FileField(
@@ -244,6 +258,16 @@ class SerialNumberForm(forms.ModelForm):
                 _("“%(code)s” is not a valid serial number (%(reason)s).")
                 % {"code": raw.strip()[:64], "reason": exc.reason}
             ) from exc
+
+    def clean_printed_key(self) -> str:
+        # Stored as an import stores it, and refused as an import refuses it.
+        raw = self.cleaned_data["printed_key"]
+        if not raw.strip():
+            return ""
+        key = canonical_key(raw)
+        if not is_printed_key(key):
+            raise forms.ValidationError(PRINTED_KEY_CHARACTERS)
+        return key
 
 
 @admin.register(SerialNumber)
@@ -369,7 +393,7 @@ class SerialNumberAdmin(RefusalAsMessageMixin, ExportMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # void instead: a serial is printed on a certificate out in the world
 
-    @admin.action(description=_("Void the selected open serial numbers"))
+    @admin.action(description=_("Void the selected open serial numbers"), permissions=["change"])
     def void_serials(self, request: HttpRequest, queryset: QuerySet[SerialNumber]) -> Any:
         open_serials = queryset.filter(status=SerialNumber.Status.OPEN)
         if "apply" not in request.POST:
@@ -400,6 +424,19 @@ class SerialNumberAdmin(RefusalAsMessageMixin, ExportMixin, admin.ModelAdmin):
             % {"count": len(codes)},
         )
         return None
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[SerialNumber], search_term: str
+    ) -> tuple[QuerySet[SerialNumber], bool]:
+        # A code typed as the wizard accepts it (lower case, without or with other separators)
+        # finds its serial, as in the voucher admin.
+        try:
+            code = canonical_code(search_term)
+        except CodeFormatError:
+            code = ""
+        if code and queryset.filter(code=code).exists():
+            return queryset.filter(code=code), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 @admin.register(License)

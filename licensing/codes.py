@@ -82,6 +82,16 @@ def canonical_key(raw: str) -> str:
     return "".join((raw or "").split()).upper()
 
 
+# A key printed on a certificate as the portal stores it (canonical_key): a generated key, or a
+# legacy one in letters, digits and dashes. Nothing else, so no spreadsheet runs one as a formula.
+_PRINTED_KEY = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
+
+
+def is_printed_key(key: str) -> bool:
+    """Whether `key` (as canonical_key stores it) can be a printed license key."""
+    return bool(_PRINTED_KEY.match(key))
+
+
 class CodeFormatError(ValueError):
     """A typed serial or voucher code that cannot be right, whatever is in the database."""
 

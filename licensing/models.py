@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -81,10 +82,29 @@ class ProductVersion(models.Model):
         return f"{self.product.name} {self.version}"
 
 
+# What one serial (or voucher) may carry, however it is made: generated, imported, typed in
+# admin. Beyond them a license's maintenance end would not fit in a date.
+MAX_QUANTITY = 1_000_000
+MAX_MAINTENANCE_MONTHS = 120
+QUANTITY_VALIDATORS = [MinValueValidator(1), MaxValueValidator(MAX_QUANTITY)]
+MAINTENANCE_MONTHS_VALIDATORS = [MaxValueValidator(MAX_MAINTENANCE_MONTHS)]
+
+
+def terms_in_range(*, quantity: int, maintenance_months: int) -> bool:
+    """Whether a serial's or voucher batch's terms are within the limits above (rows stored
+    before the limits were enforced everywhere may not be)."""
+    return 1 <= quantity <= MAX_QUANTITY and 0 <= maintenance_months <= MAX_MAINTENANCE_MONTHS
+
+
 def add_months(start: date, months: int) -> date:
-    """The same day `months` later, clamped to the month's last day (Jan 31 + 1 → Feb 28)."""
+    """The same day `months` later, clamped to the month's last day (Jan 31 + 1 → Feb 28).
+
+    OverflowError past the last date a `date` holds (9999-12-31), as `date + timedelta` raises.
+    """
     month_index = start.month - 1 + months
     year, month = start.year + month_index // 12, month_index % 12 + 1
+    if not date.min.year <= year <= date.max.year:
+        raise OverflowError("date value out of range")
     for day in (start.day, 30, 29, 28):
         try:
             return start.replace(year=year, month=month, day=day)
@@ -112,8 +132,10 @@ class SerialNumber(models.Model):
         verbose_name=_("product version"),
     )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.NEW)
-    quantity = models.PositiveIntegerField(_("quantity"), default=1)
-    maintenance_months = models.PositiveSmallIntegerField(_("maintenance months"), default=12)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1, validators=QUANTITY_VALIDATORS)
+    maintenance_months = models.PositiveSmallIntegerField(
+        _("maintenance months"), default=12, validators=MAINTENANCE_MONTHS_VALIDATORS
+    )
     expires_on = models.DateField(
         _("redeem before"), null=True, blank=True, help_text=_("Empty: never expires.")
     )
@@ -150,7 +172,9 @@ class SerialNumber(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(quantity__gt=0), name="licensing_serialnumber_quantity_positive"
+                condition=models.Q(quantity__gt=0),
+                name="licensing_serialnumber_quantity_positive",
+                violation_error_message=_("A serial number needs a quantity of at least 1."),
             ),
             models.CheckConstraint(
                 condition=(
@@ -158,6 +182,10 @@ class SerialNumber(models.Model):
                     | ~models.Q(status="redeemed")
                 ),
                 name="licensing_serialnumber_redeemed_has_owner",
+                violation_error_message=_(
+                    "A redeemed serial number needs the organization and the license it was "
+                    "redeemed for."
+                ),
             ),
         ]
 
@@ -170,6 +198,9 @@ class SerialNumber(models.Model):
 
     def is_expired(self, *, today: date) -> bool:
         return self.expires_on is not None and self.expires_on < today
+
+    def terms_in_range(self) -> bool:
+        return terms_in_range(quantity=self.quantity, maintenance_months=self.maintenance_months)
 
 
 class SupportRegistration(models.Model):
@@ -329,6 +360,7 @@ class License(models.Model):
             models.CheckConstraint(
                 condition=models.Q(maintenance_end__gte=models.F("maintenance_start")),
                 name="licensing_license_maintenance_ordered",
+                violation_error_message=_("Maintenance must end on or after the day it starts."),
             ),
         ]
 

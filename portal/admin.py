@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.admin import EmailAddressAdmin as AllauthEmailAddressAdmin
+from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -304,7 +307,15 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     exclude = ["attachments"]
     actions = ["resend"]
 
-    @admin.action(description=_("Send again now (failed or pending emails)"))
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        # The outbox cannot be edited (ReadOnlyAdmin), so "change" would hide the action from
+        # everyone: it is for whoever holds the change permission on outbound emails.
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+
+    @admin.action(
+        description=_("Send again now (failed or pending emails)"), permissions=["resend"]
+    )
     def resend(self, request: HttpRequest, queryset: QuerySet[OutboundEmail]) -> None:
         count = outbound_emails_resend(emails=list(queryset), actor=request.user)  # type: ignore[arg-type]
         skipped = queryset.count() - count
@@ -339,3 +350,18 @@ class DelegationAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["customer", "partner"]
     date_hierarchy = "created_at"
+
+
+# allauth's action verifies addresses for anyone who may view them: re-registered so that it
+# takes the permission to change them, as every action here does.
+admin.site.unregister(EmailAddress)
+
+
+@admin.register(EmailAddress)
+class EmailAddressAdmin(AllauthEmailAddressAdmin):
+    @admin.action(
+        description=AllauthEmailAddressAdmin.make_verified.short_description,  # type: ignore[attr-defined]
+        permissions=["change"],
+    )
+    def make_verified(self, request: HttpRequest, queryset: QuerySet[EmailAddress]) -> None:
+        super().make_verified(request, queryset)

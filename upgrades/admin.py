@@ -28,7 +28,7 @@ class ProductVersionAdmin(CatalogVersionAdmin):
     actions = [*CatalogVersionAdmin.actions, "publish_and_notify"]
     readonly_fields = ["published_at"]
 
-    @admin.action(description=_("Publish and notify"))
+    @admin.action(description=_("Publish and notify"), permissions=["change"])
     def publish_and_notify(
         self, request: HttpRequest, queryset: QuerySet[ProductVersion]
     ) -> HttpResponse | None:

@@ -230,7 +230,7 @@ class VoucherBatchAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # void instead: the codes are out in the world
 
-    @admin.action(description=_("Export codes as CSV"))
+    @admin.action(description=_("Export codes as CSV"), permissions=["view"])
     def export_codes(self, request: HttpRequest, queryset: QuerySet[VoucherBatch]) -> HttpResponse:
         vouchers = (
             Voucher.objects.filter(batch__in=queryset)
@@ -242,7 +242,7 @@ class VoucherBatchAdmin(admin.ModelAdmin):
         name = f"vouchers-batch-{ids[0]}-{stamp}.csv" if len(ids) == 1 else f"vouchers-{stamp}.csv"
         return codes_csv_response(vouchers.iterator(chunk_size=2000), name)
 
-    @admin.action(description=_("Void batch"))
+    @admin.action(description=_("Void batch"), permissions=["change"])
     def void_batches(self, request: HttpRequest, queryset: QuerySet[VoucherBatch]) -> Any:
         batches = list(queryset.select_related("oem", "version__product"))
         if "apply" not in request.POST:
@@ -305,7 +305,7 @@ class VoucherAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description=_("Void selected vouchers"))
+    @admin.action(description=_("Void selected vouchers"), permissions=["change"])
     def void_vouchers(self, request: HttpRequest, queryset: QuerySet[Voucher]) -> Any:
         if "apply" not in request.POST:
             return render(
@@ -331,7 +331,7 @@ class VoucherAdmin(admin.ModelAdmin):
         )
         return None
 
-    @admin.action(description=_("Export codes as CSV"))
+    @admin.action(description=_("Export codes as CSV"), permissions=["view"])
     def export_codes(self, request: HttpRequest, queryset: QuerySet[Voucher]) -> HttpResponse:
         vouchers = queryset.select_related("batch__oem", "batch__version__product").order_by(
             "batch_id", "pk"

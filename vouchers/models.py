@@ -9,7 +9,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from licensing.models import License, ProductVersion, SupportRegistration
+from licensing.models import (
+    MAINTENANCE_MONTHS_VALIDATORS,
+    QUANTITY_VALIDATORS,
+    License,
+    ProductVersion,
+    SupportRegistration,
+    terms_in_range,
+)
 from portal.models import Delegation, Organization
 
 
@@ -35,8 +42,12 @@ class VoucherBatch(models.Model):
         blank=True,
         help_text=_("For your reference, for example the OEM's purchase order number."),
     )
-    quantity_per_voucher = models.PositiveIntegerField(_("quantity per voucher"), default=1)
-    maintenance_months = models.PositiveSmallIntegerField(_("maintenance months"), default=12)
+    quantity_per_voucher = models.PositiveIntegerField(
+        _("quantity per voucher"), default=1, validators=QUANTITY_VALIDATORS
+    )
+    maintenance_months = models.PositiveSmallIntegerField(
+        _("maintenance months"), default=12, validators=MAINTENANCE_MONTHS_VALIDATORS
+    )
     expires_on = models.DateField(
         _("convert before"), null=True, blank=True, help_text=_("Empty: never expires.")
     )
@@ -60,6 +71,7 @@ class VoucherBatch(models.Model):
             models.CheckConstraint(
                 condition=models.Q(quantity_per_voucher__gt=0),
                 name="vouchers_voucherbatch_quantity_positive",
+                violation_error_message=_("A voucher needs a quantity of at least 1."),
             ),
         ]
 
@@ -69,6 +81,11 @@ class VoucherBatch(models.Model):
 
     def is_expired(self, *, today: date) -> bool:
         return self.expires_on is not None and self.expires_on < today
+
+    def terms_in_range(self) -> bool:
+        return terms_in_range(
+            quantity=self.quantity_per_voucher, maintenance_months=self.maintenance_months
+        )
 
 
 class Voucher(models.Model):
@@ -120,6 +137,10 @@ class Voucher(models.Model):
                     | ~models.Q(status="redeemed")
                 ),
                 name="vouchers_voucher_redeemed_has_license",
+                violation_error_message=_(
+                    "A converted voucher needs the organization, the date and the license it was "
+                    "converted into."
+                ),
             ),
         ]
 
@@ -207,6 +228,9 @@ class VoucherConversion(models.Model):
             models.CheckConstraint(
                 condition=models.Q(processed__lte=models.F("total")),
                 name="vouchers_voucherconversion_processed_within_total",
+                violation_error_message=_(
+                    "A conversion cannot have processed more codes than it holds."
+                ),
             ),
         ]
 

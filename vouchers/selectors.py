@@ -49,6 +49,7 @@ class Reason:
     NOT_CHECKED = "not_checked"
     STOPPED = "stopped"
     ACCESS_ENDED = "access_ended"
+    TERMS = "terms"
 
     # A failed attempt in the shared budget, as a mistyped or unknown serial number is. A code the
     # organization itself already converted, or that is real but node-locked, is not a guess.
@@ -95,6 +96,10 @@ def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
         Reason.STOPPED: _(
             "Not converted: the conversion stopped before this code. Submit it again, or "
             "contact customer care."
+        ),
+        Reason.TERMS: _(
+            "This voucher cannot be converted online: its terms are out of range. Contact "
+            "customer care."
         ),
         Reason.ACCESS_ENDED: _(
             "Not converted: the conversion stopped when its submitter's access to the "
@@ -164,6 +169,9 @@ def voucher_check(
         return CodeCheck(
             entry, code, Reason.NODE_LOCKED, voucher, {"product": batch.version.product.name}
         )
+    if not batch.terms_in_range():
+        # Stored before admin enforced the limits: its license's dates would not even compute.
+        return CodeCheck(entry, code, Reason.TERMS, voucher)
     return CodeCheck(entry, code, "", voucher)
 
 

@@ -26,7 +26,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from licensing.codes import generate_code
-from licensing.models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
+from licensing.models import (
+    MAX_MAINTENANCE_MONTHS,
+    MAX_QUANTITY,
+    License,
+    ProductVersion,
+    SerialNumber,
+    SupportRegistration,
+    add_months,
+)
 from licensing.services import IssueSource, licenses_issue
 from portal.broker import enqueue
 from portal.models import Delegation, Organization, User
@@ -109,6 +117,13 @@ def voucher_batch_create(
         raise VoucherError(_("Create between 1 and 100,000 vouchers at a time."))
     if quantity_per_voucher < 1:
         raise VoucherError(_("A voucher needs a quantity of at least 1."))
+    # The limits of a serial, which a voucher becomes the license of (the admin form says so too).
+    if quantity_per_voucher > MAX_QUANTITY:
+        raise VoucherError(_("Quantity must be from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"})
+    if not 0 <= maintenance_months <= MAX_MAINTENANCE_MONTHS:
+        raise VoucherError(
+            _("Maintenance months must be from 0 to %(max)d.") % {"max": MAX_MAINTENANCE_MONTHS}
+        )
     if version.product.node_locked:
         raise VoucherError(
             _(

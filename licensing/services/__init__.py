@@ -57,6 +57,7 @@ from .manage import (
 from .reminders import THRESHOLDS, maintenance_reminders_send
 from .serials import (
     MAX_IMPORT_BYTES,
+    PRINTED_KEY_CHARACTERS,
     SerialImportPreview,
     SerialImportResult,
     serial_add,
@@ -75,6 +76,7 @@ __all__ = [
     "MAX_IMPORT_BYTES",
     "MAX_MAINTENANCE_MONTHS",
     "MAX_QUANTITY",
+    "PRINTED_KEY_CHARACTERS",
     "PUBLISHED_VERSION_FIXED",
     "REGISTRATION_FIELDS",
     "THRESHOLDS",

@@ -21,6 +21,8 @@ from portal.services import admin_languages, audit_event_build, audit_record
 from ..codes import canonical_code, canonical_key, generate_license_key
 from ..licensefile import build_license_file
 from ..models import (
+    MAX_MAINTENANCE_MONTHS,
+    MAX_QUANTITY,
     License,
     ProductVersion,
     RetiredKey,
@@ -544,6 +546,14 @@ def serial_refusal_raise(
             _("This serial number expired on %(date)s and can no longer be redeemed.")
             % {"date": short_date(serial.expires_on)}
         )
+    if not serial.terms_in_range():
+        # Stored before admin enforced the limits: its license's dates would not even compute.
+        raise SerialError(
+            _(
+                "This serial number cannot be redeemed online: its terms are out of range. "
+                "Contact customer care."
+            )
+        )
     needs_target = serial.kind != SerialNumber.Kind.NEW
     if needs_target and not target_licenses(serial=serial, organization=organization).exists():
         raise SerialError(_no_target_message(serial=serial, organization=organization))
@@ -851,11 +861,6 @@ def license_renew(
     )
     license_email_queue(license=locked, acting_user=acting_user, event="renewed")
     return locked
-
-
-# What one serial may carry, whether generated (serials_create) or imported (serials_import).
-MAX_QUANTITY = 1_000_000
-MAX_MAINTENANCE_MONTHS = 120
 
 
 @transaction.atomic

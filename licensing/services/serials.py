@@ -16,11 +16,12 @@ from typing import IO, Any
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from portal.models import User
 from portal.services import audit_record
 
-from ..codes import CodeFormatError, canonical_code, canonical_key
+from ..codes import CodeFormatError, canonical_code, canonical_key, is_printed_key
 from ..models import ProductVersion, SerialNumber
 from .issue import MAX_MAINTENANCE_MONTHS, MAX_QUANTITY, LicensingError
 
@@ -36,6 +37,10 @@ IMPORT_COLUMNS = [
 ]
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_ROWS = 10_000
+# Said by the import and by the admin's serial form alike.
+PRINTED_KEY_CHARACTERS = gettext_lazy(
+    "Enter the printed license key as it is on the certificate: letters, digits and dashes only."
+)
 
 
 @dataclass
@@ -153,6 +158,8 @@ def _row(
         row.printed_key = canonical_key(printed)
         if len(row.printed_key) > 64:
             row.error = _("The printed license key is longer than 64 characters.")
+        elif not is_printed_key(row.printed_key):
+            row.error = str(PRINTED_KEY_CHARACTERS)
     return row
 
 
