@@ -30,9 +30,11 @@ from .services import (
     MAX_QUANTITY,
     PRINTED_KEY_CHARACTERS,
     PUBLISHED_VERSION_FIXED,
+    VERSION_FIXED,
     LicensingError,
     csv_safe,
     product_staff_change,
+    registration_staff_change,
     serial_add,
     serial_change,
     serials_create,
@@ -116,9 +118,11 @@ class ProductVersionAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
     actions = ["generate_serials"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is not None and obj.published_at is not None:
-            return [*self.readonly_fields, *PUBLISHED_VERSION_FIXED]
-        return self.readonly_fields
+        if obj is None:
+            return self.readonly_fields
+        if obj.published_at is not None:
+            return [*self.readonly_fields, *VERSION_FIXED, *PUBLISHED_VERSION_FIXED]
+        return [*self.readonly_fields, *VERSION_FIXED]
 
     def save_model(
         self, request: HttpRequest, obj: ProductVersion, form: Any, change: bool
@@ -505,3 +509,16 @@ class SupportRegistrationAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     # country_legacy: what was typed before countries were codes and matched none.
     readonly_fields = ["country_legacy", "created_at", "updated_at"]
+
+    def save_model(
+        self, request: HttpRequest, obj: SupportRegistration, form: Any, change: bool
+    ) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # A correction customer care makes is audited like the customer's own edits.
+        registration_staff_change(
+            registration=obj,
+            fields=form.changed_data,
+            actor=request.user,  # type: ignore[arg-type]
+        )

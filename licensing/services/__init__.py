@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .catalog import PUBLISHED_VERSION_FIXED, product_staff_change, version_staff_change
+from .catalog import (
+    PUBLISHED_VERSION_FIXED,
+    VERSION_FIXED,
+    product_staff_change,
+    registration_staff_change,
+    version_staff_change,
+)
 from .issue import (
     LICENSE_FILE_MIMETYPE,
     MAX_MAINTENANCE_MONTHS,
@@ -80,6 +86,7 @@ __all__ = [
     "PUBLISHED_VERSION_FIXED",
     "REGISTRATION_FIELDS",
     "THRESHOLDS",
+    "VERSION_FIXED",
     "CsvPreview",
     "CsvRow",
     "IssueSource",
@@ -111,6 +118,7 @@ __all__ = [
     "maintenance_reminders_send",
     "normalize_share_email",
     "product_staff_change",
+    "registration_staff_change",
     "registration_update",
     "rehost_refusal",
     "rehost_stamp",

@@ -10,12 +10,15 @@ from django.utils.translation import gettext as _
 from portal.models import User
 from portal.services import audit_record, staff_changes
 
-from ..models import Product, ProductVersion
+from ..models import Product, ProductVersion, SupportRegistration
 from .issue import LicensingError
 
 # What a published version's customers were told, and what decided who was told (upgrade
 # eligibility counts maintenance against the release date): fixed once it is published.
 PUBLISHED_VERSION_FIXED = ("released_on",)
+# A version stays with the product it was made for: moving it would move its serial numbers,
+# licenses and downloads to another product.
+VERSION_FIXED = ("product",)
 
 
 @transaction.atomic
@@ -46,6 +49,13 @@ def version_staff_change(
     changes = staff_changes(stored=locked, edited=version, fields=fields)
     if not changes:
         return locked
+    if set(changes) & set(VERSION_FIXED):
+        raise LicensingError(
+            _(
+                "A version stays with the product it was made for. To offer it under another "
+                "product, add a version to that product."
+            )
+        )
     # Checked under the lock: published between the page and the save, it is refused too.
     if locked.published_at is not None and set(changes) & set(PUBLISHED_VERSION_FIXED):
         raise LicensingError(
@@ -67,3 +77,24 @@ def version_staff_change(
         },
     )
     return version
+
+
+@transaction.atomic
+def registration_staff_change(
+    *, registration: SupportRegistration, fields: Sequence[str], actor: User | None
+) -> SupportRegistration:
+    """Saves the `fields` staff corrected on a support registration in admin, audited with each
+    field's before and after (every license using the row reads the correction)."""
+    locked = SupportRegistration.objects.select_for_update().get(pk=registration.pk)
+    changes = staff_changes(stored=locked, edited=registration, fields=fields)
+    if not changes:
+        return locked
+    registration.save(update_fields=list(changes))
+    audit_record(
+        action="registration.changed",
+        actor=actor,
+        organization=registration.organization,
+        obj=registration,
+        details={"changes": changes, "reason": "staff"},
+    )
+    return registration

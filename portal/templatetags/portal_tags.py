@@ -42,6 +42,7 @@ AUDIT_ACTIONS = {
     "license.rehosted": _("Moved a license to a new host"),
     "license.emailed": _("Emailed a license key again"),
     "license.registration_changed": _("Changed a support registration"),
+    "registration.changed": _("Changed a support registration"),
     "license.custom_data_changed": _("Changed custom data"),
     "license.shared": _("Shared a license"),
     "license.share_revoked": _("Stopped sharing a license"),

@@ -17,6 +17,7 @@ from tests.licensing.factories import (
     ProductFactory,
     ProductVersionFactory,
     SerialNumberFactory,
+    SupportRegistrationFactory,
 )
 from tests.portal.factories import UserFactory
 
@@ -192,3 +193,52 @@ def test_a_refusal_in_the_save_reads_as_a_message(staff_client, monkeypatch) -> 
     assert "can no longer change" in response.content.decode()
     version.refresh_from_db()
     assert version.released_on == date(2026, 1, 15)
+
+
+def test_a_version_stays_with_its_product(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # Changing a version's product moved its serials and licenses to another product.
+    version = ProductVersionFactory()
+    license = LicenseFactory(version=version)
+    other = ProductFactory()
+    url = reverse("admin:licensing_productversion_change", args=[version.pk])
+    assert 'name="product"' not in staff_client.get(url).content.decode()
+    version.product = other
+    with pytest.raises(LicensingError, match="stays with the product"):
+        version_staff_change(version=version, fields=["product"], actor=None)
+    license.refresh_from_db()
+    assert license.version.product_id != other.pk
+    assert not AuditEvent.objects.filter(action="version.changed").exists()
+
+
+def test_a_registration_corrected_in_admin_is_audited(staff_client) -> None:  # type: ignore[no-untyped-def]
+    registration = SupportRegistrationFactory(technical_email="old@customer.example")
+    url = reverse("admin:licensing_supportregistration_change", args=[registration.pk])
+    form = {
+        name: getattr(registration, name)
+        for name in (
+            "company",
+            "address",
+            "primary_name",
+            "primary_email",
+            "primary_phone",
+            "technical_name",
+            "technical_phone",
+        )
+    }
+    response = staff_client.post(
+        url,
+        {
+            **form,
+            "organization": registration.organization_id,
+            "country": str(registration.country),
+            "technical_email": "new@customer.example",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    registration.refresh_from_db()
+    assert registration.technical_email == "new@customer.example"
+    event = AuditEvent.objects.get(action="registration.changed")
+    assert event.details["changes"] == {
+        "technical_email": {"from": "old@customer.example", "to": "new@customer.example"}
+    }
+    assert event.organization_id == registration.organization_id
