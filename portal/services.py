@@ -4,11 +4,11 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import suppress
 from datetime import date, datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from django.conf import settings
@@ -544,6 +544,41 @@ def staff_changes(*, stored: Model, edited: Model, fields: Iterable[str]) -> dic
     return changes
 
 
+StaffEdited = TypeVar("StaffEdited", bound=Model)
+
+
+@transaction.atomic
+def staff_edit_save(
+    *,
+    edited: StaffEdited,
+    fields: Sequence[str],
+    actor: User | None,
+    action: str,
+    organization: Callable[[StaffEdited], Organization | None] = lambda _locked: None,
+    details: Callable[[StaffEdited], dict[str, Any]] = lambda _locked: {},
+    check: Callable[[StaffEdited, dict[str, Any]], None] | None = None,
+) -> StaffEdited:
+    """Saves the `fields` staff changed on `edited` (an admin form's instance) under its row's
+    lock, audited as `action` with each field's before and after (staff_changes), and the
+    `organization` and `details` read from the locked row; `check(locked, changes)` may refuse
+    by raising, before anything is written. Nothing is written when nothing changed."""
+    locked = type(edited)._default_manager.select_for_update().get(pk=edited.pk)
+    changes = staff_changes(stored=locked, edited=edited, fields=fields)
+    if not changes:
+        return locked
+    if check is not None:
+        check(locked, changes)
+    edited.save(update_fields=list(changes))
+    audit_record(
+        action=action,
+        actor=actor,
+        organization=organization(locked),
+        obj=edited,
+        details={**details(locked), "changes": changes, "reason": "staff"},
+    )
+    return edited
+
+
 def organization_kind_fixed_message(ties: Sequence[str]) -> str:
     return _(
         "The kind of this organization cannot change: it already has %(records)s, made for "
@@ -551,7 +586,6 @@ def organization_kind_fixed_message(ties: Sequence[str]) -> str:
     ) % {"records": ", ".join(ties)}
 
 
-@transaction.atomic
 def organization_staff_change(
     *, organization: Organization, fields: Sequence[str], actor: User
 ) -> Organization:
@@ -561,23 +595,21 @@ def organization_staff_change(
     customer with licenses or an Enterprise Flexible contract turned partner, or a partner
     holding delegations turned customer, would contradict what it holds.
     """
-    locked = Organization.objects.select_for_update().get(pk=organization.pk)
-    changes = staff_changes(stored=locked, edited=organization, fields=fields)
-    if not changes:
-        return locked
+    return staff_edit_save(
+        edited=organization,
+        fields=fields,
+        actor=actor,
+        action="organization.changed",
+        organization=lambda locked: locked,
+        check=_organization_change_check,
+    )
+
+
+def _organization_change_check(locked: Organization, changes: dict[str, Any]) -> None:
     if "kind" in changes:
         ties = organization_kind_ties(locked)
         if ties:
             raise PortalError(organization_kind_fixed_message(ties))
-    organization.save(update_fields=list(changes))
-    audit_record(
-        action="organization.changed",
-        actor=actor,
-        organization=organization,
-        obj=organization,
-        details={"changes": changes, "reason": "staff"},
-    )
-    return organization
 
 
 @transaction.atomic

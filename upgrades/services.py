@@ -28,7 +28,7 @@ from licensing.services import (
 from portal.broker import enqueue
 from portal.emails import EmailToQueue, queue_emails, recipient_languages, sender_language
 from portal.models import Organization, User
-from portal.services import audit_record, staff_changes
+from portal.services import audit_record, staff_edit_save
 
 from .models import UpgradeLine, UpgradeNotice, UpgradeNotification, UpgradeRedemption
 
@@ -315,25 +315,19 @@ def _notices_insert(keys: list[_NoticeKey]) -> set[_NoticeKey]:
 # Upgrading
 
 
-@transaction.atomic
 def notification_staff_change(
     *, notification: UpgradeNotification, fields: Sequence[str], actor: User | None
 ) -> UpgradeNotification:
     """Saves the `fields` staff changed on an upgrade notification in admin (its expiry: an
     earlier one ends the customer's right to upgrade with it), audited before and after."""
-    locked = UpgradeNotification.objects.select_for_update().get(pk=notification.pk)
-    changes = staff_changes(stored=locked, edited=notification, fields=fields)
-    if not changes:
-        return locked
-    notification.save(update_fields=list(changes))
-    audit_record(
-        action="upgrade.notification_changed",
+    return staff_edit_save(
+        edited=notification,
+        fields=fields,
         actor=actor,
-        organization=locked.organization,
-        obj=notification,
-        details={"code": locked.code, "changes": changes, "reason": "staff"},
+        action="upgrade.notification_changed",
+        organization=lambda locked: locked.organization,
+        details=lambda locked: {"code": locked.code},
     )
-    return notification
 
 
 def line_for(*, line_id: int | str, organization: Organization) -> UpgradeLine | None:

@@ -40,7 +40,7 @@ from portal.broker import enqueue
 from portal.models import Delegation, Organization, User
 from portal.policy import Action, may_go_on
 from portal.requestcontext import acting_under, current_delegation
-from portal.services import audit_record, staff_changes
+from portal.services import audit_record, staff_edit_save
 from portal.tasks import merge_search_indexes
 
 from .emails import conversion_email_queue
@@ -194,25 +194,18 @@ def voucher_batch_void(*, batch: VoucherBatch, acting_user: User | None) -> int:
     return count
 
 
-@transaction.atomic
 def voucher_batch_staff_change(
     *, batch: VoucherBatch, fields: Sequence[str], actor: User | None
 ) -> VoucherBatch:
     """Saves the `fields` staff changed on a batch in admin (its label, its redeem-before
     date: an earlier one expires every open voucher of it), audited before and after."""
-    locked = VoucherBatch.objects.select_for_update().get(pk=batch.pk)
-    changes = staff_changes(stored=locked, edited=batch, fields=fields)
-    if not changes:
-        return locked
-    batch.save(update_fields=list(changes))
-    audit_record(
-        action="voucher_batch.changed",
+    return staff_edit_save(
+        edited=batch,
+        fields=fields,
         actor=actor,
-        organization=locked.oem,
-        obj=batch,
-        details={"changes": changes, "reason": "staff"},
+        action="voucher_batch.changed",
+        organization=lambda locked: locked.oem,
     )
-    return batch
 
 
 @transaction.atomic

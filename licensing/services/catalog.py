@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from django.db import transaction
 from django.utils.translation import gettext as _
 
 from portal.models import User
-from portal.services import audit_record, staff_changes
+from portal.services import staff_edit_save
 
 from ..models import Product, ProductVersion, SupportRegistration
 from .issue import LicensingError
@@ -21,34 +21,34 @@ PUBLISHED_VERSION_FIXED = ("released_on",)
 VERSION_FIXED = ("product",)
 
 
-@transaction.atomic
 def product_staff_change(*, product: Product, fields: Sequence[str], actor: User | None) -> Product:
     """Saves the `fields` staff changed on a product in admin (node-locking, the rehost
     limit: rules every license of it follows), audited with each field's before and after."""
-    locked = Product.objects.select_for_update().get(pk=product.pk)
-    changes = staff_changes(stored=locked, edited=product, fields=fields)
-    if not changes:
-        return locked
-    product.save(update_fields=list(changes))
-    audit_record(
-        action="product.changed",
+    return staff_edit_save(
+        edited=product,
+        fields=fields,
         actor=actor,
-        obj=product,
-        details={"sku": product.sku, "changes": changes, "reason": "staff"},
+        action="product.changed",
+        details=lambda locked: {"sku": locked.sku},
     )
-    return product
 
 
-@transaction.atomic
 def version_staff_change(
     *, version: ProductVersion, fields: Sequence[str], actor: User | None
 ) -> ProductVersion:
     """Saves the `fields` staff changed on a product version in admin, audited with each
-    field's before and after; a published version keeps its release date."""
-    locked = ProductVersion.objects.select_for_update().get(pk=version.pk)
-    changes = staff_changes(stored=locked, edited=version, fields=fields)
-    if not changes:
-        return locked
+    field's before and after; a version keeps its product, a published one its release date."""
+    return staff_edit_save(
+        edited=version,
+        fields=fields,
+        actor=actor,
+        action="version.changed",
+        details=lambda locked: {"product": locked.product.sku, "version": locked.version},
+        check=_version_change_check,
+    )
+
+
+def _version_change_check(locked: ProductVersion, changes: dict[str, Any]) -> None:
     if set(changes) & set(VERSION_FIXED):
         raise LicensingError(
             _(
@@ -64,37 +64,17 @@ def version_staff_change(
                 "notified of the upgrade, and can no longer change."
             )
         )
-    version.save(update_fields=list(changes))
-    audit_record(
-        action="version.changed",
-        actor=actor,
-        obj=version,
-        details={
-            "product": version.product.sku,
-            "version": version.version,
-            "changes": changes,
-            "reason": "staff",
-        },
-    )
-    return version
 
 
-@transaction.atomic
 def registration_staff_change(
     *, registration: SupportRegistration, fields: Sequence[str], actor: User | None
 ) -> SupportRegistration:
     """Saves the `fields` staff corrected on a support registration in admin, audited with each
     field's before and after (every license using the row reads the correction)."""
-    locked = SupportRegistration.objects.select_for_update().get(pk=registration.pk)
-    changes = staff_changes(stored=locked, edited=registration, fields=fields)
-    if not changes:
-        return locked
-    registration.save(update_fields=list(changes))
-    audit_record(
-        action="registration.changed",
+    return staff_edit_save(
+        edited=registration,
+        fields=fields,
         actor=actor,
-        organization=registration.organization,
-        obj=registration,
-        details={"changes": changes, "reason": "staff"},
+        action="registration.changed",
+        organization=lambda locked: locked.organization,
     )
-    return registration
