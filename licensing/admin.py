@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +15,8 @@ from django.utils.translation import ngettext
 from import_export import fields, resources
 from import_export.admin import ExportMixin
 from import_export.widgets import ForeignKeyWidget
+
+from portal.admin import RefusalAsMessageMixin as PortalRefusalAsMessageMixin
 
 from .codes import CodeFormatError, canonical_code, canonical_key, is_printed_key
 from .models import (
@@ -45,23 +47,8 @@ from .services import (
 )
 
 
-class RefusalAsMessageMixin(admin.ModelAdmin):
-    """A save the service refuses under its lock (the object changed since the page was read)
-    reads as a message on the page, not a server error; the admin's transaction is rolled back
-    by then, so nothing was saved."""
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except LicensingError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+class RefusalAsMessageMixin(PortalRefusalAsMessageMixin):
+    refusals = (LicensingError,)
 
 
 class ProductVersionInline(admin.TabularInline):

@@ -37,6 +37,27 @@ from .services import (
 from .templatetags.portal_tags import audit_action
 
 
+class RefusalAsMessageMixin(admin.ModelAdmin):
+    """A save the service refuses under its lock (the object changed since the page was read)
+    reads as a message on the page it was made on, not a server error; the admin's transaction
+    is rolled back by then, so nothing was saved. `refusals`: the errors that are refusals."""
+
+    refusals: tuple[type[Exception], ...] = (PortalError,)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except self.refusals as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     """Staff deactivate a login instead of deleting it: deleting took its memberships and
@@ -166,7 +187,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
     list_display = ["name", "account_number", "kind", "country", "created_at"]
     list_filter = ["kind", "country"]
     search_fields = ["name", "account_number", "country_legacy"]
@@ -191,23 +212,10 @@ class OrganizationAdmin(admin.ModelAdmin):
             actor=request.user,  # type: ignore[arg-type]
         )
 
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except PortalError as exc:
-            # The Members inline checks the removals first (MembershipFormSet.clean); a change
-            # made meanwhile elsewhere (another super user demoted) is refused by the save,
-            # under its locks, as is a kind change once the organization came to hold
-            # something of its kind. The admin's transaction is rolled back by then: nothing was
-            # saved, and staff read why on the page they were on, not a server error.
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    # Refused as a message (RefusalAsMessageMixin): the Members inline checks the removals
+    # first (MembershipFormSet.clean); a change made meanwhile elsewhere (another super user
+    # demoted) is refused by the save, under its locks, as is a kind change once the
+    # organization came to hold something of its kind.
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not Membership:
