@@ -170,9 +170,7 @@ class PortalResetPasswordForm(ResetPasswordForm):
                 email__iexact=wanted, verified=True, user__in=users
             ).values_list("user_id", flat=True)
         )
-        self.users = [
-            user for user in users if user.email.lower() == wanted or user.pk in verified
-        ]
+        self.users = [user for user in users if user.email.lower() == wanted or user.pk in verified]
         return email
 
 

@@ -491,7 +491,7 @@ def test_a_super_user_removal_refused_by_the_save_in_admin_is_a_message(  # type
     assert response.status_code == 200
     assert response.redirect_chain == [(url, 302)]
     # As written: Django's message list capitalised its first letter ("User0@…").
-    assert f"<li class=\"error\">{world.super_user.email} is the last super user of contract" in (
+    assert f'<li class="error">{world.super_user.email} is the last super user of contract' in (
         response.content.decode()
     )
     assert Membership.objects.filter(user=world.super_user).exists()
