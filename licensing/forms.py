@@ -14,7 +14,14 @@ from portal.policy import Action
 from portal.ratelimit import CodeGuard
 
 from .codes import CodeFormatError, canonical_code
-from .models import CustomField, License, LicenseShare, SerialNumber, SupportRegistration
+from .models import (
+    CustomField,
+    License,
+    LicenseShare,
+    SerialNumber,
+    SupportRegistration,
+    text_lines,
+)
 from .services import (
     EXPORT_HEADER,
     KEY_HEADERS,
@@ -142,6 +149,9 @@ class RegistrationForm(forms.ModelForm):
         fields = list(SupportRegistration.FIELDS)
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
 
+    def clean_address(self) -> str:
+        return text_lines(self.cleaned_data["address"])
+
     def __init__(
         self,
         *args: Any,
@@ -243,6 +253,10 @@ class SupportRegistrationForm(forms.ModelForm):
         model = SupportRegistration
         fields = RegistrationForm.Meta.fields
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_address(self) -> str:
+        # Stored with LF line breaks, as imports and the seed store them (the browser posts CRLF).
+        return text_lines(self.cleaned_data["address"])
 
 
 class CustomFieldForm(forms.ModelForm):

@@ -251,11 +251,18 @@ class SupportRegistration(models.Model):
     def changes(self, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         """The fields `data` would change, as audit events keep them: {name: {from, to}}."""
         # str(): a country is a Country object on the model and a code in a form's data.
+        # text_lines(): a browser posts a textarea's line breaks as CRLF, what was stored by an
+        # import or a script has LF: the same address either way, not a change.
         return {
-            name: {"from": str(getattr(self, name)), "to": str(data[name])}
+            name: {"from": str(getattr(self, name)), "to": text_lines(str(data[name]))}
             for name in self.FIELDS
-            if name in data and str(getattr(self, name)) != str(data[name])
+            if name in data and text_lines(str(getattr(self, name))) != text_lines(str(data[name]))
         }
+
+
+def text_lines(value: str) -> str:
+    """`value` with its line breaks as LF, however they were typed or posted (CRLF, CR)."""
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 class License(models.Model):

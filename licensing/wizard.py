@@ -28,7 +28,7 @@ from portal.policy import Action
 
 from .codes import CodeFormatError, canonical_code
 from .forms import ConfirmForm, RegistrationForm, SerialForm
-from .models import License, ProductVersion, SerialNumber, add_months
+from .models import License, ProductVersion, SerialNumber, add_months, text_lines
 from .selectors import latest_registration, licenses_visible_to
 from .services import LicensingError, SerialAlreadyRedeemed, serial_redeem, target_licenses
 from .templatetags.licensing_tags import mask_key
@@ -69,7 +69,7 @@ PREFILL = "prefill"
 
 def _comparable(data: dict[str, Any]) -> dict[str, str]:
     # str(): a country is a Country object on the model and a code in the form's data.
-    return {name: str(value) for name, value in data.items()}
+    return {name: text_lines(str(value)) for name, value in data.items()}
 
 
 STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")

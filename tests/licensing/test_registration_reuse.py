@@ -11,6 +11,7 @@ from django.db import connections
 
 from licensing.models import License, SupportRegistration
 from licensing.services import registration_update, serial_redeem
+from portal.models import AuditEvent
 from tests.conftest import postgres_only
 from tests.licensing.factories import (
     REGISTRATION,
@@ -139,3 +140,26 @@ def test_a_reuse_racing_an_edit_keeps_both_as_confirmed() -> None:
     member = MembershipFactory()
     for _ in range(ROUNDS):
         _race_round(member)
+
+
+def test_an_address_posted_with_the_browsers_line_breaks_is_unchanged(client, member) -> None:  # type: ignore[no-untyped-def]
+    # Stored with LF (the seed, an import); a browser posts the textarea's lines with CRLF: the
+    # same address, so the registration is reused and no change is recorded anywhere.
+    address = "Av. Paulista 1000\nSão Paulo - SP"
+    registration = SupportRegistrationFactory(
+        organization=member.organization, **{**REGISTRATION, "address": address}
+    )
+    earlier = LicenseFactory(owner=member.organization, registration=registration)
+    posted = address.replace("\n", "\r\n")
+    walk(client, SerialNumberFactory().code, registration={"address": posted})
+    new = License.objects.exclude(pk=earlier.pk).get()
+    assert new.registration_id == earlier.registration_id
+    registration_update(license=earlier, actor=member.user, data={"address": posted})
+    assert not AuditEvent.objects.filter(action="license.registration_changed").exists()
+    # A new registration typed in a browser is stored with LF.
+    walk(
+        client,
+        SerialNumberFactory().code,
+        registration={"company": "Acme Brasil", "address": "Rua A 1\r\nRio"},
+    )
+    assert SupportRegistration.objects.get(company="Acme Brasil").address == "Rua A 1\nRio"
