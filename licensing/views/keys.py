@@ -7,7 +7,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from portal.http import PortalRequest, organization_required
-from portal.policy import Action
+from portal.policy import Action, allows
 
 from ..selectors import last_renewal, license_for, owned_license_for, related_licenses
 from ..services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
@@ -45,6 +45,9 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
             ).supersedes,
             "recipients": recipients,
             "maintenance_state": license.maintenance_state(today=timezone.localdate()),
+            # Where the software itself is, for whoever may download it (not a partner that
+            # may only obtain keys).
+            "can_download": allows(request, Action.DOWNLOAD_SOFTWARE),
         },
     )
 

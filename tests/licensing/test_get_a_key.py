@@ -65,6 +65,10 @@ def test_new_purchase_end_to_end(client, member, django_capture_on_commit_callba
     certificate = reverse("license-certificate-pdf", kwargs={"pk": license.pk})
     assert f'href="{certificate}" data-testid="result-certificate"' in content
     assert client.get(certificate).status_code == 200
+    # And the software the key is for: a newcomer was never pointed to FileConnect.
+    downloads = reverse("fileconnect-license", kwargs={"pk": license.pk})
+    assert f'href="{downloads}" data-testid="result-downloads"' in content
+    assert client.get(downloads).status_code == 200
     assert REGISTRATION["technical_email"] in content and member.user.email in content
 
     download = client.get(reverse("license-file", kwargs={"pk": license.pk}))

@@ -505,6 +505,7 @@ def test_a_key_a_partner_obtains_belongs_to_the_customer_and_reaches_it(
     result = client.get(response["Location"])
     assert result.status_code == 200
     assert license.key in result.content.decode()
+    assert 'data-testid="result-downloads"' not in result.content.decode()  # may not download
     # The audit trail: the partner user, the partner organization, the customer.
     issued = AuditEvent.objects.get(action="license.issued")
     assert issued.actor == partner_admin.user
