@@ -247,13 +247,21 @@ ACCOUNT_FORMS = {
 # Failed logins: per client IP, and per account *and* IP (portal.adapters keys "key" on both), so
 # wrong passwords sent from elsewhere never lock the account's owner out. The IP comes from
 # portal.requestcontext (PORTAL_TRUSTED_PROXY_COUNT), which allauth uses through the adapter.
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,60/h/ip,5/5m/key"}
+# login_failed: per address and client IP (AccountAdapter). reset_password: allauth's 5 a
+# minute to one address let anyone send an inbox ~300 reset emails an hour; now as few as the
+# portal's own "email the key again" allows per address.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,60/h/ip,5/5m/key",
+    "reset_password": "20/m/ip,5/h/key",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = os.environ.get("PORTAL_SITE_NAME") or "Licensing Portal"
 # One 30-second step either side, as RFC 6238 suggests for clock drift between phone and server.
 MFA_TOTP_TOLERANCE = 1
 
 LANGUAGE_CODE = "en"
+# As the session and CSRF cookies: not sent on cross-site subrequests.
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 LANGUAGES = [("en", _("English")), ("pt-br", _("Brazilian Portuguese"))]
 LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
 # Dates follow the active language: portal/formats/<lang>/formats.py (English keeps ISO dates,
@@ -516,6 +524,8 @@ if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # The language switcher's cookie as well (check --deploy does not look at it).
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
@@ -17,6 +18,10 @@ def _with_site_name(sentence: str | Promise) -> str:
 # Lazy: the language and the site name are those of the request that renders the admin.
 admin.site.site_header = lazy(_with_site_name, str)(_("%(site)s administration"))
 admin.site.site_title = lazy(_with_site_name, str)(_("%(site)s admin"))
+# Staff sign in through the portal's login (its rate limits and lockout, the audit of failed
+# attempts, two-factor), not through Django's own admin form, which knew none of them: a staff
+# password alone gave a full session. Someone logged in without staff status is refused.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 handler500 = "portal.views.server_error"
 
 urlpatterns = [

@@ -667,7 +667,8 @@ class AccountEmailView(EmailView):
             return super().post(request, *args, **kwargs)
         user = cast(User, request.user)
         email = request.POST.get("email", "")
-        if email and email_address_taken(email, by_other_than=user):
+        # A NUL is in no address (allauth's form refuses it); PostgreSQL refuses it in a query.
+        if email and "\x00" not in email and email_address_taken(email, by_other_than=user):
             messages.error(request, email_taken_message(email.strip().lower()))
             return redirect("account_email")
         try:

@@ -202,7 +202,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     # Django's language switch and the admin site
     "set_language": PUBLIC,
     "admin:*": ADMIN_SITE,
-    "admin:login": PUBLIC,
+    # The portal's login (its limits, two-factor) for staff; nobody else signs in there.
+    "admin:login": row(**{**dict.fromkeys(ROLES, REFUSED), "anonymous": LOGIN, "staff": OK}),
     "admin:logout": PUBLIC,
     # Read-only records: staff may look, never add or delete (the services write them).
     "admin:read-only": row(**{**dict.fromkeys(ROLES, ADMIN_LOGIN), "staff": REFUSED}),

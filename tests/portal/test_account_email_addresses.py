@@ -136,3 +136,33 @@ def test_email_page_sets_remove_apart_and_spaces_the_add_section(client: Client)
     assert re.search(r'<button\s+class="btn btn-outline-danger"[^>]*name="action_remove"', page)
     assert re.search(r'<button\s+class="btn btn-outline-secondary"[^>]*name="action_send"', page)
     assert re.search(r'<h2 class="h5 mt-4">\s*Add Email Address', page)
+
+
+def test_make_primary_with_a_nul_in_the_address_changes_nothing(client: Client) -> None:
+    # The check of other accounts' addresses sent the NUL to PostgreSQL: a 500.
+    alice = UserFactory(email="alice@acme.example")
+    EmailAddress.objects.create(user=alice, email="alice@acme.example", primary=True)
+    client.force_login(alice)
+    response = client.post(
+        reverse("account_email"), {"email": "a\x00b@x.example", "action_primary": ""}
+    )
+    assert response.status_code in (200, 302)
+    alice.refresh_from_db()
+    assert alice.email == "alice@acme.example"
+
+
+def test_password_resets_to_one_address_are_limited_per_hour(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # allauth's default let anyone send one inbox five a minute (~300 an hour).
+    UserFactory(email="known@acme.example")
+    statuses = []
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(6):
+            statuses.append(
+                client.post(
+                    reverse("account_reset_password"), {"email": "known@acme.example"}
+                ).status_code
+            )
+    assert statuses == [302] * 5 + [429]
+    assert len(mail.outbox) == 5

@@ -74,3 +74,27 @@ def test_production_without_redis_is_refused() -> None:
 
 def test_the_embedded_default_still_needs_nothing() -> None:
     assert _import_settings().returncode == 0
+
+
+def test_every_cookie_is_secure_in_production() -> None:
+    # The language switcher's cookie was sent without Secure (check --deploy does not look).
+    code = (
+        "import portal.settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.LANGUAGE_COOKIE_SECURE, "
+        "s.LANGUAGE_COOKIE_SAMESITE)"
+    )
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "REDIS_", "PORTAL_", "CELERY_", "EMAIL_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**inherited, **GOOD},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["True", "True", "True", "Lax"]
