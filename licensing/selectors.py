@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
@@ -186,6 +186,34 @@ def related_licenses(
         supersedes=next((r for r in related if r.pk == license.supersedes_id), None),
         superseded_by=next((r for r in related if r.supersedes_id == license.pk), None),
         successors=tuple(r for r in reversed(related) if r.supersedes_id == license.pk),
+    )
+
+
+@dataclass(frozen=True)
+class UpgradedSeats:
+    """Seats of a license moved to newer versions by upgrades: how many in all, and the visible
+    licenses that took them with the seats each took."""
+
+    count: int
+    to: list[tuple[License, int]]
+
+
+def license_upgraded_seats(license: License, *, successors: Sequence[License]) -> UpgradedSeats:
+    """Where a license's upgraded seats went (its page and certificate say so, not "Quantity
+    0"), among `successors` (related_licenses: those the actor may see)."""
+    # All of its upgrade events, not the page's latest 100: a license emailed or edited often
+    # after its upgrades would otherwise lose them. Version upgrades and upgrade serials for
+    # part of it both name the newer license and the seats it took: the events' count, which
+    # the newer license's own quantity is not once that is upgraded in turn.
+    seats_to: dict[str, int] = {}
+    for details in (
+        license_history(license).filter(action="license.upgraded").values_list("details", flat=True)
+    ):
+        target = str(details.get("new_license"))
+        seats_to[target] = seats_to.get(target, 0) + int(details.get("quantity") or 0)
+    return UpgradedSeats(
+        count=sum(seats_to.values()),
+        to=[(r, seats_to[str(r.pk)]) for r in successors if str(r.pk) in seats_to],
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.utils import parseaddr
+from email.utils import formataddr, parseaddr
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -401,6 +401,25 @@ def message_id(email: OutboundEmail) -> str:
     return f"<{email.pk}@{domain}>"
 
 
+def sender_address(subject: str) -> str:
+    """The From of an outbox email: DEFAULT_FROM_EMAIL, whose default display name is the
+    portal's name in the language the email was written in, as its subject's prefix is.
+
+    The outbox row keeps no language; its subject's prefix ("[Portal de licenciamento] …",
+    email_subject) says which it was, so the From is derived from it when the email is sent.
+    A display name configured in DEFAULT_FROM_EMAIL (PORTAL_FROM_NAME_IS_SITE_NAME false) is
+    kept as it is, and so is the default for a subject no language's prefix starts.
+    """
+    if not settings.PORTAL_FROM_NAME_IS_SITE_NAME:
+        return settings.DEFAULT_FROM_EMAIL
+    for language, _label in settings.LANGUAGES:
+        with translation.override(language):
+            name = portal_site().name
+        if subject.startswith(f"[{name}] "):
+            return formataddr((name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
+    return settings.DEFAULT_FROM_EMAIL
+
+
 def deliver(email: OutboundEmail, *, connection: BaseEmailBackend | None = None) -> None:
     """Sends one outbox message through the configured backend (SMTP: within EMAIL_TIMEOUT),
     over `connection` when a batch shares one.
@@ -414,7 +433,7 @@ def deliver(email: OutboundEmail, *, connection: BaseEmailBackend | None = None)
     message = EmailMultiAlternatives(
         subject=email.subject,
         body=email.body_text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
+        from_email=sender_address(email.subject),
         to=email.to,
         headers={"Message-ID": message_id(email)},
         connection=connection,

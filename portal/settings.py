@@ -329,6 +329,10 @@ _SENDER_NAME = os.environ.get("PORTAL_SITE_NAME") or "Licensing Portal"
 DEFAULT_FROM_EMAIL = os.environ.get(
     "DEFAULT_FROM_EMAIL", formataddr((_SENDER_NAME, "licensing@example.com"))
 )
+# Unless DEFAULT_FROM_EMAIL is set, each email's From names the portal as its subject's prefix
+# does, in the language the email is written in ("Portal de licenciamento" above "[Portal de
+# licenciamento] …"; portal.emails.sender_address). A configured display name is kept as it is.
+PORTAL_FROM_NAME_IS_SITE_NAME = "DEFAULT_FROM_EMAIL" not in os.environ
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_SUBJECT_PREFIX = f"[{_SENDER_NAME}] "
 # What every email and page calls the portal, and where it lives. Unset, the name is the

@@ -106,6 +106,12 @@ class VoucherCenterState:
         """Codes that were entered more than once (each is kept once)."""
         return list(self._data.get("duplicates", []))
 
+    def duplicates_shown(self, checks: list[CodeCheck]) -> list[str]:
+        """The codes entered more than once as the preview's table shows them (R2J12-MNQGN-…),
+        not as first typed (r2j12mnqgn…): the notice names the rows it speaks of."""
+        shown = {check.entry: check.shown_code for check in checks}
+        return [shown.get(entry, entry) for entry in self.duplicates]
+
     @property
     def unchecked(self) -> list[str]:
         return list(self._data.get("unchecked", []))
@@ -277,7 +283,7 @@ def voucher_center_preview(request: PortalRequest) -> HttpResponse:
         {
             "form": form,
             "token": state.token,
-            "duplicates": state.duplicates,
+            "duplicates": state.duplicates_shown(checks),
             **_summary(checks, state.combine),
             **steps_context("codes"),
         },

@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from portal.formats import short_date
 from portal.http import PortalRequest, organization_required
@@ -18,15 +19,44 @@ from portal.policy import Action
 
 from .. import pdftext
 from ..models import License
-from ..selectors import license_for
+from ..selectors import UpgradedSeats, license_for, license_upgraded_seats, related_licenses
 
 
-def _facts(license: License) -> list[tuple[str, str]]:
+def _quantity(license: License, upgraded: UpgradedSeats) -> str:
+    """The quantity as the license page says it (license_detail.html and _upgraded_to.html, in
+    plain text): a wholly upgraded license printed "Quantity 0"."""
+    if not upgraded.count:
+        return str(license.quantity)
+    several = len(upgraded.to) > 1  # each license's share is named only when there are several
+    versions = [
+        _("version %(version)s (%(quantity)s)")
+        % {"version": newer.version.version, "quantity": seats}
+        if several
+        else _("version %(version)s") % {"version": newer.version.version}
+        for newer, seats in upgraded.to
+    ]
+    where = ", ".join(versions) or _("a newer version")
+    if license.quantity == 0:
+        went = ngettext(
+            "The %(counter)s seat was upgraded to",
+            "All %(counter)s seats were upgraded to",
+            upgraded.count,
+        )
+        return f"{went % {'counter': upgraded.count}} {where}"
+    more = ngettext(
+        "%(counter)s more seat was upgraded to",
+        "%(counter)s more seats were upgraded to",
+        upgraded.count,
+    )
+    return f"{license.quantity} ({more % {'counter': upgraded.count}} {where})"
+
+
+def _facts(license: License, upgraded: UpgradedSeats) -> list[tuple[str, str]]:
     product = license.version.product
     facts = [
         (_("Product"), f"{product.name} ({product.sku})"),
         (_("Version"), license.version.version),
-        (_("Quantity"), str(license.quantity)),
+        (_("Quantity"), _quantity(license, upgraded)),
         (
             _("Maintenance"),
             f"{short_date(license.maintenance_start)} – {short_date(license.maintenance_end)}",
@@ -39,6 +69,13 @@ def _facts(license: License) -> list[tuple[str, str]]:
     return facts
 
 
+def _upgraded(request: PortalRequest, license: License) -> UpgradedSeats:
+    related = related_licenses(
+        actor=request.user, organization=request.organization, license=license
+    )
+    return license_upgraded_seats(license, successors=related.successors)
+
+
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_certificate(request: PortalRequest, pk: UUID) -> HttpResponse:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
@@ -48,7 +85,7 @@ def license_certificate(request: PortalRequest, pk: UUID) -> HttpResponse:
         "licensing/certificate.html",
         {
             "license": license,
-            "facts": _facts(license),
+            "facts": _facts(license, _upgraded(request, license)),
             "qr_svg": qr_svg,
             "printed_on": timezone.localdate(),
         },
@@ -89,7 +126,7 @@ def license_certificate_pdf(request: PortalRequest, pk: UUID) -> HttpResponse:
     y -= 14 * mm
     label_width = 70 * mm - 25 * mm - 3 * mm
     value_width = width - 70 * mm - 25 * mm
-    for label, value in _facts(license):
+    for label, value in _facts(license, _upgraded(request, license)):
         labels = pdftext.wrap(label, size=11, width=label_width, bold=True)
         values = pdftext.wrap(value, size=11, width=value_width)
         # A right-to-left value (a name in Arabic or Hebrew) starts at its column's right edge,

@@ -59,6 +59,7 @@ from ..selectors import (
     license_for,
     license_history,
     license_shares,
+    license_upgraded_seats,
     licenses_visible_to,
     related_licenses,
     upgrade_offered,
@@ -755,17 +756,7 @@ def _render_detail(
     )
     events = license_history(license, access=access)
     history = list(events.select_related("actor")[:100])
-    # Read apart from the 100 events listed: a license emailed or edited often after its
-    # upgrades would otherwise lose them from its quantity ("Quantity 0").
-    upgrades = list(events.filter(action="license.upgraded").values_list("details", flat=True))
-    # The licenses that took its seats, a version upgrade's or an upgrade serial's for part of
-    # it: both name theirs in the event (a serial's license has source "serial", as one that
-    # replaced the whole license has), with the seats each took: the events' count, which the
-    # newer license's own quantity is not once that is upgraded in turn.
-    seats_to: dict[str, int] = {}
-    for details in upgrades:
-        target = str(details.get("new_license"))
-        seats_to[target] = seats_to.get(target, 0) + int(details.get("quantity") or 0)
+    upgraded = license_upgraded_seats(license, successors=related.successors)
     # Enterprise Flexible keys are upgraded through their contract: no notice on their page.
     newer = (
         None
@@ -807,10 +798,8 @@ def _render_detail(
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
         "history": history,
         # Seats moved to a newer version by upgrades: the page says so instead of "Quantity 0".
-        "upgraded_seats": sum(seats_to.values()),
-        "upgraded_to": [
-            (r, seats_to[str(r.pk)]) for r in related.successors if str(r.pk) in seats_to
-        ],
+        "upgraded_seats": upgraded.count,
+        "upgraded_to": upgraded.to,
         "supersedes": related.supersedes,
         # A license upgraded in part is still active with the seats it kept: a newer license
         # that took some of them does not supersede it (the quantity says where they went).

@@ -95,7 +95,7 @@ def test_codes_and_file_together(client) -> None:  # type: ignore[no-untyped-def
     file = upload(f"{uploaded.code}\n{typed.code}\n".encode())
     assert submit_codes(client, typed.code, file=file).status_code == 302
     page = client.get("/vouchers/preview/").content.decode()
-    assert "2 of 2 codes can be converted" in page
+    assert "All 2 codes can be converted" in page
 
 
 # -- size and count caps, linear parsing --------------------------------------------------------

@@ -139,7 +139,7 @@ def test_valid_codes_convert_and_the_result_says_why_the_others_did_not(client, 
 def test_nothing_convertible_has_no_next_step(client, member) -> None:  # type: ignore[no-untyped-def]
     submit_codes(client, with_typo(VoucherFactory().code))
     page = client.get(reverse("voucher-center-preview")).content.decode()
-    assert "None of these codes can be converted" in page
+    assert "This code cannot be converted. The table says why." in page
     assert 'type="submit">Next' not in page.replace("\n", "").replace("  ", "")
     response = client.post(
         reverse("voucher-center-preview"), {"combine": "on", "token": state_token(client)}
