@@ -118,6 +118,15 @@ def custom_fields_of(organization: Organization | None) -> list[CustomField]:
     return list(CustomField.objects.filter(organization=organization))
 
 
+def custom_fields_visible(*, access: OrganizationAccess | None) -> list[CustomField]:
+    """The acting organization's custom fields the actor may read, in display order: all of
+    them, or none for a partner whose delegation lacks the manage-data scope (the fields and
+    their values are the customer's own data, not part of its licenses)."""
+    if access is None or not access.allows(Action.VIEW_CUSTOM_FIELDS):
+        return []
+    return custom_fields_of(access.organization)
+
+
 # What happened to a license itself: the history a share recipient sees (README, "What a share
 # recipient sees"), without actors. Shares, custom data and resends name people or hold the
 # owner's own data, so they stay the owner's.
@@ -138,6 +147,9 @@ def license_history(
     events = AuditEvent.objects.filter(object_type="licensing.license", object_id=str(license.pk))
     if access is not None and not access.is_owner:
         events = events.filter(action__in=RECIPIENT_HISTORY_ACTIONS)
+    elif access is not None and not access.allows(Action.VIEW_CUSTOM_FIELDS):
+        # A partner without the manage-data scope: the custom values changed are not its to read.
+        events = events.exclude(action="license.custom_data_changed")
     return events.order_by("-created_at")
 
 

@@ -55,7 +55,7 @@ from ..models import CustomField, CustomFieldValue, License, ProductVersion
 from ..selectors import (
     LicenseAccess,
     access_of,
-    custom_fields_of,
+    custom_fields_visible,
     license_for,
     license_history,
     license_shares,
@@ -306,7 +306,9 @@ def _list_page(
 def _filtered(
     request: PortalRequest, base: QuerySet[License] | None = None
 ) -> tuple[LicenseFilter, list[CustomField]]:
-    custom_fields = custom_fields_of(request.organization)
+    # Columns, filters, sorts, search and export over custom values: only for an actor who may
+    # read them (a partner needs the manage-data scope).
+    custom_fields = custom_fields_visible(access=request.access)
     if base is None:
         base = licenses_visible_to(actor=request.user, organization=request.organization)
     return (
@@ -385,6 +387,7 @@ def license_list_render(
             "sort_query": sort_query.urlencode(),
             "can_share": allows(request, Action.SHARE_LICENSES),
             "can_bulk_custom_data": allows(request, Action.BULK_CUSTOM_DATA),
+            "can_view_custom_fields": allows(request, Action.VIEW_CUSTOM_FIELDS),
             "has_owned": any(row["access"].is_owner for row in rows),
             "showing_all": showing_all,
             # Only My licenses itself: "all matching" resolves the filters over My licenses,
@@ -422,7 +425,7 @@ def bulk_selection(request: PortalRequest) -> list[License]:
         license_filter = LicenseFilter(
             QueryDict(request.POST.get("matching", "")) or None,
             queryset=own,
-            custom_fields=custom_fields_of(organization),
+            custom_fields=custom_fields_visible(access=request.access),
             organization=organization,
             actor=request.user,
         )
@@ -741,10 +744,12 @@ def _render_detail(
 ) -> HttpResponse:
     """The license page; a form is passed back with its errors after a refused save, renewal
     or move (`custom_form`, `renew_form`, `rehost_form`)."""
-    # The owner's custom data is the owner's: a share recipient neither sees nor edits it.
+    # The owner's custom data is the owner's: a share recipient neither sees nor edits it, nor
+    # does a partner without the manage-data scope.
     owner_fields: list[CustomField] = []
     values: dict[int, str] = {}
-    if access.is_owner:
+    shows_custom_data = access.is_owner and access.allows(Action.VIEW_CUSTOM_FIELDS)
+    if shows_custom_data:
         owner_fields = custom_form.custom_fields if custom_form else _owner_fields(license)
         values = {v.field_id: v.value for v in license.custom_values.all()}
     if custom_form is None:
@@ -825,6 +830,7 @@ def _render_detail(
         "retired_keys": license.retired_keys.all()[:20],
         "newer_version": newer,
         "custom_form": custom_form,
+        "shows_custom_data": shows_custom_data,
         "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
     }
     # "Available at no cost" only where Version upgrade offers it: a license issued or renewed
