@@ -573,11 +573,18 @@ def partner_decline(request: PortalRequest, pk: int) -> HttpResponse:
     else:
         if request.session.get(SESSION_ACTING_FOR_KEY) == delegation.customer_id:
             request.session.pop(SESSION_ACTING_FOR_KEY, None)
-        messages.success(
-            request,
-            _("You declined to act for %(customer)s. Its administrators were told by email.")
-            % {"customer": delegation.customer.name},
-        )
+        if getattr(delegation, "awaiting_admin", False):
+            # An account the partner opened that nobody claimed: no administrator to tell.
+            message = _(
+                "You declined to act for %(customer)s. It has no administrator yet, so nobody "
+                "can use its account now, and the invitation to claim it no longer works. If "
+                "this was a mistake, contact customer care."
+            )
+        else:
+            message = _(
+                "You declined to act for %(customer)s. Its administrators were told by email."
+            )
+        messages.success(request, message % {"customer": delegation.customer.name})
     return redirect("partner-customers")
 
 
