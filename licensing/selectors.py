@@ -95,6 +95,24 @@ def license_for(*, actor: User, organization: Organization | None, pk: UUID | st
         raise Http404("No such license.") from exc
 
 
+def license_owner_reachable(*, actor: User, pk: UUID | str) -> OrganizationAccess | None:
+    """The actor's access to the organization owning license `pk`, when the actor could see the
+    license by switching to that organization or acting for it as its partner; None otherwise
+    (no such license, or one the actor may not see: nothing tells it exists)."""
+    try:
+        owner_id = License.objects.filter(pk=pk).values_list("owner_id", flat=True).first()
+    except (ValidationError, ValueError, TypeError):
+        return None
+    if owner_id is None or not actor.is_authenticated:
+        return None
+    owner = Organization.objects.get(pk=owner_id)
+    access = organization_access(actor=actor, organization=owner)
+    if access is None:
+        return None
+    visible = licenses_visible_to(actor=actor, organization=owner).filter(pk=pk).exists()
+    return access if visible else None
+
+
 def latest_registration(*, organization: Organization) -> SupportRegistration | None:
     """The organization's most recent support registration, to prefill the next one."""
     # Not one saved with an Enterprise Flexible drawdown: that is a snapshot of the contract

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from allauth.account.views import EmailView
 from django.contrib import messages
@@ -18,7 +18,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -243,7 +243,33 @@ def organization_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
         and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
     ):
         target = reverse("dashboard")
-    return HttpResponseRedirect(target)
+    # "Switch to it" on a page that names the object's organization keeps the object's page.
+    return HttpResponseRedirect(target if request.POST.get("same_page") else _section_of(target))
+
+
+def _section_of(target: str) -> str:
+    """`target`, or where to go instead after a switch: a page about one object (a license, a
+    contract: its URL pattern takes arguments) belongs to the organization switched away from,
+    and would be a 404 in the new one. Its section's list (the nearest enclosing path that
+    is a page of its own, /licenses/ for /licenses/<id>/renew/), else the dashboard."""
+    path = urlsplit(target).path
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return target
+    if not (match.args or match.kwargs):
+        return target
+    parts = path.rstrip("/").split("/")
+    while len(parts) > 2:
+        parts.pop()
+        parent = "/".join(parts) + "/"
+        try:
+            found = resolve(parent)
+        except Resolver404:
+            continue
+        if not (found.args or found.kwargs):
+            return parent
+    return reverse("dashboard")
 
 
 @organization_required(action=Action.VIEW_MEMBERS)

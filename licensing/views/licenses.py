@@ -58,6 +58,7 @@ from ..selectors import (
     custom_fields_visible,
     license_for,
     license_history,
+    license_owner_reachable,
     license_shares,
     licenses_visible_to,
     related_licenses,
@@ -724,7 +725,20 @@ def _require(access: LicenseAccess, action: Action) -> None:
 
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_detail(request: PortalRequest, pk: UUID) -> HttpResponse:
-    license, access = _license_and_access(request, pk)
+    try:
+        license, access = _license_and_access(request, pk)
+    except Http404:
+        # A link (an email's) to a license of another organization of the actor's, or of a
+        # customer it acts for as a partner: say where it is, to those who could see it only.
+        elsewhere = license_owner_reachable(actor=request.user, pk=pk)
+        if elsewhere is None:
+            raise
+        return render(
+            request,
+            "licensing/license_elsewhere.html",
+            {"owner": elsewhere.organization, "delegated": elsewhere.is_delegated},
+            status=404,
+        )
     return _render_detail(request, license, access)
 
 
