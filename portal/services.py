@@ -1167,6 +1167,10 @@ def delegation_grant(
         )
     today = timezone.localdate()
     starts_on = starts_on or today
+    # A delegation begins when it is granted, or later: a back-dated one would read (and be
+    # audited) as in effect when nothing the partner did could have been.
+    if starts_on < today:
+        raise PortalError(_("The start date cannot be in the past: choose today or a later day."))
     _check_dates(starts_on=starts_on, ends_on=ends_on, today=today)
     # Grants of one customer one after another, under its row lock: a double click or two
     # administrators at once would otherwise both pass the check below, and the second insert

@@ -531,9 +531,11 @@ def partner_customers_view(request: PortalRequest) -> HttpResponse:
     membership = _partner_membership(request, "list")
     search = CustomerSearchForm(request.GET or None)
     query = search.cleaned_data["q"] if search.is_valid() else ""
-    page = Paginator(partner_customers(partner=membership.organization, query=query), 25).get_page(
-        request.GET.get("page")
-    )
+    customers = partner_customers(partner=membership.organization, query=query)
+    if search.is_bound and not search.is_valid():
+        # A search it cannot run (too long): its error, not every customer as if it matched.
+        customers = customers.none()
+    page = Paginator(customers, 25).get_page(request.GET.get("page"))
     rows = [{"delegation": d, "scopes": _scope_labels(d.scopes)} for d in page.object_list]
     offers = [
         {"delegation": d, "scopes": _scope_labels(d.scopes)}

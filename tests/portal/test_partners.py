@@ -1260,3 +1260,25 @@ def test_a_lapsed_delegation_withdraws_the_partners_open_invitations(partner_adm
     assert invitation.revoked_at is not None
     event = AuditEvent.objects.get(action="invitation.revoked")
     assert event.details["reason"] == "delegation.expired"
+
+
+def test_a_search_too_long_says_so_instead_of_listing_every_customer(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    DelegationFactory(partner=partner_admin.organization)
+    client.force_login(partner_admin.user)
+    response = client.get(reverse("partner-customers"), {"q": "x" * 200})
+    assert response.status_code == 200
+    page = html.unescape(response.content.decode())
+    assert 'data-testid="search-error"' in page and "at most 100 characters" in page
+    assert "0 customers" in page
+
+
+def test_a_delegation_cannot_start_in_the_past(client, customer_admin, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    response = _grant(client, customer_admin, partner_admin.organization, starts_on="2020-01-01")
+    assert response.status_code == 400
+    assert "The start date cannot be in the past" in html.unescape(response.content.decode())
+    assert not Delegation.objects.exists()
+    today = timezone.localdate().isoformat()
+    assert (
+        _grant(client, customer_admin, partner_admin.organization, starts_on=today).status_code
+        == 302
+    )
