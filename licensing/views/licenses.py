@@ -845,6 +845,8 @@ def _render_detail(
         "newer_version": newer,
         "custom_form": custom_form,
         "shows_custom_data": shows_custom_data,
+        # The breadcrumb's My licenses: not for an obtain-keys partner, whom it would refuse.
+        "can_list_licenses": allows(request, Action.VIEW_LICENSES),
         "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
     }
     # "Available at no cost" only where Version upgrade offers it: a license issued or renewed

@@ -131,3 +131,20 @@ def test_the_customers_own_member_sees_the_custom_data(
     client.force_login(member.user)
     for name, text in _surfaces(client, license, field).items():
         assert "CC-SECRET-4711" in text, name
+
+
+def test_the_partner_reads_the_license_page_from_its_own_side(
+    client: Client, customer_admin: Membership, partner_admin: Membership
+) -> None:
+    _acting(client, partner_admin, customer_admin, [Scope.OBTAIN_KEYS])
+    license = LicenseFactory(owner=customer_admin.organization, acting_user=partner_admin.user)
+    License.objects.filter(pk=license.pk).update(partner=partner_admin.organization)
+    page = client.get(reverse("license-detail", args=[license.pk])).content.decode()
+    assert f"Your organization, for {customer_admin.organization.name}" in page
+    assert "your channel partner, on your behalf" not in page
+    # No "My licenses" breadcrumb for a partner that may not list them (it was a 403).
+    assert f'href="{reverse("license-list")}"' not in page
+    client.force_login(customer_admin.user)
+    page = client.get(reverse("license-detail", args=[license.pk])).content.decode()
+    assert "your channel partner, on your behalf" in page
+    assert f'href="{reverse("license-list")}"' in page
