@@ -95,6 +95,24 @@ def license_for(*, actor: User, organization: Organization | None, pk: UUID | st
         raise Http404("No such license.") from exc
 
 
+def license_owner_reachable(*, actor: User, pk: UUID | str) -> OrganizationAccess | None:
+    """The actor's access to the organization owning license `pk`, when the actor could see the
+    license by switching to that organization or acting for it as its partner; None otherwise
+    (no such license, or one the actor may not see: nothing tells it exists)."""
+    try:
+        owner_id = License.objects.filter(pk=pk).values_list("owner_id", flat=True).first()
+    except (ValidationError, ValueError, TypeError):
+        return None
+    if owner_id is None or not actor.is_authenticated:
+        return None
+    owner = Organization.objects.get(pk=owner_id)
+    access = organization_access(actor=actor, organization=owner)
+    if access is None:
+        return None
+    visible = licenses_visible_to(actor=actor, organization=owner).filter(pk=pk).exists()
+    return access if visible else None
+
+
 def latest_registration(*, organization: Organization) -> SupportRegistration | None:
     """The organization's most recent support registration, to prefill the next one."""
     # Not one saved with an Enterprise Flexible drawdown: that is a snapshot of the contract
@@ -118,6 +136,15 @@ def custom_fields_of(organization: Organization | None) -> list[CustomField]:
     return list(CustomField.objects.filter(organization=organization))
 
 
+def custom_fields_visible(*, access: OrganizationAccess | None) -> list[CustomField]:
+    """The acting organization's custom fields the actor may read, in display order: all of
+    them, or none for a partner whose delegation lacks the manage-data scope (the fields and
+    their values are the customer's own data, not part of its licenses)."""
+    if access is None or not access.allows(Action.VIEW_CUSTOM_FIELDS):
+        return []
+    return custom_fields_of(access.organization)
+
+
 # What happened to a license itself: the history a share recipient sees (README, "What a share
 # recipient sees"), without actors. Shares, custom data and resends name people or hold the
 # owner's own data, so they stay the owner's.
@@ -138,6 +165,9 @@ def license_history(
     events = AuditEvent.objects.filter(object_type="licensing.license", object_id=str(license.pk))
     if access is not None and not access.is_owner:
         events = events.filter(action__in=RECIPIENT_HISTORY_ACTIONS)
+    elif access is not None and not access.allows(Action.VIEW_CUSTOM_FIELDS):
+        # A partner without the manage-data scope: the custom values changed are not its to read.
+        events = events.exclude(action="license.custom_data_changed")
     return events.order_by("-created_at")
 
 

@@ -172,9 +172,13 @@ def delegation_of_customer(*, customer: Organization, pk: int) -> Delegation | N
 
 
 def delegation_of_partner(*, partner: Organization, pk: int) -> Delegation | None:
+    """One live delegation to the partner, with `awaiting_admin` as partner_customers has it."""
     return (
         Delegation.objects.filter(partner=partner, pk=pk, status__in=Delegation.LIVE)
         .select_related("customer", "partner")
+        .annotate(
+            awaiting_admin=~Exists(Membership.objects.filter(organization=OuterRef("customer")))
+        )
         .first()
     )
 

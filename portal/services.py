@@ -1167,6 +1167,10 @@ def delegation_grant(
         )
     today = timezone.localdate()
     starts_on = starts_on or today
+    # A delegation begins when it is granted, or later: a back-dated one would read (and be
+    # audited) as in effect when nothing the partner did could have been.
+    if starts_on < today:
+        raise PortalError(_("The start date cannot be in the past: choose today or a later day."))
     _check_dates(starts_on=starts_on, ends_on=ends_on, today=today)
     # Grants of one customer one after another, under its row lock: a double click or two
     # administrators at once would otherwise both pass the check below, and the second insert
@@ -1258,11 +1262,58 @@ def delegation_update(
     return locked
 
 
-def _end(locked: Delegation, *, status: str, actor: User | None) -> None:
+def _end(locked: Delegation, *, status: str, actor: User | None) -> list[Invitation]:
+    """Ends a live delegation (locked), and withdraws the invitations the partner's users sent
+    to join the customer (the claim of an account the partner opened): their right to invite
+    came from the delegation. Returns the invitations withdrawn."""
     locked.status = status
     locked.ended_by = actor
     locked.ended_at = timezone.now()
     locked.save(update_fields=["status", "ended_by", "ended_at"])
+    return _partner_invitations_withdraw(locked, actor=actor)
+
+
+def _partner_invitations_withdraw(
+    delegation: Delegation, *, actor: User | None
+) -> list[Invitation]:
+    """Withdraws the open invitations to join the customer that the partner's users sent and no
+    longer may (_inviter_may_invite: not one of its administrators, no other live delegation),
+    audited, and tells each invitee that their link no longer works.
+
+    Accepting would refuse anyway ("The person who invited you can no longer invite people"),
+    but an account the partner opened has no administrator to ask for a new invitation: the
+    link must stop offering "Accept", and the invitee must hear why."""
+    invitations = list(
+        Invitation.objects.select_for_update(of=("self",))
+        .filter(
+            organization_id=delegation.customer_id,
+            invited_by__memberships__organization_id=delegation.partner_id,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+        .select_related("invited_by")
+    )
+    withdrawn = [
+        invitation
+        for invitation in invitations
+        if not _inviter_may_invite(invitation) and invitation_withdraw(invitation) is True
+    ]
+    for invitation in withdrawn:
+        audit_record(
+            action="invitation.revoked",
+            actor=actor,
+            organization=delegation.customer,
+            obj=invitation,
+            details={
+                "email": invitation.email,
+                "invited_by": invitation.invited_by.email if invitation.invited_by else "",
+                "reason": f"delegation.{delegation.status}",
+            },
+        )
+        _delegation_email(
+            "customer_claim_withdrawn", delegation, to=[invitation.email], invitation=invitation
+        )
+    return withdrawn
 
 
 @transaction.atomic
@@ -1292,7 +1343,7 @@ def delegation_decline(*, delegation: Delegation, actor: User) -> Delegation:
     """The partner declines to act for the customer."""
     _require_admin(actor, delegation.partner)
     locked = _lock_live(delegation)
-    _end(locked, status=Delegation.Status.DECLINED, actor=actor)
+    withdrawn = _end(locked, status=Delegation.Status.DECLINED, actor=actor)
     audit_record(
         action="delegation.declined",
         actor=actor,
@@ -1301,10 +1352,15 @@ def delegation_decline(*, delegation: Delegation, actor: User) -> Delegation:
         obj=locked,
         details=_delegation_details(locked),
     )
+    customer_admins = admin_emails(locked.customer)
     _delegation_email(
         "delegation_declined",
         locked,
-        to=admin_emails(locked.customer) + admin_emails(locked.partner),
+        to=customer_admins + admin_emails(locked.partner),
+        # An account the partner opened and nobody claimed yet: nobody at the customer reads
+        # this, and nobody can use the account any more (its claim was withdrawn above).
+        unclaimed=not customer_admins,
+        withdrawn=[invitation.email for invitation in withdrawn],
     )
     return locked
 
@@ -1319,6 +1375,7 @@ def delegation_expire_lapsed(*, delegation: Delegation) -> bool:
     if not updated:
         return False
     expired = Delegation.objects.select_related("customer", "partner").get(pk=delegation.pk)
+    _partner_invitations_withdraw(expired, actor=None)
     audit_record(
         action="delegation.expired",
         organization=expired.customer,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from allauth.account.views import EmailView
 from django.contrib import messages
@@ -18,7 +18,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -243,7 +243,33 @@ def organization_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
         and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
     ):
         target = reverse("dashboard")
-    return HttpResponseRedirect(target)
+    # "Switch to it" on a page that names the object's organization keeps the object's page.
+    return HttpResponseRedirect(target if request.POST.get("same_page") else _section_of(target))
+
+
+def _section_of(target: str) -> str:
+    """`target`, or where to go instead after a switch: a page about one object (a license, a
+    contract: its URL pattern takes arguments) belongs to the organization switched away from,
+    and would be a 404 in the new one. Its section's list (the nearest enclosing path that
+    is a page of its own, /licenses/ for /licenses/<id>/renew/), else the dashboard."""
+    path = urlsplit(target).path
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return target
+    if not (match.args or match.kwargs):
+        return target
+    parts = path.rstrip("/").split("/")
+    while len(parts) > 2:
+        parts.pop()
+        parent = "/".join(parts) + "/"
+        try:
+            found = resolve(parent)
+        except Resolver404:
+            continue
+        if not (found.args or found.kwargs):
+            return parent
+    return reverse("dashboard")
 
 
 @organization_required(action=Action.VIEW_MEMBERS)
@@ -505,9 +531,11 @@ def partner_customers_view(request: PortalRequest) -> HttpResponse:
     membership = _partner_membership(request, "list")
     search = CustomerSearchForm(request.GET or None)
     query = search.cleaned_data["q"] if search.is_valid() else ""
-    page = Paginator(partner_customers(partner=membership.organization, query=query), 25).get_page(
-        request.GET.get("page")
-    )
+    customers = partner_customers(partner=membership.organization, query=query)
+    if search.is_bound and not search.is_valid():
+        # A search it cannot run (too long): its error, not every customer as if it matched.
+        customers = customers.none()
+    page = Paginator(customers, 25).get_page(request.GET.get("page"))
     rows = [{"delegation": d, "scopes": _scope_labels(d.scopes)} for d in page.object_list]
     offers = [
         {"delegation": d, "scopes": _scope_labels(d.scopes)}
@@ -573,11 +601,18 @@ def partner_decline(request: PortalRequest, pk: int) -> HttpResponse:
     else:
         if request.session.get(SESSION_ACTING_FOR_KEY) == delegation.customer_id:
             request.session.pop(SESSION_ACTING_FOR_KEY, None)
-        messages.success(
-            request,
-            _("You declined to act for %(customer)s. Its administrators were told by email.")
-            % {"customer": delegation.customer.name},
-        )
+        if getattr(delegation, "awaiting_admin", False):
+            # An account the partner opened that nobody claimed: no administrator to tell.
+            message = _(
+                "You declined to act for %(customer)s. It has no administrator yet, so nobody "
+                "can use its account now, and the invitation to claim it no longer works. If "
+                "this was a mistake, contact customer care."
+            )
+        else:
+            message = _(
+                "You declined to act for %(customer)s. Its administrators were told by email."
+            )
+        messages.success(request, message % {"customer": delegation.customer.name})
     return redirect("partner-customers")
 
 

@@ -55,9 +55,10 @@ from ..models import CustomField, CustomFieldValue, License, ProductVersion
 from ..selectors import (
     LicenseAccess,
     access_of,
-    custom_fields_of,
+    custom_fields_visible,
     license_for,
     license_history,
+    license_owner_reachable,
     license_shares,
     license_upgraded_seats,
     licenses_visible_to,
@@ -307,7 +308,9 @@ def _list_page(
 def _filtered(
     request: PortalRequest, base: QuerySet[License] | None = None
 ) -> tuple[LicenseFilter, list[CustomField]]:
-    custom_fields = custom_fields_of(request.organization)
+    # Columns, filters, sorts, search and export over custom values: only for an actor who may
+    # read them (a partner needs the manage-data scope).
+    custom_fields = custom_fields_visible(access=request.access)
     if base is None:
         base = licenses_visible_to(actor=request.user, organization=request.organization)
     return (
@@ -386,6 +389,7 @@ def license_list_render(
             "sort_query": sort_query.urlencode(),
             "can_share": allows(request, Action.SHARE_LICENSES),
             "can_bulk_custom_data": allows(request, Action.BULK_CUSTOM_DATA),
+            "can_view_custom_fields": allows(request, Action.VIEW_CUSTOM_FIELDS),
             "has_owned": any(row["access"].is_owner for row in rows),
             "showing_all": showing_all,
             # Only My licenses itself: "all matching" resolves the filters over My licenses,
@@ -423,7 +427,7 @@ def bulk_selection(request: PortalRequest) -> list[License]:
         license_filter = LicenseFilter(
             QueryDict(request.POST.get("matching", "")) or None,
             queryset=own,
-            custom_fields=custom_fields_of(organization),
+            custom_fields=custom_fields_visible(access=request.access),
             organization=organization,
             actor=request.user,
         )
@@ -722,7 +726,20 @@ def _require(access: LicenseAccess, action: Action) -> None:
 
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_detail(request: PortalRequest, pk: UUID) -> HttpResponse:
-    license, access = _license_and_access(request, pk)
+    try:
+        license, access = _license_and_access(request, pk)
+    except Http404:
+        # A link (an email's) to a license of another organization of the actor's, or of a
+        # customer it acts for as a partner: say where it is, to those who could see it only.
+        elsewhere = license_owner_reachable(actor=request.user, pk=pk)
+        if elsewhere is None:
+            raise
+        return render(
+            request,
+            "licensing/license_elsewhere.html",
+            {"owner": elsewhere.organization, "delegated": elsewhere.is_delegated},
+            status=404,
+        )
     return _render_detail(request, license, access)
 
 
@@ -742,10 +759,12 @@ def _render_detail(
 ) -> HttpResponse:
     """The license page; a form is passed back with its errors after a refused save, renewal
     or move (`custom_form`, `renew_form`, `rehost_form`)."""
-    # The owner's custom data is the owner's: a share recipient neither sees nor edits it.
+    # The owner's custom data is the owner's: a share recipient neither sees nor edits it, nor
+    # does a partner without the manage-data scope.
     owner_fields: list[CustomField] = []
     values: dict[int, str] = {}
-    if access.is_owner:
+    shows_custom_data = access.is_owner and access.allows(Action.VIEW_CUSTOM_FIELDS)
+    if shows_custom_data:
         owner_fields = custom_form.custom_fields if custom_form else _owner_fields(license)
         values = {v.field_id: v.value for v in license.custom_values.all()}
     if custom_form is None:
@@ -814,6 +833,9 @@ def _render_detail(
         "retired_keys": license.retired_keys.all()[:20],
         "newer_version": newer,
         "custom_form": custom_form,
+        "shows_custom_data": shows_custom_data,
+        # The breadcrumb's My licenses: not for an obtain-keys partner, whom it would refuse.
+        "can_list_licenses": allows(request, Action.VIEW_LICENSES),
         "custom_rows": [(f, values.get(f.pk, "")) for f in owner_fields],
     }
     # "Available at no cost" only where Version upgrade offers it: a license issued or renewed

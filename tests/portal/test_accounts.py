@@ -209,6 +209,72 @@ def test_switch_ignores_offsite_next(client) -> None:  # type: ignore[no-untyped
     assert response["Location"] == reverse("dashboard")
 
 
+def test_switching_on_a_page_about_one_object_goes_to_its_sections_list(client) -> None:  # type: ignore[no-untyped-def]
+    # The license belongs to the organization switched away from: back to its URL was a 404
+    # ("No such license") that also lost "You are now working in ...".
+    from tests.licensing.factories import LicenseFactory
+
+    user = UserFactory()
+    acme = MembershipFactory(user=user, organization=OrganizationFactory(name="Acme"))
+    initech = MembershipFactory(user=user, organization=OrganizationFactory(name="Initech"))
+    license = LicenseFactory(owner=acme.organization)
+    client.force_login(user)
+    for page, expected in (
+        (reverse("license-detail", args=[license.pk]), reverse("license-list")),
+        (reverse("license-renew", args=[license.pk]) + "?x=1", reverse("license-list")),
+        (reverse("license-list") + "?q=abc", reverse("license-list") + "?q=abc"),
+        (reverse("members"), reverse("members")),
+    ):
+        response = client.post(
+            reverse("organization-switch"),
+            {"organization": initech.organization_id, "next": page},
+            follow=True,
+        )
+        assert response.redirect_chain[0][0] == expected, page
+        assert response.status_code == 200, page
+        assert "You are now working in Initech" in response.content.decode()
+
+
+def test_a_link_to_a_license_of_another_organization_of_the_users_offers_to_switch(client) -> None:  # type: ignore[no-untyped-def]
+    from tests.licensing.factories import LicenseFactory
+    from tests.portal.factories import DelegationFactory, PartnerFactory
+
+    user = UserFactory()
+    acme = MembershipFactory(user=user, organization=OrganizationFactory(name="Acme"))
+    MembershipFactory(user=user, organization=OrganizationFactory(name="Initech"))
+    license = LicenseFactory(owner=acme.organization)
+    client.force_login(user)
+    url = reverse("license-detail", args=[license.pk])
+    client.post(
+        reverse("organization-switch"),
+        {
+            "organization": Membership.objects.get(
+                user=user, organization__name="Initech"
+            ).organization_id
+        },
+    )
+    response = client.get(url)
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "This license belongs to Acme" in page
+    switched = client.post(
+        reverse("organization-switch"),
+        {"organization": acme.organization_id, "next": url, "same_page": "1"},
+        follow=True,
+    )
+    assert switched.redirect_chain[0][0] == url and switched.status_code == 200
+    # A partner of the owner that is not acting for it is told to act for it.
+    partner_user = MembershipFactory(organization=PartnerFactory())
+    DelegationFactory(customer=acme.organization, partner=partner_user.organization)
+    client.force_login(partner_user.user)
+    page = client.get(url).content.decode()
+    assert "This license belongs to Acme" in page and "Act for Acme" in page
+    # Anyone else: the plain 404, nothing about the owner.
+    client.force_login(MembershipFactory().user)
+    response = client.get(url)
+    assert response.status_code == 404 and "Acme" not in response.content.decode()
+
+
 def test_password_reset_email_goes_through_the_outbox(
     client, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]

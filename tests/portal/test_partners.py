@@ -1181,3 +1181,105 @@ def test_a_serial_the_customer_redeems_while_an_obtain_keys_partner_confirms_it(
     )
     response = post_step(client, "confirm")
     assert response.status_code == 302 and client.get(response["Location"]).status_code == 200
+
+
+def test_declining_an_account_the_partner_opened_withdraws_its_claim_and_says_so(
+    client, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # Nobody claimed it yet: no administrator to tell, and an open claim link would offer
+    # "Accept invitation" only to refuse ("ask one of its administrators": there are none).
+    client.force_login(partner_admin.user)
+    client.post(
+        reverse("partner-customer-create"),
+        {
+            "name": "Umbrella Corp",
+            "address": "Raccoon City 1",
+            "country": "US",
+            "contact_name": "Carol",
+            "contact_email": "carol@globex.example",
+        },
+    )
+    delegation = Delegation.objects.get(customer__name="Umbrella Corp")
+    invitation = Invitation.objects.get(organization=delegation.customer)
+    response = client.post(reverse("partner-decline", args=[delegation.pk]), follow=True)
+    page = html.unescape(response.content.decode())
+    assert "has no administrator yet, so nobody can use its account now" in page
+    assert "Its administrators were told by email" not in page
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    withdrawn = AuditEvent.objects.get(action="invitation.revoked")
+    assert withdrawn.organization == delegation.customer
+    assert withdrawn.details["reason"] == "delegation.declined"
+    assert client.get(reverse("invitation", args=[invitation.token])).status_code == 404
+    # The contact hears that the link no longer works; the partner's email speaks of an
+    # account without administrators, not of "the customer's administrators".
+    told = Email.objects.get(template="customer_claim_withdrawn")
+    assert told.to == ["carol@globex.example"]
+    assert "Umbrella Corp" in told.body_text and "no longer works" in told.body_text
+    declined = Email.objects.get(template="delegation_declined")
+    assert declined.to == [partner_admin.user.email]
+    assert "has no administrator yet" in declined.body_text
+    assert "The customer's administrators can delegate" not in declined.body_text
+
+
+def test_revoking_a_delegation_withdraws_the_partners_open_invitations_only(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        customer=customer_admin.organization, partner=partner_admin.organization
+    )
+    customer = customer_admin.organization
+    by_partner = Invitation.objects.create(
+        organization=customer, email="a@x.example", role="admin", invited_by=partner_admin.user
+    )
+    by_admin = Invitation.objects.create(
+        organization=customer, email="b@x.example", role="member", invited_by=customer_admin.user
+    )
+    client.force_login(customer_admin.user)
+    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    by_partner.refresh_from_db()
+    by_admin.refresh_from_db()
+    assert by_partner.revoked_at is not None
+    assert by_admin.revoked_at is None
+    assert Email.objects.filter(template="customer_claim_withdrawn").get().to == ["a@x.example"]
+
+
+def test_a_lapsed_delegation_withdraws_the_partners_open_invitations(partner_admin) -> None:  # type: ignore[no-untyped-def]
+    delegation = DelegationFactory(
+        partner=partner_admin.organization,
+        starts_on=timezone.localdate() - timedelta(days=10),
+        ends_on=timezone.localdate() - timedelta(days=1),
+    )
+    invitation = Invitation.objects.create(
+        organization=delegation.customer,
+        email="c@x.example",
+        role="admin",
+        invited_by=partner_admin.user,
+    )
+    assert delegations_refresh()["expired"] == 1
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    event = AuditEvent.objects.get(action="invitation.revoked")
+    assert event.details["reason"] == "delegation.expired"
+
+
+def test_a_search_too_long_says_so_instead_of_listing_every_customer(client, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    DelegationFactory(partner=partner_admin.organization)
+    client.force_login(partner_admin.user)
+    response = client.get(reverse("partner-customers"), {"q": "x" * 200})
+    assert response.status_code == 200
+    page = html.unescape(response.content.decode())
+    assert 'data-testid="search-error"' in page and "at most 100 characters" in page
+    assert "0 customers" in page
+
+
+def test_a_delegation_cannot_start_in_the_past(client, customer_admin, partner_admin) -> None:  # type: ignore[no-untyped-def]
+    response = _grant(client, customer_admin, partner_admin.organization, starts_on="2020-01-01")
+    assert response.status_code == 400
+    assert "The start date cannot be in the past" in html.unescape(response.content.decode())
+    assert not Delegation.objects.exists()
+    today = timezone.localdate().isoformat()
+    assert (
+        _grant(client, customer_admin, partner_admin.organization, starts_on=today).status_code
+        == 302
+    )
