@@ -212,12 +212,23 @@ def license_email_queue(
         "acting_partner": acting_partner,
         "acting_email": acting_user.email if acting_user is not None else "",
     }
+    # The partner's user who acted reads its own body ("you obtained this for the customer"),
+    # not the customer's ("obtained on your behalf by"); no one else's changes.
+    actor_address = acting_user.email.lower() if acting_user is not None else ""
+    variants: list[tuple[list[str], dict[str, Any]]] = []
+    for recipients, can_open in ((openers, True), (others, False)):
+        partner_reads = acting_partner is not None and actor_address in recipients
+        variants.append(
+            (
+                sorted(recipients - {actor_address}) if partner_reads else sorted(recipients),
+                {**shown, "can_open": can_open},
+            )
+        )
+        if partner_reads:
+            variants.append(([actor_address], {**shown, "can_open": can_open, "for_partner": True}))
     queue_email_variants(
         template=f"license_{event}",
-        variants=[
-            (sorted(openers), {**shown, "can_open": True}),
-            (sorted(others), {**shown, "can_open": False}),
-        ],
+        variants=variants,
         attachments=[
             Attachment(
                 license.file_name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE
@@ -302,7 +313,16 @@ def license_issue(
     )
     _events_write(issued, events)
     if notify:
-        license_email_queue(license=license, acting_user=acting_user, event="issued")
+        license_email_queue(
+            license=license,
+            acting_user=acting_user,
+            event="issued",
+            # What this key replaces: a whole license (now superseded) or seats of one.
+            context={
+                "replaces": source.supersedes,
+                "replaces_whole": source.retire_superseded,
+            },
+        )
     return license
 
 

@@ -53,6 +53,10 @@ def test_a_technical_contact_who_is_no_member_gets_no_link_the_member_does(
     assert ours.pk != theirs.pk
     assert link in ours.body_text and f'href="http://testserver{link}"' in ours.body_html
     assert link not in theirs.body_text and link not in theirs.body_html
+    # The software it is for, to those who can open it (FileConnect checks the rest).
+    downloads = reverse("fileconnect-license", args=[license.pk])
+    assert downloads in ours.body_text and f'href="http://testserver{downloads}"' in ours.body_html
+    assert downloads not in theirs.body_text
     assert WHERE_TO_FIND in theirs.body_text and WHERE_TO_FIND in theirs.body_html
     assert license.owner.name in theirs.body_text
     # Both carry the key and the file; every person receives one message.
@@ -99,3 +103,34 @@ def test_a_key_a_partner_obtains_links_for_the_partner_and_the_customers_adminis
         assert link in emails[address].body_text
     assert link not in emails[REGISTRATION["technical_email"]].body_text
     assert client.get(link).status_code == 200
+
+
+def test_an_upgrade_email_says_which_key_it_replaces(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    from licensing.services import IssueSource, license_issue
+    from tests.licensing.factories import LicenseFactory, ProductVersionFactory
+
+    old = LicenseFactory()
+    new_version = ProductVersionFactory(product=old.version.product, version="99.0")
+    today = old.maintenance_start
+    for retire, sentence in (
+        (True, f"This key replaces license {old.key}, which is now superseded"),
+        (False, f"These seats were upgraded from license {old.key}, which keeps its other seats"),
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            new = license_issue(
+                source=IssueSource(
+                    kind="upgrade",
+                    ref="t",
+                    version=new_version,
+                    quantity=1,
+                    maintenance_start=today,
+                    maintenance_end=old.maintenance_end,
+                    supersedes=old,
+                    retire_superseded=retire,
+                ),
+                owner=old.owner,
+                registration=old.registration,
+                acting_user=None,
+            )
+        email = Email.objects.filter(template="license_issued").latest("created_at")
+        assert sentence in email.body_text and sentence in email.body_html

@@ -213,3 +213,13 @@ def test_a_recipient_finds_a_shared_license_by_its_support_contacts(client, worl
     )
     found = client.get(reverse("license-list"), {"q": contact})
     assert found.context["page"].paginator.count == 0
+
+
+def test_the_license_page_links_to_the_software_for_its_owners_only(client, world) -> None:  # type: ignore[no-untyped-def]
+    downloads = reverse("fileconnect-license", kwargs={"pk": world["new"].pk})
+    client.force_login(world["colleague"].user)
+    assert f'href="{downloads}" data-testid="license-downloads"' in _page(
+        client, "license-detail", world["new"]
+    )
+    client.force_login(world["reader"].user)  # FileConnect is the owner's
+    assert downloads not in _page(client, "license-detail", world["new"])
