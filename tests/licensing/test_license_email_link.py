@@ -117,7 +117,7 @@ def test_an_upgrade_email_says_which_key_it_replaces(django_capture_on_commit_ca
         (False, f"These seats were upgraded from license {old.key}, which keeps its other seats"),
     ):
         with django_capture_on_commit_callbacks(execute=True):
-            new = license_issue(
+            license_issue(
                 source=IssueSource(
                     kind="upgrade",
                     ref="t",
