@@ -26,6 +26,7 @@ from portal.formats import short_date
 
 from .selectors import TrueUp, TrueUpRow
 
+BOM = "\ufeff"
 SERIES_COLORS = (colors.HexColor("#6c757d"), colors.HexColor("#0d6efd"), colors.HexColor("#198754"))
 
 
@@ -40,6 +41,9 @@ def true_up_csv(result: TrueUp) -> str:
     """One row per line, with the report's context in the first rows (a year that has begun:
     the view refuses the others)."""
     buffer = io.StringIO()
+    # A UTF-8 BOM, as the license export writes (licensing.views.licenses.BOM): without it
+    # Excel reads the file as ANSI and a customer named "São Paulo Ltda" comes out garbled.
+    buffer.write(BOM)
     writer = csv.writer(buffer)
     year = result.contract_year
     writer.writerow(["contract", result.contract.number])
@@ -88,13 +92,13 @@ def true_up_csv(result: TrueUp) -> str:
 
 
 def _money(value: Decimal, currency: str) -> str:
-    # As the page writes it ({{ value }}, localized): "USD 1200,00" in Portuguese, "USD 1200.00"
-    # in English.
-    return f"{currency} {formats.number_format(value, decimal_pos=2)}"
+    # As the page writes it (floatformat:"2g"): "USD 1.199.986.800,00" in Portuguese,
+    # "USD 1,199,986,800.00" in English; ungrouped, ten digits were hard to read.
+    return f"{currency} {formats.number_format(value, decimal_pos=2, force_grouping=True)}"
 
 
 def _count(value: int) -> str:
-    return str(formats.number_format(value))
+    return str(formats.number_format(value, force_grouping=True))
 
 
 BAR_GROUP = 3 * 7 + 6  # three bars of 7 pt and the gap between products

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from portal.forms import EMAIL_MAX_LENGTH
@@ -13,20 +15,81 @@ from portal.models import Membership
 from .models import EFContractUser, EFLine, EFSite
 from .services import MAX_QUANTITY, quantity_problem
 
+# Digits only: Django's IntegerField reads "1.000" as 1 (it drops a ".000" fraction), "1_000" as
+# 1000 and "١٢" as 12, so a Brazilian's thousand was saved as one. A quantity is typed with
+# plain digits; a point, comma or underscore is refused with how to write it, never guessed.
+QUANTITY_DIGITS = re.compile(r"-?[0-9]+")
+QUANTITY_SEPARATORS = re.compile(r"[.,_]")
+# Thousands groups with one separator throughout: "1.000", "1,000,000", "1_000".
+QUANTITY_GROUPED = re.compile(r"[1-9][0-9]{0,2}([.,_])[0-9]{3}(\1[0-9]{3})*")
+QUANTITY_MAX_CHARS = 12  # a million has 7 digits; longer is over the limit, not a huge int()
 
-def _quantity_field(label: Any, **kwargs: Any) -> forms.IntegerField:
-    return forms.IntegerField(
-        label=label,
-        min_value=kwargs.pop("min_value", 1),
-        max_value=MAX_QUANTITY,
-        error_messages={
-            "invalid": _("Enter a whole number, like 25."),
-            "min_value": _("Enter a quantity of at least %(limit_value)s."),
-            "max_value": _("Enter a quantity of at most %(limit_value)s."),
-        },
-        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
-        **kwargs,
-    )
+
+class QuantityField(forms.Field):
+    """A whole quantity written with ASCII digits, between min_value and MAX_QUANTITY."""
+
+    default_error_messages = {
+        "invalid": _("Enter a whole number, like 25."),
+        # As number custom fields say it (licensing.services.manage._ambiguous_number).
+        "grouped": _("%(field)s: write “%(value)s” without thousands separators: %(whole)s."),
+        "separator": _(
+            "“%(value)s” is not a whole number: write the quantity with digits only, without a "
+            "point, comma or underscore, like 25."
+        ),
+        "min_value": _("Enter a quantity of at least %(limit_value)s."),
+        "max_value": _("Enter a quantity of at most %(limit_value)s."),
+    }
+
+    def __init__(self, *, min_value: int = 1, max_value: int = MAX_QUANTITY, **kwargs: Any) -> None:
+        self.min_value, self.max_value = min_value, max_value
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "numeric"}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not text:
+            return None
+        if QUANTITY_DIGITS.fullmatch(text):
+            if len(text.lstrip("-0")) > QUANTITY_MAX_CHARS:
+                self._out_of_range("max_value" if text[0] != "-" else "min_value")
+            return int(text)
+        if QUANTITY_GROUPED.fullmatch(text):
+            raise forms.ValidationError(
+                self.error_messages["grouped"],
+                code="ambiguous",
+                params={"field": self.label, "value": text, "whole": re.sub(r"[.,_]", "", text)},
+            )
+        if QUANTITY_SEPARATORS.search(text):
+            raise forms.ValidationError(
+                self.error_messages["separator"], code="ambiguous", params={"value": text}
+            )
+        raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value is None:
+            return
+        if value < self.min_value:
+            self._out_of_range("min_value")
+        if value > self.max_value:
+            self._out_of_range("max_value")
+
+    def _out_of_range(self, code: str) -> None:
+        limit = self.min_value if code == "min_value" else self.max_value
+        # Grouped as the language writes it: 1,000,000 or 1.000.000.
+        raise forms.ValidationError(
+            self.error_messages[code],
+            code=code,
+            params={"limit_value": number_format(limit, force_grouping=True)},
+        )
+
+
+def _quantity_field(label: Any, **kwargs: Any) -> QuantityField:
+    return QuantityField(label=label, **kwargs)
 
 
 class LineChoiceField(forms.ModelChoiceField):
@@ -41,8 +104,8 @@ class LineChoiceField(forms.ModelChoiceField):
         return str(text) % {
             "product": version.product.name,
             "version": version.version,
-            "remaining": obj.remaining_quantity,
-            "committed": obj.committed_quantity,
+            "remaining": number_format(obj.remaining_quantity, force_grouping=True),
+            "committed": number_format(obj.committed_quantity, force_grouping=True),
         }
 
 

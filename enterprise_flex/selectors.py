@@ -54,6 +54,14 @@ class ContractAccess:
 
     def require(self, action: str) -> None:
         """Refuses with a translated 403 when the level does not allow `action`."""
+        if not self.allows(action) and self.partner_id is not None:
+            raise PermissionDenied(
+                _(
+                    "Partner access to contract %(number)s is for drawing down keys: its "
+                    "deployment reports, sites and users are the customer's."
+                )
+                % {"number": self.contract.number}
+            )
         if not self.allows(action):
             raise PermissionDenied(
                 _("Your level on contract %(number)s does not allow this. Ask its super user.")
@@ -108,7 +116,8 @@ def contract_for(*, actor: User, access: OrganizationAccess, number: str) -> Con
         partner_id = access.partner.pk if access.partner is not None else None
         return ContractAccess(contract=contract, level=level, actor=actor, partner_id=partner_id)
     row = EFContractUser.objects.filter(contract=contract, user=actor).only("level").first()
-    if row is None or row.level not in EF_LEVEL_ACTIONS:
+    # Only the stored levels: "delegated" is a partner's, never a contract user's.
+    if row is None or row.level not in EFContractUser.Level.values:
         raise Http404("No such contract.")
     return ContractAccess(contract=contract, level=row.level, actor=actor)
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -50,6 +51,13 @@ from .models import (
 
 # Far above any real deployment, far below the column's limit: a typo ("1e9") is refused.
 MAX_QUANTITY = 1_000_000
+
+
+def _grouped(number: int) -> str:
+    """A quantity in a message, grouped as the language writes it: 1,000,000 or 1.000.000."""
+    return number_format(number, force_grouping=True)
+
+
 # A year's report can be submitted from this many days before the year ends (the first reminder).
 REPORT_WINDOW_DAYS = 60
 SITE_FIELDS = ("name", "address", "country", "contact_name", "contact_email", "contact_phone")
@@ -300,7 +308,7 @@ def line_change_refusal(
     """The field at fault and why a line cannot have these terms, or None."""
     if committed < 1 or committed > MAX_QUANTITY:
         return "committed_quantity", _("Enter a committed quantity from 1 to %(max)s.") % {
-            "max": f"{MAX_QUANTITY:,}"
+            "max": _grouped(MAX_QUANTITY)
         }
     if unit_value < 0:
         return "unit_value", _("The unit value cannot be negative.")
@@ -309,7 +317,7 @@ def line_change_refusal(
     if committed < drawn:
         return "committed_quantity", _(
             "%(drawn)s are already drawn down on this line: the commitment cannot be lower."
-        ) % {"drawn": drawn}
+        ) % {"drawn": _grouped(drawn)}
     return None
 
 
@@ -872,7 +880,7 @@ def quantity_problem(quantity: int, *, line: EFLine) -> str | None:
     line's lock, where it is final.
     """
     if quantity < 1 or quantity > MAX_QUANTITY:
-        return _("Enter a quantity from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
+        return _("Enter a quantity from 1 to %(max)s.") % {"max": _grouped(MAX_QUANTITY)}
     if not line.overage_allowed and quantity > line.remaining_quantity:
         if line.remaining_quantity == 0:
             return _(
@@ -1101,7 +1109,7 @@ def _write_entries(report: EFDeploymentReport, entries: ReportEntries) -> dict[s
             raise EFError(_("Report only the products and sites of this contract."))
         if not 0 <= quantity <= MAX_QUANTITY:
             raise EFError(
-                _("Enter deployed quantities from 0 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"}
+                _("Enter deployed quantities from 0 to %(max)s.") % {"max": _grouped(MAX_QUANTITY)}
             )
     current = {
         (e.line_id, e.site_id): e.quantity for e in EFDeploymentEntry.objects.filter(report=report)

@@ -21,6 +21,7 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from formtools.wizard.forms import ManagementForm
+from formtools.wizard.storage.base import BaseStorage
 from formtools.wizard.views import SessionWizardView
 
 from portal.http import PortalRequest, organization_required
@@ -73,6 +74,12 @@ def _comparable(data: dict[str, Any]) -> dict[str, str]:
 
 
 STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")
+# The same wizard was opened in another tab and moved on there: this tab's page is stale, and
+# the session's instance holds the other tab's choices, which this tab must never confirm.
+REPLACED = gettext_lazy(
+    "This page was replaced by the same form opened in another tab. Start again here, or "
+    "continue in the other tab."
+)
 # The organization changed under an open wizard (the switcher, or a partner now acting for
 # another customer): what it holds was typed and checked for the other one.
 OTHER_ORGANIZATION = gettext_lazy(
@@ -85,6 +92,15 @@ OTHER_ORGANIZATION = gettext_lazy(
 # wizard that issued it (an EF drawdown's id is no license, nor of another contract).
 RESULTS_KEY = "wizard:results"
 RESULTS_KEPT = 20
+
+
+class _DetachedStorage(BaseStorage):
+    """Wizard state kept only for one response, not in the session: a page of the first step
+    that leaves the session's instance (another tab's) as it is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.init_data()
 
 
 class InstanceManagementForm(ManagementForm):
@@ -163,10 +179,22 @@ class PortalWizard(SessionWizardView):
 
     def started_over(self) -> HttpResponse:
         """The posted page belongs to an instance that moved on: say so, show the live one."""
+        if self.posted_instance() and self.instance and self.steps.current != self.steps.first:
+            return self.replaced()
         messages.warning(self.request, STARTED_OVER)
         if not self.instance:
             self.start_instance()
         return self.render_goto_step(self.steps.current)
+
+    def replaced(self) -> HttpResponse:
+        """The posted page is of an instance another tab replaced, and that tab moved on: its
+        steps hold the other tab's choices (Confirm in one tab confirmed the other's product),
+        so this tab gets an empty first step. The page carries no token: submitted, it starts
+        a new instance (post); until then the other tab carries on."""
+        messages.warning(self.request, REPLACED)
+        self.storage = _DetachedStorage(self.prefix, self.request, None)
+        self.storage.current_step = self.steps.first
+        return self.render(self.get_form())
 
     # -- formtools hooks --------------------------------------------------------------------
 

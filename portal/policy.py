@@ -319,15 +319,19 @@ def require(request: HttpRequest, action: Action) -> None:
 EF_CONTRACT_USER = "contract"
 EF_CONFIGURATION_USER = "configuration"
 EF_SUPER_USER = "super"
+# Not a level a contract's user holds: what a channel partner acting for the customer may do.
+EF_DELEGATED = "delegated"
 
-_EF_CONTRACT_ACTIONS = frozenset(
+_EF_DELEGATED_ACTIONS = frozenset(
     {
         "view_contract",  # details, dates, the product summary, sites and users
         "draw_down",
         "view_own_drawdowns",  # their own drawdowns and the licenses they drew down
-        "declare_deployment",  # deployed quantities in a year's deployment report (a draft)
     }
 )
+_EF_CONTRACT_ACTIONS = _EF_DELEGATED_ACTIONS | {
+    "declare_deployment",  # deployed quantities in a year's deployment report (a draft)
+}
 _EF_CONFIGURATION_ACTIONS = _EF_CONTRACT_ACTIONS | {
     "view_all_drawdowns",  # every drawdown and license of the contract
     "manage_sites",
@@ -341,6 +345,7 @@ _EF_SUPER_ACTIONS = _EF_CONFIGURATION_ACTIONS | {
 }
 
 EF_LEVEL_ACTIONS: dict[str, frozenset[str]] = {
+    EF_DELEGATED: _EF_DELEGATED_ACTIONS,
     EF_CONTRACT_USER: _EF_CONTRACT_ACTIONS,
     EF_CONFIGURATION_USER: _EF_CONFIGURATION_ACTIONS,
     EF_SUPER_USER: _EF_SUPER_ACTIONS,
@@ -356,8 +361,10 @@ def ef_delegated_level(access: OrganizationAccess) -> str | None:
     """The level a delegated partner user holds on every EF contract of the customer.
 
     With the obtain-keys scope a partner draws down for the customer and sees its own
-    drawdowns, as a contract user does; it never configures, reports or manages users.
+    drawdowns; it never configures, reports deployments or manages users. A contract user's
+    level would let it read and save the customer's deployment report (every user's drawn-down
+    figures per product and site): the obtain-keys scope is for drawdowns only.
     """
     if access.is_delegated and access.allows(Action.OBTAIN_KEYS):
-        return EF_CONTRACT_USER
+        return EF_DELEGATED
     return None

@@ -177,7 +177,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "fileconnect-link": row(**{**LICENSE_VIEW, "partner_out_of_scope": OK}),
     "fileconnect-log": ADMIN_OF_OWN,
     # enterprise_flex: the customer's admin is the contract's super user; its member is on no
-    # contract; a partner with the obtain-keys scope acts as a contract user
+    # contract; a partner with the obtain-keys scope draws down as a contract user does
     "ef-contracts": NEEDS_SCOPE,
     "ef-invitation": PUBLIC,
     "ef-contract": EF_CONTRACT_USER,
@@ -186,7 +186,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "ef-drawdown-result": CUSTOMER_ADMIN_ONLY,  # the super user's own drawdown
     "ef-licenses": EF_CONTRACT_USER,
     "ef-licenses-export": EF_CONTRACT_USER,
-    "ef-report": EF_CONTRACT_USER,
+    # Drawdowns only for a partner: the deployment report is the customer's (its users').
+    "ef-report": CUSTOMER_ADMIN_ONLY,
     "ef-site-create": CUSTOMER_ADMIN_ONLY,
     "ef-site-edit": CUSTOMER_ADMIN_ONLY,
     "ef-users": CUSTOMER_ADMIN_ONLY,

@@ -11,8 +11,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import translation
 
-from enterprise_flex.models import EFContractUser
+from enterprise_flex.models import EFContractUser, EFDeploymentReport
 from enterprise_flex.selectors import contract_for, contracts_for
 from enterprise_flex.services import DrawdownRequest, drawdown_create, invitation_create
 from enterprise_flex.views import _reach
@@ -25,18 +26,24 @@ from portal.policy import (
     ef_level_allows,
 )
 from tests.enterprise_flex.factories import World, make_world
-from tests.portal.factories import OrganizationFactory, UserFactory
+from tests.portal.factories import (
+    DelegationFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
-LEVELS = ["contract", "configuration", "super"]
+# "delegated": a channel partner acting for the customer with the obtain-keys scope.
+LEVELS = ["delegated", "contract", "configuration", "super"]
 ACTIONS = sorted(set().union(*EF_LEVEL_ACTIONS.values()))
 
 # The table in portal.policy, spelled out once more so that a change to it is deliberate.
 EXPECTED = {
-    "view_contract": {"contract", "configuration", "super"},
-    "draw_down": {"contract", "configuration", "super"},
-    "view_own_drawdowns": {"contract", "configuration", "super"},
+    "view_contract": {"delegated", "contract", "configuration", "super"},
+    "draw_down": {"delegated", "contract", "configuration", "super"},
+    "view_own_drawdowns": {"delegated", "contract", "configuration", "super"},
     "declare_deployment": {"contract", "configuration", "super"},
     "view_all_drawdowns": {"configuration", "super"},
     "manage_sites": {"configuration", "super"},
@@ -242,18 +249,51 @@ def _partner_access(world: World, scopes: set[str]) -> OrganizationAccess:
     )
 
 
-def test_a_partner_with_the_obtain_keys_scope_is_a_contract_user_on_every_contract(world) -> None:  # type: ignore[no-untyped-def]
+def test_a_partner_with_the_obtain_keys_scope_draws_down_on_every_contract(world) -> None:  # type: ignore[no-untyped-def]
     access = _partner_access(world, {"obtain_keys", "view_licenses"})
     partner_user = UserFactory()
-    assert ef_delegated_level(access) == "contract"
+    assert ef_delegated_level(access) == "delegated"
     reaches = contracts_for(actor=partner_user, access=access)
     assert {r.contract for r in reaches} == {world.contract, world.sibling}
-    assert all(r.level == "contract" and r.partner_id == access.partner.pk for r in reaches)  # type: ignore[union-attr]
+    assert all(r.level == "delegated" and r.partner_id == access.partner.pk for r in reaches)  # type: ignore[union-attr]
     reach = contract_for(actor=partner_user, access=access, number=world.contract.number)
     assert reach.allows("draw_down") and reach.allows("view_own_drawdowns")
     assert not reach.allows("view_all_drawdowns") and not reach.allows("manage_users")
+    # Drawdowns only: the customer's deployment report (every user's drawn-down figures per
+    # product and site, and a draft the super user then submits) is not the partner's.
+    assert not reach.allows("declare_deployment")
     with pytest.raises(Http404):
         contract_for(actor=partner_user, access=access, number=world.other_contract.number)
+
+
+def test_a_partner_opens_no_deployment_report(client, world) -> None:  # type: ignore[no-untyped-def]
+    # An obtain-keys partner read every user's drawn-down totals on the report page and saved
+    # the customer's draft ("Draft saved."), which the super user then submitted.
+    draw = DrawdownRequest(line_id=world.line.pk, site_id=world.site.pk, quantity=3)
+    drawdown_create(contract=world.contract, request=draw, actor=world.contract_user, token="t")
+    partner = MembershipFactory(role="admin", organization=OrganizationFactory(kind="partner"))
+    delegation = DelegationFactory(
+        customer=world.contract.organization,
+        partner=partner.organization,
+        scopes=["obtain_keys"],
+    )
+    client.force_login(partner.user)
+    assert client.post(reverse("partner-act", args=[delegation.pk])).status_code == 302
+    n = world.contract.number
+    url = reverse("ef-report", args=[n, 1])
+    key = f"q_{world.line.pk}_{world.site.pk}"
+    for response in (client.get(url), client.post(url, {key: "0", "save": "1"})):
+        assert response.status_code == 403
+        assert "is for drawing down keys" in response.content.decode()
+    assert not EFDeploymentReport.objects.exists()
+    # Its contract page offers drawdowns, not the report.
+    page = client.get(reverse("ef-contract", args=[n])).content.decode()
+    assert reverse("ef-drawdown", args=[n]) in page and url not in page
+    assert client.get(reverse("ef-drawdown", args=[n])).status_code == 200
+    # In Portuguese too (the request activates it; `override` puts back what was active).
+    with translation.override("en"):
+        refused = client.get(url, HTTP_ACCEPT_LANGUAGE="pt-br")
+    assert refused.status_code == 403 and '<html lang="pt-br"' in refused.content.decode()
 
 
 def test_a_partner_without_the_scope_is_refused(world) -> None:  # type: ignore[no-untyped-def]

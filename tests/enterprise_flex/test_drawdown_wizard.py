@@ -3,6 +3,7 @@ that changes nothing; a second confirmation shows the first result."""
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 
 import pytest
@@ -89,6 +90,46 @@ def _confirm_elsewhere(client, url: str, prefix: str, token: str):  # type: igno
     return client.post(url, {f"{prefix}-current_step": "confirm", f"{prefix}-instance": token})
 
 
+REPLACED = (
+    "This page was replaced by the same form opened in another tab. Start again here, or "
+    "continue in the other tab."
+)
+
+
+def test_two_tabs_never_confirm_the_other_tabs_product(client, world) -> None:  # type: ignore[no-untyped-def]
+    # Tab 1 reached Confirm for one product (3 units), tab 2 for another (7); Confirm in tab 1 said
+    # "started over" above tab 2's Confirm page: one more click drew down tab 2's product.
+    wsg = EFLineFactory(
+        contract=world.contract,
+        committed_quantity=20,
+        version=ProductVersionFactory(product=ProductFactory(name="Web Security Gateway")),
+    )
+    prefix = f"ef_drawdown_{world.contract.number}"
+    draw_down(client, world.contract, line=world.line, site=world.site, quantity=3, confirm=False)
+    tab_1 = instance_token(client, prefix)
+    draw_down(client, world.contract, line=wsg, site=world.site, quantity=7, confirm=False)
+    tab_2 = instance_token(client, prefix)
+
+    response = post_step(client, world.contract, "confirm", token=tab_1)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert REPLACED in html.unescape(page) and STARTED_OVER not in page
+    assert response.context["wizard"]["steps"].current == "line"
+    assert "ef-overage-notice" not in page and response.context["line"] is None
+    assert not EFDrawdown.objects.exists()
+    # Tab 2 still confirms its own choice.
+    done = post_step(client, world.contract, "confirm", token=tab_2)
+    assert done.status_code == 302
+    drawdown = EFDrawdown.objects.get()
+    assert (drawdown.line, drawdown.quantity) == (wsg, 7)
+    # Tab 1 starts again from its empty first step (no token): a new instance, its own product.
+    response = post_step(client, world.contract, "line", {"line": world.line.pk}, token="")
+    assert response.context["wizard"]["steps"].current == "quantity"
+    response = post_step(client, world.contract, "quantity", {"quantity": 3, "site": world.site.pk})
+    assert post_step(client, world.contract, "confirm").status_code == 302
+    assert sorted(EFDrawdown.objects.values_list("quantity", flat=True)) == [3, 7]
+
+
 @pytest.mark.parametrize("other", ["get_a_key", "upgrade", "sibling"])
 def test_a_finished_drawdown_is_no_other_wizards_result(client, world, other) -> None:  # type: ignore[no-untyped-def]
     # The wizards keep their finished instances in one session entry: a drawdown's token posted
@@ -150,7 +191,7 @@ def test_the_confirm_step_announces_overage_before_the_click(client, world) -> N
         ("1e9", "whole number"),
         ("abc", "whole number"),
         ("", "required"),
-        ("99999999999999999999", "at most 1000000"),
+        ("99999999999999999999", "at most 1,000,000"),
         ("11", "Only 10 are left on this line, and it does not allow overage"),
     ],
 )

@@ -26,6 +26,7 @@ from enterprise_flex.services import (
     deployment_report_save,
     deployment_report_submit,
     drawdown_create,
+    quantity_problem,
     site_create,
 )
 from licensing import pdftext
@@ -291,7 +292,11 @@ def test_a_year_without_its_own_report_keeps_the_latest_submitted_one(client) ->
     assert "deployed figures are those of the submitted report of year 1" in content
     assert "USD 200.00" in content
     rows = list(
-        csv.reader(io.StringIO(client.get(reverse("ef-true-up-csv", args=[n, 2])).content.decode()))
+        csv.reader(
+            io.StringIO(
+                client.get(reverse("ef-true-up-csv", args=[n, 2])).content.decode("utf-8-sig")
+            )
+        )
     )
     assert ["deployed_from", "earlier_report", "1"] in rows
     text = _pdf_text(client.get(reverse("ef-true-up-pdf", args=[n, 2])).content)
@@ -332,7 +337,9 @@ def test_true_up_page_chart_and_exports(client) -> None:  # type: ignore[no-unty
     assert "USD 50.00" in content  # 2 over the commitment at 25.00
     response = client.get(reverse("ef-true-up-csv", args=[n, 1]))
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    # A UTF-8 BOM first, for Excel, as the license export (README).
+    assert response.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0] == ["contract", n]
     header = rows.index(
         ["sku", "product", "version", "committed", "deployed", "drawn_down_to_date",
@@ -513,9 +520,9 @@ def test_the_true_up_pdf_in_portuguese_reads_as_the_page(client) -> None:  # typ
             reverse("ef-true-up-pdf", args=[world.contract.number, 1]),
             HTTP_ACCEPT_LANGUAGE="pt-br",
         ).content
-    assert "USD 1200,00" in page and "USD 2400,00" in page
+    assert "USD 1.200,00" in page and "USD 2.400,00" in page
     text = _pdf_text(pdf)
-    assert "USD 1200,00" in text and "USD 2400,00" in text and "1,200" not in text
+    assert "USD 1.200,00" in text and "USD 2.400,00" in text and "1,200" not in text
     pieces = _pdf_pieces(pdf)
     drawn = [piece[2].strip() for piece in pieces]
     # The chart's label: its whole name and its version, beside the bars.
@@ -551,3 +558,54 @@ def test_a_chart_label_is_drawn_whole_or_shortened_but_keeps_its_version() -> No
     assert len(lines) == 3
     text = _label_text(lines)
     assert text.startswith("Data Loss Prevention Data") and text.endswith("… 16.0.1")
+
+
+@pytest.mark.parametrize(
+    "language,money,count",
+    [("en", "USD 1,199,986,800.00", "1,000"), ("pt-br", "USD 1.199.986.800,00", "1.000")],
+)
+def test_large_values_and_quantities_are_grouped(client, language, money, count) -> None:  # type: ignore[no-untyped-def]
+    # They were written "USD 1199986800,00": ten digits to count by eye.
+    world = world_in_report_window()
+    big = EFLineFactory(
+        contract=world.contract,
+        committed_quantity=1000,
+        unit_value=Decimal("599993400.00"),
+        overage_allowed=True,
+    )
+    draw(world, 1002, line=big)
+    client.force_login(world.super_user)
+    n = world.contract.number
+    # The request activates its language in this thread: `override` puts back what was active.
+    with translation.override("en"):
+        page = client.get(
+            reverse("ef-true-up", args=[n, 1]), HTTP_ACCEPT_LANGUAGE=language
+        ).content.decode()
+        pdf = client.get(reverse("ef-true-up-pdf", args=[n, 1]), HTTP_ACCEPT_LANGUAGE=language)
+        contract_page = client.get(
+            reverse("ef-contract", args=[n]), HTTP_ACCEPT_LANGUAGE=language
+        ).content.decode()
+    assert money in page and money in _pdf_text(pdf.content)
+    assert "1199986800" not in page
+    table = page.split('data-testid="ef-true-up"')[1].split("</table>")[0]
+    assert f">{count}<" in table  # committed
+    summary = contract_page.split('data-testid="ef-summary"')[1].split("</table>")[0]
+    assert f">{count}<" in summary
+    # The CSV stays machine-readable: no grouping.
+    csv_text = client.get(reverse("ef-true-up-csv", args=[n, 1])).content.decode("utf-8-sig")
+    assert "1199986800.00" in csv_text
+
+
+def test_quantity_limits_in_messages_are_grouped_as_the_language_does() -> None:
+    world = make_world()
+    with translation.override("en"):
+        assert "1,000,000" in str(quantity_problem(2_000_000, line=world.line))
+    with translation.override("pt-br"):
+        assert "1.000.000" in str(quantity_problem(2_000_000, line=world.line))
+        with pytest.raises(EFError, match=r"1\.000\.000"):
+            deployment_report_save(
+                contract=world.contract,
+                year=1,
+                entries={(world.line.pk, world.site.pk): 2_000_000},
+                actor=world.super_user,
+            )

@@ -7,6 +7,8 @@ unrelated license's result page while the serial stayed unredeemed.
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -19,6 +21,10 @@ from tests.portal.factories import MembershipFactory
 pytestmark = pytest.mark.django_db
 
 STARTED_OVER = "This request started over; please check and confirm again."
+REPLACED = (
+    "This page was replaced by the same form opened in another tab. Start again here, or "
+    "continue in the other tab."
+)
 
 
 @pytest.fixture
@@ -85,9 +91,11 @@ def test_two_tabs_each_confirm_only_what_their_page_showed(client, member) -> No
 
     # Tab A's Confirm page showed the first serial; the session now holds the second one.
     response = post_step(client, "confirm", token=tab_a)
-    assert response.status_code == 200 and STARTED_OVER in response.content.decode()
-    # It shows the live instance for checking, and tab B's progress is kept.
-    assert _current(response) == "confirm" and second.code in response.content.decode()
+    assert response.status_code == 200 and REPLACED in html.unescape(response.content.decode())
+    # Not tab B's Confirm (it showed tab B's serial, to be confirmed from tab A): an empty
+    # first step, and tab B's progress is kept.
+    assert _current(response) == "serial" and second.code not in response.content.decode()
+    assert instance_token(client) == tab_b
     assert not License.objects.exists()
 
     done = post_step(client, "confirm", token=tab_b)
@@ -104,6 +112,23 @@ def test_two_tabs_each_confirm_only_what_their_page_showed(client, member) -> No
     stale = post_step(client, "confirm", token=tab_a)
     assert stale.status_code == 200 and STARTED_OVER in stale.content.decode()
     assert License.objects.count() == 1
+
+
+def test_the_replaced_tab_starts_again_without_ending_the_other(client, member) -> None:  # type: ignore[no-untyped-def]
+    first, second = SerialNumberFactory(), SerialNumberFactory()
+    walk(client, first.code, confirm=False)
+    tab_a = instance_token(client)
+    walk(client, second.code, confirm=False)
+    tab_b = instance_token(client)
+    # Back from tab A's Confirm: the same, nothing of tab B's registration shown.
+    response = _back(client, "confirm", "registration", tab_a)
+    assert REPLACED in html.unescape(response.content.decode()) and _current(response) == "serial"
+    # The empty first step carries no token; submitted, it starts tab A's new instance.
+    assert 'name="get_a_key_wizard-instance"' in response.content.decode()
+    assert f'value="{tab_b}"' not in response.content.decode()
+    assert instance_token(client) == tab_b
+    response = post_step(client, "serial", {"serial": first.code}, token="")
+    assert _current(response) == "registration" and instance_token(client) != tab_b
 
 
 def test_steps_posted_without_a_token_start_a_new_instance_or_are_refused(client, member) -> None:  # type: ignore[no-untyped-def]

@@ -163,6 +163,9 @@ def test_a_confirm_without_the_instance_token_is_refused(client) -> None:  # typ
     assert response.status_code == 200
     assert STARTED_OVER in response.content.decode()
     assert not License.objects.filter(source="upgrade").exists()
+    # A token of no instance of the session (forged, or another tab's page replaced since):
+    # an empty first step, never the session's Confirm page.
     response = _post(client, "confirm", token="forged-token")
-    assert STARTED_OVER in response.content.decode()
+    assert "replaced by the same form opened in another tab" in response.content.decode()
+    assert response.context["wizard"]["steps"].current == "notification"
     assert not License.objects.filter(source="upgrade").exists()
