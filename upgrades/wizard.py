@@ -32,6 +32,7 @@ from .forms import (
     NotificationIdForm,
     QuantityForm,
     RegistrationForm,
+    closed_message,
     elsewhere_message,
 )
 from .models import UpgradeLine, UpgradeNotification
@@ -168,6 +169,11 @@ class UpgradeWizard(PortalWizard):
                 messages.error(
                     request,
                     elsewhere_message(access=found.elsewhere, request=self.request),
+                )
+            elif found.closed is not None:
+                # Genuine, expired or used up: say so, and no failed attempt.
+                messages.error(
+                    request, closed_message(notification=found.closed, request=self.request)
                 )
             elif notification is None:
                 guard.failed()
