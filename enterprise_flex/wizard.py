@@ -89,6 +89,11 @@ class DrawdownWizard(PortalWizard):
         refusal = self._period_refusal()
         if refusal is not None:
             return refusal
+        # The instance in progress where it stands (PortalWizard.resume); else a fresh one,
+        # which a product's link starts at step 2.
+        resumed = self.resume()
+        if resumed is not None:
+            return resumed
         self.start_instance()
         line = request.GET.get("line", "")
         if line.isdigit() and any(str(x.pk) == line for x in self._lines()):
@@ -96,6 +101,11 @@ class DrawdownWizard(PortalWizard):
             self.storage.set_step_data("line", {f"{prefix}-line": [line]})
             self.storage.current_step = "quantity"
         return self.render(self.get_form())
+
+    def link_matches(self) -> bool:
+        # A product's link for another product than the one in progress starts over with it.
+        line = self.request.GET.get("line", "")
+        return not line or line == self._raw("line", "line")
 
     def get_form_kwargs(self, step: str | None = None) -> dict[str, Any]:
         if step == "line":

@@ -92,6 +92,8 @@ OTHER_ORGANIZATION = gettext_lazy(
 # wizard that issued it (an EF drawdown's id is no license, nor of another contract).
 RESULTS_KEY = "wizard:results"
 RESULTS_KEPT = 20
+# The name of the "Start over" button every wizard page carries (_wizard_buttons.html).
+START_OVER = "wizard_start_over"
 
 
 class _DetachedStorage(BaseStorage):
@@ -112,12 +114,14 @@ class InstanceManagementForm(ManagementForm):
 class PortalWizard(SessionWizardView):
     """The portal's wizards: every instance has a token, and every page carries it.
 
-    An instance starts with a GET, or with a POST of the first step that carries no token (a
-    script, a page from before the session). Any other POST must carry the token of the
-    instance the session holds: a page of an instance that has moved on (another tab or the
-    menu started a new one, or it finished) gets "this request started over" and the live
-    instance's current step, never that instance's confirmation or another instance's result.
-    The token is also the idempotency key of the final write.
+    An instance starts with a GET when none is in progress, with a POST of the first step that
+    carries no token (a script, a page from before the session), or with "Start over". A GET
+    while one is in progress (the menu, a second tab, the language switch) shows it where it
+    stands: tabs share one progress, and only an explicit "Start over" (a POST) throws it away.
+    Any other POST must carry the token of the instance the session holds: a page of an
+    instance that has moved on (started over, or finished) gets "this request started over"
+    and the live instance's current step, never that instance's confirmation or another
+    instance's result. The token is also the idempotency key of the final write.
     """
 
     restart_url: str
@@ -196,16 +200,90 @@ class PortalWizard(SessionWizardView):
         self.storage.current_step = self.steps.first
         return self.render(self.get_form())
 
+    def link_matches(self) -> bool:
+        """Whether the GET's parameters (a link that preselects something) ask for what the
+        instance in progress already holds; a link for something else starts over with it."""
+        return True
+
+    def resume(self) -> HttpResponse | None:
+        """The instance in progress where it stands, for a GET; None if it must start anew.
+
+        Opening the wizard again (the menu, a second tab, the language switch's redirect) used
+        to reset it: the other tab's serial and contacts were gone, and its Confirm only said
+        "started over". An instance that finished, or was begun for another organization, is
+        not resumed; neither is one a link asks to replace with something else.
+        """
+        token = self.instance
+        if not token or self.finished_result(token) is not None:
+            return None
+        if self.begun_elsewhere():
+            if self.storage.data.get(self.storage.step_data_key):
+                messages.warning(
+                    self.request,
+                    OTHER_ORGANIZATION % {"organization": self.request.organization.name},
+                )
+            return None
+        if not self.link_matches():
+            return None
+        return self.render_goto_step(self.steps.current)
+
+    def keep_typed_on_back(self, goto_step: str) -> None:
+        """Back keeps what was typed on the page it leaves, valid or not, to show it again.
+
+        formtools' Back stores nothing: the address and contacts typed on the registration step
+        were gone on the way forward again. Only a step going back is kept (never the first
+        one, whose code is checked against the failed-attempt budget when typed), and only from
+        the page of the live instance. Kept data is checked again like any other: going forward
+        validates the step, and confirming revalidates every step (render_done).
+        """
+        request = self.request
+        step = self.posted_step()
+        steps = self.steps.all
+        if (
+            request.method != "POST"
+            or request.POST.get("wizard_goto_step") != goto_step
+            or not self.instance
+            or self.posted_instance() != self.instance
+            or step not in steps
+            or goto_step not in steps
+            or steps.index(goto_step) >= steps.index(step)
+        ):
+            return
+        form = self.get_form(step=step, data=request.POST, files=request.FILES)
+        # Valid: as Next stores it (a wizard's process_step may drop later steps that depended
+        # on a changed choice). Invalid: the raw data, shown again with its errors.
+        data = self.process_step(form) if form.is_valid() else self.get_form_step_data(form)
+        self.storage.set_step_data(step, data)
+        for name in list(vars(self)):
+            if name.startswith("_cleaned_data_cache_"):
+                delattr(self, name)
+
     # -- formtools hooks --------------------------------------------------------------------
 
     def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        resumed = self.resume()
+        if resumed is not None:
+            return resumed
         self.start_instance()
         return self.render(self.get_form())
+
+    def render_goto_step(self, goto_step: str, **kwargs: Any) -> HttpResponse:
+        self.keep_typed_on_back(goto_step)
+        return super().render_goto_step(goto_step, **kwargs)
+
+    def start_over(self) -> HttpResponse:
+        """The "Start over" button: the instance in progress (every tab's) is dropped, and the
+        GET after the redirect starts a new one."""
+        self.storage.reset()
+        messages.info(self.request, _("Started over: what you had entered was cleared."))
+        return redirect(self.restart_url)
 
     def posted_step(self) -> str | None:
         return self.request.POST.get(f"{self.prefix}-current_step")
 
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        if START_OVER in self.request.POST:
+            return self.start_over()
         goto = self.request.POST.get("wizard_goto_step")
         step = self.posted_step()
         if step not in self.steps.all or (goto is not None and goto not in self.steps.all):
@@ -238,6 +316,8 @@ class PortalWizard(SessionWizardView):
             prefix=self.prefix,
             initial={"current_step": self.steps.current, "instance": self.instance},
         )
+        # "Start over" once something was entered: before that there is nothing to throw away.
+        context["can_start_over"] = bool(self.storage.data.get(self.storage.step_data_key))
         return context
 
 

@@ -3,16 +3,22 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from licensing.forms import CODE_INPUT_ATTRS, SupportRegistrationForm
+from licensing.templatetags.licensing_tags import mask_key
+from portal.formats import short_date
 from portal.http import PortalRequest
 from portal.models import Organization
-from portal.policy import OrganizationAccess
+from portal.policy import Action, OrganizationAccess, allows
 from portal.ratelimit import CodeGuard
 
 from .models import UpgradeLine, UpgradeNotification
-from .selectors import notification_lookup, open_notification
+from .selectors import notification_history, notification_lookup, open_notification
 
 REFUSED = _(
     "There is no open upgrade notification with this ID for your organization. Check the ID "
@@ -25,6 +31,65 @@ NO_LONGER_AVAILABLE = _(
     "notification expired, after you entered its ID. See your pending upgrades for what is "
     "still open."
 )
+
+
+def closed_message(*, notification: UpgradeNotification, request: PortalRequest) -> SafeString:
+    """Why the organization's own notification can no longer be used (expired, or used up: by
+    whom it was used, as far as this person may see), with where to look next. A genuine ID, so
+    no "check the ID" and no failed attempt."""
+    history = notification_history(
+        notification,
+        only_by=None if allows(request, Action.VIEW_LICENSES) else request.user,
+    )
+    last = history.first()
+    if notification.is_expired(today=timezone.localdate()):
+        why = conditional_escape(
+            _("This upgrade notification expired on %(date)s.")
+            % {"date": short_date(notification.expires_on)}
+        )
+    elif last is not None:
+        key: SafeString = conditional_escape(mask_key(last.license.key))
+        if allows(request, Action.VIEW_LICENSES):
+            key = format_html(
+                '<a href="{}">{}</a>', reverse("license-detail", args=[last.license.pk]), key
+            )
+        # The sentence is escaped first, then the link goes in: a translation cannot inject
+        # markup (as portal.ratelimit's support_contact).
+        why = mark_safe(
+            conditional_escape(
+                _(
+                    "Your organization already used this upgrade notification: version "
+                    "%(version)s on %(date)s, new license %(key)s. Nothing is left to upgrade "
+                    "with it."
+                )
+            )
+            % {
+                "version": conditional_escape(notification.target_version.version),
+                "date": conditional_escape(short_date(timezone.localtime(last.created_at))),
+                "key": key,
+            }
+        )
+    else:
+        why = conditional_escape(
+            _(
+                "Nothing is left to upgrade with this notification: its licenses were upgraded "
+                "or changed since it was sent."
+            )
+        )
+    where = mark_safe(
+        conditional_escape(_("See %(history)s, or %(pending)s for what is still open."))
+        % {
+            "history": format_html(
+                '<a href="{}">{}</a>',
+                reverse("upgrade-notification", args=[notification.pk]),
+                _("this notification's upgrades"),
+            ),
+            "pending": format_html(
+                '<a href="{}">{}</a>', reverse("upgrades-pending"), _("your pending upgrades")
+            ),
+        }
+    )
+    return format_html("{} {}", why, where)
 
 
 def elsewhere_message(*, access: OrganizationAccess, request: PortalRequest) -> str:
@@ -109,6 +174,10 @@ class NotificationIdForm(forms.Form):
         if found.elsewhere is not None:  # a genuine ID, not a guess: no failed attempt
             raise forms.ValidationError(
                 elsewhere_message(access=found.elsewhere, request=self.request), code="elsewhere"
+            )
+        if found.closed is not None:  # genuine too, used up or expired: no failed attempt
+            raise forms.ValidationError(
+                closed_message(notification=found.closed, request=self.request), code="closed"
             )
         if self.notification is None:
             self.guard.failed()

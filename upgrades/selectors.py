@@ -49,23 +49,26 @@ def open_notification(*, code: str, organization: Organization) -> UpgradeNotifi
 @dataclass(frozen=True)
 class NotificationLookup:
     """What a notification ID given in an organization leads to: its open notification there,
-    the actor's access to the other organization it belongs to, or neither (a failed code)."""
+    its notification there that is no longer open (`closed`: expired or used up), the actor's
+    access to the other organization it belongs to, or none of these (a failed code)."""
 
     notification: UpgradeNotification | None = None
     elsewhere: OrganizationAccess | None = None
+    closed: UpgradeNotification | None = None
 
     @property
     def failed(self) -> bool:
-        return self.notification is None and self.elsewhere is None
+        return self.notification is None and self.elsewhere is None and self.closed is None
 
 
 def notification_lookup(
     *, code: str, actor: User, organization: Organization
 ) -> NotificationLookup:
-    """The open notification of `organization` with this ID; else the actor's access to the
-    other organization whose open notification it is, when the actor may obtain keys for it
-    (another of its memberships, or a customer that delegated that to its partner); else a
-    failed code.
+    """The open notification of `organization` with this ID, or its own one no longer open
+    (expired or used up: a genuine ID, the wizard says why it is closed); else the actor's
+    access to the other organization whose open notification it is, when the actor may obtain
+    keys for it (another of its memberships, or a customer that delegated that to its partner);
+    else a failed code.
 
     Such an ID elsewhere is genuine, not a guess: the wizard says where it belongs. To anyone
     else another organization's ID stays unknown, so its existence is not revealed; and one
@@ -84,7 +87,9 @@ def notification_lookup(
     if notification is None:
         return NotificationLookup()
     if notification.organization_id == organization.pk:
-        return NotificationLookup(notification=notification if _is_open(notification) else None)
+        if _is_open(notification):
+            return NotificationLookup(notification=notification)
+        return NotificationLookup(closed=notification)
     access = organization_access(actor=actor, organization=notification.organization)
     if access is None or not access.allows(Action.OBTAIN_KEYS) or not _is_open(notification):
         return NotificationLookup()

@@ -18,6 +18,7 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from licensing.codes import CodeFormatError, canonical_short_code
 from licensing.services import REGISTRATION_FIELDS, LicensingError
 from licensing.templatetags.licensing_tags import mask_key
 from licensing.wizard import PortalWizard
@@ -31,11 +32,21 @@ from .forms import (
     NotificationIdForm,
     QuantityForm,
     RegistrationForm,
+    closed_message,
     elsewhere_message,
 )
 from .models import UpgradeLine, UpgradeNotification
 from .selectors import notification_lookup, open_lines, open_notification
 from .services import line_for, upgrade_redeem
+
+
+def _same_code(typed: str, held: str) -> bool:
+    """Whether two notification IDs are the same one, however each was written."""
+    try:
+        return bool(held) and canonical_short_code(typed) == canonical_short_code(held)
+    except CodeFormatError:
+        return False
+
 
 # The wizard's extra data: the license's quantity shown on the quantity step, and for which line.
 SEEN_SEATS = "seen_seats"
@@ -120,9 +131,25 @@ class UpgradeWizard(PortalWizard):
         notification = self._notification()
         return notification.code if notification is not None else ""
 
+    def link_matches(self) -> bool:
+        # A link from the notice email or the pending list for the notification (and line) the
+        # instance in progress holds goes on with it (the language switch comes back to the same
+        # link); a link for another one starts over with that one.
+        code = self.request.GET.get("notification", "")
+        if not code:
+            return True
+        line = self.request.GET.get("line", "")
+        held_line = self._raw("line", "line") or str(self.storage.extra_data.get("preselect", ""))
+        return _same_code(code, self._raw("notification", "notification_id")) and (
+            not line.isdigit() or line == held_line
+        )
+
     def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
-        # As formtools' get (a fresh wizard), plus: a link from the notice email or the
-        # pending list carries the notification ID and starts at step 2.
+        # The instance in progress where it stands (PortalWizard.resume); else a fresh one,
+        # which a link from the notice email or the pending list starts at step 2.
+        resumed = self.resume()
+        if resumed is not None:
+            return resumed
         self.start_instance()
         code = request.GET.get("notification", "")
         guard = CodeGuard(
@@ -142,6 +169,11 @@ class UpgradeWizard(PortalWizard):
                 messages.error(
                     request,
                     elsewhere_message(access=found.elsewhere, request=self.request),
+                )
+            elif found.closed is not None:
+                # Genuine, expired or used up: say so, and no failed attempt.
+                messages.error(
+                    request, closed_message(notification=found.closed, request=self.request)
                 )
             elif notification is None:
                 guard.failed()

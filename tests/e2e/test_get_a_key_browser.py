@@ -227,7 +227,8 @@ def test_language_switcher_sets_the_page_language(live_server: Any, web_page: Pa
 def test_a_confirm_page_whose_wizard_moved_on_says_so(
     live_server: Any, open_context: NewContext
 ) -> None:
-    """Two tabs of one session: the older Confirm page issues nothing and shows no result."""
+    """Two tabs of one session, the second started over: the older Confirm page issues nothing
+    and shows no result."""
     context = open_context()
     tab_a = context.new_page()
     membership = new_member()
@@ -247,6 +248,10 @@ def test_a_confirm_page_whose_wizard_moved_on_says_so(
 
     tab_b = context.new_page()
     open_page(tab_b, f"{live_server.url}/get-a-key/")  # the menu, in a second tab
+    # It shows the same progress; only its "Start over" begins a new wizard.
+    expect(current_step(tab_b)).to_contain_text("Confirm")
+    tab_b.get_by_role("button", name="Start over").click()
+    expect(current_step(tab_b)).to_contain_text("Serial number")
 
     tab_a.get_by_role("button", name="Back").click()
     expect(tab_a.get_by_role("main")).to_contain_text(

@@ -1,8 +1,9 @@
 """A wizard whose state moved on says so, and never shows another wizard's result.
 
-The bug: on Confirm, opening "Get a license key" again (menu or a second tab) reset the
-session's wizard; Back then Next showed a blank Confirm page, and Confirm showed an older,
-unrelated license's result page while the serial stayed unredeemed.
+The bug: on Confirm, starting "Get a license key" again (then: opening it from the menu or a
+second tab; now: "Start over" in another tab) reset the session's wizard; Back then Next showed
+a blank Confirm page, and Confirm showed an older, unrelated license's result page while the
+serial stayed unredeemed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.urls import reverse
 
 from licensing.models import License, SerialNumber
 from tests.licensing.factories import REGISTRATION, SerialNumberFactory
-from tests.licensing.wizard import PREFIX, instance_token, post_step, walk
+from tests.licensing.wizard import PREFIX, instance_token, post_step, start_over, walk
 from tests.portal.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +58,7 @@ def test_menu_then_back_next_confirm_never_shows_an_unrelated_result(client, mem
     walk(client, serial.code, confirm=False)
     old_page = instance_token(client)
 
-    client.get(reverse("get-a-key"))  # "Get a license key" in the menu: a new instance
+    start_over(client)  # "Start over" in another tab: a new instance
 
     back = _back(client, "confirm", "registration", old_page)
     assert back.status_code == 200 and STARTED_OVER in back.content.decode()
@@ -84,7 +85,8 @@ def test_two_tabs_each_confirm_only_what_their_page_showed(client, member) -> No
     first, second = SerialNumberFactory(), SerialNumberFactory()
     walk(client, first.code, confirm=False)
     tab_a = instance_token(client)
-    # Tab B, same session: its own instance with another serial, up to Confirm.
+    # Tab B, same session, pressed "Start over": its own instance with another serial.
+    start_over(client)
     walk(client, second.code, confirm=False)
     tab_b = instance_token(client)
     assert tab_a != tab_b

@@ -31,6 +31,15 @@ def post_step(
     return client.post(reverse("get-a-key"), payload)
 
 
+def start_over(client: Client) -> Any:
+    """Presses "Start over" on the current page and follows it to the new instance's step 1."""
+    return client.post(
+        reverse("get-a-key"),
+        {f"{PREFIX}-current_step": "serial", "wizard_start_over": "1"},
+        follow=True,
+    )
+
+
 def walk(
     client: Client,
     code: str,

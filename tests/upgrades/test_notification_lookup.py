@@ -1,6 +1,6 @@
-"""notification_lookup: what a notification ID given in an organization leads to, one of three
-outcomes (open here, genuine elsewhere, failed), the one rule the wizard's link and its first
-step both ask."""
+"""notification_lookup: what a notification ID given in an organization leads to, one of four
+outcomes (open here, closed here, genuine elsewhere, failed), the one rule the wizard's link and
+its first step both ask."""
 
 from __future__ import annotations
 
@@ -55,13 +55,22 @@ def _use_up(notification: UpgradeNotification) -> None:
     notification.lines.update(remaining_quantity=0)
 
 
+@pytest.mark.parametrize("how", ["expired", "used_up"])
+def test_a_closed_notification_of_the_organization(setup, how) -> None:  # type: ignore[no-untyped-def]
+    member, notification = setup["member"], setup["notification"]
+    (_expire if how == "expired" else _use_up)(notification)
+    found = notification_lookup(
+        code=notification.code, actor=member.user, organization=member.organization
+    )
+    assert found.closed == notification and found.notification is None
+    assert found.elsewhere is None and not found.failed
+
+
 @pytest.mark.parametrize(
     "case",
     [
         "unknown",
         "malformed",
-        "expired_here",
-        "used_up_here",
         "stranger",
         "no_obtain_keys_scope",
         "expired_elsewhere",
@@ -75,10 +84,6 @@ def test_anything_else_is_a_failed_code(setup, case) -> None:  # type: ignore[no
         code = generate_short_code()
     elif case == "malformed":
         code = "not a code"
-    elif case == "expired_here":
-        _expire(setup["notification"])
-    elif case == "used_up_here":
-        _use_up(setup["notification"])
     elif case == "stranger":  # an organization the actor has nothing to do with
         code = _notification_of(MembershipFactory().organization, setup).code
     elif case == "no_obtain_keys_scope":  # a customer that delegated, but not key obtaining
@@ -93,5 +98,5 @@ def test_anything_else_is_a_failed_code(setup, case) -> None:  # type: ignore[no
         (_expire if case == "expired_elsewhere" else _use_up)(notification)
         code = notification.code
     found = notification_lookup(code=code, actor=actor, organization=here)
-    assert found.notification is None and found.elsewhere is None
+    assert found.notification is None and found.elsewhere is None and found.closed is None
     assert found.failed

@@ -85,10 +85,10 @@ def test_upgrading_everything_supersedes_the_source(client, setup) -> None:  # t
     walk(client, setup, quantity=10)
     setup["source"].refresh_from_db()
     assert setup["source"].quantity == 0 and setup["source"].status == "superseded"
-    # The notification is used up: its ID is refused now.
+    # The notification is used up: its ID is refused now, saying it was used.
     client.get(reverse("upgrade"))
     response = step(client, "notification", {"notification_id": setup["notification"].code})
-    assert "no open upgrade notification" in errors(response)
+    assert "already used this upgrade notification" in errors(response)
 
 
 def test_registration_is_prefilled_from_the_source_license(client, setup) -> None:  # type: ignore[no-untyped-def]
@@ -115,8 +115,10 @@ def test_refusals_read_the_same(client, setup) -> None:  # type: ignore[no-untyp
     UpgradeNotification.objects.filter(pk=expired.pk).update(
         expires_on=timezone.localdate() - timedelta(days=1)
     )
-    messages.add(errors(step(client, "notification", {"notification_id": expired.code})))
     assert len(messages) == 1 and "no open upgrade notification" in messages.pop()
+    # The organization's own expired one is genuine: it says when it expired instead.
+    own = errors(step(client, "notification", {"notification_id": expired.code}))
+    assert "This upgrade notification expired on" in own
 
 
 @pytest.mark.parametrize("raw", ["", "ABCD", "A" * 50, "ABCD-EFGH-JKMN-PQRX"])
