@@ -7,6 +7,8 @@ submitted twice (double click, two tabs, a replayed POST) lands on the same resu
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from typing import Any
 
@@ -106,9 +108,18 @@ class _DetachedStorage(BaseStorage):
 
 
 class InstanceManagementForm(ManagementForm):
-    """formtools' management form plus the token of the wizard instance the page belongs to."""
+    """formtools' management form plus the token of the wizard instance the page belongs to,
+    and the revision of its answers the page was rendered from."""
 
     instance = forms.CharField(widget=forms.HiddenInput, required=False)
+    revision = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
+# Tabs share one instance: another tab may have changed its answers since this page was shown.
+CHANGED_ELSEWHERE = gettext_lazy(
+    "These details were changed in another tab after this page was shown. Check them here, "
+    "then confirm."
+)
 
 
 class PortalWizard(SessionWizardView):
@@ -281,6 +292,13 @@ class PortalWizard(SessionWizardView):
     def posted_step(self) -> str | None:
         return self.request.POST.get(f"{self.prefix}-current_step")
 
+    def revision(self) -> str:
+        """A digest of the answers the instance holds: a Confirm posted from a page shown
+        before another tab changed them must not confirm what that page did not show."""
+        answers = self.storage.data.get(self.storage.step_data_key) or {}
+        encoded = json.dumps(answers, sort_keys=True, default=str).encode()
+        return hashlib.sha256(encoded).hexdigest()[:16]
+
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
         if START_OVER in self.request.POST:
             return self.start_over()
@@ -308,13 +326,27 @@ class PortalWizard(SessionWizardView):
             if finished and step == self.steps.last and goto is None:
                 return HttpResponseRedirect(self.result_location(finished))
             return self.started_over()
+        posted_revision = self.request.POST.get(f"{self.prefix}-revision")
+        if (
+            step == self.steps.last
+            and goto is None
+            and posted_revision
+            and posted_revision != self.revision()
+        ):
+            # Shown before another tab changed the answers: show them as they are now.
+            messages.warning(self.request, CHANGED_ELSEWHERE)
+            return self.render(self.get_form())
         return super().post(*args, **kwargs)
 
     def get_context_data(self, form: Any, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(form=form, **kwargs)
         context["wizard"]["management_form"] = InstanceManagementForm(
             prefix=self.prefix,
-            initial={"current_step": self.steps.current, "instance": self.instance},
+            initial={
+                "current_step": self.steps.current,
+                "instance": self.instance,
+                "revision": self.revision(),
+            },
         )
         # "Start over" once something was entered: before that there is nothing to throw away.
         context["can_start_over"] = bool(self.storage.data.get(self.storage.step_data_key))
