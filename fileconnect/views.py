@@ -8,7 +8,7 @@ from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from licensing.signing import public_key_pem
 from portal.http import PortalRequest, organization_required
@@ -38,7 +38,7 @@ LICENSES_PER_PAGE = 25
 EVENTS_PER_PAGE = 50
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @organization_required(action=Action.DOWNLOAD_SOFTWARE)
 def fileconnect_home(request: PortalRequest) -> HttpResponse:
     """The two ways in: one of the visible licenses, or a serial number."""
@@ -71,14 +71,14 @@ def _remember_serial(request: PortalRequest, pk: int) -> None:
     request.session[SESSION_SERIALS_KEY] = [pk, *unlocked][:SESSION_SERIALS_MAX]
 
 
-@require_GET
+@require_safe
 @organization_required(action=Action.DOWNLOAD_SOFTWARE)
 def license_downloads(request: PortalRequest, pk: UUID) -> HttpResponse:
     basis = license_basis(actor=request.user, organization=request.organization, pk=pk)
     return _entitled_list(request, basis)
 
 
-@require_GET
+@require_safe
 @organization_required(action=Action.DOWNLOAD_SOFTWARE)
 def serial_downloads(request: PortalRequest, pk: int) -> HttpResponse:
     basis = serial_basis(
@@ -120,7 +120,7 @@ def _entitled_list(request: PortalRequest, basis: Basis) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "HEAD"])
+@require_safe
 @organization_required(action=Action.DOWNLOAD_SOFTWARE)
 def file_download(request: PortalRequest, pk: int, token: str) -> HttpResponseBase:
     """A signed link: the file if it is the user's and still entitled, else 403 or 404."""
@@ -173,7 +173,7 @@ def _basis(request: PortalRequest, release_file: ReleaseFile, prefer: str) -> Ba
     )
 
 
-@require_GET
+@require_safe
 @organization_required(action=Action.VIEW_DOWNLOAD_LOG)
 def download_log_view(request: PortalRequest) -> HttpResponse:
     """The organization's downloads, for its administrators."""

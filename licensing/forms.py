@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from portal.formats import short_date
@@ -259,6 +261,9 @@ class SupportRegistrationForm(forms.ModelForm):
         return text_lines(self.cleaned_data["address"])
 
 
+MAX_FIELD_POSITION = 1000
+
+
 class CustomFieldForm(forms.ModelForm):
     class Meta:
         model = CustomField
@@ -268,6 +273,14 @@ class CustomFieldForm(forms.ModelForm):
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.organization = organization
+        # The column's own limit (32,767 on PostgreSQL, 2^63 - 1 on SQLite) reached the page as
+        # "less than or equal to 9223372036854775807": a position only orders a few fields.
+        position = self.fields["position"]
+        position.validators.append(MaxValueValidator(MAX_FIELD_POSITION))
+        position.widget.attrs["max"] = MAX_FIELD_POSITION
+        position.error_messages["min_value"] = position.error_messages["max_value"] = _(
+            "Enter a position from 0 to %(max)s: lower numbers come first."
+        ) % {"max": number_format(MAX_FIELD_POSITION, force_grouping=True)}
 
     def clean_name(self) -> str:
         name = " ".join(self.cleaned_data["name"].split())
@@ -294,7 +307,8 @@ class CustomFieldForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if cleaned.get("field_type") == CustomField.Type.CHOICE:
+        # Options refused already (too long) are not also counted: one message, the one to act on.
+        if cleaned.get("field_type") == CustomField.Type.CHOICE and "choices" not in self.errors:
             options = [
                 line.strip() for line in (cleaned.get("choices") or "").splitlines() if line.strip()
             ]

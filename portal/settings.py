@@ -114,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # A NUL in the query (an edited link) is dropped: PostgreSQL's text refuses it.
+    "portal.middleware.NulQueryMiddleware",
     "portal.middleware.BidiControlsMiddleware",
     # Django's AuthenticationMiddleware, loading the user's memberships in the same query.
     "portal.middleware.PortalAuthenticationMiddleware",

@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from licensing.models import License
 from licensing.selectors import licenses_visible_to
@@ -41,7 +41,7 @@ PROGRESS_REFRESH_SECONDS = 2
 RESULT_PAGE_SIZE = 100
 
 
-@require_GET
+@require_safe
 @organization_required(action=(Action.OBTAIN_KEYS, Action.VIEW_LICENSES))
 def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
     """Step 4: the licenses and the refused codes, or the progress while the task runs."""
@@ -119,7 +119,7 @@ def _recipients(conversion: VoucherConversion, entries: list[Any]) -> list[str]:
     return conversion_email_recipients(conversion, license) if license else []
 
 
-@require_GET
+@require_safe
 @organization_required(action=(Action.OBTAIN_KEYS, Action.VIEW_LICENSES))
 def voucher_conversion_zip(request: PortalRequest, pk: str) -> HttpResponse:
     """Every license file of a conversion, freshly signed, in one zip."""
@@ -142,7 +142,7 @@ def voucher_conversion_zip(request: PortalRequest, pk: str) -> HttpResponse:
 # OEM partners
 
 
-@require_GET
+@require_safe
 @organization_required(action=Action.VIEW_LICENSES)
 def voucher_batches(request: PortalRequest) -> HttpResponse:
     """An OEM partner's voucher batches and how many were converted, are open or expired."""
@@ -154,7 +154,7 @@ def voucher_batches(request: PortalRequest) -> HttpResponse:
     return render(request, "vouchers/batches.html", {"batches": batches})
 
 
-@require_GET
+@require_safe
 @organization_required(action=Action.VIEW_LICENSES)
 def voucher_batch(request: PortalRequest, pk: int) -> HttpResponse:
     """One batch: its counts and the names of the organizations that converted its vouchers."""

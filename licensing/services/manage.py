@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from portal.emails import queue_email
+from portal.middleware import BIDI_CONTROLS
 from portal.models import AuditEvent, Membership, Organization, User
 from portal.ratelimit import address_budget, address_serialize, invitations_refusal
 from portal.services import audit_record
@@ -651,6 +652,10 @@ def custom_values_csv_preview(
         return CsvPreview(
             [], _("This is not a CSV file. Save it as “CSV UTF-8” and upload it again.")
         )
+    # Every cell, as every typed value is (portal.middleware.BidiControlsMiddleware): a file is
+    # just another way to submit the text, and a stored "\u202e..." reversed whatever followed
+    # it wherever the value was shown.
+    text = text.translate(BIDI_CONTROLS)
     reader = csv.reader(io.StringIO(text), delimiter=_csv_delimiter(text))
     try:
         # Column names as the fields are named: an export guards a name that starts like a

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import cache_control
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action, allows
@@ -52,7 +52,7 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_file_download(request: PortalRequest, pk: str) -> HttpResponse:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
@@ -62,7 +62,7 @@ def license_file_download(request: PortalRequest, pk: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def signing_key_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -75,7 +75,7 @@ def signing_key_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @cache_control(public=True, max_age=3600)
 def signing_key_well_known(request: HttpRequest) -> JsonResponse:
     public_key = get_public_key()

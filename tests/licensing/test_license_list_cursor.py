@@ -91,14 +91,16 @@ def test_a_bad_cursor_falls_back_to_the_page_number(client, licenses) -> None:  
 
 
 @pytest.mark.parametrize("sort", ["key", "-host", "product", "owner"])
-def test_a_cursor_with_a_nul_falls_back_to_the_page_number(client, licenses, sort) -> None:  # type: ignore[no-untyped-def]
+def test_a_cursor_with_a_nul_reads_as_the_cursor_without_it(client, licenses, sort) -> None:  # type: ignore[no-untyped-def]
     # PostgreSQL refuses NUL in text: an edited link gave a server error on the text sorts.
+    # The NUL is dropped before any view reads the query (portal.middleware.NulQueryMiddleware).
     url = reverse("license-list")
-    second = _keys(client.get(url, {"page": 2, "sort": sort}))
-    cursor = "6b06494d-ae33-43d8-acda-49b56a40c918:host\x00-1"
+    cursor = "6b06494d-ae33-43d8-acda-49b56a40c918:host-1"
     for direction in ("after", "before"):
-        response = client.get(url, {"page": 2, "sort": sort, direction: cursor})
-        assert response.status_code == 200 and _keys(response) == second, direction
+        expected = _keys(client.get(url, {"page": 2, "sort": sort, direction: cursor}))
+        edited = cursor.replace("host", "host\x00")
+        response = client.get(url, {"page": 2, "sort": sort, direction: edited})
+        assert response.status_code == 200 and _keys(response) == expected, direction
 
 
 @pytest.mark.parametrize("number", ["99999999999999999999999", str(2**62), "1" + "0" * 400])
