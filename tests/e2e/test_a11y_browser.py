@@ -130,11 +130,21 @@ def _finish(page: Page, until: str, result: str, *, registration: bool = False) 
     expect(page).to_have_url(re.compile(result))
 
 
+def _open_fresh(page: Page, url: str) -> None:
+    """Opens a wizard at its first step. Opening one again resumes what an earlier visit of the
+    session left in progress (tabs share it): "Start over" first, then the address again."""
+    page.goto(url)
+    start_over = page.get_by_role("main").get_by_role("button", name="Start over", exact=True)
+    if start_over.count():
+        start_over.click()
+        page.goto(url)
+
+
 def _get_a_key(kind: str, until: str) -> Walk:
     def walk(page: Page, base: str, world: World) -> None:
         version = world["old"] if kind != SerialNumber.Kind.NEW else world["new"]
         serial = SerialNumberFactory(version=version, kind=kind, quantity=2)
-        page.goto(f"{base}/get-a-key/")
+        _open_fresh(page, f"{base}/get-a-key/")
         if until == "serial":
             return
         page.get_by_label("Serial number").fill(serial.code)
@@ -149,7 +159,7 @@ def _upgrade(until: str) -> Walk:
         if until == "notification":
             page.goto(f"{base}/upgrades/")
             return
-        page.goto(f"{base}/upgrades/?notification={world['notification'].code}")
+        _open_fresh(page, f"{base}/upgrades/?notification={world['notification'].code}")
         expect(_step(page)).to_contain_text("Product")
         if until == "line":
             return
@@ -184,7 +194,7 @@ def _vouchers(until: str) -> Walk:
 
 def _drawdown(until: str) -> Walk:
     def walk(page: Page, base: str, world: World) -> None:
-        page.goto(f"{base}/enterprise-flex/{world['contract'].number}/draw-down/")
+        _open_fresh(page, f"{base}/enterprise-flex/{world['contract'].number}/draw-down/")
         if until == "line":
             return
         page.get_by_role("radio").first.check()

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
+from licensing.selectors import UpgradedSeats
 from licensing.services import license_email_again
 from licensing.views.certificate import _facts
 from portal.formats import short_date
@@ -67,7 +68,9 @@ def test_email_writes_dates_in_the_language(
 def test_certificate_pdf_facts_write_dates_in_the_language(licensed: Any) -> None:
     _admin, license = licensed
     with translation.override("pt-br"):
-        facts = {str(label): value for label, value in _facts(license)}
+        facts = {
+            str(label): value for label, value in _facts(license, UpgradedSeats(count=0, to=None))
+        }
     assert facts["Manutenção"] == "02/12/2025 – 02/12/2026"
 
 
