@@ -17,6 +17,9 @@ from import_export.admin import ExportMixin
 from import_export.widgets import ForeignKeyWidget
 
 from portal.admin import RefusalAsMessageMixin as PortalRefusalAsMessageMixin
+from portal.admin import StaffEditAdmin
+from portal.models import Organization, User
+from portal.services import audit_record
 
 from .codes import CodeFormatError, canonical_code, canonical_key, is_printed_key
 from .models import (
@@ -63,23 +66,29 @@ class ProductVersionInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(StaffEditAdmin):
     list_display = ["sku", "name", "family", "node_locked", "license_model"]
     list_filter = ["family", "node_locked", "license_model"]
     search_fields = ["sku", "name", "family"]
     readonly_fields = ["created_at"]
     inlines = [ProductVersionInline]
 
-    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
-        if not change:
-            super().save_model(request, obj, form, change)
-            return
+    created_action = "product.created"
+
+    def staff_change(self, obj: Product, fields: list[str], actor: User) -> None:
         # Node-locking and the rehost limit are rules every license of the product follows.
-        product_staff_change(
-            product=obj,
-            fields=form.changed_data,
-            actor=request.user,  # type: ignore[arg-type]
-        )
+        product_staff_change(product=obj, fields=fields, actor=actor)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        # Versions added on the product's page (the inline only adds), audited as on their own.
+        for version in formset.new_objects:
+            audit_record(
+                action="version.created",
+                actor=request.user,  # type: ignore[arg-type]
+                obj=version,
+                details={"name": str(version), "reason": "staff"},
+            )
 
 
 class GenerateSerialsForm(forms.Form):
@@ -97,7 +106,7 @@ class GenerateSerialsForm(forms.Form):
 
 
 @admin.register(ProductVersion)
-class ProductVersionAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
+class ProductVersionAdmin(RefusalAsMessageMixin, StaffEditAdmin):
     list_display = ["product", "version", "released_on"]
     list_filter = ["product"]
     search_fields = ["product__sku", "product__name", "version"]
@@ -111,17 +120,10 @@ class ProductVersionAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
             return [*self.readonly_fields, *VERSION_FIXED, *PUBLISHED_VERSION_FIXED]
         return [*self.readonly_fields, *VERSION_FIXED]
 
-    def save_model(
-        self, request: HttpRequest, obj: ProductVersion, form: Any, change: bool
-    ) -> None:
-        if not change:
-            super().save_model(request, obj, form, change)
-            return
-        version_staff_change(
-            version=obj,
-            fields=form.changed_data,
-            actor=request.user,  # type: ignore[arg-type]
-        )
+    created_action = "version.created"
+
+    def staff_change(self, obj: ProductVersion, fields: list[str], actor: User) -> None:
+        version_staff_change(version=obj, fields=fields, actor=actor)
 
     # The serials are new rows: whoever may add serial numbers may generate them, not whoever
     # may merely look at the catalog.
@@ -477,7 +479,7 @@ class SerialRedemptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SupportRegistration)
-class SupportRegistrationAdmin(admin.ModelAdmin):
+class SupportRegistrationAdmin(StaffEditAdmin):
     list_display = [
         "company",
         "organization",
@@ -497,15 +499,11 @@ class SupportRegistrationAdmin(admin.ModelAdmin):
     # country_legacy: what was typed before countries were codes and matched none.
     readonly_fields = ["country_legacy", "created_at", "updated_at"]
 
-    def save_model(
-        self, request: HttpRequest, obj: SupportRegistration, form: Any, change: bool
-    ) -> None:
-        if not change:
-            super().save_model(request, obj, form, change)
-            return
+    created_action = "registration.created"
+
+    def staff_change(self, obj: SupportRegistration, fields: list[str], actor: User) -> None:
         # A correction customer care makes is audited like the customer's own edits.
-        registration_staff_change(
-            registration=obj,
-            fields=form.changed_data,
-            actor=request.user,  # type: ignore[arg-type]
-        )
+        registration_staff_change(registration=obj, fields=fields, actor=actor)
+
+    def created_organization(self, obj: SupportRegistration) -> Organization | None:
+        return obj.organization

@@ -7,7 +7,7 @@ from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -27,6 +27,7 @@ from .selectors import organization_kind_ties
 from .services import (
     USER_ACCESS_FIELDS,
     PortalError,
+    audit_record,
     membership_end_problem,
     memberships_staff_changed,
     organization_staff_change,
@@ -56,6 +57,35 @@ class RefusalAsMessageMixin(admin.ModelAdmin):
         except self.refusals as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+
+class StaffEditAdmin(admin.ModelAdmin):
+    """Staff additions and changes of a record that decides what customers get, audited: an
+    addition is saved as Django saves it and audited as `created_action`; a change goes through
+    the model's staff service (`staff_change`: checked under the row's lock, audited before and
+    after)."""
+
+    created_action = ""
+
+    def staff_change(self, obj: Any, fields: list[str], actor: User) -> None:
+        raise ImproperlyConfigured(f"{type(self).__name__} names no staff service")
+
+    def created_organization(self, obj: Any) -> Organization | None:
+        return None
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor: User = request.user  # type: ignore[assignment]
+        if change:
+            self.staff_change(obj, form.changed_data, actor)
+            return
+        super().save_model(request, obj, form, change)
+        audit_record(
+            action=self.created_action,
+            actor=actor,
+            organization=self.created_organization(obj),
+            obj=obj,
+            details={"name": str(obj), "reason": "staff"},
+        )
 
 
 @admin.register(User)
@@ -89,6 +119,13 @@ class UserAdmin(DjangoUserAdmin):
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        if not change:
+            audit_record(
+                action="user.created",
+                actor=request.user,  # type: ignore[arg-type]
+                obj=obj,
+                details={"email": obj.email, "reason": "staff"},
+            )
         if change and "is_active" in form.changed_data:
             warnings = user_active_staff_change(user=obj, actor=request.user)  # type: ignore[arg-type]
             for warning in warnings:
@@ -187,7 +224,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
+class OrganizationAdmin(RefusalAsMessageMixin, StaffEditAdmin):
     list_display = ["name", "account_number", "kind", "country", "created_at"]
     list_filter = ["kind", "country"]
     search_fields = ["name", "account_number", "country_legacy"]
@@ -202,15 +239,13 @@ class OrganizationAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
             return [*self.readonly_fields, "kind"]
         return self.readonly_fields
 
-    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
-        if not change:
-            super().save_model(request, obj, form, change)
-            return
-        organization_staff_change(
-            organization=obj,
-            fields=form.changed_data,
-            actor=request.user,  # type: ignore[arg-type]
-        )
+    created_action = "organization.created"
+
+    def staff_change(self, obj: Organization, fields: list[str], actor: User) -> None:
+        organization_staff_change(organization=obj, fields=fields, actor=actor)
+
+    def created_organization(self, obj: Organization) -> Organization | None:
+        return obj
 
     # Refused as a message (RefusalAsMessageMixin): the Members inline checks the removals
     # first (MembershipFormSet.clean); a change made meanwhile elsewhere (another super user

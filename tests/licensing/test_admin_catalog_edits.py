@@ -242,3 +242,38 @@ def test_a_registration_corrected_in_admin_is_audited(staff_client) -> None:  # 
         "technical_email": {"from": "old@customer.example", "to": "new@customer.example"}
     }
     assert event.organization_id == registration.organization_id
+
+
+def test_what_staff_add_in_admin_is_audited(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # Additions got only Django's log entry: the audit trail missed new products, versions
+    # (on their own page or the product's), registrations, organizations and logins.
+    response = staff_client.post(
+        reverse("admin:licensing_product_add"),
+        {
+            "sku": "NEW-SKU-1",
+            "name": "New Product",
+            "family": "",
+            "license_model": "perpetual",
+            "rehost_limit": "3",
+            "versions-TOTAL_FORMS": "1",
+            "versions-INITIAL_FORMS": "0",
+            "versions-0-version": "1.0",
+            "versions-0-released_on": "2026-01-01",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    product = Product.objects.get(sku="NEW-SKU-1")
+    created = dict(AuditEvent.objects.values_list("action", "object_id"))
+    assert created["product.created"] == str(product.pk)
+    assert created["version.created"] == str(product.versions.get().pk)
+    response = staff_client.post(
+        reverse("admin:portal_user_add"),
+        {
+            "email": "new.staff@vendor.example",
+            "password1": "x-Long-pass-2026!",
+            "password2": "x-Long-pass-2026!",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event = AuditEvent.objects.get(action="user.created")
+    assert event.details["email"] == "new.staff@vendor.example"
