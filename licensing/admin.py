@@ -54,6 +54,22 @@ class RefusalAsMessageMixin(PortalRefusalAsMessageMixin):
     refusals = (LicensingError,)
 
 
+class CodeSearchMixin(admin.ModelAdmin):
+    """A code typed as the wizards accept it (lower case, without dashes or with other
+    separators) finds its row: serial numbers, vouchers."""
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        try:
+            code = canonical_code(search_term)
+        except CodeFormatError:
+            code = ""
+        if code and queryset.filter(code=code).exists():
+            return queryset.filter(code=code), False
+        return super().get_search_results(request, queryset, search_term)
+
+
 class ProductVersionInline(admin.TabularInline):
     model = ProductVersion
     extra = 0
@@ -264,7 +280,7 @@ class SerialNumberForm(forms.ModelForm):
 
 
 @admin.register(SerialNumber)
-class SerialNumberAdmin(RefusalAsMessageMixin, ExportMixin, admin.ModelAdmin):
+class SerialNumberAdmin(RefusalAsMessageMixin, CodeSearchMixin, ExportMixin, admin.ModelAdmin):
     form = SerialNumberForm
     resource_classes = [SerialNumberResource]
     # The export's change list, plus a link to serials_import's page (create-only).
@@ -417,19 +433,6 @@ class SerialNumberAdmin(RefusalAsMessageMixin, ExportMixin, admin.ModelAdmin):
             % {"count": len(codes)},
         )
         return None
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[SerialNumber], search_term: str
-    ) -> tuple[QuerySet[SerialNumber], bool]:
-        # A code typed as the wizard accepts it (lower case, without or with other separators)
-        # finds its serial, as in the voucher admin.
-        try:
-            code = canonical_code(search_term)
-        except CodeFormatError:
-            code = ""
-        if code and queryset.filter(code=code).exists():
-            return queryset.filter(code=code), False
-        return super().get_search_results(request, queryset, search_term)
 
 
 @admin.register(License)

@@ -268,24 +268,46 @@ def _invitations_of_withdraw(
     one of its administrators: a link they sent must not make someone an administrator (or a
     member) after they lost the right to, as the audit records (`reason`)."""
     invitations = list(
-        Invitation.objects.select_for_update().filter(
+        Invitation.objects.select_for_update(of=("self",))
+        .filter(
             organization=organization,
             invited_by=inviter,
             accepted_at__isnull=True,
             revoked_at__isnull=True,
         )
+        .select_related("invited_by")
     )
-    for invitation in invitations:
-        if invitation_withdraw(invitation) is not True:
-            continue
+    _invitations_withdraw_audited(
+        invitations, actor=actor, organization=organization, reason=reason
+    )
+    return len(invitations)
+
+
+def _invitations_withdraw_audited(
+    invitations: Iterable[Invitation],
+    *,
+    actor: User | None,
+    organization: Organization,
+    reason: str,
+) -> list[Invitation]:
+    """Withdraws `invitations` (locked by the caller, with their sender), each withdrawn one
+    audited with `reason`; returns those withdrawn."""
+    withdrawn = [
+        invitation for invitation in invitations if invitation_withdraw(invitation) is True
+    ]
+    for invitation in withdrawn:
         audit_record(
             action="invitation.revoked",
             actor=actor,
             organization=organization,
             obj=invitation,
-            details={"email": invitation.email, "invited_by": inviter.email, "reason": reason},
+            details={
+                "email": invitation.email,
+                "invited_by": invitation.invited_by.email if invitation.invited_by else "",
+                "reason": reason,
+            },
         )
-    return len(invitations)
+    return withdrawn
 
 
 @transaction.atomic
@@ -1293,23 +1315,13 @@ def _partner_invitations_withdraw(
         )
         .select_related("invited_by")
     )
-    withdrawn = [
-        invitation
-        for invitation in invitations
-        if not _inviter_may_invite(invitation) and invitation_withdraw(invitation) is True
-    ]
+    withdrawn = _invitations_withdraw_audited(
+        [invitation for invitation in invitations if not _inviter_may_invite(invitation)],
+        actor=actor,
+        organization=delegation.customer,
+        reason=f"delegation.{delegation.status}",
+    )
     for invitation in withdrawn:
-        audit_record(
-            action="invitation.revoked",
-            actor=actor,
-            organization=delegation.customer,
-            obj=invitation,
-            details={
-                "email": invitation.email,
-                "invited_by": invitation.invited_by.email if invitation.invited_by else "",
-                "reason": f"delegation.{delegation.status}",
-            },
-        )
         _delegation_email(
             "customer_claim_withdrawn", delegation, to=[invitation.email], invitation=invitation
         )

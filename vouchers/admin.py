@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from licensing.codes import CodeFormatError, canonical_code
+from licensing.admin import CodeSearchMixin
 from licensing.views.licenses import csv_safe
 from portal.models import Organization, User
 
@@ -278,7 +278,7 @@ def _user(request: HttpRequest) -> User | None:
 
 
 @admin.register(Voucher)
-class VoucherAdmin(admin.ModelAdmin):
+class VoucherAdmin(CodeSearchMixin, admin.ModelAdmin):
     list_display = ["code", "batch", "status", "redeemed_by", "redeemed_at", "license"]
     list_filter = ["status", "batch__oem", "batch__version__product"]
     search_fields = ["code", "redeemed_by__name", "redeemed_by__account_number", "license__key"]
@@ -286,18 +286,6 @@ class VoucherAdmin(admin.ModelAdmin):
     readonly_fields = ["code", "batch", "status", "redeemed_by", "redeemed_at", "license"]
     actions = ["void_vouchers", "export_codes"]
     show_full_result_count = False
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Voucher], search_term: str
-    ) -> tuple[QuerySet[Voucher], bool]:
-        # A code pasted in lower case or without dashes finds its voucher.
-        try:
-            code = canonical_code(search_term)
-        except CodeFormatError:
-            code = ""
-        if code and queryset.filter(code=code).exists():
-            return queryset.filter(code=code), False
-        return super().get_search_results(request, queryset, search_term)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # vouchers are generated with their batch
