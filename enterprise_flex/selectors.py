@@ -76,7 +76,7 @@ class ContractAccess:
     @property
     def level_label(self) -> str:
         if self.partner_id is not None:
-            return _("Contract user (partner)")
+            return _("Channel partner (draws down keys)")
         return str(EFContractUser.Level(self.level).label)
 
 

@@ -267,6 +267,10 @@ class LicenseFilter(django_filters.FilterSet):
         self.filters["version"].extra["choices"] = lambda: self._version_choices()
         for custom_field in custom_fields:
             self.filters[f"cf_{custom_field.pk}"] = self._custom_filter(custom_field)
+        if not custom_fields:
+            # No custom field to search in: the organization has none, or the person acting (a
+            # partner without Manage data) may not read them.
+            self.filters["q"].extra["help_text"] = _("Key, serial number, host ID or contact.")
 
     @cached_property
     def _catalog(self) -> list[tuple[int, int, str, str, str]]:

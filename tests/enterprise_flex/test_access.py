@@ -289,6 +289,8 @@ def test_a_partner_opens_no_deployment_report(client, world) -> None:  # type: i
     # Its contract page offers drawdowns, not the report.
     page = client.get(reverse("ef-contract", args=[n])).content.decode()
     assert reverse("ef-drawdown", args=[n]) in page and url not in page
+    # Its level says what it is, not a contract user's level it does not have.
+    assert "You are a Channel partner (draws down keys)" in page
     assert client.get(reverse("ef-drawdown", args=[n])).status_code == 200
     # In Portuguese too (the request activates it; `override` puts back what was active).
     with translation.override("en"):

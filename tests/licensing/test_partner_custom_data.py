@@ -87,7 +87,11 @@ def test_a_view_licenses_partner_never_sees_the_customers_custom_data(
     history = client.get(reverse("license-detail", args=[license.pk])).content.decode()
     assert "Custom data changed" not in history
     # Nor a link to the customer's custom fields, which would refuse it.
-    assert reverse("custom-fields") not in client.get(reverse("license-list")).content.decode()
+    listed = client.get(reverse("license-list")).content.decode()
+    assert reverse("custom-fields") not in listed
+    # The search's help names only what the partner's search looks in.
+    assert "Key, serial number, host ID or contact." in listed
+    assert "custom value" not in listed
 
 
 def test_an_obtain_keys_partner_never_sees_the_custom_data_of_a_key_it_obtained(
@@ -113,6 +117,7 @@ def test_a_manage_data_partner_still_sees_and_searches_the_custom_data(
         assert FIELD in text, name
     found = client.get(reverse("license-list"), {"q": "layoffs"}).content.decode()
     assert license.key[-5:] in found
+    assert "Key, serial number, host ID, contact or custom value." in found
     filtered = client.get(reverse("license-list"), {f"cf_{field.pk}": "layoffs"}).content.decode()
     assert license.key[-5:] in filtered
     assert (
