@@ -79,7 +79,7 @@ def organization_required(
             access = context.access
             allowed = any(access.allows(a) for a in actions) if actions else not access.is_delegated
             if not allowed:
-                raise PermissionDenied(refusal(delegated=access.is_delegated))
+                raise PermissionDenied(refusal(delegated=access.is_delegated, actions=actions))
             request.membership = context.membership  # type: ignore[attr-defined]
             request.organization = context.organization  # type: ignore[attr-defined]
             request.access = access  # type: ignore[attr-defined]

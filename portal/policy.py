@@ -11,6 +11,7 @@ so a revoked membership or delegation takes effect on the actor's next request.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import json
 from dataclasses import dataclass, field
 from datetime import date
@@ -111,7 +112,16 @@ RULES: dict[Action, Rule] = {
 PARTNER_ADMIN_ONLY = {"decline_delegation"}
 
 
-def refusal(*, delegated: bool) -> str:
+def refusal(*, delegated: bool, actions: Iterable[Action] | None = None) -> str:
+    """Why the actor may not do this: for a partner, whether a scope would allow it. `actions`
+    are what would have allowed it (None: not said, a scope is assumed to); a partner refused
+    something no scope grants (the customer's members, partners, download log, custom fields,
+    shares; a page that names no action) is not sent to ask for a scope that does not exist."""
+    if delegated and actions is not None and not any(RULES[a].scope for a in actions):
+        return _(
+            "This is for the customer's own administrators: partner access never includes it, "
+            "whatever it allows."
+        )
     if delegated:
         return _(
             "Your partner access to this customer does not include this. Ask the customer's "
@@ -305,7 +315,9 @@ def require(request: HttpRequest, action: Action) -> None:
     """Refuses with a translated 403 when the request's actor may not do `action`."""
     if not allows(request, action):
         access: OrganizationAccess | None = getattr(request, "access", None)
-        raise PermissionDenied(refusal(delegated=access is not None and access.is_delegated))
+        raise PermissionDenied(
+            refusal(delegated=access is not None and access.is_delegated, actions=[action])
+        )
 
 
 # ---------------------------------------------------------------------------------------------

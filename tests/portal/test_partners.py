@@ -398,6 +398,11 @@ def test_outside_its_scopes_a_partner_is_refused_never_shown_data(
         assert license.key not in response.content.decode()
     assert client.get(reverse("license-detail", args=[license.pk])).status_code == 404
     assert "does not include this" in client.get(reverse("license-list")).content.decode()
+    # Pages no scope opens do not send the partner to ask the customer for one.
+    for name in ("members", "partners", "fileconnect-log"):
+        page = client.get(reverse(name)).content.decode()
+        assert "partner access never includes it" in page, name
+        assert "Partners page" not in page, name
 
 
 def test_a_partner_cannot_act_for_a_customer_that_did_not_delegate_to_it(
