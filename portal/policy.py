@@ -11,8 +11,8 @@ so a revoked membership or delegation takes effect on the actor's next request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum

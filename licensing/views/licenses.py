@@ -720,9 +720,7 @@ def _license_and_access(request: PortalRequest, pk: UUID) -> tuple[License, Lice
 def _require(access: LicenseAccess, action: Action) -> None:
     if not access.allows(action):
         if access.owner is not None:
-            raise PermissionDenied(
-                refusal(delegated=access.owner.is_delegated, actions=[action])
-            )
+            raise PermissionDenied(refusal(delegated=access.owner.is_delegated, actions=[action]))
         raise PermissionDenied(_("Your access to this license is read-only."))
 
 
