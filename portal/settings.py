@@ -238,6 +238,10 @@ ACCOUNT_UNIQUE_EMAIL = True
 # its own limits on emails to others). The page reads the same either way.
 ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+# Security notices to the account's address: password changed, set or reset, an address added,
+# removed or made primary, two-factor turned on or off (with the IP address and browser). A
+# portal that hands out license keys must not let an account be taken over unnoticed.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
 ACCOUNT_FORMS = {
     "signup": "portal.forms.PortalSignupForm",

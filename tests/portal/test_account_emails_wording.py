@@ -81,3 +81,37 @@ def test_verification_link_uses_the_configured_address(
         )
     (message,) = mail.outbox
     assert "https://licensing.acme.example/accounts/confirm-email/" in message.body, message.body
+
+
+def test_security_changes_are_notified_to_the_account(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # A password changed (or reset) or an address added sent nothing: an account could be
+    # taken over without its owner being told.
+    user = UserFactory(password="old-Password-2026!")
+    EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("account_change_password"),
+            {
+                "oldpassword": "old-Password-2026!",
+                "password1": "new-Password-2026!x",
+                "password2": "new-Password-2026!x",
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    (notice,) = mail.outbox
+    assert notice.to == [user.email]
+    assert "password" in notice.subject.lower()
+    assert "IP address" in notice.body
+    assert notice.alternatives  # framed like the portal's other emails, with an HTML part
+    # An address removed: the account's address is told which.
+    EmailAddress.objects.create(user=user, email="second@example.com", verified=True)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("account_email"), {"action_remove": "", "email": "second@example.com"}
+        )
+    (removed,) = mail.outbox
+    assert removed.to == [user.email] and "second@example.com" in removed.body
