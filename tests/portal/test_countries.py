@@ -129,3 +129,21 @@ def test_staff_see_a_country_that_was_not_recognised(admin_client: Any) -> None:
     organization = Organization.objects.create(name="Legacy", country_legacy="Narnia")
     page = admin_client.get(reverse("admin:portal_organization_change", args=[organization.pk]))
     assert "Narnia" in page.content.decode()
+
+
+def test_country_names_read_as_brazilians_write_them() -> None:
+    # django-countries' pt_BR catalog has European Portuguese names ("Eslovénia", "Iémen") and
+    # calls Dominica "Dominicana"; the portal's catalog overrides them (portal/country_names.py).
+    from django.utils import translation
+    from django_countries import countries
+
+    with translation.override("pt-br"):
+        names = {code: str(countries.name(code)) for code in ("SI", "LV", "YE", "DM", "MC", "AX")}
+    assert names == {
+        "SI": "Eslovênia",
+        "LV": "Letônia",
+        "YE": "Iêmen",
+        "DM": "Dominica",
+        "MC": "Mônaco",
+        "AX": "Ilhas Åland",
+    }
