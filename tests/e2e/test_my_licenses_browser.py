@@ -195,3 +195,22 @@ def test_phone_list_has_no_sideways_scroll_and_page_selection_works(
     page.locator("#select-page-phone").check()  # the header's twin, shown on a phone
     expect(rows.get_by_role("checkbox").and_(page.locator(":checked"))).to_have_count(3)
     page.screenshot(path=str(results_dir / "my-licenses-phone.png"), full_page=True)
+    # The keyboard never lands on the column headers hidden on a phone (their sort links and
+    # Select all were clipped to 1 px, not hidden: focus went where nothing showed it).
+    page.locator("#select-page-phone").focus()
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        size = page.evaluate(
+            "(() => { const r = document.activeElement.getBoundingClientRect();"
+            " return [r.width, r.height]; })()"
+        )
+        assert min(size) > 2, f"focus on an element of {size[0]}×{size[1]} px"
+    # A long technical contact's address wraps inside its card on the license's page.
+    registration = license.registration
+    registration.technical_email = (
+        "averyveryverylongtechnicalcontactname.with.dots@subdomain.engineering.example.com"
+    )
+    registration.save(update_fields=["technical_email"])
+    open_page(page, f"{live_server.url}/licenses/{license.pk}/")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the license's page scrolls sideways by {overflow} px"
