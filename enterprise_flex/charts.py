@@ -28,6 +28,21 @@ ROW_HEIGHT = 34  # per product and series group, so that 50 lines stay legible
 # The drawing's width in SVG units: the page scales it to its container (up to 720 px, see
 # portal.css), so text stays legible on a 390 px phone without being huge on a desktop.
 WIDTH = 600
+# A product's name on the axis, in characters: a longer one is cut with an ellipsis (the table
+# beside the chart names it in full). pygal's truncate_label did not apply to a horizontal chart's
+# labels: a 60-character name left the bars 60 units wide, their axis figures run together.
+LABEL_CHARS = 24
+
+
+def _axis_label(label: str) -> str:
+    """`label` ("<product> <version>") within LABEL_CHARS: the product's name is cut, the
+    version kept, which tells two versions of one product apart."""
+    if len(label) <= LABEL_CHARS:
+        return label
+    name, _space, version = label.rpartition(" ")
+    if name and len(version) <= LABEL_CHARS // 3:
+        return name[: LABEL_CHARS - len(version) - 2].rstrip() + "… " + version
+    return label[: LABEL_CHARS - 1].rstrip() + "…"
 
 
 def _static_only(element: ET.Element) -> bool:
@@ -62,7 +77,7 @@ def bar_chart(
         legend_at_bottom=True,
         legend_at_bottom_columns=len(series),
         print_values=False,
-        truncate_label=40,
+        truncate_label=-1,
         truncate_legend=-1,
         show_y_guides=False,
         margin=8,
@@ -71,7 +86,7 @@ def bar_chart(
         include_x_axis=True,
     )
     # pygal draws horizontal bars bottom-up: reversed, the first product is on top as in the table.
-    chart.x_labels = list(labels)[::-1]
+    chart.x_labels = [_axis_label(label) for label in labels][::-1]
     for name, values in series:
         chart.add(name, list(values)[::-1])
     root = chart.render_tree()

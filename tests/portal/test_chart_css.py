@@ -39,3 +39,13 @@ def test_the_chart_carries_no_inline_style_the_policy_would_refuse() -> None:
     svg = bar_chart(title="t", labels=["a", "b"], series=[("s", [1, 2]), ("u", [3, 4])])
     assert "<style" not in svg and "style=" not in svg and "<script" not in svg
     assert 'class="series serie-0 color-0"' in svg  # the bars are still drawn
+
+
+def test_a_long_product_name_is_cut_on_the_axis_not_the_plot() -> None:
+    # A 60-character name was drawn in full: the plot shrank to ~60 units, its figures ran
+    # together ("0100200300…") and the legend overlapped.
+    name = "Data Loss Prevention Network Monitor for Cloud Enterprise Plus 16.0"
+    svg = str(bar_chart(title="t", labels=[name, "Short"], series=[("s", [100, 300])]))
+    assert name not in svg
+    assert "Data Loss Preventi… 16.0" in svg  # the version is kept
+    assert ">Short<" in svg
