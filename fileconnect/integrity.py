@@ -17,7 +17,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from licensing.signing import get_signing_key, key_id
+from licensing.signing import current_signing_key
 
 # Large enough for fast sequential I/O, small enough that memory never depends on file size.
 CHUNK_SIZE = 1024 * 1024
@@ -82,8 +82,8 @@ def digest_stream(source: BinaryIO) -> Digest:
 
 def digest_sign(digest: Digest) -> tuple[str, str]:
     """The base64 Ed25519 signature of the digest with the portal's key, and that key's ID."""
-    signature = get_signing_key().sign(digest.sha256)
-    return base64.b64encode(signature).decode("ascii"), key_id()
+    signing_key, signing_key_id = current_signing_key()
+    return base64.b64encode(signing_key.sign(digest.sha256)).decode("ascii"), signing_key_id
 
 
 def signature_valid(*, sha256_hex: str, signature_b64: str, public_key: Ed25519PublicKey) -> bool:

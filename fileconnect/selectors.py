@@ -208,6 +208,11 @@ def entitled_versions(basis: Basis) -> list[VersionGroup]:
 # One file
 
 
+def release_files_signed_by_other_keys(*, key_id: str) -> QuerySet[ReleaseFile]:
+    """Release files (withdrawn releases' too) whose signature is not `key_id`'s, oldest first."""
+    return ReleaseFile.objects.exclude(key_id=key_id).order_by("pk")
+
+
 def release_file_for(*, pk: int) -> ReleaseFile:
     """A file of a live release, or 404 (withdrawn releases are not served)."""
     found = (

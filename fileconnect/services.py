@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from dataclasses import dataclass, field
 from datetime import date
 from typing import BinaryIO
 
@@ -15,13 +16,14 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 
 from licensing.models import ProductVersion
+from licensing.signing import key_id, published_keys
 from portal.models import Organization, User
 from portal.requestcontext import current_delegation
 from portal.services import audit_record
 
-from .integrity import Digest, DigestingReader, digest_sign
+from .integrity import Digest, DigestingReader, digest_sign, signature_valid
 from .models import DownloadEvent, Release, ReleaseFile
-from .selectors import Basis
+from .selectors import Basis, release_files_signed_by_other_keys
 from .storage import fileconnect_storage, storage_name_for
 
 logger = logging.getLogger(__name__)
@@ -246,3 +248,57 @@ def download_event_finish(*, event_id: int, status: str, bytes_sent: int) -> boo
             status=status, bytes_sent=bytes_sent, finished_at=timezone.now()
         )
     )
+
+
+@dataclass
+class ResignResult:
+    resigned: list[ReleaseFile] = field(default_factory=list)
+    # Files whose signature no published key verifies: signing them again would vouch for a
+    # SHA-256 nobody can show the portal ever signed.
+    refused: list[ReleaseFile] = field(default_factory=list)
+
+
+def release_files_resign(*, actor: User | None) -> ResignResult:
+    """Signs again, with the current signing key, every release file signed with another key
+    (after a rotation), once its old signature is checked; each file audited."""
+    result = ResignResult()
+    old_keys = {key.key_id: key.public_key for key in published_keys()}
+    for release_file in release_files_signed_by_other_keys(key_id=key_id()):
+        old_key = old_keys.get(release_file.key_id)
+        if old_key is None or not signature_valid(
+            sha256_hex=release_file.sha256,
+            signature_b64=release_file.signature,
+            public_key=old_key,
+        ):
+            result.refused.append(release_file)
+            continue
+        if _release_file_resign(release_file, actor=actor):
+            result.resigned.append(release_file)
+    return result
+
+
+@transaction.atomic
+def _release_file_resign(release_file: ReleaseFile, *, actor: User | None) -> bool:
+    # The signature covers the digest alone, so the stored SHA-256 is all there is to sign: no
+    # multi-gigabyte file is read again.
+    signature, signing_key_id = digest_sign(
+        Digest(size=release_file.size, sha256=bytes.fromhex(release_file.sha256))
+    )
+    # Conditional on the signature checked above: a concurrent run that re-signed it first wins.
+    updated = ReleaseFile.objects.filter(
+        pk=release_file.pk, key_id=release_file.key_id, signature=release_file.signature
+    ).update(signature=signature, key_id=signing_key_id)
+    if not updated:
+        return False
+    audit_record(
+        action="release.file_resigned",
+        actor=actor,
+        obj=release_file,
+        details={
+            "name": release_file.display_name,
+            "retired_key_id": release_file.key_id,
+            "key_id": signing_key_id,
+        },
+    )
+    release_file.signature, release_file.key_id = signature, signing_key_id
+    return True

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -17,14 +18,23 @@ PUBLIC_KEY_FILE = "portal-signing-key.pem"
 @dataclass(frozen=True)
 class VerifyCommands:
     checksum: str
-    save_key: str
-    openssl: str
-    python: str
+    # None when the portal does not publish the key that signed the file: commands using
+    # another key would only ever print a verification failure.
+    save_key: str | None
+    openssl: str | None
+    python: str | None
 
 
-def verify_commands(release_file: ReleaseFile, *, public_key_pem: str) -> VerifyCommands:
-    """Copy-paste commands that check a file with sha256sum, openssl or Python + cryptography."""
+def verify_commands(
+    release_file: ReleaseFile, *, public_key_pems: Mapping[str, str]
+) -> VerifyCommands:
+    """Copy-paste commands that check a file with sha256sum, openssl or Python + cryptography,
+    with the public key (from `public_key_pems`, by key ID) that signed it."""
     name = shlex.quote(release_file.display_name)
+    checksum = f"echo '{release_file.sha256}  '{name} | sha256sum --check"
+    public_key_pem = public_key_pems.get(release_file.key_id)
+    if public_key_pem is None:
+        return VerifyCommands(checksum=checksum, save_key=None, openssl=None, python=None)
     sig = shlex.quote(f"{release_file.display_name}.sig")
     digest_file = shlex.quote(f"{release_file.display_name}.sha256")
     # openssl signs and verifies Ed25519 over raw input (-rawin): the signed bytes are the
@@ -46,7 +56,7 @@ def verify_commands(release_file: ReleaseFile, *, public_key_pem: str) -> Verify
         f"print('Signature OK')\" {name} {release_file.signature} {release_file.sha256}"
     )
     return VerifyCommands(
-        checksum=f"echo '{release_file.sha256}  '{name} | sha256sum --check",
+        checksum=checksum,
         save_key=f"cat > {PUBLIC_KEY_FILE} <<'EOF'\n{public_key_pem.strip()}\nEOF",
         openssl=openssl,
         python=python,

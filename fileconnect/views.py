@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from licensing.signing import public_key_pem
+from licensing.signing import published_keys
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action, allows
 
@@ -92,7 +92,9 @@ def serial_downloads(request: PortalRequest, pk: int) -> HttpResponse:
 
 def _entitled_list(request: PortalRequest, basis: Basis) -> HttpResponse:
     versions = entitled_versions(basis)
-    pem = public_key_pem()
+    # Each file is checked with the key that signed it: a rotation leaves older files signed
+    # with a retired key, which the portal keeps publishing.
+    pems = {key.key_id: key.pem for key in published_keys()}
     for group in versions:
         if not group.entitlement.entitled:
             continue
@@ -103,7 +105,7 @@ def _entitled_list(request: PortalRequest, basis: Basis) -> HttpResponse:
                     download_url=download_url(
                         user_id=request.user.pk, file_id=release_file.pk, basis=basis.ref
                     ),
-                    verify=verify_commands(release_file, public_key_pem=pem),
+                    verify=verify_commands(release_file, public_key_pems=pems),
                 )
                 for release_file in platform.files
             ]

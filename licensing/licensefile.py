@@ -34,6 +34,10 @@ class LicenseFileError(Exception):
     """A license file that cannot be read, was tampered with, or does not match the key."""
 
 
+class LicenseSignatureError(LicenseFileError):
+    """The signature does not verify with the public key given (altered, or another key's)."""
+
+
 def _b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -115,7 +119,7 @@ def verify_license_file(
     """Check the license file's signature, decrypt it with `license_key`, and return its payload."""
     fields = parse_license_file(text)
     enc = fields["enc"]
-    invalid_signature = LicenseFileError(
+    invalid_signature = LicenseSignatureError(
         _(
             "The license file's signature is invalid: the file was altered or was not issued by "
             "this portal."

@@ -1,10 +1,17 @@
-"""The portal's Ed25519 signing key: the one secret every issued license file depends on."""
+"""The portal's Ed25519 signing key: the one secret every issued license file depends on.
+
+A rotation (`manage.py signing_key rotate`) replaces the key file and keeps the retired key's
+public half, named by its key ID, in the retired-keys directory: release files and license files
+already handed out stay verifiable with the key they were signed with, which the portal keeps
+publishing beside the current one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import tempfile
 import threading
@@ -19,6 +26,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+logger = logging.getLogger(__name__)
+
+RETIRED_KEYS_DIR_NAME = "retired-signing-keys"
+
 
 @dataclass(frozen=True)
 class _LoadedKey:
@@ -26,6 +37,30 @@ class _LoadedKey:
     key_id: str
     # (inode, size, mtime) of the file it was read from: a replaced or rewritten file is read again.
     stamp: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class PublishedKey:
+    """A public key the portal publishes: the current signing key's, or a retired one's."""
+
+    key_id: str
+    public_key: Ed25519PublicKey
+    current: bool
+
+    @property
+    def hex(self) -> str:
+        return public_key_hex(self.public_key)
+
+    @property
+    def pem(self) -> str:
+        return public_key_pem(self.public_key)
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    retired_key_id: str
+    key_id: str
+    retired_file: Path
 
 
 # Loaded once per process and setting value, then reused for every file signed: reading and
@@ -44,11 +79,21 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
+# Retired public keys per directory, read again when the directory's stamp changes (a rotation
+# links a new file into it).
+_RETIRED_CACHE: dict[Path, tuple[tuple[int, int, int], tuple[PublishedKey, ...]]] = {}
+
+
 @receiver(setting_changed)
 def _forget_keys(*, setting: str, **kwargs: object) -> None:
-    if setting == "LICENSE_SIGNING_KEY_FILE":
-        with _KEY_CACHE_LOCK:
-            _KEY_CACHE.clear()
+    if setting in ("LICENSE_SIGNING_KEY_FILE", "LICENSE_SIGNING_RETIRED_KEYS_DIR"):
+        _forget_loaded()
+
+
+def _forget_loaded() -> None:
+    with _KEY_CACHE_LOCK:
+        _KEY_CACHE.clear()
+        _RETIRED_CACHE.clear()
 
 
 def _publish_no_clobber(tmp_name: str, path: Path) -> None:
@@ -66,33 +111,88 @@ def _publish_no_clobber(tmp_name: str, path: Path) -> None:
         os.replace(tmp_name, path)
 
 
+def _write_file(path: Path, data: bytes, *, mode: int, replace: bool) -> None:
+    """Write `data` to `path` all at once: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same directory as the target so the final link/rename never crosses filesystems.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp_name, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp_name, path)
+        else:
+            _publish_no_clobber(tmp_name, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+
+
+def _private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
 def create_signing_key(path: Path) -> Ed25519PrivateKey:
     """Generate a new Ed25519 key and write it to `path` as unencrypted PKCS8 PEM (mode 0600)."""
     path = Path(path).expanduser()
     if path.exists():
         raise FileExistsError(f"{path} already exists; refusing to overwrite a signing key.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        encoding=serialization.Encoding.PEM,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
-    # Same directory as the target so the final link/rename never crosses filesystems.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp_name, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _publish_no_clobber(tmp_name, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-    with _KEY_CACHE_LOCK:
-        _KEY_CACHE.clear()
+    _write_file(path, _private_pem(key), mode=0o600, replace=False)
+    _forget_loaded()
     return key
+
+
+def retired_keys_dir(key_path: Path | None = None) -> Path:
+    """Where retired public keys are kept: the setting, else a directory beside the key file."""
+    if settings.LICENSE_SIGNING_RETIRED_KEYS_DIR:
+        return Path(settings.LICENSE_SIGNING_RETIRED_KEYS_DIR).expanduser()
+    key_path = Path(key_path or settings.LICENSE_SIGNING_KEY_FILE).expanduser()
+    return key_path.parent / RETIRED_KEYS_DIR_NAME
+
+
+def retire_public_key(public_key: Ed25519PublicKey, directory: Path) -> Path:
+    """Keep a public key in `directory` as `<key ID>.pem`; an existing copy is left as it is."""
+    path = directory / f"{_key_id_of(public_key)}.pem"
+    # Already there when a rotation was interrupted after this step: the same key, so keep it.
+    with contextlib.suppress(FileExistsError):
+        _write_file(path, public_key_pem(public_key).encode("ascii"), mode=0o644, replace=False)
+    return path
+
+
+def rotate_signing_key(path: Path) -> KeyRotation:
+    """Replace the signing key at `path` with a new one, keeping the old public key published.
+
+    The old public key is stored in the retired-keys directory before the new private key takes
+    its place, so that at no moment can a file signed with either key go unverifiable. Running
+    processes pick the new key up by the file's stamp; no restart is needed.
+    """
+    path = Path(path).expanduser()
+    old = load_signing_key(path)
+    retired_file = retire_public_key(old.public_key(), retired_keys_dir(path))
+    key = Ed25519PrivateKey.generate()
+    _write_file(path, _private_pem(key), mode=0o600, replace=True)
+    _forget_loaded()
+    rotation = KeyRotation(
+        retired_key_id=_key_id_of(old.public_key()),
+        key_id=_key_id_of(key.public_key()),
+        retired_file=retired_file,
+    )
+    logger.warning(
+        "License signing key %s rotated: key %s retired (public key kept in %s), key %s signs",
+        path,
+        rotation.retired_key_id,
+        retired_file,
+        rotation.key_id,
+    )
+    return rotation
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -146,6 +246,13 @@ def _loaded() -> _LoadedKey:
 def get_signing_key() -> Ed25519PrivateKey:
     """Return the portal's signing key, creating it on first use outside production."""
     return _loaded().key
+
+
+def current_signing_key() -> tuple[Ed25519PrivateKey, str]:
+    """The signing key and its key ID, read together: a rotation between two separate reads
+    would stamp a file with the ID of a key that did not sign it."""
+    loaded = _loaded()
+    return loaded.key, loaded.key_id
 
 
 def get_public_key() -> Ed25519PublicKey:
@@ -202,3 +309,43 @@ def load_public_key(data: str | bytes) -> Ed25519PublicKey:
         else:
             return Ed25519PublicKey.from_public_bytes(raw)
     raise ValueError("Not an Ed25519 public key: expected PEM text or 64 hexadecimal characters.")
+
+
+def _retired_keys(directory: Path) -> tuple[PublishedKey, ...]:
+    stamp = _stamp(directory)
+    if stamp is None:
+        return ()
+    with _KEY_CACHE_LOCK:
+        cached = _RETIRED_CACHE.get(directory)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    found: dict[str, tuple[int, PublishedKey]] = {}
+    for path in directory.glob("*.pem"):
+        try:
+            public_key = load_public_key(path.read_bytes())
+            retired_at = path.stat().st_mtime_ns
+        except (OSError, ValueError) as err:
+            # One damaged file must not hide the other keys (or take a page down).
+            logger.error("Retired signing key %s cannot be read: %s", path, err)
+            continue
+        # The ID is computed, not read from the name: a misnamed file still publishes its key.
+        kid = _key_id_of(public_key)
+        found[kid] = (retired_at, PublishedKey(key_id=kid, public_key=public_key, current=False))
+    keys = tuple(key for _at, key in sorted(found.values(), key=lambda item: -item[0]))
+    with _KEY_CACHE_LOCK:
+        _RETIRED_CACHE[directory] = (stamp, keys)
+    return keys
+
+
+def published_keys() -> list[PublishedKey]:
+    """The current key, then the retired ones (most recently retired first), by key ID."""
+    current = _loaded()
+    keys = [PublishedKey(key_id=current.key_id, public_key=current.key.public_key(), current=True)]
+    keys += [key for key in _retired_keys(retired_keys_dir()) if key.key_id != current.key_id]
+    return keys
+
+
+def published_key(kid: str) -> PublishedKey | None:
+    """The published key with this key ID, current or retired; None if the portal has none."""
+    kid = kid.strip().lower()
+    return next((key for key in published_keys() if key.key_id == kid), None)

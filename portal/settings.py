@@ -52,6 +52,13 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 LICENSE_SIGNING_KEY_FILE = Path(
     os.environ.get("LICENSE_SIGNING_KEY_FILE", VAR_DIR / "license-signing-key.pem")
 )
+# Public keys of retired signing keys (`manage.py signing_key rotate` adds them), published so
+# files signed before a rotation still verify. None: `retired-signing-keys/` beside the key file.
+LICENSE_SIGNING_RETIRED_KEYS_DIR = (
+    Path(os.environ["LICENSE_SIGNING_RETIRED_KEYS_DIR"])
+    if os.environ.get("LICENSE_SIGNING_RETIRED_KEYS_DIR")
+    else None
+)
 
 if PRODUCTION:
     # Production refuses to start on a default it would be unsafe to run with.

@@ -21,9 +21,21 @@ def signing_key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def own_signing_key(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A signing key of the test's own, for a test that rotates it: the session's key (and
+    every other test) keeps its own. Retired keys go beside it, in tmp_path/keys."""
+    path = tmp_path / "keys" / "license-signing-key.pem"
+    create_signing_key(path)
+    settings.LICENSE_SIGNING_KEY_FILE = path
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  # type: ignore[no-untyped-def]
     settings.LICENSE_SIGNING_KEY_FILE = signing_key_path
+    # Retired keys beside the session key (none): never a developer's directory from the env.
+    settings.LICENSE_SIGNING_RETIRED_KEYS_DIR = None
     settings.PORTAL_SITE_URL = "http://testserver"
     # Real hashing costs ~0.3 s per user; tests create hundreds.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

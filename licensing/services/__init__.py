@@ -31,6 +31,7 @@ from .issue import (
     serials_create,
     target_licenses,
 )
+from .keys import signing_key_rotate
 from .manage import (
     EXPORT_HEADER,
     FORMULA_START,
@@ -135,6 +136,7 @@ __all__ = [
     "share_accept",
     "share_revoke",
     "shares_bind_verified_email",
+    "signing_key_rotate",
     "target_licenses",
     "version_staff_change",
 ]

@@ -31,7 +31,7 @@ from ..models import (
     SupportRegistration,
     add_months,
 )
-from ..signing import get_signing_key, key_id
+from ..signing import current_signing_key, key_id
 
 # What was redeemed for what, for operations; portal.logs masks keys and codes in every line.
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class IssueSource:
 # License files and the license email
 
 
-def license_payload(license: License) -> dict[str, Any]:
+def license_payload(license: License, *, signing_key_id: str | None = None) -> dict[str, Any]:
     """The plaintext of a license file, in Keygen's JSON:API shape."""
     product = license.version.product
     return {
@@ -108,15 +108,19 @@ def license_payload(license: License) -> dict[str, Any]:
             "issued": license.file_issued_at.isoformat().replace("+00:00", "Z"),
             "expiry": None,
             "ttl": None,
-            "keyId": key_id(),
+            # Which published key verifies the file, also after the signing key is rotated.
+            "keyId": signing_key_id or key_id(),
         },
     }
 
 
 def license_file_text(license: License) -> str:
     """A freshly signed license file for the license's current state."""
+    signing_key, signing_key_id = current_signing_key()
     return build_license_file(
-        payload=license_payload(license), license_key=license.key, signing_key=get_signing_key()
+        payload=license_payload(license, signing_key_id=signing_key_id),
+        license_key=license.key,
+        signing_key=signing_key,
     )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
@@ -11,7 +12,7 @@ from portal.policy import Action, allows
 
 from ..selectors import last_renewal, license_for, owned_license_for, related_licenses
 from ..services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
-from ..signing import get_public_key, key_id, public_key_hex, public_key_pem
+from ..signing import PublishedKey, published_keys
 
 
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
@@ -62,34 +63,53 @@ def license_file_download(request: PortalRequest, pk: str) -> HttpResponse:
     return response
 
 
+def _keys_asked(request: HttpRequest) -> tuple[list[PublishedKey], str]:
+    """The published keys, or the one `?kid=` names; with a message when it names none."""
+    keys = published_keys()
+    kid = request.GET.get("kid", "").strip().lower()
+    if not kid:
+        return keys, ""
+    chosen = [key for key in keys if key.key_id == kid]
+    if chosen:
+        return chosen, ""
+    return [], _(
+        "No signing key with ID %(kid)s is published here. Key IDs are 16 hexadecimal "
+        "characters: copy the one the license file (meta.keyId) or the download names."
+    ) % {"kid": kid[:40]}
+
+
 @require_safe
 def signing_key_page(request: HttpRequest) -> HttpResponse:
+    # Current key first, then the retired ones: files signed before a rotation still verify.
+    keys, error = _keys_asked(request)
     return render(
         request,
         "licensing/signing_key.html",
-        {
-            "key_id": key_id(),
-            "public_key_hex": public_key_hex(),
-            "public_key_pem": public_key_pem(),
-        },
+        {"keys": keys, "error": error, "filtered": "kid" in request.GET},
+        status=404 if error else 200,
     )
 
 
 @require_safe
 @cache_control(public=True, max_age=3600)
 def signing_key_well_known(request: HttpRequest) -> JsonResponse:
-    public_key = get_public_key()
-    return JsonResponse(
-        {
-            "keys": [
-                {
-                    "kid": key_id(public_key),
-                    "alg": "aes-256-gcm+ed25519",
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "hex": public_key_hex(),
-                    "pem": public_key_pem(),
-                }
-            ]
-        }
-    )
+    # The current key stays first, as the only entry used to be; `status` and `?kid=` let a
+    # verifier pick the key a file names.
+    keys, error = _keys_asked(request)
+    body: dict[str, object] = {
+        "keys": [
+            {
+                "kid": key.key_id,
+                "alg": "aes-256-gcm+ed25519",
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "hex": key.hex,
+                "pem": key.pem,
+                "status": "current" if key.current else "retired",
+            }
+            for key in keys
+        ]
+    }
+    if error:
+        body["error"] = error
+    return JsonResponse(body, status=404 if error else 200)

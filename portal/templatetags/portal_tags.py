@@ -95,6 +95,8 @@ AUDIT_ACTIONS = {
     "release.file_added": _("Added a file to a software release"),
     "release.withdrawn": _("Withdrew a software release"),
     "release.restored": _("Restored a software release"),
+    "release.file_resigned": _("Signed a release file again with the current signing key"),
+    "signing_key.rotated": _("Replaced the license signing key"),
 }
 
 

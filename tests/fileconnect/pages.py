@@ -1,8 +1,14 @@
-"""Reading FileConnect pages the way a browser would: the links they offer."""
+"""Reading FileConnect pages the way a browser would: the links they offer, and the commands
+the Verify panel gives, run as a customer would run them."""
 
 from __future__ import annotations
 
+import html
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from django.test import Client
@@ -41,3 +47,24 @@ def first_chunk_then_hang_up(response: Any) -> bytes:
     # The test client's own wrapper closes the response without closing the test's connection.
     response._iterator.close()
     return first
+
+
+def panel_commands(page: str, file_id: int) -> list[str]:
+    """The Verify panel's commands for one file, as text to paste: checksum, save the key,
+    openssl, python (only the checksum when the panel has no key for the file)."""
+    item = page[page.index(f'data-file-id="{file_id}"') :]
+    item = item[: item.index("</li>")]
+    return [html.unescape(code) for code in re.findall(r"<code>(.*?)</code>", item, re.S)]
+
+
+def run_pasted(script: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Runs a pasted command in bash, with this interpreter (it has `cryptography`) as python3."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace("python3 ", f"{sys.executable} ")],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

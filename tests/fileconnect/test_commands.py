@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
-import sys
 import tracemalloc
 from datetime import date
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -24,7 +21,7 @@ from fileconnect.models import Release, ReleaseFile
 from licensing.signing import create_signing_key, get_public_key, public_key_pem
 from portal.models import AuditEvent
 from tests.fileconnect.factories import add_file, license_of, member, version_of
-from tests.fileconnect.pages import body, license_page, link_for
+from tests.fileconnect.pages import body, license_page, link_for, panel_commands, run_pasted
 from tests.licensing.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -214,14 +211,6 @@ def test_verify_download_exit_status_from_the_shell(version, tmp_path) -> None: 
 # -- the Verify panel's commands, run for real --------------------------------------------------
 
 
-def _panel_commands(page: str, file_id: int) -> list[str]:
-    item = page[page.index(f'data-file-id="{file_id}"') :]
-    item = item[: item.index("</li>")]
-    import html
-
-    return [html.unescape(code) for code in re.findall(r"<code>(.*?)</code>", item, re.S)]
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_verify_panel_commands_work_with_sha256sum_openssl_and_python(
     client, version, tmp_path
@@ -236,20 +225,12 @@ def test_verify_panel_commands_work_with_sha256sum_openssl_and_python(
     workdir = tmp_path / "customer"
     workdir.mkdir()
     (workdir / added.display_name).write_bytes(downloaded)
-    checksum, save_key, openssl, python = _panel_commands(
+    checksum, save_key, openssl, python = panel_commands(
         license_page(client, license).content.decode(), added.pk
     )
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
     def sh(script: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script.replace("python3 ", f"{sys.executable} ")],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_pasted(script, workdir)
 
     assert sh(checksum).stdout.strip() == f"{added.display_name}: OK"
     assert sh(save_key).returncode == 0

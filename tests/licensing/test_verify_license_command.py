@@ -291,7 +291,7 @@ def test_signing_key_show_path(key_file: Path, tmp_path: Path) -> None:
 
 def test_signing_key_rejects_unknown_action() -> None:
     with pytest.raises(CommandError, match="invalid choice"):
-        _signing_key("rotate")
+        _signing_key("destroy")
 
 
 def test_production_without_key_is_a_clean_error(settings: Settings, tmp_path: Path) -> None:

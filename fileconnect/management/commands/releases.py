@@ -1,4 +1,5 @@
-"""`manage.py releases add-file|list|withdraw|restore|seed-demo`: release files for FileConnect."""
+"""`manage.py releases add-file|list|withdraw|restore|resign|seed-demo`: FileConnect's release
+files."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fileconnect.models import Release, ReleaseFile
 from fileconnect.services import (
     FileConnectError,
     release_file_add,
+    release_files_resign,
     release_restore,
     release_withdraw,
 )
@@ -70,6 +72,10 @@ class Command(BaseCommand):
         for verb in ("withdraw", "restore"):
             change = sub.add_parser(verb, help=f"{verb.capitalize()} a release.")
             change.add_argument("release_id", type=int)
+        sub.add_parser(
+            "resign",
+            help="Sign files signed with a retired key again with the current one (audited).",
+        )
         sub.add_parser("seed-demo", help="Small demo files for the demo products (idempotent).")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -80,6 +86,8 @@ class Command(BaseCommand):
             self._list(options["product"])
         elif action == "seed-demo":
             self._seed_demo()
+        elif action == "resign":
+            self._resign()
         else:
             release = (
                 Release.objects.select_related("version__product")
@@ -121,6 +129,25 @@ class Command(BaseCommand):
             f"File {added.pk} {added.display_name} ({added.size} bytes) added to release "
             f"{added.release_id} of {version}, {added.platform}."
         )
+
+    def _resign(self) -> None:
+        result = release_files_resign(actor=None)
+        for release_file in result.resigned:
+            self.stdout.write(
+                f"File {release_file.pk} {release_file.display_name}: signed with key "
+                f"{release_file.key_id}."
+            )
+        for release_file in result.refused:
+            self.stderr.write(
+                f"File {release_file.pk} {release_file.display_name}: NOT signed again: no "
+                f"published key verifies its signature (key {release_file.key_id}). Check the "
+                f"file with `manage.py verify_download`, then add it again."
+            )
+        self.stdout.write(
+            f"{len(result.resigned)} file(s) signed again, {len(result.refused)} refused."
+        )
+        if result.refused:
+            raise CommandError("Some files were not signed again; see above.")
 
     def _list(self, sku: str) -> None:
         releases = Release.objects.select_related("version__product").prefetch_related("files")

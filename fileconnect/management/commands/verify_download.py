@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from fileconnect.integrity import digest_stream
 from fileconnect.models import ReleaseFile
 from fileconnect.verification import file_problems
-from licensing.signing import get_public_key, key_id, load_public_key
+from licensing.signing import get_public_key, key_id, load_public_key, published_key
 
 
 class Command(BaseCommand):
@@ -30,22 +30,31 @@ class Command(BaseCommand):
         parser.add_argument(
             "--public-key",
             default=None,
-            help="A PEM or hex public key file (default: the portal's signing key).",
+            help=(
+                "A PEM or hex public key file (default: the portal's published key that signed "
+                "the release file, current or retired)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"No file at {path}.")
-        public_key = get_public_key()
+        given = None
         if options["public_key"]:
             try:
-                public_key = load_public_key(Path(options["public_key"]).read_bytes())
+                given = load_public_key(Path(options["public_key"]).read_bytes())
             except (OSError, ValueError) as exc:
                 raise CommandError(f"Cannot read the public key: {exc}") from None
         with path.open("rb") as handle:
             digest = digest_stream(handle)
         release_file = self._release_file(options["file_id"], digest.hex)
+        if given is not None:
+            public_key = given
+        else:
+            # The key that signed the file, also when it was retired by a rotation since.
+            published = published_key(release_file.key_id)
+            public_key = published.public_key if published else get_public_key()
         problems = file_problems(
             digest, release_file, public_key=public_key, public_key_id=key_id(public_key)
         )

@@ -1,4 +1,4 @@
-"""Create or show the portal's Ed25519 license-signing key."""
+"""Create, show or rotate the portal's Ed25519 license-signing key."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
+from licensing.services import signing_key_rotate
 from licensing.signing import (
     create_signing_key,
     get_public_key,
@@ -22,7 +24,7 @@ from licensing.signing import (
 
 
 class Command(BaseCommand):
-    help = _("Create the license-signing key, or show its public half.")
+    help = _("Create the license-signing key, show its public half, or rotate it.")
     # Pure key/crypto work: it must run even while URLs or other apps are misconfigured.
     requires_system_checks: list[str] = []
 
@@ -30,8 +32,11 @@ class Command(BaseCommand):
         """Declare the command-line arguments."""
         parser.add_argument(
             "action",
-            choices=["create", "show"],
-            help=_("create: generate a new key file; show: print the public key."),
+            choices=["create", "show", "rotate"],
+            help=_(
+                "create: generate a new key file; show: print the public key; rotate: replace "
+                "the key with a new one, keeping the old public key published."
+            ),
         )
         parser.add_argument(
             "--path",
@@ -49,6 +54,8 @@ class Command(BaseCommand):
         path = Path(options["path"] or settings.LICENSE_SIGNING_KEY_FILE).expanduser()
         if options["action"] == "create":
             self._create(path, if_missing=options["if_missing"])
+        elif options["action"] == "rotate":
+            self._rotate(path)
         else:
             self._show(path if options["path"] else None)
 
@@ -83,6 +90,61 @@ class Command(BaseCommand):
                 "can only be verified with its public key."
             )
             % {"path": path, "key_id": key_id(key.public_key())}
+        )
+
+    def _rotate(self, path: Path) -> None:
+        if not path.exists():
+            raise CommandError(
+                _(
+                    "There is no signing key at %(path)s to rotate. Create one with "
+                    "`manage.py signing_key create`, or name the key file with --path."
+                )
+                % {"path": path}
+            )
+        # Loaded first for its errors: an unusable key is reported before anything is written.
+        self._load(path)
+        try:
+            rotation = signing_key_rotate(actor=None, path=path)
+        except OSError as err:
+            raise CommandError(
+                _("Cannot rotate the signing key %(path)s: %(reason)s. Nothing was replaced.")
+                % {"path": path, "reason": err.strerror or err}
+            ) from None
+        except DatabaseError as err:
+            # The files are written before the audit: the rotation itself took place.
+            raise CommandError(
+                _(
+                    "The signing key %(path)s was rotated (key %(key_id)s signs now), but its "
+                    "audit event could not be written: %(reason)s. The rotation is in the log."
+                )
+                % {"path": path, "key_id": key_id(self._load(path).public_key()), "reason": err}
+            ) from None
+        self.stdout.write(
+            _(
+                "Rotated the signing key %(path)s: key %(key_id)s signs from now on; key "
+                "%(retired_key_id)s is retired, its public key kept in %(retired_file)s."
+            )
+            % {
+                "path": path,
+                "key_id": rotation.key_id,
+                "retired_key_id": rotation.retired_key_id,
+                "retired_file": rotation.retired_file,
+            }
+        )
+        self.stdout.write(
+            _(
+                "Running servers and workers pick the new key up without a restart. The portal "
+                "publishes the retired key beside the new one (/signing-key/ and "
+                "/.well-known/license-signing-key), so license files and downloads signed "
+                "before still verify."
+            )
+        )
+        self.stdout.write(
+            _(
+                "Now: back up the new key file; copy it and the retired-keys directory to any "
+                "server that reads its own copy; run `manage.py releases resign` to sign "
+                "FileConnect's files again with the new key."
+            )
         )
 
     def _show(self, path: Path | None) -> None:

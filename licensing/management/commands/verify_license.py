@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from licensing.codes import canonical_key
-from licensing.licensefile import LicenseFileError, verify_license_file
-from licensing.signing import get_public_key, key_id, load_public_key
+from licensing.licensefile import LicenseFileError, LicenseSignatureError, verify_license_file
+from licensing.signing import key_id, load_public_key, published_keys
 
 
 class Command(BaseCommand):
@@ -30,17 +30,18 @@ class Command(BaseCommand):
             dest="public_key",
             help=_(
                 "File holding the Ed25519 public key (PEM or 64 hex characters). "
-                "Defaults to this portal's signing key."
+                "Defaults to this portal's published keys: the current one and the retired ones."
             ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Verify the license file and print its payload."""
         if options["public_key"]:
-            public_key = self._read_public_key(Path(options["public_key"]))
+            public_keys = [self._read_public_key(Path(options["public_key"]))]
         else:
             try:
-                public_key = get_public_key()
+                # A file issued before a rotation verifies with the retired key that signed it.
+                public_keys = [key.public_key for key in published_keys()]
             except ImproperlyConfigured as err:
                 raise CommandError(str(err)) from None
         path = Path(options["file"])
@@ -55,16 +56,27 @@ class Command(BaseCommand):
                 _("Cannot read the license file %(path)s: %(reason)s.")
                 % {"path": path, "reason": err.strerror or err}
             ) from None
-        try:
-            payload = verify_license_file(
-                text, license_key=canonical_key(options["key"]), public_key=public_key
-            )
-        except LicenseFileError as err:
-            raise CommandError(str(err)) from None
+        payload, public_key = self._verify(text, canonical_key(options["key"]), public_keys)
         self.stdout.write(
             _("License file is valid. Signed by key %(key_id)s.") % {"key_id": key_id(public_key)}
         )
         self.stdout.write(json.dumps(payload, indent=2, sort_keys=False, ensure_ascii=False))
+
+    def _verify(
+        self, text: str, license_key: str, public_keys: list[Ed25519PublicKey]
+    ) -> tuple[dict[str, Any], Ed25519PublicKey]:
+        """The payload and the key that verified it."""
+        error: LicenseFileError | None = None
+        for public_key in public_keys:
+            try:
+                return verify_license_file(
+                    text, license_key=license_key, public_key=public_key
+                ), public_key
+            except LicenseSignatureError as err:
+                error = err  # another of the published keys may have signed it
+            except LicenseFileError as err:
+                raise CommandError(str(err)) from None
+        raise CommandError(str(error))
 
     def _read_public_key(self, path: Path) -> Ed25519PublicKey:
         try:
