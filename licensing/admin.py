@@ -33,16 +33,20 @@ from .models import (
 from .services import (
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
+    MAX_REASON_LENGTH,
     PRINTED_KEY_CHARACTERS,
     PUBLISHED_VERSION_FIXED,
     VERSION_FIXED,
     LicensingError,
     csv_safe,
+    license_rehost_grant,
+    licenses_revoke,
     product_staff_change,
     registration_staff_change,
     serial_add,
     serial_change,
     serials_create,
+    serials_exported,
     serials_import,
     serials_import_preview,
     serials_void,
@@ -402,6 +406,23 @@ class SerialNumberAdmin(RefusalAsMessageMixin, CodeSearchMixin, ExportMixin, adm
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # void instead: a serial is printed on a certificate out in the world
 
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        # Every open code in the file is a license for whoever types it: staff who may only
+        # look at serial numbers do not take them away.
+        return self.has_change_permission(request)
+
+    def get_data_for_export(
+        self, request: HttpRequest, queryset: QuerySet[Any], **kwargs: Any
+    ) -> Any:
+        data = super().get_data_for_export(request, queryset, **kwargs)
+        serials_exported(
+            count=len(data),
+            open_count=queryset.filter(status=SerialNumber.Status.OPEN).count(),
+            query=request.GET.urlencode(),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return data
+
     @admin.action(description=_("Void the selected open serial numbers"), permissions=["change"])
     def void_serials(self, request: HttpRequest, queryset: QuerySet[SerialNumber]) -> Any:
         open_serials = queryset.filter(status=SerialNumber.Status.OPEN)
@@ -435,6 +456,23 @@ class SerialNumberAdmin(RefusalAsMessageMixin, CodeSearchMixin, ExportMixin, adm
         return None
 
 
+class RevokeLicensesForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_(
+            "Why the licenses are revoked (a refund, a fraudulent order…). Kept in the audit "
+            "trail; the customer's email does not show it."
+        ),
+        error_messages={
+            "required": _(
+                "Say why the licenses are revoked (a refund, a fraudulent order…): it is audited."
+            )
+        },
+    )
+
+
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
     list_display = [
@@ -451,6 +489,7 @@ class LicenseAdmin(admin.ModelAdmin):
     search_fields = ["key", "owner__name", "owner__account_number", "source_ref", "host_id"]
     list_select_related = ["owner", "version__product"]
     date_hierarchy = "issued_at"
+    actions = ["revoke_licenses", "grant_rehost"]
 
     # Licenses are minted by licensing.services.license_issue only; admin reads them.
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -461,6 +500,75 @@ class LicenseAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        """The change permission on licenses, for the actions that go through a service: the
+        change form stays read-only (has_change_permission), no field is edited by hand."""
+        opts = License._meta
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+
+    @admin.action(description=_("Revoke licenses"), permissions=["manage"])
+    def revoke_licenses(self, request: HttpRequest, queryset: QuerySet[License]) -> Any:
+        form = RevokeLicensesForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            result = licenses_revoke(
+                license_ids=list(queryset.values_list("pk", flat=True)),
+                reason=form.cleaned_data["reason"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+            count = len(result.revoked)
+            self.message_user(
+                request,
+                ngettext("%(count)d license revoked.", "%(count)d licenses revoked.", count)
+                % {"count": count},
+                messages.SUCCESS if count else messages.WARNING,
+            )
+            if result.refused:
+                self.message_user(
+                    request,
+                    _("Already superseded or revoked, left as they were: %(keys)s")
+                    % {"keys": ", ".join(license.key for license in result.refused)},
+                    messages.WARNING,
+                )
+            return None
+        # Say what will happen first, and ask why: the reason is audited with each license.
+        active = queryset.filter(status=License.Status.ACTIVE)
+        active_count = active.count()
+        return render(
+            request,
+            "admin/licensing/revoke_licenses_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Revoke licenses"),
+                "objects": list(active.select_related("owner", "version__product")[:50]),
+                "active_count": active_count,
+                "other_count": queryset.count() - active_count,
+                "form": form,
+                "queryset": queryset,
+                "opts": self.model._meta,
+            },
+        )
+
+    @admin.action(description=_("Allow one more rehost"), permissions=["manage"])
+    def grant_rehost(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+        granted = 0
+        for license in queryset:
+            try:
+                license_rehost_grant(license=license, actor=request.user)  # type: ignore[arg-type]
+            except LicensingError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            granted += 1
+        if granted:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d license may be rehosted once more, beyond its product's limit.",
+                    "%(count)d licenses may be rehosted once more, beyond their product's limit.",
+                    granted,
+                )
+                % {"count": granted},
+            )
 
 
 @admin.register(SerialRedemption)

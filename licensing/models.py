@@ -343,6 +343,14 @@ class License(models.Model):
     # A reissued file (renewal, rehost) replaces the previous one: files carry this timestamp,
     # and only the file with the latest one is current.
     file_issued_at = models.DateTimeField(_("license file issued at"), default=timezone.now)
+    # Moves customer care allowed beyond the product's rehost limit, one at a time: each is
+    # spent by the next rehost the limit would refuse (licensing.services.license_rehost), so a
+    # grant helps this license once instead of raising the limit for every customer.
+    rehosts_granted = models.PositiveSmallIntegerField(
+        _("extra rehosts allowed"),
+        default=0,
+        help_text=_("Moves allowed beyond the product's limit, granted by customer care."),
+    )
 
     class Meta:
         verbose_name = _("license")

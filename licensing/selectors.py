@@ -153,6 +153,7 @@ RECIPIENT_HISTORY_ACTIONS = (
     "license.renewed",
     "license.rehosted",
     "license.superseded",
+    "license.revoked",
     "license.upgraded",
     "license.registration_changed",
 )

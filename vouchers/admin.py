@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from django import forms
@@ -18,14 +19,18 @@ from django.utils.translation import ngettext
 
 from licensing.admin import CodeSearchMixin
 from licensing.views.licenses import csv_safe
+from portal.admin import RefusalAsMessageMixin as PortalRefusalAsMessageMixin
 from portal.models import Organization, User
 
 from .models import Voucher, VoucherBatch, VoucherConversion
 from .services import (
     MAX_BATCH_SIZE,
+    VoucherError,
     voucher_batch_create,
+    voucher_batch_expiry_refusal,
     voucher_batch_staff_change,
     voucher_batch_void,
+    voucher_codes_exported,
     vouchers_void,
 )
 
@@ -43,12 +48,20 @@ CSV_COLUMNS = [
 ]
 
 
-def codes_csv_response(vouchers: Iterable[Voucher], filename: str) -> HttpResponse:
+def codes_csv_response(
+    vouchers: Iterable[Voucher], filename: str, *, actor: User | None
+) -> HttpResponse:
+    """The codes as a CSV download, audited (vouchers.exported): each open code converts into
+    a license for whoever holds the file."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
+    batch_ids: set[int] = set()
+    count = 0
     for voucher in vouchers:
         batch = voucher.batch
+        batch_ids.add(batch.pk)
+        count += 1
         writer.writerow(
             [
                 voucher.code,
@@ -64,6 +77,7 @@ def codes_csv_response(vouchers: Iterable[Voucher], filename: str) -> HttpRespon
                 voucher.status,
             ]
         )
+    voucher_codes_exported(batch_ids=list(batch_ids), count=count, actor=actor)
     response = HttpResponse(buffer.getvalue(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -102,9 +116,20 @@ class VoucherBatchAddForm(forms.ModelForm):
             )
         return version
 
+    def clean_expires_on(self) -> date | None:
+        expires_on = self.cleaned_data["expires_on"]
+        refusal = voucher_batch_expiry_refusal(expires_on, today=timezone.localdate())
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return expires_on
+
+
+class RefusalAsMessageMixin(PortalRefusalAsMessageMixin):
+    refusals = (VoucherError,)
+
 
 @admin.register(VoucherBatch)
-class VoucherBatchAdmin(admin.ModelAdmin):
+class VoucherBatchAdmin(RefusalAsMessageMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "oem",
@@ -230,7 +255,8 @@ class VoucherBatchAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # void instead: the codes are out in the world
 
-    @admin.action(description=_("Export codes as CSV"), permissions=["view"])
+    # The codes are bearer credentials: staff who may only look at batches do not take them.
+    @admin.action(description=_("Export codes as CSV"), permissions=["change"])
     def export_codes(self, request: HttpRequest, queryset: QuerySet[VoucherBatch]) -> HttpResponse:
         vouchers = (
             Voucher.objects.filter(batch__in=queryset)
@@ -240,7 +266,7 @@ class VoucherBatchAdmin(admin.ModelAdmin):
         stamp = timezone.localdate().isoformat()
         ids = sorted(queryset.values_list("pk", flat=True))
         name = f"vouchers-batch-{ids[0]}-{stamp}.csv" if len(ids) == 1 else f"vouchers-{stamp}.csv"
-        return codes_csv_response(vouchers.iterator(chunk_size=2000), name)
+        return codes_csv_response(vouchers.iterator(chunk_size=2000), name, actor=_user(request))
 
     @admin.action(description=_("Void batch"), permissions=["change"])
     def void_batches(self, request: HttpRequest, queryset: QuerySet[VoucherBatch]) -> Any:
@@ -319,13 +345,15 @@ class VoucherAdmin(CodeSearchMixin, admin.ModelAdmin):
         )
         return None
 
-    @admin.action(description=_("Export codes as CSV"), permissions=["view"])
+    @admin.action(description=_("Export codes as CSV"), permissions=["change"])
     def export_codes(self, request: HttpRequest, queryset: QuerySet[Voucher]) -> HttpResponse:
         vouchers = queryset.select_related("batch__oem", "batch__version__product").order_by(
             "batch_id", "pk"
         )
         return codes_csv_response(
-            vouchers.iterator(chunk_size=2000), f"vouchers-{timezone.localdate().isoformat()}.csv"
+            vouchers.iterator(chunk_size=2000),
+            f"vouchers-{timezone.localdate().isoformat()}.csv",
+            actor=_user(request),
         )
 
 

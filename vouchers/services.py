@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from licensing.codes import generate_code
 from licensing.models import (
@@ -68,6 +69,21 @@ SOURCE_REF_LENGTH = 100  # License.source_ref
 
 class VoucherError(Exception):
     """An illegal voucher state change; the message tells the user (or staff) what to do."""
+
+
+# Said by the admin's batch form and by voucher_batch_create alike.
+EXPIRED_ON_CREATION = gettext_lazy(
+    "Choose a date from today on: the vouchers of a batch that has already expired could never "
+    "be converted."
+)
+
+
+def voucher_batch_expiry_refusal(expires_on: date | None, *, today: date) -> str | None:
+    """Why a new batch cannot have this redeem-before date, or None. On a batch that exists, an
+    earlier date is allowed (staff end a batch early), audited by voucher_batch_staff_change."""
+    if expires_on is not None and expires_on < today:
+        return str(EXPIRED_ON_CREATION)
+    return None
 
 
 class _ClaimConflict(Exception):
@@ -132,6 +148,9 @@ def voucher_batch_create(
             )
             % {"product": version.product.name}
         )
+    refusal = voucher_batch_expiry_refusal(expires_on, today=timezone.localdate())
+    if refusal:
+        raise VoucherError(refusal)
     batch = VoucherBatch.objects.create(
         oem=oem,
         version=version,
@@ -205,6 +224,16 @@ def voucher_batch_staff_change(
         actor=actor,
         action="voucher_batch.changed",
         organization=lambda locked: locked.oem,
+    )
+
+
+def voucher_codes_exported(*, batch_ids: Sequence[int], count: int, actor: User | None) -> None:
+    """Audits an export of voucher codes: an open code converts into a license for whoever
+    holds it, so who took how many of which batches stays on record."""
+    audit_record(
+        action="vouchers.exported",
+        actor=actor,
+        details={"batches": sorted(batch_ids), "count": count},
     )
 
 

@@ -1,4 +1,5 @@
-"""Licensing writes. `issue` holds the one mint and serial redemption; `manage` the rest."""
+"""Licensing writes. `issue` holds the one mint and serial redemption; `staff` customer care's
+revocations and rehost grants from admin; `manage` the rest."""
 
 from __future__ import annotations
 
@@ -69,9 +70,17 @@ from .serials import (
     SerialImportResult,
     serial_add,
     serial_change,
+    serials_exported,
     serials_import,
     serials_import_preview,
     serials_void,
+)
+from .staff import (
+    MAX_REASON_LENGTH,
+    RevokeResult,
+    license_rehost_grant,
+    licenses_revoke,
+    revoke_reason_clean,
 )
 
 __all__ = [
@@ -83,6 +92,7 @@ __all__ = [
     "MAX_IMPORT_BYTES",
     "MAX_MAINTENANCE_MONTHS",
     "MAX_QUANTITY",
+    "MAX_REASON_LENGTH",
     "PRINTED_KEY_CHARACTERS",
     "PUBLISHED_VERSION_FIXED",
     "REGISTRATION_FIELDS",
@@ -93,6 +103,7 @@ __all__ = [
     "IssueSource",
     "LicensingError",
     "RedeemResult",
+    "RevokeResult",
     "SerialAlreadyRedeemed",
     "SerialError",
     "SerialImportPreview",
@@ -111,11 +122,13 @@ __all__ = [
     "license_issue",
     "license_payload",
     "license_rehost",
+    "license_rehost_grant",
     "license_renew",
     "license_renew_with_serial",
     "license_seats_upgraded",
     "license_share",
     "licenses_issue",
+    "licenses_revoke",
     "maintenance_reminders_send",
     "normalize_share_email",
     "product_staff_change",
@@ -125,11 +138,13 @@ __all__ = [
     "rehost_stamp",
     "rehosts_left",
     "renewal_refusal",
+    "revoke_reason_clean",
     "serial_add",
     "serial_change",
     "serial_check",
     "serial_redeem",
     "serials_create",
+    "serials_exported",
     "serials_import",
     "serials_import_preview",
     "serials_void",

@@ -840,7 +840,7 @@ def rehost_refusal(license: License, host_id: str) -> str | None:
             "The license is already bound to %(host)s. Enter the host ID of the new machine."
         ) % {"host": new_host}
     used = _rehosts_in_last_year(license)
-    if used >= product.rehost_limit:
+    if used >= product.rehost_limit and not license.rehosts_granted:
         return _(
             "This license was rehosted %(count)d times in the last 12 months, the most "
             "%(product)s allows. Contact customer care to move it again."
@@ -879,16 +879,19 @@ def license_rehost(
     if refusal:
         raise LicensingError(refusal)
     old_key, old_host = locked.key, locked.host_id
+    details: dict[str, Any] = {"from_host": old_host, "to_host": new_host, "old_key": old_key}
+    # Past the product's limit only by a move customer care granted: this rehost spends it.
+    beyond_limit = _rehosts_in_last_year(locked) >= locked.version.product.rehost_limit
+    if beyond_limit:
+        locked.rehosts_granted -= 1
+        details["granted"] = True
     RetiredKey.objects.create(key=old_key, license=locked, host_id=old_host, reason="rehost")
     locked.key = generate_license_key()
     locked.host_id = new_host
     locked.file_issued_at = timezone.now()
-    locked.save(update_fields=["key", "host_id", "file_issued_at"])
+    locked.save(update_fields=["key", "host_id", "file_issued_at", "rehosts_granted"])
     _audit_license(
-        "license.rehosted",
-        license=locked,
-        actor=actor,
-        details={"from_host": old_host, "to_host": new_host, "old_key": old_key, "key": locked.key},
+        "license.rehosted", license=locked, actor=actor, details={**details, "key": locked.key}
     )
     license_email_queue(license=locked, acting_user=actor, event="rehosted")
     return locked
@@ -902,8 +905,10 @@ def _rehosts_in_last_year(license: License) -> int:
 
 
 def rehosts_left(license: License) -> int:
-    """How many more rehosts the license may have in the current 12 months."""
-    return max(0, license.version.product.rehost_limit - _rehosts_in_last_year(license))
+    """How many more rehosts the license may have in the current 12 months, with the moves
+    customer care granted beyond the product's limit."""
+    left = license.version.product.rehost_limit - _rehosts_in_last_year(license)
+    return max(0, left) + license.rehosts_granted
 
 
 def renewal_refusal(license: License) -> str | None:

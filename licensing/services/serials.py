@@ -296,6 +296,16 @@ def serials_void(*, serial_ids: list[int], actor: User | None) -> list[str]:
     return codes
 
 
+def serials_exported(*, count: int, open_count: int, query: str, actor: User | None) -> None:
+    """Audits an export of serial numbers: an open code is a license for whoever types it, so
+    who took how many, and with which change-list filters (`query`), stays on record."""
+    audit_record(
+        action="serials.exported",
+        actor=actor,
+        details={"count": count, "open": open_count, "query": query[:500]},
+    )
+
+
 @transaction.atomic
 def serial_add(*, serial: SerialNumber, actor: User | None) -> SerialNumber:
     """Saves a serial number staff typed in admin's add form; audited as generated ones are."""

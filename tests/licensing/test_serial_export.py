@@ -10,9 +10,11 @@ import csv
 import io
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from licensing.models import SerialNumber, generate_code
+from portal.models import AuditEvent
 from tests.licensing.factories import ProductVersionFactory, SerialNumberFactory
 from tests.portal.factories import UserFactory
 
@@ -100,3 +102,25 @@ def test_the_admin_form_stores_a_printed_key_as_an_import_does(staff_client, typ
     else:
         assert response.status_code == 302
         assert SerialNumber.objects.get().printed_key == stored
+
+
+def test_the_export_takes_the_change_permission_and_is_audited(client) -> None:  # type: ignore[no-untyped-def]
+    # A view-only staff user exported every open serial number, with no trace.
+    SerialNumberFactory()
+    SerialNumberFactory(status=SerialNumber.Status.VOID)
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_serialnumber"))
+    client.force_login(viewer)
+    assert client.get(reverse("admin:licensing_serialnumber_export")).status_code == 403
+    changelist = client.get(reverse("admin:licensing_serialnumber_changelist")).content.decode()
+    assert reverse("admin:licensing_serialnumber_export") not in changelist
+    assert not AuditEvent.objects.filter(action="serials.exported").exists()
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_serialnumber", "change_serialnumber"])
+    )
+    client.force_login(staff)
+    assert len(_export(client)) == 2
+    event = AuditEvent.objects.get(action="serials.exported")
+    assert event.actor == staff
+    assert (event.details["count"], event.details["open"]) == (2, 1)

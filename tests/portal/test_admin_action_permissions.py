@@ -19,9 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from fileconnect.models import Release
-from licensing.models import ProductVersion, SerialNumber
+from licensing.models import License, ProductVersion, SerialNumber
 from portal.models import AuditEvent, OutboundEmail, User
-from tests.licensing.factories import ProductVersionFactory, SerialNumberFactory
+from tests.licensing.factories import LicenseFactory, ProductVersionFactory, SerialNumberFactory
 from tests.portal.factories import UserFactory
 from tests.vouchers.factories import vouchers
 from vouchers.models import Voucher, VoucherBatch
@@ -46,6 +46,7 @@ def _staff(*codenames: str) -> User:
 
 
 VIEW_ONLY = [
+    "view_license",
     "view_serialnumber",
     "view_productversion",
     "view_voucher",
@@ -99,6 +100,18 @@ CASES: list[tuple[str, str, Callable[[], Any], Callable[[Any], Any]]] = [
         "publish_and_notify",
         ProductVersionFactory,
         lambda version: ProductVersion.objects.get(pk=version.pk).published_at,
+    ),
+    (
+        "admin:licensing_license_changelist",
+        "revoke_licenses",
+        LicenseFactory,
+        lambda license: License.objects.get(pk=license.pk).status,
+    ),
+    (
+        "admin:licensing_license_changelist",
+        "grant_rehost",
+        lambda: LicenseFactory(version__product__node_locked=True),
+        lambda license: License.objects.get(pk=license.pk).rehosts_granted,
     ),
     (
         "admin:vouchers_voucher_changelist",
@@ -160,6 +173,7 @@ def test_view_only_staff_are_neither_offered_nor_can_forge_an_action(  # type: i
             "apply": "1",
             "count": "3",
             "kind": "new",
+            "reason": "A refund",
             "quantity": "1",
             "maintenance_months": "12",
         },
@@ -172,6 +186,7 @@ def test_staff_who_may_change_are_offered_the_actions(client) -> None:  # type: 
     client.force_login(
         _staff(
             *VIEW_ONLY,
+            "change_license",
             "change_serialnumber",
             "add_serialnumber",
             "change_productversion",
@@ -183,6 +198,9 @@ def test_staff_who_may_change_are_offered_the_actions(client) -> None:  # type: 
         )
     )
     assert "void_serials" in _offered(client, "admin:licensing_serialnumber_changelist")
+    assert {"revoke_licenses", "grant_rehost"} <= set(
+        _offered(client, "admin:licensing_license_changelist")
+    )
     assert {"generate_serials", "publish_and_notify"} <= set(
         _offered(client, "admin:licensing_productversion_changelist")
     )

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 
 from licensing.codes import canonical_code
-from portal.models import AuditEvent
+from portal.models import AuditEvent, User
 from tests.licensing.factories import REGISTRATION, ProductVersionFactory
 from tests.portal.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.vouchers.factories import PartnerFactory, vouchers
 from vouchers.models import Voucher, VoucherBatch
-from vouchers.services import vouchers_convert
+from vouchers.services import VoucherError, voucher_batch_create, vouchers_convert
 
 pytestmark = pytest.mark.django_db
 
@@ -127,6 +130,8 @@ def test_export_codes_as_csv(staff_client) -> None:  # type: ignore[no-untyped-d
         "expires_on": "2027-06-30",
         "status": "open",
     }
+    event = AuditEvent.objects.get(action="vouchers.exported")
+    assert (event.details["batches"], event.details["count"]) == ([batch.pk], 4)
 
 
 def test_exported_codes_guard_text_a_spreadsheet_would_run(staff_client) -> None:  # type: ignore[no-untyped-def]
@@ -223,3 +228,77 @@ def test_a_batch_changed_in_admin_is_audited(staff_client) -> None:  # type: ign
     assert event.details["changes"] == {"expires_on": {"from": None, "to": "2001-01-01"}}
     assert staff_client.post(url, form).status_code == 302  # unchanged: nothing to audit
     assert AuditEvent.objects.filter(action="voucher_batch.changed").count() == 1
+
+
+def _staff_with(*codenames: str) -> User:
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.mark.parametrize(
+    ("changelist", "selected"),
+    [
+        ("admin:vouchers_voucherbatch_changelist", lambda codes: [codes[0].batch_id]),
+        ("admin:vouchers_voucher_changelist", lambda codes: [v.pk for v in codes]),
+    ],
+)
+def test_exporting_codes_takes_the_change_permission_and_is_audited(
+    client, changelist, selected
+) -> None:  # type: ignore[no-untyped-def]
+    # A view-only staff user took every open, bearer-usable code of a batch, with no trace.
+    codes = vouchers(3)
+    post = {"action": "export_codes", "_selected_action": selected(codes)}
+    client.force_login(_staff_with("view_voucher", "view_voucherbatch"))
+    form = client.get(reverse(changelist)).context["action_form"]
+    assert form is None  # no action left for them at all
+    refused = client.post(reverse(changelist), post)
+    assert refused["Content-Type"] != "text/csv"
+    assert not AuditEvent.objects.filter(action="vouchers.exported").exists()
+    staff = _staff_with(
+        "view_voucher", "view_voucherbatch", "change_voucher", "change_voucherbatch"
+    )
+    client.force_login(staff)
+    response = client.post(reverse(changelist), post)
+    assert response["Content-Type"] == "text/csv"
+    event = AuditEvent.objects.get(action="vouchers.exported")
+    assert event.actor == staff
+    assert (event.details["batches"], event.details["count"]) == ([codes[0].batch_id], 3)
+
+
+def _batch_form(expires_on: str) -> dict[str, object]:
+    return {
+        "oem": PartnerFactory().pk,
+        "version": ProductVersionFactory().pk,
+        "label": "PO 4711",
+        "quantity_per_voucher": 1,
+        "maintenance_months": 12,
+        "expires_on": expires_on,
+        "count": 5,
+    }
+
+
+def test_batch_add_refuses_a_date_that_has_passed(staff_client) -> None:  # type: ignore[no-untyped-def]
+    # "Convert before 2020-01-01" made a batch whose codes were expired at once.
+    response = staff_client.post(
+        reverse("admin:vouchers_voucherbatch_add"), _batch_form("2020-01-01")
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["expires_on"]
+    assert "Choose a date from today on" in str(errors)
+    assert not VoucherBatch.objects.exists() and not Voucher.objects.exists()
+    today = timezone.localdate().isoformat()
+    staff_client.post(reverse("admin:vouchers_voucherbatch_add"), _batch_form(today))
+    assert VoucherBatch.objects.get().expires_on.isoformat() == today  # the last day counts
+
+
+def test_batch_create_service_refuses_a_date_that_has_passed() -> None:
+    # The command and scripts create batches through the service: it refuses too.
+    with pytest.raises(VoucherError, match="Choose a date from today on"):
+        voucher_batch_create(
+            oem=PartnerFactory(),
+            version=ProductVersionFactory(),
+            count=2,
+            expires_on=timezone.localdate() - timedelta(days=1),
+        )
+    assert not VoucherBatch.objects.exists()
