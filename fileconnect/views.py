@@ -91,7 +91,7 @@ def serial_downloads(request: PortalRequest, pk: int) -> HttpResponse:
 
 
 def _entitled_list(request: PortalRequest, basis: Basis) -> HttpResponse:
-    versions = entitled_versions(basis)
+    versions = entitled_versions(basis, today=timezone.localdate())
     pem = public_key_pem()
     for group in versions:
         if not group.entitlement.entitled:
@@ -132,6 +132,12 @@ def file_download(request: PortalRequest, pk: int, token: str) -> HttpResponseBa
     except LinkRefused as exc:
         refusal = exc
         prefer = exc.claims.basis if exc.claims is not None else ""
+    if not release_file.release.is_released(today=timezone.localdate()):
+        # Staff dated it ahead after this link was made. Only the user the portal made the link
+        # for learns that the file is coming; anyone else gets the 404 of an unknown file.
+        if refusal is not None and refusal.reason != LinkRefused.EXPIRED:
+            raise Http404("No such file.")
+        return render(request, "fileconnect/not_released.html", {"file": release_file}, status=404)
     basis = _basis(request, release_file, prefer)
     if basis is None:
         raise Http404("No such file.")  # another organization's file, or no longer entitled
