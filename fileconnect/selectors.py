@@ -5,7 +5,8 @@ shared with the actor) or a serial number the actor entered in this session:
 
 - a license grants the files of its own version, and of every later version of the product
   released while its maintenance was current (maintenance start <= release date <= end);
-  only active licenses grant anything (a superseded license hands over to its successor);
+  only active licenses grant anything (a superseded license hands over to its successors,
+  which LicenseNotActive names);
 - a serial number that is unredeemed, or redeemed by the acting organization, grants the files
   of its own version.
 
@@ -146,11 +147,36 @@ def licenses_for_downloads(*, actor: User, organization: Organization | None) ->
     )
 
 
+# Upgrades split a license into a few new ones at most; a page lists no more than this.
+SUCCESSORS_SHOWN = 20
+
+
+class LicenseNotActive(Exception):
+    """A license the actor sees that entitles to nothing: revoked, or superseded (`successors`
+    are the licenses made from it that the actor sees, newest first)."""
+
+    def __init__(self, license: License, successors: Sequence[License] = ()) -> None:
+        super().__init__(license.status)
+        self.license = license
+        self.successors = successors
+
+
 def license_basis(*, actor: User, organization: Organization | None, pk: UUID | str) -> Basis:
-    """An active license the actor sees, as a basis; 404 otherwise."""
-    license = licenses_for_downloads(actor=actor, organization=organization).filter(pk=pk).first()
+    """An active license the actor sees, as a basis; LicenseNotActive for a superseded or
+    revoked one the actor sees (its page and emails link here); 404 otherwise."""
+    visible = licenses_visible_to(
+        actor=actor, organization=organization, purpose=Action.DOWNLOAD_SOFTWARE
+    )
+    license = visible.filter(pk=pk).first()
     if license is None:
         raise Http404("No such license.")
+    if license.status == License.Status.REVOKED:
+        raise LicenseNotActive(license)
+    if license.status == License.Status.SUPERSEDED:
+        # Only successors the actor sees itself: a share of one license is not a share of the
+        # licenses that replaced it.
+        successors = visible.filter(supersedes=license).order_by("-issued_at", "pk")
+        raise LicenseNotActive(license, list(successors[:SUCCESSORS_SHOWN]))
     return Basis(license=license)
 
 

@@ -22,6 +22,7 @@ from .selectors import (
     SESSION_SERIALS_KEY,
     SESSION_SERIALS_MAX,
     Basis,
+    LicenseNotActive,
     Offer,
     basis_for_file,
     download_log,
@@ -74,7 +75,16 @@ def _remember_serial(request: PortalRequest, pk: int) -> None:
 @require_safe
 @organization_required(action=Action.DOWNLOAD_SOFTWARE)
 def license_downloads(request: PortalRequest, pk: UUID) -> HttpResponse:
-    basis = license_basis(actor=request.user, organization=request.organization, pk=pk)
+    try:
+        basis = license_basis(actor=request.user, organization=request.organization, pk=pk)
+    except LicenseNotActive as exc:
+        # Gone for good: its successors, if any, entitle instead (the page links to them).
+        return render(
+            request,
+            "fileconnect/license_not_active.html",
+            {"license": exc.license, "successors": exc.successors},
+            status=410,
+        )
     return _entitled_list(request, basis)
 
 
