@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.db import models
@@ -39,6 +39,10 @@ class Release(models.Model):
     @property
     def is_withdrawn(self) -> bool:
         return self.withdrawn_at is not None
+
+    def is_released(self, *, today: date) -> bool:
+        """Whether the release and its version are out by `today` (staff date them ahead)."""
+        return self.released_on <= today and self.version.released_on <= today
 
 
 class ReleaseFile(models.Model):

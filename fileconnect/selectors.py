@@ -5,11 +5,14 @@ shared with the actor) or a serial number the actor entered in this session:
 
 - a license grants the files of its own version, and of every later version of the product
   released while its maintenance was current (maintenance start <= release date <= end);
-  only active licenses grant anything (a superseded license hands over to its successor);
+  only active licenses grant anything (a superseded license hands over to its successors,
+  which LicenseNotActive names);
 - a serial number that is unredeemed, or redeemed by the acting organization, grants the files
   of its own version.
 
-Withdrawn releases grant nothing and are never listed.
+Withdrawn releases grant nothing and are never listed, nor are releases dated after today or
+releases of a version dated after today: staff stage a launch ahead, and nothing of it shows
+(not even greyed out) before its date.
 """
 
 from __future__ import annotations
@@ -72,10 +75,12 @@ class Entitlement:
     reason: str = ""
 
 
-def version_entitlement(basis: Basis, version: ProductVersion) -> Entitlement | None:
+def version_entitlement(
+    basis: Basis, version: ProductVersion, *, today: date
+) -> Entitlement | None:
     """Whether the basis grants a version's files; None when the version is not listed at all."""
     own = basis.version
-    if version.product_id != own.product_id:
+    if version.product_id != own.product_id or version.released_on > today:
         return None
     if version.pk == own.pk:
         return Entitlement(entitled=True)
@@ -115,6 +120,18 @@ class VersionGroup:
     platforms: list[PlatformGroup] = field(default_factory=list)
 
 
+def _live_releases(today: date, prefix: str = "") -> Q:
+    """Releases that are listed and served today: not withdrawn, and neither they nor their
+    version dated after today (`prefix` reaches them from another model, e.g. "release__")."""
+    return Q(
+        **{
+            f"{prefix}withdrawn_at__isnull": True,
+            f"{prefix}released_on__lte": today,
+            f"{prefix}version__released_on__lte": today,
+        }
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Ways in
 
@@ -130,11 +147,36 @@ def licenses_for_downloads(*, actor: User, organization: Organization | None) ->
     )
 
 
+# Upgrades split a license into a few new ones at most; a page lists no more than this.
+SUCCESSORS_SHOWN = 20
+
+
+class LicenseNotActive(Exception):
+    """A license the actor sees that entitles to nothing: revoked, or superseded (`successors`
+    are the licenses made from it that the actor sees, newest first)."""
+
+    def __init__(self, license: License, successors: Sequence[License] = ()) -> None:
+        super().__init__(license.status)
+        self.license = license
+        self.successors = successors
+
+
 def license_basis(*, actor: User, organization: Organization | None, pk: UUID | str) -> Basis:
-    """An active license the actor sees, as a basis; 404 otherwise."""
-    license = licenses_for_downloads(actor=actor, organization=organization).filter(pk=pk).first()
+    """An active license the actor sees, as a basis; LicenseNotActive for a superseded or
+    revoked one the actor sees (its page and emails link here); 404 otherwise."""
+    visible = licenses_visible_to(
+        actor=actor, organization=organization, purpose=Action.DOWNLOAD_SOFTWARE
+    )
+    license = visible.filter(pk=pk).first()
     if license is None:
         raise Http404("No such license.")
+    if license.status == License.Status.REVOKED:
+        raise LicenseNotActive(license)
+    if license.status == License.Status.SUPERSEDED:
+        # Only successors the actor sees itself: a share of one license is not a share of the
+        # licenses that replaced it.
+        successors = visible.filter(supersedes=license).order_by("-issued_at", "pk")
+        raise LicenseNotActive(license, list(successors[:SUCCESSORS_SHOWN]))
     return Basis(license=license)
 
 
@@ -171,14 +213,14 @@ def serial_basis(
 # The entitled list
 
 
-def entitled_versions(basis: Basis) -> list[VersionGroup]:
+def entitled_versions(basis: Basis, *, today: date) -> list[VersionGroup]:
     """The basis's version and later ones with their live releases and files, newest first.
 
     Two queries whatever the number of releases and files.
     """
     own = basis.version
     releases = (
-        Release.objects.filter(version__product_id=own.product_id, withdrawn_at__isnull=True)
+        Release.objects.filter(_live_releases(today), version__product_id=own.product_id)
         .filter(Q(version=own) | Q(version__released_on__gt=own.released_on))
         .select_related("version__product")
         .prefetch_related("files")
@@ -186,7 +228,7 @@ def entitled_versions(basis: Basis) -> list[VersionGroup]:
     )
     groups: dict[int, VersionGroup] = {}
     for release in releases:
-        entitlement = version_entitlement(basis, release.version)
+        entitlement = version_entitlement(basis, release.version, today=today)
         if entitlement is None:
             continue
         group = groups.get(release.version_id)
@@ -214,7 +256,8 @@ def release_files_signed_by_other_keys(*, key_id: str) -> QuerySet[ReleaseFile]:
 
 
 def release_file_for(*, pk: int) -> ReleaseFile:
-    """A file of a live release, or 404 (withdrawn releases are not served)."""
+    """A file of a release that is not withdrawn, or 404; it may be dated after today, which
+    basis_for_file refuses (the download view says so to a user holding a link to it)."""
     found = (
         ReleaseFile.objects.select_related("release__version__product")
         .filter(pk=pk, release__withdrawn_at__isnull=True)
@@ -235,7 +278,10 @@ def basis_for_file(
     prefer: str = "",
 ) -> Basis | None:
     """A basis on which the actor may download the file now, the preferred one (a Basis.ref)
-    if it still qualifies, or None: the file is out of the actor's reach."""
+    if it still qualifies, or None: the file is out of the actor's reach (withdrawn, or dated
+    after today, included)."""
+    if file.release.is_withdrawn or not file.release.is_released(today=today):
+        return None
     version = file.release.version
     licenses = licenses_for_downloads(actor=actor, organization=organization).filter(
         Q(version=version)

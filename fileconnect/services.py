@@ -11,6 +11,7 @@ from typing import BinaryIO
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import transaction
+from django.db.models import CharField
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
@@ -53,9 +54,11 @@ def release_file_add(
     after it removes the stored copy.
     """
     platform = " ".join(platform.split())
+    language = " ".join(language.split())
     display_name = get_valid_filename(filename.replace("\\", "/").rsplit("/", 1)[-1])
     if not platform:
         raise FileConnectError(_("Name the platform of the file, for example Windows x64."))
+    _check_lengths(display_name=display_name, platform=platform, language=language)
     if release is not None and release.version_id != version.pk:
         raise FileConnectError(_("This release belongs to another product version."))
     storage = fileconnect_storage()
@@ -70,7 +73,7 @@ def release_file_add(
             actor=actor,
             fields={
                 "platform": platform,
-                "language": " ".join(language.split()),
+                "language": language,
                 "display_name": display_name,
                 "storage_name": name,
                 "size": digest.size,
@@ -83,6 +86,33 @@ def release_file_add(
     except BaseException:
         _discard(storage, name)
         raise
+
+
+def _check_lengths(*, display_name: str, platform: str, language: str) -> None:
+    """Refuses a value longer than its column, before anything is stored: the database would
+    refuse it only after the upload, with a 500 on PostgreSQL."""
+    for name, value, message in (
+        (
+            "display_name",
+            display_name,
+            _("The file name has %(length)d characters: rename the file to at most %(limit)d."),
+        ),
+        (
+            "platform",
+            platform,
+            _("The platform has %(length)d characters: shorten it to at most %(limit)d."),
+        ),
+        (
+            "language",
+            language,
+            _("The language has %(length)d characters: shorten it to at most %(limit)d."),
+        ),
+    ):
+        field = ReleaseFile._meta.get_field(name)
+        assert isinstance(field, CharField)
+        limit = field.max_length
+        if limit is not None and len(value) > limit:
+            raise FileConnectError(message % {"length": len(value), "limit": limit})
 
 
 def _store(

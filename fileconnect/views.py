@@ -22,6 +22,7 @@ from .selectors import (
     SESSION_SERIALS_KEY,
     SESSION_SERIALS_MAX,
     Basis,
+    LicenseNotActive,
     Offer,
     basis_for_file,
     download_log,
@@ -74,7 +75,16 @@ def _remember_serial(request: PortalRequest, pk: int) -> None:
 @require_safe
 @organization_required(action=Action.DOWNLOAD_SOFTWARE)
 def license_downloads(request: PortalRequest, pk: UUID) -> HttpResponse:
-    basis = license_basis(actor=request.user, organization=request.organization, pk=pk)
+    try:
+        basis = license_basis(actor=request.user, organization=request.organization, pk=pk)
+    except LicenseNotActive as exc:
+        # Gone for good: its successors, if any, entitle instead (the page links to them).
+        return render(
+            request,
+            "fileconnect/license_not_active.html",
+            {"license": exc.license, "successors": exc.successors},
+            status=410,
+        )
     return _entitled_list(request, basis)
 
 
@@ -91,7 +101,7 @@ def serial_downloads(request: PortalRequest, pk: int) -> HttpResponse:
 
 
 def _entitled_list(request: PortalRequest, basis: Basis) -> HttpResponse:
-    versions = entitled_versions(basis)
+    versions = entitled_versions(basis, today=timezone.localdate())
     # Each file is checked with the key that signed it: a rotation leaves older files signed
     # with a retired key, which the portal keeps publishing.
     pems = {key.key_id: key.pem for key in published_keys()}
@@ -134,6 +144,12 @@ def file_download(request: PortalRequest, pk: int, token: str) -> HttpResponseBa
     except LinkRefused as exc:
         refusal = exc
         prefer = exc.claims.basis if exc.claims is not None else ""
+    if not release_file.release.is_released(today=timezone.localdate()):
+        # Staff dated it ahead after this link was made. Only the user the portal made the link
+        # for learns that the file is coming; anyone else gets the 404 of an unknown file.
+        if refusal is not None and refusal.reason != LinkRefused.EXPIRED:
+            raise Http404("No such file.")
+        return render(request, "fileconnect/not_released.html", {"file": release_file}, status=404)
     basis = _basis(request, release_file, prefer)
     if basis is None:
         raise Http404("No such file.")  # another organization's file, or no longer entitled

@@ -815,8 +815,13 @@ def _render_detail(
         "renew_offered": renew_offered,
         "rehost_offered": rehost_offered,
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
-        # The software this license entitles to (FileConnect), for those who may download.
-        "can_download": access.is_owner and access.allows(Action.DOWNLOAD_SOFTWARE),
+        # The software this license entitles to (FileConnect), for those who may download;
+        # a superseded or revoked license entitles to nothing (its successor does).
+        "can_download": (
+            access.is_owner
+            and access.allows(Action.DOWNLOAD_SOFTWARE)
+            and license.status == License.Status.ACTIVE
+        ),
         "history": history,
         # Seats moved to a newer version by upgrades: the page says so instead of "Quantity 0".
         "upgraded_seats": upgraded.count,

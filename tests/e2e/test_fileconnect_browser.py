@@ -167,3 +167,36 @@ def test_fileconnect_pages_fit_a_phone(
     if locale == "pt-BR":
         page.goto(pages["downloads"])
         expect(page.get_by_role("link", name="Baixar").first).to_be_visible()
+
+
+def test_the_download_log_is_a_list_of_cards_on_a_phone(
+    live_server: Any, open_context: NewContext, catalog: dict[str, Any], results_dir: Path
+) -> None:
+    """Six columns were 891 px wide in a 364 px scroller and the File column wrapped every few
+    characters: on a phone each download is a card, its values under their labels."""
+    admin = cast(Membership, MembershipFactory(role="admin"))
+    for release_file in catalog["files"].values():
+        DownloadEvent.objects.create(
+            user=admin.user,
+            organization=admin.organization,
+            file=release_file,
+            serial=catalog["serial"],
+            bytes_requested=release_file.size,
+            delivery=DownloadEvent.Delivery.STREAM,
+            status=DownloadEvent.Status.COMPLETED,
+        )
+    page = open_context(viewport=PHONE, is_mobile=True).new_page()
+    log_in(page, live_server.url, admin.user.email)
+    response = page.goto(f"{live_server.url}/fileconnect/log/")
+    assert response is not None and response.ok
+    table = page.get_by_test_id("download-log")
+    expect(table.locator("tbody tr")).to_have_count(3)
+    assert page.evaluate(
+        "(t) => t.scrollWidth <= t.parentElement.clientWidth", table.element_handle()
+    ), "the log scrolls sideways on a phone"
+    expect(table.locator("thead")).not_to_be_in_viewport()
+    file_cell = table.locator("tbody tr").first.locator('td[data-label="File"]')
+    expect(file_cell).to_contain_text("sep-ent-")
+    box, card = file_cell.bounding_box(), table.locator("tbody tr").first.bounding_box()
+    assert box is not None and card is not None and box["width"] >= card["width"] - 2
+    page.screenshot(path=str(results_dir / "fileconnect-log-phone.png"), full_page=True)

@@ -66,6 +66,27 @@ def test_upload_form_errors_change_nothing(admin_client, version) -> None:  # ty
     assert not ReleaseFile.objects.exists()
 
 
+def test_upload_with_a_file_name_too_long_is_a_form_error(
+    admin_client, version, fileconnect_root
+) -> None:  # type: ignore[no-untyped-def]
+    # The name went to a varchar(200): a DataError (500) on PostgreSQL, after the upload.
+    release = Release.objects.create(version=version)
+    response = admin_client.post(
+        reverse("admin:fileconnect_releasefile_add"),
+        {
+            "release": release.pk,
+            "platform": "Windows x64",
+            "upload": SimpleUploadedFile("a" * 197 + ".msi", b"msi bytes"),
+        },
+    )
+    assert response.status_code == 200
+    assert "The file name has 201 characters: rename the file to at most 200." in (
+        response.content.decode()
+    )
+    assert not ReleaseFile.objects.exists()
+    assert not any(path.is_file() for path in fileconnect_root.rglob("*"))
+
+
 def test_withdraw_and_restore_actions(admin_client, version) -> None:  # type: ignore[no-untyped-def]
     added = add_file(version, b"abc")
     release = added.release

@@ -108,6 +108,16 @@ def test_add_file_bad_input(version, tmp_path) -> None:  # type: ignore[no-untyp
     with pytest.raises(CommandError, match="Name the platform"):
         run("releases", "add-file", "--product", "SEP-ENT", "--version", "14.3", "--platform",
             "  ", str(path))  # fmt: skip
+    # Longer than their columns: a DataError (500) on PostgreSQL, now the limit in words.
+    with pytest.raises(CommandError, match="The file name has 201 characters: rename the file"):
+        run(*base, "--product", "SEP-ENT", "--name", "n" * 201, str(path))
+    with pytest.raises(
+        CommandError, match="The platform has 61 characters: shorten it to at most 60"
+    ):
+        run("releases", "add-file", "--product", "SEP-ENT", "--version", "14.3", "--platform",
+            "P" * 61, str(path))  # fmt: skip
+    with pytest.raises(CommandError, match="The language has 41 characters"):
+        run(*base, "--product", "SEP-ENT", "--language", "L" * 41, str(path))
     assert not ReleaseFile.objects.exists()
 
 

@@ -56,6 +56,21 @@ def test_admin_sees_downloads_by_members_and_under_shared_licenses(client, world
     assert world["colleague"].user.email not in page
 
 
+def test_log_table_stacks_into_cards_on_a_phone(client, world) -> None:  # type: ignore[no-untyped-def]
+    """Six columns were 891 px wide on a 390 px phone: each download becomes a card there, every
+    value under its column's name (data-label)."""
+    _download(client, world["colleague"].user, world["license"], world["catalog"].f14)
+    client.force_login(world["admin"].user)
+    page = client.get(reverse("fileconnect-log")).content.decode()
+    head, table = page.split('data-testid="download-log"')
+    assert "table-stack" in head.rsplit("<table", 1)[1]
+    row = table.split("<tbody>")[1].split("</tr>")[0]
+    labels = ("Time", "User", "File", "License or serial number", "Bytes requested", "Status")
+    assert row.count("<td ") == len(labels)
+    for label in labels:
+        assert f'data-label="{label}"' in row
+
+
 def test_members_and_strangers_cannot_read_the_log(client, world) -> None:  # type: ignore[no-untyped-def]
     client.force_login(world["colleague"].user)
     assert client.get(reverse("fileconnect-log")).status_code == 403

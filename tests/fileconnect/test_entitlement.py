@@ -142,8 +142,32 @@ def test_paid_upgrade_moves_entitlement_to_the_new_license(client, catalog) -> N
     home = client.get(reverse("fileconnect")).content.decode()
     assert reverse("fileconnect-license", args=[new.pk]) in home
     assert reverse("fileconnect-license", args=[old.pk]) not in home
-    assert license_page(client, old).status_code == 404  # superseded licenses grant nothing
+    # Superseded licenses grant nothing; their page (linked from their emails) says so and
+    # leads to the license that replaced them.
+    replaced = license_page(client, old)
+    assert replaced.status_code == 410
+    assert "was replaced by an upgrade" in replaced.content.decode()
+    assert reverse("fileconnect-license", args=[new.pk]) in replaced.content.decode()
+    assert "/fileconnect/files/" not in replaced.content.decode()
     assert set(download_links(license_page(client, new))) == {catalog.f16.pk}
+
+
+def test_a_superseded_license_leads_only_to_successors_its_reader_sees(client, catalog) -> None:  # type: ignore[no-untyped-def]
+    owner, recipient, stranger = member(), member(role="member"), member()
+    old = catalog.license(owner, catalog.v14)
+    share(old, recipient.user)
+    new = catalog.license(owner, catalog.v16)
+    License.objects.filter(pk=new.pk).update(supersedes=old)
+    License.objects.filter(pk=old.pk).update(status=License.Status.SUPERSEDED)
+    client.force_login(recipient.user)  # the share of the old one is not a share of the new one
+    page = license_page(client, old)
+    assert page.status_code == 410
+    text = page.content.decode()
+    assert reverse("fileconnect-license", args=[new.pk]) not in text
+    assert f"ask {owner.organization.name} to share it" in text
+    client.force_login(stranger.user)  # a license the user cannot see stays unknown
+    page = license_page(client, old)
+    assert page.status_code == 404 and "was replaced" not in page.content.decode()
 
 
 def test_revoked_license_grants_nothing_even_with_a_fresh_link(client, catalog) -> None:  # type: ignore[no-untyped-def]
@@ -153,6 +177,9 @@ def test_revoked_license_grants_nothing_even_with_a_fresh_link(client, catalog) 
     url = link_for(client, license, catalog.f14)
     License.objects.filter(pk=license.pk).update(status=License.Status.REVOKED)
     assert client.get(url).status_code == 404
+    page = license_page(client, license)
+    assert page.status_code == 410 and "was revoked" in page.content.decode()
+    assert "/fileconnect/files/" not in page.content.decode()
 
 
 def test_shared_license_is_a_way_in_for_its_recipient(client, catalog) -> None:  # type: ignore[no-untyped-def]

@@ -83,6 +83,30 @@ def test_a_wholly_upgraded_license_says_where_its_seats_went(client, admin) -> N
     assert "> 0 <" not in cell and not re.search(r">\s*0\s*<", cell)
 
 
+def test_only_an_active_license_offers_its_software(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # A wholly upgraded license offered "Download the software", which led to a bare 404; its
+    # FileConnect page (also linked from its emails) now leads to the licenses that replaced it.
+    source, upgraded = _upgrade(admin, [3, 2])
+    client.force_login(admin.user)
+    for new in upgraded:
+        html = client.get(reverse("license-detail", args=[new.pk])).content.decode()
+        assert 'data-testid="license-downloads"' in html
+    html = client.get(reverse("license-detail", args=[source.pk])).content.decode()
+    assert 'data-testid="license-downloads"' not in html
+    replaced = client.get(reverse("fileconnect-license", args=[source.pk]))
+    assert replaced.status_code == 410
+    text = replaced.content.decode()
+    assert "was replaced by an upgrade" in text
+    for new in upgraded:
+        assert reverse("fileconnect-license", args=[new.pk]) in text
+    revoked = LicenseFactory(owner=admin.organization)
+    License.objects.filter(pk=revoked.pk).update(status=License.Status.REVOKED)
+    html = client.get(reverse("license-detail", args=[revoked.pk])).content.decode()
+    assert 'data-testid="license-downloads"' not in html
+    page = client.get(reverse("fileconnect-license", args=[revoked.pk]))
+    assert page.status_code == 410 and "was revoked" in page.content.decode()
+
+
 def test_a_partly_upgraded_license_shows_what_is_left_and_what_went(client, admin) -> None:  # type: ignore[no-untyped-def]
     old, new = catalog()
     source = licensed(admin.organization, old, quantity=10)
