@@ -37,7 +37,9 @@ def member(client):  # type: ignore[no-untyped-def]
 
 
 def check(member, *entries: str):  # type: ignore[no-untyped-def]
-    return vouchers_check(entries=entries, organization=member.organization, today=TODAY)
+    return vouchers_check(
+        entries=entries, organization=member.organization, actor=member.user, today=TODAY
+    )
 
 
 def reasons(member, *entries: str) -> list[str]:  # type: ignore[no-untyped-def]
