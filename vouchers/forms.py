@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -241,7 +242,10 @@ class VoucherCodesForm(forms.Form):
                     "split the list and submit the rest afterwards."
                 ),
                 code="too_many",
-                params={"limit": f"{MAX_ENTRIES:,}", "max": f"{MAX_CODES:,}"},
+                params={
+                    "limit": number_format(MAX_ENTRIES, force_grouping=True),
+                    "max": number_format(MAX_CODES, force_grouping=True),
+                },
             )
         entries, duplicates = split_duplicates(typed + self.file_entries)
         if not entries:
@@ -256,7 +260,10 @@ class VoucherCodesForm(forms.Form):
                     "list and submit the rest afterwards.",
                     len(entries),
                 )
-                % {"count": f"{len(entries):,}", "max": f"{MAX_CODES:,}"},
+                % {
+                    "count": number_format(len(entries), force_grouping=True),
+                    "max": number_format(MAX_CODES, force_grouping=True),
+                },
                 code="too_many",
             )
         self.guard.check()

@@ -23,6 +23,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -137,7 +138,10 @@ def voucher_batch_create(
         raise VoucherError(_("A voucher needs a quantity of at least 1."))
     # The limits of a serial, which a voucher becomes the license of (the admin form says so too).
     if quantity_per_voucher > MAX_QUANTITY:
-        raise VoucherError(_("Quantity must be from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"})
+        raise VoucherError(
+            _("Quantity must be from 1 to %(max)s.")
+            % {"max": number_format(MAX_QUANTITY, force_grouping=True)}
+        )
     if not 0 <= maintenance_months <= MAX_MAINTENANCE_MONTHS:
         raise VoucherError(
             _("Maintenance months must be from 0 to %(max)d.") % {"max": MAX_MAINTENANCE_MONTHS}
