@@ -11,7 +11,10 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from licensing.codes import CodeFormatError, canonical_code, generate_code
 from licensing.models import License, ProductVersion, SerialNumber
@@ -20,6 +23,7 @@ from licensing.templatetags.licensing_tags import mask_key
 from portal.formats import short_date
 from portal.models import Organization, User
 from portal.policy import Action, organization_access
+from portal.ratelimit import support_contact
 
 from .models import Voucher, VoucherBatch, VoucherConversion, VoucherConversionLicense
 
@@ -63,6 +67,8 @@ class Reason:
 def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
     """The sentence shown (and emailed) for a refused code, in the active language."""
     params = params or {}
+    if reason == Reason.NOT_CHECKED:
+        return _not_checked_message(params.get("minutes"))
     messages = {
         Reason.CHECK: _(
             "Not valid: check the code for typos (0 and O, 1 and I, 8 and B look alike)."
@@ -91,10 +97,6 @@ def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
             "%(product)s is licensed per machine and cannot be converted here. Contact customer "
             "care."
         ),
-        Reason.NOT_CHECKED: _(
-            "Not checked: too many codes could not be used. For your security, try again in "
-            "%(minutes)s minutes."
-        ),
         Reason.STOPPED: _(
             "Not converted: the conversion stopped before this code. Submit it again, or "
             "contact customer care."
@@ -115,6 +117,23 @@ def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
         return message % params if "%(" in message else message
     except (KeyError, TypeError, ValueError):
         return message
+
+
+def _not_checked_message(minutes: Any) -> SafeString:
+    """A code the used-up budget kept from being looked up: when to try again, and whom to ask,
+    as the portal's code_limit_message says it."""
+    try:
+        count = max(1, int(minutes))
+    except (TypeError, ValueError):
+        count = 1
+    wait = ngettext(
+        "Not checked: too many codes could not be used. For your security, try again in "
+        "%(minutes)d minute.",
+        "Not checked: too many codes could not be used. For your security, try again in "
+        "%(minutes)d minutes.",
+        count,
+    ) % {"minutes": count}
+    return format_html("{} {}", wait, support_contact())
 
 
 @dataclass(frozen=True)
