@@ -109,13 +109,9 @@ def download_response(
         _headers(refused, file, etag)
         return refused
     length = byte_range.length if byte_range is not None else file.size
-    if request.method == "HEAD":  # the headers a download manager asks for; not a download
-        response = HttpResponse(content_type=file.content_type)
-        response["Content-Length"] = str(length)
-        _range_headers(response, byte_range, file)
-        _headers(response, file, etag)
-        return response
     storage = fileconnect_storage()
+    if request.method == "HEAD":  # the headers a download manager asks for; not a download
+        return _head(request, storage, file, etag, byte_range, length)
     delivery = delivery_for(storage)
     event = download_event_start(
         actor=actor,
@@ -131,6 +127,34 @@ def download_response(
     if delivery == Delivery.X_ACCEL:
         return _x_accel(file, etag)
     return _stream(request, storage, file, etag, byte_range, event)
+
+
+def _head(
+    request: HttpRequest,
+    storage: Storage,
+    file: ReleaseFile,
+    etag: str,
+    byte_range: ByteRange | None,
+    length: int,
+) -> HttpResponseBase:
+    """The headers of the download, or the page a GET would get when the storage cannot give
+    the file: a 200 with a Content-Length for a file that is gone would tell a download manager
+    or a link checker the link works. Opened and closed without reading a byte (on S3, opening
+    to read asks for the object's metadata: one HEAD request)."""
+    try:
+        storage.open(file.storage_name, "rb").close()
+    except Exception:
+        logger.exception("FileConnect HEAD: cannot open %s", file.storage_name)
+        return _unavailable(request, file)
+    response = HttpResponse(content_type=file.content_type)
+    response["Content-Length"] = str(length)
+    _range_headers(response, byte_range, file)
+    _headers(response, file, etag)
+    return response
+
+
+def _unavailable(request: HttpRequest, file: ReleaseFile) -> HttpResponseBase:
+    return render(request, "fileconnect/unavailable.html", {"file": file}, status=503)
 
 
 def _presigned(storage: Storage, file: ReleaseFile) -> HttpResponseBase:
@@ -171,7 +195,7 @@ def _stream(
         # answered with a page that says so, logged, and no download claimed.
         logger.exception("FileConnect download %s: cannot open %s", event.pk, file.storage_name)
         download_event_finish(event_id=event.pk, status=DownloadEvent.Status.FAILED, bytes_sent=0)
-        return render(request, "fileconnect/unavailable.html", {"file": file}, status=503)
+        return _unavailable(request, file)
     transfer = Transfer(chunks=chunks, event_id=event.pk, expected=length)
     response = StreamingHttpResponse(transfer, content_type=file.content_type)
     response["Content-Length"] = str(length)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,7 +18,14 @@ from django.utils.translation import gettext as _
 
 from licensing.models import License
 from licensing.services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
-from portal.emails import Attachment, AttachmentRef, AttachmentUnavailable, queue_email
+from portal.emails import (
+    Attachment,
+    AttachmentRef,
+    AttachmentUnavailable,
+    queue_email_variants,
+    recipient_languages,
+    sender_language,
+)
 
 from .models import VoucherConversion
 from .selectors import conversion_licenses
@@ -159,6 +167,30 @@ def rows_html(rows: Sequence[EmailRow]) -> SafeString:
     )
 
 
+class EmailRows:
+    """The email's list of licenses in the language each body is rendered in: prepared once per
+    language (email_rows), for both its text and its HTML body and every reader of it."""
+
+    def __init__(self, licenses: Sequence[License]) -> None:
+        self.licenses = licenses
+        self._by_language: dict[str, tuple[str, SafeString]] = {}
+
+    def _rendered(self) -> tuple[str, SafeString]:
+        language = translation.get_language() or settings.LANGUAGE_CODE
+        if language not in self._by_language:
+            rows = email_rows(self.licenses)
+            self._by_language[language] = (rows_text(rows), rows_html(rows))
+        return self._by_language[language]
+
+    @property
+    def text(self) -> str:
+        return self._rendered()[0]
+
+    @property
+    def html(self) -> SafeString:
+        return self._rendered()[1]
+
+
 def conversion_email_recipients(conversion: VoucherConversion, license: License) -> list[str]:
     """Who a conversion's email goes to: licensing's rule, applied to its licenses.
 
@@ -173,26 +205,44 @@ def conversion_email_recipients(conversion: VoucherConversion, license: License)
 
 def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[License]) -> None:
     """Queues one email listing every license of the conversion, files attached (up to
-    ATTACH_MAX_LICENSES of them; past that, a link to the zip on the result page)."""
-    language = conversion.language or translation.get_language() or settings.LANGUAGE_CODE
-    with translation.override(language):
-        rows = email_rows(licenses)
-        text, html = rows_text(rows), rows_html(rows)
+    ATTACH_MAX_LICENSES of them; past that, a link to the zip on the result page).
+
+    Each recipient reads it in their own language (recipient_languages), the submitter in the
+    one it converted in, as the license email of the mint. For licenses a channel partner
+    obtained (the licenses record it), the customer's side reads who obtained them on its
+    behalf, and the partner's user who did reads what it did, for whom.
+    """
+    language = conversion.language or sender_language()
+    to = conversion_email_recipients(conversion, licenses[0])
+    actor = conversion.created_by
+    actor_address = actor.email.lower() if actor is not None else ""
+    partner = licenses[0].partner if licenses[0].partner_id is not None else None
     attached = files_attached(len(licenses))
-    queue_email(
+    shown = {
+        "conversion": conversion,
+        "rows": EmailRows(licenses),
+        "license_count": len(licenses),
+        "refused_count": len(conversion.refused),
+        "zipped": len(licenses) > ZIP_THRESHOLD,
+        "zip_name": ZIP_NAME,
+        "attached": attached,
+        "organization": conversion.organization,
+        "partner": partner,
+        "acting_email": actor.email if actor is not None else "",
+    }
+    variants: list[tuple[list[str], dict[str, Any]]] = [(to, shown)]
+    if partner is not None and actor_address in {address.lower() for address in to}:
+        variants = [
+            ([address for address in to if address.lower() != actor_address], shown),
+            ([actor_address], {**shown, "for_partner": True}),
+        ]
+    # The submitter reads the language it converted in (`language`), not its profile's: the
+    # others' are looked up (one query, none when the submitter is the only recipient).
+    languages = recipient_languages([address for address in to if address.lower() != actor_address])
+    queue_email_variants(
         template="vouchers_converted",
-        to=conversion_email_recipients(conversion, licenses[0]),
-        context={
-            "conversion": conversion,
-            "rows_text": text,
-            "rows_html": html,
-            "license_count": len(licenses),
-            "refused_count": len(conversion.refused),
-            "zipped": len(licenses) > ZIP_THRESHOLD,
-            "zip_name": ZIP_NAME,
-            "attached": attached,
-            "organization": conversion.organization,
-        },
+        variants=variants,
         attachments=license_attachments(conversion, licenses) if attached else [],
         language=language,
+        languages=languages,
     )

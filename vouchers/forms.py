@@ -7,13 +7,14 @@ from typing import Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
-from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from licensing.codes import CODE_BODY_LENGTH, CodeFormatError, canonical_code, compact
 from licensing.forms import CODE_INPUT_ATTRS
+from portal.http import PortalRequest
 from portal.models import Organization
 from portal.ratelimit import CodeGuard
 
@@ -209,10 +210,11 @@ class VoucherCodesForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, request: HttpRequest, organization: Organization, **kwargs: Any
+        self, *args: Any, request: PortalRequest, organization: Organization, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.actor = request.user
         self.guard = CodeGuard(request, organization=organization, action="vouchers.rate_limited")
         self.entries: list[str] = []
         # Codes pasted more than once: checked and converted once, and the preview says so.
@@ -240,7 +242,10 @@ class VoucherCodesForm(forms.Form):
                     "split the list and submit the rest afterwards."
                 ),
                 code="too_many",
-                params={"limit": f"{MAX_ENTRIES:,}", "max": f"{MAX_CODES:,}"},
+                params={
+                    "limit": number_format(MAX_ENTRIES, force_grouping=True),
+                    "max": number_format(MAX_CODES, force_grouping=True),
+                },
             )
         entries, duplicates = split_duplicates(typed + self.file_entries)
         if not entries:
@@ -255,7 +260,10 @@ class VoucherCodesForm(forms.Form):
                     "list and submit the rest afterwards.",
                     len(entries),
                 )
-                % {"count": f"{len(entries):,}", "max": f"{MAX_CODES:,}"},
+                % {
+                    "count": number_format(len(entries), force_grouping=True),
+                    "max": number_format(MAX_CODES, force_grouping=True),
+                },
                 code="too_many",
             )
         self.guard.check()
@@ -272,7 +280,10 @@ class VoucherCodesForm(forms.Form):
         Typos are still reported: the check character gives them away without any lookup.
         """
         checks = vouchers_check(
-            entries=entries, organization=self.organization, today=timezone.localdate()
+            entries=entries,
+            organization=self.organization,
+            actor=self.actor,
+            today=timezone.localdate(),
         )
         shown: list[CodeCheck] = []
         unchecked: list[str] = []

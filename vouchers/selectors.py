@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
@@ -11,13 +11,19 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from licensing.codes import CodeFormatError, canonical_code, generate_code
 from licensing.models import License, ProductVersion, SerialNumber
+from licensing.selectors import licenses_visible_to
+from licensing.templatetags.licensing_tags import mask_key
 from portal.formats import short_date
 from portal.models import Organization, User
 from portal.policy import Action, organization_access
+from portal.ratelimit import support_contact
 
 from .models import Voucher, VoucherBatch, VoucherConversion, VoucherConversionLicense
 
@@ -61,6 +67,8 @@ class Reason:
 def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
     """The sentence shown (and emailed) for a refused code, in the active language."""
     params = params or {}
+    if reason == Reason.NOT_CHECKED:
+        return _not_checked_message(params.get("minutes"))
     messages = {
         Reason.CHECK: _(
             "Not valid: check the code for typos (0 and O, 1 and I, 8 and B look alike)."
@@ -89,10 +97,6 @@ def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
             "%(product)s is licensed per machine and cannot be converted here. Contact customer "
             "care."
         ),
-        Reason.NOT_CHECKED: _(
-            "Not checked: too many codes could not be used. For your security, try again in "
-            "%(minutes)s minutes."
-        ),
         Reason.STOPPED: _(
             "Not converted: the conversion stopped before this code. Submit it again, or "
             "contact customer care."
@@ -113,6 +117,23 @@ def reason_message(reason: str, params: dict[str, Any] | None = None) -> str:
         return message % params if "%(" in message else message
     except (KeyError, TypeError, ValueError):
         return message
+
+
+def _not_checked_message(minutes: Any) -> SafeString:
+    """A code the used-up budget kept from being looked up: when to try again, and whom to ask,
+    as the portal's code_limit_message says it."""
+    try:
+        count = max(1, int(minutes))
+    except (TypeError, ValueError):
+        count = 1
+    wait = ngettext(
+        "Not checked: too many codes could not be used. For your security, try again in "
+        "%(minutes)d minute.",
+        "Not checked: too many codes could not be used. For your security, try again in "
+        "%(minutes)d minutes.",
+        count,
+    ) % {"minutes": count}
+    return format_html("{} {}", wait, support_contact())
 
 
 @dataclass(frozen=True)
@@ -180,11 +201,12 @@ def _is_generated(code: str) -> bool:
 
 
 def vouchers_check(
-    *, entries: Iterable[str], organization: Organization, today: date
+    *, entries: Iterable[str], organization: Organization, actor: User | None, today: date
 ) -> list[CodeCheck]:
     """Checks every code as typed, in order, with one lookup for all of them (the preview rules).
 
-    Duplicates (the same code typed twice, in any form) are checked once.
+    Duplicates (the same code typed twice, in any form) are checked once. The key of a license
+    a code already became is shown whole only to an actor who may read it (checks_masked).
     """
     checks: list[CodeCheck | tuple[str, str]] = []  # a check, or (entry, code) to look up
     seen: set[str] = set()
@@ -235,7 +257,68 @@ def vouchers_check(
             result.append(CodeCheck(entry, code, Reason.UNKNOWN))
         else:
             result.append(CodeCheck(entry, "", Reason.MALFORMED))
-    return result
+    return checks_masked(result, actor=actor, organization=organization)
+
+
+def keys_readable(
+    *, actor: User | None, organization: Organization, keys: Collection[str]
+) -> set[str]:
+    """Which of the organization's license keys the actor may read whole (at most one query).
+
+    All of them for an actor who may view the organization's licenses (a member, a partner
+    granted view-licenses) and for work no one's access limits (a command, staff); for a
+    partner that may only obtain keys, those of the licenses licensing lets it see: the ones it
+    obtained or renewed, not the customer's.
+    """
+    wanted = set(keys)
+    if not wanted or actor is None:
+        return wanted
+    access = organization_access(actor=actor, organization=organization)
+    if access is not None and access.allows(Action.VIEW_LICENSES):
+        return wanted
+    return set(
+        licenses_visible_to(actor=actor, organization=organization)
+        .filter(owner=organization, key__in=wanted)
+        .values_list("key", flat=True)
+    )
+
+
+def refusal_params_shown(
+    refusals: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    actor: User | None,
+    organization: Organization,
+) -> list[dict[str, Any]]:
+    """The params of each refusal (reason, params), the key a code of the organization's already
+    became masked (mask_key) where the actor may not read it whole, as Get a key masks a
+    serial's: a conversion stores and shows the key the preview showed."""
+    keys = [params["key"] for reason, params in refusals if _names_key(reason, params)]
+    readable = keys_readable(actor=actor, organization=organization, keys=keys)
+    return [
+        {**params, "key": mask_key(params["key"])}
+        if _names_key(reason, params) and params["key"] not in readable
+        else params
+        for reason, params in refusals
+    ]
+
+
+def _names_key(reason: str, params: dict[str, Any]) -> bool:
+    return reason == Reason.REDEEMED_BY_YOU and isinstance(params.get("key"), str)
+
+
+def checks_masked(
+    checks: list[CodeCheck], *, actor: User | None, organization: Organization
+) -> list[CodeCheck]:
+    """The checks, with the keys the actor may not read masked (refusal_params_shown)."""
+    shown = refusal_params_shown(
+        [(check.reason, check.params) for check in checks],
+        actor=actor,
+        organization=organization,
+    )
+    return [
+        check if params is check.params else replace(check, params=params)
+        for check, params in zip(checks, shown, strict=True)
+    ]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -47,7 +48,9 @@ from portal.tasks import merge_search_indexes
 from .emails import conversion_email_queue
 from .models import Voucher, VoucherBatch, VoucherConversion, VoucherConversionLicense
 from .selectors import (
+    CodeCheck,
     Reason,
+    checks_masked,
     conversion_converted_codes,
     conversion_licenses,
     license_groups,
@@ -135,7 +138,10 @@ def voucher_batch_create(
         raise VoucherError(_("A voucher needs a quantity of at least 1."))
     # The limits of a serial, which a voucher becomes the license of (the admin form says so too).
     if quantity_per_voucher > MAX_QUANTITY:
-        raise VoucherError(_("Quantity must be from 1 to %(max)s.") % {"max": f"{MAX_QUANTITY:,}"})
+        raise VoucherError(
+            _("Quantity must be from 1 to %(max)s.")
+            % {"max": number_format(MAX_QUANTITY, force_grouping=True)}
+        )
     if not 0 <= maintenance_months <= MAX_MAINTENANCE_MONTHS:
         raise VoucherError(
             _("Maintenance months must be from 0 to %(max)d.") % {"max": MAX_MAINTENANCE_MONTHS}
@@ -570,6 +576,9 @@ def _plan(conversion: VoucherConversion) -> None:
     checks = vouchers_check(
         entries=conversion.codes,
         organization=conversion.organization,
+        # The conversion reports what its submitter's preview showed: not the whole key of a
+        # license a partner that may only obtain keys did not obtain itself.
+        actor=conversion.created_by,
         today=timezone.localdate(),
     )
     groups = license_groups(checks, combine=conversion.combine)
@@ -689,19 +698,22 @@ def _convert_chunk(
         # Only possible without row locks (SQLite): never keep a license for a lost voucher.
         raise _ClaimConflict
 
-    refused = []
+    checks: list[CodeCheck] = []
     for part in slices(lost):
-        for voucher in Voucher.objects.select_related("batch__version__product", "license").filter(
-            pk__in=part
-        ):
-            check = voucher_check(voucher, organization=organization, today=today)
-            # Not claimable yet it reads as usable: taken and released in between. Say so
-            # rather than guess; the customer can submit it again.
-            refused.append(
-                check.refusal()
-                if check.reason
-                else {"code": voucher.code, "reason": Reason.STOPPED, "params": {}}
-            )
+        checks.extend(
+            voucher_check(voucher, organization=organization, today=today)
+            for voucher in Voucher.objects.select_related(
+                "batch__version__product", "license"
+            ).filter(pk__in=part)
+        )
+    # Not claimable yet it reads as usable: taken and released in between. Say so rather than
+    # guess; the customer can submit it again.
+    refused = [
+        check.refusal()
+        if check.reason
+        else {"code": check.code, "reason": Reason.STOPPED, "params": {}}
+        for check in checks_masked(checks, actor=conversion.created_by, organization=organization)
+    ]
 
     conversion.next_group += len(groups)
     conversion.processed = min(conversion.total, conversion.processed + len(ids))

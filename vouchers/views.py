@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +31,7 @@ from .selectors import (
     conversion_for,
     license_codes,
     reason_message,
+    refusal_params_shown,
     slices,
 )
 from .wizard import steps_context
@@ -79,7 +80,7 @@ def voucher_conversion(request: PortalRequest, pk: str) -> HttpResponse:
             "entries": entries,
             "license_count": page.paginator.count,
             "files_emailed": files_attached(page.paginator.count),
-            "refused": _refused_rows(refused.object_list),
+            "refused": _refused_rows(list(refused.object_list), request=request),
             "refused_page": refused,
             "refused_count": refused.paginator.count,
             # Each list's page links keep the other list's page.
@@ -96,14 +97,23 @@ def _page_query(param: str, number: int) -> str:
     return urlencode({param: number}) if number > 1 else ""
 
 
-def _refused_rows(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _refused_rows(
+    items: Sequence[dict[str, Any]], *, request: PortalRequest
+) -> list[dict[str, Any]]:
+    # Keys are masked again for the reader: whoever may open the conversion but not read a key
+    # (its partner submitter), also in results stored before they were masked when planned.
+    shown = refusal_params_shown(
+        [(item["reason"], item.get("params") or {}) for item in items],
+        actor=request.user,
+        organization=request.organization,
+    )
     return [
         {
             "code": item["code"],
             "reason": item["reason"],
-            "message": reason_message(item["reason"], item.get("params")),
+            "message": reason_message(item["reason"], params),
         }
-        for item in items
+        for item, params in zip(items, shown, strict=True)
     ]
 
 

@@ -153,6 +153,7 @@ class VoucherCenterState:
         fresh = vouchers_check(
             entries=[e for e in self.entries if e not in unchecked],
             organization=request.organization,
+            actor=request.user,
             today=timezone.localdate(),
         )
         by_entry = {check.entry: check for check in fresh}

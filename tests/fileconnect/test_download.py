@@ -286,6 +286,23 @@ def test_a_file_missing_from_storage_is_a_clear_503(
     assert any("cannot open" in record.getMessage() for record in caplog.records)
 
 
+def test_a_head_asks_the_storage_as_the_get_does(client, world, fileconnect_root, caplog) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world["customer"].user)
+    url = link_for(client, world["license"], world["file"])
+    head = client.head(url)
+    assert head.status_code == 200
+    assert head["Content-Length"] == str(world["file"].size)
+    (fileconnect_root / world["file"].storage_name).unlink()
+    with caplog.at_level(logging.ERROR, logger="fileconnect"):
+        head = client.head(url)
+    # The GET's answer: a 200 with the file's length would say the link works.
+    assert head.status_code == 503 == client.get(url).status_code
+    assert "Content-Disposition" not in head
+    assert any("cannot open" in record.getMessage() for record in caplog.records)
+    # A HEAD is no download: only the GET is recorded.
+    assert DownloadEvent.objects.count() == 1
+
+
 def test_a_storage_that_keeps_part_of_a_file_is_caught(world, settings, fileconnect_root) -> None:  # type: ignore[no-untyped-def]
     settings.STORAGES = {
         **settings.STORAGES,

@@ -174,6 +174,23 @@ def test_portal_can_stream_from_the_bucket_itself(client, world, settings) -> No
     assert list(DownloadEvent.objects.values_list("status", flat=True)) == ["completed"] * 2
 
 
+def test_a_head_asks_the_bucket_as_the_get_does(client, world, settings, s3_endpoint) -> None:  # type: ignore[no-untyped-def]
+    settings.FILECONNECT_S3_PRESIGNED = False
+    added = release_file_add(
+        version=world["version"],
+        platform="Linux",
+        source=io.BytesIO(b"installer"),
+        filename="tool.bin",
+        actor=None,
+    )
+    client.force_login(world["customer"].user)
+    url = link_for(client, world["license"], added)
+    head = client.head(url)
+    assert head.status_code == 200 and head["Content-Length"] == "9"
+    _s3(s3_endpoint).delete_object(Bucket=world["bucket"], Key=f"installers/{added.storage_name}")
+    assert client.head(url).status_code == 503 == client.get(url).status_code
+
+
 def test_withdrawn_release_is_not_served_from_the_bucket(client, world) -> None:  # type: ignore[no-untyped-def]
     added = release_file_add(
         version=world["version"],

@@ -142,3 +142,35 @@ def test_node_locked_products_are_not_sold_as_vouchers() -> None:
     version = ProductVersionFactory(product__node_locked=True)
     with pytest.raises(VoucherError, match="node-locked"):
         voucher_batch_create(oem=PartnerFactory(), version=version, count=1)
+
+
+@pytest.mark.parametrize(("language", "grouped"), [("en", "1,200"), ("pt-br", "1.200")])
+def test_batch_counts_are_grouped_as_the_reader_writes_numbers(
+    client, oem_member, language, grouped
+) -> None:  # type: ignore[no-untyped-def]
+    batch = vouchers(1200, oem=oem_member.organization, quantity_per_voucher=2500)[0].batch
+    customer = MembershipFactory()
+    vouchers_convert(
+        codes=list(batch.vouchers.values_list("code", flat=True)[:1100]),
+        organization=customer.organization,
+        registration=REGISTRATION,
+        acting_user=customer.user,
+    )
+    quantity, converted = ("2,500", "1,100") if language == "en" else ("2.500", "1.100")
+    for url in (reverse("voucher-batches"), reverse("voucher-batch", args=[batch.pk])):
+        page = client.get(url, HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        assert grouped in page and quantity in page and converted in page
+        assert "1200" not in page and "1100" not in page
+
+
+def test_a_refused_quantity_names_its_limit_grouped_as_the_reader_writes_numbers() -> None:
+    from django.utils import translation
+
+    with translation.override("pt-br"), pytest.raises(VoucherError) as refused:
+        voucher_batch_create(
+            oem=PartnerFactory(),
+            version=ProductVersionFactory(),
+            count=1,
+            quantity_per_voucher=1_000_001,
+        )
+    assert "1.000.000" in str(refused.value)

@@ -191,3 +191,25 @@ def test_a_csv_with_too_many_cells_is_refused_before_it_is_parsed() -> None:
 
     with pytest.raises(forms.ValidationError, match="too many cells"):
         codes_from_csv(upload(b"a," * 400_000))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "You entered 1,001 codes. Convert at most 1,000 at a time"),
+        ("pt-br", "Você inseriu 1.001 códigos. Converta no máximo 1.000 por vez"),
+    ],
+)
+def test_the_counts_of_a_refusal_are_grouped_as_the_reader_writes_numbers(
+    client, language, expected
+) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    client.force_login(MembershipFactory().user)
+    text = "\n".join(generate_code() for _ in range(1001))
+    response = client.post(
+        reverse("voucher-center"), {"codes": text}, HTTP_ACCEPT_LANGUAGE=language
+    )
+    assert response.status_code == 200
+    assert expected in str(form_errors(response))

@@ -296,7 +296,7 @@ def test_combined_conversion_queries_do_not_grow_per_voucher(member) -> None:  #
     small = _queries(member, [v.code for v in vouchers(10, version=version)])
     large = _queries(member, [v.code for v in vouchers(200, version=version)])
     assert large == small, (small, large)
-    assert small <= 30
+    assert small <= 31  # one of them: the languages the email's recipients read
 
 
 def test_separate_licenses_cost_a_constant_number_of_statements_per_chunk(  # type: ignore[no-untyped-def]

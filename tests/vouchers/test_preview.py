@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from licensing.codes import generate_code
 from portal.models import AuditEvent
@@ -21,7 +21,7 @@ from tests.portal.factories import MembershipFactory
 from tests.vouchers.factories import VoucherBatchFactory, VoucherFactory, vouchers, with_typo
 from tests.vouchers.wizard import form_errors, state_token, submit_codes
 from vouchers.models import Voucher
-from vouchers.selectors import Reason, vouchers_check
+from vouchers.selectors import Reason, reason_message, vouchers_check
 from vouchers.services import vouchers_convert
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,9 @@ def member(client):  # type: ignore[no-untyped-def]
 
 
 def check(member, *entries: str):  # type: ignore[no-untyped-def]
-    return vouchers_check(entries=entries, organization=member.organization, today=TODAY)
+    return vouchers_check(
+        entries=entries, organization=member.organization, actor=member.user, today=TODAY
+    )
 
 
 def reasons(member, *entries: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -136,6 +138,30 @@ def test_failed_codes_spend_the_serial_budget(client, member, settings) -> None:
     errors = " ".join(form_errors(response)["__all__"])
     assert "Too many codes were not recognised" in errors
     assert re.search(r"try again in \d+ minutes", errors)
+
+
+def test_a_code_not_checked_says_when_in_words_that_agree_and_whom_to_ask(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PORTAL_SUPPORT_URL = ""
+    settings.PORTAL_SUPPORT_EMAIL = "care@vendor.example"
+    one = reason_message(Reason.NOT_CHECKED, {"minutes": 1})
+    assert "try again in 1 minute. If you need help, contact" in one
+    assert "1 minutes" not in one
+    assert '<a href="mailto:care@vendor.example">care@vendor.example</a>' in one
+    assert "try again in 7 minutes." in reason_message(Reason.NOT_CHECKED, {"minutes": 7})
+    # Stored in a conversion's result as JSON: a value that is no number still reads well.
+    assert "try again in 1 minute." in reason_message(Reason.NOT_CHECKED, {"minutes": "x"})
+    with translation.override("pt-br"):
+        assert "Se precisar de ajuda" in reason_message(Reason.NOT_CHECKED, {"minutes": 7})
+
+
+def test_the_preview_links_whom_to_ask_about_codes_not_checked(client, member, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PORTAL_SERIAL_ATTEMPTS_PER_10_MINUTES = 3
+    settings.PORTAL_SUPPORT_EMAIL = "care@vendor.example"
+    entries = [*(generate_code() for _ in range(3)), VoucherFactory().code]
+    assert submit_codes(client, "\n".join(entries)).status_code == 302
+    page = preview_page(client)
+    assert "Not checked: too many codes could not be used" in page
+    assert '<a href="mailto:care@vendor.example">care@vendor.example</a>' in page
 
 
 def test_codes_past_the_budget_are_not_revealed(client, member, settings) -> None:  # type: ignore[no-untyped-def]

@@ -330,7 +330,7 @@ def test_progress_page_shows_the_counters(client, member) -> None:  # type: igno
     response = client.get(reverse("voucher-conversion", kwargs={"pk": conversion.pk}))
     page = response.content.decode()
     assert 'value="25"' in page and "25%" in page
-    assert "250 of 1000 codes processed" in page
+    assert "250 of 1,000 codes processed" in page
     assert response["Refresh"] == "2"
 
 
