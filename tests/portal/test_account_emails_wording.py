@@ -110,8 +110,6 @@ def test_security_changes_are_notified_to_the_account(
     EmailAddress.objects.create(user=user, email="second@example.com", verified=True)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(
-            reverse("account_email"), {"action_remove": "", "email": "second@example.com"}
-        )
+        client.post(reverse("account_email"), {"action_remove": "", "email": "second@example.com"})
     (removed,) = mail.outbox
     assert removed.to == [user.email] and "second@example.com" in removed.body
