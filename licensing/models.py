@@ -385,6 +385,18 @@ class License(models.Model):
             return "expiring"
         return "active"
 
+    def renewal_period(self, *, months: int, today: date) -> tuple[date, date]:
+        """The maintenance start and end a renewal of `months` on `today` gives.
+
+        Renewed before it ends, maintenance is extended from its end and keeps its start.
+        Renewed after it lapsed, a new period starts on the renewal day: a start kept from
+        before the lapse would cover the versions released during it, which the license was
+        not entitled to (upgrade notifications and FileConnect read start ≤ release ≤ end).
+        """
+        if self.maintenance_end >= today:
+            return self.maintenance_start, add_months(self.maintenance_end, months)
+        return today, add_months(today, months)
+
     @property
     def follows_contract(self) -> bool:
         """A key drawn down from an Enterprise Flexible contract: its maintenance and versions

@@ -513,10 +513,8 @@ class GetAKeyWizard(PortalWizard):
                 # Seats an upgrade serial for fewer seats leaves on the license (serial_redeem).
                 context["seats_left"] = max(0, target.quantity - serial.quantity)
             if target is not None and serial is not None and serial.kind == "renewal":
-                today = timezone.localdate()
-                context["maintenance_start"] = target.maintenance_start
-                context["maintenance_end"] = add_months(
-                    max(target.maintenance_end, today), serial.maintenance_months
+                context["maintenance_start"], context["maintenance_end"] = target.renewal_period(
+                    months=serial.maintenance_months, today=timezone.localdate()
                 )
         return context
 

@@ -847,7 +847,8 @@ def license_renew(
     acting_user: User | None,
     reference: str,
 ) -> License:
-    """Extends maintenance by `months` from its end (or today, if lapsed) and reissues the file."""
+    """Extends maintenance by `months` from its end, or starts a new period today if it lapsed
+    (License.renewal_period), and reissues the file."""
     locked = (
         License.objects.select_for_update(of=("self",))
         .select_related("registration")
@@ -855,12 +856,17 @@ def license_renew(
     )
     if locked.status != License.Status.ACTIVE:
         raise LicensingError(_("Only active licenses can be renewed."))
-    today = timezone.localdate()
-    old_end = locked.maintenance_end
+    old_start, old_end = locked.maintenance_start, locked.maintenance_end
     details: dict[str, Any] = {"from": old_end.isoformat(), "reference": reference}
-    locked.maintenance_end = add_months(max(old_end, today), months)
+    locked.maintenance_start, locked.maintenance_end = locked.renewal_period(
+        months=months, today=timezone.localdate()
+    )
     locked.file_issued_at = timezone.now()
-    fields = ["maintenance_end", "file_issued_at"]
+    fields = ["maintenance_start", "maintenance_end", "file_issued_at"]
+    if locked.maintenance_start != old_start:
+        # Renewed after it lapsed: the history says the coverage restarted, and from when.
+        details["start_from"] = old_start.isoformat()
+        details["start_to"] = locked.maintenance_start.isoformat()
     if registration is not None and registration.pk != locked.registration_id:
         # The renewal's registration step replaces the license's: its history says what changed,
         # as an edit of the registration does (registration_update).
