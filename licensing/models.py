@@ -379,6 +379,10 @@ class License(models.Model):
         return self.version.product
 
     def maintenance_state(self, *, today: date) -> str:
+        # A superseded or revoked license's maintenance covers nothing any more (a whole
+        # upgrade moved it to the new license): not "current", whatever its dates say.
+        if self.status != self.Status.ACTIVE:
+            return "inactive"
         if self.maintenance_end < today:
             return "expired"
         if self.maintenance_end <= today + timedelta(days=90):
