@@ -218,3 +218,14 @@ def test_editing_a_superseded_license_is_refused_and_changes_nothing(client, adm
     assert not LicenseShare.objects.filter(email="late@example.com").exists()
     response = client.get(reverse("license-registration", kwargs={"pk": old.pk}), follow=True)
     assert "kept as history and can no longer be changed" in response.content.decode()
+
+
+def test_the_list_does_not_count_a_superseded_license_as_current_maintenance(client, admin) -> None:  # type: ignore[no-untyped-def]
+    old = LicenseFactory(owner=admin.organization, quantity=10)
+    new = _redeem(admin, _upgrade_serial(old, 10), old)
+    page = client.get(
+        reverse("license-list"), {"include": "all", "maintenance": "active"}
+    ).content.decode()
+    assert new.key in page and old.key not in page
+    page = client.get(reverse("license-list"), {"include": "all"}).content.decode()
+    assert old.key in page and "not in force" in page
