@@ -475,6 +475,10 @@ class LicenseFilter(django_filters.FilterSet):
     ) -> QuerySet[License]:
         today = timezone.localdate()
         soon = today + timedelta(days=90)
+        if value in {"expired", "expiring", "active"}:
+            # As the badge says (License.maintenance_state): a superseded or revoked license's
+            # maintenance is in no state, whatever its dates.
+            queryset = queryset.filter(status=License.Status.ACTIVE)
         if value == "expired":
             return queryset.filter(maintenance_end__lt=today)
         if value == "expiring":

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -135,8 +136,29 @@ def target_label(license: License, *, masked: bool = False) -> str:
     }
 
 
+def comparable_registration(data: Mapping[str, Any]) -> dict[str, str]:
+    """Registration values as text to compare what was prefilled with what was posted."""
+    # str(): a country is a Country object on the model and a code in the form's data.
+    return {name: text_lines(str(value)) for name, value in data.items()}
+
+
+# A renewal or upgrade for one license, with the contacts left as prefilled from another
+# registration (several licenses fit: the page could not know which one would be chosen).
+OWN_REGISTRATION_SHOWN = _(
+    "The contacts below are now those of the license you chose, which differed from the ones "
+    "shown before. Check them, change them if needed, and continue."
+)
+
+
 class RegistrationForm(forms.ModelForm):
-    """Product registration and support contacts; the target license and host ID when needed."""
+    """Product registration and support contacts; the target license and host ID when needed.
+
+    `prefill`: the registration the contacts were prefilled with ({"id", "data"}, the wizard's
+    PREFILL). Left unchanged while the chosen license has contacts of its own that differ, the
+    form is refused once, showing that license's contacts: a renewal or upgrade never replaces a
+    license's registration with another one nobody typed. `own_registration_shown` then holds
+    the registration shown, as a new prefill.
+    """
 
     target_license = forms.ChoiceField(label=_("License"), required=True)
     host_id = forms.CharField(
@@ -160,9 +182,13 @@ class RegistrationForm(forms.ModelForm):
         serial: SerialNumber | None,
         targets: list[License] | None = None,
         mask_keys: bool = False,
+        prefill: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.targets = {str(license.pk): license for license in targets or []}
+        self.prefill = prefill
+        self.own_registration_shown: dict[str, Any] | None = None
         kind = serial.kind if serial else SerialNumber.Kind.NEW
         if kind == SerialNumber.Kind.NEW or not targets:
             del self.fields["target_license"]
@@ -207,6 +233,31 @@ class RegistrationForm(forms.ModelForm):
 
     def registration_data(self) -> dict[str, str]:
         return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+    def chosen_target(self) -> License | None:
+        """The license chosen to renew or upgrade, once the form is valid."""
+        return self.targets.get(str(self.cleaned_data.get("target_license") or ""))
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        target = self.chosen_target() if "target_license" in self.fields else None
+        if target is None or not self.prefill or self.errors:
+            return cleaned
+        own = {name: getattr(target.registration, name) for name in self.Meta.fields}
+        prefilled = self.prefill.get("data")
+        posted = comparable_registration(self.registration_data())
+        if posted == prefilled and comparable_registration(own) != prefilled:
+            # Shown as if typed: the page's fields read the form's data.
+            data = self.data.copy()  # type: ignore[attr-defined]
+            for name, value in comparable_registration(own).items():
+                data[self.add_prefix(name)] = value
+            self.data = data
+            self.own_registration_shown = {
+                "id": target.registration_id,
+                "data": comparable_registration(own),
+            }
+            raise forms.ValidationError(OWN_REGISTRATION_SHOWN, code="own_registration")
+        return cleaned
 
 
 class ConfirmForm(forms.Form):

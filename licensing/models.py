@@ -387,11 +387,27 @@ class License(models.Model):
         return self.version.product
 
     def maintenance_state(self, *, today: date) -> str:
+        # A superseded or revoked license's maintenance covers nothing any more (a whole
+        # upgrade moved it to the new license): not "current", whatever its dates say.
+        if self.status != self.Status.ACTIVE:
+            return "inactive"
         if self.maintenance_end < today:
             return "expired"
         if self.maintenance_end <= today + timedelta(days=90):
             return "expiring"
         return "active"
+
+    def renewal_period(self, *, months: int, today: date) -> tuple[date, date]:
+        """The maintenance start and end a renewal of `months` on `today` gives.
+
+        Renewed before it ends, maintenance is extended from its end and keeps its start.
+        Renewed after it lapsed, a new period starts on the renewal day: a start kept from
+        before the lapse would cover the versions released during it, which the license was
+        not entitled to (upgrade notifications and FileConnect read start ≤ release ≤ end).
+        """
+        if self.maintenance_end >= today:
+            return self.maintenance_start, add_months(self.maintenance_end, months)
+        return today, add_months(today, months)
 
     @property
     def follows_contract(self) -> bool:

@@ -30,8 +30,8 @@ from portal.http import PortalRequest, organization_required
 from portal.policy import Action
 
 from .codes import CodeFormatError, canonical_code
-from .forms import ConfirmForm, RegistrationForm, SerialForm
-from .models import License, ProductVersion, SerialNumber, add_months, text_lines
+from .forms import ConfirmForm, RegistrationForm, SerialForm, comparable_registration
+from .models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
 from .selectors import latest_registration, licenses_visible_to
 from .services import LicensingError, SerialAlreadyRedeemed, serial_redeem, target_licenses
 from .templatetags.licensing_tags import mask_key
@@ -68,11 +68,6 @@ def _snapshot_load(snapshot: dict[str, str] | None, code: str) -> SerialNumber |
 
 # The support registration the registration step was prefilled with: its id and its values.
 PREFILL = "prefill"
-
-
-def _comparable(data: dict[str, Any]) -> dict[str, str]:
-    # str(): a country is a Country object on the model and a code in the form's data.
-    return {name: text_lines(str(value)) for name, value in data.items()}
 
 
 STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")
@@ -459,19 +454,30 @@ class GetAKeyWizard(PortalWizard):
                 "serial": serial,
                 "targets": self._targets(serial),
                 "mask_keys": self.mask_keys(),
+                "prefill": self.storage.extra_data.get(PREFILL),
             }
         return {}
+
+    def _prefill_registration(self) -> SupportRegistration | None:
+        """The registration the contacts start from: that of the license a renewal or upgrade
+        applies to when only one fits (or all that fit share one), as Version upgrade does;
+        otherwise the organization's latest. Prefilling a license's renewal with another
+        site's contacts replaced its registration when they were kept."""
+        targets = self._targets(self._serial())
+        if targets and len({target.registration_id for target in targets}) == 1:
+            return targets[0].registration
+        return latest_registration(organization=self.request.organization)
 
     def get_form_initial(self, step: str) -> dict[str, Any]:
         if step != "registration" or self._binding:
             return {}
-        previous = latest_registration(organization=self.request.organization)
+        previous = self._prefill_registration()
         if previous is not None:
             initial = {name: getattr(previous, name) for name in RegistrationForm.Meta.fields}
             # Confirmed unchanged, the license is linked to this row instead of a copy of it.
             self.storage.extra_data = {
                 **self.storage.extra_data,
-                PREFILL: {"id": previous.pk, "data": _comparable(initial)},
+                PREFILL: {"id": previous.pk, "data": comparable_registration(initial)},
             }
             return initial
         organization = self.request.organization
@@ -513,10 +519,8 @@ class GetAKeyWizard(PortalWizard):
                 # Seats an upgrade serial for fewer seats leaves on the license (serial_redeem).
                 context["seats_left"] = max(0, target.quantity - serial.quantity)
             if target is not None and serial is not None and serial.kind == "renewal":
-                today = timezone.localdate()
-                context["maintenance_start"] = target.maintenance_start
-                context["maintenance_end"] = add_months(
-                    max(target.maintenance_end, today), serial.maintenance_months
+                context["maintenance_start"], context["maintenance_end"] = target.renewal_period(
+                    months=serial.maintenance_months, today=timezone.localdate()
                 )
         return context
 
@@ -528,10 +532,28 @@ class GetAKeyWizard(PortalWizard):
             .exists()
         )
 
+    def render(self, form: Any = None, **kwargs: Any) -> HttpResponse:
+        shown = getattr(form, "own_registration_shown", None)
+        if shown is not None:
+            # The chosen license's contacts replaced the prefilled ones on the page: kept as
+            # they are, they are that license's registration, reused (not copied).
+            self.storage.extra_data = {**self.storage.extra_data, PREFILL: shown}
+        return super().render(form, **kwargs)
+
+    def _reused_registration(self, registration: RegistrationForm) -> int | None:
+        """The registration to link the license to when the contacts were kept: the chosen
+        license's own if they are still its, else the one the form was prefilled with."""
+        target = registration.chosen_target()
+        if target is not None and not target.registration.changes(
+            registration.registration_data()
+        ):
+            return target.registration_id
+        return self._unchanged_prefill(registration)
+
     def _unchanged_prefill(self, registration: RegistrationForm) -> int | None:
         """The registration the form was prefilled with, if the user confirmed it unchanged."""
         prefill = self.storage.extra_data.get(PREFILL) or {}
-        if prefill.get("data") == _comparable(registration.registration_data()):
+        if prefill.get("data") == comparable_registration(registration.registration_data()):
             return int(prefill["id"])
         return None
 
@@ -555,7 +577,7 @@ class GetAKeyWizard(PortalWizard):
                 acting_user=self.request.user,
                 target_license_id=registration.cleaned_data.get("target_license"),
                 host_id=registration.cleaned_data.get("host_id", ""),
-                registration_reuse_id=self._unchanged_prefill(registration),
+                registration_reuse_id=self._reused_registration(registration),
                 accepted_before=True,
             )
         except SerialAlreadyRedeemed as exc:

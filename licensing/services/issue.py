@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,7 +23,9 @@ from ..licensefile import build_license_file
 from ..models import (
     MAX_MAINTENANCE_MONTHS,
     MAX_QUANTITY,
+    CustomFieldValue,
     License,
+    LicenseShare,
     ProductVersion,
     RetiredKey,
     SerialNumber,
@@ -295,6 +297,11 @@ def license_issue(
     license.save(force_insert=True)
 
     issued: list[AuditEvent] = []
+    details = _issued_details(license, source)
+    if source.supersedes is not None:
+        carried = _carry_over(superseded=source.supersedes, license=license)
+        if carried:
+            details["carried_over"] = carried
     if source.supersedes is not None and source.retire_superseded:
         License.objects.filter(pk=source.supersedes.pk).update(status=License.Status.SUPERSEDED)
         issued.append(
@@ -303,7 +310,13 @@ def license_issue(
                 actor=acting_user,
                 organization=owner,
                 obj=source.supersedes,
-                details={"by": str(license.pk), "key": source.supersedes.key},
+                details={
+                    "by": str(license.pk),
+                    "key": source.supersedes.key,
+                    "quantity": source.supersedes.quantity,
+                    "to_version": source.version.version,
+                    **source_reference(source),
+                },
             )
         )
     issued.append(
@@ -312,7 +325,7 @@ def license_issue(
             actor=acting_user,
             organization=owner,
             obj=license,
-            details=_issued_details(license, source),
+            details=details,
         )
     )
     _events_write(issued, events)
@@ -328,6 +341,74 @@ def license_issue(
             },
         )
     return license
+
+
+# What names an issue source in audit details (a license's history links or names it).
+_REFERENCE_NAMES: dict[str, str] = {
+    License.Source.SERIAL: "serial",
+    License.Source.UPGRADE: "notification",
+    License.Source.VOUCHER: "voucher",
+    License.Source.EF_DRAWDOWN: "drawdown",
+}
+
+
+def source_reference(source: IssueSource) -> dict[str, str]:
+    """The source of a mint as audit details name it: {"serial": code}, {"notification": id}…"""
+    return {_REFERENCE_NAMES.get(source.kind, "reference"): source.ref} if source.ref else {}
+
+
+def _share_token_sql() -> str:
+    # A copied share's link token, made by the database in the INSERT … SELECT: as random as
+    # generate_share_token's (PostgreSQL's gen_random_uuid is cryptographically random; the
+    # embedded SQLite seeds randomblob from the operating system), 64 characters.
+    if connection.vendor == "postgresql":
+        return "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')"
+    return "lower(hex(randomblob(32)))"
+
+
+def _pk(license: License) -> Any:
+    """A license's id as the database stores it, for raw SQL (a uuid, or hex text on SQLite)."""
+    return License._meta.pk.get_db_prep_value(license.pk, connection)  # type: ignore[union-attr]
+
+
+def _carry_over(*, superseded: License, license: License) -> dict[str, Any]:
+    """Copies the superseded license's custom values and active shares to the license that
+    upgrades it (all of it or part of it: both keep them); returns what it copied, for the
+    issued event's details ({} when nothing).
+
+    One INSERT … SELECT per table, whatever the number of rows: the mint is counted in
+    statements. The recipients are not emailed again: they were told of the share when it was
+    made, an account holder sees the new license at once, and an emailed link not yet
+    followed binds every share to that address (share_accept), this one included; an email
+    per upgrade would also spend the owner's hourly budget for emails to people.
+    """
+    quote = connection.ops.quote_name
+    values_table = quote(CustomFieldValue._meta.db_table)
+    shares_table = quote(LicenseShare._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {values_table} (license_id, field_id, value) "  # noqa: S608
+            f"SELECT %s, field_id, value FROM {values_table} WHERE license_id = %s "
+            "RETURNING field_id",
+            [_pk(license), _pk(superseded)],
+        )
+        values = len(cursor.fetchall())
+        cursor.execute(
+            f"INSERT INTO {shares_table} "  # noqa: S608
+            "(license_id, email, user_id, access, token, created_by_id, created_at, revoked_at) "
+            f"SELECT %s, email, user_id, access, {_share_token_sql()}, created_by_id, "
+            f"created_at, NULL FROM {shares_table} "
+            "WHERE license_id = %s AND revoked_at IS NULL ORDER BY created_at, id "
+            "RETURNING email, access",
+            [_pk(license), _pk(superseded)],
+        )
+        shares = [{"email": email, "access": access} for email, access in cursor.fetchall()]
+    carried: dict[str, Any] = {}
+    if values:
+        carried["custom_values"] = values
+    if shares:
+        carried["shares"] = shares
+    return carried
 
 
 def _events_write(written: list[AuditEvent], events: list[AuditEvent] | None) -> None:
@@ -387,7 +468,13 @@ def license_seats_upgraded(
                 actor=acting_user,
                 organization=organization,
                 obj=license,
-                details={"by": str(new_license.pk), "key": license.key},
+                details={
+                    "by": str(new_license.pk),
+                    "key": license.key,
+                    "quantity": quantity,
+                    "to_version": new_license.version.version,
+                    **reference,
+                },
             )
         )
     _events_write(written, events)
@@ -851,7 +938,8 @@ def license_renew(
     acting_user: User | None,
     reference: str,
 ) -> License:
-    """Extends maintenance by `months` from its end (or today, if lapsed) and reissues the file."""
+    """Extends maintenance by `months` from its end, or starts a new period today if it lapsed
+    (License.renewal_period), and reissues the file."""
     locked = (
         License.objects.select_for_update(of=("self",))
         .select_related("registration")
@@ -859,12 +947,17 @@ def license_renew(
     )
     if locked.status != License.Status.ACTIVE:
         raise LicensingError(_("Only active licenses can be renewed."))
-    today = timezone.localdate()
-    old_end = locked.maintenance_end
+    old_start, old_end = locked.maintenance_start, locked.maintenance_end
     details: dict[str, Any] = {"from": old_end.isoformat(), "reference": reference}
-    locked.maintenance_end = add_months(max(old_end, today), months)
+    locked.maintenance_start, locked.maintenance_end = locked.renewal_period(
+        months=months, today=timezone.localdate()
+    )
     locked.file_issued_at = timezone.now()
-    fields = ["maintenance_end", "file_issued_at"]
+    fields = ["maintenance_start", "maintenance_end", "file_issued_at"]
+    if locked.maintenance_start != old_start:
+        # Renewed after it lapsed: the history says the coverage restarted, and from when.
+        details["start_from"] = old_start.isoformat()
+        details["start_to"] = locked.maintenance_start.isoformat()
     if registration is not None and registration.pk != locked.registration_id:
         # The renewal's registration step replaces the license's: its history says what changed,
         # as an edit of the registration does (registration_update).

@@ -58,6 +58,21 @@ def _require_owner_admin(actor: User, license: License) -> None:
         )
 
 
+def history_only_refusal(license: License) -> str | None:
+    """Why a superseded or revoked license's data, contacts and shares are no longer changed
+    (a sentence), or None for an active one.
+
+    Its custom values and shares were copied to the license that upgraded it (license_issue),
+    which is the one in use: a change here would reach nobody and read as if it did.
+    """
+    if license.status == License.Status.ACTIVE:
+        return None
+    return _(
+        "This license is %(status)s: it is kept as history and can no longer be changed. "
+        "Make the change on the license that replaced it."
+    ) % {"status": license.get_status_display().lower()}
+
+
 def _audit_license(
     action: str, *, license: License, actor: User | None, details: dict[str, Any] | None = None
 ) -> None:
@@ -217,6 +232,7 @@ def registration_update(
 class ShareResult:
     created: list[LicenseShare] = field(default_factory=list)
     updated: list[LicenseShare] = field(default_factory=list)
+    skipped: int = 0  # superseded or revoked licenses of the selection, not shared
 
 
 def normalize_share_email(raw: str) -> str:
@@ -244,13 +260,27 @@ def license_share(*, licenses: list[License], email: str, access: str, actor: Us
         raise LicensingError(_("Select at least one license to share."))
     if email == actor.email.lower():
         raise LicensingError(_("You cannot share a license with yourself."))
+    # Superseded and revoked licenses are history (history_only_refusal): a selection that
+    # includes some (the list with every status) shares the others and says so.
+    active = [license for license in licenses if license.status == License.Status.ACTIVE]
+    if len(licenses) == 1 and not active:
+        raise LicensingError(history_only_refusal(licenses[0]) or "")
+    if not active:
+        raise LicensingError(
+            _(
+                "The selected licenses are all superseded or revoked: they are kept as history "
+                "and cannot be shared. Select current licenses."
+            )
+        )
+    skipped = len(licenses) - len(active)
+    licenses = active
     # Serialises the owner's shares, so that the limit on emails to people counts each one.
     owner = Organization.objects.select_for_update().get(pk=licenses[0].owner_id)
     refusal = invitations_refusal(actor=actor, organization=owner)
     if refusal:
         raise LicensingError(refusal)
     recipient = User.objects.filter(email__iexact=email).first()
-    result = ShareResult()
+    result = ShareResult(skipped=skipped)
     for license in licenses:
         _require_owner_admin(actor, license)
         share = (

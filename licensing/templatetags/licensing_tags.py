@@ -79,6 +79,7 @@ MAINTENANCE_BADGES: dict[str, tuple[str, Any]] = {
     "active": ("text-bg-success", _("current")),
     "expiring": ("text-bg-warning", _("expiring soon")),
     "expired": ("text-bg-danger", _("expired")),
+    "inactive": ("text-bg-secondary", _("not in force")),
 }
 
 

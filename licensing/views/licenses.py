@@ -72,6 +72,7 @@ from ..services import (
     SerialAlreadyRedeemed,
     csv_safe,
     custom_values_set,
+    history_only_refusal,
     license_email_again,
     license_rehost,
     license_renew_with_serial,
@@ -775,6 +776,12 @@ def _render_detail(
     )
     events = license_history(license, access=access)
     history = list(events.select_related("actor")[:100])
+    # The license that superseded this one, where the actor may open it (related_licenses):
+    # the history's "Superseded by" links to it.
+    visible = {str(successor.pk): successor for successor in related.successors}
+    for event in history:
+        if event.action == "license.superseded":
+            event.successor = visible.get(str(event.details.get("by")))  # type: ignore[attr-defined]
     upgraded = license_upgraded_seats(license, successors=related.successors)
     # Enterprise Flexible keys are upgraded through their contract: no notice on their page.
     newer = (
@@ -812,6 +819,9 @@ def _render_detail(
         "access": access,
         "product": product,
         "manageable": manageable,
+        # A superseded or revoked license is history: its data, contacts and shares are shown,
+        # not edited (history_only_refusal).
+        "editable": license.status == License.Status.ACTIVE,
         "renew_offered": renew_offered,
         "rehost_offered": rehost_offered,
         "maintenance_state": license.maintenance_state(today=timezone.localdate()),
@@ -864,6 +874,10 @@ def license_custom_values(request: PortalRequest, pk: UUID) -> HttpResponse:
     if not access.is_owner:
         raise PermissionDenied(_("Only the organization that owns this license keeps data on it."))
     _require(access, Action.MANAGE_DATA)
+    refusal = history_only_refusal(license)
+    if refusal:  # superseded meanwhile, or a page from before: nothing is written
+        messages.error(request, refusal)
+        return redirect("license-detail", pk=license.pk)
     owner_fields = _owner_fields(license)
     form = CustomValuesForm(
         request.POST,
@@ -904,6 +918,10 @@ def license_email_view(request: PortalRequest, pk: UUID) -> HttpResponse:
 def registration_edit(request: PortalRequest, pk: UUID) -> HttpResponse:
     license, access = _license_and_access(request, pk)
     _require(access, Action.MANAGE_DATA)
+    refusal = history_only_refusal(license)
+    if refusal:
+        messages.error(request, refusal)
+        return redirect("license-detail", pk=license.pk)
     form = SupportRegistrationForm(request.POST or None, instance=license.registration)
     if request.method == "POST" and form.is_valid():
         # The service writes; the form only validated (its instance is not saved here).

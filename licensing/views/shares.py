@@ -45,6 +45,18 @@ def share_create(request: PortalRequest) -> HttpResponse:
     except LicensingError as exc:
         messages.error(request, str(exc))
         return target
+    if result.skipped:
+        messages.warning(
+            request,
+            ngettext(
+                "%(count)d selected license is superseded or revoked: it is kept as history "
+                "and was not shared.",
+                "%(count)d selected licenses are superseded or revoked: they are kept as "
+                "history and were not shared.",
+                result.skipped,
+            )
+            % {"count": result.skipped},
+        )
     count = len(result.created) + len(result.updated)
     if count:
         messages.success(

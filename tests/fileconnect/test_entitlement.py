@@ -34,10 +34,13 @@ def test_license_gets_its_version_and_later_ones_released_during_maintenance(
     links = download_links(response)
     assert set(links) == {catalog.f14.pk, catalog.f15.pk, catalog.f15_linux.pk}
     page = response.content.decode()
-    # 16.0 came out after maintenance ended: listed, greyed, with the reason and a renew link.
+    # 16.0 came out after maintenance ended: listed, greyed, with the reason. A renewal now
+    # would start a new period (license_renew) and not include it: the way to it is an upgrade.
     assert "Version 16.0" in page and "esh-16.exe" in page
     assert "maintenance ended on 2025-06-01" in page
-    assert reverse("license-detail", args=[license.pk]) + "#renew-title" in page
+    assert "#renew-title" not in page
+    assert "Renewing maintenance now would not include it" in page
+    assert f'href="{reverse("get-a-key")}"' in page
     assert 'data-entitled="false"' in page
     # Grouped by version, newest first, then by platform.
     assert page.index("Version 16.0") < page.index("Version 15.0") < page.index("Version 14.0")
@@ -55,7 +58,7 @@ def test_a_drawn_down_license_past_its_contract_is_not_sent_to_renew_with_a_seri
     client.force_login(customer.user)
     page = license_page(client, license).content.decode()
     assert "maintenance ended on 2025-06-01" in page
-    assert "#renew-title" not in page
+    assert "Renewing maintenance now" not in page
     assert "Enterprise Flexible contract" in page
 
 

@@ -310,7 +310,7 @@ def test_lapsed_renewal_starts_from_today(client, member) -> None:  # type: igno
     serial = SerialNumberFactory(version=version, kind="renewal", maintenance_months=6)
     walk(client, serial.code, registration={"target_license": str(license.pk)})
     license.refresh_from_db()
-    assert license.maintenance_end == add_months(today, 6)
+    assert (license.maintenance_start, license.maintenance_end) == (today, add_months(today, 6))
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,8 @@ def test_every_status_and_maintenance_state_has_its_own_badge() -> None:
         html = template.render(Context({"license": License(status=status.value)}))
         assert f'class="badge {STATUS_BADGES[status]}"' in html
         assert str(status.label) in html
-    assert set(MAINTENANCE_BADGES) == {"active", "expiring", "expired"}
+    # "inactive": a superseded or revoked license's maintenance is in no state.
+    assert set(MAINTENANCE_BADGES) == {"active", "expiring", "expired", "inactive"}
     # The include the license page uses renders the same badge.
     include = Template('{% include "licensing/includes/_status_badge.html" %}')
     revoked = License(status=License.Status.REVOKED)

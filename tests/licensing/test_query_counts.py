@@ -90,8 +90,9 @@ def test_upgrade_wizard_reads_the_licenses_once_per_step(
             client, "registration", {**REGISTRATION, "target_license": str(old.pk)}, token=token
         )
     # The licenses it can upgrade (the registration step's form, revalidated), then the mint:
-    # the serial and the license locked, and the old license marked superseded.
-    with CaptureQueriesContext(connection) as confirm, django_assert_max_num_queries(18):
+    # the serial and the license locked, the old license's custom values and shares copied
+    # (one INSERT … SELECT each), and the old license marked superseded.
+    with CaptureQueriesContext(connection) as confirm, django_assert_max_num_queries(20):
         response = post_step(client, "confirm", token=token)
     assert response.status_code == 302
     # superseded, issued and redeemed: one INSERT

@@ -233,7 +233,7 @@ def test_admin_action(client, django_capture_on_commit_callbacks) -> None:  # ty
     )
 
 
-def test_license_page_says_renewing_would_make_it_eligible(
+def test_license_page_says_renewing_would_not_make_it_eligible(
     client, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     old, new = catalog()
@@ -244,7 +244,10 @@ def test_license_page_says_renewing_would_make_it_eligible(
         version_publish(version=new, actor=None)
     client.force_login(member.user)
     page = client.get(reverse("license-detail", kwargs={"pk": lapsed.pk})).content.decode()
-    assert "not eligible for the free upgrade" in page and "Renew maintenance" in page
+    # A renewal after the lapse starts a new period (license_renew): it said renewing would
+    # make the license eligible, and renewing did, covering the lapse.
+    assert "not eligible for the free upgrade" in page
+    assert "Renewing now does not change that" in page and "buy an upgrade" in page
     page = client.get(reverse("license-detail", kwargs={"pk": current.pk})).content.decode()
     assert "is available for this license at no cost" in page
 

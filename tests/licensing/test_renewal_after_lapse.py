@@ -1,0 +1,134 @@
+"""A renewal after maintenance lapsed starts a new period on the renewal day: it does not cover
+the versions released during the lapse (upgrade notifications, FileConnect); a renewal before
+the end extends from the end and keeps the start."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from licensing.models import License, SerialNumber, add_months
+from licensing.services import license_renew
+from portal.models import AuditEvent
+from tests.fileconnect.factories import add_file
+from tests.fileconnect.pages import download_links, license_page
+from tests.licensing.factories import LicenseFactory, SerialNumberFactory
+from tests.licensing.wizard import post_step
+from tests.portal.factories import MembershipFactory
+from tests.upgrades.factories import RELEASE, catalog, licensed
+from upgrades.models import UpgradeLine
+from upgrades.services import notifications_create, version_publish
+
+pytestmark = pytest.mark.django_db
+
+
+def _lapsed(owner, version) -> License:  # type: ignore[no-untyped-def]
+    """Maintenance that ended before the new version's release (RELEASE)."""
+    return licensed(
+        owner,
+        version,
+        maintenance_start=RELEASE - timedelta(days=500),
+        end=RELEASE - timedelta(days=30),
+    )
+
+
+def test_a_lapsed_license_renewed_starts_a_new_period_today() -> None:
+    member = MembershipFactory()
+    old, _new = catalog()
+    license = _lapsed(member.organization, old)
+    old_start, old_end, old_file = (
+        license.maintenance_start,
+        license.maintenance_end,
+        license.file_issued_at,
+    )
+    today = timezone.localdate()
+    renewed = license_renew(
+        license=license, months=12, registration=None, acting_user=member.user, reference="R-1"
+    )
+    license.refresh_from_db()
+    assert (license.maintenance_start, license.maintenance_end) == (today, add_months(today, 12))
+    assert (renewed.maintenance_start, renewed.maintenance_end) == (today, add_months(today, 12))
+    assert license.file_issued_at > old_file
+    event = AuditEvent.objects.get(action="license.renewed", object_id=str(license.pk))
+    assert event.details == {
+        "from": old_end.isoformat(),
+        "to": add_months(today, 12).isoformat(),
+        "start_from": old_start.isoformat(),
+        "start_to": today.isoformat(),
+        "reference": "R-1",
+    }
+
+
+def test_a_current_license_renewed_keeps_its_start_and_extends_from_its_end() -> None:
+    member = MembershipFactory()
+    license = LicenseFactory(owner=member.organization)
+    start, end = license.maintenance_start, license.maintenance_end
+    license_renew(license=license, months=12, registration=None, acting_user=None, reference="R")
+    license.refresh_from_db()
+    assert (license.maintenance_start, license.maintenance_end) == (start, add_months(end, 12))
+    event = AuditEvent.objects.get(action="license.renewed", object_id=str(license.pk))
+    assert "start_from" not in event.details and "start_to" not in event.details
+
+
+def test_renewed_on_the_day_it_ends_is_an_extension() -> None:
+    today = timezone.localdate()
+    license = LicenseFactory(maintenance_end=today)
+    start = license.maintenance_start
+    assert license.renewal_period(months=3, today=today) == (start, add_months(today, 3))
+
+
+def test_renewing_after_the_lapse_gives_no_upgrade_nor_files_released_during_it(
+    client, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    member = MembershipFactory(role="admin")
+    old, new = catalog()
+    license = _lapsed(member.organization, old)
+    add_file(new, b"fifteen" * 100, name="esh-15.exe")
+    with django_capture_on_commit_callbacks(execute=True):
+        version_publish(version=new, actor=None)
+    assert not UpgradeLine.objects.exists()
+    client.force_login(member.user)
+    page = client.get(reverse("license-detail", kwargs={"pk": license.pk})).content.decode()
+    assert "not eligible for the free upgrade" in page
+    assert "Renewing now does not change that" in page
+    assert "Renew maintenance to become eligible" not in page
+
+    serial = SerialNumberFactory(version=old, kind=SerialNumber.Kind.RENEWAL)
+    response = client.post(
+        reverse("license-renew", kwargs={"pk": license.pk}), {"serial": serial.code}, follow=True
+    )
+    assert response.status_code == 200
+    license.refresh_from_db()
+    today = timezone.localdate()
+    assert license.maintenance_start == today
+    # The daily refresh (notifications_create) and FileConnect read start ≤ release ≤ end.
+    assert notifications_create(version=new, today=today).lines == 0
+    assert not UpgradeLine.objects.exists()
+    client.force_login(member.user)
+    assert not download_links(license_page(client, license))
+    page = response.content.decode()
+    assert re.search(r"Maintenance renewed after it had ended: [^<]+ → [^<]+", page)
+    # The page now says the version came out before this maintenance began.
+    assert 'data-testid="upgrade-before-maintenance"' in page
+
+
+def test_get_a_key_confirms_a_lapsed_renewal_with_the_new_period(client) -> None:  # type: ignore[no-untyped-def]
+    member = MembershipFactory()
+    client.force_login(member.user)
+    old, _new = catalog()
+    license = _lapsed(member.organization, old)
+    serial = SerialNumberFactory(version=old, kind=SerialNumber.Kind.RENEWAL, maintenance_months=6)
+    client.get(reverse("get-a-key"))
+    page = post_step(client, "serial", {"serial": serial.code})
+    form = page.context["wizard"]["form"]
+    data = {name: form.initial.get(name, "") for name in form.fields if name != "target_license"}
+    confirm = post_step(client, "registration", {**data, "target_license": str(license.pk)})
+    assert confirm.context["maintenance_start"] == timezone.localdate()
+    assert confirm.context["maintenance_end"] == add_months(timezone.localdate(), 6)
+    assert post_step(client, "confirm").status_code == 302
+    license.refresh_from_db()
+    assert license.maintenance_start == timezone.localdate()
