@@ -75,7 +75,64 @@ def licenses_issued_once(options: Options) -> Iterator[str]:
                 yield f"license {pk} has {events} license.issued events, not 1"
 
 
+def upgrade_serials_move_seats(options: Options) -> Iterator[str]:
+    """An upgrade serial moves seats to its version, never makes them.
+
+    The license it issued started (its `license.issued` event) with no more seats than the
+    serial's quantity, and than the license it upgraded held then: a partial upgrade's
+    `license.upgraded` event says what it moved and what was left; without one, the upgrade
+    superseded the whole license, which keeps the quantity it had (nothing changes a
+    superseded license).
+    """
+    redemptions = (
+        SerialRedemption.objects.filter(kind=SerialNumber.Kind.UPGRADE)
+        .order_by("pk")
+        .values_list("code", "serial__quantity", "license_id", "license__supersedes_id")
+        .iterator(chunk_size=CHUNK)
+    )
+    while chunk := list(itertools.islice(redemptions, CHUNK)):
+        new_ids = [str(row[2]) for row in chunk]
+        old_ids = [str(row[3]) for row in chunk if row[3] is not None]
+        issued = dict(
+            AuditEvent.objects.filter(
+                action="license.issued", object_type="licensing.license", object_id__in=new_ids
+            ).values_list("object_id", "details")
+        )
+        moved = {
+            (object_id, details.get("serial")): details
+            for object_id, details in AuditEvent.objects.filter(
+                action="license.upgraded", object_type="licensing.license", object_id__in=old_ids
+            ).values_list("object_id", "details")
+        }
+        superseded = dict(License.objects.filter(pk__in=old_ids).values_list("pk", "quantity"))
+        for code, serial_quantity, new_id, old_id in chunk:
+            started = (issued.get(str(new_id)) or {}).get("quantity")
+            if started is None:  # licenses_issued_once says so
+                continue
+            if started > serial_quantity:
+                yield (
+                    f"license {new_id} started with {started} seats, more than serial {code}'s "
+                    f"{serial_quantity}"
+                )
+            if old_id is None:
+                yield f"license {new_id} from upgrade serial {code} upgraded no license"
+                continue
+            part = moved.get((str(old_id), code))
+            held = part["quantity"] + part["left"] if part else superseded.get(old_id)
+            if part and part["quantity"] != started:
+                yield (
+                    f"license {old_id} gave {part['quantity']} seats to upgrade serial {code}, "
+                    f"whose license {new_id} started with {started}"
+                )
+            if held is not None and started > held:
+                yield (
+                    f"license {new_id} started with {started} seats, more than the {held} of "
+                    f"license {old_id} it upgraded with serial {code}"
+                )
+
+
 CHECKS = {
     "serials.redeemed_once": serials_redeemed_once,
+    "serials.upgrades_move_seats": upgrade_serials_move_seats,
     "licenses.issued_once": licenses_issued_once,
 }

@@ -33,7 +33,14 @@ from .codes import CodeFormatError, canonical_code
 from .forms import ConfirmForm, RegistrationForm, SerialForm, comparable_registration
 from .models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
 from .selectors import latest_registration, licenses_visible_to
-from .services import LicensingError, SerialAlreadyRedeemed, serial_redeem, target_licenses
+from .services import (
+    LicensingError,
+    SerialAlreadyRedeemed,
+    SerialTargetError,
+    serial_redeem,
+    serial_upgrade_maintenance,
+    target_licenses,
+)
 from .templatetags.licensing_tags import mask_key
 
 STEP_TITLES = {
@@ -68,6 +75,9 @@ def _snapshot_load(snapshot: dict[str, str] | None, code: str) -> SerialNumber |
 
 # The support registration the registration step was prefilled with: its id and its values.
 PREFILL = "prefill"
+# The license the confirmation page named and the seats it showed it with: confirming refuses
+# a license whose quantity changed since (serial_redeem's target_quantity).
+SEEN_SEATS = "seen_seats"
 
 
 STARTED_OVER = gettext_lazy("This request started over; please check and confirm again.")
@@ -365,7 +375,7 @@ class GetAKeyWizard(PortalWizard):
     # do not read the same serial, licenses and registration again (formtools builds a step's
     # form several times per request: to validate, to revalidate every step, for the page).
     _serial_cache: tuple[str, SerialNumber | None] | None = None
-    _targets_cache: tuple[int, list[License]] | None = None
+    _targets_cache: tuple[tuple[int, bool], list[License]] | None = None
     _binding = False
     _confirming = False
 
@@ -406,11 +416,22 @@ class GetAKeyWizard(PortalWizard):
         return self._serial_cache[1]
 
     def _targets(self, serial: SerialNumber | None) -> list[License]:
+        """The licenses the serial may apply to. The pages offer only those whose seats fit;
+        confirming accepts the one chosen whatever its seats now, so that serial_redeem, on
+        the locked row, says what changed ("now has 2 seats, not 20") instead of the form's
+        "not one of the available choices"."""
         if serial is None or serial.kind == SerialNumber.Kind.NEW:
             return []
-        if self._targets_cache is None or self._targets_cache[0] != serial.pk:
-            targets = list(target_licenses(serial=serial, organization=self.request.organization))
-            self._targets_cache = (serial.pk, targets)
+        cache_key = (serial.pk, self._confirming)
+        if self._targets_cache is None or self._targets_cache[0] != cache_key:
+            targets = list(
+                target_licenses(
+                    serial=serial,
+                    organization=self.request.organization,
+                    any_seats=self._confirming,
+                )
+            )
+            self._targets_cache = (cache_key, targets)
         return self._targets_cache[1]
 
     # -- formtools hooks --------------------------------------------------------------------
@@ -437,7 +458,13 @@ class GetAKeyWizard(PortalWizard):
 
     def render_done(self, form: Any, **kwargs: Any) -> Any:
         self._confirming = True
-        return super().render_done(form, **kwargs)
+        try:
+            return super().render_done(form, **kwargs)
+        except SerialTargetError as exc:
+            # Raised by done(), before formtools resets the instance: it goes on, back to the
+            # choice of the license.
+            messages.error(self.request, str(exc))
+            return self._choose_target_again()
 
     def get_form_kwargs(self, step: str | None = None) -> dict[str, Any]:
         if step == "serial":
@@ -515,9 +542,19 @@ class GetAKeyWizard(PortalWizard):
             context["target"] = target
             context["mask_keys"] = self.mask_keys()
             serial = context.get("serial")
+            if target is not None:
+                self.storage.extra_data = {
+                    **self.storage.extra_data,
+                    SEEN_SEATS: {"license": str(target.pk), "seats": target.quantity},
+                }
             if target is not None and serial is not None and serial.kind == "upgrade":
                 # Seats an upgrade serial for fewer seats leaves on the license (serial_redeem).
                 context["seats_left"] = max(0, target.quantity - serial.quantity)
+                context["maintenance_start"], context["maintenance_end"] = (
+                    serial_upgrade_maintenance(
+                        serial=serial, license=target, today=timezone.localdate()
+                    )
+                )
             if target is not None and serial is not None and serial.kind == "renewal":
                 context["maintenance_start"], context["maintenance_end"] = target.renewal_period(
                     months=serial.maintenance_months, today=timezone.localdate()
@@ -564,22 +601,63 @@ class GetAKeyWizard(PortalWizard):
         # than that check and the locked read of the redemption itself.
         if failed_step == "serial" and getattr(form, "already_redeemed", None) is not None:
             return self.finish(form.already_redeemed.pk)
+        if failed_step == "registration" and self._confirming:
+            # Revalidated against every license the serial applies to (_targets): the page
+            # offers again only those whose seats it fits.
+            self._confirming = False
+            form = self.get_form(
+                step=failed_step,
+                data=self.storage.get_step_data(failed_step),
+                files=self.storage.get_step_files(failed_step),
+            )
         return super().render_revalidation_failure(failed_step, form, **kwargs)
+
+    def _seen_seats(self, target_id: str | None) -> int | None:
+        """The seats the confirmation page showed license `target_id` with; None if it showed
+        none (a session from before they were recorded)."""
+        seen = self.storage.extra_data.get(SEEN_SEATS) or {}
+        return seen.get("seats") if target_id and seen.get("license") == target_id else None
+
+    def _choose_target_again(self) -> HttpResponse:
+        """Back to the registration step, its contacts kept and its license choice cleared:
+        the chosen license cannot take the serial as the confirmation page showed it."""
+        self._confirming = False  # the page offers only the licenses that fit now
+        if not self._targets(self._serial()):
+            self.storage.reset()
+            return redirect("get-a-key")
+        data = self.storage.get_step_data("registration")
+        if data is not None:
+            data = data.copy()
+            data.pop(f"{self.get_form_prefix('registration')}-target_license", None)
+            self.storage.set_step_data("registration", data)
+        self.storage.current_step = "registration"
+        # Bound to what was typed: its contacts are kept, and the cleared choice asks for one.
+        return self.render(
+            self.get_form(
+                step="registration",
+                data=self.storage.get_step_data("registration"),
+                files=self.storage.get_step_files("registration"),
+            )
+        )
 
     def done(self, form_list: Any, form_dict: dict[str, Any], **kwargs: Any) -> HttpResponse:
         serial_form: SerialForm = form_dict["serial"]
         registration: RegistrationForm = form_dict["registration"]
+        target_id = registration.cleaned_data.get("target_license")
         try:
             result = serial_redeem(
                 code=serial_form.cleaned_data["serial"],
                 organization=self.request.organization,
                 registration=registration.registration_data(),
                 acting_user=self.request.user,
-                target_license_id=registration.cleaned_data.get("target_license"),
+                target_license_id=target_id,
                 host_id=registration.cleaned_data.get("host_id", ""),
                 registration_reuse_id=self._reused_registration(registration),
                 accepted_before=True,
+                target_quantity=self._seen_seats(target_id),
             )
+        except SerialTargetError:
+            raise  # render_done: the license chosen changed, choose again
         except SerialAlreadyRedeemed as exc:
             if self._may_see(exc.license):
                 return self.finish(exc.license.pk)

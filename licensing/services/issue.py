@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from portal.emails import Attachment, queue_email_variants
 from portal.formats import short_date
@@ -34,6 +35,7 @@ from ..models import (
     add_months,
 )
 from ..signing import current_signing_key, key_id
+from ..templatetags.licensing_tags import mask_key
 
 # What was redeemed for what, for operations; portal.logs masks keys and codes in every line.
 logger = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ class LicensingError(Exception):
 
 class SerialError(LicensingError):
     """A serial number that cannot be redeemed by this organization."""
+
+
+class SerialTargetError(SerialError):
+    """The license chosen for an upgrade or renewal serial cannot take it (any more): the
+    person may choose another of the organization's licenses."""
 
 
 class SerialAlreadyRedeemed(LicensingError):
@@ -609,8 +616,16 @@ def _issued_details(license: License, source: IssueSource) -> dict[str, Any]:
 # Serial numbers
 
 
-def serial_check(*, code: str, organization: Organization, today: date) -> SerialNumber:
-    """Finds a serial the organization may redeem, or raises SerialError saying why not."""
+def serial_check(
+    *, code: str, organization: Organization, today: date, any_seats: bool = False
+) -> SerialNumber:
+    """Finds a serial the organization may redeem, or raises SerialError saying why not.
+
+    An upgrade or renewal serial that applies to none of the organization's licenses is
+    refused here. `any_seats`: whatever their seats, for a caller that names the license
+    (a renewal from its own page): serial_redeem refuses a license whose seats the serial
+    does not fit with a reason that names both numbers.
+    """
     serial = (
         SerialNumber.objects.select_related("version__product", "license")
         .filter(code=canonical_code(code))
@@ -618,6 +633,13 @@ def serial_check(*, code: str, organization: Organization, today: date) -> Seria
     )
     serial_refusal_raise(serial=serial, organization=organization, today=today)
     assert serial is not None
+    if (
+        serial.kind != SerialNumber.Kind.NEW
+        and not target_licenses(
+            serial=serial, organization=organization, any_seats=any_seats
+        ).exists()
+    ):
+        raise SerialError(_no_target_message(serial=serial, organization=organization))
     return serial
 
 
@@ -665,16 +687,17 @@ def serial_refusal_raise(
                 "Contact customer care."
             )
         )
-    needs_target = serial.kind != SerialNumber.Kind.NEW
-    if needs_target and not target_licenses(serial=serial, organization=organization).exists():
-        raise SerialError(_no_target_message(serial=serial, organization=organization))
 
 
-def target_licenses(*, serial: SerialNumber, organization: Organization) -> QuerySet[License]:
+def target_licenses(
+    *, serial: SerialNumber, organization: Organization, any_seats: bool = False
+) -> QuerySet[License]:
     """The organization's licenses an upgrade or renewal serial can apply to.
 
     Keys drawn down from an Enterprise Flexible contract are kept current through the contract,
-    never with a serial; an upgrade serial applies only to versions older than its own.
+    never with a serial; an upgrade serial applies only to versions older than its own. Only
+    licenses whose seats the serial fits (serial_seats_refusal), unless `any_seats`: for
+    serial_redeem, which refuses a chosen license that does not fit with both numbers.
     """
     licenses = License.objects.filter(
         owner=organization,
@@ -685,7 +708,53 @@ def target_licenses(*, serial: SerialNumber, organization: Organization) -> Quer
         licenses = licenses.exclude(version_id=serial.version_id).exclude(
             version__released_on__gt=serial.version.released_on
         )
+        if not any_seats:
+            licenses = licenses.filter(quantity__gte=serial.quantity)
+    elif serial.kind == SerialNumber.Kind.RENEWAL and not any_seats:
+        licenses = licenses.filter(quantity__lte=serial.quantity)
     return licenses.select_related("version__product", "registration").order_by("-issued_at")
+
+
+def serial_seats_refusal(*, serial: SerialNumber, license: License) -> str | None:
+    """Why `license`'s seats do not fit upgrade or renewal `serial` (a sentence), or None.
+
+    An upgrade serial moves seats to its version, never makes them: it upgrades at most the
+    seats the license holds (fewer: the rest stay, license_seats_upgraded). A renewal extends
+    the maintenance of the whole license, so it must be for at least all of its seats.
+    """
+    if serial.kind == SerialNumber.Kind.UPGRADE and serial.quantity > license.quantity:
+        return _(
+            "This upgrade serial number is for %(serial)d seats, and license %(key)s has "
+            "%(seats)d. Choose a license with at least %(serial)d seats, or contact customer "
+            "care."
+        ) % {"serial": serial.quantity, "key": mask_key(license.key), "seats": license.quantity}
+    if serial.kind == SerialNumber.Kind.RENEWAL and serial.quantity < license.quantity:
+        return ngettext(
+            "This renewal serial number is for %(serial)d seat, and license %(key)s has "
+            "%(seats)d: a renewal covers every seat of a license. Renew it with a serial "
+            "number for at least %(seats)d seats, or contact customer care.",
+            "This renewal serial number is for %(serial)d seats, and license %(key)s has "
+            "%(seats)d: a renewal covers every seat of a license. Renew it with a serial "
+            "number for at least %(seats)d seats, or contact customer care.",
+            serial.quantity,
+        ) % {"serial": serial.quantity, "key": mask_key(license.key), "seats": license.quantity}
+    return None
+
+
+def serial_upgrade_maintenance(
+    *, serial: SerialNumber, license: License, today: date
+) -> tuple[date, date]:
+    """The maintenance period of the license an upgrade serial issues for `license`.
+
+    It ends at the later of the upgraded license's end and the serial's months from today:
+    maintenance the customer paid for (a renewal) is not thrown away by the upgrade. While the
+    upgraded license's maintenance runs, the period starts where that one started, so that
+    what it entitled to (FileConnect: releases within the period) carries over without a gap;
+    after a lapse it starts today.
+    """
+    end = max(license.maintenance_end, add_months(today, serial.maintenance_months))
+    start = license.maintenance_start if license.maintenance_end >= today else today
+    return min(start, today), end
 
 
 def _no_target_message(*, serial: SerialNumber, organization: Organization) -> str:
@@ -696,6 +765,26 @@ def _no_target_message(*, serial: SerialNumber, organization: Organization) -> s
         version__product_id=serial.version.product_id,
     )
     names = {"product": serial.version.product.name, "version": serial.version.version}
+    if target_licenses(serial=serial, organization=organization, any_seats=True).exists():
+        # Licenses it could apply to, none with seats it fits (serial_seats_refusal).
+        if serial.kind == SerialNumber.Kind.UPGRADE:
+            return _(
+                "This upgrade serial number is for %(count)d seats, and none of your "
+                "organization's %(product)s licenses it could upgrade has that many: it "
+                "upgrades seats of one license, at most as many as that license has. Contact "
+                "customer care."
+            ) % {**names, "count": serial.quantity}
+        return ngettext(
+            "This renewal serial number is for %(count)d seat, and each of your "
+            "organization's %(product)s licenses has more: a renewal covers every seat of a "
+            "license. Renew with a serial number for at least as many seats as the license, "
+            "or contact customer care.",
+            "This renewal serial number is for %(count)d seats, and each of your "
+            "organization's %(product)s licenses has more: a renewal covers every seat of a "
+            "license. Renew with a serial number for at least as many seats as the license, "
+            "or contact customer care.",
+            serial.quantity,
+        ) % {**names, "count": serial.quantity}
     if held.exclude(source=License.Source.EF_DRAWDOWN).exists():
         # Only an upgrade serial can refuse licenses of the product that are not EF keys.
         return (
@@ -749,12 +838,15 @@ def serial_redeem(
     host_id: str = "",
     registration_reuse_id: int | None = None,
     accepted_before: bool = False,
+    target_quantity: int | None = None,
 ) -> RedeemResult:
     """Redeems a serial: a new or upgraded license, or a maintenance renewal of one it names.
 
     `registration_reuse_id`: the organization's support registration the form was prefilled
     with; reused, not copied, when it still holds exactly `registration`.
     `accepted_before`: the wizard's serial step accepted the code (see serial_refusal_raise).
+    `target_quantity`: the seats the target license had on the page the person confirmed;
+    refused if it has another number now (_target_lock).
     """
     today = timezone.localdate()
     events: list[AuditEvent] = []  # the mint's audit events, written at the end in one INSERT
@@ -776,19 +868,12 @@ def serial_redeem(
     product = serial.version.product
     target: License | None = None
     if serial.kind != SerialNumber.Kind.NEW:
-        target = (
-            target_licenses(serial=serial, organization=organization)
-            .select_for_update(of=("self",))
-            .filter(pk=target_license_id)
-            .first()
-            if target_license_id
-            else None
+        target = _target_lock(
+            serial=serial,
+            organization=organization,
+            license_id=target_license_id,
+            seen_quantity=target_quantity,
         )
-        if target is None:
-            raise SerialError(
-                _("Choose which of your %(product)s licenses this serial applies to.")
-                % {"product": product.name}
-            )
     if product.node_locked and serial.kind != SerialNumber.Kind.RENEWAL and not host_id.strip():
         raise SerialError(
             _("%(product)s is node-locked: enter the host ID of the machine.")
@@ -819,16 +904,20 @@ def serial_redeem(
         assert support is not None
         # An upgrade serial for fewer seats than its license holds upgrades that many: the rest
         # stay on the license, under its key (as a version upgrade of part of a license does).
-        # For as many seats or more, the new license replaces the old one.
+        # For all of them, the new license replaces the old one (_target_lock refused more).
         partial = target is not None and serial.quantity < target.quantity
+        if target is not None:
+            start, end = serial_upgrade_maintenance(serial=serial, license=target, today=today)
+        else:
+            start, end = today, add_months(today, serial.maintenance_months)
         license = license_issue(
             source=IssueSource(
                 kind=License.Source.SERIAL,
                 ref=serial.code,
                 version=serial.version,
                 quantity=serial.quantity,
-                maintenance_start=today,
-                maintenance_end=add_months(today, serial.maintenance_months),
+                maintenance_start=start,
+                maintenance_end=end,
                 host_id=host_id.strip() if product.node_locked else "",
                 preset_key=serial.printed_key,
                 supersedes=target,
@@ -878,6 +967,54 @@ def serial_redeem(
         "renewed" if renewed else serial.kind,
     )
     return RedeemResult(license=license, renewed=renewed)
+
+
+def _target_lock(
+    *,
+    serial: SerialNumber,
+    organization: Organization,
+    license_id: str | None,
+    seen_quantity: int | None,
+) -> License:
+    """The license an upgrade or renewal serial applies to, locked, or SerialError saying why
+    it cannot be that one.
+
+    Decided on the locked row: another session may have upgraded seats of it since the person
+    chose it (a version upgrade of part of it), and a confirmation page that said "5 of its 20
+    seats" must not turn into something else on a license that has 2.
+    """
+    target = (
+        target_licenses(serial=serial, organization=organization, any_seats=True)
+        .select_for_update(of=("self",))
+        .filter(pk=license_id)
+        .first()
+        if license_id
+        else None
+    )
+    if target is None:
+        if not target_licenses(serial=serial, organization=organization).exists():
+            raise SerialError(_no_target_message(serial=serial, organization=organization))
+        raise SerialTargetError(
+            _("Choose which of your %(product)s licenses this serial applies to.")
+            % {"product": serial.version.product.name}
+        )
+    if seen_quantity is not None and target.quantity != seen_quantity:
+        raise SerialTargetError(
+            ngettext(
+                "The license you chose now has %(count)d seat, not %(before)d: someone may "
+                "have upgraded part of it meanwhile. Nothing was changed. Check it and choose "
+                "again.",
+                "The license you chose now has %(count)d seats, not %(before)d: someone may "
+                "have upgraded part of it meanwhile. Nothing was changed. Check it and choose "
+                "again.",
+                target.quantity,
+            )
+            % {"count": target.quantity, "before": seen_quantity}
+        )
+    refusal = serial_seats_refusal(serial=serial, license=target)
+    if refusal:
+        raise SerialTargetError(refusal)
+    return target
 
 
 def _registration_for(

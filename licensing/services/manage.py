@@ -966,7 +966,11 @@ def license_renew_with_serial(
     refusal = renewal_refusal(license)
     if refusal:
         raise LicensingError(refusal)
-    serial = serial_check(code=code, organization=organization, today=timezone.localdate())
+    # This license is the target: serial_redeem refuses a serial for too few of its seats with
+    # both numbers, not with "none of your organization's licenses fits".
+    serial = serial_check(
+        code=code, organization=organization, today=timezone.localdate(), any_seats=True
+    )
     if serial.kind != SerialNumber.Kind.RENEWAL:
         raise LicensingError(
             _(

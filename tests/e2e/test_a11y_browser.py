@@ -143,7 +143,8 @@ def _open_fresh(page: Page, url: str) -> None:
 def _get_a_key(kind: str, until: str) -> Walk:
     def walk(page: Page, base: str, world: World) -> None:
         version = world["old"] if kind != SerialNumber.Kind.NEW else world["new"]
-        serial = SerialNumberFactory(version=version, kind=kind, quantity=2)
+        # The seats of the world's license: a renewal serial must cover every one of them.
+        serial = SerialNumberFactory(version=version, kind=kind, quantity=10)
         _open_fresh(page, f"{base}/get-a-key/")
         if until == "serial":
             return

@@ -131,7 +131,9 @@ def test_withdrawn_release_is_neither_listed_nor_served(client, catalog) -> None
 def test_paid_upgrade_moves_entitlement_to_the_new_license(client, catalog) -> None:  # type: ignore[no-untyped-def]
     customer = member()
     old = catalog.license(customer, catalog.v14)
-    upgrade = SerialNumberFactory(version=catalog.v16, kind=SerialNumber.Kind.UPGRADE)
+    upgrade = SerialNumberFactory(
+        version=catalog.v16, kind=SerialNumber.Kind.UPGRADE, quantity=old.quantity
+    )
     new = serial_redeem(
         code=upgrade.code,
         organization=customer.organization,

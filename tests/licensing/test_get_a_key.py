@@ -209,7 +209,10 @@ def test_an_upgrade_serial_for_all_the_seats_replaces_the_license(client, member
     confirm = walk(
         client, serial.code, registration={"target_license": str(license.pk)}, confirm=False
     )
-    assert "The new license replaces this one" in confirm.content.decode()
+    assert (
+        "10 of its 10 seats are upgraded: the new license replaces this one, and its key is "
+        "superseded."
+    ) in " ".join(confirm.content.decode().split())
     post_step(client, "confirm")
     license.refresh_from_db()
     assert license.status == License.Status.SUPERSEDED and license.quantity == 10

@@ -78,7 +78,9 @@ def test_upgrade_wizard_reads_the_licenses_once_per_step(
 ) -> None:  # type: ignore[no-untyped-def]
     old = LicenseFactory(owner=member.organization)
     serial = SerialNumberFactory(
-        kind="upgrade", version=ProductVersionFactory(product=old.version.product)
+        kind="upgrade",
+        version=ProductVersionFactory(product=old.version.product),
+        quantity=old.quantity,
     )
     client.get(reverse("get-a-key"))
     token = instance_token(client)

@@ -65,6 +65,7 @@ def test_every_app_registers_its_checks() -> None:
     names = set(registered())
     assert {
         "serials.redeemed_once",
+        "serials.upgrades_move_seats",
         "licenses.issued_once",
         "upgrades.lines_within_limit",
         "vouchers.spent_once",
@@ -121,6 +122,42 @@ def test_a_license_larger_than_its_serial_fails(redeemed) -> None:  # type: igno
     serial, license = redeemed
     License.objects.filter(pk=license.pk).update(quantity=serial.quantity + 1)
     assert serial.code in _fails()
+
+
+def _upgrade_serial(member, *, held: int, quantity: int):  # type: ignore[no-untyped-def]
+    """An upgrade serial for `quantity` seats redeemed on a license with `held`."""
+    from tests.licensing.factories import LicenseFactory, ProductVersionFactory
+
+    old = LicenseFactory(owner=member.organization, quantity=held)
+    serial = SerialNumberFactory(
+        kind=SerialNumber.Kind.UPGRADE,
+        quantity=quantity,
+        version=ProductVersionFactory(product=old.version.product),
+    )
+    new = serial_redeem(
+        code=serial.code,
+        organization=member.organization,
+        registration=REGISTRATION,
+        acting_user=member.user,
+        target_license_id=str(old.pk),
+    ).license
+    return serial, old, new
+
+
+def test_upgrade_serials_that_move_seats_pass(member) -> None:  # type: ignore[no-untyped-def]
+    _upgrade_serial(member, held=10, quantity=10)  # the whole license
+    _upgrade_serial(member, held=10, quantity=4)  # part of it
+    assert "no violations" in _run()
+
+
+def test_an_upgrade_serial_that_made_seats_fails(member) -> None:  # type: ignore[no-untyped-def]
+    # What serial_redeem did before it compared quantities: a 15-seat license superseded by
+    # one of 50 (here the superseded license is lowered behind the service's back instead).
+    _serial, old, new = _upgrade_serial(member, held=15, quantity=15)
+    License.objects.filter(pk=old.pk).update(quantity=5)
+    out = _fails()
+    assert "serials.upgrades_move_seats" in out
+    assert f"license {new.pk} started with 15 seats, more than the 5 of license {old.pk}" in out
 
 
 def test_a_redemption_without_a_redeemed_serial_fails(member) -> None:  # type: ignore[no-untyped-def]
