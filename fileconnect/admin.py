@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
@@ -13,19 +14,64 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import DownloadEvent, Release, ReleaseFile
-from .services import FileConnectError, release_file_add, release_restore, release_save
+from .services import (
+    FileConnectError,
+    release_file_add,
+    release_file_labels,
+    release_file_relabel,
+    release_file_restore,
+    release_file_withdraw,
+    release_restore,
+    release_save,
+)
 from .services import release_withdraw as withdraw
+
+
+def _run_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: Iterable[Any],
+    change: Callable[[Any], object],
+) -> int:
+    """Runs an action's service on each object, a warning for each one it refuses; how many
+    changed."""
+    count = 0
+    for obj in objects:
+        try:
+            change(obj)
+        except FileConnectError as exc:
+            model_admin.message_user(request, f"{obj}: {exc}", messages.WARNING)
+        else:
+            count += 1
+    return count
 
 
 class ReleaseFileInline(admin.TabularInline):
     model = ReleaseFile
     extra = 0
-    fields = ["display_name", "platform", "language", "size", "sha256", "created_at"]
-    readonly_fields = ["display_name", "platform", "language", "size", "sha256", "created_at"]
+    fields = [
+        "display_name",
+        "platform",
+        "language",
+        "size",
+        "sha256",
+        "created_at",
+        "withdrawn_at",
+    ]
+    readonly_fields = [
+        "display_name",
+        "platform",
+        "language",
+        "size",
+        "sha256",
+        "created_at",
+        "withdrawn_at",
+    ]
     show_change_link = True
 
     # Files are added with the upload page or `manage.py releases add-file`, which compute the
-    # checksum and signature; they are never edited or deleted (the download log points at them).
+    # checksum and signature; they are never deleted (the download log points at them): a wrong
+    # one is withdrawn from the release files' list, its labels corrected on its own page.
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -75,14 +121,9 @@ class ReleaseAdmin(admin.ModelAdmin):
         self._apply(request, queryset.filter(withdrawn_at__isnull=False), release_restore)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Release], service: Any) -> None:
-        count = 0
-        for release in queryset:
-            try:
-                service(release=release, actor=request.user)
-            except FileConnectError as exc:
-                self.message_user(request, f"{release}: {exc}", messages.WARNING)
-            else:
-                count += 1
+        count = _run_each(
+            self, request, queryset, lambda release: service(release=release, actor=request.user)
+        )
         self.message_user(
             request,
             ngettext("%(count)d release changed.", "%(count)d releases changed.", count)
@@ -109,17 +150,54 @@ class ReleaseFileUploadForm(forms.Form):
     )
 
 
+class ReleaseFileLabelsForm(forms.ModelForm):
+    """A file's labels, the only thing of it staff edit: its content, checksum and signature
+    stay (a new content is a new file)."""
+
+    class Meta:
+        model = ReleaseFile
+        fields = ["display_name", "platform", "language"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        try:
+            labels = release_file_labels(
+                filename=cleaned["display_name"],
+                platform=cleaned["platform"],
+                language=cleaned["language"],
+            )
+        except FileConnectError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        cleaned["display_name"], cleaned["platform"], cleaned["language"] = labels
+        return cleaned
+
+
 @admin.register(ReleaseFile)
 class ReleaseFileAdmin(admin.ModelAdmin):
-    list_display = ["display_name", "release", "platform", "language", "size_display", "created_at"]
-    list_filter = ["platform", "release__version__product"]
-    search_fields = ["display_name", "sha256", "release__version__product__sku"]
-    list_select_related = ["release__version__product"]
-    readonly_fields = [
+    list_display = [
+        "display_name",
         "release",
         "platform",
         "language",
+        "size_display",
+        "created_at",
+        "withdrawn_at",
+    ]
+    list_filter = [
+        ("withdrawn_at", admin.EmptyFieldListFilter),
+        "platform",
+        "release__version__product",
+    ]
+    search_fields = ["display_name", "sha256", "release__version__product__sku"]
+    list_select_related = ["release__version__product"]
+    form = ReleaseFileLabelsForm
+    fields = [
+        "release",
         "display_name",
+        "platform",
+        "language",
         "storage_name",
         "size",
         "sha256",
@@ -128,17 +206,78 @@ class ReleaseFileAdmin(admin.ModelAdmin):
         "content_type",
         "created_at",
         "created_by",
+        "withdrawn_at",
     ]
+    readonly_fields = [
+        "release",
+        "storage_name",
+        "size",
+        "sha256",
+        "signature",
+        "key_id",
+        "content_type",
+        "created_at",
+        "created_by",
+        "withdrawn_at",
+    ]
+    actions = ["withdraw_files", "restore_files"]
 
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: ReleaseFile) -> str:
         return filesizeformat(obj.size)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def save_model(self, request: HttpRequest, obj: ReleaseFile, form: Any, change: bool) -> None:
+        release_file_relabel(
+            release_file=obj,
+            display_name=form.cleaned_data["display_name"],
+            platform=form.cleaned_data["platform"],
+            language=form.cleaned_data["language"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        return False  # withdraw instead: the file and its download log stay for audit
+
+    @admin.action(
+        description=_("Withdraw: stop offering and serving the files"), permissions=["change"]
+    )
+    def withdraw_files(self, request: HttpRequest, queryset: QuerySet[ReleaseFile]) -> Any:
+        live = queryset.filter(withdrawn_at__isnull=True)
+        if "apply" not in request.POST:
+            # Say what will happen first: these files go offline for every customer.
+            live_count = live.count()
+            return render(
+                request,
+                "admin/fileconnect/withdraw_files_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Withdraw release files"),
+                    "objects": list(live.select_related("release__version__product")[:50]),
+                    "live_count": live_count,
+                    "other_count": queryset.count() - live_count,
+                    "queryset": queryset,
+                    "opts": self.model._meta,
+                },
+            )
+        self._apply(request, live, release_file_withdraw)
+        return None
+
+    @admin.action(description=_("Restore: offer the files again"), permissions=["change"])
+    def restore_files(self, request: HttpRequest, queryset: QuerySet[ReleaseFile]) -> None:
+        self._apply(request, queryset.filter(withdrawn_at__isnull=False), release_file_restore)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[ReleaseFile], service: Any) -> None:
+        count = _run_each(
+            self,
+            request,
+            queryset,
+            lambda release_file: service(release_file=release_file, actor=request.user),
+        )
+        self.message_user(
+            request,
+            ngettext("%(count)d file changed.", "%(count)d files changed.", count)
+            % {"count": count},
+        )
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None

@@ -66,6 +66,9 @@ class ReleaseFile(models.Model):
     content_type = models.CharField(
         _("content type"), max_length=100, default="application/octet-stream"
     )
+    # A wrong file is withdrawn alone, like a release: kept with its download log for audit,
+    # neither listed nor served; set and cleared by services.release_file_withdraw / _restore.
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("added at"), default=timezone.now, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -89,6 +92,11 @@ class ReleaseFile(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def is_withdrawn(self) -> bool:
+        """Withdrawn by itself or with its release: neither listed nor served."""
+        return self.withdrawn_at is not None or self.release.is_withdrawn
 
     @property
     def last_modified(self) -> datetime:

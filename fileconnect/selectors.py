@@ -10,9 +10,9 @@ shared with the actor) or a serial number the actor entered in this session:
 - a serial number that is unredeemed, or redeemed by the acting organization, grants the files
   of its own version.
 
-Withdrawn releases grant nothing and are never listed, nor are releases dated after today or
-releases of a version dated after today: staff stage a launch ahead, and nothing of it shows
-(not even greyed out) before its date.
+Withdrawn releases and withdrawn files grant nothing and are never listed, nor are releases
+dated after today or releases of a version dated after today: staff stage a launch ahead, and
+nothing of it shows (not even greyed out) before its date.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datetime import date
 from uuid import UUID
 
 from django.contrib.sessions.backends.base import SessionBase
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from licensing.models import License, ProductVersion, SerialNumber
@@ -223,7 +223,7 @@ def entitled_versions(basis: Basis, *, today: date) -> list[VersionGroup]:
         Release.objects.filter(_live_releases(today), version__product_id=own.product_id)
         .filter(Q(version=own) | Q(version__released_on__gt=own.released_on))
         .select_related("version__product")
-        .prefetch_related("files")
+        .prefetch_related(Prefetch("files", queryset=ReleaseFile.objects.filter(withdrawn_at=None)))
         .order_by("-version__released_on", "version_id", "-released_on", "-pk")
     )
     groups: dict[int, VersionGroup] = {}
@@ -256,13 +256,9 @@ def release_files_signed_by_other_keys(*, key_id: str) -> QuerySet[ReleaseFile]:
 
 
 def release_file_for(*, pk: int) -> ReleaseFile:
-    """A file of a release that is not withdrawn, or 404; it may be dated after today, which
-    basis_for_file refuses (the download view says so to a user holding a link to it)."""
-    found = (
-        ReleaseFile.objects.select_related("release__version__product")
-        .filter(pk=pk, release__withdrawn_at__isnull=True)
-        .first()
-    )
+    """A release file, or 404; it may be withdrawn or dated after today, which basis_for_file
+    refuses (the download view says so to a user holding a link to it)."""
+    found = ReleaseFile.objects.select_related("release__version__product").filter(pk=pk).first()
     if found is None:
         raise Http404("No such file.")
     return found
@@ -280,7 +276,7 @@ def basis_for_file(
     """A basis on which the actor may download the file now, the preferred one (a Basis.ref)
     if it still qualifies, or None: the file is out of the actor's reach (withdrawn, or dated
     after today, included)."""
-    if file.release.is_withdrawn or not file.release.is_released(today=today):
+    if file.is_withdrawn or not file.release.is_released(today=today):
         return None
     version = file.release.version
     licenses = licenses_for_downloads(actor=actor, organization=organization).filter(

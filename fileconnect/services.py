@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import BinaryIO
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import transaction
@@ -53,12 +54,9 @@ def release_file_add(
     outside any transaction, so a multi-gigabyte copy never holds a database lock; a failure
     after it removes the stored copy.
     """
-    platform = " ".join(platform.split())
-    language = " ".join(language.split())
-    display_name = get_valid_filename(filename.replace("\\", "/").rsplit("/", 1)[-1])
-    if not platform:
-        raise FileConnectError(_("Name the platform of the file, for example Windows x64."))
-    _check_lengths(display_name=display_name, platform=platform, language=language)
+    display_name, platform, language = release_file_labels(
+        filename=filename, platform=platform, language=language
+    )
     if release is not None and release.version_id != version.pk:
         raise FileConnectError(_("This release belongs to another product version."))
     storage = fileconnect_storage()
@@ -80,12 +78,40 @@ def release_file_add(
                 "sha256": digest.hex,
                 "signature": signature,
                 "key_id": signing_key_id,
-                "content_type": mimetypes.guess_type(display_name)[0] or "application/octet-stream",
+                "content_type": _content_type(display_name),
             },
         )
     except BaseException:
         _discard(storage, name)
         raise
+
+
+def release_file_labels(*, filename: str, platform: str, language: str) -> tuple[str, str, str]:
+    """The display name, platform and language a file is listed under, as stored: the file
+    name made safe to save under (no folder, spaces as underscores), blanks collapsed."""
+    platform = " ".join(platform.split())
+    language = " ".join(language.split())
+    basename = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        display_name = get_valid_filename(basename)
+    except SuspiciousFileOperation:
+        # Nothing of it is a letter, digit, dot, dash or underscore ("$$$", ".."): uncaught,
+        # Django answers the exception with its bare 400 page.
+        raise FileConnectError(
+            _(
+                "“%(name)s” cannot name a download: rename the file with letters, digits, dots, "
+                "dashes or underscores, for example setup-1.0.zip."
+            )
+            % {"name": basename}
+        ) from None
+    if not platform:
+        raise FileConnectError(_("Name the platform of the file, for example Windows x64."))
+    _check_lengths(display_name=display_name, platform=platform, language=language)
+    return display_name, platform, language
+
+
+def _content_type(display_name: str) -> str:
+    return mimetypes.guess_type(display_name)[0] or "application/octet-stream"
 
 
 def _check_lengths(*, display_name: str, platform: str, language: str) -> None:
@@ -211,13 +237,20 @@ def release_save(*, release: Release, actor: User | None) -> Release:
     return release
 
 
+def _set_withdrawn(obj: Release | ReleaseFile, *, withdrawn: bool) -> bool:
+    """Withdraws or restores a release or a file unless it already is; whether it changed.
+    Conditional on the current state, so two staff members clicking at once audit it once."""
+    return bool(
+        type(obj)
+        ._default_manager.filter(pk=obj.pk, withdrawn_at__isnull=withdrawn)
+        .update(withdrawn_at=timezone.now() if withdrawn else None)
+    )
+
+
 @transaction.atomic
 def release_withdraw(*, release: Release, actor: User | None) -> Release:
     """Stops offering and serving a release's files; the files and their log stay."""
-    changed = Release.objects.filter(pk=release.pk, withdrawn_at__isnull=True).update(
-        withdrawn_at=timezone.now()
-    )
-    if not changed:
+    if not _set_withdrawn(release, withdrawn=True):
         raise FileConnectError(_("This release is already withdrawn."))
     audit_record(action="release.withdrawn", actor=actor, obj=release)
     release.refresh_from_db()
@@ -227,14 +260,80 @@ def release_withdraw(*, release: Release, actor: User | None) -> Release:
 @transaction.atomic
 def release_restore(*, release: Release, actor: User | None) -> Release:
     """Offers a withdrawn release's files again."""
-    changed = Release.objects.filter(pk=release.pk, withdrawn_at__isnull=False).update(
-        withdrawn_at=None
-    )
-    if not changed:
+    if not _set_withdrawn(release, withdrawn=False):
         raise FileConnectError(_("This release is not withdrawn."))
     audit_record(action="release.restored", actor=actor, obj=release)
     release.refresh_from_db()
     return release
+
+
+@transaction.atomic
+def release_file_withdraw(*, release_file: ReleaseFile, actor: User | None) -> ReleaseFile:
+    """Stops offering and serving one file (a wrong upload) while the rest of its release
+    stays; the file and its download log stay."""
+    if not _set_withdrawn(release_file, withdrawn=True):
+        raise FileConnectError(_("This file is already withdrawn."))
+    audit_record(
+        action="release.file_withdrawn",
+        actor=actor,
+        obj=release_file,
+        details={"release": release_file.release_id, "name": release_file.display_name},
+    )
+    release_file.refresh_from_db()
+    return release_file
+
+
+@transaction.atomic
+def release_file_restore(*, release_file: ReleaseFile, actor: User | None) -> ReleaseFile:
+    """Offers a withdrawn file again (if its release is live)."""
+    if not _set_withdrawn(release_file, withdrawn=False):
+        raise FileConnectError(_("This file is not withdrawn."))
+    audit_record(
+        action="release.file_restored",
+        actor=actor,
+        obj=release_file,
+        details={"release": release_file.release_id, "name": release_file.display_name},
+    )
+    release_file.refresh_from_db()
+    return release_file
+
+
+@transaction.atomic
+def release_file_relabel(
+    *,
+    release_file: ReleaseFile,
+    display_name: str,
+    platform: str,
+    language: str,
+    actor: User | None,
+) -> ReleaseFile:
+    """Corrects the name, platform and language a file is offered under, audited with what
+    they were. The content never changes: a new content is a new file (new checksum and
+    signature), added and the wrong one withdrawn."""
+    display_name, platform, language = release_file_labels(
+        filename=display_name, platform=platform, language=language
+    )
+    labels = {"display_name": display_name, "platform": platform, "language": language}
+    current = ReleaseFile.objects.select_for_update().get(pk=release_file.pk)
+    changes = {
+        name: [getattr(current, name), value]
+        for name, value in labels.items()
+        if getattr(current, name) != value
+    }
+    if changes:
+        # The content type follows the name, as when the file was added: a corrected
+        # extension serves the right type.
+        ReleaseFile.objects.filter(pk=current.pk).update(
+            **labels, content_type=_content_type(display_name)
+        )
+        audit_record(
+            action="release.file_changed",
+            actor=actor,
+            obj=current,
+            details={"release": current.release_id, "changes": changes},
+        )
+    release_file.refresh_from_db()
+    return release_file
 
 
 def download_event_start(

@@ -30,13 +30,17 @@ def verify_commands(
 ) -> VerifyCommands:
     """Copy-paste commands that check a file with sha256sum, openssl or Python + cryptography,
     with the public key (from `public_key_pems`, by key ID) that signed it."""
-    name = shlex.quote(release_file.display_name)
-    checksum = f"echo '{release_file.sha256}  '{name} | sha256sum --check"
+    # The name goes to sha256sum as data (a line of the check list), never as an argument.
+    checksum = (
+        f"echo '{release_file.sha256}  '{shlex.quote(release_file.display_name)}"
+        " | sha256sum --check"
+    )
     public_key_pem = public_key_pems.get(release_file.key_id)
     if public_key_pem is None:
         return VerifyCommands(checksum=checksum, save_key=None, openssl=None, python=None)
-    sig = shlex.quote(f"{release_file.display_name}.sig")
-    digest_file = shlex.quote(f"{release_file.display_name}.sha256")
+    name = _argument(release_file.display_name)
+    sig = _argument(f"{release_file.display_name}.sig")
+    digest_file = _argument(f"{release_file.display_name}.sha256")
     # openssl signs and verifies Ed25519 over raw input (-rawin): the signed bytes are the
     # binary SHA-256 digest, which `openssl dgst -binary` writes.
     openssl = "\n".join(
@@ -61,6 +65,12 @@ def verify_commands(
         openssl=openssl,
         python=python,
     )
+
+
+def _argument(filename: str) -> str:
+    """A file in the current folder as one shell word that no command reads as an option:
+    `./-rf.zip`, not `-rf.zip`; quoted when it has spaces, accents or shell characters."""
+    return shlex.quote(f"./{filename}")
 
 
 def file_problems(

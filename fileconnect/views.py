@@ -144,12 +144,14 @@ def file_download(request: PortalRequest, pk: int, token: str) -> HttpResponseBa
     except LinkRefused as exc:
         refusal = exc
         prefer = exc.claims.basis if exc.claims is not None else ""
-    if not release_file.release.is_released(today=timezone.localdate()):
-        # Staff dated it ahead after this link was made. Only the user the portal made the link
-        # for learns that the file is coming; anyone else gets the 404 of an unknown file.
+    unavailable = _unavailable(release_file)
+    if unavailable is not None:
+        # Staff withdrew the file or dated it ahead after this link was made. Only the user the
+        # portal made the link for learns so; anyone else gets the 404 of an unknown file.
         if refusal is not None and refusal.reason != LinkRefused.EXPIRED:
             raise Http404("No such file.")
-        return render(request, "fileconnect/not_released.html", {"file": release_file}, status=404)
+        template, status = unavailable
+        return render(request, template, {"file": release_file}, status=status)
     basis = _basis(request, release_file, prefer)
     if basis is None:
         raise Http404("No such file.")  # another organization's file, or no longer entitled
@@ -178,6 +180,15 @@ def file_link(request: PortalRequest, pk: int) -> HttpResponse:
     if basis is None:
         raise Http404("No such file.")
     return redirect(download_url(user_id=request.user.pk, file_id=release_file.pk, basis=basis.ref))
+
+
+def _unavailable(release_file: ReleaseFile) -> tuple[str, int] | None:
+    """The page (and status) saying why a file the portal once offered is not served now."""
+    if release_file.is_withdrawn:
+        return "fileconnect/withdrawn.html", 410
+    if not release_file.release.is_released(today=timezone.localdate()):
+        return "fileconnect/not_released.html", 404
+    return None
 
 
 def _basis(request: PortalRequest, release_file: ReleaseFile, prefer: str) -> Basis | None:

@@ -100,6 +100,9 @@ AUDIT_ACTIONS = {
     "release.withdrawn": _("Withdrew a software release"),
     "release.restored": _("Restored a software release"),
     "release.file_resigned": _("Signed a release file again with the current signing key"),
+    "release.file_changed": _("Corrected a release file's name, platform or language"),
+    "release.file_withdrawn": _("Withdrew a release file"),
+    "release.file_restored": _("Restored a release file"),
     "signing_key.rotated": _("Replaced the license signing key"),
 }
 

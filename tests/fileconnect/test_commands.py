@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from fileconnect.integrity import CHUNK_SIZE, signature_valid
 from fileconnect.models import Release, ReleaseFile
+from fileconnect.services import release_file_withdraw
 from licensing.signing import create_signing_key, get_public_key, public_key_pem
 from portal.models import AuditEvent
 from tests.fileconnect.factories import add_file, license_of, member, version_of
@@ -256,6 +257,57 @@ def test_verify_panel_commands_work_with_sha256sum_openssl_and_python(
     assert sh(checksum).returncode != 0
     assert sh(openssl).returncode != 0
     assert sh(python).returncode != 0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+@pytest.mark.parametrize("stored_name", ["-rf.zip", "instalador versão ç.zip", "a'b $(x).zip"])
+def test_verify_panel_commands_work_for_any_stored_name(
+    client, version, tmp_path, stored_name
+) -> None:  # type: ignore[no-untyped-def]
+    # `openssl dgst -sha256 -binary -rf.zip` read the name as an option. Names with spaces or
+    # quotes are stored by earlier uploads and by nothing today (uploads are made safe), but the
+    # commands must work for whatever is stored.
+    customer = member()
+    license = license_of(customer, version, start=date(2025, 1, 1), end=date(2026, 1, 1))
+    content = os.urandom(5_000)
+    added = add_file(version, content, name="x.zip")
+    ReleaseFile.objects.filter(pk=added.pk).update(display_name=stored_name)
+    client.force_login(customer.user)
+    workdir = tmp_path / "customer"
+    workdir.mkdir()
+    (workdir / stored_name).write_bytes(body(client.get(link_for(client, license, added))))
+    checksum, save_key, openssl, python = panel_commands(
+        license_page(client, license).content.decode(), added.pk
+    )
+    assert run_pasted(checksum, workdir).stdout.strip() == f"{stored_name}: OK"
+    assert run_pasted(save_key, workdir).returncode == 0
+    verified = run_pasted(openssl, workdir)
+    assert verified.returncode == 0, verified.stderr
+    assert "Signature Verified Successfully" in verified.stdout
+    checked = run_pasted(python, workdir)
+    assert checked.stdout.strip() == "Signature OK", checked.stderr
+    # They check that very file: altered, each command fails.
+    (workdir / stored_name).write_bytes(content[:-1] + b"\x00")
+    for command in (checksum, openssl, python):
+        assert run_pasted(command, workdir).returncode != 0
+
+
+def test_add_file_refuses_a_name_django_cannot_save_under(version, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A SuspiciousFileOperation traceback before; now the reason and what to do.
+    path = tmp_path / "installer.exe"
+    path.write_bytes(b"x")
+    args = ["--product", "SEP-ENT", "--version", "14.3", "--platform", "Linux", str(path)]
+    with pytest.raises(CommandError, match="“\\$\\$\\$” cannot name a download: rename"):
+        run("releases", "add-file", "--name", "$$$", *args)
+    assert not ReleaseFile.objects.exists()
+
+
+def test_a_withdrawn_file_is_listed_as_withdrawn(version) -> None:  # type: ignore[no-untyped-def]
+    wrong = add_file(version, b"wrong", name="wrong.msi")
+    add_file(version, b"good", name="good.msi")
+    release_file_withdraw(release_file=wrong, actor=None)
+    lines = run("releases", "list").splitlines()
+    assert [line.endswith("(withdrawn)") for line in lines if ".msi" in line] == [False, True]
 
 
 def test_verify_panel_names_the_public_key_page(client, version) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from fileconnect.models import DownloadEvent
-from fileconnect.services import release_withdraw
+from fileconnect.services import release_file_restore, release_file_withdraw, release_withdraw
 from licensing.models import License, LicenseShare, SerialNumber
 from licensing.services import serial_redeem
 from tests.fileconnect.factories import Catalog, add_file, member, share, version_of
@@ -121,11 +121,44 @@ def test_withdrawn_release_is_neither_listed_nor_served(client, catalog) -> None
     release_withdraw(release=catalog.f15.release, actor=None)
     assert catalog.f15.pk not in download_links(license_page(client, license))
     assert "esh-15.exe" not in license_page(client, license).content.decode()
-    assert client.get(url).status_code == 404
+    refused = client.get(url)
+    assert refused.status_code == 410
+    assert "This file has been withdrawn" in refused.content.decode()
     assert client.post(reverse("fileconnect-link", args=[catalog.f15.pk])).status_code == 404
+    assert not DownloadEvent.objects.exists()
     # The files stay, for audit.
     catalog.f15.refresh_from_db()
     assert catalog.f15.release.is_withdrawn
+
+
+def test_a_withdrawn_file_is_neither_listed_nor_served_while_its_release_stays(  # type: ignore[no-untyped-def]
+    client, catalog
+) -> None:
+    customer, stranger = member(), member()
+    license = catalog.license(customer, catalog.v14)
+    client.force_login(customer.user)
+    url = link_for(client, license, catalog.f15)
+    release_file_withdraw(release_file=catalog.f15, actor=None)
+    links = download_links(license_page(client, license))
+    assert catalog.f15.pk not in links
+    assert catalog.f15_linux.pk in links  # the rest of the release is still offered
+    assert "esh-15.exe" not in license_page(client, license).content.decode()
+    # A link given before: a page that says so, not the file, and no new link.
+    refused = client.get(url)
+    assert refused.status_code == 410
+    page = refused.content.decode()
+    assert "This file has been withdrawn" in page
+    assert "esh-15.exe is no longer offered for download." in page
+    assert client.post(reverse("fileconnect-link", args=[catalog.f15.pk])).status_code == 404
+    assert body(client.get(links[catalog.f15_linux.pk])) == b"fifteen-linux" * 100
+    # Only the user the link was made for learns the file was withdrawn.
+    client.force_login(stranger.user)
+    assert client.get(url).status_code == 404
+    assert list(DownloadEvent.objects.values_list("file", flat=True)) == [catalog.f15_linux.pk]
+    # Restored, it is offered again.
+    release_file_restore(release_file=catalog.f15, actor=None)
+    client.force_login(customer.user)
+    assert catalog.f15.pk in download_links(license_page(client, license))
 
 
 def test_paid_upgrade_moves_entitlement_to_the_new_license(client, catalog) -> None:  # type: ignore[no-untyped-def]

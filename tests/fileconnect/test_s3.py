@@ -202,7 +202,7 @@ def test_withdrawn_release_is_not_served_from_the_bucket(client, world) -> None:
     client.force_login(world["customer"].user)
     url = link_for(client, world["license"], added)
     release_withdraw(release=added.release, actor=None)
-    assert client.get(url).status_code == 404
+    assert client.get(url).status_code == 410  # the withdrawn page, not a redirect to the bucket
     assert client.get(reverse("fileconnect-license", args=[world["license"].pk])).status_code == 200
 
 

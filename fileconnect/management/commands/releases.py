@@ -157,10 +157,11 @@ class Command(BaseCommand):
             state = " (withdrawn)" if release.is_withdrawn else ""
             self.stdout.write(f"Release {release.pk}: {release}{state}")
             for release_file in release.files.all():
+                withdrawn = "  (withdrawn)" if release_file.withdrawn_at else ""
                 self.stdout.write(
                     f"  {release_file.pk:>6}  {release_file.platform:<20} "
                     f"{release_file.display_name}  {filesizeformat(release_file.size)}  "
-                    f"{release_file.sha256}"
+                    f"{release_file.sha256}{withdrawn}"
                 )
 
     def _seed_demo(self) -> None:
@@ -184,7 +185,9 @@ class Command(BaseCommand):
                 notes=f"{version.product.name} {version.version}: demo release.",
             )
             added += 1
-        total = ReleaseFile.objects.filter(release__withdrawn_at__isnull=True).count()
+        total = ReleaseFile.objects.filter(
+            withdrawn_at__isnull=True, release__withdrawn_at__isnull=True
+        ).count()
         self.stdout.write(
             f"FileConnect: {added} demo file(s) added, {total} available. Try a serial number "
             "above in FileConnect, or pick Acme's license."
