@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -20,7 +21,7 @@ from django.views.decorators.http import require_POST
 from licensing.services import license_email_recipients
 from licensing.views.licenses import license_csv_response, license_list_render
 from portal.formats import short_date
-from portal.http import PortalRequest, organization_required
+from portal.http import PortalRequest, confirmation, organization_required
 from portal.policy import Action, require
 
 from .charts import bar_chart
@@ -32,7 +33,7 @@ from .forms import (
     SiteEditForm,
     SiteForm,
 )
-from .models import EFContract, EFInvitation
+from .models import EFContract, EFContractUser, EFInvitation
 from .selectors import (
     ContractAccess,
     TrueUp,
@@ -317,6 +318,10 @@ def user_update_view(request: PortalRequest, number: str, pk: int) -> HttpRespon
     reach = _reach(request, number, "manage_users")
     contract_user = contract_user_for(reach, pk)
     form = LevelForm(request.POST)
+    if "remove" in request.POST and (
+        asked := _removal_confirmation(request, contract_user, number)
+    ):
+        return asked
     try:
         if "remove" in request.POST:
             contract_user_remove(contract_user=contract_user, actor=request.user)
@@ -342,11 +347,52 @@ def user_update_view(request: PortalRequest, number: str, pk: int) -> HttpRespon
     return redirect("ef-users", number=number)
 
 
+def _removal_confirmation(
+    request: PortalRequest, contract_user: EFContractUser, number: str
+) -> HttpResponse | None:
+    """Before taking a user off a contract: taking oneself off ends one's access, so it says so."""
+    values = {"email": contract_user.user.email, "number": number}
+    if contract_user.user_id == request.user.pk:
+        consequence = _(
+            "This is your own account: you lose access to contract %(number)s at once, and only "
+            "another super user can add you back."
+        )
+    else:
+        consequence = _(
+            "%(email)s loses access to contract %(number)s at once: no more drawdowns or reports. "
+            "The licenses they drew down stay your organization's. To give access back, add them "
+            "again."
+        )
+    return confirmation(
+        request,
+        title=_("Remove %(email)s from contract %(number)s?") % values,
+        consequences=[consequence % values],
+        action=_("Remove"),
+        cancel_url=reverse("ef-users", kwargs={"number": number}),
+    )
+
+
 @require_POST
 @organization_required(action=Action.ENTERPRISE_FLEX)
 def invitation_revoke_view(request: PortalRequest, number: str, pk: int) -> HttpResponse:
     reach = _reach(request, number, "manage_users")
     invitation = invitation_for(reach, pk)
+    # One accepted, withdrawn or expired meanwhile is not asked about: the service says what it is.
+    if invitation.is_open(now=timezone.now()) and (
+        asked := confirmation(
+            request,
+            title=_("Withdraw the invitation to %(email)s?") % {"email": invitation.email},
+            consequences=[
+                _(
+                    "The link in the invitation email stops working. To invite them again, send "
+                    "a new invitation."
+                )
+            ],
+            action=_("Withdraw"),
+            cancel_url=reverse("ef-users", kwargs={"number": number}),
+        )
+    ):
+        return asked
     try:
         invitation_revoke(invitation=invitation, actor=request.user)
     except EFError as exc:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, overload
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -114,6 +114,48 @@ def post_only(*, back: str) -> Callable[[View], View]:
         return wrapper
 
     return decorate
+
+
+# Posted by the confirmation page's button: the action goes ahead only with it.
+CONFIRM_FIELD = "confirm"
+
+
+def confirmation(
+    request: HttpRequest,
+    *,
+    title: str,
+    consequences: Sequence[str],
+    action: str,
+    cancel_url: str,
+) -> HttpResponse | None:
+    """Asks before an action that cannot be undone (removing a member, revoking access): None
+    once the form came back with confirm=1, else the page that says what will happen.
+
+    Its button posts the same fields again plus confirm=1, to the same address, and Cancel goes
+    back to `cancel_url`; no JavaScript is needed, and a form that skips the page (a script, an
+    old tab) changes nothing.
+    """
+    if request.POST.get(CONFIRM_FIELD) == "1":
+        return None
+    fields = [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", CONFIRM_FIELD)
+        for value in values
+    ]
+    return render(
+        request,
+        "portal/confirm.html",
+        {
+            "title": title,
+            "consequences": consequences,
+            "action": action,
+            "cancel_url": cancel_url,
+            "fields": fields,
+            # Where the language switcher returns: the page the action was on.
+            "page_url": cancel_url,
+        },
+    )
 
 
 def _posted_elsewhere(request: HttpRequest, organization: Organization) -> bool:

@@ -40,7 +40,13 @@ from .forms import (
     email_taken_message,
     signup_remember,
 )
-from .http import AuthenticatedHttpRequest, PortalRequest, back_url, organization_required
+from .http import (
+    AuthenticatedHttpRequest,
+    PortalRequest,
+    back_url,
+    confirmation,
+    organization_required,
+)
 from .models import Delegation, Invitation, Membership, Organization, User
 from .policy import SCOPE_SHORT_LABELS, Action, Scope, partner_allows, require
 from .requestcontext import request_id
@@ -312,6 +318,8 @@ def member_update(request: PortalRequest, pk: int) -> HttpResponse:
         organization_members(actor=request.user, organization=request.organization), pk=pk
     )
     form = MemberRoleForm(request.POST)
+    if "remove" in request.POST and (asked := _removal_confirmation(request, membership)):
+        return asked
     try:
         if "remove" in request.POST:
             membership_update(membership=membership, actor=request.user, remove=True)
@@ -328,6 +336,34 @@ def member_update(request: PortalRequest, pk: int) -> HttpResponse:
     except PortalError as exc:
         messages.error(request, str(exc))
     return redirect("members")
+
+
+def _removal_confirmation(request: PortalRequest, membership: Membership) -> HttpResponse | None:
+    """Before removing a member; removing oneself locks one out at once, so it says so."""
+    values = {"email": membership.user.email, "organization": request.organization.name}
+    if membership.user_id == request.user.pk:
+        consequences = [
+            _(
+                "This is your own account: you lose access to %(organization)s at once, and only "
+                "another administrator can invite you back."
+            )
+            % values
+        ]
+    else:
+        consequences = [
+            _(
+                "%(email)s loses access to %(organization)s and its licenses at once. To give it "
+                "back, invite them again."
+            )
+            % values
+        ]
+    return confirmation(
+        request,
+        title=_("Remove %(email)s from %(organization)s?") % values,
+        consequences=consequences,
+        action=_("Remove"),
+        cancel_url=reverse("members"),
+    )
 
 
 @require_POST
@@ -483,6 +519,28 @@ def partner_update(request: PortalRequest, pk: int) -> HttpResponse:
     delegation = delegation_of_customer(customer=request.organization, pk=pk)
     if delegation is None:
         raise Http404
+    # A delegation that already ended is not asked about: the service says so.
+    if (
+        "revoke" in request.POST
+        and delegation.status in Delegation.LIVE
+        and (
+            asked := confirmation(
+                request,
+                title=_("Revoke the access of %(partner)s?") % {"partner": delegation.partner.name},
+                consequences=[
+                    _(
+                        "%(partner)s can no longer act for you, from its next page on, and its "
+                        "administrators are told by email. To let it act for you again, grant it a "
+                        "new delegation."
+                    )
+                    % {"partner": delegation.partner.name}
+                ],
+                action=_("Revoke"),
+                cancel_url=reverse("partners"),
+            )
+        )
+    ):
+        return asked
     try:
         if "revoke" in request.POST:
             delegation_revoke(delegation=delegation, actor=request.user)
@@ -594,6 +652,8 @@ def partner_decline(request: PortalRequest, pk: int) -> HttpResponse:
     delegation = delegation_of_partner(partner=membership.organization, pk=pk)
     if delegation is None:
         raise Http404
+    if asked := _decline_confirmation(request, delegation):
+        return asked
     try:
         delegation_decline(delegation=delegation, actor=request.user)
     except PortalError as exc:
@@ -614,6 +674,35 @@ def partner_decline(request: PortalRequest, pk: int) -> HttpResponse:
             )
         messages.success(request, message % {"customer": delegation.customer.name})
     return redirect("partner-customers")
+
+
+def _decline_confirmation(request: PortalRequest, delegation: Delegation) -> HttpResponse | None:
+    """Before declining a delegation: an account nobody claimed yet is left without a way in."""
+    values = {"customer": delegation.customer.name}
+    if getattr(delegation, "awaiting_admin", False):
+        consequences = [
+            _(
+                "%(customer)s has no administrator yet: once you decline, nobody can use its "
+                "account, and the invitation to claim it stops working. Only customer care can "
+                "undo this."
+            )
+            % values
+        ]
+    else:
+        consequences = [
+            _(
+                "Your organization will no longer be able to act for %(customer)s, and its "
+                "administrators are told by email. Only they can delegate to you again."
+            )
+            % values
+        ]
+    return confirmation(
+        request,
+        title=_("Decline to act for %(customer)s?") % values,
+        consequences=consequences,
+        action=_("Decline"),
+        cancel_url=reverse("partner-customers"),
+    )
 
 
 @_partner_view

@@ -48,23 +48,51 @@ def share_access_label(value: str) -> str:
         return value
 
 
+def _sort_direction(column: str, current: str) -> str:
+    """ "ascending" or "descending" when the list is sorted by `column`, else ""."""
+    if current == f"-{column}":
+        return "descending"
+    return "ascending" if current == column else ""
+
+
 @register.simple_tag
 def sort_link(label: str, column: str, current: str, query: str) -> SafeString:
-    """A column header that sorts by `column`, toggling the direction when already sorted."""
-    descending = current == f"-{column}"
-    active = current in (column, f"-{column}")
-    target = column if descending or not active else f"-{column}"
-    arrow = ("▼" if descending else "▲") if active else ""
-    separator = "&" if query else ""
-    aria = ' aria-sort="descending"' if descending else (' aria-sort="ascending"' if active else "")
+    """A link that sorts by `column`, toggling the direction when already sorted. The sorted
+    one says so in words; its arrow is hidden from screen readers, which read it as a glyph's
+    name. The header cell around it carries aria-sort (sort_header)."""
+    direction = _sort_direction(column, current)
+    target = f"-{column}" if direction == "ascending" else column
+    state = SafeString("")
+    if direction:
+        state = format_html(
+            ' <span aria-hidden="true">{}</span><span class="visually-hidden"> ({})</span>',
+            "▼" if direction == "descending" else "▲",
+            gettext("sorted descending")
+            if direction == "descending"
+            else gettext("sorted ascending"),
+        )
     return format_html(
-        '<a href="?{}{}sort={}" class="link-body-emphasis text-decoration-none"{}>{} {}</a>',
+        '<a href="?{}{}sort={}" class="link-body-emphasis text-decoration-none{}">{}{}</a>',
         query,
-        separator,
+        "&" if query else "",
         target,
-        SafeString(aria),
+        " sorted" if direction else "",
         label,
-        arrow,
+        state,
+    )
+
+
+@register.simple_tag
+def sort_header(label: str, column: str, current: str, query: str, css: str = "") -> SafeString:
+    """A column's header cell with its sort_link, and aria-sort on the cell when the list is
+    sorted by that column: assistive technology reads the sort state of a header cell, and
+    ignored it on the link (axe-core: aria-allowed-attr)."""
+    direction = _sort_direction(column, current)
+    return format_html(
+        '<th scope="col"{}{}>{}</th>',
+        format_html(' class="{}"', css) if css else "",
+        format_html(' aria-sort="{}"', direction) if direction else "",
+        sort_link(label, column, current, query),
     )
 
 

@@ -6,12 +6,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from portal.forms import SIGNUP_VIA_SHARE, signup_remember
-from portal.http import PortalRequest, organization_required
+from portal.http import PortalRequest, confirmation, organization_required
 from portal.policy import Action
 
 from ..forms import ShareForm
@@ -87,6 +88,22 @@ def share_revoke_view(request: PortalRequest, pk: int) -> HttpResponse:
         pk=pk,
         license__owner=request.organization,
     )
+    if share.revoked_at is None and (
+        asked := confirmation(
+            request,
+            title=_("Stop sharing this license with %(email)s?") % {"email": share.email},
+            consequences=[
+                _(
+                    "%(email)s loses access to this license at once. To give it back, share it "
+                    "again."
+                )
+                % {"email": share.email}
+            ],
+            action=_("Revoke"),
+            cancel_url=reverse("license-detail", kwargs={"pk": share.license_id}),
+        )
+    ):
+        return asked
     try:
         share_revoke(share=share, actor=request.user)
     except LicensingError as exc:

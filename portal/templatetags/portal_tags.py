@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django import template
+from typing import Any
+
+from django import forms, template
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -119,6 +121,21 @@ def audit_action(action: str) -> str:
 def support_sentence() -> SafeString:
     """Whom to contact for help, with the configured support links."""
     return support_contact()
+
+
+@register.inclusion_tag("portal/includes/_form_errors.html")
+def form_errors(form: forms.BaseForm) -> dict[str, Any]:
+    """The summary above a refused form (crispy's and allauth's forms render it): an alert with
+    the errors that belong to no field you can see, and links to the fields in error, whose own
+    messages stay beside them. portal.js moves the focus to it or to the first field in error."""
+    messages = list(form.non_field_errors())
+    fields = []
+    for field in form:
+        if field.errors and field.is_hidden:
+            messages.extend(field.errors)  # a tampered or stale hidden value: nothing to link to
+        elif field.errors:
+            fields.append(field)
+    return {"form_messages": messages, "fields": fields}
 
 
 @register.simple_tag(takes_context=True)

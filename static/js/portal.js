@@ -27,17 +27,29 @@ document.querySelectorAll("[data-print]").forEach((button) => {
   button.addEventListener("click", () => window.print());
 });
 
-// Wizard steps: focus the first field in error after a refused submit, else the first field,
-// so that keyboard and screen-reader users start where the step does.
+// A refused form, any form on the page (the page reloads at its top, the error may be below the
+// fold): focus its first field in error, whose message is read with it (aria-describedby), or the
+// error summary (portal/includes/_form_errors.html) when an error is about the whole form, such
+// as a wrong password. Wizard steps without errors start at their first field, so that keyboard
+// and screen-reader users start where the step does.
 const FIELDS = "input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])";
+const INVALID = ".is-invalid, [aria-invalid=true]";
 const visible = (element) => element.getClientRects().length > 0;
-document.querySelectorAll("form[data-focus-first]").forEach((form) => {
-  const invalid = Array.from(form.querySelectorAll(".is-invalid, [aria-invalid=true]"))
-    .map((element) => (element.matches(FIELDS) ? element : element.querySelector(FIELDS)))
-    .find((element) => element && visible(element));
-  const first = invalid || Array.from(form.querySelectorAll(FIELDS)).find(visible);
-  if (first) first.focus();
-});
+const fieldsIn = (form, selector) => Array.from(form.querySelectorAll(selector))
+  .map((element) => (element.matches(FIELDS) ? element : element.querySelector(FIELDS)))
+  .filter((element) => element && visible(element));
+const refused = Array.from(document.forms).find((form) => form.querySelector(`${INVALID}, [data-form-errors]`));
+if (refused) {
+  const summary = refused.querySelector("[data-form-errors]");
+  const aboutTheForm = summary && summary.querySelector("[data-form-error-messages]");
+  const target = aboutTheForm ? summary : fieldsIn(refused, INVALID)[0] || summary;
+  if (target) target.focus();
+} else {
+  document.querySelectorAll("form[data-focus-first]").forEach((form) => {
+    const first = fieldsIn(form, FIELDS)[0];
+    if (first) first.focus();
+  });
+}
 
 // A table or listing wider than the screen scrolls sideways: make the scroller reachable with the
 // keyboard (Tab, then the arrow keys) only while it actually scrolls, so it is no idle tab stop.

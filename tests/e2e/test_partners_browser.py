@@ -88,6 +88,12 @@ def test_partner_obtains_a_key_for_its_customer_until_revoked(
     # The customer revokes; the partner's next page load is refused.
     customer.reload()
     customer.get_by_role("button", name="Revoke").click()
+    # Asked first (portal.http.confirmation): nothing is revoked until the second click.
+    expect(customer.get_by_test_id("confirm-consequences")).to_contain_text(
+        "can no longer act for you"
+    )
+    assert Delegation.objects.get().status == Delegation.Status.ACTIVE
+    customer.get_by_role("main").get_by_role("button", name="Revoke").click()
     expect(customer.get_by_role("alert")).to_contain_text("can no longer act for you")
     assert Delegation.objects.get().status == Delegation.Status.REVOKED
     response = partner.goto(f"{live_server.url}/licenses/")

@@ -151,7 +151,9 @@ def test_every_page_as_every_role(client, world) -> None:  # type: ignore[no-unt
             client.force_login(world.user(role))
         for method, name, url, expected in _pages(world):
             response = (
-                client.post(url, {"level": "contract"}) if method == "post" else client.get(url)
+                client.post(url, {"level": "contract", "confirm": "1"})
+                if method == "post"
+                else client.get(url)
             )
             want = expected[role]
             if want == 0:

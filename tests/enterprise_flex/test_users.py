@@ -88,7 +88,7 @@ def test_re_level_and_remove(client, world) -> None:  # type: ignore[no-untyped-
     assert level_of(world, world.contract_user) == "super"
     client.post(url, {"level": "god"})
     assert level_of(world, world.contract_user) == "super"
-    client.post(url, {"remove": "1"})
+    client.post(url, {"remove": "1", "confirm": "1"})
     assert level_of(world, world.contract_user) is None
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"ef.user_level_changed", "ef.user_removed"} <= actions
@@ -99,7 +99,7 @@ def test_the_last_super_user_cannot_leave_or_step_down(client, world) -> None:  
     url = reverse("ef-user-update", args=[world.contract.number, row.pk])
     response = client.post(url, {"level": "contract"}, follow=True)
     assert "at least one super user" in response.content.decode()
-    response = client.post(url, {"remove": "1"}, follow=True)
+    response = client.post(url, {"remove": "1", "confirm": "1"}, follow=True)
     assert "at least one super user" in response.content.decode()
     assert level_of(world, world.super_user) == "super"
     contract_user_set(
@@ -180,7 +180,8 @@ def test_expired_withdrawn_and_unknown_invitations_are_invalid(client, world) ->
         created_at=timezone.now() - timedelta(days=15)
     )
     response = client.post(
-        reverse("ef-invitation-revoke", args=[world.contract.number, withdrawn.pk])
+        reverse("ef-invitation-revoke", args=[world.contract.number, withdrawn.pk]),
+        {"confirm": "1"},
     )
     assert response.status_code == 302
     for token in (expired.token, withdrawn.token, "nope"):
@@ -269,7 +270,9 @@ def _rejoin(client, world: World, leaver) -> None:  # type: ignore[no-untyped-de
     admin = MembershipFactory(organization=world.contract.organization, role="admin").user
     client.force_login(admin)
     membership = Membership.objects.get(user=leaver, organization=world.contract.organization)
-    response = client.post(reverse("member-update", args=[membership.pk]), {"remove": "1"})
+    response = client.post(
+        reverse("member-update", args=[membership.pk]), {"remove": "1", "confirm": "1"}
+    )
     assert response.status_code == 302
     assert not Membership.objects.filter(pk=membership.pk).exists()
     client.post(reverse("members"), {"email": leaver.email, "role": "member"})
@@ -318,7 +321,9 @@ def test_the_last_super_user_of_a_contract_cannot_be_removed_from_the_organizati
     membership = world.super_user.memberships.get()
     before = AuditEvent.objects.count()
     response = client.post(
-        reverse("member-update", args=[membership.pk]), {"remove": "1"}, follow=True
+        reverse("member-update", args=[membership.pk]),
+        {"remove": "1", "confirm": "1"},
+        follow=True,
     )
     assert response.status_code == 200
     first, second = world.contract.number, world.sibling.number  # in the order they were made
@@ -545,7 +550,7 @@ def _invite(client, world: World, email: str, level: str = "configuration") -> E
 
 def _withdraw(client, world: World, invitation: EFInvitation):  # type: ignore[no-untyped-def]
     url = reverse("ef-invitation-revoke", args=[world.contract.number, invitation.pk])
-    return client.post(url, follow=True)
+    return client.post(url, {"confirm": "1"}, follow=True)
 
 
 def _messages(response) -> list[str]:  # type: ignore[no-untyped-def]

@@ -193,7 +193,7 @@ def test_bulk_share_and_revoke(client, admin, license) -> None:  # type: ignore[
     )
     assert set(LicenseShare.objects.values_list("license_id", flat=True)) == {license.pk, second.pk}
     share = LicenseShare.objects.get(license=license)
-    client.post(reverse("share-revoke", args=[share.pk]))
+    client.post(reverse("share-revoke", args=[share.pk]), {"confirm": "1"})
     share.refresh_from_db()
     assert share.revoked_at is not None
     assert AuditEvent.objects.filter(action="license.share_revoked").exists()
@@ -203,10 +203,10 @@ def test_revoking_a_share_again_says_so(client, admin, license) -> None:  # type
     # A double click or a page from before the revocation: it was a 404 page.
     share = LicenseShare.objects.create(license=license, email="team@customer.example")
     url = reverse("share-revoke", args=[share.pk])
-    first = client.post(url, follow=True)
+    first = client.post(url, {"confirm": "1"}, follow=True)
     assert "team@customer.example no longer has access" in _messages(first)
     revoked_at = LicenseShare.objects.get().revoked_at
-    again = client.post(url)
+    again = client.post(url, {"confirm": "1"})
     assert again.status_code == 302 and again["Location"] == _detail(license)
     assert _messages(client.get(again["Location"])) == "This share was already revoked."
     assert LicenseShare.objects.get().revoked_at == revoked_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from datetime import date, timedelta
 
@@ -271,3 +272,24 @@ def test_the_rows_dates_read_as_date_format_writes_them(language, monkeypatch) -
         monkeypatch.setattr(licensing_tags, "get_format", lambda name: "N j, Y")
         formatter = licensing_tags.short_date_formatter()
         assert formatter(days[0]) == date_format(days[0], "SHORT_DATE_FORMAT")
+
+
+def test_the_sorted_column_says_so_on_its_header_cell(client, admin) -> None:  # type: ignore[no-untyped-def]
+    """aria-sort was on the sort link, where assistive technology ignores it (axe-core:
+    aria-allowed-attr, critical), and the arrow was read as a glyph's name."""
+    LicenseFactory(owner=admin.organization)
+    page = client.get(reverse("license-list"), {"include": "all", "sort": "-product"})
+    body = page.content.decode()
+    head = body[body.index("<thead") : body.index("</thead>")]
+    sorted_cell = re.search(r'<th scope="col" aria-sort="descending">(.*?)</th>', head)
+    assert sorted_cell is not None and "sort=product" in sorted_cell.group(1)
+    assert head.count("aria-sort") == 1
+    assert '<span aria-hidden="true">▼</span>' in sorted_cell.group(1)
+    assert '<span class="visually-hidden"> (sorted descending)</span>' in sorted_cell.group(1)
+    assert '<th scope="col" class="text-end">' in head  # Quantity keeps its alignment
+    # The phone's line of sort links: no aria-sort on a link either, the same words.
+    links = body.split('data-testid="sort-links"')[1].split("</p>")[0]
+    assert "aria-sort" not in links and "(sorted descending)" in links
+    ascending = client.get(reverse("license-list"), {"sort": "quantity"}).content.decode()
+    assert '<th scope="col" class="text-end" aria-sort="ascending">' in ascending
+    assert "(sorted ascending)" in ascending

@@ -169,7 +169,9 @@ def test_admin_changes_role_and_removes_member(client) -> None:  # type: ignore[
     client.post(reverse("member-update", args=[member.pk]), {"role": "admin"})
     member.refresh_from_db()
     assert member.role == "admin"
-    client.post(reverse("member-update", args=[member.pk]), {"remove": "1", "role": "admin"})
+    client.post(
+        reverse("member-update", args=[member.pk]), {"remove": "1", "role": "admin", "confirm": "1"}
+    )
     assert not Membership.objects.filter(pk=member.pk).exists()
     assert AuditEvent.objects.filter(action="membership.removed").exists()
 

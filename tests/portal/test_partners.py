@@ -173,7 +173,7 @@ def test_a_delegation_starting_later_is_on_the_partners_customers_page_to_declin
     assert customer_admin.organization.name in page
     assert reverse("partner-decline", args=[delegation.pk]) in page
     assert reverse("partner-act", args=[delegation.pk]) not in page  # not before it starts
-    client.post(reverse("partner-decline", args=[delegation.pk]))
+    client.post(reverse("partner-decline", args=[delegation.pk]), {"confirm": "1"})
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.DECLINED
 
@@ -205,7 +205,9 @@ def test_members_see_partners_but_only_admins_change_them(client, partner_admin)
     client.force_login(member.user)
     assert client.get(reverse("partners")).status_code == 200
     assert _grant(client, member, PartnerFactory()).status_code == 403
-    response = client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    response = client.post(
+        reverse("partner-update", args=[delegation.pk]), {"revoke": "1", "confirm": "1"}
+    )
     assert response.status_code == 403
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.ACTIVE
@@ -233,7 +235,7 @@ def test_scopes_change_and_revocation_take_effect_on_the_next_request(
     assert partner_client.get(reverse("license-list")).status_code == 403
     assert partner_client.get(reverse("get-a-key")).status_code == 200
 
-    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1", "confirm": "1"})
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.REVOKED
     assert delegation.ended_by == customer_admin.user
@@ -272,7 +274,7 @@ def test_an_ended_delegation_no_longer_says_until_you_revoke_it(
     )
     client.force_login(customer_admin.user)
     assert "until you revoke it" in _delegation_card(client, delegation)
-    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1", "confirm": "1"})
     ended = _delegation_card(client, delegation)
     assert "until you revoke it" not in ended
     today = date_format(timezone.localdate(), "SHORT_DATE_FORMAT")
@@ -299,11 +301,11 @@ def test_partner_admin_declines_and_the_customer_is_told(
         organization=partner_admin.organization, role=Membership.Role.MEMBER
     )
     client.force_login(partner_member.user)
-    client.post(reverse("partner-decline", args=[delegation.pk]))
+    client.post(reverse("partner-decline", args=[delegation.pk]), {"confirm": "1"})
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.ACTIVE  # members cannot decline
     client.force_login(partner_admin.user)
-    client.post(reverse("partner-decline", args=[delegation.pk]))
+    client.post(reverse("partner-decline", args=[delegation.pk]), {"confirm": "1"})
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.DECLINED
     email = Email.objects.get(template="delegation_declined")
@@ -608,7 +610,7 @@ def test_partner_adds_a_customer_that_claims_its_account_and_sees_everything(
     assert partner_admin.organization.name in page
     assert "Created the organization" in page
     # ...and can revoke.
-    other.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    other.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1", "confirm": "1"})
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.REVOKED
 
@@ -1120,7 +1122,9 @@ def test_grants_and_changes_email_partners_within_the_invitation_limits(
     for _ in range(2):
         assert _grant(client, customer_admin, partner.organization).status_code == 302
         delegation = Delegation.objects.get(status=Delegation.Status.ACTIVE)
-        client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+        client.post(
+            reverse("partner-update", args=[delegation.pk]), {"revoke": "1", "confirm": "1"}
+        )
     refused = _grant(client, customer_admin, partner.organization)
     assert refused.status_code == 400
     assert "many invitations and shares in the last hour" in refused.content.decode()
@@ -1215,7 +1219,9 @@ def test_declining_an_account_the_partner_opened_withdraws_its_claim_and_says_so
     )
     delegation = Delegation.objects.get(customer__name="Umbrella Corp")
     invitation = Invitation.objects.get(organization=delegation.customer)
-    response = client.post(reverse("partner-decline", args=[delegation.pk]), follow=True)
+    response = client.post(
+        reverse("partner-decline", args=[delegation.pk]), {"confirm": "1"}, follow=True
+    )
     page = html.unescape(response.content.decode())
     assert "has no administrator yet, so nobody can use its account now" in page
     assert "Its administrators were told by email" not in page
@@ -1250,7 +1256,7 @@ def test_revoking_a_delegation_withdraws_the_partners_open_invitations_only(
         organization=customer, email="b@x.example", role="member", invited_by=customer_admin.user
     )
     client.force_login(customer_admin.user)
-    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1"})
+    client.post(reverse("partner-update", args=[delegation.pk]), {"revoke": "1", "confirm": "1"})
     by_partner.refresh_from_db()
     by_admin.refresh_from_db()
     assert by_partner.revoked_at is not None
