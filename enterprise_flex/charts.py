@@ -31,7 +31,7 @@ WIDTH = 600
 # A product's name on the axis, in characters: a longer one is cut with an ellipsis (the table
 # beside the chart names it in full). pygal's truncate_label did not apply to a horizontal chart's
 # labels: a 60-character name left the bars 60 units wide, their axis figures run together.
-LABEL_CHARS = 24
+LABEL_CHARS = 32
 
 
 def _axis_label(label: str) -> str:
