@@ -1087,17 +1087,6 @@ def admin_emails(organization: Organization) -> list[str]:
     )
 
 
-def admin_languages(organization: Organization) -> dict[str, str]:
-    """The addresses of an organization's administrators (lowercase), each with the language
-    its user reads emails in ("" when not known), from one query."""
-    return {
-        email.lower(): language
-        for email, language in Membership.objects.filter(
-            organization=organization, role=Membership.Role.ADMIN
-        ).values_list("user__email", "user__language")
-    }
-
-
 # A partner acting for a partner would see what is the partner's own: its voucher batches and
 # the customers that converted them, its Customers pages' data.
 PARTNERS_DO_NOT_DELEGATE = gettext_lazy(
