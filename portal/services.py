@@ -1357,7 +1357,8 @@ def delegation_decline(*, delegation: Delegation, actor: User) -> Delegation:
     _delegation_email(
         "delegation_declined",
         locked,
-        to=customer_admins + admin_emails(locked.partner),
+        to=customer_admins,
+        partner_to=admin_emails(locked.partner),
         # An account the partner opened and nobody claimed yet: nobody at the customer reads
         # this, and nobody can use the account any more (its claim was withdrawn above).
         unclaimed=not customer_admins,
@@ -1386,7 +1387,8 @@ def delegation_expire_lapsed(*, delegation: Delegation) -> bool:
     _delegation_email(
         "delegation_expired",
         expired,
-        to=admin_emails(expired.partner) + admin_emails(expired.customer),
+        to=admin_emails(expired.customer),
+        partner_to=admin_emails(expired.partner),
     )
     return True
 
