@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from licensing.models import License, ProductVersion, SupportRegistration, add_months
-from licensing.services import IssueSource, license_issue
+from licensing.services import IssueSource, license_email_queue, license_issue
 from portal.formats import short_date
 from portal.models import Membership, Organization, User
 from portal.ratelimit import invitations_refusal
@@ -1020,6 +1020,15 @@ def drawdown_create(
         owner=organization,
         registration=_site_registration(site, organization),
         acting_user=actor,
+        notify=False,
+    )
+    # The mint's email, saying what the key was drawn down from: the same words as a Get-a-key
+    # email left the site's contact to guess which contract and site it is for.
+    license_email_queue(
+        license=license,
+        acting_user=actor,
+        event="issued",
+        context={"drawdown_contract": locked_contract.number, "drawdown_site": site.name},
     )
     drawdown = EFDrawdown.objects.create(
         contract=locked_contract,

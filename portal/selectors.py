@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
@@ -223,6 +224,47 @@ def open_invitations(*, actor: User, organization: Organization) -> QuerySet[Inv
         )
         .order_by("-created_at")
     )
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """An email address that belongs to an account, as emails to it need it."""
+
+    # The language its user reads emails in ("" when never chosen: the sender's).
+    language: str
+    # Its user's role in each organization it is a member of, by organization id.
+    roles: dict[int, str]
+
+    def is_member(self, organization: Organization | int) -> bool:
+        pk = organization if isinstance(organization, int) else organization.pk
+        return pk in self.roles
+
+
+def addressees(
+    addresses: Iterable[str], *, admins_of: Organization | None = None
+) -> dict[str, Addressee]:
+    """The accounts among `addresses`, and with `admins_of` that organization's administrators
+    too: each lowercase address with its language and its memberships, from one query. An
+    address without an account is left out: it is no member of anything."""
+    wanted = {address.strip().lower() for address in addresses if address and address.strip()}
+    accounts = Q(email__in=wanted)
+    if admins_of is not None:
+        accounts |= Q(
+            pk__in=Membership.objects.filter(
+                organization=admins_of, role=Membership.Role.ADMIN
+            ).values("user_id")
+        )
+    elif not wanted:
+        return {}
+    found: dict[str, Addressee] = {}
+    # One row per membership (a LEFT JOIN: an account of no organization has one row of NULLs).
+    for email, language, organization_id, role in User.objects.filter(accounts).values_list(
+        "email", "language", "memberships__organization_id", "memberships__role"
+    ):
+        addressee = found.setdefault(email.lower(), Addressee(language=language, roles={}))
+        if organization_id is not None:
+            addressee.roles[organization_id] = role
+    return found
 
 
 def email_address_taken(email: str, *, by_other_than: User) -> bool:

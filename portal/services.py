@@ -1087,17 +1087,6 @@ def admin_emails(organization: Organization) -> list[str]:
     )
 
 
-def admin_languages(organization: Organization) -> dict[str, str]:
-    """The addresses of an organization's administrators (lowercase), each with the language
-    its user reads emails in ("" when not known), from one query."""
-    return {
-        email.lower(): language
-        for email, language in Membership.objects.filter(
-            organization=organization, role=Membership.Role.ADMIN
-        ).values_list("user__email", "user__language")
-    }
-
-
 # A partner acting for a partner would see what is the partner's own: its voucher batches and
 # the customers that converted them, its Customers pages' data.
 PARTNERS_DO_NOT_DELEGATE = gettext_lazy(
@@ -1368,7 +1357,8 @@ def delegation_decline(*, delegation: Delegation, actor: User) -> Delegation:
     _delegation_email(
         "delegation_declined",
         locked,
-        to=customer_admins + admin_emails(locked.partner),
+        to=customer_admins,
+        partner_to=admin_emails(locked.partner),
         # An account the partner opened and nobody claimed yet: nobody at the customer reads
         # this, and nobody can use the account any more (its claim was withdrawn above).
         unclaimed=not customer_admins,
@@ -1397,7 +1387,8 @@ def delegation_expire_lapsed(*, delegation: Delegation) -> bool:
     _delegation_email(
         "delegation_expired",
         expired,
-        to=admin_emails(expired.partner) + admin_emails(expired.customer),
+        to=admin_emails(expired.customer),
+        partner_to=admin_emails(expired.partner),
     )
     return True
 

@@ -392,7 +392,12 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
         signup_remember(request, email=invitation.email, via=SIGNUP_VIA_INVITATION)
         return render(request, "portal/invitation.html", {"invitation": invitation})
     if request.method != "POST":
-        return render(request, "portal/invitation.html", {"invitation": invitation})
+        # Someone else logged in (a colleague's browser, a second account): accepting would be
+        # refused, so the page offers to log in with the invited address instead.
+        other_user = cast(User, request.user).email.lower() != invitation.email.lower()
+        return render(
+            request, "portal/invitation.html", {"invitation": invitation, "other_user": other_user}
+        )
     try:
         membership = invitation_accept(invitation=invitation, user=request.user)  # type: ignore[arg-type]
     except PortalError as exc:

@@ -268,7 +268,9 @@ class _NoticeWording:
 
     def deadline(self, expires_on: date) -> str:
         if expires_on not in self._deadlines:
-            self._deadlines[expires_on] = _("Upgrade before %(date)s.") % {
+            # The notification is valid on its last day (is_expired: expires_on < today):
+            # "before" that day would tell the reader a day too early.
+            self._deadlines[expires_on] = _("Upgrade by %(date)s.") % {
                 "date": date_format(expires_on, "SHORT_DATE_FORMAT")
             }
         return self._deadlines[expires_on]

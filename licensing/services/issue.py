@@ -17,7 +17,8 @@ from portal.formats import short_date
 from portal.models import AuditEvent, Organization, User
 from portal.policy import Action, OrganizationAccess
 from portal.requestcontext import current_delegation
-from portal.services import admin_languages, audit_event_build, audit_record
+from portal.selectors import addressees, membership_in
+from portal.services import admin_emails, audit_event_build, audit_record
 
 from ..codes import canonical_code, canonical_key, generate_license_key
 from ..licensefile import build_license_file
@@ -139,36 +140,55 @@ def license_email_recipients(
     """The technical contact and the person acting; for a license a channel partner obtained,
     or one a partner renews, rehosts or emails again now (`partner_acting`), also the owner's
     administrators, so the customer always gets its keys."""
-    openers, others, _languages = _license_email_audience(
+    actor, contact, copied = _license_email_parties(
         license, acting_user, partner_acting=partner_acting
     )
-    return sorted(openers | others)
+    # The addresses alone (the pages that list them): nobody's membership or language is read.
+    admins = [address.lower() for address in admin_emails(license.owner)] if copied else []
+    return sorted({actor, contact, *admins} - {""})
+
+
+def _license_email_parties(
+    license: License, acting_user: User | None, *, partner_acting: bool
+) -> tuple[str, str, bool]:
+    """The acting person's address ("" for none), the technical contact's, and whether the
+    owner's administrators are copied: a partner obtained the license or acts on it now."""
+    actor = (
+        acting_user.email.lower()
+        if acting_user is not None and acting_user.is_authenticated
+        else ""
+    )
+    contact = license.registration.technical_email.strip().lower()
+    return actor, contact, license.partner_id is not None or partner_acting
 
 
 def _license_email_audience(
     license: License, acting_user: User | None, *, partner_acting: bool, renewed: bool = False
 ) -> tuple[set[str], set[str], dict[str, str]]:
-    """The license email's recipients: those known to be able to open the license's page, and
-    the others (a technical contact who may not be a member of the owner organization); and the
-    languages of the owner's administrators when they are copied (a partner acted: they read
-    their own language, not the partner's).
+    """The license email's recipients: those who can open the license's page (the members of
+    the owner organization among them, and the acting person who may), and the others (a
+    technical contact who is no member, or has no account); and the language each recipient
+    with an account reads, except the acting person, who reads the language they act in.
 
-    Decided without a query (the mint is counted in statements): from what the request already
-    has, the acting person's access (a partner's delegation scopes) and the owner's
-    administrators, read when they are copied anyway. A technical contact who is neither is
-    told where to find the license instead of given a link that may lead to "not found".
+    The technical contact and, when they are copied (a partner obtained the license or acts
+    now), the owner's administrators are read in one query (the mint is counted in
+    statements); none when the technical contact is the person acting and nobody is copied.
+    A recipient who is not a member is told where to find the license instead of given a link
+    that may lead to "not found".
     """
-    openers: set[str] = set()
-    others = {license.registration.technical_email.lower()}
-    if acting_user is not None and acting_user.is_authenticated:
-        if _actor_opens(license, acting_user, renewed=renewed):
-            openers.add(acting_user.email.lower())
-        else:
-            others.add(acting_user.email.lower())
-    languages: dict[str, str] = {}
-    if license.partner_id is not None or partner_acting:
-        languages = admin_languages(license.owner)
-        openers.update(languages)
+    actor, contact, copied = _license_email_parties(
+        license, acting_user, partner_acting=partner_acting
+    )
+    asked = {contact} - {actor, ""}
+    people = (
+        addressees(asked, admins_of=license.owner if copied else None) if asked or copied else {}
+    )
+    openers = {address for address, person in people.items() if person.is_member(license.owner)}
+    others = asked - openers
+    if actor:
+        assert acting_user is not None
+        (openers if _actor_opens(license, acting_user, renewed=renewed) else others).add(actor)
+    languages = {address: person.language for address, person in people.items() if address != actor}
     return openers, others - openers, languages
 
 
@@ -224,21 +244,38 @@ def license_email_queue(
         # Who did it, when a partner did it for the customer (a rehost, a renewal).
         "acting_partner": acting_partner,
         "acting_email": acting_user.email if acting_user is not None else "",
+        # Or someone of another organization the license is shared with: the owner's people
+        # read who renewed or moved their license.
+        "acting_outsider": acting_partner is None
+        and event in ("renewed", "rehosted")
+        and _acts_from_outside(license, acting_user),
     }
-    # The partner's user who acted reads its own body ("you obtained this for the customer"),
-    # not the customer's ("obtained on your behalf by"); no one else's changes.
+    # The person who acted for the owner from outside reads its own body (a partner's: "you
+    # obtained this for the customer", not "obtained on your behalf by"); no one else's changes.
     actor_address = acting_user.email.lower() if acting_user is not None else ""
     variants: list[tuple[list[str], dict[str, Any]]] = []
     for recipients, can_open in ((openers, True), (others, False)):
-        partner_reads = acting_partner is not None and actor_address in recipients
+        actor_reads = (acting_partner is not None or shown["acting_outsider"]) and (
+            actor_address in recipients
+        )
         variants.append(
             (
-                sorted(recipients - {actor_address}) if partner_reads else sorted(recipients),
+                sorted(recipients - {actor_address}) if actor_reads else sorted(recipients),
                 {**shown, "can_open": can_open},
             )
         )
-        if partner_reads:
-            variants.append(([actor_address], {**shown, "can_open": can_open, "for_partner": True}))
+        if actor_reads:
+            variants.append(
+                (
+                    [actor_address],
+                    {
+                        **shown,
+                        "can_open": can_open,
+                        "for_partner": acting_partner is not None,
+                        "acting_outsider": False,
+                    },
+                )
+            )
     queue_email_variants(
         template=f"license_{event}",
         variants=variants,
@@ -247,13 +284,19 @@ def license_email_queue(
                 license.file_name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE
             )
         ],
-        # The person acting reads the language they act in; the customer's administrators a
-        # partner copies, their own (read with their addresses: no query more).
-        languages={
-            address: language
-            for address, language in languages.items()
-            if acting_user is None or address != acting_user.email.lower()
-        },
+        # Each recipient with an account reads their own language, the person acting the one
+        # they act in (_license_email_audience leaves them out).
+        languages=languages,
+    )
+
+
+def _acts_from_outside(license: License, acting_user: User | None) -> bool:
+    """Whether a person is acting on the owner's license without being one of its members (a
+    share recipient); from the memberships the request loaded with the user."""
+    return (
+        acting_user is not None
+        and acting_user.is_authenticated
+        and membership_in(acting_user, license.owner) is None
     )
 
 

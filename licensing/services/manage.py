@@ -923,7 +923,14 @@ def license_rehost(
     _audit_license(
         "license.rehosted", license=locked, actor=actor, details={**details, "key": locked.key}
     )
-    license_email_queue(license=locked, acting_user=actor, event="rehosted")
+    license_email_queue(
+        license=locked,
+        acting_user=actor,
+        event="rehosted",
+        # The key that stopped working and where it ran: what the reader looks for in their
+        # machines and records.
+        context={"old_key": old_key, "old_host": old_host},
+    )
     return locked
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from portal.emails import queue_email, recipient_languages, sender_language
+from portal.emails import queue_email, sender_language
+from portal.selectors import addressees
 from portal.services import audit_record
 
 from ..models import License, MaintenanceReminder
@@ -28,6 +29,9 @@ class ReminderLine:
 
     license: License
     days_left: int
+    # The contact is a member of the license's owner: the page's link opens for them. Others
+    # read where to find it (as in the license emails) instead of a link to "not found".
+    can_open: bool = False
 
 
 def _runs_serialize() -> None:
@@ -125,24 +129,35 @@ def maintenance_reminders_send(*, today: date) -> int:
     for key, line in due.items():
         if key in inserted:
             digests[key[3]].append(line)
-    # Each contact's digest in the language they last chose on the portal (one lookup for all).
-    languages, active = recipient_languages(list(digests)), sender_language()
-    for email, lines in sorted(digests.items()):
-        lines.sort(
+    # Each contact's digest in the language they last chose on the portal, with links to the
+    # licenses of the organizations they are members of (one lookup for all).
+    people, active = addressees(list(digests)), sender_language()
+    for email, due_lines in sorted(digests.items()):
+        person = people.get(email.lower())
+        lines = sorted(
+            (
+                replace(line, can_open=person is not None and person.is_member(line.license.owner))
+                for line in due_lines
+            ),
             key=lambda line: (
                 line.license.maintenance_end,
                 line.license.version.product.name,
                 line.license.key,
-            )
+            ),
         )
         queue_email(
             template="maintenance_reminder",
             to=[email],
-            language=languages.get(email.lower()) or active,
+            language=(person.language if person is not None else "") or active,
             context={
                 "lines": lines,
                 "license_count": len(lines),
                 "contact_name": lines[0].license.registration.technical_name,
+                "can_open_any": any(line.can_open for line in lines),
+                # Where the contact finds the others: the organizations that own them.
+                "elsewhere": sorted(
+                    {line.license.owner.name for line in lines if not line.can_open}
+                ),
             },
         )
     audit_record(

@@ -231,6 +231,12 @@ def test_a_drawdown_mints_one_license_through_license_issue() -> None:
         ["site.contact@acme.example", world.contract_user.email]
     )
     assert all(e.attachments[0]["filename"] == license.file_name for e in emails)
+    # Not word for word a Get-a-key email: it names the contract and the site.
+    drawn = (
+        f"It was drawn down from Enterprise Flexible contract {world.contract.number} "
+        f"for the site {world.site.name}."
+    )
+    assert all(drawn in e.body_text and drawn in e.body_html for e in emails)
 
 
 def test_beyond_the_commitment_is_overage_when_the_line_allows_it() -> None:

@@ -537,10 +537,10 @@ def test_confirm_reads_the_serial_once_locked_and_counts_no_attempt(
     serial = SerialNumberFactory()
     walk(client, serial.code, confirm=False)
     token = instance_token(client)
-    # The session and the user; the savepoint pair of the redemption and its seven statements
-    # (the serial locked, registration, license, outbox, redemption, serial, audit events);
-    # the session saved inside its savepoint pair.
-    with CaptureQueriesContext(connection) as captured, django_assert_num_queries(14):
+    # The session and the user; the savepoint pair of the redemption and its eight statements
+    # (the serial locked, registration, license, the technical contact's account for the
+    # email, outbox, redemption, serial, audit events); the session saved in its savepoint pair.
+    with CaptureQueriesContext(connection) as captured, django_assert_num_queries(15):
         response = post_step(client, "confirm", token=token)
     assert response.status_code == 302
     serial_reads = [q["sql"] for q in captured if 'FROM "licensing_serialnumber"' in q["sql"]]

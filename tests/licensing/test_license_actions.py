@@ -129,6 +129,31 @@ def test_share_with_someone_without_an_account(
     assert LicenseShare.objects.get().user == User.objects.get(email="newbie@partner.example")
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_share_email_speaks_of_one_license_or_several(admin, count: int) -> None:  # type: ignore[no-untyped-def]
+    from licensing.services import license_share
+    from portal.models import OutboundEmail
+
+    licenses = [LicenseFactory(owner=admin.organization) for _ in range(count)]
+    license_share(licenses=licenses, email="guest@partner.example", access="read", actor=admin.user)
+    email = OutboundEmail.objects.get(template="license_shared")
+    if count == 1:
+        assert email.subject.endswith("] A license was shared with you")
+        assert "shared this license with you:" in email.body_text
+        assert "shared this license with you:" in email.body_html
+        assert "to see it: http://testserver/licenses/shared/" in email.body_text
+        assert "see them" not in email.body_text + email.body_html
+    else:
+        assert email.subject.endswith("] Licenses were shared with you")
+        assert "shared these 2 licenses with you:" in email.body_text
+        assert "shared these 2 licenses with you:" in email.body_html
+        assert "to see them: http://testserver/licenses/shared/" in email.body_text
+    # One line per license, no blank line between them, one before the link.
+    lines = email.body_text.split("with you:\n", 1)[1].split("\n")
+    assert [line.startswith("- ") for line in lines[: count + 1]] == [True] * count + [False]
+    assert lines[count] == "" and lines[count + 1].startswith("Create an account")
+
+
 def test_share_link_for_another_address_is_refused(client, admin, license) -> None:  # type: ignore[no-untyped-def]
     share = LicenseShare.objects.create(license=license, email="someone@else.example")
     intruder = MembershipFactory()

@@ -134,3 +134,142 @@ def test_an_upgrade_email_says_which_key_it_replaces(django_capture_on_commit_ca
             )
         email = Email.objects.filter(template="license_issued").latest("created_at")
         assert sentence in email.body_text and sentence in email.body_html
+
+
+ASK_TO_BE_INVITED = "ask an administrator of"
+
+
+def _acme() -> tuple[Any, Any]:
+    """Acme, with alice its administrator (reads Portuguese) and bob a member (English)."""
+    alice = MembershipFactory(
+        user__email="alice@acme.example", user__language="pt-br", role=Membership.Role.ADMIN
+    )
+    bob = MembershipFactory(
+        organization=alice.organization,
+        user__email="bob@acme.example",
+        user__language="en",
+        role=Membership.Role.MEMBER,
+    )
+    return alice, bob
+
+
+def _license_of(owner: Any, *, technical_email: str, **fields: Any) -> License:
+    from tests.licensing.factories import LicenseFactory, SupportRegistrationFactory
+
+    registration = SupportRegistrationFactory(organization=owner, technical_email=technical_email)
+    return LicenseFactory(owner=owner, registration=registration, **fields)
+
+
+def test_a_technical_contact_who_is_a_member_gets_the_links_in_their_own_language() -> None:
+    from django.utils import translation
+
+    from licensing.services import IssueSource, license_issue
+    from tests.licensing.factories import ProductVersionFactory
+
+    alice, _bob = _acme()
+    registration = _license_of(alice.organization, technical_email="BOB@acme.example").registration
+    with translation.override("pt-br"):  # alice gets the key in Portuguese
+        license = license_issue(
+            source=IssueSource(
+                kind="serial",
+                ref="t",
+                version=ProductVersionFactory(),
+                quantity=1,
+                maintenance_start=registration.created_at.date(),
+                maintenance_end=registration.created_at.date(),
+            ),
+            owner=alice.organization,
+            registration=registration,
+            acting_user=alice.user,
+        )
+    emails = _by_recipient("license_issued")
+    link = reverse("license-detail", args=[license.pk])
+    theirs, ours = emails["bob@acme.example"], emails["alice@acme.example"]
+    # bob is a member: the links, not "ask to be invited"; in English, which he chose.
+    assert link in theirs.body_text and f'href="http://testserver{link}"' in theirs.body_html
+    assert reverse("fileconnect-license", args=[license.pk]) in theirs.body_text
+    assert ASK_TO_BE_INVITED not in theirs.body_text and ASK_TO_BE_INVITED not in theirs.body_html
+    assert "Open this license" in theirs.body_text and "Quantity" in theirs.body_html
+    # alice reads the language she acts in.
+    assert "Abrir esta licença" in ours.body_text and "Quantidade" in ours.body_html
+
+
+def test_a_share_recipients_renewal_gives_the_owners_admin_links_her_language_and_who() -> None:
+    from django.utils import translation
+
+    from licensing.services import license_renew
+
+    alice, _bob = _acme()
+    carol = MembershipFactory(user__email="carol@globex.example", user__language="en")
+    license = _license_of(alice.organization, technical_email="alice@acme.example")
+    with translation.override("en"):
+        license_renew(
+            license=license, months=12, registration=None, acting_user=carol.user, reference="R-1"
+        )
+    emails = _by_recipient("license_renewed")
+    link = reverse("license-detail", args=[license.pk])
+    ours, theirs = emails["alice@acme.example"], emails["carol@globex.example"]
+    assert ours.pk != theirs.pk
+    # alice, Acme's administrator: the links, in Portuguese, and who renewed.
+    assert link in ours.body_text and f'href="http://testserver{link}"' in ours.body_html
+    assert ASK_TO_BE_INVITED not in ours.body_text
+    assert "Abrir esta licença" in ours.body_text
+    assert "carol@globex.example" in ours.body_text and "carol@globex.example" in ours.body_html
+    # carol, who renewed it in English, reads English and is not told she did it.
+    assert "Open this license" in theirs.body_text
+    assert "carol@globex.example" not in theirs.body_text
+
+
+def test_a_renewal_by_a_member_names_nobody() -> None:
+    from licensing.services import license_renew
+
+    alice, bob = _acme()
+    license = _license_of(alice.organization, technical_email="alice@acme.example")
+    license_renew(
+        license=license, months=12, registration=None, acting_user=bob.user, reference="R"
+    )
+    for email in Email.objects.filter(template="license_renewed"):
+        assert "Renewed by" not in email.body_text and "Renovad" not in email.body_text
+
+
+def test_the_technical_contact_is_read_in_one_query_and_not_when_it_is_the_actor(
+    django_assert_num_queries: Any,
+) -> None:
+    from licensing.services.issue import _license_email_audience
+
+    alice, _bob = _acme()
+    theirs = _license_of(alice.organization, technical_email="bob@acme.example")
+    with django_assert_num_queries(1):
+        openers, others, languages = _license_email_audience(
+            theirs, alice.user, partner_acting=False
+        )
+    assert openers == {"alice@acme.example", "bob@acme.example"} and not others
+    assert languages == {"bob@acme.example": "en"}  # alice reads the language she acts in
+    own = _license_of(alice.organization, technical_email="Alice@acme.example")
+    with django_assert_num_queries(0):
+        assert _license_email_audience(own, alice.user, partner_acting=False) == (
+            {"alice@acme.example"},
+            set(),
+            {},
+        )
+
+
+def test_a_rehost_email_names_the_old_key_and_host_and_links_for_a_member_contact() -> None:
+    from licensing.services import license_rehost
+    from tests.licensing.factories import ProductVersionFactory
+
+    alice, _bob = _acme()
+    license = _license_of(
+        alice.organization,
+        technical_email="bob@acme.example",
+        host_id="OLD-HOST-1",
+        version=ProductVersionFactory(product__node_locked=True),
+    )
+    old_key = license.key
+    license_rehost(license=license, host_id="NEW-HOST-2", actor=alice.user)
+    email = _by_recipient("license_rehosted")["bob@acme.example"]
+    for body in (email.body_text, email.body_html):
+        assert old_key in body and "OLD-HOST-1" in body and "NEW-HOST-2" in body
+    assert "Previous license key (no longer works)" in email.body_text
+    assert reverse("license-detail", args=[license.pk]) in email.body_text
+    assert ASK_TO_BE_INVITED not in email.body_text

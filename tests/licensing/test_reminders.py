@@ -20,7 +20,7 @@ from licensing.tasks import send_maintenance_reminders
 from portal.models import AuditEvent
 from tests.conftest import postgres_only
 from tests.licensing.factories import ProductVersionFactory, SupportRegistrationFactory
-from tests.portal.factories import OrganizationFactory
+from tests.portal.factories import MembershipFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -152,6 +152,7 @@ def test_one_digest_per_contact_across_organizations(send) -> None:  # type: ign
 
 def test_digest_content(send) -> None:  # type: ignore[no-untyped-def]
     owner = OrganizationFactory(name="Acme Ltda")
+    MembershipFactory(organization=owner, user__email=CONTACT)  # a member: the links open
     soon = _license(days=7, owner=owner, quantity=25)
     later = _license(days=1, owner=owner)
     (email,) = send()
@@ -169,6 +170,31 @@ def test_digest_content(send) -> None:  # type: ignore[no-untyped-def]
         assert "7 days left" in body and "1 day left" in body
         assert "Tiago Tech" in body
     assert '<html lang="en">' in html
+
+
+def test_licenses_a_contact_cannot_open_say_where_to_find_them_instead_of_a_link(send) -> None:  # type: ignore[no-untyped-def]
+    ours, theirs = OrganizationFactory(name="Acme Ltda"), OrganizationFactory(name="Beta SA")
+    MembershipFactory(organization=ours, user__email=CONTACT, user__language="pt-br")
+    member = _license(days=7, owner=ours)
+    outside = _license(days=6, owner=theirs)  # Tiago is its contact, not a member of Beta
+    (email,) = send()
+    html = email.alternatives[0][0]
+    assert "Manutenção" in email.body  # the contact's own language
+    for body in (email.body, html):
+        assert f"http://testserver/licenses/{member.pk}/" in body
+        assert f"/licenses/{outside.pk}/" not in body
+        assert outside.key in body
+        assert "Members of Beta SA find its licenses under Manage my licenses" in body
+        assert "Members of Acme Ltda" not in body
+
+
+def test_a_contact_without_an_account_gets_no_links(send) -> None:  # type: ignore[no-untyped-def]
+    license = _license(days=7, owner=OrganizationFactory(name="Acme Ltda"))
+    (email,) = send()
+    html = email.alternatives[0][0]
+    for body in (email.body, html):
+        assert license.key in body and "/licenses/" not in body
+        assert "Members of Acme Ltda find its licenses" in body
 
 
 def test_single_license_subject_and_last_day(send) -> None:  # type: ignore[no-untyped-def]

@@ -124,6 +124,37 @@ def test_invitation_for_another_address_is_refused(client) -> None:  # type: ign
     ).exists()
 
 
+def test_an_invitation_opened_by_someone_else_offers_to_log_in_as_the_invitee(client) -> None:  # type: ignore[no-untyped-def]
+    import html
+
+    admin = MembershipFactory()
+    invitation = invitation_create(
+        organization=admin.organization,
+        email="Someone@acme.example",
+        role="member",
+        invited_by=admin.user,
+    )
+    link = reverse("invitation", args=[invitation.token])
+    other = MembershipFactory(user__email="other@globex.example")
+    client.force_login(other.user)
+    page = html.unescape(client.get(link).content.decode())
+    # No button that would only be refused; who is logged in, and a way to the right account.
+    assert "Accept invitation" not in page
+    assert "You are logged in as other@globex.example." in page
+    assert "Log out and log in as someone@acme.example" in page
+    assert f'action="{reverse("account_logout")}"' in page
+    login_next = f"{reverse('account_login')}?next={link}"
+    assert f'name="next" value="{login_next}"' in page
+    # The button logs out and goes to the login page, which comes back to the invitation.
+    response = client.post(reverse("account_logout"), {"next": login_next})
+    assert response.status_code == 302 and response["Location"] == login_next
+    assert "_auth_user_id" not in client.session
+    # The invitee, in any letter case, still gets the button.
+    client.force_login(UserFactory(email="someone@acme.example"))
+    page = client.get(link).content.decode()
+    assert "Accept invitation" in page and "Log out and log in as" not in page
+
+
 def test_unknown_invitation_token_is_404(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get(reverse("invitation", args=["nope"])).status_code == 404
 

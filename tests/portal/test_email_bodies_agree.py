@@ -45,7 +45,9 @@ def test_license_email_html_has_every_fact_of_the_text(event: str) -> None:
 
 
 @pytest.mark.parametrize("for_partner", [False, True])
-@pytest.mark.parametrize("template", ["delegation_revoked", "delegation_declined"])
+@pytest.mark.parametrize(
+    "template", ["delegation_revoked", "delegation_declined", "delegation_expired"]
+)
 def test_delegation_email_html_has_the_texts_link(template: str, for_partner: bool) -> None:
     delegation = DelegationFactory()
     _subject, text, markup = render_email(

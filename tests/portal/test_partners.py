@@ -308,11 +308,18 @@ def test_partner_admin_declines_and_the_customer_is_told(
     client.post(reverse("partner-decline", args=[delegation.pk]), {"confirm": "1"})
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.DECLINED
-    email = Email.objects.get(template="delegation_declined")
-    assert customer_admin.user.email in email.to and partner_admin.user.email in email.to
-    # One email to both sides: it names whose page the link is, not "Your Partners page".
+    declined = {tuple(e.to): e for e in Email.objects.filter(template="delegation_declined")}
+    assert set(declined) == {(customer_admin.user.email,), (partner_admin.user.email,)}
+    # Each side reads its own body: the customer where to delegate again, the partner its own
+    # Customers page (not the customer's Partners page, which is not its to open).
+    email = declined[(customer_admin.user.email,)]
     assert "The customer's administrators can delegate to another partner" in email.body_text
     assert "Your Partners page" not in email.body_text + email.body_html
+    theirs = declined[(partner_admin.user.email,)]
+    for body in (theirs.body_text, theirs.body_html):
+        assert "The customer is no longer on your Customers page." in body
+        assert "/partners/customers/" in body
+        assert "/organization/partners/" not in body and "can delegate" not in body
     event = AuditEvent.objects.get(action="delegation.declined")
     assert event.organization == partner_admin.organization
     assert event.acting_for == customer_admin.organization
@@ -337,10 +344,19 @@ def test_an_ended_delegation_expires_on_the_partners_next_request(
     delegation.refresh_from_db()
     assert delegation.status == Delegation.Status.EXPIRED
     assert AuditEvent.objects.filter(action="delegation.expired").count() == 1
-    assert Email.objects.filter(template="delegation_expired").count() == 1
+    expired = {tuple(e.to): e for e in Email.objects.filter(template="delegation_expired")}
+    assert set(expired) == {(customer_admin.user.email,), (partner_admin.user.email,)}
+    # Each side its own body: the partner is pointed at its Customers page, the customer at
+    # its Partners page.
+    ours, theirs = expired[(customer_admin.user.email,)], expired[(partner_admin.user.email,)]
+    for body in (ours.body_text, ours.body_html):
+        assert "can grant a new delegation" in body and "/organization/partners/" in body
+    for body in (theirs.body_text, theirs.body_html):
+        assert "The customer is no longer on your Customers page." in body
+        assert "/organization/partners/" not in body and "can grant" not in body
     # The daily task finds nothing more to do: never twice.
     assert delegations_refresh() == {"activated": 0, "expired": 0}
-    assert Email.objects.filter(template="delegation_expired").count() == 1
+    assert Email.objects.filter(template="delegation_expired").count() == 2
 
 
 def test_daily_refresh_starts_offered_and_expires_lapsed_delegations() -> None:

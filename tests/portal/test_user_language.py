@@ -126,10 +126,11 @@ def test_one_email_to_readers_of_two_languages_is_written_once_in_each() -> None
             to=[reader.email, other.email, stranger],
             context={"shares": [], "organization": OrganizationFactory(), "has_account": True},
         )
-    rows = {tuple(row.to): row.subject for row in OutboundEmail.objects.all()}
+    # Which language each row is written in: the portal's name that prefixes its subject.
+    rows = {tuple(row.to): row.subject.split("]")[0] for row in OutboundEmail.objects.all()}
     assert rows == {
-        (reader.email,): "[Portal de licenciamento] Licenças foram compartilhadas com você",
-        tuple(sorted([other.email, stranger])): "[Licensing Portal] Licenses were shared with you",
+        (reader.email,): "[Portal de licenciamento",
+        tuple(sorted([other.email, stranger])): "[Licensing Portal",
     }
 
 
@@ -141,7 +142,7 @@ def test_a_language_given_by_the_caller_is_kept_for_everyone() -> None:
         context={"shares": [], "organization": OrganizationFactory(), "has_account": True},
         language="en",
     )
-    assert OutboundEmail.objects.get().subject.endswith("Licenses were shared with you")
+    assert OutboundEmail.objects.get().subject.startswith("[Licensing Portal] ")
 
 
 def test_a_share_reaches_its_recipient_in_their_language(
@@ -153,7 +154,8 @@ def test_a_share_reaches_its_recipient_in_their_language(
     with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
         license_share(licenses=[license], email=recipient.email, access="read", actor=admin.user)
     (email,) = mail.outbox
-    assert email.subject.endswith("Licenças foram compartilhadas com você")
+    assert email.subject.startswith("[Portal de licenciamento] ")
+    assert "(Somente leitura)" in email.body
 
 
 def test_a_revocation_reads_in_each_sides_language(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]

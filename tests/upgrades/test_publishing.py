@@ -116,6 +116,20 @@ def test_notices_one_per_organization_and_contact_and_never_twice(
     assert len(mail.outbox) == 2 and UpgradeNotice.objects.count() == 2
 
 
+def test_a_notice_gives_the_last_day_it_can_be_used(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    old, new = catalog()
+    licensed(OrganizationFactory(), old)
+    notifications_create(version=new, today=TODAY)
+    notification = UpgradeNotification.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        upgrade_notices_send(version=new)
+    (email,) = mail.outbox
+    # Still valid on expires_on (is_expired: expires_on < today): "by" that day, not "before".
+    assert not notification.is_expired(today=notification.expires_on)
+    assert f"Upgrade by {notification.expires_on.isoformat()}." in email.body
+    assert "Upgrade before" not in email.body
+
+
 class _Statements:
     """Counts every statement (an execute wrapper: no cap, unlike Django's query log)."""
 

@@ -28,7 +28,7 @@ class Command(BaseCommand):
             "--expires",
             type=date.fromisoformat,
             default=None,
-            help="Redeem before this date (YYYY-MM-DD).",
+            help="The last day it can be redeemed (YYYY-MM-DD).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
