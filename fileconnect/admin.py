@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from portal.admin import action_confirmation
+
 from .models import DownloadEvent, Release, ReleaseFile
 from .services import (
     FileConnectError,
@@ -193,21 +195,6 @@ class ReleaseFileAdmin(admin.ModelAdmin):
     search_fields = ["display_name", "sha256", "release__version__product__sku"]
     list_select_related = ["release__version__product"]
     form = ReleaseFileLabelsForm
-    fields = [
-        "release",
-        "display_name",
-        "platform",
-        "language",
-        "storage_name",
-        "size",
-        "sha256",
-        "signature",
-        "key_id",
-        "content_type",
-        "created_at",
-        "created_by",
-        "withdrawn_at",
-    ]
     readonly_fields = [
         "release",
         "storage_name",
@@ -220,6 +207,8 @@ class ReleaseFileAdmin(admin.ModelAdmin):
         "created_by",
         "withdrawn_at",
     ]
+    # What staff may correct (ReleaseFileLabelsForm) after the release, before the rest.
+    fields = ["release", "display_name", "platform", "language", *readonly_fields[1:]]
     actions = ["withdraw_files", "restore_files"]
 
     @admin.display(description=_("size"), ordering="size")
@@ -245,19 +234,15 @@ class ReleaseFileAdmin(admin.ModelAdmin):
         live = queryset.filter(withdrawn_at__isnull=True)
         if "apply" not in request.POST:
             # Say what will happen first: these files go offline for every customer.
-            live_count = live.count()
-            return render(
+            return action_confirmation(
+                self,
                 request,
-                "admin/fileconnect/withdraw_files_confirmation.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": _("Withdraw release files"),
-                    "objects": list(live.select_related("release__version__product")[:50]),
-                    "live_count": live_count,
-                    "other_count": queryset.count() - live_count,
-                    "queryset": queryset,
-                    "opts": self.model._meta,
-                },
+                template="admin/fileconnect/withdraw_files_confirmation.html",
+                title=_("Withdraw release files"),
+                queryset=queryset,
+                applicable=live,
+                count_name="live_count",
+                related=("release__version__product",),
             )
         self._apply(request, live, release_file_withdraw)
         return None

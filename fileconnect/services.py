@@ -267,29 +267,27 @@ def release_restore(*, release: Release, actor: User | None) -> Release:
     return release
 
 
-@transaction.atomic
 def release_file_withdraw(*, release_file: ReleaseFile, actor: User | None) -> ReleaseFile:
     """Stops offering and serving one file (a wrong upload) while the rest of its release
     stays; the file and its download log stay."""
-    if not _set_withdrawn(release_file, withdrawn=True):
-        raise FileConnectError(_("This file is already withdrawn."))
-    audit_record(
-        action="release.file_withdrawn",
-        actor=actor,
-        obj=release_file,
-        details={"release": release_file.release_id, "name": release_file.display_name},
-    )
-    release_file.refresh_from_db()
-    return release_file
+    return _release_file_withdrawn_set(release_file, withdrawn=True, actor=actor)
+
+
+def release_file_restore(*, release_file: ReleaseFile, actor: User | None) -> ReleaseFile:
+    """Offers a withdrawn file again (if its release is live)."""
+    return _release_file_withdrawn_set(release_file, withdrawn=False, actor=actor)
 
 
 @transaction.atomic
-def release_file_restore(*, release_file: ReleaseFile, actor: User | None) -> ReleaseFile:
-    """Offers a withdrawn file again (if its release is live)."""
-    if not _set_withdrawn(release_file, withdrawn=False):
-        raise FileConnectError(_("This file is not withdrawn."))
+def _release_file_withdrawn_set(
+    release_file: ReleaseFile, *, withdrawn: bool, actor: User | None
+) -> ReleaseFile:
+    if not _set_withdrawn(release_file, withdrawn=withdrawn):
+        raise FileConnectError(
+            _("This file is already withdrawn.") if withdrawn else _("This file is not withdrawn.")
+        )
     audit_record(
-        action="release.file_restored",
+        action="release.file_withdrawn" if withdrawn else "release.file_restored",
         actor=actor,
         obj=release_file,
         details={"release": release_file.release_id, "name": release_file.display_name},

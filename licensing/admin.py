@@ -17,7 +17,7 @@ from import_export.admin import ExportMixin
 from import_export.widgets import ForeignKeyWidget
 
 from portal.admin import RefusalAsMessageMixin as PortalRefusalAsMessageMixin
-from portal.admin import StaffEditAdmin
+from portal.admin import StaffEditAdmin, action_confirmation
 from portal.models import Organization, User
 from portal.services import audit_record
 
@@ -428,19 +428,15 @@ class SerialNumberAdmin(RefusalAsMessageMixin, CodeSearchMixin, ExportMixin, adm
         open_serials = queryset.filter(status=SerialNumber.Status.OPEN)
         if "apply" not in request.POST:
             # Say what will happen first: how many stop working, which ones are left alone.
-            open_count = open_serials.count()
-            return render(
+            return action_confirmation(
+                self,
                 request,
-                "admin/licensing/void_serials_confirmation.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": _("Void serial numbers"),
-                    "objects": list(open_serials.select_related("version__product")[:50]),
-                    "open_count": open_count,
-                    "other_count": queryset.count() - open_count,
-                    "queryset": queryset,
-                    "opts": self.model._meta,
-                },
+                template="admin/licensing/void_serials_confirmation.html",
+                title=_("Void serial numbers"),
+                queryset=queryset,
+                applicable=open_serials,
+                count_name="open_count",
+                related=("version__product",),
             )
         codes = serials_void(
             serial_ids=list(queryset.values_list("pk", flat=True)),
@@ -532,21 +528,16 @@ class LicenseAdmin(admin.ModelAdmin):
                 )
             return None
         # Say what will happen first, and ask why: the reason is audited with each license.
-        active = queryset.filter(status=License.Status.ACTIVE)
-        active_count = active.count()
-        return render(
+        return action_confirmation(
+            self,
             request,
-            "admin/licensing/revoke_licenses_confirmation.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": _("Revoke licenses"),
-                "objects": list(active.select_related("owner", "version__product")[:50]),
-                "active_count": active_count,
-                "other_count": queryset.count() - active_count,
-                "form": form,
-                "queryset": queryset,
-                "opts": self.model._meta,
-            },
+            template="admin/licensing/revoke_licenses_confirmation.html",
+            title=_("Revoke licenses"),
+            queryset=queryset,
+            applicable=queryset.filter(status=License.Status.ACTIVE),
+            count_name="active_count",
+            related=("owner", "version__product"),
+            form=form,
         )
 
     @admin.action(description=_("Allow one more rehost"), permissions=["manage"])

@@ -581,9 +581,7 @@ class GetAKeyWizard(PortalWizard):
         """The registration to link the license to when the contacts were kept: the chosen
         license's own if they are still its, else the one the form was prefilled with."""
         target = registration.chosen_target()
-        if target is not None and not target.registration.changes(
-            registration.registration_data()
-        ):
+        if target is not None and not target.registration.changes(registration.registration_data()):
             return target.registration_id
         return self._unchanged_prefill(registration)
 

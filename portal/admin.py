@@ -11,6 +11,8 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.functional import Promise as StrPromise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -36,6 +38,38 @@ from .services import (
     user_active_staff_change,
 )
 from .templatetags.portal_tags import audit_action
+
+
+def action_confirmation(
+    model_admin: admin.ModelAdmin,  # type: ignore[type-arg]
+    request: HttpRequest,
+    *,
+    template: str,
+    title: str | StrPromise,
+    queryset: QuerySet[Any],
+    applicable: QuerySet[Any],
+    count_name: str,
+    related: tuple[str, ...],
+    **extra: Any,
+) -> HttpResponse:
+    """The page an admin action that cannot be undone shows first: what it will act on (the
+    first 50 of `applicable`, their count as `count_name`) and how many of the selection it
+    leaves alone (`other_count`); the page posts the selection back with "apply"."""
+    count = applicable.count()
+    return render(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "objects": list(applicable.select_related(*related)[:50]),
+            count_name: count,
+            "other_count": queryset.count() - count,
+            "queryset": queryset,
+            "opts": model_admin.model._meta,
+            **extra,
+        },
+    )
 
 
 class RefusalAsMessageMixin(admin.ModelAdmin):
