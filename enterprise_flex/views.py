@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -316,10 +316,20 @@ def users_view(request: PortalRequest, number: str) -> HttpResponse:
 @organization_required(action=Action.ENTERPRISE_FLEX)
 def user_update_view(request: PortalRequest, number: str, pk: int) -> HttpResponse:
     reach = _reach(request, number, "manage_users")
-    contract_user = contract_user_for(reach, pk)
+    try:
+        contract_user = contract_user_for(reach, pk)
+    except Http404:
+        if request.POST.get("confirm") != "1":
+            raise
+        # A confirmation posted again (the back button, an old tab) after the user was taken
+        # off: said, not a 404. It names no one, so it tells nothing about other contracts.
+        messages.info(request, _("This person is no longer a user of this contract."))
+        return redirect("ef-users", number=number)
     form = LevelForm(request.POST)
-    if "remove" in request.POST and (
-        asked := _removal_confirmation(request, contract_user, number)
+    if (
+        "remove" in request.POST
+        and not _last_super_user(contract_user)
+        and (asked := _removal_confirmation(request, contract_user, number))
     ):
         return asked
     try:
@@ -345,6 +355,18 @@ def user_update_view(request: PortalRequest, number: str, pk: int) -> HttpRespon
     except EFError as exc:
         messages.error(request, str(exc))
     return redirect("ef-users", number=number)
+
+
+def _last_super_user(contract_user: EFContractUser) -> bool:
+    """Whether taking `contract_user` off would leave the contract without a super user: the
+    service refuses it, so nothing is asked first (the refusal says why)."""
+    level = EFContractUser.Level.SUPER
+    return (
+        contract_user.level == level
+        and not EFContractUser.objects.filter(contract_id=contract_user.contract_id, level=level)
+        .exclude(pk=contract_user.pk)
+        .exists()
+    )
 
 
 def _removal_confirmation(
@@ -388,7 +410,7 @@ def invitation_revoke_view(request: PortalRequest, number: str, pk: int) -> Http
                     "a new invitation."
                 )
             ],
-            action=_("Withdraw"),
+            action=_("Withdraw the invitation"),
             cancel_url=reverse("ef-users", kwargs={"number": number}),
         )
     ):

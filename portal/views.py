@@ -314,11 +314,24 @@ def members(request: PortalRequest) -> HttpResponse:
 @require_POST
 @organization_required(action=Action.MANAGE_MEMBERS)
 def member_update(request: PortalRequest, pk: int) -> HttpResponse:
-    membership = get_object_or_404(
-        organization_members(actor=request.user, organization=request.organization), pk=pk
+    membership = (
+        organization_members(actor=request.user, organization=request.organization)
+        .filter(pk=pk)
+        .first()
     )
+    if membership is None:
+        if request.POST.get("confirm") != "1":
+            raise Http404
+        # A confirmation posted again (the back button, an old tab) after the member was
+        # removed: said, not a 404. It names no one, so it tells nothing about others.
+        messages.info(request, _("This person is no longer a member of your organization."))
+        return redirect("members")
     form = MemberRoleForm(request.POST)
-    if "remove" in request.POST and (asked := _removal_confirmation(request, membership)):
+    if (
+        "remove" in request.POST
+        and not _last_admin(membership)
+        and (asked := _removal_confirmation(request, membership))
+    ):
         return asked
     try:
         if "remove" in request.POST:
@@ -336,6 +349,18 @@ def member_update(request: PortalRequest, pk: int) -> HttpResponse:
     except PortalError as exc:
         messages.error(request, str(exc))
     return redirect("members")
+
+
+def _last_admin(membership: Membership) -> bool:
+    """Whether removing `membership` would leave its organization without an administrator: the
+    service refuses it, so nothing is asked first (the refusal says why)."""
+    admin = Membership.Role.ADMIN
+    return (
+        membership.role == admin
+        and not Membership.objects.filter(organization_id=membership.organization_id, role=admin)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
 
 
 def _removal_confirmation(request: PortalRequest, membership: Membership) -> HttpResponse | None:
@@ -656,7 +681,12 @@ def partner_decline(request: PortalRequest, pk: int) -> HttpResponse:
     membership = _partner_membership(request, "decline_delegation")
     delegation = delegation_of_partner(partner=membership.organization, pk=pk)
     if delegation is None:
-        raise Http404
+        if request.POST.get("confirm") != "1":
+            raise Http404
+        # A confirmation posted again after the delegation ended (declined, or revoked by the
+        # customer meanwhile): said, not a 404.
+        messages.info(request, _("Your organization no longer acts for this customer."))
+        return redirect("partner-customers")
     if asked := _decline_confirmation(request, delegation):
         return asked
     try:

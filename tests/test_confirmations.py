@@ -188,3 +188,42 @@ def test_asks_first_and_acts_only_once_confirmed(client: Client, make: Callable[
     response = client.post(action, fields)
     assert response.status_code == 302
     assert case.done()
+
+    # Posted again (the back button, an old tab): what it did is said, never a bare 404.
+    again = client.post(action, fields, follow=True)
+    assert again.status_code == 200, case.url
+
+
+def test_no_confirmation_for_a_removal_that_is_refused(client: Client) -> None:
+    # The last administrator removing themselves was asked "you lose access at once", then
+    # refused: nothing is asked, the refusal says why.
+    admin = MembershipFactory()
+    client.force_login(admin.user)
+    response = client.post(
+        reverse("member-update", args=[admin.pk]), {"remove": "1", "role": "admin"}, follow=True
+    )
+    page = html.unescape(response.content.decode())
+    assert "at least one administrator" in page
+    assert 'data-testid="confirm-consequences"' not in page
+    assert Membership.objects.filter(pk=admin.pk).exists()
+    # The last super user of an EF contract likewise.
+    world = make_world()
+    row = EFContractUser.objects.get(contract=world.contract, user=world.super_user)
+    client.force_login(world.super_user)
+    response = client.post(
+        reverse("ef-user-update", args=[world.contract.number, row.pk]),
+        {"remove": "1", "level": row.level},
+        follow=True,
+    )
+    page = html.unescape(response.content.decode())
+    assert "at least one super user" in page
+    assert 'data-testid="confirm-consequences"' not in page
+
+
+def test_withdrawing_an_invitation_is_not_labelled_like_cancel(client: Client) -> None:
+    # In pt-BR "Withdraw" and "Cancel" both read "Cancelar": the page had two opposite buttons
+    # with one name.
+    case = ef_invitation_withdraw()
+    client.force_login(case.user)
+    page = client.post(case.url, case.data, HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+    assert "Cancelar o convite" in page
