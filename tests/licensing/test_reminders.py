@@ -184,8 +184,8 @@ def test_licenses_a_contact_cannot_open_say_where_to_find_them_instead_of_a_link
         assert f"http://testserver/licenses/{member.pk}/" in body
         assert f"/licenses/{outside.pk}/" not in body
         assert outside.key in body
-        assert "Members of Beta SA find its licenses under Manage my licenses" in body
-        assert "Members of Acme Ltda" not in body
+        assert "Membros de Beta SA encontram as licenças dela em Gerenciar minhas" in body
+        assert "Membros de Acme Ltda" not in body
 
 
 def test_a_contact_without_an_account_gets_no_links(send) -> None:  # type: ignore[no-untyped-def]
