@@ -175,7 +175,10 @@ def license_basis(*, actor: User, organization: Organization | None, pk: UUID | 
     if license.status == License.Status.SUPERSEDED:
         # Only successors the actor sees itself: a share of one license is not a share of the
         # licenses that replaced it.
-        successors = visible.filter(supersedes=license).order_by("-issued_at", "pk")
+        # Those that entitle: a successor revoked since would lead to the same refusal.
+        successors = visible.filter(supersedes=license, status=License.Status.ACTIVE).order_by(
+            "-issued_at", "pk"
+        )
         raise LicenseNotActive(license, list(successors[:SUCCESSORS_SHOWN]))
     return Basis(license=license)
 

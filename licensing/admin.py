@@ -505,6 +505,14 @@ class LicenseAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke licenses"), permissions=["manage"])
     def revoke_licenses(self, request: HttpRequest, queryset: QuerySet[License]) -> Any:
+        if not queryset.filter(status=License.Status.ACTIVE).exists():
+            # Nothing it could do: no page asking why, as if something would happen.
+            self.message_user(
+                request,
+                _("None of the selected licenses is active: nothing was revoked."),
+                messages.WARNING,
+            )
+            return None
         form = RevokeLicensesForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             result = licenses_revoke(

@@ -67,10 +67,16 @@ def history_only_refusal(license: License) -> str | None:
     """
     if license.status == License.Status.ACTIVE:
         return None
+    if license.status == License.Status.REVOKED:
+        # Nothing replaced it: there is no other license to make the change on.
+        return _(
+            "This license was revoked: it is kept as history and can no longer be changed. "
+            "If you think this is a mistake, contact customer care."
+        )
     return _(
-        "This license is %(status)s: it is kept as history and can no longer be changed. "
+        "This license was superseded: it is kept as history and can no longer be changed. "
         "Make the change on the license that replaced it."
-    ) % {"status": license.get_status_display().lower()}
+    )
 
 
 def _audit_license(
@@ -502,6 +508,8 @@ def custom_values_set(
     }
     changed = 0
     for license in licenses:
+        if license.status != License.Status.ACTIVE:
+            continue  # kept as history (history_only_refusal): the caller says how many
         changes: dict[str, dict[str, str]] = {}
         for field_id, new in values.items():
             custom_field = by_id.get(field_id)
@@ -745,6 +753,11 @@ def _csv_rows(
             row.error = _("This key appears more than once in the file.")
             continue
         seen.add(key)
+        if refusal := history_only_refusal(license):
+            # An export lists superseded and revoked licenses too: uploaded as it is, their
+            # history must not change.
+            row.error = refusal
+            continue
         row.license_id = str(license.pk)
         errors = []
         for field_id, index in columns.fields.items():
@@ -871,10 +884,14 @@ def rehost_refusal(license: License, host_id: str) -> str | None:
         ) % {"host": new_host}
     used = _rehosts_in_last_year(license)
     if used >= product.rehost_limit and not license.rehosts_granted:
-        return _(
-            "This license was rehosted %(count)d times in the last 12 months, the most "
-            "%(product)s allows. Contact customer care to move it again."
-        ) % {"count": used, "product": product.name}
+        # The limit, not the moves made: a move customer care allowed beyond it counts too.
+        return ngettext(
+            "This license was rehosted %(count)d times in the last 12 months; %(product)s "
+            "allows %(limit)d move a year. Contact customer care to move it again.",
+            "This license was rehosted %(count)d times in the last 12 months; %(product)s "
+            "allows %(limit)d moves a year. Contact customer care to move it again.",
+            product.rehost_limit,
+        ) % {"count": used, "product": product.name, "limit": product.rehost_limit}
     return None
 
 

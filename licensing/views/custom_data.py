@@ -132,6 +132,19 @@ def custom_values_bulk(request: PortalRequest) -> HttpResponse:
             )
             % {"count": changed},
         )
+        kept = sum(license.status != License.Status.ACTIVE for license in licenses)
+        if kept:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(count)d selected license is superseded or revoked: it is kept as "
+                    "history and was not changed.",
+                    "%(count)d selected licenses are superseded or revoked: they are kept as "
+                    "history and were not changed.",
+                    kept,
+                )
+                % {"count": kept},
+            )
         return redirect("license-list")
     return render(
         request,

@@ -194,3 +194,14 @@ def test_no_rehost_is_granted_to_a_floating_license(client, owner_admin) -> None
     license.refresh_from_db()
     assert license.rehosts_granted == 0
     assert not AuditEvent.objects.filter(action="license.rehost_granted").exists()
+
+
+def test_revoking_nothing_active_asks_nothing(client, owner_admin) -> None:  # type: ignore[no-untyped-def]
+    # "0 active licenses will be revoked" came with a reason box and a Revoke button.
+    revoked = LicenseFactory(owner=owner_admin.organization)
+    License.objects.filter(pk=revoked.pk).update(status=License.Status.REVOKED)
+    client.force_login(_staff("view_license", "change_license"))
+    selection = {"action": "revoke_licenses", "_selected_action": [revoked.pk]}
+    response = client.post(reverse(CHANGELIST), selection, follow=True)
+    assert "None of the selected licenses is active: nothing was revoked." in _messages(response)
+    assert 'name="reason"' not in response.content.decode()
