@@ -308,11 +308,28 @@ def release_file_relabel(
     """Corrects the name, platform and language a file is offered under, audited with what
     they were. The content never changes: a new content is a new file (new checksum and
     signature), added and the wrong one withdrawn."""
+    if "/" in display_name or "\\" in display_name:
+        # On upload a folder is dropped from the browser's file name; typed here it is a mistake
+        # ("../setup.zip" was saved as "setup.zip" without a word).
+        raise FileConnectError(_("A file name cannot contain / or \\: type the name alone."))
     display_name, platform, language = release_file_labels(
         filename=display_name, platform=platform, language=language
     )
     labels = {"display_name": display_name, "platform": platform, "language": language}
     current = ReleaseFile.objects.select_for_update().get(pk=release_file.pk)
+    namesake = ReleaseFile.objects.filter(
+        release_id=current.release_id, display_name=display_name, withdrawn_at__isnull=True
+    ).exclude(pk=current.pk)
+    if namesake.exists():
+        # Two files of one release under one name: customers could not tell them apart, and
+        # the Verify panel's commands (./NAME) would check the wrong one.
+        raise FileConnectError(
+            _(
+                "Another file of this release is already named %(name)s: choose another name, "
+                "or withdraw that file first."
+            )
+            % {"name": display_name}
+        )
     changes = {
         name: [getattr(current, name), value]
         for name, value in labels.items()

@@ -11,7 +11,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 
 from fileconnect.models import Release, ReleaseFile
-from fileconnect.services import FileConnectError, release_file_withdraw
+from fileconnect.services import FileConnectError, release_file_relabel, release_file_withdraw
 from portal.models import AuditEvent, User
 from tests.fileconnect.factories import add_file, version_of
 from tests.licensing.factories import ProductFactory
@@ -325,3 +325,23 @@ def test_staff_who_may_change_files_are_offered_withdraw_and_restore(client, ver
     assert {"withdraw_files", "restore_files"} <= {
         name for name, _label in form.fields["action"].choices
     }
+
+
+def test_a_file_cannot_be_relabelled_to_its_siblings_name_or_a_path(version) -> None:  # type: ignore[no-untyped-def]
+    # Two files of one release were offered under one name, and "../evil.zip" was saved as
+    # "evil.zip" without a word.
+    first = add_file(version, b"one", name="setup-mac.zip")
+    second = add_file(version, b"two", name="setup-win.zip")
+    assert first.release_id == second.release_id
+    labels = {"platform": second.platform, "language": second.language, "actor": None}
+    with pytest.raises(FileConnectError, match="already named setup-mac.zip"):
+        release_file_relabel(release_file=second, display_name="setup-mac.zip", **labels)
+    with pytest.raises(FileConnectError, match="cannot contain"):
+        release_file_relabel(release_file=second, display_name="../evil.zip", **labels)
+    second.refresh_from_db()
+    assert second.display_name == "setup-win.zip"
+    # Once the namesake is withdrawn, its name may be reused.
+    release_file_withdraw(release_file=first, actor=None)
+    release_file_relabel(release_file=second, display_name="setup-mac.zip", **labels)
+    second.refresh_from_db()
+    assert second.display_name == "setup-mac.zip"
