@@ -334,7 +334,7 @@ def test_a_file_cannot_be_relabelled_to_its_siblings_name_or_a_path(version) -> 
     second = add_file(version, b"two", name="setup-win.zip")
     assert first.release_id == second.release_id
     labels = {"platform": second.platform, "language": second.language, "actor": None}
-    with pytest.raises(FileConnectError, match="already named setup-mac.zip"):
+    with pytest.raises(FileConnectError, match=r"already named setup-mac\.zip"):
         release_file_relabel(release_file=second, display_name="setup-mac.zip", **labels)
     with pytest.raises(FileConnectError, match="cannot contain"):
         release_file_relabel(release_file=second, display_name="../evil.zip", **labels)
