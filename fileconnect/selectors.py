@@ -66,6 +66,7 @@ class Reason:
 
     MAINTENANCE_ENDED = "maintenance_ended"
     BEFORE_MAINTENANCE = "before_maintenance"
+    DURING_LAPSE = "during_lapse"
     SERIAL_VERSION_ONLY = "serial_version_only"
 
 
@@ -91,9 +92,13 @@ def version_entitlement(
     license = basis.license
     if version.released_on > license.maintenance_end:
         return Entitlement(entitled=False, reason=Reason.MAINTENANCE_ENDED)
-    if version.released_on < license.maintenance_start:
-        return Entitlement(entitled=False, reason=Reason.BEFORE_MAINTENANCE)
-    return Entitlement(entitled=True)
+    if license.covers(version.released_on):
+        return Entitlement(entitled=True)
+    if license.earlier_maintenance_end is not None and (
+        version.released_on > license.earlier_maintenance_end
+    ):
+        return Entitlement(entitled=False, reason=Reason.DURING_LAPSE)
+    return Entitlement(entitled=False, reason=Reason.BEFORE_MAINTENANCE)
 
 
 @dataclass(frozen=True)
@@ -285,10 +290,9 @@ def basis_for_file(
     licenses = licenses_for_downloads(actor=actor, organization=organization).filter(
         Q(version=version)
         | Q(
+            License.covering(version.released_on),
             version__product_id=version.product_id,
             version__released_on__lt=version.released_on,
-            maintenance_start__lte=version.released_on,
-            maintenance_end__gte=version.released_on,
         )
     )
     serials = SerialNumber.objects.none()

@@ -299,6 +299,13 @@ class License(models.Model):
     quantity = models.PositiveIntegerField(_("quantity"))
     maintenance_start = models.DateField(_("maintenance start"))
     maintenance_end = models.DateField(_("maintenance end"))
+    # The period covered before maintenance lapsed, kept when a renewal after the lapse starts a
+    # new one (license_renew): the versions released during it stay included (covers), those
+    # released during the lapse do not. From the first start to the end before the latest lapse.
+    earlier_maintenance_start = models.DateField(
+        _("earlier maintenance start"), null=True, blank=True
+    )
+    earlier_maintenance_end = models.DateField(_("earlier maintenance end"), null=True, blank=True)
     host_id = models.CharField(_("host ID"), max_length=200, blank=True)
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
@@ -377,6 +384,20 @@ class License(models.Model):
                 name="licensing_license_maintenance_ordered",
                 violation_error_message=_("Maintenance must end on or after the day it starts."),
             ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    earlier_maintenance_start__isnull=True, earlier_maintenance_end__isnull=True
+                )
+                | models.Q(
+                    earlier_maintenance_end__gte=models.F("earlier_maintenance_start"),
+                    earlier_maintenance_end__lt=models.F("maintenance_start"),
+                ),
+                name="licensing_license_earlier_maintenance_ordered",
+                violation_error_message=_(
+                    "Earlier maintenance must have both dates, end on or after the day it "
+                    "starts, and end before maintenance starts."
+                ),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -397,13 +418,49 @@ class License(models.Model):
             return "expiring"
         return "active"
 
+    def covers(self, released_on: date) -> bool:
+        """Whether a version released on `released_on` falls in this license's maintenance: its
+        current period or the earlier one a renewal after a lapse kept (covering() for queries)."""
+        if self.maintenance_start <= released_on <= self.maintenance_end:
+            return True
+        return (
+            self.earlier_maintenance_start is not None
+            and self.earlier_maintenance_end is not None
+            and self.earlier_maintenance_start <= released_on <= self.earlier_maintenance_end
+        )
+
+    @staticmethod
+    def covering(released_on: date, prefix: str = "") -> models.Q:
+        """covers() as a filter on licenses (`prefix` reaches them from another model, e.g.
+        "license__"); upgrades.services spells the same in its SQL."""
+        return models.Q(
+            **{
+                f"{prefix}maintenance_start__lte": released_on,
+                f"{prefix}maintenance_end__gte": released_on,
+            }
+        ) | models.Q(
+            **{
+                f"{prefix}earlier_maintenance_start__lte": released_on,
+                f"{prefix}earlier_maintenance_end__gte": released_on,
+            }
+        )
+
+    def earlier_period_for(self, start: date) -> tuple[date | None, date | None]:
+        """The earlier period a license replacing this one and starting on `start` carries:
+        this one's when it keeps this one's start (it continues the same coverage), else none
+        (a period started afresh entitles from its start, as this one's own dates do not carry)."""
+        if start != self.maintenance_start:
+            return None, None
+        return self.earlier_maintenance_start, self.earlier_maintenance_end
+
     def renewal_period(self, *, months: int, today: date) -> tuple[date, date]:
         """The maintenance start and end a renewal of `months` on `today` gives.
 
         Renewed before it ends, maintenance is extended from its end and keeps its start.
         Renewed after it lapsed, a new period starts on the renewal day: a start kept from
         before the lapse would cover the versions released during it, which the license was
-        not entitled to (upgrade notifications and FileConnect read start ≤ release ≤ end).
+        not entitled to (upgrade notifications and FileConnect read covers()). The period before
+        the lapse is kept as the earlier one (license_renew): what it covered stays included.
         """
         if self.maintenance_end >= today:
             return self.maintenance_start, add_months(self.maintenance_end, months)

@@ -167,17 +167,16 @@ def publication_preview(*, version: ProductVersion) -> PublicationPreview:
     """The organizations and licenses that publishing `version` now would notify.
 
     The same eligibility rule as notifications_create (upgrades/services.py): an active license
-    of an earlier version of the product whose maintenance is current on the release date (begun
-    by then), not drawn down from an Enterprise Flexible contract.
+    of an earlier version of the product whose maintenance covers the release date
+    (License.covers), not drawn down from an Enterprise Flexible contract.
     """
     counts = (
         License.objects.filter(
+            License.covering(version.released_on),
             version__product_id=version.product_id,
             version__released_on__lt=version.released_on,
             status=License.Status.ACTIVE,
             quantity__gt=0,
-            maintenance_start__lte=version.released_on,
-            maintenance_end__gte=version.released_on,
         )
         .exclude(source=License.Source.EF_DRAWDOWN)
         .aggregate(licenses=Count("pk"), organizations=Count("owner", distinct=True))

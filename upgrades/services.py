@@ -73,9 +73,16 @@ def version_publish(*, version: ProductVersion, actor: User | None) -> bool:
 # maintenance is current on the release date (begun by then, and ending that very day counts),
 # and not drawn down from an Enterprise Flexible contract (those follow the contract's lines).
 # Both statements below spell it out the same way; tests/upgrades/test_publishing.py pins it.
+# "Current on the release date" is License.covers: the current period or the earlier one a
+# renewal after a lapse kept (a version released during the lapse is in neither).
 # A license whose maintenance began after the release (bought since) has the version it
 # bought: FileConnect does not offer it the newer files either (version_entitlement).
-_OWNERS_WITHOUT_NOTIFICATION_SQL = """
+_COVERS_SQL = """(
+        (l.maintenance_start <= %(released_on)s AND l.maintenance_end >= %(released_on)s)
+        OR (l.earlier_maintenance_start <= %(released_on)s
+            AND l.earlier_maintenance_end >= %(released_on)s)
+      )"""
+_OWNERS_WITHOUT_NOTIFICATION_SQL = f"""
     SELECT DISTINCT l.owner_id
     FROM licensing_license l
     JOIN licensing_productversion v ON v.id = l.version_id
@@ -83,14 +90,13 @@ _OWNERS_WITHOUT_NOTIFICATION_SQL = """
       AND v.released_on < %(released_on)s
       AND l.status = 'active'
       AND l.quantity > 0
-      AND l.maintenance_start <= %(released_on)s
-      AND l.maintenance_end >= %(released_on)s
+      AND {_COVERS_SQL}
       AND l.source <> 'ef_drawdown'
       AND NOT EXISTS (SELECT 1 FROM upgrades_upgradenotification n
                       WHERE n.organization_id = l.owner_id
                         AND n.target_version_id = %(version)s)
-"""
-_INSERT_LINES_SQL = """
+"""  # noqa: S608 - constants only; the values are parameters
+_INSERT_LINES_SQL = f"""
     INSERT INTO upgrades_upgradeline
         (notification_id, source_license_id, eligible_quantity, remaining_quantity)
     SELECT n.id, l.id, l.quantity, l.quantity
@@ -102,11 +108,10 @@ _INSERT_LINES_SQL = """
       AND v.released_on < %(released_on)s
       AND l.status = 'active'
       AND l.quantity > 0
-      AND l.maintenance_start <= %(released_on)s
-      AND l.maintenance_end >= %(released_on)s
+      AND {_COVERS_SQL}
       AND l.source <> 'ef_drawdown'
     ON CONFLICT (notification_id, source_license_id) DO NOTHING
-"""
+"""  # noqa: S608 - as above
 
 
 @dataclass(frozen=True)
@@ -426,6 +431,7 @@ def upgrade_redeem(
             quantity=quantity,
             maintenance_start=source.maintenance_start,
             maintenance_end=source.maintenance_end,
+            earlier_period=source.earlier_period_for(source.maintenance_start),
             host_id=source.host_id,
             supersedes=source,
             retire_superseded=False,

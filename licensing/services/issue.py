@@ -75,6 +75,8 @@ class IssueSource:
     quantity: int
     maintenance_start: date
     maintenance_end: date
+    # The earlier covered period a license it supersedes carries (License.earlier_period_for).
+    earlier_period: tuple[date | None, date | None] = (None, None)
     host_id: str = ""
     preset_key: str = ""  # a key printed on the purchase certificate, reused instead of minted
     supersedes: License | None = None
@@ -622,6 +624,8 @@ def _license_row(
         quantity=source.quantity,
         maintenance_start=source.maintenance_start,
         maintenance_end=source.maintenance_end,
+        earlier_maintenance_start=source.earlier_period[0],
+        earlier_maintenance_end=source.earlier_period[1],
         host_id=source.host_id,
         source=source.kind,
         source_ref=source.ref,
@@ -949,8 +953,10 @@ def serial_redeem(
         # stay on the license, under its key (as a version upgrade of part of a license does).
         # For all of them, the new license replaces the old one (_target_lock refused more).
         partial = target is not None and serial.quantity < target.quantity
+        earlier: tuple[date | None, date | None] = (None, None)
         if target is not None:
             start, end = serial_upgrade_maintenance(serial=serial, license=target, today=today)
+            earlier = target.earlier_period_for(start)
         else:
             start, end = today, add_months(today, serial.maintenance_months)
         license = license_issue(
@@ -961,6 +967,7 @@ def serial_redeem(
                 quantity=serial.quantity,
                 maintenance_start=start,
                 maintenance_end=end,
+                earlier_period=earlier,
                 host_id=host_id.strip() if product.node_locked else "",
                 preset_key=serial.printed_key,
                 supersedes=target,
@@ -1138,6 +1145,11 @@ def license_renew(
         # Renewed after it lapsed: the history says the coverage restarted, and from when.
         details["start_from"] = old_start.isoformat()
         details["start_to"] = locked.maintenance_start.isoformat()
+        # What the paid period before the lapse covered stays covered (License.covers): from
+        # the first start (an earlier lapse's period included) to the end before this lapse.
+        locked.earlier_maintenance_start = locked.earlier_maintenance_start or old_start
+        locked.earlier_maintenance_end = old_end
+        fields += ["earlier_maintenance_start", "earlier_maintenance_end"]
     if registration is not None and registration.pk != locked.registration_id:
         # The renewal's registration step replaces the license's: its history says what changed,
         # as an edit of the registration does (registration_update).

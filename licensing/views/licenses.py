@@ -849,6 +849,8 @@ def _render_detail(
         "rehosts_left": moves_left,
         "retired_keys": license.retired_keys.all()[:20],
         "newer_version": newer,
+        # Released within the current period or the one before a lapse (License.covers).
+        "newer_covered": newer is not None and license.covers(newer.released_on),
         "custom_form": custom_form,
         "shows_custom_data": shows_custom_data,
         # The breadcrumb's My licenses: not for an obtain-keys partner, whom it would refuse.

@@ -1,6 +1,7 @@
 """A renewal after maintenance lapsed starts a new period on the renewal day: it does not cover
-the versions released during the lapse (upgrade notifications, FileConnect); a renewal before
-the end extends from the end and keeps the start."""
+the versions released during the lapse (upgrade notifications, FileConnect), and keeps the
+versions released during the paid period before it; a renewal before the end extends from the
+end and keeps the start."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from fileconnect.selectors import Basis, Reason, version_entitlement
 from licensing.models import License, SerialNumber, add_months
 from licensing.services import license_renew
 from portal.models import AuditEvent
 from tests.fileconnect.factories import add_file
 from tests.fileconnect.pages import download_links, license_page
-from tests.licensing.factories import LicenseFactory, SerialNumberFactory
+from tests.licensing.factories import (
+    REGISTRATION,
+    LicenseFactory,
+    ProductVersionFactory,
+    SerialNumberFactory,
+)
 from tests.licensing.wizard import post_step
 from tests.portal.factories import MembershipFactory
 from tests.upgrades.factories import RELEASE, catalog, licensed
 from upgrades.models import UpgradeLine
-from upgrades.services import notifications_create, version_publish
+from upgrades.selectors import publication_preview
+from upgrades.services import notifications_create, upgrade_redeem, version_publish
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +140,82 @@ def test_get_a_key_confirms_a_lapsed_renewal_with_the_new_period(client) -> None
     assert post_step(client, "confirm").status_code == 302
     license.refresh_from_db()
     assert license.maintenance_start == timezone.localdate()
+
+
+def _renewed_after_a_lapse(owner):  # type: ignore[no-untyped-def]
+    """The reviewer's case, as days before today: maintenance ~2025-06-01 to 2026-06-01, 15.0
+    released ~2026-03-01 (during it), 15.1 ~2026-10-05 (during the lapse), renewed today."""
+    today = timezone.localdate()
+    old, during = catalog()
+    during.released_on = today - timedelta(days=278)
+    during.save()
+    lapse = ProductVersionFactory(
+        product=old.product, version="15.1", released_on=today - timedelta(days=60)
+    )
+    license = licensed(
+        owner,
+        old,
+        maintenance_start=today - timedelta(days=551),
+        end=today - timedelta(days=186),
+    )
+    first_start, first_end = license.maintenance_start, license.maintenance_end
+    license_renew(license=license, months=12, registration=None, acting_user=None, reference="R")
+    license.refresh_from_db()
+    assert (license.maintenance_start, license.maintenance_end) == (today, add_months(today, 12))
+    assert (license.earlier_maintenance_start, license.earlier_maintenance_end) == (
+        first_start,
+        first_end,
+    )
+    return license, during, lapse
+
+
+def test_a_lapsed_renewal_keeps_the_versions_released_during_the_paid_period_before() -> None:
+    member = MembershipFactory()
+    license, during, lapse = _renewed_after_a_lapse(member.organization)
+    today = timezone.localdate()
+    assert version_entitlement(Basis(license=license), during, today=today).entitled
+    refused = version_entitlement(Basis(license=license), lapse, today=today)
+    assert refused is not None and not refused.entitled
+    assert refused.reason == Reason.DURING_LAPSE
+    assert license.covers(during.released_on) and not license.covers(lapse.released_on)
+    # Free upgrade eligibility (the daily refresh, the publication preview) reads the same.
+    assert notifications_create(version=during, today=today).lines == 1
+    assert notifications_create(version=lapse, today=today).lines == 0
+    assert publication_preview(version=during).licenses == 1
+    assert publication_preview(version=lapse).licenses == 0
+
+
+def test_fileconnect_serves_the_earlier_periods_version_not_the_lapses(client) -> None:  # type: ignore[no-untyped-def]
+    member = MembershipFactory()
+    license, during, lapse = _renewed_after_a_lapse(member.organization)
+    earned = add_file(during, b"fifteen" * 100, name="esh-15.exe")
+    missed = add_file(lapse, b"fifteen-one" * 100, name="esh-15.1.exe")
+    client.force_login(member.user)
+    response = license_page(client, license)
+    links = download_links(response)
+    assert earned.pk in links and missed.pk not in links
+    assert client.get(links[earned.pk]).status_code == 200
+    assert "released while this license's maintenance had lapsed" in response.content.decode()
+    page = client.get(reverse("license-detail", kwargs={"pk": license.pk})).content.decode()
+    assert 'data-testid="earlier-maintenance"' in page
+
+
+def test_a_version_upgrade_carries_the_earlier_period() -> None:
+    member = MembershipFactory(role="admin")
+    license, during, lapse = _renewed_after_a_lapse(member.organization)
+    notifications_create(version=during, today=timezone.localdate())
+    line = UpgradeLine.objects.get(source_license=license)
+    upgraded = upgrade_redeem(
+        line_id=line.pk,
+        quantity=license.quantity,
+        organization=member.organization,
+        registration=REGISTRATION,
+        actor=member.user,
+        token="t",
+    )
+    assert upgraded.maintenance_start == license.maintenance_start
+    assert (upgraded.earlier_maintenance_start, upgraded.earlier_maintenance_end) == (
+        license.earlier_maintenance_start,
+        license.earlier_maintenance_end,
+    )
+    assert not upgraded.covers(lapse.released_on)
