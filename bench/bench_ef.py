@@ -297,8 +297,9 @@ RAW_SQL = {
     "license": (
         "INSERT INTO licensing_license (id, key, owner_id, version_id, quantity,"
         " maintenance_start, maintenance_end, host_id, status, source, source_ref,"
-        " registration_id, issued_at, issued_by_id, file_issued_at) VALUES (%s, %s, %s, %s, 1,"
-        " %s, %s, '', 'active', 'ef_drawdown', %s, %s, now(), %s, now())"
+        " registration_id, issued_at, issued_by_id, file_issued_at, rehosts_granted)"
+        " VALUES (%s, %s, %s, %s, 1, %s, %s, '', 'active', 'ef_drawdown', %s, %s, now(), %s,"
+        " now(), 0)"
     ),
     "audit": (
         "INSERT INTO portal_auditevent (id, created_at, actor_id, actor_email, organization_id,"
