@@ -780,8 +780,10 @@ def _render_detail(
     # the history's "Superseded by" links to it.
     visible = {str(successor.pk): successor for successor in related.successors}
     for event in history:
-        if event.action == "license.superseded":
-            event.successor = visible.get(str(event.details.get("by")))  # type: ignore[attr-defined]
+        # Seats upgraded (part of the license) name their new license as "new_license".
+        if event.action in ("license.superseded", "license.upgraded"):
+            successor = event.details.get("by") or event.details.get("new_license")
+            event.successor = visible.get(str(successor))  # type: ignore[attr-defined]
     upgraded = license_upgraded_seats(license, successors=related.successors)
     # Enterprise Flexible keys are upgraded through their contract: no notice on their page.
     newer = (

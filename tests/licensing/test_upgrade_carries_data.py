@@ -229,3 +229,16 @@ def test_the_list_does_not_count_a_superseded_license_as_current_maintenance(cli
     assert new.key in page and old.key not in page
     page = client.get(reverse("license-list"), {"include": "all"}).content.decode()
     assert old.key in page and "not in force" in page
+
+
+def test_a_partial_upgrades_history_line_names_the_serial_and_links_the_new_license(
+    client, admin
+) -> None:  # type: ignore[no-untyped-def]
+    # It read only "Upgraded: 4 to version 99.0": which serial, and where the seats went?
+    old = LicenseFactory(owner=admin.organization, quantity=10)
+    serial = _upgrade_serial(old, 4)
+    new = _redeem(admin, serial, old)
+    page = client.get(reverse("license-detail", kwargs={"pk": old.pk})).content.decode()
+    line = page.split("Upgraded: 4 to version 99.0", 1)[1].split("</li>", 1)[0]
+    assert f"upgrade serial number {serial.code}" in line
+    assert reverse("license-detail", kwargs={"pk": new.pk}) in line
