@@ -60,3 +60,13 @@ def test_version_upgrade_and_drawdown_first_steps(client: Client) -> None:
     )
     drawdown = client.get(reverse("ef-drawdown", args=[world.contract.number]))
     assert title(drawdown).startswith(f"Step 1 of 4: Product – Draw down · {world.contract.number}")
+
+
+def test_a_voucher_preview_in_which_no_code_can_be_converted_is_a_refused_step(
+    client: Client, member: Any
+) -> None:
+    # It read like any preview, its reason a polite "status": nothing said the step failed.
+    preview = client.get(submit_codes(client, "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ")["Location"])
+    assert title(preview).startswith("Error: Step 1 of 4: Voucher codes – Voucher center")
+    page = preview.content.decode()
+    assert 'role="alert" data-testid="voucher-none-usable"' in page

@@ -23,10 +23,11 @@ def member(client):  # type: ignore[no-untyped-def]
 
 
 def _status(client, language: str = "en") -> str:  # type: ignore[no-untyped-def]
-    """The text of the preview's first status alert (how many codes can be converted)."""
+    """The text of the preview's first alert (how many codes can be converted): a status, or an
+    alert when none can be."""
     page = client.get(reverse("voucher-center-preview"), HTTP_ACCEPT_LANGUAGE=language)
     html = page.content.decode()
-    alert = html.split('role="status"', 1)[1].split("</div>", 1)[0]
+    alert = re.split(r'role="(?:status|alert)"', html, maxsplit=1)[1].split("</div>", 1)[0]
     return " ".join(re.sub(r"<[^>]+>", " ", alert.split(">", 1)[1]).split())
 
 
