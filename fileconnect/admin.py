@@ -51,15 +51,7 @@ def _run_each(
 class ReleaseFileInline(admin.TabularInline):
     model = ReleaseFile
     extra = 0
-    fields = [
-        "display_name",
-        "platform",
-        "language",
-        "size",
-        "sha256",
-        "created_at",
-        "withdrawn_at",
-    ]
+    # Every column is read-only here: a file's labels are corrected on its own page (audited).
     readonly_fields = [
         "display_name",
         "platform",
@@ -69,6 +61,7 @@ class ReleaseFileInline(admin.TabularInline):
         "created_at",
         "withdrawn_at",
     ]
+    fields = tuple(readonly_fields)
     show_change_link = True
 
     # Files are added with the upload page or `manage.py releases add-file`, which compute the
