@@ -79,15 +79,21 @@ class SerialForm(forms.Form):
                 raise forms.ValidationError(
                     CODE_FORMAT_MESSAGES[exc.reason], code=exc.reason
                 ) from exc
-        self.guard.check()
         try:
+            # The lookup carries the failed-attempt budgets; whatever it found, nothing is said
+            # about the code while one is used up (check_counted, or check() on a refusal).
             self.serial_number = serial_check(
-                code=raw, organization=self.organization, today=timezone.localdate()
+                code=raw,
+                organization=self.organization,
+                today=timezone.localdate(),
+                serials=self.guard.counted(SerialNumber.objects.all()),
             )
         except CodeFormatError as exc:
+            self.guard.check()
             self.guard.failed()
             raise forms.ValidationError(CODE_FORMAT_MESSAGES[exc.reason], code=exc.reason) from exc
         except SerialAlreadyRedeemed as exc:
+            self.guard.check()
             self.already_redeemed = exc.license
             raise forms.ValidationError(
                 _("Your organization already redeemed this serial number: it is license %(key)s."),
@@ -95,8 +101,10 @@ class SerialForm(forms.Form):
                 params={"key": exc.license.key if self.shows_keys else mask_key(exc.license.key)},
             ) from exc
         except SerialError as exc:
+            self.guard.check()
             self.guard.failed()
             raise forms.ValidationError(str(exc), code="refused") from exc
+        self.guard.check_counted(self.serial_number)
         return self.serial_number.code
 
 

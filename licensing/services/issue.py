@@ -664,17 +664,24 @@ def _issued_details(license: License, source: IssueSource) -> dict[str, Any]:
 
 
 def serial_check(
-    *, code: str, organization: Organization, today: date, any_seats: bool = False
+    *,
+    code: str,
+    organization: Organization,
+    today: date,
+    any_seats: bool = False,
+    serials: QuerySet[SerialNumber] | None = None,
 ) -> SerialNumber:
     """Finds a serial the organization may redeem, or raises SerialError saying why not.
 
     An upgrade or renewal serial that applies to none of the organization's licenses is
     refused here. `any_seats`: whatever their seats, for a caller that names the license
     (a renewal from its own page): serial_redeem refuses a license whose seats the serial
-    does not fit with a reason that names both numbers.
+    does not fit with a reason that names both numbers. `serials`: where to look it up, for a
+    caller whose lookup carries more (the failed-attempt budgets, CodeGuard.counted).
     """
     serial = (
-        SerialNumber.objects.select_related("version__product", "license")
+        (serials if serials is not None else SerialNumber.objects.all())
+        .select_related("version__product", "license")
         .filter(code=canonical_code(code))
         .first()
     )

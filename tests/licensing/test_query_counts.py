@@ -55,8 +55,9 @@ def test_wizard_steps(client, member, django_assert_num_queries) -> None:  # typ
         with django_assert_num_queries(5):
             client.get(reverse("get-a-key"))
         token = instance_token(client)
-        # The rate-limit count, the serial, the last registration to prefill the next step.
-        with django_assert_num_queries(8):
+        # The serial with the failed-attempt budgets' counts (one query), the last registration
+        # to prefill the next step.
+        with django_assert_num_queries(7):
             post_step(client, "serial", {"serial": serial.code}, token=token)
         # Nothing of the wizard's own: the serial step's check left the serial in the session.
         with django_assert_num_queries(5):

@@ -140,6 +140,44 @@ def test_the_message_is_translated(client: Client, member: Any, path: str) -> No
     assert "Muitos códigos não foram reconhecidos" in text, text[:2000]
 
 
+# Get a key reads the budgets in the serial's own lookup (CodeGuard.counted): every scope still
+# refuses a good code, and a code the organization redeemed is not confirmed either.
+@pytest.mark.parametrize("scope", ["user", "ip", "global"])
+def test_a_good_serial_is_refused_whichever_budget_is_spent(
+    client: Client, member: Any, settings, scope: str
+) -> None:  # type: ignore[no-untyped-def]
+    settings.PORTAL_CODE_ATTEMPTS_PER_IP = 30
+    settings.PORTAL_CODE_ATTEMPTS_GLOBAL = 300
+    if scope == "user":
+        _spend(10, user=member.user, ip="203.0.113.9")
+    elif scope == "ip":
+        _spend(30, ip="127.0.0.1")
+    else:
+        _spend(300, ip="203.0.113.9")
+    text = _serial(client, member, True)
+    assert ONE_MESSAGE in text
+    assert not SerialNumber.objects.filter(status=SerialNumber.Status.REDEEMED).exists()
+
+
+def test_a_serial_the_organization_redeemed_is_not_confirmed_while_the_budget_is_spent(
+    client: Client, member: Any
+) -> None:
+    license = LicenseFactory(owner=member.organization)
+    serial = SerialNumberFactory(
+        status=SerialNumber.Status.REDEEMED, redeemed_by=member.organization, license=license
+    )
+    _spend(10, user=member.user)
+    client.get(reverse("get-a-key"))
+    text = page_text(post_step(client, "serial", {"serial": serial.code}))
+    assert ONE_MESSAGE in text and license.key not in text and "already redeemed" not in text
+
+
+def test_one_short_of_the_budget_a_good_serial_goes_through(client: Client, member: Any) -> None:
+    _spend(9, user=member.user)
+    text = _serial(client, member, True)
+    assert ONE_MESSAGE not in text and "Registration and contacts" in text
+
+
 def test_the_budget_slides_with_time(client: Client, member: Any) -> None:
     _spend(10, user=member.user, minutes_ago=11)  # out of the 10-minute window
     assert ONE_MESSAGE not in _serial(client, member, True)
