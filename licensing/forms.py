@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django import forms
@@ -13,7 +13,6 @@ from django.utils.translation import gettext_lazy as _
 from portal.formats import short_date
 from portal.forms import EMAIL_MAX_LENGTH
 from portal.models import Organization
-from portal.policy import Action
 from portal.ratelimit import CodeGuard
 
 from .codes import CodeFormatError, canonical_code
@@ -25,6 +24,7 @@ from .models import (
     SupportRegistration,
     text_lines,
 )
+from .selectors import key_shown
 from .services import (
     EXPORT_HEADER,
     KEY_HEADERS,
@@ -62,10 +62,6 @@ class SerialForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.organization = organization
         self.typed = typed
-        # Whether the whole key of a license this serial already made may be shown: not to a
-        # partner that may only obtain keys (it sees the keys it obtained, not the customer's).
-        access = getattr(request, "access", None)
-        self.shows_keys = access is not None and access.allows(Action.VIEW_LICENSES)
         self.guard = CodeGuard(request, organization=organization, action="serial.rate_limited")
         self.serial_number: SerialNumber | None = None
         self.already_redeemed: License | None = None
@@ -98,7 +94,13 @@ class SerialForm(forms.Form):
             raise forms.ValidationError(
                 _("Your organization already redeemed this serial number: it is license %(key)s."),
                 code="redeemed",
-                params={"key": exc.license.key if self.shows_keys else mask_key(exc.license.key)},
+                # Whole only to whom may read it: not to a partner that may only obtain keys,
+                # unless it obtained that license itself.
+                params={
+                    "key": key_shown(
+                        actor=self.guard.user, organization=self.organization, key=exc.license.key
+                    )
+                },
             ) from exc
         except SerialError as exc:
             self.guard.check()
@@ -189,7 +191,7 @@ class RegistrationForm(forms.ModelForm):
         *args: Any,
         serial: SerialNumber | None,
         targets: list[License] | None = None,
-        mask_keys: bool = False,
+        readable_keys: Collection[str] | None = None,
         prefill: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -211,7 +213,13 @@ class RegistrationForm(forms.ModelForm):
             # for the user: renewing the wrong license cannot be undone.
             field.widget = forms.RadioSelect()
             field.choices = [  # type: ignore[attr-defined]
-                (str(lic.pk), target_label(lic, masked=mask_keys)) for lic in targets
+                (
+                    str(lic.pk),
+                    target_label(
+                        lic, masked=readable_keys is not None and lic.key not in readable_keys
+                    ),
+                )
+                for lic in targets
             ]
             field.error_messages["required"] = (
                 _("Choose the license this serial number upgrades.")

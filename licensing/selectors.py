@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
@@ -77,6 +77,41 @@ def licenses_visible_to(
             shared_access=Subquery(_active_shares(actor).values("access")[:1])
         )
     return queryset.select_related("version__product", "owner", "registration")
+
+
+def keys_readable(
+    *, actor: User | None, organization: Organization, keys: Collection[str]
+) -> set[str]:
+    """Which of the organization's license keys the actor may read whole (at most one query).
+
+    All of them for an actor who may view the organization's licenses (a member, a partner
+    granted view-licenses) and for work no one's access limits (a command, staff); for a
+    partner that may only obtain keys, those of the licenses licensing lets it see: the ones it
+    obtained or renewed, not the customer's.
+    """
+    wanted = set(keys)
+    if not wanted or actor is None:
+        return wanted
+    access = organization_access(actor=actor, organization=organization)
+    if access is not None and access.allows(Action.VIEW_LICENSES):
+        return wanted
+    return set(
+        licenses_visible_to(actor=actor, organization=organization)
+        .filter(owner=organization, key__in=wanted)
+        .values_list("key", flat=True)
+    )
+
+
+def key_shown(*, actor: User | None, organization: Organization, key: str) -> str:
+    """One of the organization's keys as the actor may read it: whole (keys_readable), or its
+    last group only."""
+    from .templatetags.licensing_tags import mask_key
+
+    return (
+        key
+        if key in keys_readable(actor=actor, organization=organization, keys=[key])
+        else mask_key(key)
+    )
 
 
 def access_of(license: License, *, access: OrganizationAccess | None) -> LicenseAccess:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 from django import forms
@@ -32,7 +33,7 @@ from portal.policy import Action
 from .codes import CodeFormatError, canonical_code
 from .forms import ConfirmForm, RegistrationForm, SerialForm, comparable_registration
 from .models import License, ProductVersion, SerialNumber, SupportRegistration, add_months
-from .selectors import latest_registration, licenses_visible_to
+from .selectors import key_shown, keys_readable, latest_registration, licenses_visible_to
 from .services import (
     LicensingError,
     SerialAlreadyRedeemed,
@@ -143,10 +144,18 @@ class PortalWizard(SessionWizardView):
     restart_url: str
     result_url = "get-a-key-result"
 
-    def mask_keys(self) -> bool:
-        """Whether the organization's existing keys show only their last group: for a partner
-        with the obtain-keys scope alone, which renews or upgrades licenses it may not list."""
-        return not self.request.access.allows(Action.VIEW_LICENSES)
+    def readable_keys(self, keys: Collection[str]) -> set[str]:
+        """Which of the organization's existing keys the pages show whole (others show only
+        their last group): the rule of every page, licensing.selectors.keys_readable. A partner
+        with the obtain-keys scope alone renews or upgrades licenses it may not list, and reads
+        whole only the keys it obtained or renewed."""
+        return keys_readable(
+            actor=self.request.user, organization=self.request.organization, keys=keys
+        )
+
+    def key_shown(self, key: str) -> str:
+        """`key` as this person may read it."""
+        return key_shown(actor=self.request.user, organization=self.request.organization, key=key)
 
     # -- the instance ---------------------------------------------------------------------
 
@@ -480,7 +489,7 @@ class GetAKeyWizard(PortalWizard):
             return {
                 "serial": serial,
                 "targets": self._targets(serial),
-                "mask_keys": self.mask_keys(),
+                "readable_keys": self.readable_keys([t.key for t in self._targets(serial)]),
                 "prefill": self.storage.extra_data.get(PREFILL),
             }
         return {}
@@ -540,7 +549,7 @@ class GetAKeyWizard(PortalWizard):
                 (t for t in self._targets(context.get("serial")) if str(t.pk) == target_id), None
             )
             context["target"] = target
-            context["mask_keys"] = self.mask_keys()
+            context["target_key"] = self.key_shown(target.key) if target is not None else ""
             serial = context.get("serial")
             if target is not None:
                 self.storage.extra_data = {

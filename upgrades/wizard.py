@@ -20,7 +20,6 @@ from django.utils.translation import gettext_lazy
 
 from licensing.codes import CodeFormatError, canonical_short_code
 from licensing.services import REGISTRATION_FIELDS, LicensingError
-from licensing.templatetags.licensing_tags import mask_key
 from licensing.wizard import PortalWizard
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action
@@ -243,7 +242,7 @@ class UpgradeWizard(PortalWizard):
         # quantity step as well as the confirmation).
         if line is not None:
             key = line.source_license.key
-            context["source_key"] = mask_key(key) if self.mask_keys() else key
+            context["source_key"] = self.key_shown(key)
             if self.steps.current == "quantity":
                 # What the person chooses from: confirming decides whether the license still
                 # holds it (upgrade_redeem's license_quantity).

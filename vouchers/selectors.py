@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, TypeVar
@@ -18,7 +18,7 @@ from django.utils.translation import ngettext
 
 from licensing.codes import CodeFormatError, canonical_code, generate_code
 from licensing.models import License, ProductVersion, SerialNumber
-from licensing.selectors import licenses_visible_to
+from licensing.selectors import keys_readable
 from licensing.templatetags.licensing_tags import mask_key
 from portal.formats import short_date
 from portal.models import Organization, User
@@ -258,29 +258,6 @@ def vouchers_check(
         else:
             result.append(CodeCheck(entry, "", Reason.MALFORMED))
     return checks_masked(result, actor=actor, organization=organization)
-
-
-def keys_readable(
-    *, actor: User | None, organization: Organization, keys: Collection[str]
-) -> set[str]:
-    """Which of the organization's license keys the actor may read whole (at most one query).
-
-    All of them for an actor who may view the organization's licenses (a member, a partner
-    granted view-licenses) and for work no one's access limits (a command, staff); for a
-    partner that may only obtain keys, those of the licenses licensing lets it see: the ones it
-    obtained or renewed, not the customer's.
-    """
-    wanted = set(keys)
-    if not wanted or actor is None:
-        return wanted
-    access = organization_access(actor=actor, organization=organization)
-    if access is not None and access.allows(Action.VIEW_LICENSES):
-        return wanted
-    return set(
-        licenses_visible_to(actor=actor, organization=organization)
-        .filter(owner=organization, key__in=wanted)
-        .values_list("key", flat=True)
-    )
 
 
 def refusal_params_shown(

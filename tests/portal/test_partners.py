@@ -24,7 +24,7 @@ from tests.licensing.factories import (
     ProductVersionFactory,
     SerialNumberFactory,
 )
-from tests.licensing.wizard import post_step, walk
+from tests.licensing.wizard import PREFIX, instance_token, post_step, walk
 from tests.portal.factories import (
     DelegationFactory,
     MembershipFactory,
@@ -978,6 +978,46 @@ def test_a_serial_the_customer_redeemed_shows_an_obtain_keys_partner_only_its_la
     client.get(reverse("get-a-key"))
     page = html.unescape(post_step(client, "serial", {"serial": serial.code}).content.decode())
     assert key in page
+
+
+def test_an_obtain_keys_partner_reads_whole_the_keys_it_obtained_itself(
+    client, customer_admin, partner_admin
+) -> None:  # type: ignore[no-untyped-def]
+    # One rule for whole keys on every page (licensing.selectors.keys_readable): the Voucher
+    # center showed a partner the keys it obtained, Get a key masked them too.
+    from licensing.models import SerialNumber
+
+    delegation = DelegationFactory(
+        customer=customer_admin.organization,
+        partner=partner_admin.organization,
+        scopes=[Scope.OBTAIN_KEYS],
+    )
+    _act_for(client, partner_admin, delegation)
+    serial = SerialNumberFactory()
+    walk(client, serial.code)
+    serial.refresh_from_db()
+    obtained = serial.license
+    customers = LicenseFactory(owner=customer_admin.organization, version=obtained.version)
+    # The serial it redeemed, typed again: its own license, whole.
+    client.get(reverse("get-a-key"))
+    page = html.unescape(post_step(client, "serial", {"serial": serial.code}).content.decode())
+    assert "already redeemed this serial number" in page and obtained.key in page
+    # A renewal that fits both: its own license whole, the customer's by its last group.
+    renewal = SerialNumberFactory(
+        version=obtained.version, kind=SerialNumber.Kind.RENEWAL, quantity=obtained.quantity
+    )
+    client.get(reverse("get-a-key"))
+    page = post_step(client, "serial", {"serial": renewal.code}).content.decode()
+    assert obtained.key in page
+    assert customers.key not in page and customers.key.split("-")[-1] in page
+    for target, shown in ((obtained, obtained.key), (customers, customers.key.split("-")[-1])):
+        confirm = post_step(
+            client, "registration", {**REGISTRATION, "target_license": target.pk}
+        ).content.decode()
+        summary = confirm.split('data-testid="target-license"', 1)[1].split("</span>", 1)[0]
+        assert shown in summary and (target is obtained or target.key not in summary)
+        back = {f"{PREFIX}-current_step": "confirm", "wizard_goto_step": "registration"}
+        client.post(reverse("get-a-key"), {**back, f"{PREFIX}-instance": instance_token(client)})
 
 
 def test_a_partner_with_only_obtain_keys_upgrades_without_seeing_the_old_key(
