@@ -273,3 +273,30 @@ def test_a_rehost_email_names_the_old_key_and_host_and_links_for_a_member_contac
     assert "Previous license key (no longer works)" in email.body_text
     assert reverse("license-detail", args=[license.pk]) in email.body_text
     assert ASK_TO_BE_INVITED not in email.body_text
+
+
+def test_a_deactivated_administrator_is_not_copied_on_a_partners_key(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # The owner's administrators copied on a key a partner obtained were read whatever their
+    # account's state: a deactivated one (who can no longer sign in) still got every key.
+    from licensing.services import license_email_again, license_email_recipients
+    from portal.models import User
+    from tests.licensing.factories import partner_obtained_licenses
+
+    obtained = partner_obtained_licenses(1)
+    license = License.objects.get(pk=obtained.licenses[0].pk)  # with its partner
+    departed = MembershipFactory(
+        organization=obtained.admin.organization,
+        role=Membership.Role.ADMIN,
+        user__email="departed@customer.example",
+    )
+    User.objects.filter(pk=departed.user.pk).update(is_active=False)
+    # The page's list of recipients and the email agree: one rule.
+    assert "departed@customer.example" not in license_email_recipients(license, obtained.member)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent_to = license_email_again(license=license, actor=obtained.member)
+    assert obtained.admin.user.email in sent_to and "departed@customer.example" not in sent_to
+    delivered = {address for message in mail.outbox for address in message.to}
+    assert obtained.admin.user.email in delivered
+    assert "departed@customer.example" not in delivered
