@@ -247,9 +247,9 @@ def license_email_queue(
         "acting_partner": acting_partner,
         "acting_email": acting_user.email if acting_user is not None else "",
         # Or someone of another organization the license is shared with: the owner's people
-        # read who renewed or moved their license.
+        # read who renewed or moved their license, or had its key sent again ("again").
         "acting_outsider": acting_partner is None
-        and event in ("renewed", "rehosted")
+        and (event in ("renewed", "rehosted") or bool((context or {}).get("again")))
         and _acts_from_outside(license, acting_user),
     }
     # The person who acted for the owner from outside reads its own body (a partner's: "you
