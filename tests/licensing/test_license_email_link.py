@@ -235,19 +235,19 @@ def test_a_renewal_by_a_member_names_nobody() -> None:
 def test_the_technical_contact_is_read_in_one_query_and_not_when_it_is_the_actor(
     django_assert_num_queries: Any,
 ) -> None:
-    from licensing.services.issue import _license_email_audience
+    from licensing.services import license_email_audience
 
     alice, _bob = _acme()
     theirs = _license_of(alice.organization, technical_email="bob@acme.example")
     with django_assert_num_queries(1):
-        openers, others, languages = _license_email_audience(
+        openers, others, languages = license_email_audience(
             theirs, alice.user, partner_acting=False
         )
     assert openers == {"alice@acme.example", "bob@acme.example"} and not others
     assert languages == {"bob@acme.example": "en"}  # alice reads the language she acts in
     own = _license_of(alice.organization, technical_email="Alice@acme.example")
     with django_assert_num_queries(0):
-        assert _license_email_audience(own, alice.user, partner_acting=False) == (
+        assert license_email_audience(own, alice.user, partner_acting=False) == (
             {"alice@acme.example"},
             set(),
             {},
