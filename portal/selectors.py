@@ -226,6 +226,16 @@ def open_invitations(*, actor: User, organization: Organization) -> QuerySet[Inv
     )
 
 
+def administrators_emailed(organization: Organization) -> QuerySet[Membership]:
+    """The administrators that an email to an organization's administrators reaches: those
+    whose account is active. Staff deactivate a departed or compromised account to lock it
+    out; it can no longer sign in to act on what it would read (a revoked key, a partner's
+    grant, a copy of every key), and its mailbox may no longer be the person's."""
+    return Membership.objects.filter(
+        organization=organization, role=Membership.Role.ADMIN, user__is_active=True
+    )
+
+
 @dataclass(frozen=True)
 class Addressee:
     """An email address that belongs to an account, as emails to it need it."""
@@ -244,16 +254,12 @@ def addressees(
     addresses: Iterable[str], *, admins_of: Organization | None = None
 ) -> dict[str, Addressee]:
     """The accounts among `addresses`, and with `admins_of` that organization's administrators
-    too: each lowercase address with its language and its memberships, from one query. An
-    address without an account is left out: it is no member of anything."""
+    too (administrators_emailed): each lowercase address with its language and its memberships,
+    from one query. An address without an account is left out: it is no member of anything."""
     wanted = {address.strip().lower() for address in addresses if address and address.strip()}
     accounts = Q(email__in=wanted)
     if admins_of is not None:
-        accounts |= Q(
-            pk__in=Membership.objects.filter(
-                organization=admins_of, role=Membership.Role.ADMIN
-            ).values("user_id")
-        )
+        accounts |= Q(pk__in=administrators_emailed(admins_of).values("user_id"))
     elif not wanted:
         return {}
     found: dict[str, Addressee] = {}

@@ -42,7 +42,7 @@ from .models import (
 from .policy import SCOPE_LABELS, Scope
 from .ratelimit import invitations_refusal
 from .requestcontext import client_ip, current_delegation
-from .selectors import organization_kind_ties
+from .selectors import administrators_emailed, organization_kind_ties
 
 logger = logging.getLogger(__name__)
 
@@ -1079,12 +1079,9 @@ def outbound_emails_resend(*, emails: Iterable[OutboundEmail], actor: User) -> i
 
 
 def admin_emails(organization: Organization) -> list[str]:
-    """The addresses of an organization's administrators."""
-    return list(
-        Membership.objects.filter(
-            organization=organization, role=Membership.Role.ADMIN
-        ).values_list("user__email", flat=True)
-    )
+    """The addresses of an organization's administrators that its emails reach (active
+    accounts: administrators_emailed, the rule the license email's copies follow too)."""
+    return list(administrators_emailed(organization).values_list("user__email", flat=True))
 
 
 # A partner acting for a partner would see what is the partner's own: its voucher batches and

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,15 +16,21 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from licensing.models import License
-from licensing.services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
+from licensing.services import (
+    LICENSE_FILE_MIMETYPE,
+    license_email_audience,
+    license_email_recipients,
+    license_email_variants,
+    license_file_text,
+)
 from portal.emails import (
     Attachment,
     AttachmentRef,
     AttachmentUnavailable,
     queue_email_variants,
-    recipient_languages,
     sender_language,
 )
+from portal.models import User
 
 from .models import VoucherConversion
 from .selectors import conversion_licenses
@@ -191,31 +196,48 @@ class EmailRows:
         return self._rendered()[1]
 
 
-def conversion_email_recipients(conversion: VoucherConversion, license: License) -> list[str]:
-    """Who a conversion's email goes to: licensing's rule, applied to its licenses.
+def _conversion_parties(conversion: VoucherConversion) -> tuple[User | None, bool]:
+    """The person acting in a conversion's email, and whether the owner's administrators are
+    copied: licensing's rule, applied to its licenses.
 
     A conversion stopped because its submitter's access to the organization ended goes to the
     organization (technical contact, administrators), not to the submitter, who may no longer
     see its keys.
     """
     if conversion.stopped.get("reason") == "access_ended":
-        return license_email_recipients(license, None, partner_acting=True)
-    return license_email_recipients(license, conversion.created_by)
+        return None, True
+    return conversion.created_by, False
+
+
+def conversion_email_recipients(conversion: VoucherConversion, license: License) -> list[str]:
+    """Who a conversion's email goes to (the result page lists them)."""
+    actor, partner_acting = _conversion_parties(conversion)
+    return license_email_recipients(license, actor, partner_acting=partner_acting)
 
 
 def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[License]) -> None:
     """Queues one email listing every license of the conversion, files attached (up to
     ATTACH_MAX_LICENSES of them; past that, a link to the zip on the result page).
 
-    Each recipient reads it in their own language (recipient_languages), the submitter in the
-    one it converted in, as the license email of the mint. For licenses a channel partner
-    obtained (the licenses record it), the customer's side reads who obtained them on its
-    behalf, and the partner's user who did reads what it did, for whom.
+    Its links go only to recipients who can open them, by the license email's rule
+    (license_email_audience, from the conversion's first license: all of them share the
+    owner, the registration, the partner and who issued them): the owner's members get the
+    license list, the result page and the zip; the partner's user who converted gets the
+    result page, which its scopes open (the license list needs view-licenses); the others (a
+    technical contact who is no member) read where to find the licenses and whom to ask.
+
+    Each recipient reads it in their own language, the submitter in the one it converted in,
+    as the license email of the mint. For licenses a channel partner obtained (the licenses
+    record it), the customer's side reads who obtained them on its behalf, and the partner's
+    user who did reads what it did, for whom.
     """
     language = conversion.language or sender_language()
-    to = conversion_email_recipients(conversion, licenses[0])
-    actor = conversion.created_by
-    actor_address = actor.email.lower() if actor is not None else ""
+    actor, partner_acting = _conversion_parties(conversion)
+    # One query (none when the submitter is the only recipient), whatever the count. What a
+    # partner's submitter opens is read from the delegation its run acts under.
+    openers, others, languages = license_email_audience(
+        licenses[0], actor, partner_acting=partner_acting
+    )
     partner = licenses[0].partner if licenses[0].partner_id is not None else None
     attached = files_attached(len(licenses))
     shown = {
@@ -228,21 +250,21 @@ def conversion_email_queue(*, conversion: VoucherConversion, licenses: Sequence[
         "attached": attached,
         "organization": conversion.organization,
         "partner": partner,
-        "acting_email": actor.email if actor is not None else "",
+        # Who obtained them, also when the email no longer goes to them (access ended).
+        "acting_email": conversion.created_by.email if conversion.created_by is not None else "",
     }
-    variants: list[tuple[list[str], dict[str, Any]]] = [(to, shown)]
-    if partner is not None and actor_address in {address.lower() for address in to}:
-        variants = [
-            ([address for address in to if address.lower() != actor_address], shown),
-            ([actor_address], {**shown, "for_partner": True}),
-        ]
-    # The submitter reads the language it converted in (`language`), not its profile's: the
-    # others' are looked up (one query, none when the submitter is the only recipient).
-    languages = recipient_languages([address for address in to if address.lower() != actor_address])
     queue_email_variants(
         template="vouchers_converted",
-        variants=variants,
+        variants=license_email_variants(
+            openers=openers,
+            others=others,
+            shown=shown,
+            actor_address=actor.email.lower() if actor is not None else "",
+            # The partner's user reads what it did, for whom.
+            actor_shown={"for_partner": True} if partner is not None else None,
+        ),
         attachments=license_attachments(conversion, licenses) if attached else [],
+        # The submitter reads the language it converted in (`language`), not its profile's.
         language=language,
         languages=languages,
     )

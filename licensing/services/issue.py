@@ -164,7 +164,7 @@ def _license_email_parties(
     return actor, contact, license.partner_id is not None or partner_acting
 
 
-def _license_email_audience(
+def license_email_audience(
     license: License, acting_user: User | None, *, partner_acting: bool, renewed: bool = False
 ) -> tuple[set[str], set[str], dict[str, str]]:
     """The license email's recipients: those who can open the license's page (the members of
@@ -233,7 +233,7 @@ def license_email_queue(
     (a second body of the same email, written in the same INSERT).
     """
     acting_partner = _partner_for(license.owner)
-    openers, others, languages = _license_email_audience(
+    openers, others, languages = license_email_audience(
         license,
         acting_user,
         partner_acting=acting_partner is not None,
@@ -247,49 +247,64 @@ def license_email_queue(
         "acting_partner": acting_partner,
         "acting_email": acting_user.email if acting_user is not None else "",
         # Or someone of another organization the license is shared with: the owner's people
-        # read who renewed or moved their license.
+        # read who renewed or moved their license, or had its key sent again ("again").
         "acting_outsider": acting_partner is None
-        and event in ("renewed", "rehosted")
+        and (event in ("renewed", "rehosted") or bool((context or {}).get("again")))
         and _acts_from_outside(license, acting_user),
     }
     # The person who acted for the owner from outside reads its own body (a partner's: "you
     # obtained this for the customer", not "obtained on your behalf by"); no one else's changes.
-    actor_address = acting_user.email.lower() if acting_user is not None else ""
-    variants: list[tuple[list[str], dict[str, Any]]] = []
-    for recipients, can_open in ((openers, True), (others, False)):
-        actor_reads = (acting_partner is not None or shown["acting_outsider"]) and (
-            actor_address in recipients
-        )
-        variants.append(
-            (
-                sorted(recipients - {actor_address}) if actor_reads else sorted(recipients),
-                {**shown, "can_open": can_open},
-            )
-        )
-        if actor_reads:
-            variants.append(
-                (
-                    [actor_address],
-                    {
-                        **shown,
-                        "can_open": can_open,
-                        "for_partner": acting_partner is not None,
-                        "acting_outsider": False,
-                    },
-                )
-            )
+    from_outside = acting_partner is not None or shown["acting_outsider"]
     queue_email_variants(
         template=f"license_{event}",
-        variants=variants,
+        variants=license_email_variants(
+            openers=openers,
+            others=others,
+            shown=shown,
+            actor_address=acting_user.email.lower() if acting_user is not None else "",
+            actor_shown=(
+                {"for_partner": acting_partner is not None, "acting_outsider": False}
+                if from_outside
+                else None
+            ),
+        ),
         attachments=[
             Attachment(
                 license.file_name, license_file_text(license).encode(), LICENSE_FILE_MIMETYPE
             )
         ],
         # Each recipient with an account reads their own language, the person acting the one
-        # they act in (_license_email_audience leaves them out).
+        # they act in (license_email_audience leaves them out).
         languages=languages,
     )
+
+
+def license_email_variants(
+    *,
+    openers: set[str],
+    others: set[str],
+    shown: dict[str, Any],
+    actor_address: str = "",
+    actor_shown: dict[str, Any] | None = None,
+) -> list[tuple[list[str], dict[str, Any]]]:
+    """The bodies of a license email (queue_email_variants' variants), from its audience
+    (license_email_audience): the recipients who can open the license's pages read them with
+    `can_open`, the others where to find them instead. With `actor_shown`, the person acting
+    reads a body of its own, `shown` updated with it: what it did for whom, not its own name."""
+    variants: list[tuple[list[str], dict[str, Any]]] = []
+    for recipients, can_open in ((openers, True), (others, False)):
+        own = actor_shown is not None and actor_address in recipients
+        variants.append(
+            (
+                sorted(recipients - {actor_address}) if own else sorted(recipients),
+                {**shown, "can_open": can_open},
+            )
+        )
+        if own:
+            variants.append(
+                ([actor_address], {**shown, **(actor_shown or {}), "can_open": can_open})
+            )
+    return variants
 
 
 def _acts_from_outside(license: License, acting_user: User | None) -> bool:

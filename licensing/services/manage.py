@@ -95,6 +95,9 @@ def _audit_license(
 def license_email_again(*, license: License, actor: User) -> list[str]:
     """Emails the key and a fresh license file again to the technical contact (and the actor).
 
+    The technical contact (and the owner's administrators, when copied) read who asked for it
+    when that was a partner or someone the license is shared with, as for a renewal.
+
     At most PORTAL_KEY_EMAILS_PER_LICENSE_PER_HOUR times per license, and
     PORTAL_KEY_EMAILS_PER_ADDRESS_PER_HOUR times per address across all licenses: the
     technical contact's (whatever address someone allowed to manage data typed) and those of
@@ -154,7 +157,8 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
                     address, budget.minutes_left, license=license, copy=address != contact
                 )
             )
-    license_email_queue(license=license, acting_user=actor, event="issued")
+    # "again": the owner's people read who asked, when a partner or a share recipient did.
+    license_email_queue(license=license, acting_user=actor, event="issued", context={"again": True})
     # `contact` and `copied` are what address_budget counts.
     _audit_license(
         "license.emailed",

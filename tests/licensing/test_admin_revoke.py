@@ -205,3 +205,28 @@ def test_revoking_nothing_active_asks_nothing(client, owner_admin) -> None:  # t
     response = client.post(reverse(CHANGELIST), selection, follow=True)
     assert "None of the selected licenses is active: nothing was revoked." in _messages(response)
     assert 'name="reason"' not in response.content.decode()
+
+
+def test_a_revocation_is_not_emailed_to_a_deactivated_administrator(
+    owner_admin, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # The owner's administrators were read whatever their account's state: a departed or
+    # compromised account staff had deactivated (is_active=False) still got "your key was
+    # revoked", with the masked key and a link it can no longer open.
+    departed = MembershipFactory(
+        organization=owner_admin.organization,
+        role=Membership.Role.ADMIN,
+        user__email="departed@customer.example",
+    )
+    User.objects.filter(pk=departed.user.pk).update(is_active=False)
+    license = LicenseFactory(owner=owner_admin.organization)
+    with django_capture_on_commit_callbacks(execute=True):
+        licenses_revoke(license_ids=[license.pk], reason="Refunded", actor=_staff())
+    assert [address for email in mail.outbox for address in email.to] == [owner_admin.user.email]
+    # Only an organization with no active administrator is told nothing.
+    User.objects.filter(pk=owner_admin.user.pk).update(is_active=False)
+    mail.outbox.clear()
+    other = LicenseFactory(owner=owner_admin.organization)
+    with django_capture_on_commit_callbacks(execute=True):
+        licenses_revoke(license_ids=[other.pk], reason="Refunded", actor=_staff())
+    assert mail.outbox == []

@@ -235,19 +235,19 @@ def test_a_renewal_by_a_member_names_nobody() -> None:
 def test_the_technical_contact_is_read_in_one_query_and_not_when_it_is_the_actor(
     django_assert_num_queries: Any,
 ) -> None:
-    from licensing.services.issue import _license_email_audience
+    from licensing.services import license_email_audience
 
     alice, _bob = _acme()
     theirs = _license_of(alice.organization, technical_email="bob@acme.example")
     with django_assert_num_queries(1):
-        openers, others, languages = _license_email_audience(
+        openers, others, languages = license_email_audience(
             theirs, alice.user, partner_acting=False
         )
     assert openers == {"alice@acme.example", "bob@acme.example"} and not others
     assert languages == {"bob@acme.example": "en"}  # alice reads the language she acts in
     own = _license_of(alice.organization, technical_email="Alice@acme.example")
     with django_assert_num_queries(0):
-        assert _license_email_audience(own, alice.user, partner_acting=False) == (
+        assert license_email_audience(own, alice.user, partner_acting=False) == (
             {"alice@acme.example"},
             set(),
             {},
@@ -273,3 +273,107 @@ def test_a_rehost_email_names_the_old_key_and_host_and_links_for_a_member_contac
     assert "Previous license key (no longer works)" in email.body_text
     assert reverse("license-detail", args=[license.pk]) in email.body_text
     assert ASK_TO_BE_INVITED not in email.body_text
+
+
+def test_a_deactivated_administrator_is_not_copied_on_a_partners_key(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # The owner's administrators copied on a key a partner obtained were read whatever their
+    # account's state: a deactivated one (who can no longer sign in) still got every key.
+    from licensing.services import license_email_again, license_email_recipients
+    from portal.models import User
+    from tests.licensing.factories import partner_obtained_licenses
+
+    obtained = partner_obtained_licenses(1)
+    license = License.objects.get(pk=obtained.licenses[0].pk)  # with its partner
+    departed = MembershipFactory(
+        organization=obtained.admin.organization,
+        role=Membership.Role.ADMIN,
+        user__email="departed@customer.example",
+    )
+    User.objects.filter(pk=departed.user.pk).update(is_active=False)
+    # The page's list of recipients and the email agree: one rule.
+    assert "departed@customer.example" not in license_email_recipients(license, obtained.member)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent_to = license_email_again(license=license, actor=obtained.member)
+    assert obtained.admin.user.email in sent_to and "departed@customer.example" not in sent_to
+    delivered = {address for message in mail.outbox for address in message.to}
+    assert obtained.admin.user.email in delivered
+    assert "departed@customer.example" not in delivered
+
+
+def test_a_share_recipients_email_again_names_who_asked_for_it(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # "Email key again" by someone of another organization the license is shared with (manage
+    # access) sent bob, Acme's technical contact, "Here is your license key" naming nobody: a
+    # key nobody at Acme asked for, as if the portal sent it on its own. He reads who asked,
+    # as he would read who renewed or moved it; carol, who asked, gets her copy, without her
+    # own name; Acme's administrators are not copied (the button emails the technical contact
+    # and the person who pressed it: license_email_again).
+    from licensing.services import license_share
+
+    alice, _bob = _acme()
+    carol = MembershipFactory(user__email="carol@globex.example", user__language="en")
+    license = _license_of(alice.organization, technical_email="bob@acme.example")
+    license_share(licenses=[license], email=carol.user.email, access="manage", actor=alice.user)
+    Email.objects.all().delete()
+    client.force_login(carol.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("license-email", args=[license.pk]))
+    assert response.status_code == 302
+    emails = _by_recipient("license_issued")
+    assert set(emails) == {"bob@acme.example", "carol@globex.example"}
+    theirs, ours = emails["bob@acme.example"], emails["carol@globex.example"]
+    assert theirs.pk != ours.pk
+    asked = "Sent again at the request of carol@globex.example."
+    assert asked in theirs.body_text and asked in theirs.body_html
+    assert license.key in theirs.body_text and theirs.attachments
+    assert "carol@globex.example" not in ours.body_text
+    assert "Sent again" not in ours.body_text and license.key in ours.body_text
+    # Both can open the license: bob is Acme's member, carol has it shared.
+    link = reverse("license-detail", args=[license.pk])
+    assert link in theirs.body_text and link in ours.body_text
+
+
+def test_a_members_email_again_names_nobody(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    alice, _bob = _acme()
+    license = _license_of(alice.organization, technical_email="bob@acme.example")
+    client.force_login(alice.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("license-email", args=[license.pk]))
+    emails = _by_recipient("license_issued")
+    assert set(emails) == {"alice@acme.example", "bob@acme.example"}
+    for email in emails.values():
+        assert "Sent again" not in email.body_text and "alice@acme.example" not in email.body_text
+
+
+def test_a_partners_email_again_names_the_partner_to_the_customer(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # A partner acting for Acme sends the key of a license Acme obtained itself: Acme's
+    # administrators are copied (license_email_recipients) and read who asked; the partner's
+    # own copy does not name it back to itself.
+    alice, _bob = _acme()
+    partner_user = MembershipFactory(
+        organization=PartnerFactory(name="Prime Channel"), user__email="pedro@prime.example"
+    )
+    delegation = DelegationFactory(
+        customer=alice.organization,
+        partner=partner_user.organization,
+        scopes=[Scope.VIEW_LICENSES, Scope.OBTAIN_KEYS],
+    )
+    license = _license_of(alice.organization, technical_email="bob@acme.example")
+    client.force_login(partner_user.user)
+    client.post(reverse("partner-act", args=[delegation.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("license-email", args=[license.pk]))
+    emails = _by_recipient("license_issued")
+    assert set(emails) == {"alice@acme.example", "bob@acme.example", "pedro@prime.example"}
+    asked = "Sent again at the request of Prime Channel (pedro@prime.example)."
+    assert asked in emails["bob@acme.example"].body_text
+    # alice, who reads Portuguese, is told the same: the partner and its user.
+    assert "Prime Channel (pedro@prime.example)" in emails["alice@acme.example"].body_text
+    assert "Sent again" not in emails["pedro@prime.example"].body_text

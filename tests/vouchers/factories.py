@@ -5,7 +5,7 @@ from typing import Any
 import factory
 
 from licensing.codes import generate_code
-from portal.models import Membership, Organization
+from portal.models import Membership, Organization, OutboundEmail
 from tests.licensing.factories import REGISTRATION, ProductVersionFactory
 from tests.portal.factories import OrganizationFactory
 from vouchers.models import Voucher, VoucherBatch
@@ -53,6 +53,17 @@ def convert_separately(membership: Membership, codes: list[str]) -> ConversionRe
         acting_user=membership.user,
         combine=False,
     )
+
+
+def conversion_email_to(address: str) -> OutboundEmail:
+    """The body of the conversion email that went to `address`: its recipients read one body
+    or another by the links they can open (a technical contact who is no member, none)."""
+    (email,) = [
+        email
+        for email in OutboundEmail.objects.filter(template="vouchers_converted")
+        if address in email.to
+    ]
+    return email
 
 
 def with_typo(code: str) -> str:

@@ -18,7 +18,7 @@ from licensing.signing import get_public_key
 from portal.models import AuditEvent, OutboundEmail
 from tests.licensing.factories import REGISTRATION, ProductVersionFactory
 from tests.portal.factories import MembershipFactory
-from tests.vouchers.factories import VoucherFactory, vouchers, with_typo
+from tests.vouchers.factories import VoucherFactory, conversion_email_to, vouchers, with_typo
 from vouchers import services
 from vouchers.models import Voucher, VoucherConversion
 from vouchers.selectors import Reason, conversion_licenses, license_codes
@@ -103,13 +103,16 @@ def test_partial_submission_converts_the_good_and_reports_the_rest(member) -> No
     assert (conversion.total, conversion.processed, conversion.converted) == (5, 5, 2)
     void.refresh_from_db()
     assert void.status == Voucher.Status.VOID
-    # The email points to the result page, which opens for the organization's members only.
-    email = OutboundEmail.objects.get()
+    # The email points the member to the result page; the technical contact, no member, who
+    # could not open it, reads who can.
+    email = conversion_email_to(member.user.email)
     page = reverse("voucher-conversion", args=[conversion.pk])
+    contact = conversion_email_to(REGISTRATION["technical_email"])
     for body in (email.body_text, email.body_html):
         assert "3 codes could not be converted. The result page says why:" in body
         assert page in body
-        assert f"The link opens for members of {member.organization.name}." in body
+    for body in (contact.body_text, contact.body_html):
+        assert "3 codes could not be converted. Members of" in body and page not in body
 
 
 def test_nothing_convertible_sends_no_email_and_writes_no_registration(member) -> None:  # type: ignore[no-untyped-def]
@@ -126,8 +129,11 @@ def test_one_email_lists_every_license_with_its_file(
     batch = vouchers(3)
     with django_capture_on_commit_callbacks(execute=True):
         result = convert(member, [v.code for v in batch], combine=False)
-    assert OutboundEmail.objects.count() == 1
-    (email,) = mail.outbox
+    # One email, two bodies: the member's with the portal's links, the technical contact's
+    # (no member) without; both list every key with its file.
+    assert OutboundEmail.objects.count() == 2
+    assert all(len(message.attachments) == 3 for message in mail.outbox)
+    (email,) = [message for message in mail.outbox if member.user.email in message.to]
     assert "3 license keys" in email.subject
     html = email.alternatives[0][0]
     for license in result.licenses:
@@ -171,7 +177,7 @@ def test_email_goes_out_in_the_submitters_language(
 ) -> None:  # type: ignore[no-untyped-def]
     with django_capture_on_commit_callbacks(execute=True):
         convert(member, [VoucherFactory().code], language="pt-br")
-    email = OutboundEmail.objects.get()
+    email = conversion_email_to(member.user.email)
     assert email.subject  # rendered under pt-BR (catalog may not cover it yet)
     assert 'lang="pt-br"' in email.body_html
     # The rows are prepared once, in the email's language, for both bodies.
@@ -195,9 +201,10 @@ def test_audit_events(member) -> None:  # type: ignore[no-untyped-def]
 
 def test_running_a_finished_conversion_again_changes_nothing(member) -> None:  # type: ignore[no-untyped-def]
     result = convert(member, [v.code for v in vouchers(2)])
+    emails = OutboundEmail.objects.count()
     again = voucher_conversion_run(conversion_id=result.conversion.pk)
     assert again.result == result.conversion.result
-    assert License.objects.count() == 1 and OutboundEmail.objects.count() == 1
+    assert License.objects.count() == 1 and OutboundEmail.objects.count() == emails
 
 
 def test_interrupted_conversion_resumes_after_its_last_chunk(member, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -221,7 +228,7 @@ def test_interrupted_conversion_resumes_after_its_last_chunk(member, monkeypatch
     assert License.objects.count() == 5 and len(conversion_licenses(finished)) == 5
     assert Voucher.objects.filter(status=Voucher.Status.REDEEMED).count() == 5
     # The email of the run that resumed lists the licenses issued before it stopped too.
-    email = OutboundEmail.objects.get()
+    email = conversion_email_to(member.user.email)
     assert all(license.key in email.body_text for license in License.objects.all())
 
 
@@ -246,7 +253,9 @@ def test_a_failing_conversion_keeps_what_it_converted_and_reports_the_rest(  # t
     assert [r["reason"] for r in conversion.refused] == [Reason.STOPPED] * 3
     assert conversion.processed == conversion.total == 5
     assert Voucher.objects.filter(status=Voucher.Status.OPEN).count() == 3
-    assert OutboundEmail.objects.count() == 1  # the two licenses still reach the customer
+    # The two licenses still reach the customer: the member, and the technical contact.
+    assert conversion_email_to(member.user.email).body_text.count("License key:") == 2
+    assert conversion_email_to(REGISTRATION["technical_email"])
     assert AuditEvent.objects.filter(action="vouchers.conversion_failed").exists()
 
 

@@ -90,9 +90,9 @@ def test_a_revoked_delegation_stops_the_conversion_before_its_next_chunk(
     )
     assert event.details["reason"] == "access_ended" and event.details["licenses"] == 2
     # The two licenses issued before go to the customer, not to the partner it revoked.
-    email = Email.objects.get(template="vouchers_converted")
-    assert customer_admin.user.email in email.to
-    assert partner_user.user.email not in email.to
+    to = {a for email in Email.objects.filter(template="vouchers_converted") for a in email.to}
+    assert customer_admin.user.email in to
+    assert partner_user.user.email not in to
     # A second run (a redelivered task) leaves it as it is.
     assert tasks.convert_vouchers.delay(str(conversion.pk)).get() == "failed"
     assert AuditEvent.objects.filter(action="vouchers.conversion_failed").count() == 1

@@ -14,6 +14,7 @@ from licensing.models import License
 from portal.celery import app as celery_app
 from portal.models import OutboundEmail
 from tests.conftest import celery_conf, redis_url
+from tests.licensing.factories import REGISTRATION
 from tests.portal.factories import MembershipFactory
 from tests.vouchers.factories import vouchers
 from tests.vouchers.wizard import confirm_token, walk
@@ -37,7 +38,9 @@ def test_a_real_worker_converts_a_large_submission() -> None:
     count = INLINE_MAX * 4
     codes = [v.code for v in vouchers(count, quantity_per_voucher=1)]
     client = Client()
-    membership = MembershipFactory(user__password=None)
+    # The technical contact: one email (tests/vouchers/test_conversion_email_links.py has
+    # those of a contact who is no member).
+    membership = MembershipFactory(user__password=None, user__email=REGISTRATION["technical_email"])
     client.force_login(membership.user)
     walk(client, "\n".join(codes), combine=False, confirm=False)
     token = confirm_token(client)
