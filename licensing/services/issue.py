@@ -1152,10 +1152,10 @@ def license_renew(
         # Renewed after it lapsed: the history says the coverage restarted, and from when.
         details["start_from"] = old_start.isoformat()
         details["start_to"] = locked.maintenance_start.isoformat()
-        # What the paid period before the lapse covered stays covered (License.covers): from
-        # the first start (an earlier lapse's period included) to the end before this lapse.
-        locked.earlier_maintenance_start = locked.earlier_maintenance_start or old_start
-        locked.earlier_maintenance_end = old_end
+        # What the paid period before the lapse covered stays covered (License.covers): that
+        # period alone. After a second lapse it replaces the one kept before: stretched from
+        # the first start to this end, it covered the versions of the first lapse too.
+        locked.earlier_maintenance_start, locked.earlier_maintenance_end = old_start, old_end
         fields += ["earlier_maintenance_start", "earlier_maintenance_end"]
     if registration is not None and registration.pk != locked.registration_id:
         # The renewal's registration step replaces the license's: its history says what changed,
