@@ -470,6 +470,17 @@ class License(models.Model):
             return self.maintenance_start, add_months(self.maintenance_end, months)
         return today, add_months(today, months)
 
+    def replaces_whole(self, predecessor: License) -> bool:
+        """Whether this license replaced `predecessor`, the license it supersedes, as a whole
+        (its pages say "Supersedes" it) rather than took seats of it ("Upgraded from").
+
+        Only an upgrade serial for all of a license's seats retires it whole (license_issue).
+        A version upgrade and an upgrade serial for part of it move seats
+        (license_seats_upgraded): the older license stays active with the rest under its key,
+        or is superseded by the last move with none left, or is revoked later on.
+        """
+        return self.source != self.Source.UPGRADE and predecessor.status == self.Status.SUPERSEDED
+
     @property
     def follows_contract(self) -> bool:
         """A key drawn down from an Enterprise Flexible contract: its maintenance and versions
