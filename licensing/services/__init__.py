@@ -82,9 +82,12 @@ from .serials import (
 )
 from .staff import (
     MAX_REASON_LENGTH,
+    REHOST_GRANT_REASON_MISSING,
     RevokeResult,
     license_rehost_grant,
     licenses_revoke,
+    rehost_grant_reason_clean,
+    rehost_grant_refusal,
     revoke_reason_clean,
 )
 
@@ -101,6 +104,7 @@ __all__ = [
     "PRINTED_KEY_CHARACTERS",
     "PUBLISHED_VERSION_FIXED",
     "REGISTRATION_FIELDS",
+    "REHOST_GRANT_REASON_MISSING",
     "THRESHOLDS",
     "VERSION_FIXED",
     "CsvPreview",
@@ -142,6 +146,8 @@ __all__ = [
     "product_staff_change",
     "registration_staff_change",
     "registration_update",
+    "rehost_grant_reason_clean",
+    "rehost_grant_refusal",
     "rehost_refusal",
     "rehost_stamp",
     "rehosts_left",
