@@ -36,6 +36,7 @@ from .services import (
     MAX_REASON_LENGTH,
     PRINTED_KEY_CHARACTERS,
     PUBLISHED_VERSION_FIXED,
+    REHOST_GRANT_REASON_MISSING,
     VERSION_FIXED,
     LicensingError,
     csv_safe,
@@ -43,6 +44,7 @@ from .services import (
     licenses_revoke,
     product_staff_change,
     registration_staff_change,
+    rehost_grant_refusal,
     serial_add,
     serial_change,
     serials_create,
@@ -469,6 +471,20 @@ class RevokeLicensesForm(forms.Form):
     )
 
 
+class GrantRehostForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_(
+            "Why these licenses may move once more (a failed server, a move to a new data "
+            "centre…). Kept in the audit trail and shown in each license's history to its "
+            "organization."
+        ),
+        error_messages={"required": REHOST_GRANT_REASON_MISSING},
+    )
+
+
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
     list_display = [
@@ -549,11 +565,41 @@ class LicenseAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description=_("Allow one more rehost"), permissions=["manage"])
-    def grant_rehost(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+    def grant_rehost(self, request: HttpRequest, queryset: QuerySet[License]) -> Any:
+        # rehost_grant_refusal as a filter: the licenses it would find nothing to say about.
+        grantable = queryset.filter(
+            status=License.Status.ACTIVE, version__product__node_locked=True
+        )
+        if not grantable.exists():
+            # Nothing it could do: no page asking why, but why not for each license.
+            for license in queryset.select_related("version__product"):
+                self.message_user(request, rehost_grant_refusal(license) or "", messages.ERROR)
+            return None
+        form = GrantRehostForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            # Say what will happen first, and ask why: the reason is audited with each license
+            # and its owner reads it in the license's history.
+            return action_confirmation(
+                self,
+                request,
+                template="admin/licensing/grant_rehost_confirmation.html",
+                title=_("Allow one more rehost"),
+                queryset=queryset,
+                applicable=grantable,
+                count_name="grantable_count",
+                related=("owner", "version__product"),
+                form=form,
+            )
         granted = 0
-        for license in queryset:
+        # Those the page said stay as they are are left alone; one that changed since (revoked
+        # meanwhile) is refused by the service under its lock, with the reason.
+        for license in grantable.order_by("pk"):
             try:
-                license_rehost_grant(license=license, actor=request.user)  # type: ignore[arg-type]
+                license_rehost_grant(
+                    license=license,
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,  # type: ignore[arg-type]
+                )
             except LicensingError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
@@ -568,6 +614,7 @@ class LicenseAdmin(admin.ModelAdmin):
                 )
                 % {"count": granted},
             )
+        return None
 
 
 @admin.register(SerialRedemption)

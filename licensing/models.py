@@ -301,7 +301,9 @@ class License(models.Model):
     maintenance_end = models.DateField(_("maintenance end"))
     # The period covered before maintenance lapsed, kept when a renewal after the lapse starts a
     # new one (license_renew): the versions released during it stay included (covers), those
-    # released during the lapse do not. From the first start to the end before the latest lapse.
+    # released during the lapse do not. One period: the paid one before the latest lapse. After
+    # a second lapse the one before the first is dropped, not joined to it: a single range from
+    # the first start would also cover the first lapse, and two columns hold one range.
     earlier_maintenance_start = models.DateField(
         _("earlier maintenance start"), null=True, blank=True
     )
@@ -420,7 +422,8 @@ class License(models.Model):
 
     def covers(self, released_on: date) -> bool:
         """Whether a version released on `released_on` falls in this license's maintenance: its
-        current period or the earlier one a renewal after a lapse kept (covering() for queries)."""
+        current period or the earlier one the renewal after the latest lapse kept (covering()
+        for queries, upgrades.services._COVERS_SQL in SQL)."""
         if self.maintenance_start <= released_on <= self.maintenance_end:
             return True
         return (
@@ -460,11 +463,23 @@ class License(models.Model):
         Renewed after it lapsed, a new period starts on the renewal day: a start kept from
         before the lapse would cover the versions released during it, which the license was
         not entitled to (upgrade notifications and FileConnect read covers()). The period before
-        the lapse is kept as the earlier one (license_renew): what it covered stays included.
+        the lapse is kept as the earlier one (license_renew), in place of one kept at an earlier
+        lapse: what it covered stays included, and no lapse is covered.
         """
         if self.maintenance_end >= today:
             return self.maintenance_start, add_months(self.maintenance_end, months)
         return today, add_months(today, months)
+
+    def replaces_whole(self, predecessor: License) -> bool:
+        """Whether this license replaced `predecessor`, the license it supersedes, as a whole
+        (its pages say "Supersedes" it) rather than took seats of it ("Upgraded from").
+
+        Only an upgrade serial for all of a license's seats retires it whole (license_issue).
+        A version upgrade and an upgrade serial for part of it move seats
+        (license_seats_upgraded): the older license stays active with the rest under its key,
+        or is superseded by the last move with none left, or is revoked later on.
+        """
+        return self.source != self.Source.UPGRADE and predecessor.status == self.Status.SUPERSEDED
 
     @property
     def follows_contract(self) -> bool:

@@ -24,6 +24,7 @@ from .issue import (
     license_email_queue,
     license_email_recipients,
     license_email_variants,
+    license_file_refusal,
     license_file_text,
     license_issue,
     license_payload,
@@ -83,9 +84,12 @@ from .serials import (
 )
 from .staff import (
     MAX_REASON_LENGTH,
+    REHOST_GRANT_REASON_MISSING,
     RevokeResult,
     license_rehost_grant,
     licenses_revoke,
+    rehost_grant_reason_clean,
+    rehost_grant_refusal,
     revoke_reason_clean,
 )
 
@@ -102,6 +106,7 @@ __all__ = [
     "PRINTED_KEY_CHARACTERS",
     "PUBLISHED_VERSION_FIXED",
     "REGISTRATION_FIELDS",
+    "REHOST_GRANT_REASON_MISSING",
     "THRESHOLDS",
     "VERSION_FIXED",
     "CsvPreview",
@@ -128,6 +133,7 @@ __all__ = [
     "license_email_queue",
     "license_email_recipients",
     "license_email_variants",
+    "license_file_refusal",
     "license_file_text",
     "license_issue",
     "license_payload",
@@ -144,6 +150,8 @@ __all__ = [
     "product_staff_change",
     "registration_staff_change",
     "registration_update",
+    "rehost_grant_reason_clean",
+    "rehost_grant_refusal",
     "rehost_refusal",
     "rehost_stamp",
     "rehosts_left",

@@ -126,8 +126,30 @@ def license_payload(license: License, *, signing_key_id: str | None = None) -> d
     }
 
 
+def license_file_refusal(license: License) -> str | None:
+    """Why no license file is issued for `license` (a sentence), or None for an active one.
+
+    A superseded or revoked license is history, as its page and FileConnect treat it: a file
+    freshly signed for it would carry the date of its last valid file (file_issued_at does not
+    move when it is superseded or revoked) and read as that file again, and software that
+    checks the signature but not the status would take a replaced or withdrawn key as valid.
+    """
+    if license.status == License.Status.ACTIVE:
+        return None
+    if license.status == License.Status.REVOKED:
+        return _(
+            "This license was revoked: its key no longer works, and no license file is issued "
+            "for it any more. If you think this is a mistake, contact customer care."
+        )
+    return _(
+        "This license was superseded by an upgrade: it is kept as history, and no license file "
+        "is issued for it any more. Download the license file of the license that replaced it."
+    )
+
+
 def license_file_text(license: License) -> str:
-    """A freshly signed license file for the license's current state."""
+    """A freshly signed license file for the license's current state (an active license:
+    license_file_refusal says why not for the others)."""
     signing_key, signing_key_id = current_signing_key()
     return build_license_file(
         payload=license_payload(license, signing_key_id=signing_key_id),
@@ -507,7 +529,9 @@ def license_seats_upgraded(
     Events go to `events` when given, as in license_issue, or are written here.
     """
     left = license.quantity - quantity
-    reissued_at = timezone.now()
+    # A file is reissued for the seats left; none for no seats (license_file_refusal): the
+    # date stays the last file's.
+    reissued_at = timezone.now() if left else license.file_issued_at
     License.objects.filter(pk=license.pk).update(
         quantity=left,
         status=License.Status.SUPERSEDED if left == 0 else License.Status.ACTIVE,
@@ -1167,10 +1191,10 @@ def license_renew(
         # Renewed after it lapsed: the history says the coverage restarted, and from when.
         details["start_from"] = old_start.isoformat()
         details["start_to"] = locked.maintenance_start.isoformat()
-        # What the paid period before the lapse covered stays covered (License.covers): from
-        # the first start (an earlier lapse's period included) to the end before this lapse.
-        locked.earlier_maintenance_start = locked.earlier_maintenance_start or old_start
-        locked.earlier_maintenance_end = old_end
+        # What the paid period before the lapse covered stays covered (License.covers): that
+        # period alone. After a second lapse it replaces the one kept before: stretched from
+        # the first start to this end, it covered the versions of the first lapse too.
+        locked.earlier_maintenance_start, locked.earlier_maintenance_end = old_start, old_end
         fields += ["earlier_maintenance_start", "earlier_maintenance_end"]
     if registration is not None and registration.pk != locked.registration_id:
         # The renewal's registration step replaces the license's: its history says what changed,

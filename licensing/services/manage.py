@@ -119,8 +119,8 @@ def license_email_again(*, license: License, actor: User) -> list[str]:
     if license.status != License.Status.ACTIVE:
         raise LicensingError(
             _(
-                "This license is no longer active, so its key is not emailed again. Its file "
-                "can still be downloaded from this page for your records."
+                "This license is no longer active, so its key is not emailed again and no "
+                "license file is issued for it any more."
             )
         )
     sent = AuditEvent.objects.filter(

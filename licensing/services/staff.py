@@ -8,7 +8,9 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.utils.functional import Promise as StrPromise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from portal.emails import queue_email
 from portal.models import User
@@ -19,6 +21,11 @@ from .issue import LicensingError
 from .manage import _audit_license
 
 MAX_REASON_LENGTH = 500
+# Said by the service and by the admin's form, whichever finds the reason missing first.
+REHOST_GRANT_REASON_MISSING = gettext_lazy(
+    "Say why this license may move once more (a failed server, a move to a new data centre…): "
+    "it is audited and shown in the license's history."
+)
 
 
 @dataclass
@@ -30,11 +37,25 @@ class RevokeResult:
 
 def revoke_reason_clean(raw: str) -> str:
     """The reason staff typed for a revocation, or LicensingError saying what to type."""
+    return _reason_clean(
+        raw,
+        missing=_(
+            "Say why the licenses are revoked (a refund, a fraudulent order…): it is audited."
+        ),
+    )
+
+
+def rehost_grant_reason_clean(raw: str) -> str:
+    """The reason staff typed for allowing one more rehost, or LicensingError saying what to
+    type."""
+    return _reason_clean(raw, missing=REHOST_GRANT_REASON_MISSING)
+
+
+def _reason_clean(raw: str, *, missing: str | StrPromise) -> str:
+    """A reason staff typed, on one line, or LicensingError: `missing` when there is none."""
     reason = " ".join((raw or "").split())
     if not reason:
-        raise LicensingError(
-            _("Say why the licenses are revoked (a refund, a fraudulent order…): it is audited.")
-        )
+        raise LicensingError(str(missing))
     if len(reason) > MAX_REASON_LENGTH:
         raise LicensingError(
             _("Write the reason in at most %(max)d characters.") % {"max": MAX_REASON_LENGTH}
@@ -83,25 +104,35 @@ def _revoked_email_queue(license: License) -> None:
         queue_email(template="license_revoked", to=to, context=context)
 
 
+def rehost_grant_refusal(license: License) -> str | None:
+    """Why `license` cannot be allowed one more rehost (a sentence naming its key), or None."""
+    if not license.version.product.node_locked:
+        return _("%(key)s: %(product)s is not node-locked, so its licenses are never rehosted.") % {
+            "key": license.key,
+            "product": license.version.product.name,
+        }
+    if license.status != License.Status.ACTIVE:
+        return _("%(key)s is %(status)s: only active licenses can be rehosted.") % {
+            "key": license.key,
+            "status": license.get_status_display().lower(),
+        }
+    return None
+
+
 @transaction.atomic
-def license_rehost_grant(*, license: License, actor: User) -> License:
-    """Allows a node-locked license one more move than its product's rehost limit, audited;
-    the next rehost past the limit spends it (license_rehost)."""
+def license_rehost_grant(*, license: License, reason: str, actor: User) -> License:
+    """Allows a node-locked license one more move than its product's rehost limit, audited
+    with `reason` (its history shows it to the owner); the next rehost past the limit spends
+    it (license_rehost)."""
+    reason = rehost_grant_reason_clean(reason)
     locked = (
         License.objects.select_for_update(of=("self",))
         .select_related("version__product", "owner")
         .get(pk=license.pk)
     )
-    if not locked.version.product.node_locked:
-        raise LicensingError(
-            _("%(key)s: %(product)s is not node-locked, so its licenses are never rehosted.")
-            % {"key": locked.key, "product": locked.version.product.name}
-        )
-    if locked.status != License.Status.ACTIVE:
-        raise LicensingError(
-            _("%(key)s is %(status)s: only active licenses can be rehosted.")
-            % {"key": locked.key, "status": locked.get_status_display().lower()}
-        )
+    refusal = rehost_grant_refusal(locked)
+    if refusal:
+        raise LicensingError(refusal)
     before = locked.rehosts_granted
     locked.rehosts_granted = before + 1
     locked.save(update_fields=["rehosts_granted"])
@@ -109,6 +140,9 @@ def license_rehost_grant(*, license: License, actor: User) -> License:
         "license.rehost_granted",
         license=locked,
         actor=actor,
-        details={"changes": {"rehosts_granted": {"from": before, "to": locked.rehosts_granted}}},
+        details={
+            "changes": {"rehosts_granted": {"from": before, "to": locked.rehosts_granted}},
+            "reason": reason,
+        },
     )
     return locked

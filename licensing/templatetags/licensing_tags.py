@@ -96,6 +96,15 @@ def sort_header(label: str, column: str, current: str, query: str, css: str = ""
     )
 
 
+@register.simple_tag
+def predecessor_label(license: License, predecessor: License) -> str:
+    """What the license page and the result page call the license `license` came from:
+    "Supersedes" when it replaced it whole, else "Upgraded from" (License.replaces_whole)."""
+    return (
+        gettext("Supersedes") if license.replaces_whole(predecessor) else gettext("Upgraded from")
+    )
+
+
 # One place for the badge of each value, as tags rather than per-row {% include %}s: a list of
 # 50 rows rendered 100 template includes, a fifth of the page's time.
 STATUS_BADGES: dict[str, str] = {

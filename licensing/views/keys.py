@@ -10,8 +10,14 @@ from django.views.decorators.http import require_safe
 from portal.http import PortalRequest, organization_required
 from portal.policy import Action, allows
 
+from ..models import License
 from ..selectors import last_renewal, license_for, owned_license_for, related_licenses
-from ..services import LICENSE_FILE_MIMETYPE, license_email_recipients, license_file_text
+from ..services import (
+    LICENSE_FILE_MIMETYPE,
+    license_email_recipients,
+    license_file_refusal,
+    license_file_text,
+)
 from ..signing import PublishedKey, published_keys
 
 
@@ -57,6 +63,23 @@ def get_a_key_result(request: PortalRequest, pk: str) -> HttpResponse:
 @organization_required(action=(Action.VIEW_LICENSES, Action.VIEW_OWN_RESULTS))
 def license_file_download(request: PortalRequest, pk: str) -> HttpResponse:
     license = license_for(actor=request.user, organization=request.organization, pk=pk)
+    refusal = license_file_refusal(license)
+    if refusal:
+        # Gone for good, as its software is (FileConnect): the page says why and links the
+        # licenses that replaced it, those the actor may open, whose files are current.
+        successors = related_licenses(
+            actor=request.user, organization=request.organization, license=license
+        ).successors
+        return render(
+            request,
+            "licensing/license_file_refused.html",
+            {
+                "license": license,
+                "refusal": refusal,
+                "successors": [s for s in successors if s.status == License.Status.ACTIVE],
+            },
+            status=410,
+        )
     response = HttpResponse(license_file_text(license), content_type=LICENSE_FILE_MIMETYPE)
     response["Content-Disposition"] = f'attachment; filename="{license.file_name}"'
     response["Cache-Control"] = "no-store"

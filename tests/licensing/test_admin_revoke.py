@@ -128,7 +128,7 @@ def test_a_revoked_license_is_renewed_rehosted_emailed_and_upgraded_no_more(
     with pytest.raises(LicensingError):
         license_email_again(license=license, actor=owner_admin.user)
     with pytest.raises(LicensingError, match="only active licenses"):
-        license_rehost_grant(license=license, actor=UserFactory(is_staff=True))
+        license_rehost_grant(license=license, reason="Moved", actor=UserFactory(is_staff=True))
     client.force_login(owner_admin.user)
     page = client.get(reverse("license-detail", args=[license.pk]), HTTP_ACCEPT_LANGUAGE="en")
     text = page.content.decode()
@@ -160,10 +160,17 @@ def test_one_more_rehost_past_the_limit_for_one_license(client, owner_admin) -> 
     assert "Contact customer care" in (rehost_refusal(license, "HOST-C") or "")
     staff = _staff("view_license", "change_license")
     client.force_login(staff)
+    selection = {"action": "grant_rehost", "_selected_action": [license.pk]}
+    # Asked first, with the reason, as a revocation is; nothing is granted without one.
+    asked = client.post(reverse(CHANGELIST), selection).content.decode()
+    assert 'name="reason"' in asked and license.key in asked
+    refused = client.post(reverse(CHANGELIST), {**selection, "apply": "1", "reason": " "})
+    assert "Say why this license may move once more" in refused.content.decode()
+    license.refresh_from_db()
+    assert license.rehosts_granted == 0
+    reason = "Server failed, ticket 4471"
     response = client.post(
-        reverse(CHANGELIST),
-        {"action": "grant_rehost", "_selected_action": [license.pk]},
-        follow=True,
+        reverse(CHANGELIST), {**selection, "apply": "1", "reason": reason}, follow=True
     )
     assert "1 license may be rehosted once more" in _messages(response)
     license.refresh_from_db()
@@ -172,6 +179,13 @@ def test_one_more_rehost_past_the_limit_for_one_license(client, owner_admin) -> 
     event = AuditEvent.objects.get(action="license.rehost_granted")
     assert event.actor == staff and event.object_id == str(license.pk)
     assert event.details["changes"] == {"rehosts_granted": {"from": 0, "to": 1}}
+    assert event.details["reason"] == reason
+    # The owner reads in the license's history why it may move again.
+    client.force_login(owner_admin.user)
+    page = client.get(reverse("license-detail", args=[license.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert f"Customer care allowed one more move beyond the product's limit: {reason}" in (
+        page.content.decode()
+    )
     # The other license of the product, and the product's limit, are as they were.
     assert rehosts_left(other) == 1 and version.product.rehost_limit == 1
     # The grant is spent by the move the limit refused, and the limit holds again after it.
@@ -230,3 +244,13 @@ def test_a_revocation_is_not_emailed_to_a_deactivated_administrator(
     with django_capture_on_commit_callbacks(execute=True):
         licenses_revoke(license_ids=[other.pk], reason="Refunded", actor=_staff())
     assert mail.outbox == []
+
+
+def test_the_service_refuses_a_rehost_grant_without_a_reason(owner_admin) -> None:  # type: ignore[no-untyped-def]
+    version = ProductVersionFactory(product=ProductFactory(node_locked=True))
+    license = LicenseFactory(owner=owner_admin.organization, version=version, host_id="HOST-A")
+    with pytest.raises(LicensingError, match="Say why this license may move once more"):
+        license_rehost_grant(license=license, reason=" \n ", actor=UserFactory(is_staff=True))
+    license.refresh_from_db()
+    assert license.rehosts_granted == 0
+    assert not AuditEvent.objects.filter(action="license.rehost_granted").exists()

@@ -256,3 +256,57 @@ def test_upgraded_seats_are_counted_however_long_the_history(client, admin) -> N
     assert "All 5 seats were upgraded to" in cell
     for new in upgraded:
         assert reverse("license-detail", args=[new.pk]) in cell
+
+
+def _predecessor_row(html: str) -> str:
+    """The license facts' row naming the license this one came from: "<label> <key>"."""
+    match = re.search(
+        r'<dt class="col-sm-4">\s*([^<]+?)\s*</dt>\s*<dd class="col-sm-8 font-monospace[^"]*">'
+        r"\s*([A-Z0-9-]+)",
+        html,
+    )
+    assert match, "no predecessor row"
+    return f"{match[1]} {match[2]}"
+
+
+def test_the_license_page_names_the_predecessor_as_the_result_page_does(client, admin) -> None:  # type: ignore[no-untyped-def]
+    # An upgrade serial for 4 of 10 seats: the older license stays active with 6 under its key.
+    # The result page said "Upgraded from", the new license's own page "Supersedes", as if the
+    # older key no longer worked. Both read the rule from one place (License.replaces_whole).
+    from licensing.models import SerialNumber
+    from licensing.services import serial_redeem
+    from tests.licensing.factories import SerialNumberFactory
+
+    old, new = catalog()
+    client.force_login(admin.user)
+
+    def redeem(source: License, quantity: int) -> License:
+        serial = SerialNumberFactory(version=new, kind=SerialNumber.Kind.UPGRADE, quantity=quantity)
+        return serial_redeem(
+            code=serial.code,
+            organization=admin.organization,
+            registration=REGISTRATION,
+            acting_user=admin.user,
+            target_license_id=str(source.pk),
+        ).license
+
+    def rows(license: License) -> tuple[str, str]:
+        return tuple(  # type: ignore[return-value]
+            _predecessor_row(client.get(reverse(name, args=[license.pk])).content.decode())
+            for name in ("license-detail", "get-a-key-result")
+        )
+
+    partly = licensed(admin.organization, old, quantity=10)
+    part = redeem(partly, 4)
+    assert rows(part) == (f"Upgraded from {partly.key}",) * 2
+    # Revoked since: it was never superseded by this license, which still came from it.
+    License.objects.filter(pk=partly.pk).update(status=License.Status.REVOKED)
+    assert rows(part) == (f"Upgraded from {partly.key}",) * 2
+    # An upgrade serial for all its seats replaces the license: both pages say "Supersedes".
+    wholly = licensed(admin.organization, old, quantity=5)
+    whole = redeem(wholly, 5)
+    assert rows(whole) == (f"Supersedes {wholly.key}",) * 2
+    # A version upgrade moves seats, whatever their number: "Upgraded from" on both.
+    source, (by_notification,) = _upgrade_part(admin, quantity=3, upgraded=3)
+    assert source.status == License.Status.SUPERSEDED
+    assert rows(by_notification) == (f"Upgraded from {source.key}",) * 2

@@ -219,3 +219,60 @@ def test_a_version_upgrade_carries_the_earlier_period() -> None:
         license.earlier_maintenance_end,
     )
     assert not upgraded.covers(lapse.released_on)
+
+
+def test_a_second_lapse_keeps_only_the_paid_period_before_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Paid period A, lapse, renewal B, lapse, renewal C. The earlier period was stretched from
+    # A's start to B's end: the version released during the first lapse became covered.
+    member = MembershipFactory()
+    today = timezone.localdate()
+    product = ProductVersionFactory(released_on=today - timedelta(days=1100)).product
+    own = product.versions.get()
+
+    def released(days_ago: int, name: str):  # type: ignore[no-untyped-def]
+        return ProductVersionFactory(
+            product=product, version=name, released_on=today - timedelta(days=days_ago)
+        )
+
+    in_a, in_lapse_1, in_b, in_lapse_2, in_c = (
+        released(900, "A"),
+        released(700, "lapse 1"),
+        released(500, "B"),
+        released(300, "lapse 2"),
+        released(100, "C"),
+    )
+    license = licensed(
+        member.organization,
+        own,
+        maintenance_start=today - timedelta(days=1000),
+        end=today - timedelta(days=800),
+    )
+    for days_ago, months in ((600, 6), (200, 12)):
+        day = today - timedelta(days=days_ago)
+        monkeypatch.setattr(timezone, "localdate", lambda *args, day=day: day)
+        license = license_renew(
+            license=license, months=months, registration=None, acting_user=None, reference="R"
+        )
+    monkeypatch.undo()
+    license.refresh_from_db()
+    assert not license.covers(in_lapse_1.released_on)
+    # The rule kept: B (the paid period before the latest lapse) and C are covered, neither
+    # lapse is, and A no longer is (one earlier period is kept, not a list of them).
+    expected = {in_a: False, in_lapse_1: False, in_b: True, in_lapse_2: False, in_c: True}
+    assert {v.version: license.covers(v.released_on) for v in expected} == {
+        v.version: covered for v, covered in expected.items()
+    }
+    b_start = today - timedelta(days=600)
+    assert (license.earlier_maintenance_start, license.earlier_maintenance_end) == (
+        b_start,
+        add_months(b_start, 6),
+    )
+    assert license.maintenance_start == today - timedelta(days=200)
+    # The queries say the same: covering() (FileConnect, the publication preview) and the
+    # SQL of the daily refresh (upgrades.services._COVERS_SQL).
+    for version, covered in expected.items():
+        filtered = License.objects.filter(License.covering(version.released_on), pk=license.pk)
+        assert filtered.exists() == covered, version
+        assert publication_preview(version=version).licenses == int(covered), version
+        assert notifications_create(version=version, today=today).lines == int(covered), version
+    assert not version_entitlement(Basis(license=license), in_lapse_1, today=today).entitled

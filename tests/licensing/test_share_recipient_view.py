@@ -85,13 +85,14 @@ def test_read_only_recipient_does_not_see_a_related_license_it_may_not_see(clien
     page = _page(client, "license-detail", world["new"])
     assert world["new"].key in page
     assert world["old"].key not in page
-    assert "Supersedes" not in page
+    # `new` took seats of `old`, still active: it names it "Upgraded from", not "Supersedes".
+    assert "Upgraded from" not in page
     # Shared too: now it may appear, key and all.
     LicenseShare.objects.create(
         license=world["old"], email=world["reader"].user.email, user=world["reader"].user
     )
     page = _page(client, "license-detail", world["new"])
-    assert "Supersedes" in page and world["old"].key in page
+    assert "Upgraded from" in page and world["old"].key in page
 
 
 def test_superseded_by_appears_only_when_the_newer_license_is_visible(client, world) -> None:  # type: ignore[no-untyped-def]
