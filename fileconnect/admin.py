@@ -20,6 +20,7 @@ from .services import (
     FileConnectError,
     release_file_add,
     release_file_labels,
+    release_file_name_check,
     release_file_relabel,
     release_file_restore,
     release_file_withdraw,
@@ -162,6 +163,9 @@ class ReleaseFileLabelsForm(forms.ModelForm):
                 filename=cleaned["display_name"],
                 platform=cleaned["platform"],
                 language=cleaned["language"],
+            )
+            release_file_name_check(
+                release=self.instance.release, display_name=labels[0], excluding=self.instance
             )
         except FileConnectError as exc:
             raise forms.ValidationError(str(exc)) from None

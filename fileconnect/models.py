@@ -88,6 +88,15 @@ class ReleaseFile(models.Model):
                 condition=models.Q(sha256__regex=r"^[0-9a-f]{64}$"),
                 name="fileconnect_releasefile_sha256_hex",
             ),
+            # Customers could not tell two live files of a release apart, and the Verify
+            # panel's commands (./NAME) would check the wrong one. A withdrawn file keeps its
+            # name (its download log names it): a new one may take it. Services refuse it first
+            # with a message (release_file_name_check); this holds it against a race.
+            models.UniqueConstraint(
+                fields=["release", "display_name"],
+                condition=models.Q(withdrawn_at__isnull=True),
+                name="fileconnect_releasefile_one_live_name",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -59,6 +59,10 @@ def release_file_add(
     )
     if release is not None and release.version_id != version.pk:
         raise FileConnectError(_("This release belongs to another product version."))
+    # Checked again under the release's lock once stored; refused now, nothing is uploaded.
+    target = release or _newest_live_release(version)
+    if target is not None:
+        release_file_name_check(release=target, display_name=display_name)
     storage = fileconnect_storage()
     name, digest = _store(storage, source, version=version, display_name=display_name)
     try:
@@ -108,6 +112,35 @@ def release_file_labels(*, filename: str, platform: str, language: str) -> tuple
         raise FileConnectError(_("Name the platform of the file, for example Windows x64."))
     _check_lengths(display_name=display_name, platform=platform, language=language)
     return display_name, platform, language
+
+
+def release_file_name_check(
+    *, release: Release, display_name: str, excluding: ReleaseFile | None = None
+) -> None:
+    """Refuses a name another live file of the release has (a withdrawn one's may be reused)."""
+    namesakes = ReleaseFile.objects.filter(
+        release_id=release.pk, display_name=display_name, withdrawn_at__isnull=True
+    )
+    if excluding is not None:
+        namesakes = namesakes.exclude(pk=excluding.pk)
+    if namesakes.exists():
+        # Two files of one release under one name: customers could not tell them apart, and
+        # the Verify panel's commands (./NAME) would check the wrong one.
+        raise FileConnectError(
+            _(
+                "Another file of this release is already named %(name)s: choose another name, "
+                "or withdraw that file first."
+            )
+            % {"name": display_name}
+        )
+
+
+def _newest_live_release(version: ProductVersion, *, lock: bool = False) -> Release | None:
+    """The release a file added without one goes to."""
+    releases = Release.objects.filter(version=version, withdrawn_at__isnull=True)
+    if lock:
+        releases = releases.select_for_update()
+    return releases.order_by("-released_on", "-pk").first()
 
 
 def _content_type(display_name: str) -> str:
@@ -188,16 +221,14 @@ def _release_file_record(
     # The version row lock serialises two uploads of a version without a release (a Windows
     # and a Linux installer added at once): the second sees the first one's new release.
     ProductVersion.objects.select_for_update().filter(pk=version.pk).first()
+    # The release row lock also serialises this file's name with a relabel or a restore in the
+    # same release (release_file_name_check).
     if release is not None:
         release = Release.objects.select_for_update().get(pk=release.pk)
         if release.is_withdrawn:
             raise FileConnectError(_("This release is withdrawn: restore it before adding files."))
     else:
-        release = (
-            Release.objects.filter(version=version, withdrawn_at__isnull=True)
-            .order_by("-released_on", "-pk")
-            .first()
-        )
+        release = _newest_live_release(version, lock=True)
         if release is None:
             release = Release.objects.create(
                 version=version, released_on=released_on or version.released_on, notes=notes
@@ -208,6 +239,7 @@ def _release_file_record(
                 obj=release,
                 details={"product": version.product.sku, "version": version.version},
             )
+    release_file_name_check(release=release, display_name=str(fields["display_name"]))
     release_file = ReleaseFile.objects.create(release=release, created_by=actor, **fields)
     audit_record(
         action="release.file_added",
@@ -282,6 +314,12 @@ def release_file_restore(*, release_file: ReleaseFile, actor: User | None) -> Re
 def _release_file_withdrawn_set(
     release_file: ReleaseFile, *, withdrawn: bool, actor: User | None
 ) -> ReleaseFile:
+    if not withdrawn:
+        # A file added or relabelled under its name while it was withdrawn keeps the name.
+        release = Release.objects.select_for_update().get(pk=release_file.release_id)
+        release_file_name_check(
+            release=release, display_name=release_file.display_name, excluding=release_file
+        )
     if not _set_withdrawn(release_file, withdrawn=withdrawn):
         raise FileConnectError(
             _("This file is already withdrawn.") if withdrawn else _("This file is not withdrawn.")
@@ -316,20 +354,10 @@ def release_file_relabel(
         filename=display_name, platform=platform, language=language
     )
     labels = {"display_name": display_name, "platform": platform, "language": language}
+    # The release first, as when a file is added: names in a release change one at a time.
+    release = Release.objects.select_for_update().get(pk=release_file.release_id)
     current = ReleaseFile.objects.select_for_update().get(pk=release_file.pk)
-    namesake = ReleaseFile.objects.filter(
-        release_id=current.release_id, display_name=display_name, withdrawn_at__isnull=True
-    ).exclude(pk=current.pk)
-    if namesake.exists():
-        # Two files of one release under one name: customers could not tell them apart, and
-        # the Verify panel's commands (./NAME) would check the wrong one.
-        raise FileConnectError(
-            _(
-                "Another file of this release is already named %(name)s: choose another name, "
-                "or withdraw that file first."
-            )
-            % {"name": display_name}
-        )
+    release_file_name_check(release=release, display_name=display_name, excluding=current)
     changes = {
         name: [getattr(current, name), value]
         for name, value in labels.items()

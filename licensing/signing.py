@@ -9,12 +9,14 @@ publishing beside the current one.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +167,35 @@ def retire_public_key(public_key: Ed25519PublicKey, directory: Path) -> Path:
     with contextlib.suppress(FileExistsError):
         _write_file(path, public_key_pem(public_key).encode("ascii"), mode=0o644, replace=False)
     return path
+
+
+class RotationUnderWay(Exception):
+    """Another rotation of the same key file holds its lock (`lock_path`)."""
+
+    def __init__(self, lock_path: Path) -> None:
+        super().__init__(f"{lock_path} is held by another rotation")
+        self.lock_path = lock_path
+
+
+@contextlib.contextmanager
+def rotation_lock(path: Path) -> Iterator[None]:
+    """Held for a whole rotation of the key file at `path`, refused while another one runs.
+
+    Two rotations at once both read the old key; the second one's new key then replaced the
+    first one's, which was never retired: what it signed in between could no longer be verified.
+    A lock on a file beside the key works whatever the database (the demo's SQLite too), covers
+    exactly the directory being changed, and the kernel releases it if the process dies.
+    """
+    lock_path = path.with_name(f"{path.name}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationUnderWay(lock_path) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def rotate_signing_key(path: Path) -> KeyRotation:

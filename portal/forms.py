@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.account.forms import AddEmailForm, ResetPasswordForm, SignupForm
+from allauth.account.forms import (
+    AddEmailForm,
+    ChangePasswordForm,
+    LoginForm,
+    ResetPasswordForm,
+    ResetPasswordKeyForm,
+    SignupForm,
+)
 from allauth.core import context as allauth_context
 from django import forms
 from django.http import HttpRequest
@@ -172,6 +179,39 @@ class PortalResetPasswordForm(ResetPasswordForm):
         )
         self.users = [user for user in users if user.email.lower() == wanted or user.pk in verified]
         return email
+
+
+# allauth's labels are Title Case ("Remember Me", "Current Password"; its pt-BR catalog too:
+# "Lembrar de Mim"): the portal writes sentence case, with msgids of its own.
+NEW_PASSWORD_LABELS = {"password1": _("New password"), "password2": _("New password (again)")}
+
+
+class PortalLoginForm(LoginForm):
+    """allauth's login, with a sentence-case label."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "remember" in self.fields:  # absent when ACCOUNT_SESSION_REMEMBER decides
+            self.fields["remember"].label = _("Remember me")
+
+
+class PortalChangePasswordForm(ChangePasswordForm):
+    """allauth's password change, with sentence-case labels."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["oldpassword"].label = _("Current password")
+        for name, label in NEW_PASSWORD_LABELS.items():
+            self.fields[name].label = label
+
+
+class PortalResetPasswordKeyForm(ResetPasswordKeyForm):
+    """allauth's new password after a reset link, with sentence-case labels."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, label in NEW_PASSWORD_LABELS.items():
+            self.fields[name].label = label
 
 
 # Every email column is 254 characters (RFC 5321's limit on a path, which Django's EmailField

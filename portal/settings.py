@@ -255,6 +255,10 @@ ACCOUNT_FORMS = {
     # Another account's address is refused, and resets reach only the accounts it belongs to.
     "add_email": "portal.forms.PortalAddEmailForm",
     "reset_password": "portal.forms.PortalResetPasswordForm",
+    # Sentence-case labels ("Remember me", "Current password"): allauth's are Title Case.
+    "login": "portal.forms.PortalLoginForm",
+    "change_password": "portal.forms.PortalChangePasswordForm",
+    "reset_password_from_key": "portal.forms.PortalResetPasswordKeyForm",
 }
 # The subject prefix is the translated site name, "[<PORTAL_SITE_NAME>] " (portal.emails).
 # Failed logins: per client IP, and per account *and* IP (portal.adapters keys "key" on both), so

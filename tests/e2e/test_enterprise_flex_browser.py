@@ -36,7 +36,7 @@ def log_in(page: Page, base_url: str, email: str) -> None:
     open_page(page, f"{base_url}/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{base_url}/dashboard/")
 
 

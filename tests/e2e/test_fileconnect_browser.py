@@ -64,7 +64,7 @@ def _add(version: ProductVersion, platform: str, name: str, content: bytes) -> R
     )
 
 
-def log_in(page: Page, base_url: str, email: str, button: str = "Sign In") -> None:
+def log_in(page: Page, base_url: str, email: str, button: str = "Log in") -> None:
     response = page.goto(f"{base_url}/accounts/login/")
     assert response is not None and response.ok
     page.locator("input[name=login]").fill(email)
@@ -140,7 +140,7 @@ def test_fileconnect_pages_fit_a_phone(
     context = open_context(viewport=PHONE, is_mobile=True, locale=locale)
     page = context.new_page()
     admin = cast(Membership, MembershipFactory(role="admin"))
-    log_in(page, live_server.url, admin.user.email, "Sign In" if locale == "en-US" else "Entrar")
+    log_in(page, live_server.url, admin.user.email, "Log in" if locale == "en-US" else "Entrar")
     response = page.goto(f"{live_server.url}/fileconnect/")
     assert response is not None and response.ok
     page.locator("input[name=serial]").fill(catalog["serial"].code)

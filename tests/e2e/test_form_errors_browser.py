@@ -28,7 +28,7 @@ def log_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> N
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
 
 
 def test_a_wrong_password_is_announced_and_focused(

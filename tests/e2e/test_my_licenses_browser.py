@@ -53,7 +53,7 @@ def log_in(page: Page, base_url: str, email: str) -> None:
     open_page(page, f"{base_url}/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{base_url}/dashboard/")
 
 
@@ -214,3 +214,27 @@ def test_phone_list_has_no_sideways_scroll_and_page_selection_works(
     open_page(page, f"{live_server.url}/licenses/{license.pk}/")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the license's page scrolls sideways by {overflow} px"
+
+
+def test_phone_license_page_wraps_a_long_host_id(
+    live_server: Any, open_context: Any, results_dir: Path
+) -> None:
+    # A host ID without a dash or a space (a 60-character hardware fingerprint) pushed the
+    # license's page sideways at 390 px: in the facts, the revoked keys and the history.
+    from licensing.services import license_rehost
+
+    owner = new_member()
+    product = cast(Product, ProductFactory(name="Delta Node Guard", node_locked=True))
+    version = cast(ProductVersion, ProductVersionFactory(product=product))
+    license = cast(
+        License,
+        LicenseFactory(owner=owner.organization, version=version, host_id="A1B2C3D4E5" * 6),
+    )
+    license = license_rehost(license=license, host_id="F6E5D4C3B2" * 6, actor=owner.user)
+    page = open_context(viewport=PHONE).new_page()
+    log_in(page, live_server.url, owner.user.email)
+    open_page(page, f"{live_server.url}/licenses/{license.pk}/")
+    expect(page.get_by_role("main")).to_contain_text("F6E5D4C3B2" * 6)
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    page.screenshot(path=str(results_dir / "license-long-host-id-phone.png"), full_page=True)
+    assert widths == [PHONE["width"], PHONE["width"]], f"scroll width, window: {widths}"

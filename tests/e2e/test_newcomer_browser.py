@@ -35,7 +35,7 @@ def log_in(page: Page, base_url: str, email: str) -> None:
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{base_url}/dashboard/")
 
 
@@ -161,6 +161,32 @@ def test_desktop_top_bar_has_the_controls_above_a_row_of_sections(
             .filter((e) => e.getClientRects().length).map((e) => e.textContent.trim())"""
     )
     assert order.index("Log out") < order.index("Dashboard")
+
+
+@pytest.mark.parametrize("locale", ["en-US", "pt-BR"])
+def test_top_bar_sections_fold_or_fit_on_one_row(
+    live_server: Any, open_context: NewContext, locale: str
+) -> None:
+    """Just above Bootstrap's lg breakpoint the eight sections no longer fit on their row and
+    wrapped onto a second one (992-1199 px in English, up to 1399 px in Portuguese): between the
+    phone menu and the widths where the row fits, the bar now keeps the menu button."""
+    page = open_context(locale=locale).new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.locator("#id_login").fill(member().user.email)
+    page.locator("#id_password").fill(PASSWORD)
+    page.get_by_role("main").locator("button[type=submit]").click()
+    expect(page).to_have_url(f"{live_server.url}/dashboard/")
+    bar = page.locator("nav.navbar")  # its name is translated
+    for width in (992, 1100, 1199, 1200, 1280, 1366, 1400):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.reload()
+        links = bar.locator(".nav-link")
+        expect(links).to_have_count(8)
+        if bar.get_by_test_id("menu-button").is_visible():
+            expect(links.first).to_be_hidden()  # folded behind the menu button
+            continue
+        tops = {round(box["y"]) for box in (link.bounding_box() for link in links.all()) if box}
+        assert len(tops) == 1, f"{locale} at {width} px: the sections are on {len(tops)} rows"
 
 
 def test_account_menu_reaches_two_factor_authentication(live_server: Any, web_page: Page) -> None:

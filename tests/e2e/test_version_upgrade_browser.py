@@ -88,7 +88,7 @@ def test_notice_email_link_to_upgraded_key(
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
     page.get_by_label("Email").fill(member.user.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(link)
 
     # Step 2, Product: the notification is shown, the license's line offered.

@@ -22,7 +22,12 @@ def test_pages_have_bounded_queries(client, scale, django_assert_max_num_queries
     versions = [version_of(product, f"{n}.0", date(2010 + n, 1, 1)) for n in range(1, 2 + scale)]
     for version in versions:
         for platform in range(scale):
-            add_file(version, f"{version.version}-{platform}".encode(), platform=f"P{platform}")
+            add_file(
+                version,
+                f"{version.version}-{platform}".encode(),
+                platform=f"P{platform}",
+                name=f"setup-p{platform}.exe",  # one name per file of a release
+            )
     license = license_of(customer, versions[0], start=date(2010, 1, 1), end=date(2099, 1, 1))
     for _ in range(scale * 5):
         license_of(customer, versions[0], start=date(2010, 1, 1), end=date(2099, 1, 1))

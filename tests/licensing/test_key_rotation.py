@@ -3,11 +3,15 @@ and license files signed before keep verifying."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import stat
+import subprocess
+import sys
+import threading
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.core.management import call_command
@@ -17,8 +21,10 @@ from django.urls import reverse
 
 from licensing import signing
 from licensing.licensefile import LicenseSignatureError, verify_license_file
-from licensing.services import license_file_text
+from licensing.services import license_file_text, signing_key_rotate
 from portal.models import AuditEvent
+from tests.concurrency import run_concurrently
+from tests.conftest import postgres_only
 from tests.licensing.factories import LicenseFactory
 
 if TYPE_CHECKING:
@@ -149,3 +155,72 @@ def test_a_damaged_retired_key_file_hides_no_other_key(
         ids = [key.key_id for key in signing.published_keys()]
     assert ids == [signing.key_id(), old_key_id]
     assert "junk.pem cannot be read" in caplog.text
+
+
+# Another process holding the rotation's lock: a second `signing_key rotate` (a deploy script
+# racing a person), the lock taken as the command takes it, until the test says stop.
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_rotation_under_way_in_another_process_refuses_a_second_one(
+    own_signing_key: Path,
+) -> None:
+    before = own_signing_key.read_bytes()
+    lock = own_signing_key.with_name(own_signing_key.name + ".lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(CommandError, match="Another rotation of the signing key") as refused:
+            _rotate()
+        assert "Nothing was replaced" in str(refused.value)
+        assert own_signing_key.read_bytes() == before
+        assert not (own_signing_key.parent / "retired-signing-keys").exists()
+        assert not AuditEvent.objects.filter(action="signing_key.rotated").exists()
+    finally:
+        holder.communicate("", timeout=10)  # closing its stdin ends it, and its lock
+    old_key_id = signing.key_id()
+    _rotate()  # the lock is free again
+    assert signing.key_id() != old_key_id
+
+
+@postgres_only()
+@pytest.mark.django_db(transaction=True)
+def test_two_rotations_at_once_leave_every_signing_key_published(
+    own_signing_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two staff members rotating at once: both read the old key, and the second one's new key
+    replaced the first one's unpublished (never retired), though it may have signed meanwhile.
+    Both are held inside the rotation for up to 2 s, so without a lock they overlap."""
+    inside = threading.Barrier(2)
+    retire = signing.retire_public_key
+
+    def retire_together(*args: Any) -> Path:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            inside.wait(timeout=2)  # alone when the other one was refused
+        return retire(*args)
+
+    monkeypatch.setattr(signing, "retire_public_key", retire_together)
+    old_key_id = signing.key_id()
+    results = run_concurrently(
+        [lambda: signing_key_rotate(actor=None, path=own_signing_key) for _ in range(2)]
+    )
+    rotations = [result for result in results if isinstance(result, signing.KeyRotation)]
+    refusals = [result for result in results if isinstance(result, signing.RotationUnderWay)]
+    assert (len(rotations), len(refusals)) == (1, 1), results
+    assert (rotations[0].retired_key_id, rotations[0].key_id) == (old_key_id, signing.key_id())
+    assert [(key.key_id, key.current) for key in signing.published_keys()] == [
+        (rotations[0].key_id, True),
+        (old_key_id, False),
+    ]
+    assert AuditEvent.objects.filter(action="signing_key.rotated").count() == 1

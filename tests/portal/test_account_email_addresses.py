@@ -135,7 +135,7 @@ def test_email_page_sets_remove_apart_and_spaces_the_add_section(client: Client)
     page = client.get(reverse("account_email")).content.decode()
     assert re.search(r'<button\s+class="btn btn-outline-danger"[^>]*name="action_remove"', page)
     assert re.search(r'<button\s+class="btn btn-outline-secondary"[^>]*name="action_send"', page)
-    assert re.search(r'<h2 class="h5 mt-4">\s*Add Email Address', page)
+    assert re.search(r'<h2 class="h5 mt-4">\s*Add email address', page)
 
 
 def test_make_primary_with_a_nul_in_the_address_changes_nothing(client: Client) -> None:

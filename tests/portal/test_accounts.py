@@ -222,13 +222,13 @@ def test_switching_organization(client) -> None:  # type: ignore[no-untyped-def]
     second = MembershipFactory(user=user, organization=OrganizationFactory(name="Beta"))
     client.force_login(user)
     page = client.get(reverse("dashboard")).content.decode()
-    assert "Working in Alpha" in page
+    assert "Alpha dashboard" in page
     client.post(reverse("organization-switch"), {"organization": second.organization_id})
-    assert "Working in Beta" in client.get(reverse("dashboard")).content.decode()
+    assert "Beta dashboard" in client.get(reverse("dashboard")).content.decode()
     # An organization the user does not belong to is refused and nothing changes.
     other = OrganizationFactory(name="Gamma")
     client.post(reverse("organization-switch"), {"organization": other.pk})
-    assert "Working in Beta" in client.get(reverse("dashboard")).content.decode()
+    assert "Beta dashboard" in client.get(reverse("dashboard")).content.decode()
     assert first.organization.name == "Alpha"
 
 

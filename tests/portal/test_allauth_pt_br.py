@@ -37,6 +37,19 @@ ENGLISH = [
     "Are you sure",
     "Add Email",
     "Make Primary",
+    # The portal's own sentence-case msgids for allauth's words (its pages in English).
+    "Remember me",
+    "Verify your",
+    "Confirm access",
+    "Confirm email",
+    "Account inactive",
+    "Add email",
+    "Make primary",
+    "Re-send",
+    "Recovery codes",
+    "Reset my",
+    "no longer valid",
+    "log out",
 ]
 ANONYMOUS = [
     "account_login",

@@ -59,3 +59,18 @@ def test_the_top_bar_marks_the_current_section(client) -> None:  # type: ignore[
     assert current(reverse("license-list") + "?include=all") == ["My licenses"]
     assert current(reverse("upgrades-pending")) == ["Version upgrade"]
     assert current(reverse("account_email")) == []
+
+
+def test_the_dashboard_heading_names_the_page_and_the_organization(client) -> None:  # type: ignore[no-untyped-def]
+    # It read the site's name ("Licensing Portal"), which the top bar already shows and which
+    # says nothing about the page; the title read "Dashboard" alone.
+    membership = MembershipFactory(organization__name="Acme Ltda")
+    client.force_login(membership.user)
+    html = client.get(reverse("dashboard")).content.decode()
+    heading = re.search(r"(?s)<h1[^>]*>(.*?)</h1>", html)
+    title = re.search(r"(?s)<title>(.*?)</title>", html)
+    assert heading and title
+    assert heading.group(1).strip() == "Acme Ltda dashboard"
+    assert " ".join(title.group(1).split()) == "Acme Ltda dashboard · Licensing Portal"
+    account = membership.organization.account_number
+    assert f"Account number {account}" in " ".join(html.split())

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from licensing.services import signing_key_rotate
 from licensing.signing import (
+    RotationUnderWay,
     create_signing_key,
     get_public_key,
     key_id,
@@ -105,6 +106,16 @@ class Command(BaseCommand):
         self._load(path)
         try:
             rotation = signing_key_rotate(actor=None, path=path)
+        except RotationUnderWay as busy:
+            raise CommandError(
+                _(
+                    "Another rotation of the signing key %(path)s is under way (it holds "
+                    "%(lock)s). Nothing was replaced: once it has finished, check the key with "
+                    "`manage.py signing_key show --path %(path)s` and rotate again only if you "
+                    "still need to."
+                )
+                % {"path": path, "lock": busy.lock_path}
+            ) from None
         except OSError as err:
             raise CommandError(
                 _("Cannot rotate the signing key %(path)s: %(reason)s. Nothing was replaced.")
