@@ -89,9 +89,9 @@ def test_a_technical_contact_who_is_no_member_gets_no_link_the_member_does(
     assert theirs.subject.startswith("[Portal de licenciamento]")
     name = conversion.organization.name
     for body in (theirs.body_text, theirs.body_html):
-        assert f"Members of {name} {WHERE_TO_FIND}" in body
-        assert f"ask an administrator of {name} to invite you, or to share them" in body
-        assert f"Members of {name} see why on the conversion" in body
+        assert f"Membros de {name} encontram estas licenças em Gerenciar minhas licenças" in body
+        assert f"peça a um administrador de {name} que o convide ou que as compartilhe" in body
+        assert f"Membros de {name} veem o motivo na página de resultados da conversão" in body
     # Both list every key, with the files attached.
     keys = list(conversion.issued.values_list("license__key", flat=True))
     for email in (ours, theirs):
