@@ -123,6 +123,11 @@ def _kwargs(cls: type[forms.BaseForm], ctx: dict[str, Any]) -> dict[str, Any] | 
         "RegistrationForm": lambda: (
             {"serial": ctx["serial"], "targets": []} if cls.__module__ == "licensing.forms" else {}
         ),
+        # allauth's password forms are for an account (the reset form's temp_key is checked
+        # by its view, before the form).
+        "PortalChangePasswordForm": lambda: {"user": ctx["request"].user},
+        "PortalResetPasswordKeyForm": lambda: {"user": ctx["request"].user, "temp_key": "key"},
+        "PortalLoginForm": lambda: {"request": ctx["request"]},
         # allauth's sign-up form needs allauth's request context: fuzzed through its page below.
         "PortalSignupForm": lambda: {"_skip": True},
     }
