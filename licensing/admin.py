@@ -454,34 +454,37 @@ class SerialNumberAdmin(RefusalAsMessageMixin, CodeSearchMixin, ExportMixin, adm
         return None
 
 
-class RevokeLicensesForm(forms.Form):
-    reason = forms.CharField(
+def _reason_field(*, help_text: Any, required: Any) -> forms.CharField:
+    """The audited reason a staff action on licenses asks for (revoke, grant a rehost)."""
+    return forms.CharField(
         label=_("Reason"),
         max_length=MAX_REASON_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=help_text,
+        error_messages={"required": required},
+    )
+
+
+class RevokeLicensesForm(forms.Form):
+    reason = _reason_field(
         help_text=_(
             "Why the licenses are revoked (a refund, a fraudulent order…). Kept in the audit "
             "trail; the customer's email does not show it."
         ),
-        error_messages={
-            "required": _(
-                "Say why the licenses are revoked (a refund, a fraudulent order…): it is audited."
-            )
-        },
+        required=_(
+            "Say why the licenses are revoked (a refund, a fraudulent order…): it is audited."
+        ),
     )
 
 
 class GrantRehostForm(forms.Form):
-    reason = forms.CharField(
-        label=_("Reason"),
-        max_length=MAX_REASON_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+    reason = _reason_field(
         help_text=_(
             "Why these licenses may move once more (a failed server, a move to a new data "
             "centre…). Kept in the audit trail and shown in each license's history to its "
             "organization."
         ),
-        error_messages={"required": REHOST_GRANT_REASON_MISSING},
+        required=REHOST_GRANT_REASON_MISSING,
     )
 
 
