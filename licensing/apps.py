@@ -13,13 +13,16 @@ class LicensingConfig(AppConfig):
     def ready(self) -> None:
         from allauth.account.signals import email_confirmed
 
+        from portal.emails import composer_register
         from portal.invariants import invariant_register
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .invariants import CHECKS
+        from .services.issue import LICENSE_EMAIL_COMPOSER, license_email_compose
 
         for name, check in CHECKS.items():
             invariant_register(name, check)
+        composer_register(LICENSE_EMAIL_COMPOSER, license_email_compose)
 
         email_confirmed.connect(_bind_shares, dispatch_uid="licensing-bind-shares")
 

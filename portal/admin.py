@@ -373,7 +373,7 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "template",
-        "subject",
+        "subject_shown",
         "status",
         "attempts",
         "next_attempt_at",
@@ -383,6 +383,12 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     search_fields = ["subject", "to"]
     exclude = ["attachments"]
     actions = ["resend"]
+
+    @admin.display(description=_("subject"), ordering="subject")
+    def subject_shown(self, email: OutboundEmail) -> str:
+        if email.compose is not None:  # portal.emails.queue_email_later
+            return str(_("(written by the worker when it sends it)"))
+        return email.subject
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         # The outbox cannot be edited (ReadOnlyAdmin), so "change" would hide the action from

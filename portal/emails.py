@@ -54,6 +54,23 @@ class AttachmentRef:
 # Builds an attachment's content from its ref; raises AttachmentUnavailable when it cannot.
 AttachmentSource = Callable[[str], bytes]
 
+# Writes the unsaved outbox rows of an email queued with queue_email_later, from its spec.
+Composer = Callable[[dict[str, Any]], list[OutboundEmail]]
+
+_COMPOSERS: dict[str, Composer] = {}
+
+
+def composer_register(name: str, composer: Composer) -> None:
+    """Lets queue_email_later name emails `composer` writes (apps call it from
+    AppConfig.ready, so the portal imports no domain app)."""
+    _COMPOSERS[name] = composer
+
+
+def composer_for(spec: dict[str, Any]) -> Composer:
+    """The composer a queued spec names; KeyError for one no app registered."""
+    return _COMPOSERS[spec["composer"]]
+
+
 _ATTACHMENT_SOURCES: dict[str, AttachmentSource] = {}
 
 
@@ -222,6 +239,26 @@ def queue_email_variants(
     `languages` (lowercase address → language, "" unknown) splits a variant's recipients by the
     language they read, the others reading `language` or the sender's; no query of its own.
     """
+    return queue_email_rows(
+        email_variant_rows(
+            template=template,
+            variants=variants,
+            attachments=attachments,
+            language=language,
+            languages=languages,
+        )
+    )
+
+
+def email_variant_rows(
+    *,
+    template: str,
+    variants: Sequence[tuple[list[str], dict[str, Any]]],
+    attachments: Sequence[Attachment | AttachmentRef] | None = None,
+    language: str | None = None,
+    languages: dict[str, str] | None = None,
+) -> list[OutboundEmail]:
+    """The unsaved outbox rows of queue_email_variants, for a composer (queue_email_later)."""
     emails = [EmailToQueue(template, to, context) for to, context in variants if to]
     if languages:
         emails = [
@@ -229,7 +266,11 @@ def queue_email_variants(
             for email in emails
             for group, addresses in _by_language(email.to, languages, language).items()
         ]
-    rows = _rendered_rows(emails, language=language, attachments=attachments)
+    return _rendered_rows(emails, language=language, attachments=attachments)
+
+
+def queue_email_rows(rows: list[OutboundEmail]) -> list[OutboundEmail]:
+    """Writes rendered outbox rows (one INSERT) and hands them over after the commit."""
     if len(rows) == 1:
         rows[0].save(force_insert=True)
         transaction.on_commit(partial(hand_off, rows[0].pk), robust=True)
@@ -238,6 +279,41 @@ def queue_email_variants(
         # One task for the bodies of one email: a broker round trip each cost the mint ~1 ms.
         transaction.on_commit(partial(hand_off_batches, [row.pk for row in rows]), robust=True)
     return rows
+
+
+def emails_written_by_sender() -> bool:
+    """Whether an email queued with queue_email_later is written by the Celery worker that
+    sends it (the full stack), not here and now (tasks run in-process: the embedded default
+    and the tests, where the sender is this process anyway)."""
+    from .tasks import send_outbound_emails
+
+    return not send_outbound_emails.app.conf.task_always_eager
+
+
+def queue_email_later(*, template: str, spec: dict[str, Any]) -> OutboundEmail:
+    """Queues an email that its sender writes: one small outbox row naming what it is written
+    from (`spec`, JSON, with the "composer" registered with composer_register), handed over
+    after the commit; the worker turns it into the rendered rows before sending them
+    (portal.services.outbox_compose).
+
+    For the emails of a hot transaction (the mint): rendering, recipients and attachments
+    happen outside it. What the email says comes from `spec` and the committed rows it names,
+    so the caller puts into `spec` whatever only the request knows (its language, who acts).
+    """
+    now = timezone.now()
+    email = OutboundEmail(
+        created_at=now,
+        next_attempt_at=now,
+        template=template,
+        to=[],
+        subject="",
+        body_text="",
+        compose=spec,
+    )
+    email.save(force_insert=True)
+    # The batch task: the one row becomes as many as the email has bodies, sent together.
+    transaction.on_commit(partial(hand_off_batches, [email.pk], compose=True), robust=True)
+    return email
 
 
 def queue_email_rendered(
@@ -378,8 +454,9 @@ def hand_off(email_id: UUID) -> bool:
     return enqueue(send_outbound_email, str(email_id))
 
 
-def hand_off_batches(email_ids: Sequence[UUID]) -> int:
+def hand_off_batches(email_ids: Sequence[UUID], *, compose: bool = False) -> int:
     """Queues the send of many outbox emails, a batch per task; returns the batches queued.
+    With `compose`, some are still to be written by the sender (queue_email_later).
 
     With the broker down the first failed batch marks it down (portal.breaker), so the rest are
     left to the relay without waiting for it again.
@@ -389,7 +466,7 @@ def hand_off_batches(email_ids: Sequence[UUID]) -> int:
 
     size = settings.OUTBOX_BATCH_SIZE
     return sum(
-        enqueue(send_outbound_emails, [str(pk) for pk in email_ids[start : start + size]])
+        enqueue(send_outbound_emails, [str(pk) for pk in email_ids[start : start + size]], compose)
         for start in range(0, len(email_ids), size)
     )
 

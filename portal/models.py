@@ -397,6 +397,11 @@ class OutboundEmail(models.Model):
     # A large attachment made from committed rows is named instead of held, {"filename": ...,
     # "mimetype": ..., "source": ..., "ref": ...}, and built when sent (portal.emails.deliver).
     attachments = models.JSONField(_("attachments"), default=list, blank=True)
+    # An email written by the sender instead of the transaction that caused it: what a
+    # composer registered with portal.emails.composer_register builds it from, {"composer":
+    # ..., ...}. Empty once written: the row then holds the first of the emails it became
+    # (portal.services.outbox_compose).
+    compose = models.JSONField(_("to be written from"), null=True, blank=True, editable=False)
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
     )

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy
 from .emails import (
     AttachmentUnavailable,
     EmailToQueue,
+    composer_for,
     deliver,
     hand_off,
     hand_off_batches,
@@ -720,7 +721,8 @@ def _outbox_claim(email_id: UUID | str, *, now: datetime) -> OutboundEmail | Non
         status=OutboundEmail.Status.SENDING, lease_expires_at__lt=now
     )
     claimed = (
-        OutboundEmail.objects.filter(due, pk=email_id).update(
+        # Not one still to be written (outbox_compose): it has no body yet.
+        OutboundEmail.objects.filter(due, pk=email_id, compose__isnull=True).update(
             status=OutboundEmail.Status.SENDING,
             lease_expires_at=now + OUTBOX_LEASE,
             attempts=F("attempts") + 1,
@@ -796,7 +798,89 @@ def outbox_batch_lease() -> timedelta:
 _OUTBOX_DUE_SQL = """
     ((status = 'pending' AND next_attempt_at <= %(now)s)
      OR (status = 'sending' AND lease_expires_at < %(now)s))
+    AND compose IS NULL
 """
+
+
+def outbox_compose(email_ids: Sequence[UUID | str], *, now: datetime) -> list[UUID]:
+    """Writes the due emails among `email_ids` that their sender writes (queued with
+    portal.emails.queue_email_later); returns `email_ids` with the rows they became.
+
+    Each such row is written by the composer its spec names, in the language the request that
+    queued it acted in: it becomes the first of the rendered emails, and the others (the other
+    bodies and languages of the same email) are added beside it, due at the same time. A row
+    is written once: it is locked while it is written, and one another sender is writing is
+    skipped (that sender sends it). A composer that fails is recorded on the row and tried
+    again with the send's backoff, then the row is marked failed for staff.
+    """
+    ids = [UUID(str(pk)) for pk in email_ids]
+    waiting = list(
+        OutboundEmail.objects.filter(
+            pk__in=ids,
+            compose__isnull=False,
+            status=OutboundEmail.Status.PENDING,
+            next_attempt_at__lte=now,
+        ).values_list("pk", flat=True)
+    )
+    added: list[UUID] = []
+    for pk in waiting:
+        try:
+            added += _outbox_compose_one(pk)
+        except Exception as exc:  # recorded on the row, tried again later
+            _outbox_compose_failed(pk, exc, now=now)
+    return ids + added
+
+
+def _outbox_compose_one(pk: UUID) -> list[UUID]:
+    with transaction.atomic():
+        locked = OutboundEmail.objects.select_for_update(
+            skip_locked=db_connection.features.has_select_for_update_skip_locked
+        )
+        email = locked.filter(pk=pk, compose__isnull=False).first()
+        if email is None:  # written meanwhile, or being written by another sender
+            return []
+        spec: dict[str, Any] = email.compose or {}
+        with translation.override(spec.get("language") or settings.LANGUAGE_CODE):
+            written = composer_for(spec)(spec)
+        if not written:
+            raise ValueError(f"Outbox email {pk}: its composer wrote no email (no recipient)")
+        first, *others = written
+        OutboundEmail.objects.filter(pk=pk).update(
+            template=first.template,
+            to=first.to,
+            subject=first.subject,
+            body_text=first.body_text,
+            body_html=first.body_html,
+            attachments=first.attachments,
+            compose=None,
+        )
+        for other in others:
+            other.created_at, other.next_attempt_at = email.created_at, email.next_attempt_at
+        OutboundEmail.objects.bulk_create(others)
+    return [other.pk for other in others]
+
+
+def _outbox_compose_failed(pk: UUID, exc: Exception, *, now: datetime) -> None:
+    email = OutboundEmail.objects.filter(pk=pk, compose__isnull=False).only("attempts").first()
+    if email is None:
+        return
+    attempts = email.attempts + 1
+    gave_up = attempts >= settings.PORTAL_EMAIL_MAX_ATTEMPTS
+    OutboundEmail.objects.filter(pk=pk, compose__isnull=False).update(
+        attempts=attempts,
+        status=OutboundEmail.Status.FAILED if gave_up else OutboundEmail.Status.PENDING,
+        next_attempt_at=now + outbox_backoff(attempts),
+        last_error=repr(exc)[:2000],
+    )
+    # Loud either way: a composer that fails is a bug, not a mail server's bad day.
+    logger.error(
+        "Outbox email %s could not be written (attempt %d%s): %r",
+        pk,
+        attempts,
+        ", no longer retried" if gave_up else "",
+        exc,
+        exc_info=exc,
+    )
 
 
 def _outbox_claim_batch(
@@ -817,7 +901,7 @@ def _outbox_claim_batch(
         )
         with transaction.atomic():
             picked = list(
-                OutboundEmail.objects.filter(due, pk__in=ids)
+                OutboundEmail.objects.filter(due, pk__in=ids, compose__isnull=True)
                 .order_by("next_attempt_at")
                 .values_list("pk", flat=True)[:limit]
             )
@@ -901,8 +985,12 @@ def _outbox_renew(
     return [email for email in emails if email.pk in kept]
 
 
-def outbound_emails_send(*, email_ids: Sequence[UUID | str]) -> dict[str, int]:
-    """Sends the due emails among `email_ids` over one connection; counts the outcomes.
+def outbound_emails_send(
+    *, email_ids: Sequence[UUID | str], compose: bool = False
+) -> dict[str, int]:
+    """Sends the due emails among `email_ids` over one connection; counts the outcomes. With
+    `compose`, those still to be written (queue_email_later) are written first (outbox_compose:
+    one query more).
 
     The batch form of outbound_email_send, with the same guarantees: claimed before the mail
     server is contacted, sent outside any transaction, each failure recorded on its row (backoff,
@@ -911,6 +999,12 @@ def outbound_emails_send(*, email_ids: Sequence[UUID | str]) -> dict[str, int]:
     Two statements for a batch that all goes well: the claim and the sent mark.
     """
     now = timezone.now()
+    if compose:  # some may be still to write (queue_email_later): written first
+        email_ids = outbox_compose(email_ids, now=now)
+        size = settings.OUTBOX_BATCH_SIZE
+        if len(email_ids) > size:  # more than a batch now: the rest in batches of their own
+            hand_off_batches(email_ids[size:])
+            email_ids = email_ids[:size]
     lease = now + outbox_batch_lease()
     emails = _outbox_claim_batch(email_ids, now=now, lease=lease)
     outcomes: Counter[str] = Counter(skipped=len(set(map(str, email_ids))) - len(emails))
@@ -1069,7 +1163,13 @@ def outbound_emails_resend(*, emails: Iterable[OutboundEmail], actor: User) -> i
             obj=email,
             details={"to": email.to, "status": email.status, "attempts": email.attempts},
         )
-        transaction.on_commit(partial(hand_off, email.pk), robust=True)
+        transaction.on_commit(
+            # One still to be written goes to the sender that writes it, as when it was queued.
+            partial(hand_off_batches, [email.pk], compose=True)
+            if email.compose is not None
+            else partial(hand_off, email.pk),
+            robust=True,
+        )
         count += 1
     return count
 

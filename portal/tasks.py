@@ -25,9 +25,10 @@ def send_outbound_email(email_id: str) -> str:
 
 
 @shared_task(acks_late=True)
-def send_outbound_emails(email_ids: list[str]) -> dict[str, int]:
-    """Sends a batch of outbox emails over one connection (each claimed once, as above)."""
-    return outbound_emails_send(email_ids=email_ids)
+def send_outbound_emails(email_ids: list[str], compose: bool = False) -> dict[str, int]:
+    """Sends a batch of outbox emails over one connection (each claimed once, as above);
+    with `compose`, writes those still to be written first (portal.emails.queue_email_later)."""
+    return outbound_emails_send(email_ids=email_ids, compose=compose)
 
 
 @shared_task(acks_late=True)
@@ -36,7 +37,10 @@ def relay_outbox() -> int:
     due = outbox_due(now=timezone.now())
     size = settings.OUTBOX_BATCH_SIZE
     for start in range(0, len(due), size):
-        send_outbound_emails.delay([str(email_id) for email_id in due[start : start + size]])
+        # Some may be still to write (queue_email_later): one query more for the batch.
+        send_outbound_emails.delay(
+            [str(email_id) for email_id in due[start : start + size]], compose=True
+        )
     return len(due)
 
 

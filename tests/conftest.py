@@ -50,6 +50,19 @@ def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  
     cache.clear()
 
 
+@pytest.fixture(params=["request", "worker"])
+def license_email_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A test twice: the license email written by the request that acted (tasks run
+    in-process, as in the embedded default) and by its sender, from what the request stored
+    (the full stack, where the Celery worker writes it: portal.emails.queue_email_later).
+    The worker's emails exist once the on-commit hand-off ran."""
+    from licensing.services import issue
+
+    if request.param == "worker":
+        monkeypatch.setattr(issue, "emails_written_by_sender", lambda: True)
+    return str(request.param)
+
+
 def celery_conf(**changes: object) -> None:
     """Changes Celery settings for a test.
 

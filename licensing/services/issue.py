@@ -8,13 +8,19 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from portal.emails import Attachment, queue_email_variants
+from portal.emails import (
+    Attachment,
+    email_variant_rows,
+    emails_written_by_sender,
+    queue_email_later,
+    queue_email_rows,
+)
 from portal.formats import short_date
-from portal.models import AuditEvent, Organization, User
+from portal.models import AuditEvent, Organization, OutboundEmail, User
 from portal.policy import Action, OrganizationAccess
 from portal.requestcontext import current_delegation
 from portal.selectors import addressees, membership_in
@@ -187,7 +193,12 @@ def _license_email_parties(
 
 
 def license_email_audience(
-    license: License, acting_user: User | None, *, partner_acting: bool, renewed: bool = False
+    license: License,
+    acting_user: User | None,
+    *,
+    partner_acting: bool,
+    renewed: bool = False,
+    actor_opens: bool | None = None,
 ) -> tuple[set[str], set[str], dict[str, str]]:
     """The license email's recipients: those who can open the license's page (the members of
     the owner organization among them, and the acting person who may), and the others (a
@@ -195,10 +206,11 @@ def license_email_audience(
     with an account reads, except the acting person, who reads the language they act in.
 
     The technical contact and, when they are copied (a partner obtained the license or acts
-    now), the owner's administrators are read in one query (the mint is counted in
-    statements); none when the technical contact is the person acting and nobody is copied.
-    A recipient who is not a member is told where to find the license instead of given a link
-    that may lead to "not found".
+    now), the owner's administrators are read in one query; none when the technical contact is
+    the person acting and nobody is copied. A recipient who is not a member is told where to
+    find the license instead of given a link that may lead to "not found". `actor_opens`:
+    whether the acting person can open the license's page, decided by the request that acted
+    (an email its sender writes later, outside that request); else decided here, from it.
     """
     actor, contact, copied = _license_email_parties(
         license, acting_user, partner_acting=partner_acting
@@ -211,7 +223,9 @@ def license_email_audience(
     others = asked - openers
     if actor:
         assert acting_user is not None
-        (openers if _actor_opens(license, acting_user, renewed=renewed) else others).add(actor)
+        if actor_opens is None:
+            actor_opens = _actor_opens(license, acting_user, renewed=renewed)
+        (openers if actor_opens else others).add(actor)
     languages = {address: person.language for address, person in people.items() if address != actor}
     return openers, others - openers, languages
 
@@ -239,6 +253,10 @@ def partner_acts_for(owner: Organization) -> bool:
     return _partner_for(owner) is not None
 
 
+# The license email's own composer (portal.emails.composer_register, from licensing's AppConfig).
+LICENSE_EMAIL_COMPOSER = "license"
+
+
 def license_email_queue(
     *,
     license: License,
@@ -253,31 +271,129 @@ def license_email_queue(
     copies the customer's administrators, as for a key the partner obtained. The link to the
     license's page goes only to recipients who can open it; the others read where to find it
     (a second body of the same email, written in the same INSERT).
+
+    With a Celery worker (the full stack) the worker writes the email when it sends it
+    (portal.emails.queue_email_later): the transaction that issues a license writes one small
+    row, not the rendered bodies, their recipients' lookup and the signed file. What only this
+    request knows goes with it: the language it acts in, who acts, for whom, and whether they
+    can open the license. The worker reads the license as this transaction committed it.
     """
     acting_partner = _partner_for(license.owner)
+    renewed = event == "renewed"
+    acts = acting_user is not None and acting_user.is_authenticated
+    actor_opens = acts and _actor_opens(license, acting_user, renewed=renewed)  # type: ignore[arg-type]
+    # Or someone of another organization the license is shared with: the owner's people read
+    # who renewed or moved their license, or had its key sent again ("again").
+    acting_outsider = (
+        acting_partner is None
+        and (event in ("renewed", "rehosted") or bool((context or {}).get("again")))
+        and _acts_from_outside(license, acting_user)
+    )
+    stored = _context_stored(context or {})
+    if stored is not None and emails_written_by_sender():
+        queue_email_later(
+            template=f"license_{event}",
+            spec={
+                "composer": LICENSE_EMAIL_COMPOSER,
+                "language": translation.get_language() or "",
+                "license": str(license.pk),
+                "event": event,
+                "actor": acting_user.pk if acts else None,  # type: ignore[union-attr]
+                "partner": acting_partner.pk if acting_partner is not None else None,
+                "actor_opens": actor_opens,
+                "acting_outsider": acting_outsider,
+                "context": stored,
+            },
+        )
+        return
+    queue_email_rows(
+        _license_email_rows(
+            license=license,
+            acting_user=acting_user,
+            acting_partner=acting_partner,
+            event=event,
+            context=context or {},
+            actor_opens=actor_opens,
+            acting_outsider=acting_outsider,
+        )
+    )
+
+
+def license_email_compose(spec: dict[str, Any]) -> list[OutboundEmail]:
+    """The license email's rows from what license_email_queue stored (the composer the worker
+    runs, in the language of the request that queued it)."""
+    license = License.objects.select_related(
+        "owner", "version__product", "registration", "partner", "issued_by"
+    ).get(pk=spec["license"])
+    actor = User.objects.filter(pk=spec["actor"]).first() if spec["actor"] else None
+    partner = Organization.objects.filter(pk=spec["partner"]).first() if spec["partner"] else None
+    return _license_email_rows(
+        license=license,
+        acting_user=actor,
+        acting_partner=partner,
+        event=spec["event"],
+        context=_context_loaded(spec["context"]),
+        actor_opens=spec["actor_opens"],
+        acting_outsider=spec["acting_outsider"],
+    )
+
+
+def _context_stored(context: dict[str, Any]) -> dict[str, Any] | None:
+    """An email context as JSON (a license by its id), or None when it holds anything else."""
+    stored: dict[str, Any] = {}
+    for name, value in context.items():
+        if isinstance(value, License):
+            stored[name] = {"license": str(value.pk)}
+        elif value is None or isinstance(value, bool | int | str):
+            stored[name] = value
+        else:
+            return None
+    return stored
+
+
+def _context_loaded(stored: dict[str, Any]) -> dict[str, Any]:
+    """The context _context_stored stored, its licenses read in one query."""
+    ids = [value["license"] for value in stored.values() if isinstance(value, dict)]
+    licenses = License.objects.select_related("version__product").in_bulk(ids) if ids else {}
+    by_id = {str(pk): license for pk, license in licenses.items()}
+    return {
+        name: by_id.get(value["license"]) if isinstance(value, dict) else value
+        for name, value in stored.items()
+    }
+
+
+def _license_email_rows(
+    *,
+    license: License,
+    acting_user: User | None,
+    acting_partner: Organization | None,
+    event: str,
+    context: dict[str, Any],
+    actor_opens: bool,
+    acting_outsider: bool,
+) -> list[OutboundEmail]:
+    """The unsaved outbox rows of the license email (license_email_queue), its bodies and
+    languages, with the license's file signed now."""
     openers, others, languages = license_email_audience(
         license,
         acting_user,
         partner_acting=acting_partner is not None,
         renewed=event == "renewed",
+        actor_opens=actor_opens,
     )
     shown = {
-        **(context or {}),
+        **context,
         "license": license,
         "product": license.version.product,
         # Who did it, when a partner did it for the customer (a rehost, a renewal).
         "acting_partner": acting_partner,
         "acting_email": acting_user.email if acting_user is not None else "",
-        # Or someone of another organization the license is shared with: the owner's people
-        # read who renewed or moved their license, or had its key sent again ("again").
-        "acting_outsider": acting_partner is None
-        and (event in ("renewed", "rehosted") or bool((context or {}).get("again")))
-        and _acts_from_outside(license, acting_user),
+        "acting_outsider": acting_outsider,
     }
     # The person who acted for the owner from outside reads its own body (a partner's: "you
     # obtained this for the customer", not "obtained on your behalf by"); no one else's changes.
-    from_outside = acting_partner is not None or shown["acting_outsider"]
-    queue_email_variants(
+    from_outside = acting_partner is not None or acting_outsider
+    return email_variant_rows(
         template=f"license_{event}",
         variants=license_email_variants(
             openers=openers,

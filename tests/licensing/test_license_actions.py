@@ -30,7 +30,7 @@ from tests.licensing.factories import (
 )
 from tests.portal.factories import MembershipFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("license_email_writer")]
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from tests.portal.factories import (
     UserFactory,
 )
 
-pytestmark = pytest.mark.django_db
+# Each test twice: the email written by the request that acted and by its sender.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("license_email_writer")]
 
 WHERE_TO_FIND = "find this license under Manage my licenses"
 
@@ -160,7 +161,9 @@ def _license_of(owner: Any, *, technical_email: str, **fields: Any) -> License:
     return LicenseFactory(owner=owner, registration=registration, **fields)
 
 
-def test_a_technical_contact_who_is_a_member_gets_the_links_in_their_own_language() -> None:
+def test_a_technical_contact_who_is_a_member_gets_the_links_in_their_own_language(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     from django.utils import translation
 
     from licensing.services import IssueSource, license_issue
@@ -168,7 +171,9 @@ def test_a_technical_contact_who_is_a_member_gets_the_links_in_their_own_languag
 
     alice, _bob = _acme()
     registration = _license_of(alice.organization, technical_email="BOB@acme.example").registration
-    with translation.override("pt-br"):  # alice gets the key in Portuguese
+    # Sent after the commit, in English: a worker writes alice's email in the language she
+    # acted in, not its own.
+    with django_capture_on_commit_callbacks(execute=True), translation.override("pt-br"):
         license = license_issue(
             source=IssueSource(
                 kind="serial",
@@ -194,7 +199,9 @@ def test_a_technical_contact_who_is_a_member_gets_the_links_in_their_own_languag
     assert "Abrir esta licença" in ours.body_text and "Quantidade" in ours.body_html
 
 
-def test_a_share_recipients_renewal_gives_the_owners_admin_links_her_language_and_who() -> None:
+def test_a_share_recipients_renewal_gives_the_owners_admin_links_her_language_and_who(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     from django.utils import translation
 
     from licensing.services import license_renew
@@ -202,7 +209,7 @@ def test_a_share_recipients_renewal_gives_the_owners_admin_links_her_language_an
     alice, _bob = _acme()
     carol = MembershipFactory(user__email="carol@globex.example", user__language="en")
     license = _license_of(alice.organization, technical_email="alice@acme.example")
-    with translation.override("en"):
+    with django_capture_on_commit_callbacks(execute=True), translation.override("en"):
         license_renew(
             license=license, months=12, registration=None, acting_user=carol.user, reference="R-1"
         )
@@ -220,14 +227,16 @@ def test_a_share_recipients_renewal_gives_the_owners_admin_links_her_language_an
     assert "carol@globex.example" not in theirs.body_text
 
 
-def test_a_renewal_by_a_member_names_nobody() -> None:
+def test_a_renewal_by_a_member_names_nobody(django_capture_on_commit_callbacks: Any) -> None:
     from licensing.services import license_renew
 
     alice, bob = _acme()
     license = _license_of(alice.organization, technical_email="alice@acme.example")
-    license_renew(
-        license=license, months=12, registration=None, acting_user=bob.user, reference="R"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        license_renew(
+            license=license, months=12, registration=None, acting_user=bob.user, reference="R"
+        )
+    assert Email.objects.filter(template="license_renewed").exists()
     for email in Email.objects.filter(template="license_renewed"):
         assert "Renewed by" not in email.body_text and "Renovad" not in email.body_text
 
@@ -254,7 +263,9 @@ def test_the_technical_contact_is_read_in_one_query_and_not_when_it_is_the_actor
         )
 
 
-def test_a_rehost_email_names_the_old_key_and_host_and_links_for_a_member_contact() -> None:
+def test_a_rehost_email_names_the_old_key_and_host_and_links_for_a_member_contact(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     from licensing.services import license_rehost
     from tests.licensing.factories import ProductVersionFactory
 
@@ -266,7 +277,8 @@ def test_a_rehost_email_names_the_old_key_and_host_and_links_for_a_member_contac
         version=ProductVersionFactory(product__node_locked=True),
     )
     old_key = license.key
-    license_rehost(license=license, host_id="NEW-HOST-2", actor=alice.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        license_rehost(license=license, host_id="NEW-HOST-2", actor=alice.user)
     email = _by_recipient("license_rehosted")["bob@acme.example"]
     for body in (email.body_text, email.body_html):
         assert old_key in body and "OLD-HOST-1" in body and "NEW-HOST-2" in body

@@ -31,7 +31,7 @@ from upgrades.models import UpgradeLine
 from upgrades.selectors import publication_preview
 from upgrades.services import notifications_create, upgrade_redeem, version_publish
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("license_email_writer")]
 
 
 def _lapsed(owner, version) -> License:  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ from tests.portal.factories import (
     PartnerFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("license_email_writer")]
 
 
 @pytest.fixture
@@ -511,7 +511,7 @@ def test_customers_page_query_count_does_not_grow(
 
 
 def test_a_key_a_partner_obtains_belongs_to_the_customer_and_reaches_it(
-    client, customer_admin, partner_admin
+    client, customer_admin, partner_admin, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     delegation = DelegationFactory(
         customer=customer_admin.organization,
@@ -520,7 +520,8 @@ def test_a_key_a_partner_obtains_belongs_to_the_customer_and_reaches_it(
     )
     serial = SerialNumberFactory()
     _act_for(client, partner_admin, delegation)
-    response = walk(client, serial.code)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = walk(client, serial.code)
     assert response.status_code == 302
     license = License.objects.get()
     assert license.owner == customer_admin.organization
@@ -562,7 +563,7 @@ def test_a_key_a_partner_obtains_belongs_to_the_customer_and_reaches_it(
 
 
 def test_the_customers_administrators_read_a_partners_key_in_their_own_language(
-    client, customer_admin, partner_admin
+    client, customer_admin, partner_admin, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     User.objects.filter(pk=customer_admin.user.pk).update(language="pt-br")
     delegation = DelegationFactory(
@@ -571,7 +572,8 @@ def test_the_customers_administrators_read_a_partners_key_in_their_own_language(
         scopes=[Scope.OBTAIN_KEYS],
     )
     _act_for(client, partner_admin, delegation)
-    assert walk(client, SerialNumberFactory().code).status_code == 302  # the partner in English
+    with django_capture_on_commit_callbacks(execute=True):
+        assert walk(client, SerialNumberFactory().code).status_code == 302  # partner: English
     subjects = {tuple(e.to): e.subject for e in Email.objects.filter(template="license_issued")}
     # The same body (a link to the license) in two languages; the contact reads the sender's.
     assert subjects[(customer_admin.user.email,)].startswith("[Portal de licenciamento]")
@@ -856,7 +858,7 @@ def test_adding_customers_counts_against_the_invitation_limit(
 
 
 def test_a_key_a_partner_rehosts_reaches_the_customers_administrators(
-    client, customer_admin, partner_admin
+    client, customer_admin, partner_admin, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     # The customer obtained this license itself; the partner moves it to a new host, which gives
     # it a new key and revokes the old one. The customer must get the new key, whatever technical
@@ -870,9 +872,10 @@ def test_a_key_a_partner_rehosts_reaches_the_customers_administrators(
         scopes=[Scope.VIEW_LICENSES, Scope.OBTAIN_KEYS],
     )
     _act_for(client, partner_admin, delegation)
-    response = client.post(
-        reverse("license-rehost", args=[license.pk]), {"host_id": "HOST-B", "confirm": "1"}
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("license-rehost", args=[license.pk]), {"host_id": "HOST-B", "confirm": "1"}
+        )
     assert response.status_code == 302
     license.refresh_from_db()
     assert license.host_id == "HOST-B"
@@ -885,7 +888,8 @@ def test_a_key_a_partner_rehosts_reaches_the_customers_administrators(
     done = f"Done on your behalf by {partner_admin.organization.name} ({partner_admin.user.email})."
     assert done in email.body_text and done in email.body_html
     # The same rule for "Email the key again".
-    client.post(reverse("license-email", args=[license.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("license-email", args=[license.pk]))
     again = Email.objects.filter(template="license_issued")
     assert any(customer_admin.user.email in e.to for e in again)
 
@@ -921,7 +925,7 @@ def test_a_get_a_key_begun_for_one_customer_never_finishes_for_another(
 
 
 def test_a_partner_with_only_obtain_keys_renews_a_customers_license(
-    client, customer_admin, partner_admin
+    client, customer_admin, partner_admin, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     # Renewing is part of Get a key. The partner may not list the customer's licenses, so it
     # chooses the license by its last group, not its whole key; after confirming, it sees the
@@ -945,7 +949,8 @@ def test_a_partner_with_only_obtain_keys_renews_a_customers_license(
         assert shown.key.split("-")[-1] in page
     confirm = post_step(client, "registration", {**REGISTRATION, "target_license": license.pk})
     assert license.key not in confirm.content.decode()
-    response = post_step(client, "confirm")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_step(client, "confirm")
     assert response.status_code == 302
     license.refresh_from_db()
     assert license.maintenance_end > end

@@ -14,7 +14,7 @@ from tests.upgrades.test_wizard import current, step, walk
 from upgrades.models import UpgradeLine, UpgradeRedemption
 from upgrades.services import UpgradeError, upgrade_redeem
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("license_email_writer")]
 
 
 def _colleague_upgrades(s, quantity: int) -> None:  # type: ignore[no-untyped-def]
@@ -108,10 +108,13 @@ def test_the_confirm_page_posts_what_the_quantity_step_showed(client, two_releas
     assert License.objects.get(pk=s["source"].pk).status == License.Status.ACTIVE
 
 
-def test_the_seats_left_are_emailed_with_their_reissued_file(client, setup) -> None:  # type: ignore[no-untyped-def]
+def test_the_seats_left_are_emailed_with_their_reissued_file(  # type: ignore[no-untyped-def]
+    client, setup, django_capture_on_commit_callbacks
+) -> None:
     # 4 of 10 upgraded: the new license's email went out, but the 6 left on the old license
     # were reissued in a file nobody received; the inbox held only the file saying 10.
-    walk(client, setup, quantity=4, registration={"technical_email": "new-tech@acme.example"})
+    with django_capture_on_commit_callbacks(execute=True):
+        walk(client, setup, quantity=4, registration={"technical_email": "new-tech@acme.example"})
     source = License.objects.get(pk=setup["source"].pk)
     new_license = License.objects.get(version=setup["new"])
     audience = sorted([setup["member"].user.email, "new-tech@acme.example"])
