@@ -180,7 +180,7 @@ def main() -> None:
     scripts = [p for p in sorted(BENCH.glob("bench_*.py")) if not only or p.stem in only]
     outputs: list[tuple[str, str, str]] = []
     with (
-        celery_worker(env, log=LOGS / "celery.log"),
+        celery_worker(env, log=LOGS / "celery.log") as worker,
         gunicorn(env, workers=2, log=LOGS / "gunicorn.log") as url,
     ):
         log.append(f"gunicorn (2 sync workers) at {url}, a Celery worker (2 processes) on Redis")
@@ -194,6 +194,8 @@ def main() -> None:
                 **env,
                 RESULTS_ENV: str(results),
                 "BENCH_BASE_URL": url,
+                # A figure that must not share the machine with the worker pauses it (SIGSTOP).
+                "BENCH_WORKER_PID": str(worker.pid),
                 "BENCH_SCRIPT": path.name,
                 "BENCH_SCALE": str(scale),
                 "BENCH_QUICK": "1" if quick else "",
