@@ -23,6 +23,7 @@ from portal.formats import short_date
 from portal.models import AuditEvent, Organization, OutboundEmail, User
 from portal.policy import Action, OrganizationAccess
 from portal.requestcontext import current_delegation
+from portal.rows import row_update, rows_insert
 from portal.selectors import addressees, membership_in
 from portal.services import admin_emails, audit_event_build, audit_record
 
@@ -501,7 +502,7 @@ def license_issue(
         partner=_partner_for(owner),
         now=now,
     )
-    license.save(force_insert=True)
+    rows_insert([license])  # as license.save(force_insert=True), without the ORM's compiler
 
     issued: list[AuditEvent] = []
     details = _issued_details(license, source)
@@ -1162,7 +1163,7 @@ def serial_redeem(
     serial.redeemed_by = organization
     serial.redeemed_at = now
     serial.license = license
-    serial.save(update_fields=["status", "redeemed_by", "redeemed_at", "license"])
+    row_update(serial, ["status", "redeemed_by", "redeemed_at", "license"])
     events.append(
         audit_event_build(
             action="serial.redeemed",
@@ -1172,7 +1173,7 @@ def serial_redeem(
             details={"code": serial.code, "kind": serial.kind, "license": str(license.pk)},
         )
     )
-    AuditEvent.objects.bulk_create(events)
+    rows_insert(events)
     logger.info(
         "Serial %s redeemed by %s: license %s (%s)",
         serial.code,
@@ -1250,7 +1251,9 @@ def _registration_for(
         )
         if reused is not None:
             return reused
-    return SupportRegistration.objects.create(organization=organization, **data)
+    created = SupportRegistration(organization=organization, **data)
+    rows_insert([created])
+    return created
 
 
 def _redemption_record(
@@ -1267,14 +1270,18 @@ def _redemption_record(
     # failed insert and leaving serial_redeem's atomic block, which rolls back (to its own
     # savepoint when nested).
     try:
-        SerialRedemption.objects.create(
-            serial=serial,
-            code=serial.code,
-            kind=serial.kind,
-            license=license,
-            organization=organization,
-            redeemed_by=actor,
-            redeemed_at=now,
+        rows_insert(
+            [
+                SerialRedemption(
+                    serial=serial,
+                    code=serial.code,
+                    kind=serial.kind,
+                    license=license,
+                    organization=organization,
+                    redeemed_by=actor,
+                    redeemed_at=now,
+                )
+            ]
         )
     except IntegrityError as exc:
         raise SerialError(_("This serial number can no longer be redeemed.")) from exc

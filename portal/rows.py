@@ -1,0 +1,88 @@
+"""Rows written without the ORM's query compiler, for the mint's hot transaction.
+
+The mint (licensing.services.license_issue and serial_redeem) writes six rows per license. Saved
+through the ORM, compiling those statements cost more than PostgreSQL took to run them, and the
+mint is measured against raw psycopg writes of the same rows (bench/bench_get_a_key.py). These
+helpers write model instances with one cached statement per model and the fields' own value
+preparation (pre_save, get_db_prep_save): the same values a save would write.
+
+What a save would also do, they do not: send pre_save/post_save signals (no receiver listens to
+the models written here) and call a save() override (only AuditEvent has one, which refuses
+updates; an insert is what it allows). On a database other than PostgreSQL (the embedded SQLite
+default, where speed is not the point) they are the ORM's bulk_create and save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field, Model
+
+# Per model: its INSERT's head, the fields it writes, the auto primary key RETURNING reads.
+_INSERTS: dict[type[Model], tuple[str, list[Field[Any, Any]], Field[Any, Any] | None]] = {}
+
+
+def _insert_of(model: type[Model]) -> tuple[str, list[Field[Any, Any]], Field[Any, Any] | None]:
+    if model not in _INSERTS:
+        meta = model._meta
+        pk = meta.pk
+        auto = pk if pk is not None and getattr(pk, "db_returning", False) else None
+        fields = [field for field in meta.concrete_fields if field is not auto]
+        quote = connection.ops.quote_name
+        head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        _INSERTS[model] = (head, fields, auto)
+    return _INSERTS[model]
+
+
+def rows_insert(instances: Sequence[Model]) -> None:
+    """INSERTs `instances` (of one model) in one statement, as bulk_create would; an auto
+    primary key (a serial id) is read back with RETURNING and set on each instance."""
+    if not instances:
+        return
+    model = type(instances[0])
+    if connection.vendor != "postgresql":
+        # One INSERT as well; SQLite 3.35+ reads an auto primary key back with RETURNING.
+        model._default_manager.bulk_create(instances)  # type: ignore[attr-defined]
+        return
+    head, fields, auto = _insert_of(model)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for instance in instances:
+        params.extend(
+            field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+        )
+    sql = head + "VALUES " + ", ".join([row] * len(instances))
+    if auto is not None:
+        sql += f" RETURNING {connection.ops.quote_name(auto.column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall() if auto is not None else []
+    for index, instance in enumerate(instances):
+        if auto is not None:
+            setattr(instance, auto.attname, returned[index][0])
+        instance._state.adding = False
+        instance._state.db = connection.alias
+
+
+def row_update(instance: Model, fields: Sequence[str]) -> None:
+    """UPDATEs `fields` of a saved instance from its attributes, as save(update_fields=…)."""
+    if connection.vendor != "postgresql":
+        instance.save(update_fields=list(fields))
+        return
+    meta = instance._meta
+    quote = connection.ops.quote_name
+    chosen: list[Field[Any, Any]] = [meta.get_field(name) for name in fields]  # type: ignore[misc]
+    assert meta.pk is not None
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608
+        + ", ".join(f"{quote(field.column)} = %s" for field in chosen)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, False), connection) for field in chosen
+    ]
+    params.append(meta.pk.get_db_prep_value(instance.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

@@ -1,0 +1,91 @@
+"""portal.rows writes what the ORM's save would, without its compiler: the same values in every
+column (defaults, auto dates, foreign keys, JSON), the auto primary key read back, and an
+update of the named fields only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.forms.models import model_to_dict
+
+from licensing.models import SerialNumber, SerialRedemption, SupportRegistration
+from portal.models import AuditEvent
+from portal.rows import row_update, rows_insert
+from portal.services import audit_event_build
+from tests.licensing.factories import REGISTRATION, LicenseFactory, SerialNumberFactory
+from tests.portal.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _stored(instance: Any) -> dict[str, Any]:
+    fresh = type(instance).objects.get(pk=instance.pk)
+    return {field.attname: getattr(fresh, field.attname) for field in fresh._meta.concrete_fields}
+
+
+def test_an_inserted_row_reads_back_as_the_ormsaved_one() -> None:
+    membership = MembershipFactory()
+    by_orm = SupportRegistration(organization=membership.organization, **REGISTRATION)
+    by_orm.save(force_insert=True)
+    by_rows = SupportRegistration(organization=membership.organization, **REGISTRATION)
+    rows_insert([by_rows])
+    assert by_rows.pk is not None and by_rows.pk != by_orm.pk  # the serial id, read back
+    assert not by_rows._state.adding
+    ours, theirs = _stored(by_rows), _stored(by_orm)
+    for name in ("id", "created_at", "updated_at"):
+        ours.pop(name), theirs.pop(name)
+    assert ours == theirs
+    assert model_to_dict(by_rows) == {**model_to_dict(by_orm), "id": by_rows.pk}
+
+
+def test_many_rows_with_json_in_one_statement(django_assert_num_queries: Any) -> None:
+    membership = MembershipFactory()
+    events = [
+        audit_event_build(
+            action=f"test.{n}",
+            actor=membership.user,
+            organization=membership.organization,
+            details={"n": n, "nested": {"key": "value"}},
+        )
+        for n in range(3)
+    ]
+    with django_assert_num_queries(1):
+        rows_insert(events)
+    stored = {event.action: event.details for event in AuditEvent.objects.all()}
+    assert stored == {f"test.{n}": {"n": n, "nested": {"key": "value"}} for n in range(3)}
+
+
+def test_an_update_writes_the_named_fields_only() -> None:
+    serial = SerialNumberFactory()
+    license = LicenseFactory()
+    serial.status = SerialNumber.Status.REDEEMED
+    serial.license = license
+    serial.redeemed_by = license.owner
+    serial.quantity = 999  # not named: not written
+    row_update(serial, ["status", "license", "redeemed_by"])
+    fresh = SerialNumber.objects.get(pk=serial.pk)
+    assert fresh.status == SerialNumber.Status.REDEEMED and fresh.license_id == license.pk
+    assert fresh.redeemed_by_id == license.owner_id and fresh.quantity != 999
+
+
+def test_a_unique_row_inserted_twice_raises_djangos_integrity_error() -> None:
+    serial = SerialNumberFactory()
+    license = LicenseFactory()
+    membership = MembershipFactory()
+
+    def redemption() -> SerialRedemption:
+        return SerialRedemption(
+            serial=serial,
+            code=serial.code,
+            kind=serial.kind,
+            license=license,
+            organization=membership.organization,
+            redeemed_by=membership.user,
+        )
+
+    rows_insert([redemption()])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows_insert([redemption()])
+    assert SerialRedemption.objects.count() == 1
