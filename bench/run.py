@@ -123,7 +123,9 @@ def commit() -> str:
             check=False,
         ).stdout.strip()
 
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", ".") else ""
+    # The reports themselves are not the code measured.
+    changed = git("status", "--porcelain", "--", ".", ":!bench/REPORT.md", ":!bench/LOAD.md")
+    dirty = " (with uncommitted changes)" if changed else ""
     head, branch = git("rev-parse", "--short", "HEAD"), git("rev-parse", "--abbrev-ref", "HEAD")
     return f"{head} on {branch}{dirty}"
 
