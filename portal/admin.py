@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from allauth.account.admin import EmailAddressAdmin as AllauthEmailAddressAdmin
@@ -382,7 +383,13 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     list_filter = ["status", "template"]
     search_fields = ["subject", "to"]
     exclude = ["attachments"]
+    readonly_fields = ["written_from"]
     actions = ["resend"]
+
+    @admin.display(description=_("to be written from"))
+    def written_from(self, email: OutboundEmail) -> str:
+        # What its sender writes it from (portal.emails.queue_email_later); empty once written.
+        return json.dumps(email.compose, indent=2, sort_keys=True) if email.compose else "-"
 
     @admin.display(description=_("subject"), ordering="subject")
     def subject_shown(self, email: OutboundEmail) -> str:

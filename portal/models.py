@@ -423,6 +423,8 @@ class OutboundEmail(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.compose is not None:  # no subject nor recipients until its sender writes it
+            return f"{self.template} {_('(written by the worker when it sends it)')}"
         return f"{self.subject} → {', '.join(self.to)}"
 
 

@@ -96,9 +96,14 @@ def test_a_row_still_to_be_written_is_never_sent_as_it_is(
     composer: Composer, admin_client: Any
 ) -> None:
     row = _queued()  # its hand-off never ran
-    # Staff see what it is, not an empty subject.
+    # Staff see what it is, not an empty subject, and what it is written from.
     listed = admin_client.get(reverse("admin:portal_outboundemail_changelist")).content.decode()
     assert "(written by the worker when it sends it)" in listed
+    shown = admin_client.get(
+        reverse("admin:portal_outboundemail_change", args=[row.pk])
+    ).content.decode()
+    assert "invitation (written by the worker when it sends it)" in shown
+    assert "To be written from" in shown and "&quot;token&quot;: &quot;tok-1&quot;" in shown
     assert outbound_email_send(email_id=row.pk) == "skipped"
     assert outbound_emails_send(email_ids=[row.pk]) == {"skipped": 1}
     row.refresh_from_db()
