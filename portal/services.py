@@ -715,14 +715,20 @@ def outbox_backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=base * 2 ** max(0, attempts - 1)), timedelta(hours=1))
 
 
-def _outbox_claim(email_id: UUID | str, *, now: datetime) -> OutboundEmail | None:
-    """Takes one due email for this sender with a conditional UPDATE, or None if not due."""
+def _outbox_sendable(now: datetime) -> Q:
+    """A sender may claim an email that is pending and due, or one a dead sender's lease left
+    behind; never one still to be written (outbox_compose): it has no body yet. The batch
+    claim's SQL (_OUTBOX_DUE_SQL) says the same for PostgreSQL."""
     due = Q(status=OutboundEmail.Status.PENDING, next_attempt_at__lte=now) | Q(
         status=OutboundEmail.Status.SENDING, lease_expires_at__lt=now
     )
+    return due & Q(compose__isnull=True)
+
+
+def _outbox_claim(email_id: UUID | str, *, now: datetime) -> OutboundEmail | None:
+    """Takes one due email for this sender with a conditional UPDATE, or None if not due."""
     claimed = (
-        # Not one still to be written (outbox_compose): it has no body yet.
-        OutboundEmail.objects.filter(due, pk=email_id, compose__isnull=True).update(
+        OutboundEmail.objects.filter(_outbox_sendable(now), pk=email_id).update(
             status=OutboundEmail.Status.SENDING,
             lease_expires_at=now + OUTBOX_LEASE,
             attempts=F("attempts") + 1,
@@ -896,12 +902,10 @@ def _outbox_claim_batch(
     if db_connection.vendor != "postgresql":
         # SQLite (the embedded default) has no SKIP LOCKED; its one writer at a time makes
         # the plain read-then-update in one transaction a claim.
-        due = Q(status=OutboundEmail.Status.PENDING, next_attempt_at__lte=now) | Q(
-            status=OutboundEmail.Status.SENDING, lease_expires_at__lt=now
-        )
+        due = _outbox_sendable(now)
         with transaction.atomic():
             picked = list(
-                OutboundEmail.objects.filter(due, pk__in=ids, compose__isnull=True)
+                OutboundEmail.objects.filter(due, pk__in=ids)
                 .order_by("next_attempt_at")
                 .values_list("pk", flat=True)[:limit]
             )
