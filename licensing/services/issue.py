@@ -279,18 +279,18 @@ def license_email_queue(
     request knows goes with it: the language it acts in, who acts, for whom, and whether they
     can open the license. The worker reads the license as this transaction committed it.
     """
+    context = context or {}
     acting_partner = _partner_for(license.owner)
-    renewed = event == "renewed"
-    acts = acting_user is not None and acting_user.is_authenticated
-    actor_opens = acts and _actor_opens(license, acting_user, renewed=renewed)  # type: ignore[arg-type]
+    actor = acting_user if acting_user is not None and acting_user.is_authenticated else None
+    actor_opens = actor is not None and _actor_opens(license, actor, renewed=event == "renewed")
     # Or someone of another organization the license is shared with: the owner's people read
     # who renewed or moved their license, or had its key sent again ("again").
     acting_outsider = (
         acting_partner is None
-        and (event in ("renewed", "rehosted") or bool((context or {}).get("again")))
+        and (event in ("renewed", "rehosted") or bool(context.get("again")))
         and _acts_from_outside(license, acting_user)
     )
-    stored = _context_stored(context or {})
+    stored = _context_stored(context)
     if stored is not None and emails_written_by_sender():
         queue_email_later(
             template=f"license_{event}",
@@ -299,7 +299,7 @@ def license_email_queue(
                 "language": translation.get_language() or "",
                 "license": str(license.pk),
                 "event": event,
-                "actor": acting_user.pk if acts else None,  # type: ignore[union-attr]
+                "actor": actor.pk if actor is not None else None,
                 "partner": acting_partner.pk if acting_partner is not None else None,
                 "actor_opens": actor_opens,
                 "acting_outsider": acting_outsider,
@@ -313,7 +313,7 @@ def license_email_queue(
             acting_user=acting_user,
             acting_partner=acting_partner,
             event=event,
-            context=context or {},
+            context=context,
             actor_opens=actor_opens,
             acting_outsider=acting_outsider,
         )
