@@ -23,7 +23,7 @@ from portal.formats import short_date
 from portal.models import AuditEvent, Organization, OutboundEmail, User
 from portal.policy import Action, OrganizationAccess
 from portal.requestcontext import current_delegation
-from portal.rows import row_update, rows_insert
+from portal.rows import RowQuery, row_update, rows_insert
 from portal.selectors import addressees, membership_in
 from portal.services import admin_emails, audit_event_build, audit_record
 
@@ -1039,6 +1039,14 @@ class RedeemResult:
     renewed: bool
 
 
+# The serial a redemption reads, locked, with its version and product: compiled once (RowQuery).
+_SERIAL_LOCKED: RowQuery[SerialNumber] = RowQuery(
+    lambda code: SerialNumber.objects.select_for_update(of=("self",))
+    .select_related("version__product")
+    .filter(code=code)
+)
+
+
 @transaction.atomic
 def serial_redeem(
     *,
@@ -1066,12 +1074,7 @@ def serial_redeem(
     # waits here, then sees the first one's committed status and is refused (or shown the first
     # one's result). The license is not joined: a row re-read after a lock wait would come
     # with the join partner of the old row version, so SerialAlreadyRedeemed loads it itself.
-    serial = (
-        SerialNumber.objects.select_for_update(of=("self",))
-        .select_related("version__product")
-        .filter(code=canonical_code(code))
-        .first()
-    )
+    serial = _SERIAL_LOCKED.first(canonical_code(code))
     serial_refusal_raise(
         serial=serial, organization=organization, today=today, accepted_before=accepted_before
     )

@@ -1,6 +1,6 @@
 """portal.rows writes what the ORM's save would, without its compiler: the same values in every
 column (defaults, auto dates, foreign keys, JSON), the auto primary key read back, and an
-update of the named fields only."""
+update of the named fields only; and RowQuery reads what the QuerySet would, compiled once."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.forms.models import model_to_dict
 
 from licensing.models import SerialNumber, SerialRedemption, SupportRegistration
 from portal.models import AuditEvent
-from portal.rows import row_update, rows_insert
+from portal.rows import RowQuery, row_update, rows_insert
 from portal.services import audit_event_build
 from tests.licensing.factories import REGISTRATION, LicenseFactory, SerialNumberFactory
 from tests.portal.factories import MembershipFactory
@@ -89,3 +90,46 @@ def test_a_unique_row_inserted_twice_raises_djangos_integrity_error() -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         rows_insert([redemption()])
     assert SerialRedemption.objects.count() == 1
+
+
+_LOCKED = RowQuery(
+    lambda code: SerialNumber.objects.select_for_update(of=("self",))
+    .select_related("version__product")
+    .filter(code=code)
+)
+
+
+def test_a_row_query_reads_what_the_queryset_reads(django_assert_num_queries: Any) -> None:
+    serial = SerialNumberFactory()
+    other = SerialNumberFactory()
+    with transaction.atomic():
+        expected = (
+            SerialNumber.objects.select_related("version__product").filter(code=serial.code).get()
+        )
+        with django_assert_num_queries(1):
+            found = _LOCKED.first(serial.code)
+            assert found is not None
+            # The joined rows came with it: no query for them.
+            assert found.version.product.name == expected.version.product.name
+        assert found._state.adding is False and found._state.db == "default"
+        assert _stored(found) == _stored(expected)
+        for name in ("version", "product"):
+            theirs = expected.version if name == "version" else expected.version.product
+            ours = found.version if name == "version" else found.version.product
+            assert model_to_dict(ours) == model_to_dict(theirs)
+        # Compiled once, run again with other parameters: the other row, and none for no row.
+        again = _LOCKED.first(other.code)
+        assert again is not None and again.pk == other.pk
+        assert _LOCKED.first("NO-SUCH-CODE") is None
+        assert _LOCKED.all(serial.code) == [found]
+
+
+def test_a_row_query_refuses_a_query_whose_parameters_are_not_the_callers() -> None:
+    constant = RowQuery(lambda code: SerialNumber.objects.filter(code=code, quantity=5))
+    with pytest.raises(ValueError, match="parameters"):
+        constant.first("ABC")
+    annotated = RowQuery(
+        lambda code: SerialNumber.objects.filter(code=code).annotate(twice=F("quantity") * 2)
+    )
+    with pytest.raises(ValueError, match="whole rows"):
+        annotated.first("ABC")
