@@ -184,18 +184,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         **DATABASES["default"].get("OPTIONS", {}),
     }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Parameters bound by the server, and a statement run 5 times on a connection prepared
-    # (psycopg's own default; Django's is to interpolate them into the SQL text): PostgreSQL
-    # then skips parsing and planning the portal's repeated statements. The mint took 2.9 ms
-    # without, 2.5 ms with (issue 13). Behind PgBouncer in transaction mode, or anything else
-    # that shares a server connection between clients, set DATABASE_PREPARE_THRESHOLD=off.
-    _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
-    DATABASES["default"]["OPTIONS"] = {
-        "server_side_binding": True,
-        "prepare_threshold": None if _prepare in ("", "off", "none", "0") else int(_prepare),
-        **DATABASES["default"].get("OPTIONS", {}),
-    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # How long a request waits for Redis (cache and broker) before it degrades. Short, so that with

@@ -110,38 +110,6 @@ def test_sqlite_transactions_begin_immediate_and_wait() -> None:
     assert "transaction_mode" not in _settings_value(options, DATABASE_URL=postgres)
 
 
-def test_postgresql_binds_parameters_on_the_server_and_prepares_repeated_statements() -> None:
-    options = "settings.DATABASES['default']['OPTIONS']"
-    postgres = "postgres://postgres@127.0.0.1:5432/portal"
-    assert _settings_value(options, DATABASE_URL=postgres) == (
-        "{'server_side_binding': True, 'prepare_threshold': 5}"
-    )
-    # Behind a pooler that shares server connections between clients: nothing prepared.
-    for off in ("off", "none", "0", ""):
-        assert _settings_value(options, DATABASE_URL=postgres, DATABASE_PREPARE_THRESHOLD=off) == (
-            "{'server_side_binding': True, 'prepare_threshold': None}"
-        )
-
-
-@pytest.mark.django_db
-def test_statements_are_prepared_on_a_postgresql_connection() -> None:
-    """Run on PostgreSQL (CI): the fifth run of one statement is a prepared one."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only")
-    connection.ensure_connection()
-    raw = connection.connection
-    assert raw.prepare_threshold == 5
-    for _ in range(6):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT %s::int + 1", [41])
-            assert cursor.fetchone() == (42,)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
-        assert cursor.fetchone()[0] >= 1
-
-
 # Two confirmations at once (a double click) on the embedded SQLite default: each reads, then
 # writes the same row, as a confirm step reads the serial, then redeems it.
 _SQLITE_CONFIRMS = """
