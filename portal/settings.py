@@ -184,6 +184,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         **DATABASES["default"].get("OPTIONS", {}),
     }
+# The mint's few statements (portal/rows.py) prepared once per PostgreSQL connection. Off behind
+# a pooler that shares server connections without tracking prepared statements.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # How long a request waits for Redis (cache and broker) before it degrades. Short, so that with

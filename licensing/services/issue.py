@@ -1041,9 +1041,11 @@ class RedeemResult:
 
 # The serial a redemption reads, locked, with its version and product: compiled once (RowQuery).
 _SERIAL_LOCKED: RowQuery[SerialNumber] = RowQuery(
-    lambda code: SerialNumber.objects.select_for_update(of=("self",))
-    .select_related("version__product")
-    .filter(code=code)
+    lambda code: (
+        SerialNumber.objects.select_for_update(of=("self",))
+        .select_related("version__product")
+        .filter(code=code)
+    )
 )
 
 

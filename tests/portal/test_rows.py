@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.forms.models import model_to_dict
 
@@ -90,12 +90,19 @@ def test_a_unique_row_inserted_twice_raises_djangos_integrity_error() -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         rows_insert([redemption()])
     assert SerialRedemption.objects.count() == 1
+    # The statement prepared on this connection still runs after the rolled-back one (psycopg
+    # forgets what it prepared on a rollback and prepares it again).
+    serial = SerialNumberFactory()
+    rows_insert([redemption()])
+    assert SerialRedemption.objects.count() == 2
 
 
 _LOCKED = RowQuery(
-    lambda code: SerialNumber.objects.select_for_update(of=("self",))
-    .select_related("version__product")
-    .filter(code=code)
+    lambda code: (
+        SerialNumber.objects.select_for_update(of=("self",))
+        .select_related("version__product")
+        .filter(code=code)
+    )
 )
 
 
@@ -133,3 +140,40 @@ def test_a_row_query_refuses_a_query_whose_parameters_are_not_the_callers() -> N
     )
     with pytest.raises(ValueError, match="whole rows"):
         annotated.first("ABC")
+
+
+def _prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepares")
+def test_the_mints_statements_are_prepared_and_no_other() -> None:
+    membership = MembershipFactory()
+    registrations = [
+        SupportRegistration(organization=membership.organization, **REGISTRATION) for _ in "ab"
+    ]
+    for registration in registrations:
+        rows_insert([registration])  # the same statement twice: prepared once, run twice
+    row_update(registrations[0], ["company"])
+    serial = SerialNumberFactory()
+    with transaction.atomic():
+        assert _LOCKED.first(serial.code) is not None
+    for _ in range(6):  # the ORM's own statements are not prepared, however often they run
+        list(SupportRegistration.objects.filter(organization=membership.organization))
+    prepared = _prepared()
+    table = '"licensing_supportregistration"'
+    assert sum(s.startswith(f"INSERT INTO {table}") for s in prepared) == 1
+    assert sum(s.startswith(f"UPDATE {table}") for s in prepared) == 1
+    assert sum('FROM "licensing_serialnumber"' in s and "FOR UPDATE" in s for s in prepared) == 1
+    assert not [s for s in prepared if s.startswith("SELECT") and "FOR UPDATE" not in s]
+    assert registrations[0].pk != registrations[1].pk
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepares")
+def test_preparing_can_be_turned_off(settings: Any) -> None:
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    membership = MembershipFactory()
+    rows_insert([SupportRegistration(organization=membership.organization, **REGISTRATION)])
+    assert not [s for s in _prepared() if "licensing_supportregistration" in s]
