@@ -18,10 +18,11 @@ PostgreSQL took to answer it.
 
 On PostgreSQL their statements are prepared once per connection (psycopg's prepare=True, the
 parameters bound by the server), so PostgreSQL does not parse and plan them again per mint: in
-the quick bench the mint went from 0.44 to 0.52-0.53 of its raw floor. Only these: an insert, an update by primary key and a
-lookup by a unique key have one best plan whatever their parameters, which a prepared
-statement's generic plan is; the portal's other queries are not prepared (the license list's,
-shared by organizations of 1,000 and 100,000 licenses, took 7 times as long on a generic plan).
+the quick bench the mint went from 0.44 to 0.52-0.53 of its raw floor. Only these: an insert,
+an update by primary key and a lookup by a unique key have one best plan whatever their
+parameters, which a prepared statement's generic plan is; the portal's other queries are not
+prepared (the license list's, shared by organizations of 1,000 and 100,000 licenses, took 7
+times as long on a generic plan).
 DATABASE_PREPARED_STATEMENTS=false turns it off (a pooler that shares server connections
 between clients and does not track prepared statements: PgBouncer before 1.21 in transaction
 mode). Django's execute wrappers and query log see these statements as any other.
@@ -153,8 +154,9 @@ def row_update(instance: Model, fields: Sequence[str]) -> None:
 
 class RowQuery(Generic[M]):
     """`build(*params)`'s query on the default database, compiled on its first run in the
-    process (per database vendor), then run with each call's parameters: `build` must return the same query for any parameters, and
-    its SQL's parameters must be exactly `params`, in order (checked when it compiles).
+    process (per database vendor), then run with each call's parameters: `build` must return
+    the same query for any parameters, and its SQL's parameters must be exactly `params`, in
+    order (checked when it compiles).
 
     What it returns is what the QuerySet would: model instances with their select_related
     rows, the fields' converters applied. Not for querysets with annotations, deferred fields
