@@ -39,6 +39,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model, QuerySet
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
 
@@ -165,9 +166,9 @@ class RowQuery(Generic[M]):
 
     def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
         self.build = build
-        self._compiled: dict[tuple[str, str], tuple[str, Callable[[list[Any]], list[M]]]] = {}
+        self._compiled: dict[tuple[str, str], tuple[str, bool, Callable[[list[Any]], list[M]]]] = {}
 
-    def _compile(self, params: tuple[Any, ...]) -> tuple[str, Callable[[list[Any]], list[M]]]:
+    def _compile(self, params: tuple[Any, ...]) -> tuple[str, bool, Callable[[list[Any]], list[M]]]:
         queryset = self.build(*params)
         query = queryset.query
         deferred = query.deferred_loading[0]
@@ -198,14 +199,27 @@ class RowQuery(Generic[M]):
                 made.append(instance)
             return made
 
-        return sql, instances
+        return sql, bool(query.select_for_update), instances
 
     def all(self, *params: Any) -> list[M]:
         key = (connection.alias, connection.vendor)
         if key not in self._compiled:
             self._compiled[key] = self._compile(params)
-        sql, instances = self._compiled[key]
-        with _cursor(connections[key[0]]) as cursor:
+        sql, locks, instances = self._compiled[key]
+        db = connections[key[0]]
+        features = db.features
+        if (
+            locks
+            and features.has_select_for_update
+            and features.supports_transactions
+            and db.get_autocommit()
+        ):
+            # As the ORM refuses it (a lock outside a transaction is released at once), on
+            # every run, not only the one that compiled it; SQLite has no row locks to refuse.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
+        with _cursor(db) as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         return instances(rows)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.transaction import TransactionManagementError
 from django.forms.models import model_to_dict
 
 from licensing.models import SerialNumber, SerialRedemption, SupportRegistration
@@ -129,6 +130,20 @@ def test_a_row_query_reads_what_the_queryset_reads(django_assert_num_queries: An
         assert again is not None and again.pk == other.pk
         assert _LOCKED.first("NO-SUCH-CODE") is None
         assert _LOCKED.all(serial.code) == [found]
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit between the test's statements
+def test_a_locking_row_query_is_refused_outside_a_transaction_every_time() -> None:
+    serial = SerialNumberFactory()
+    with transaction.atomic():
+        assert _LOCKED.first(serial.code) is not None  # compiled (or already) in a transaction
+    if not connection.features.has_select_for_update:  # SQLite: no row locks, none refused
+        assert _LOCKED.first(serial.code) is not None
+        return
+    with pytest.raises(TransactionManagementError):
+        _LOCKED.first(serial.code)
+    with pytest.raises(TransactionManagementError):  # as the ORM says
+        SerialNumber.objects.select_for_update().filter(code=serial.code).first()
 
 
 def test_a_row_query_refuses_a_query_whose_parameters_are_not_the_callers() -> None:
