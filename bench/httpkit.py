@@ -10,6 +10,7 @@ with the same client, connections and concurrency, so their ratio compares the s
 from __future__ import annotations
 
 import http.client
+import itertools
 import statistics
 import threading
 import time
@@ -44,6 +45,12 @@ class LoadResult:
         return self.percentile(0.95)
 
 
+def unique(path: str, number: int) -> str:
+    """`path` with a query parameter of its own: a page that no cache holds (My licenses' page
+    cache keys the whole query string), rendered for this request."""
+    return f"{path}{'&' if '?' in path else '?'}bench-request={number}"
+
+
 def hammer(
     base_url: str,
     path: str,
@@ -53,12 +60,14 @@ def hammer(
     seconds: float = 5.0,
     warmup: float = 1.0,
     min_requests: int = 20,
+    rendered: bool = False,
 ) -> LoadResult:
     """Requests `path` from `concurrency` keep-alive connections after a warmup.
 
     The window lasts `seconds`, longer if fewer than `min_requests` completed by then (at most
     three times as long), so a slow page still gets a median; a request counts when it completes
-    inside the window, whenever it started.
+    inside the window, whenever it started. With `rendered`, each request asks for a query
+    string of its own (`unique`).
     """
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -69,6 +78,7 @@ def hammer(
     measure_from = time.perf_counter() + warmup
     window = {"end": measure_from + seconds}
     limit = measure_from + 3 * seconds
+    numbers = itertools.count()
 
     def worker() -> None:
         connection = http.client.HTTPConnection(host, port, timeout=120)
@@ -77,7 +87,8 @@ def hammer(
             if began >= window["end"]:
                 break
             try:
-                connection.request("GET", path, headers=headers)
+                asked = unique(path, next(numbers)) if rendered else path
+                connection.request("GET", asked, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 ok = response.status == 200
@@ -112,8 +123,10 @@ def interleaved(
     *,
     rounds: int = 200,
     warmup: int = 10,
+    rendered: bool = False,
 ) -> list[LoadResult]:
-    """Requests each (path, cookie) in turn, one request at a time, for `rounds` rounds.
+    """Requests each (path, cookie) in turn, one request at a time, for `rounds` rounds (with
+    `rendered`, each request a query string of its own: `unique`).
 
     One keep-alive connection per path and nothing else in flight: each latency is the server's
     time for that page alone (no queue behind a busy worker), and the pages of one round are
@@ -131,7 +144,8 @@ def interleaved(
             connection = connections[index]
             began = time.perf_counter()
             try:
-                connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+                asked = unique(path, number) if rendered else path
+                connection.request("GET", asked, headers={"Cookie": cookie} if cookie else {})
                 response = connection.getresponse()
                 response.read()
                 ok = response.status == 200

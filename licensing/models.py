@@ -694,3 +694,24 @@ class MaintenanceReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.license_id} {self.days_before}d → {self.email}"
+
+
+class ListVersion(models.Model):
+    """How many committed transactions have changed what an organization's My licenses shows.
+
+    Written only by PostgreSQL triggers (licensing/listcache.py), read by the list's page cache
+    as part of its key. Organization 0 is the catalog, whose names every list shows.
+    """
+
+    organization_id = models.BigIntegerField(primary_key=True)
+    version = models.BigIntegerField(default=0)
+    # The transaction that last counted: a transaction that changes many rows counts once.
+    xact = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("license list version")
+        verbose_name_plural = _("license list versions")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.version}"

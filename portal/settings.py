@@ -188,6 +188,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # a pooler that shares server connections without tracking prepared statements.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# How long My licenses keeps a rendered page in the cache (licensing/listcache.py); 0: never.
+# A change to anything the page shows makes a new key at once: this only bounds the memory.
+LICENSE_LIST_CACHE_SECONDS = int(os.environ.get("LICENSE_LIST_CACHE_SECONDS", "300"))
 
 # How long a request waits for Redis (cache and broker) before it degrades. Short, so that with
 # Redis down every page still answers within 2 seconds; Redis on the same network answers in

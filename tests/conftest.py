@@ -32,8 +32,19 @@ def own_signing_key(settings, tmp_path: Path) -> Path:  # type: ignore[no-untype
 
 
 @pytest.fixture(autouse=True)
-def _portal_test_settings(settings, signing_key_path: Path) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _portal_test_settings(  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest, settings, signing_key_path: Path
+) -> Iterator[None]:
     settings.LICENSE_SIGNING_KEY_FILE = signing_key_path
+    # My licenses' page cache knows a change when its transaction commits (licensing/listcache):
+    # on in the tests whose writes commit (transactional ones, the browser's live server), off
+    # in those that run inside a transaction rolled back at the end, where nothing commits.
+    marker = request.node.get_closest_marker("django_db")
+    if not (
+        (marker is not None and marker.kwargs.get("transaction"))
+        or {"transactional_db", "live_server"} & set(request.fixturenames)
+    ):
+        settings.LICENSE_LIST_CACHE_SECONDS = 0
     # Retired keys beside the session key (none): never a developer's directory from the env.
     settings.LICENSE_SIGNING_RETIRED_KEYS_DIR = None
     settings.PORTAL_SITE_URL = "http://testserver"

@@ -37,12 +37,14 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from portal.http import PortalRequest, organization_required, post_only
 from portal.policy import Action, allows, refusal
 
+from .. import listcache
 from ..filters import INCLUDE_ALL, SORTS, LicenseFilter, without_full_key
 from ..forms import (
     CustomValuesForm,
@@ -326,6 +328,9 @@ def _filtered(
     )
 
 
+LIST_TEMPLATE = "licensing/license_list.html"
+
+
 @organization_required(action=Action.VIEW_LICENSES)
 def license_list(request: PortalRequest) -> HttpResponse:
     return license_list_render(request)
@@ -335,7 +340,7 @@ def license_list_render(
     request: PortalRequest,
     *,
     base: QuerySet[License] | None = None,
-    template: str = "licensing/license_list.html",
+    template: str = LIST_TEMPLATE,
     context: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """The My licenses list (filters, search, sorting, pages) over `base`, with `template`.
@@ -348,6 +353,15 @@ def license_list_render(
     keyless = without_full_key(request.GET)
     if keyless is not None:
         return redirect(f"{request.path}?{keyless.urlencode()}")
+    # My licenses itself may come from its page cache (licensing/listcache.py).
+    own_page = base is None and context is None and template == LIST_TEMPLATE
+    key = listcache.key_for(request) if own_page else None
+    content = listcache.cached(request, key)
+    if content is not None:
+        response = render(
+            request, "licensing/license_list_cached.html", {"content": mark_safe(content)}
+        )
+        return listcache.with_token(request, response)
     license_filter, custom_fields = _filtered(request, base)
     page = _list_page(license_filter, request.GET.get("page"), request.GET)
     today = timezone.localdate()
@@ -376,7 +390,7 @@ def license_list_render(
         toggle_query.pop("include", None)
     else:
         toggle_query["include"] = INCLUDE_ALL
-    return render(
+    response = render(
         request,
         template,
         {
@@ -402,8 +416,17 @@ def license_list_render(
             "toggle_query": toggle_query.urlencode(),
             "empty_state": _empty_state(request, license_filter) if not rows else "",
             **(context or {}),
+            **(
+                {"cache_markers": True, "csrf_token": listcache.CSRF_PLACEHOLDER}
+                if key is not None
+                else {}
+            ),
         },
     )
+    if key is None:
+        return response
+    listcache.store(key, response)
+    return listcache.with_token(request, response)
 
 
 # "All N matching the filters" acts on at most this many licenses at once.
