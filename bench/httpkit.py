@@ -14,6 +14,7 @@ import itertools
 import statistics
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -45,10 +46,11 @@ class LoadResult:
         return self.percentile(0.95)
 
 
-def unique(path: str, number: int) -> str:
-    """`path` with a query parameter of its own: a page that no cache holds (My licenses' page
-    cache keys the whole query string), rendered for this request."""
-    return f"{path}{'&' if '?' in path else '?'}bench-request={number}"
+def unique(path: str, number: int, run: str) -> str:
+    """`path` with a query parameter of its own (`run`: a measurement's random id, `number`: the
+    request's), a page that no cache holds (My licenses' page cache keys the whole query string):
+    rendered for this request."""
+    return f"{path}{'&' if '?' in path else '?'}bench-request={run}-{number}"
 
 
 def hammer(
@@ -79,6 +81,7 @@ def hammer(
     window = {"end": measure_from + seconds}
     limit = measure_from + 3 * seconds
     numbers = itertools.count()
+    run = uuid.uuid4().hex[:12]  # each call's own: the same path is measured more than once
 
     def worker() -> None:
         connection = http.client.HTTPConnection(host, port, timeout=120)
@@ -87,7 +90,7 @@ def hammer(
             if began >= window["end"]:
                 break
             try:
-                asked = unique(path, next(numbers)) if rendered else path
+                asked = unique(path, next(numbers), run) if rendered else path
                 connection.request("GET", asked, headers=headers)
                 response = connection.getresponse()
                 response.read()
@@ -139,12 +142,13 @@ def interleaved(
     latencies: list[list[float]] = [[] for _ in paths]
     errors = [0 for _ in paths]
     started = time.perf_counter()
+    run = uuid.uuid4().hex[:12]
     for number in range(warmup + rounds):
         for index, (path, cookie) in enumerate(paths):
             connection = connections[index]
             began = time.perf_counter()
             try:
-                asked = unique(path, number) if rendered else path
+                asked = unique(path, number, run) if rendered else path
                 connection.request("GET", asked, headers={"Cookie": cookie} if cookie else {})
                 response = connection.getresponse()
                 response.read()

@@ -21,6 +21,10 @@ PostgreSQL (no triggers). The CSRF token is never cached: the content is stored 
 placeholder that each response replaces with its own token. The flash messages, the navigation
 and everything else outside the content are rendered for each request.
 
+Pages are stored in the shared cache (Redis; this process's memory while Redis is down,
+portal/cache.py) and the last RECENT_PAGES this process stored or read also in its memory,
+which saves a round trip to Redis: neither can be out of date, since a key names one state.
+
 The count is read before the rows, so a page stored under a count shows at least that state:
 a transaction that commits between the two reads is in the rows and changes the count, and the
 next request misses. The count's row is written at commit (a deferred trigger), after every
@@ -30,6 +34,8 @@ other lock the transaction takes.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from functools import cache
 from pathlib import Path
 
@@ -105,12 +111,42 @@ def key_for(request: PortalRequest) -> str | None:
     return "license-list:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def cached(request: PortalRequest, key: str | None) -> str | None:
-    """The stored content for `key`, if any."""
+# The pages this process stored or read last, in front of the shared cache: a key names one
+# state, so a page kept here is never out of date; only the number kept is bounded.
+_RECENT: OrderedDict[str, str] = OrderedDict()
+RECENT_PAGES = 64
+_recent_lock = threading.Lock()
+
+
+def _remember(key: str, content: str) -> None:
+    with _recent_lock:
+        _RECENT[key] = content
+        _RECENT.move_to_end(key)
+        while len(_RECENT) > RECENT_PAGES:
+            _RECENT.popitem(last=False)
+
+
+def forget() -> None:
+    """Empties this process's recent pages (the tests' cache.clear() empties the shared ones)."""
+    with _recent_lock:
+        _RECENT.clear()
+
+
+def cached(key: str | None) -> str | None:
+    """The stored content for `key`, if any: from this process's recent pages, else from the
+    shared cache."""
     if key is None:
         return None
+    with _recent_lock:
+        content = _RECENT.get(key)
+        if content is not None:
+            _RECENT.move_to_end(key)
+            return content
     content = django_cache.get(key)
-    return content if isinstance(content, str) else None
+    if not isinstance(content, str):
+        return None
+    _remember(key, content)
+    return content
 
 
 def store(key: str, response: HttpResponse) -> None:
@@ -119,7 +155,9 @@ def store(key: str, response: HttpResponse) -> None:
     page = response.content.decode()
     start, end = page.find(START), page.find(END)
     if response.status_code == 200 and 0 <= start < end:
-        django_cache.set(key, page[start + len(START) : end], settings.LICENSE_LIST_CACHE_SECONDS)
+        content = page[start + len(START) : end]
+        django_cache.set(key, content, settings.LICENSE_LIST_CACHE_SECONDS)
+        _remember(key, content)
     response.content = page.replace(START, "").replace(END, "").encode()
 
 

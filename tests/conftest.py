@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import translation
 
+from licensing import listcache
 from licensing.signing import create_signing_key
 from portal import breaker
 from portal.celery import app as celery_app
@@ -54,6 +55,7 @@ def _portal_test_settings(  # type: ignore[no-untyped-def]
     celery_conf(task_always_eager=True)
     breaker.reset()
     cache.clear()
+    listcache.forget()
     # Each test starts in the default language: a request's LocaleMiddleware leaves the
     # language it activated on the thread, and emails queued outside a request use it.
     translation.activate(settings.LANGUAGE_CODE)

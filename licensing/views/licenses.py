@@ -356,7 +356,7 @@ def license_list_render(
     # My licenses itself may come from its page cache (licensing/listcache.py).
     own_page = base is None and context is None and template == LIST_TEMPLATE
     key = listcache.key_for(request) if own_page else None
-    content = listcache.cached(request, key)
+    content = listcache.cached(key)
     if content is not None:
         response = render(
             request, "licensing/license_list_cached.html", {"content": mark_safe(content)}

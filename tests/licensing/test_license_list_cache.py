@@ -85,6 +85,10 @@ def test_a_stored_page_is_the_page_rendered(client, listed, django_assert_max_nu
         with django_assert_max_num_queries(4):  # session, user and memberships, the state
             again = page(client, params)
         assert TOKEN.sub("", again) == TOKEN.sub("", first)
+        listcache.forget()  # as another process finds it: in the shared cache
+        with django_assert_max_num_queries(4):
+            shared = page(client, params)
+        assert TOKEN.sub("", shared) == TOKEN.sub("", first)
         # Each response has a token of its own, not the stored page's.
         assert TOKEN.search(again) and TOKEN.search(again).group() != TOKEN.search(first).group()
 
