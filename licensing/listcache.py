@@ -34,6 +34,7 @@ other lock the transaction takes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from functools import cache
@@ -47,6 +48,8 @@ from django.middleware.csrf import get_token
 from django.utils import timezone, translation
 
 from portal.http import PortalRequest
+
+logger = logging.getLogger(__name__)
 
 # The content of the page between these markers is what is stored (licensing/license_list.html
 # writes them only when the page is to be stored); neither reaches a browser.
@@ -81,6 +84,43 @@ def code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+# The tables whose triggers count the changes (licensing/migrations/0020_list_version.py).
+COUNTED_TABLES = frozenset(
+    {
+        "licensing_license",
+        "licensing_serialnumber",
+        "licensing_supportregistration",
+        "licensing_customfield",
+        "licensing_customfieldvalue",
+        "licensing_licenseshare",
+        "licensing_product",
+        "licensing_productversion",
+        "portal_organization",
+    }
+)
+_COUNTING = """
+SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger WHERE tgname LIKE %s AND tgenabled <> 'D'
+"""
+
+
+@cache
+def counting() -> bool:
+    """Whether every counting trigger is in the database and enabled, checked once per process:
+    without them (a restore that left them out, a replica that does not fire them) a stored
+    page could outlive a change, so nothing is stored or read."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTING, [r"%\_list\_changed"])
+        enabled = {table for (table,) in cursor.fetchall()}
+    missing = COUNTED_TABLES - enabled
+    if missing:
+        logger.warning(
+            "My licenses' page cache is off: no enabled change-counting trigger on %s "
+            "(licensing migration 0020)",
+            ", ".join(sorted(missing)),
+        )
+    return not missing
+
+
 def key_for(request: PortalRequest) -> str | None:
     """The key the request's list content is stored under, or None when it is not stored.
 
@@ -90,6 +130,8 @@ def key_for(request: PortalRequest) -> str | None:
     seconds = settings.LICENSE_LIST_CACHE_SECONDS
     access = request.access
     if not seconds or connection.vendor != "postgresql" or not access.is_member:
+        return None
+    if not counting():
         return None
     with connection.cursor() as cursor:
         cursor.execute(_STATE, [request.organization.pk, request.user.pk])
@@ -127,9 +169,11 @@ def _remember(key: str, content: str) -> None:
 
 
 def forget() -> None:
-    """Empties this process's recent pages (the tests' cache.clear() empties the shared ones)."""
+    """Empties this process's recent pages (the tests' cache.clear() empties the shared ones)
+    and forgets whether the triggers were found."""
     with _recent_lock:
         _RECENT.clear()
+    counting.cache_clear()
 
 
 def cached(key: str | None) -> str | None:

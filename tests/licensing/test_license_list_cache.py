@@ -346,3 +346,28 @@ def test_every_table_the_list_reads_is_counted(client, listed, settings) -> None
         counted = {table for (table,) in cursor.fetchall()}
     assert "licensing_license" in read and "licensing_serialnumber" in read
     assert read - READ_EACH_TIME <= counted, read - READ_EACH_TIME - counted
+
+
+def test_the_counted_tables_are_the_triggers_tables() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger "
+            "WHERE tgname LIKE '%%_list_changed'"
+        )
+        assert {table for (table,) in cursor.fetchall()} == listcache.COUNTED_TABLES
+    assert listcache.counting()
+
+
+def test_off_while_a_trigger_is_disabled(client, listed, stored, caplog) -> None:  # type: ignore[no-untyped-def]
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE licensing_customfieldvalue DISABLE TRIGGER USER")
+    try:
+        listcache.forget()
+        page(client)
+        page(client)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE licensing_customfieldvalue ENABLE TRIGGER USER")
+        listcache.forget()
+    assert stored == []
+    assert "licensing_customfieldvalue" in caplog.text
