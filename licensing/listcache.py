@@ -99,17 +99,20 @@ COUNTED_TABLES = frozenset(
     }
 )
 _COUNTING = """
-SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger WHERE tgname LIKE %s AND tgenabled <> 'D'
+SELECT tgrelid::regclass::text FROM pg_trigger
+WHERE tgenabled <> 'D' AND (tgname LIKE %s OR tgname LIKE %s)
+GROUP BY 1 HAVING count(*) = 2
 """
 
 
 @cache
 def counting() -> bool:
-    """Whether every counting trigger is in the database and enabled, checked once per process:
+    """Whether both counting triggers of every table (the one that names the organization, the
+    one that counts at commit) are in the database and enabled, checked once per process:
     without them (a restore that left them out, a replica that does not fire them) a stored
     page could outlive a change, so nothing is stored or read."""
     with connection.cursor() as cursor:
-        cursor.execute(_COUNTING, [r"%\_list\_changed"])
+        cursor.execute(_COUNTING, [r"%\_list\_touched", r"%\_list\_changed"])
         enabled = {table for (table,) in cursor.fetchall()}
     missing = COUNTED_TABLES - enabled
     if missing:

@@ -26,18 +26,50 @@ WATCHED = {
     "portal_organization": ("{row}.id",),
 }
 
-COUNT = """
-CREATE OR REPLACE FUNCTION licensing_list_count(organization bigint) RETURNS void
+# Each changed row names its organization at once, in a setting of the transaction (undone
+# with it, and with a rolled-back savepoint); nothing is locked yet.
+TOUCH = """
+CREATE OR REPLACE FUNCTION licensing_list_touch(organization bigint) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    touched text := coalesce(current_setting('licensing.list_touched', true), '');
 BEGIN
-    IF organization IS NULL THEN
+    IF organization IS NULL OR strpos(touched, ',' || organization || ',') > 0 THEN
         RETURN;
     END IF;
+    PERFORM set_config(
+        'licensing.list_touched',
+        CASE WHEN touched = '' THEN ',' ELSE touched END || organization || ',',
+        true
+    );
+END
+$$
+"""
+
+# At commit (a deferred trigger), the first row's trigger counts every organization named, in
+# one statement and in the organizations' order: the count rows are locked for the commit alone,
+# after every other lock the transaction takes, and always in the same order, so writers never
+# wait for one another in a cycle (two staff actions over the same organizations in opposite
+# orders deadlocked when each row counted its own). A transaction counts once per organization;
+# its id, never used again, is what the list's cache key holds.
+COUNT = """
+CREATE OR REPLACE FUNCTION licensing_list_count() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    touched text := coalesce(current_setting('licensing.list_touched', true), '');
+BEGIN
+    IF touched = '' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('licensing.list_touched', '', true);
     INSERT INTO licensing_listversion AS counted (organization_id, version, xact)
-    VALUES (organization, 1, pg_current_xact_id()::text::bigint)
+    SELECT organization::bigint, 1, pg_current_xact_id()::text::bigint
+    FROM unnest(string_to_array(trim(BOTH ',' FROM touched), ',')) AS organization
+    ORDER BY 1
     ON CONFLICT (organization_id) DO UPDATE
         SET version = counted.version + 1, xact = excluded.xact
         WHERE counted.xact <> excluded.xact;
+    RETURN NULL;
 END
 $$
 """
@@ -48,14 +80,15 @@ CATALOG = {"licensing_product", "licensing_productversion"}
 
 def _trigger_sql(table: str, expressions: tuple[str, ...]) -> list[str]:
     old = "\n".join(
-        f"        PERFORM licensing_list_count({e.format(row='OLD')});" for e in expressions
+        f"        PERFORM licensing_list_touch({e.format(row='OLD')});" for e in expressions
     )
     new = "\n".join(
-        f"        PERFORM licensing_list_count({e.format(row='NEW')});" for e in expressions
+        f"        PERFORM licensing_list_touch({e.format(row='NEW')});" for e in expressions
     )
+    events = "UPDATE OR DELETE" if table in CATALOG else "INSERT OR UPDATE OR DELETE"
     return [
         f"""
-CREATE OR REPLACE FUNCTION {table}_list_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {table}_list_touched() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
 {old}
@@ -67,15 +100,16 @@ BEGIN
 END
 $$
 """,
-        f"DROP TRIGGER IF EXISTS {table}_list_changed ON {table}",
-        # Deferred to the commit: the count's row is locked for the commit alone, after every
-        # other lock the transaction takes, so writers of one organization never wait on each
-        # other longer than a commit, and never deadlock on it.
+        f"DROP TRIGGER IF EXISTS {table}_list_touched ON {table}",
         f"""
-CREATE CONSTRAINT TRIGGER {table}_list_changed
-AFTER {"UPDATE OR DELETE" if table in CATALOG else "INSERT OR UPDATE OR DELETE"} ON {table}
+CREATE TRIGGER {table}_list_touched AFTER {events} ON {table}
+FOR EACH ROW EXECUTE FUNCTION {table}_list_touched()
+""",
+        f"DROP TRIGGER IF EXISTS {table}_list_changed ON {table}",
+        f"""
+CREATE CONSTRAINT TRIGGER {table}_list_changed AFTER {events} ON {table}
 DEFERRABLE INITIALLY DEFERRED
-FOR EACH ROW EXECUTE FUNCTION {table}_list_changed()
+FOR EACH ROW EXECUTE FUNCTION licensing_list_count()
 """,
     ]
 
@@ -83,6 +117,7 @@ FOR EACH ROW EXECUTE FUNCTION {table}_list_changed()
 def create_triggers(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor != "postgresql":
         return  # the list's page cache is off elsewhere
+    schema_editor.execute(TOUCH)
     schema_editor.execute(COUNT)
     for table, expressions in WATCHED.items():
         for statement in _trigger_sql(table, expressions):
@@ -94,8 +129,10 @@ def drop_triggers(apps, schema_editor):  # type: ignore[no-untyped-def]
         return
     for table in WATCHED:
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_list_changed ON {table}")
-        schema_editor.execute(f"DROP FUNCTION IF EXISTS {table}_list_changed()")
-    schema_editor.execute("DROP FUNCTION IF EXISTS licensing_list_count(bigint)")
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_list_touched ON {table}")
+        schema_editor.execute(f"DROP FUNCTION IF EXISTS {table}_list_touched()")
+    schema_editor.execute("DROP FUNCTION IF EXISTS licensing_list_count()")
+    schema_editor.execute("DROP FUNCTION IF EXISTS licensing_list_touch(bigint)")
 
 
 class Migration(migrations.Migration):

@@ -5,11 +5,12 @@ wrote it. Transactional tests: the cache knows a change when it commits."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -252,6 +253,16 @@ def test_one_transaction_counts_once(listed) -> None:  # type: ignore[no-untyped
         License.objects.filter(pk=licenses[0].pk).update(quantity=1)
         transaction.set_rollback(True)
     assert ListVersion.objects.get(organization_id=admin.organization_id).xact == after.xact
+    # A savepoint rolled back takes its organization out of the count, not the others.
+    other = LicenseFactory()
+    others = ListVersion.objects.get(organization_id=other.owner_id).xact
+    with transaction.atomic():
+        License.objects.filter(pk=licenses[0].pk).update(quantity=2)
+        with transaction.atomic():
+            License.objects.filter(pk=other.pk).update(quantity=2)
+            transaction.set_rollback(True)
+    assert ListVersion.objects.get(organization_id=other.owner_id).xact == others
+    assert ListVersion.objects.get(organization_id=admin.organization_id).xact != after.xact
 
 
 @pytest.fixture
@@ -371,3 +382,37 @@ def test_off_while_a_trigger_is_disabled(client, listed, stored, caplog) -> None
         listcache.forget()
     assert stored == []
     assert "licensing_customfieldvalue" in caplog.text
+
+
+def test_writers_of_several_organizations_at_once_never_deadlock_on_the_counts() -> None:
+    """Transactions that change the lists of the same organizations in opposite orders commit
+    together: the counts are taken in one statement, in the organizations' order, so none waits
+    for another in a cycle (PostgreSQL would abort one: an error page for a staff action)."""
+    organizations = [LicenseFactory().owner for _ in range(4)]
+    writers = 6
+    # A license per writer and organization: the writers share no license row, only the counts.
+    mine = [[LicenseFactory(owner=org).pk for org in organizations] for _ in range(writers)]
+    failures: list[BaseException] = []
+
+    def write(index: int, barrier: threading.Barrier) -> None:
+        ids = mine[index] if index % 2 else mine[index][::-1]
+        try:
+            with transaction.atomic():
+                for quantity, pk in enumerate(ids, start=2):
+                    License.objects.filter(pk=pk).update(quantity=quantity)
+                barrier.wait(timeout=30)  # every writer commits at once
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    for _round in range(3):
+        barrier = threading.Barrier(writers)
+        threads = [threading.Thread(target=write, args=(i, barrier)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    for org in organizations:
+        assert ListVersion.objects.get(organization_id=org.pk).version >= 1 + 3 * writers
