@@ -168,7 +168,7 @@ def render(runs: list[dict[str, Any]], meta: dict[str, str], invariants: str) ->
     lines = ["# Load test report", ""]
     lines += [f"- **{key}**: {value}" for key, value in meta.items()]
     lines += ["", "## Runs", "",
-              "| Users | Requests/s | Requests | Failures | Abandoned flows | Error rate | p50 | "
+              "| Users | Requests/s | Requests | Failures | Flows ended early | Error rate | p50 | "
               "p95 | p99 | "
               "CPU gunicorn | CPU postgres | CPU celery | CPU locust | CPU machine |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -202,7 +202,12 @@ def render(runs: list[dict[str, Any]], meta: dict[str, str], invariants: str) ->
             lines += [f"- {f['Method']} {f['Name']}: {f['Error']} ×{f['Occurrences']}"
                       for f in run["failures"]]  # fmt: skip
         if run["exceptions"]:
-            lines += ["", "Flows abandoned (an expected form missing from the page):", ""]
+            lines += [
+                "",
+                "Flows ended early, not errors (an expected form missing from the page, "
+                "or a step the portal refused with the message quoted):",
+                "",
+            ]
             lines += [f"- {e['Message']} ×{e['Count']}" for e in run["exceptions"]]
         lines.append("")
     lines += ["## check_invariants on the load database", "", "```", invariants.strip(), "```", ""]
