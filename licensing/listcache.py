@@ -48,6 +48,9 @@ from django.middleware.csrf import get_token
 from django.utils import timezone, translation
 
 from portal.http import PortalRequest
+from portal.models import User
+
+from .selectors import active_shares
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +61,28 @@ END = "<!--/license-list-content-->"
 # Stands for the CSRF token in a stored page; each response gets its own token.
 CSRF_PLACEHOLDER = "license-list-csrf-token-placeholder"
 
+# The key's state: the organization's and the catalog's last change, and whether the person has
+# licenses shared with them (licensing.selectors.active_shares, compiled once: state_sql).
 _STATE = """
 SELECT
     (SELECT xact FROM licensing_listversion WHERE organization_id = %s),
     (SELECT xact FROM licensing_listversion WHERE organization_id = 0),
-    EXISTS (SELECT 1 FROM licensing_licenseshare WHERE user_id = %s AND revoked_at IS NULL)
+    EXISTS ({shares})
 """
+_PROBE = -271828  # a user id no one has, to find the selector's one parameter
+
+
+@cache
+def state_sql() -> str | None:
+    """_STATE with the person's active shares as the selectors define them, compiled once per
+    process; None (the cache off) if the selector's query takes any parameter but the person."""
+    shares = active_shares(User(pk=_PROBE)).order_by().values("pk")
+    sql, params = shares.query.sql_with_params()
+    if list(params) != [_PROBE]:
+        logger.warning("My licenses' page cache is off: active_shares() takes other parameters")
+        return None
+    return _STATE.format(shares=sql)
+
 
 _SOURCES = ("templates", "portal", "licensing", "upgrades", "enterprise_flex", "vouchers",
             "fileconnect", "static")  # fmt: skip
@@ -136,8 +155,11 @@ def key_for(request: PortalRequest) -> str | None:
         return None
     if not counting():
         return None
+    sql = state_sql()
+    if sql is None:
+        return None
     with connection.cursor() as cursor:
-        cursor.execute(_STATE, [request.organization.pk, request.user.pk])
+        cursor.execute(sql, [request.organization.pk, request.user.pk])
         changed, catalog_changed, shared = cursor.fetchone()
     if shared:
         return None
@@ -177,6 +199,7 @@ def forget() -> None:
     with _recent_lock:
         _RECENT.clear()
     counting.cache_clear()
+    state_sql.cache_clear()
 
 
 def cached(key: str | None) -> str | None:

@@ -14,7 +14,7 @@ from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from licensing import listcache
 from licensing.models import (
@@ -416,3 +416,14 @@ def test_writers_of_several_organizations_at_once_never_deadlock_on_the_counts()
     assert failures == []
     for org in organizations:
         assert ListVersion.objects.get(organization_id=org.pk).version >= 1 + 3 * writers
+
+
+def test_a_revoked_share_does_not_keep_the_list_from_the_cache(client, listed, stored) -> None:  # type: ignore[no-untyped-def]
+    """Whether someone has licenses shared with them is asked as the selectors ask it
+    (active_shares, compiled into the key's query): a revoked share is none."""
+    admin, _licenses = listed
+    LicenseShare.objects.create(
+        license=LicenseFactory(), email=admin.user.email, user=admin.user, revoked_at=timezone.now()
+    )
+    page(client)
+    assert len(stored) == 1
